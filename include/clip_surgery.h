@@ -1,0 +1,145 @@
+/* clip_surgery.h: the one public header of libclip_surgery.
+ *
+ * CLIP Surgery (Li et al.) in C: CLIP image and text towers, the surgery
+ * variants of the image tower, feature surgery, similarity maps and point
+ * prompts. Every function returns a cs_status; on failure cs_last_error()
+ * holds one line that names the file or argument at fault. The library never
+ * prints and never exits.
+ *
+ * Arrays are float32, row-major, with shapes given in the comments. */
+#ifndef CLIP_SURGERY_H
+#define CLIP_SURGERY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- errors */
+typedef enum cs_status {
+    CS_OK = 0,
+    CS_ERR_IO,          /* file missing, unreadable, unwritable */
+    CS_ERR_FORMAT,      /* file or data does not follow its format */
+    CS_ERR_NOMEM,       /* allocation failed or size overflows */
+    CS_ERR_ARG,         /* bad argument from the caller */
+    CS_ERR_SHAPE,       /* a tensor or array has the wrong shape */
+    CS_ERR_MISSING,     /* a required tensor/entry is absent */
+    CS_ERR_UNSUPPORTED, /* valid but not handled (dtype, mode, opcode) */
+    CS_ERR_LIMIT,       /* over a configured size limit */
+    CS_ERR_TOO_LONG,    /* text longer than the context without truncation */
+    CS_ERR_UTF8         /* invalid UTF-8 input */
+} cs_status;
+
+const char *cs_last_error(void);          /* message of the last failure (this thread) */
+const char *cs_status_name(cs_status s);  /* short name of a status */
+
+/* ---------------------------------------------------------------- threads */
+/* Threads used by BLAS and the library's own loops (one pool: OpenMP). */
+void cs_set_threads(int n);
+int cs_get_threads(void);
+
+/* ---------------------------------------------------------------- images */
+typedef struct cs_image {
+    int width, height;
+    uint8_t *rgb; /* [height, width, 3], 8-bit RGB */
+} cs_image;
+
+typedef struct cs_image_options {
+    int64_t max_pixels; /* refuse images above this many pixels (0: 100 MP default) */
+    int exif_rotate;    /* apply EXIF orientation (default 0, as the reference) */
+} cs_image_options;
+
+/* Decode a JPEG or PNG file into 8-bit RGB (palette, grayscale, alpha and
+ * 16-bit converted as DESIGN.md section 4 says). opts may be NULL. */
+cs_status cs_image_load(const char *path, const cs_image_options *opts, cs_image *out);
+void cs_image_free(cs_image *img);
+
+/* Pillow-exact bicubic resize (antialiased, a = -0.5, fixed point, horizontal
+ * then vertical pass) to out_w x out_h. */
+cs_status cs_image_resize(const cs_image *in, int out_w, int out_h, cs_image *out);
+
+/* /255 then CLIP mean/std: out is float [3, h, w]. */
+void cs_image_normalize(const cs_image *img, float *out);
+
+/* ---------------------------------------------------------------- tokenizer */
+typedef struct cs_tokenizer cs_tokenizer;
+
+#define CS_SOT_TOKEN 49406
+#define CS_EOT_TOKEN 49407
+
+/* Load the BPE vocabulary: openai/CLIP's bpe_simple_vocab_16e6.txt.gz, or a
+ * folder holding Hugging Face vocab.json + merges.txt. */
+cs_status cs_tokenizer_load(const char *path, cs_tokenizer **out);
+void cs_tokenizer_free(cs_tokenizer *tok);
+
+/* Token ids of one text exactly as clip.tokenize gives them: <|startoftext|>,
+ * the BPE ids, <|endoftext|>. Writes at most `context` ids into ids[] (no
+ * padding) and their count into *n_ids. Longer than `context`: with truncate
+ * the first context ids are kept and the last becomes <|endoftext|>; without
+ * it CS_ERR_TOO_LONG. Invalid UTF-8: CS_ERR_UTF8. */
+cs_status cs_tokenize(cs_tokenizer *tok, const char *text, int context, int truncate,
+                      int32_t *ids, int *n_ids);
+
+/* Batch form: ids is int32 [n, context], zero padded. */
+cs_status cs_tokenize_batch(cs_tokenizer *tok, const char *const *texts, int n, int context,
+                            int truncate, int32_t *ids);
+
+/* ---------------------------------------------------------------- model */
+typedef enum cs_vision_kind { CS_VISION_VIT = 0, CS_VISION_RESNET = 1 } cs_vision_kind;
+
+/* Inferred from tensor names and shapes, as openai/CLIP's build_model does. */
+typedef struct cs_config {
+    int embed_dim;
+    cs_vision_kind vision_kind;
+    int image_resolution; /* native input size R */
+    int vision_width;     /* ViT width, or ResNet base width */
+    int vision_layers;    /* ViT blocks */
+    int resnet_layers[4]; /* ResNet blocks per stage */
+    int vision_heads;
+    int patch_size;       /* ViT */
+    int grid;             /* native token grid side */
+    int context_length;
+    int vocab_size;
+    int text_width;
+    int text_heads;
+    int text_layers;
+} cs_config;
+
+typedef struct cs_model cs_model;
+
+/* Load a model: a .safetensors file (OpenAI/open_clip or Hugging Face names,
+ * F32/F16/BF16), or a folder with model.safetensors (+ config.json). */
+cs_status cs_model_load(const char *path, cs_model **out);
+void cs_model_free(cs_model *m);
+const cs_config *cs_model_config(const cs_model *m);
+
+/* Number of image tokens (1 + N) the vision tower gives for an R x R input. */
+int cs_model_num_tokens(const cs_model *m, int resolution);
+
+typedef enum cs_vision_mode {
+    CS_VISION_PLAIN = 0,  /* plain CLIP */
+    CS_VISION_SURGERY = 1 /* architecture surgery (DESIGN.md section 4) */
+} cs_vision_mode;
+
+/* Vision tower on normalized pixels [3, R, R] (R a multiple of the patch
+ * size for ViT, of 32 for ResNets). tokens: [1+N, D], after ln_post and proj
+ * (ViT) or the attention pool (ResNet); not normalized. */
+cs_status cs_encode_image(cs_model *m, const float *pixels, int resolution, cs_vision_mode mode,
+                          float *tokens);
+
+/* Text tower on token ids int32 [n, context] (zero padded; each row pooled at
+ * the first position of its largest id). out: [n, D], not normalized. */
+cs_status cs_encode_text(cs_model *m, const int32_t *ids, int n, int context, float *out);
+
+/* ---------------------------------------------------------------- method */
+/* Cosine similarity: tokens [T, D] (normalized here), classes [C, D] (used as
+ * given). out [T, C]. */
+cs_status cs_similarity(const float *tokens, int n_tokens, const float *classes, int n_classes,
+                        int dim, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

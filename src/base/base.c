@@ -1,0 +1,87 @@
+#include "base.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static _Thread_local char g_message[1024];
+
+const char *cs_last_error(void) { return g_message; }
+
+const char *cs_status_name(cs_status s) {
+    switch (s) {
+    case CS_OK: return "ok";
+    case CS_ERR_IO: return "i/o error";
+    case CS_ERR_FORMAT: return "bad format";
+    case CS_ERR_NOMEM: return "out of memory";
+    case CS_ERR_ARG: return "bad argument";
+    case CS_ERR_SHAPE: return "wrong shape";
+    case CS_ERR_MISSING: return "missing";
+    case CS_ERR_UNSUPPORTED: return "unsupported";
+    case CS_ERR_LIMIT: return "over limit";
+    case CS_ERR_TOO_LONG: return "too long";
+    case CS_ERR_UTF8: return "invalid UTF-8";
+    }
+    return "unknown error";
+}
+
+cs_status cs_fail(cs_status code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_message, sizeof g_message, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+void cs_error_prefix(const char *fmt, ...) {
+    char prefix[512], old[sizeof g_message];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, g_message, sizeof old);
+    snprintf(g_message, sizeof g_message, "%s: %s", prefix, old);
+}
+
+int cs_mul_size(size_t a, size_t b, size_t *out) {
+    if (a != 0 && b > SIZE_MAX / a) return 0;
+    *out = a * b;
+    return 1;
+}
+
+void *cs_alloc(size_t n, size_t size) {
+    size_t bytes;
+    if (!cs_mul_size(n, size, &bytes) || bytes > SIZE_MAX - 64) {
+        cs_fail(CS_ERR_NOMEM, "allocation of %zu x %zu bytes overflows", n, size);
+        return NULL;
+    }
+    /* aligned_alloc wants a multiple of the alignment; 0 bytes still gets a
+     * unique pointer so callers need no special case. */
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, rounded ? rounded : 64);
+    if (!p) cs_fail(CS_ERR_NOMEM, "out of memory allocating %zu bytes", bytes);
+    return p;
+}
+
+void *cs_calloc(size_t n, size_t size) {
+    void *p = cs_alloc(n, size);
+    if (p) memset(p, 0, n * size);
+    return p;
+}
+
+void cs_free(void *p) { free(p); }
+
+char *cs_strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = cs_alloc(n, 1);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+double cs_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

@@ -1,0 +1,33 @@
+/* Layer 1, base: error codes and messages, checked allocation, threads, timing.
+ * The library never prints or exits: a failing function records one message
+ * (thread-local) and returns a status code; the CLI decides what to do. */
+#ifndef CS_BASE_H
+#define CS_BASE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "clip_surgery.h"
+
+/* Record an error message (printf-style) and return `code`, so error paths
+ * read `return cs_fail(CS_ERR_FORMAT, "%s: bad header", path);`. */
+cs_status cs_fail(cs_status code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Prefix the current message with "prefix: " (adds context on the way up). */
+void cs_error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Checked allocation: on failure record CS_ERR_NOMEM and return NULL.
+ * Sizes are multiplied with overflow checks. Memory is 64-byte aligned
+ * (so the GEMM and vector loops see aligned rows); free with cs_free. */
+void *cs_alloc(size_t n, size_t size);
+void *cs_calloc(size_t n, size_t size);
+void cs_free(void *p);
+char *cs_strdup(const char *s);
+
+/* Overflow-checked size arithmetic: return 0 on overflow. */
+int cs_mul_size(size_t a, size_t b, size_t *out);
+
+/* Monotonic clock in seconds. */
+double cs_now(void);
+
+#endif

@@ -1,0 +1,143 @@
+#include "npy.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../base/fileio.h"
+
+/* Files larger than this are refused before reading (4 GiB). */
+#define NPY_MAX_BYTES ((size_t)4 << 30)
+
+int64_t cs_array_numel(const cs_array *a) {
+    int64_t n = 1;
+    for (int i = 0; i < a->ndim; i++) n *= a->shape[i];
+    return n;
+}
+
+void cs_array_free(cs_array *a) {
+    cs_free(a->data);
+    memset(a, 0, sizeof *a);
+}
+
+static const struct { const char *descr; cs_dtype dtype; } k_descr[] = {
+    {"<f4", CS_DT_F32}, {"<f2", CS_DT_F16}, {"<f8", CS_DT_F64}, {"<i4", CS_DT_I32},
+    {"<i8", CS_DT_I64}, {"|u1", CS_DT_U8},  {"|b1", CS_DT_BOOL},
+};
+
+/* Find the value text after 'key': in the header dict. */
+static const char *dict_value(const char *h, const char *key) {
+    const char *p = strstr(h, key);
+    if (!p) return NULL;
+    p += strlen(key);
+    while (*p == ' ') p++;
+    if (*p != ':') return NULL;
+    p++;
+    while (*p == ' ') p++;
+    return p;
+}
+
+cs_status cs_npy_parse(const char *path, const uint8_t *buf, size_t len, cs_array *out) {
+    memset(out, 0, sizeof *out);
+    if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0)
+        return cs_fail(CS_ERR_FORMAT, "%s: not an .npy file (bad magic)", path);
+    int major = buf[6];
+    size_t hlen, off;
+    if (major == 1) {
+        hlen = buf[8] | (size_t)buf[9] << 8;
+        off = 10;
+    } else if (major == 2 || major == 3) {
+        if (len < 12) return cs_fail(CS_ERR_FORMAT, "%s: truncated .npy header", path);
+        hlen = buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
+        off = 12;
+    } else {
+        return cs_fail(CS_ERR_UNSUPPORTED, "%s: .npy version %d is not supported", path, major);
+    }
+    if (hlen > len - off) return cs_fail(CS_ERR_FORMAT, "%s: truncated .npy header", path);
+    char header[4096];
+    if (hlen >= sizeof header) return cs_fail(CS_ERR_FORMAT, "%s: .npy header too long", path);
+    memcpy(header, buf + off, hlen);
+    header[hlen] = 0;
+
+    const char *d = dict_value(header, "'descr'");
+    if (!d || *d != '\'') return cs_fail(CS_ERR_FORMAT, "%s: .npy header has no descr", path);
+    int found = 0;
+    for (size_t i = 0; i < sizeof k_descr / sizeof *k_descr; i++) {
+        size_t n = strlen(k_descr[i].descr);
+        if (strncmp(d + 1, k_descr[i].descr, n) == 0 && d[1 + n] == '\'') {
+            out->dtype = k_descr[i].dtype;
+            found = 1;
+        }
+    }
+    if (!found) return cs_fail(CS_ERR_UNSUPPORTED, "%s: .npy dtype %.8s is not supported", path, d);
+    const char *fo = dict_value(header, "'fortran_order'");
+    if (!fo || strncmp(fo, "False", 5) != 0)
+        return cs_fail(CS_ERR_UNSUPPORTED, "%s: only C-order .npy arrays are supported", path);
+    const char *s = dict_value(header, "'shape'");
+    if (!s || *s != '(') return cs_fail(CS_ERR_FORMAT, "%s: .npy header has no shape", path);
+    s++;
+    size_t esize = cs_dtype_size(out->dtype), total = esize;
+    for (;;) {
+        while (*s == ' ' || *s == ',') s++;
+        if (*s == ')') break;
+        if (!isdigit((unsigned char)*s) || out->ndim == CS_MAX_DIMS)
+            return cs_fail(CS_ERR_FORMAT, "%s: bad .npy shape", path);
+        char *end;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (v > (1ull << 40) || !cs_mul_size(total, (size_t)v, &total))
+            return cs_fail(CS_ERR_FORMAT, "%s: .npy shape too large", path);
+        out->shape[out->ndim++] = (int64_t)v;
+        s = end;
+    }
+    size_t data_off = off + hlen;
+    if (len - data_off != total)
+        return cs_fail(CS_ERR_FORMAT, "%s: .npy data is %zu bytes, the header says %zu", path,
+                       len - data_off, total);
+    out->data = cs_alloc(total ? total : 1, 1);
+    if (!out->data) return CS_ERR_NOMEM;
+    memcpy(out->data, buf + data_off, total);
+    out->nbytes = total;
+    return CS_OK;
+}
+
+cs_status cs_npy_read(const char *path, cs_array *out) {
+    char *buf;
+    size_t len;
+    memset(out, 0, sizeof *out);
+    cs_status s = cs_read_file(path, NPY_MAX_BYTES, &buf, &len);
+    if (s != CS_OK) return s;
+    s = cs_npy_parse(path, (const uint8_t *)buf, len, out);
+    cs_free(buf);
+    return s;
+}
+
+cs_status cs_npy_write(const char *path, cs_dtype dtype, int ndim, const int64_t *shape,
+                       const void *data) {
+    const char *descr = NULL;
+    for (size_t i = 0; i < sizeof k_descr / sizeof *k_descr; i++)
+        if (k_descr[i].dtype == dtype) descr = k_descr[i].descr;
+    if (!descr) return cs_fail(CS_ERR_ARG, "%s: cannot write dtype %s", path, cs_dtype_name(dtype));
+    char dict[512];
+    int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
+    size_t total = cs_dtype_size(dtype);
+    for (int i = 0; i < ndim; i++) {
+        n += snprintf(dict + n, sizeof dict - (size_t)n, "%lld%s", (long long)shape[i],
+                      ndim == 1 ? "," : (i + 1 < ndim ? ", " : ""));
+        total *= (size_t)shape[i];
+    }
+    n += snprintf(dict + n, sizeof dict - (size_t)n, "), }");
+    /* Pad with spaces so magic + length + dict + '\n' is a multiple of 64. */
+    size_t hlen = (size_t)n + 1;
+    size_t pad = (64 - (10 + hlen) % 64) % 64;
+    hlen += pad;
+    uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)(hlen & 0xff),
+                       (uint8_t)(hlen >> 8)};
+    cs_atomic_file af;
+    cs_status s = cs_atomic_open(&af, path);
+    if (s != CS_OK) return s;
+    fwrite(pre, 1, 10, af.f);
+    fwrite(dict, 1, (size_t)n, af.f);
+    for (size_t i = 0; i < pad; i++) fputc(' ', af.f);
+    fputc('\n', af.f);
+    if (total) fwrite(data, 1, total, af.f);
+    return cs_atomic_commit(&af);
+}

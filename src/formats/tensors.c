@@ -1,0 +1,143 @@
+#include "tensors.h"
+
+#include <math.h>
+#include <string.h>
+#include <sys/mman.h>
+
+size_t cs_dtype_size(cs_dtype dt) {
+    switch (dt) {
+    case CS_DT_F32: case CS_DT_I32: return 4;
+    case CS_DT_F16: case CS_DT_BF16: return 2;
+    case CS_DT_F64: case CS_DT_I64: return 8;
+    case CS_DT_U8: case CS_DT_BOOL: return 1;
+    }
+    return 0;
+}
+
+const char *cs_dtype_name(cs_dtype dt) {
+    static const char *names[] = {"F32", "F16", "BF16", "F64", "I64", "I32", "U8", "BOOL"};
+    return (unsigned)dt < sizeof names / sizeof *names ? names[dt] : "?";
+}
+
+void cs_tensors_init(cs_tensor_table *t, const char *path) {
+    memset(t, 0, sizeof *t);
+    t->path = cs_strdup(path ? path : "");
+}
+
+void cs_tensors_free(cs_tensor_table *t) {
+    for (int i = 0; i < t->n; i++) cs_free(t->items[i].name);
+    for (int i = 0; i < t->n_owned; i++) cs_free(t->owned[i]);
+    cs_free(t->items);
+    cs_free(t->owned);
+    if (t->map) munmap(t->map, t->map_len);
+    cs_free(t->metadata);
+    cs_free(t->path);
+    memset(t, 0, sizeof *t);
+}
+
+static int grow(void **arr, int *cap, int need, size_t elem) {
+    if (need <= *cap) return 1;
+    int ncap = *cap ? *cap * 2 : 64;
+    while (ncap < need) ncap *= 2;
+    void *p = cs_alloc((size_t)ncap, elem);
+    if (!p) return 0;
+    if (*arr) memcpy(p, *arr, (size_t)*cap * elem);
+    cs_free(*arr);
+    *arr = p;
+    *cap = ncap;
+    return 1;
+}
+
+cs_status cs_tensors_own(cs_tensor_table *t, void *buf) {
+    if (!grow((void **)&t->owned, &t->cap_owned, t->n_owned + 1, sizeof(void *))) {
+        cs_free(buf);
+        return CS_ERR_NOMEM;
+    }
+    t->owned[t->n_owned++] = buf;
+    return CS_OK;
+}
+
+cs_status cs_tensors_add(cs_tensor_table *t, const char *name, cs_dtype dtype, int ndim,
+                         const int64_t *shape, const void *data, size_t nbytes, int take) {
+    if (take && cs_tensors_own(t, (void *)data) != CS_OK) return CS_ERR_NOMEM;
+    if (ndim < 0 || ndim > CS_MAX_DIMS)
+        return cs_fail(CS_ERR_FORMAT, "%s: tensor '%s' has %d dimensions (at most %d)", t->path,
+                       name, ndim, CS_MAX_DIMS);
+    if (!grow((void **)&t->items, &t->cap, t->n + 1, sizeof(cs_tensor))) return CS_ERR_NOMEM;
+    cs_tensor *x = &t->items[t->n];
+    memset(x, 0, sizeof *x);
+    x->name = cs_strdup(name);
+    if (!x->name) return CS_ERR_NOMEM;
+    x->dtype = dtype;
+    x->ndim = ndim;
+    for (int i = 0; i < ndim; i++) x->shape[i] = shape[i];
+    x->data = data;
+    x->nbytes = nbytes;
+    t->n++;
+    return CS_OK;
+}
+
+const cs_tensor *cs_tensors_find(const cs_tensor_table *t, const char *name) {
+    for (int i = 0; i < t->n; i++)
+        if (strcmp(t->items[i].name, name) == 0) return &t->items[i];
+    return NULL;
+}
+
+int64_t cs_tensor_numel(const cs_tensor *x) {
+    int64_t n = 1;
+    for (int i = 0; i < x->ndim; i++) n *= x->shape[i];
+    return n;
+}
+
+static float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: normalize */
+            int e = -1;
+            do { e++; man <<= 1; } while (!(man & 0x400));
+            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ff) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+cs_status cs_tensor_to_f32(const cs_tensor *x, float *out) {
+    int64_t n = cs_tensor_numel(x);
+    const uint8_t *p = x->data;
+    switch (x->dtype) {
+    case CS_DT_F32: memcpy(out, p, (size_t)n * 4); return CS_OK;
+    case CS_DT_F16:
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            out[i] = half_to_float(h);
+        }
+        return CS_OK;
+    case CS_DT_BF16:
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            uint32_t bits = (uint32_t)h << 16;
+            memcpy(&out[i], &bits, 4);
+        }
+        return CS_OK;
+    case CS_DT_F64:
+        for (int64_t i = 0; i < n; i++) {
+            double d;
+            memcpy(&d, p + 8 * i, 8);
+            out[i] = (float)d;
+        }
+        return CS_OK;
+    default:
+        return cs_fail(CS_ERR_UNSUPPORTED, "tensor '%s': dtype %s is not a float type", x->name,
+                       cs_dtype_name(x->dtype));
+    }
+}

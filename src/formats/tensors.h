@@ -1,0 +1,66 @@
+/* Layer 3: a table of named tensors, what every weight-file reader produces
+ * (safetensors, PyTorch archives) and what the model layer consumes.
+ * Data is either borrowed (points into an mmap the table owns) or owned. */
+#ifndef CS_TENSORS_H
+#define CS_TENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "../base/base.h"
+
+#define CS_MAX_DIMS 8
+
+typedef enum cs_dtype {
+    CS_DT_F32 = 0, CS_DT_F16, CS_DT_BF16, CS_DT_F64, CS_DT_I64, CS_DT_I32, CS_DT_U8, CS_DT_BOOL
+} cs_dtype;
+
+size_t cs_dtype_size(cs_dtype dt);
+const char *cs_dtype_name(cs_dtype dt);
+
+typedef struct cs_tensor {
+    char *name;
+    cs_dtype dtype;
+    int ndim;
+    int64_t shape[CS_MAX_DIMS];
+    const void *data; /* contiguous, row-major, little-endian */
+    size_t nbytes;
+} cs_tensor;
+
+typedef struct cs_tensor_table {
+    char *path;         /* the file it came from, for messages */
+    cs_tensor *items;
+    int n, cap;
+    void **owned;       /* buffers freed with the table */
+    int n_owned, cap_owned;
+    void *map;          /* mmap of the file, if any */
+    size_t map_len;
+    char *metadata;     /* optional JSON text (safetensors __metadata__, config.json) */
+} cs_tensor_table;
+
+void cs_tensors_init(cs_tensor_table *t, const char *path);
+void cs_tensors_free(cs_tensor_table *t);
+
+/* Append an entry; the name is copied. When `take` is non-zero the table
+ * takes ownership of data (allocated with cs_alloc). */
+cs_status cs_tensors_add(cs_tensor_table *t, const char *name, cs_dtype dtype, int ndim,
+                         const int64_t *shape, const void *data, size_t nbytes, int take);
+
+/* Take ownership of a cs_alloc'ed buffer without adding an entry. */
+cs_status cs_tensors_own(cs_tensor_table *t, void *buf);
+
+const cs_tensor *cs_tensors_find(const cs_tensor_table *t, const char *name);
+int64_t cs_tensor_numel(const cs_tensor *x);
+
+/* Copy a tensor into float32 (widening F16/BF16/F64). out has numel floats. */
+cs_status cs_tensor_to_f32(const cs_tensor *x, float *out);
+
+/* Readers. safetensors: mmap'ed, F32 data borrowed. */
+cs_status cs_safetensors_open(const char *path, cs_tensor_table *out);
+
+/* Parse a safetensors header (the bytes after the 8-byte length) against a
+ * data section of data_len bytes; entries get data pointers into `data`.
+ * Exposed for the fuzz target. */
+cs_status cs_safetensors_parse_header(const char *path, const char *json, size_t json_len,
+                                      const uint8_t *data, size_t data_len, cs_tensor_table *out);
+
+#endif

@@ -1,0 +1,29 @@
+/* Access to ../shared/golden for parity tests. The folder is found through
+ * $CLIP_SURGERY_SHARED (default: ../shared beside the source tree). When it
+ * is absent the test is skipped (exit 77), except under CI=true, where that
+ * is a failure. */
+#ifndef CS_GOLDEN_H
+#define CS_GOLDEN_H
+
+#include <cjson/cJSON.h>
+#include "formats/npy.h"
+
+/* The shared folder, or exits (skip or failure) when it is absent. */
+const char *golden_shared_dir(void);
+/* Path of a file under shared/ (static buffer rotated over 8 slots). */
+const char *golden_path(const char *rel);
+/* The parsed MANIFEST.json (cached). */
+cJSON *golden_manifest(void);
+/* The manifest entry of a golden file (relative to golden/), or NULL. */
+cJSON *golden_entry(const char *rel);
+/* Load golden/<rel>; exits the test with a failure when it cannot. */
+void golden_load(const char *rel, cs_array *out);
+
+/* Compare float32 results with golden/<rel> under the manifest's tolerance
+ * (max|a-b|/max|golden| and cosine, in float64); prints the figures. Checks
+ * the element count too. Returns 1 on pass. */
+int golden_check_floats(const char *rel, const float *got, int64_t n);
+/* Exact comparison of integer/uint8 arrays with golden/<rel>. */
+int golden_check_exact(const char *rel, const void *got, size_t nbytes);
+
+#endif

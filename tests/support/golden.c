@@ -1,0 +1,123 @@
+#include "golden.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "base/fileio.h"
+#include "test.h"
+
+const char *golden_shared_dir(void) {
+    static char dir[4096];
+    if (dir[0]) return dir;
+    const char *env = getenv("CLIP_SURGERY_SHARED");
+    snprintf(dir, sizeof dir, "%s", env && *env ? env : CS_DEFAULT_SHARED_DIR);
+    char manifest[4200];
+    snprintf(manifest, sizeof manifest, "%s/golden/MANIFEST.json", dir);
+    struct stat st;
+    if (stat(manifest, &st) != 0) {
+        const char *ci = getenv("CI");
+        if (ci && strcmp(ci, "true") == 0) {
+            fprintf(stderr, "FAIL: %s not found (CI=true requires the shared golden data)\n",
+                    manifest);
+            exit(1);
+        }
+        printf("SKIP: %s not found; set CLIP_SURGERY_SHARED to the shared folder\n", manifest);
+        exit(77);
+    }
+    return dir;
+}
+
+const char *golden_path(const char *rel) {
+    static char bufs[8][4200];
+    static int slot;
+    char *b = bufs[slot++ & 7];
+    snprintf(b, sizeof bufs[0], "%s/%s", golden_shared_dir(), rel);
+    return b;
+}
+
+cJSON *golden_manifest(void) {
+    static cJSON *m;
+    if (m) return m;
+    char *text;
+    size_t len;
+    if (cs_read_file(golden_path("golden/MANIFEST.json"), 0, &text, &len) != CS_OK) {
+        fprintf(stderr, "FAIL: %s\n", cs_last_error());
+        exit(1);
+    }
+    m = cJSON_Parse(text);
+    cs_free(text);
+    if (!m) {
+        fprintf(stderr, "FAIL: MANIFEST.json does not parse\n");
+        exit(1);
+    }
+    return m;
+}
+
+cJSON *golden_entry(const char *rel) {
+    cJSON *sets = cJSON_GetObjectItemCaseSensitive(golden_manifest(), "sets");
+    cJSON *set;
+    cJSON_ArrayForEach(set, sets) {
+        cJSON *f = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(set, "files"), rel);
+        if (f) return f;
+    }
+    return NULL;
+}
+
+void golden_load(const char *rel, cs_array *out) {
+    char full[4200];
+    snprintf(full, sizeof full, "golden/%s", rel);
+    if (cs_npy_read(golden_path(full), out) != CS_OK) {
+        fprintf(stderr, "FAIL: %s\n", cs_last_error());
+        exit(1);
+    }
+}
+
+int golden_check_floats(const char *rel, const float *got, int64_t n) {
+    cJSON *e = golden_entry(rel);
+    cJSON *tol = e ? cJSON_GetObjectItemCaseSensitive(e, "tolerance") : NULL;
+    cJSON *rel_tol = tol ? cJSON_GetObjectItemCaseSensitive(tol, "max_abs_err_over_max_abs_golden") : NULL;
+    cJSON *cos_tol = tol ? cJSON_GetObjectItemCaseSensitive(tol, "min_cosine") : NULL;
+    CHECK_MSG(rel_tol && cos_tol, "%s: no allclose tolerance in MANIFEST.json", rel);
+    if (!rel_tol || !cos_tol) return 0;
+    cs_array g;
+    golden_load(rel, &g);
+    int64_t gn = cs_array_numel(&g);
+    CHECK_MSG(g.dtype == CS_DT_F32 && gn == n, "%s: golden has %lld values, got %lld", rel,
+              (long long)gn, (long long)n);
+    if (g.dtype != CS_DT_F32 || gn != n) {
+        cs_array_free(&g);
+        return 0;
+    }
+    const float *ref = g.data;
+    double max_err = 0, max_ref = 0, dot = 0, na = 0, nb = 0;
+    int finite = 1;
+    for (int64_t i = 0; i < n; i++) {
+        double a = got[i], b = ref[i];
+        if (!isfinite(a)) finite = 0;
+        double d = fabs(a - b);
+        if (d > max_err) max_err = d;
+        if (fabs(b) > max_ref) max_ref = fabs(b);
+        dot += a * b;
+        na += a * a;
+        nb += b * b;
+    }
+    double relerr = max_ref > 0 ? max_err / max_ref : max_err;
+    double cosine = (na > 0 && nb > 0) ? dot / sqrt(na * nb) : (na == nb ? 1.0 : 0.0);
+    int ok = finite && relerr <= rel_tol->valuedouble && cosine >= cos_tol->valuedouble;
+    printf("%-52s rel_err %.3g (tol %.3g)  cosine %.9f (min %.5f)  %s\n", rel, relerr,
+           rel_tol->valuedouble, cosine, cos_tol->valuedouble, ok ? "ok" : "FAIL");
+    CHECK_MSG(ok, "%s out of tolerance", rel);
+    cs_array_free(&g);
+    return ok;
+}
+
+int golden_check_exact(const char *rel, const void *got, size_t nbytes) {
+    cs_array g;
+    golden_load(rel, &g);
+    int ok = g.nbytes == nbytes && memcmp(g.data, got, nbytes) == 0;
+    printf("%-52s exact %s\n", rel, ok ? "ok" : "FAIL");
+    CHECK_MSG(ok, "%s differs (%zu bytes vs golden %zu)", rel, nbytes, g.nbytes);
+    cs_array_free(&g);
+    return ok;
+}

@@ -1,0 +1,52 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include "cli.h"
+
+void cli_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("clip-surgery: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int cli_fail(cs_status s) {
+    cli_error("%s", cs_last_error());
+    return s == CS_ERR_NOMEM ? CLI_EXIT_RUNTIME : CLI_EXIT_USAGE;
+}
+
+static const struct {
+    const char *name;
+    int (*run)(int, char **);
+    const char *help;
+} k_commands[] = {
+    {"explain", cmd_explain, "similarity maps (heatmaps) for classes or a text"},
+    {"embed", cmd_embed, "text embeddings (raw texts or prompt-ensembled classes)"},
+    {"tokenize", cmd_tokenize, "print CLIP BPE token ids of texts"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: clip-surgery COMMAND [OPTIONS]\n\n"
+               "CLIP Surgery (explainability and open-vocabulary maps for CLIP) in C.\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < sizeof k_commands / sizeof *k_commands; i++)
+        fprintf(f, "  %-10s %s\n", k_commands[i].name, k_commands[i].help);
+    fprintf(f, "\nRun 'clip-surgery COMMAND --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof k_commands / sizeof *k_commands; i++)
+        if (!strcmp(argv[1], k_commands[i].name)) return k_commands[i].run(argc - 1, argv + 1);
+    cli_error("unknown command '%s' (see 'clip-surgery --help')", argv[1]);
+    return CLI_EXIT_USAGE;
+}
