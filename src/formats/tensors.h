@@ -63,4 +63,11 @@ cs_status cs_safetensors_open(const char *path, cs_tensor_table *out);
 cs_status cs_safetensors_parse_header(const char *path, const char *json, size_t json_len,
                                       const uint8_t *data, size_t data_len, cs_tensor_table *out);
 
+/* PyTorch zip archives (torch.save state dicts, checkpoints wrapping one,
+ * TorchScript archives such as OpenAI's .pt): tensors named by their
+ * state-dict names, made contiguous; nothing in the file is executed.
+ * TorchScript's extra int64 scalars (input_resolution, context_length,
+ * vocab_size) are entries of dtype I64 and shape []. */
+cs_status cs_pytorch_open(const char *path, cs_tensor_table *out);
+
 #endif
