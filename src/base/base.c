@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <omp.h>
 
 static _Thread_local char g_message[1024];
 
@@ -85,3 +86,11 @@ double cs_now(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+/* One thread pool for the process: OpenBLAS is built on OpenMP here, so
+ * setting OpenMP's thread count sets BLAS's too and they never oversubscribe. */
+void cs_set_threads(int n) {
+    if (n > 0) omp_set_num_threads(n);
+}
+
+int cs_get_threads(void) { return omp_get_max_threads(); }

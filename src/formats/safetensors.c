@@ -1,0 +1,153 @@
+/* safetensors: 8-byte little-endian header length, a JSON header mapping
+ * names to {dtype, shape, data_offsets}, then the data section. The file is
+ * mmap'ed; entries point into the map. Every offset, size and overlap is
+ * checked before a pointer is formed. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "tensors.h"
+
+#define SAFETENSORS_MAX_HEADER ((uint64_t)100 << 20)
+
+static const struct { const char *name; cs_dtype dtype; } k_dtypes[] = {
+    {"F32", CS_DT_F32}, {"F16", CS_DT_F16}, {"BF16", CS_DT_BF16}, {"F64", CS_DT_F64},
+    {"I64", CS_DT_I64}, {"I32", CS_DT_I32}, {"U8", CS_DT_U8},    {"BOOL", CS_DT_BOOL},
+};
+
+typedef struct span { uint64_t begin, end; const char *name; } span;
+
+static int span_cmp(const void *a, const void *b) {
+    const span *x = a, *y = b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin;
+}
+
+static cs_status parse_entry(const char *path, const cJSON *item, const uint8_t *data,
+                             size_t data_len, cs_tensor_table *out, span *sp) {
+    const char *name = item->string;
+    if (!cJSON_IsObject(item))
+        return cs_fail(CS_ERR_FORMAT, "%s: tensor '%s': header entry is not an object", path, name);
+    const cJSON *jd = cJSON_GetObjectItemCaseSensitive(item, "dtype");
+    const cJSON *js = cJSON_GetObjectItemCaseSensitive(item, "shape");
+    const cJSON *jo = cJSON_GetObjectItemCaseSensitive(item, "data_offsets");
+    if (!cJSON_IsString(jd) || !cJSON_IsArray(js) || !cJSON_IsArray(jo) ||
+        cJSON_GetArraySize(jo) != 2)
+        return cs_fail(CS_ERR_FORMAT, "%s: tensor '%s': needs dtype, shape and data_offsets",
+                       path, name);
+    int found = -1;
+    for (int i = 0; i < (int)(sizeof k_dtypes / sizeof *k_dtypes); i++)
+        if (strcmp(jd->valuestring, k_dtypes[i].name) == 0) found = i;
+    if (found < 0)
+        return cs_fail(CS_ERR_UNSUPPORTED, "%s: tensor '%s': unknown dtype '%s'", path, name,
+                       jd->valuestring);
+    cs_dtype dtype = k_dtypes[found].dtype;
+
+    int ndim = cJSON_GetArraySize(js);
+    if (ndim > CS_MAX_DIMS)
+        return cs_fail(CS_ERR_FORMAT, "%s: tensor '%s': %d dimensions (at most %d)", path, name,
+                       ndim, CS_MAX_DIMS);
+    int64_t shape[CS_MAX_DIMS];
+    size_t bytes = cs_dtype_size(dtype);
+    for (int i = 0; i < ndim; i++) {
+        const cJSON *d = cJSON_GetArrayItem(js, i);
+        /* Reject what a double cannot hold exactly, then multiply with checks. */
+        if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble > 9.0e15 ||
+            d->valuedouble != (double)(int64_t)d->valuedouble)
+            return cs_fail(CS_ERR_FORMAT, "%s: tensor '%s': bad shape", path, name);
+        shape[i] = (int64_t)d->valuedouble;
+        if (!cs_mul_size(bytes, (size_t)shape[i], &bytes))
+            return cs_fail(CS_ERR_FORMAT, "%s: tensor '%s': shape overflows", path, name);
+    }
+    double b0 = cJSON_GetArrayItem(jo, 0)->valuedouble, b1 = cJSON_GetArrayItem(jo, 1)->valuedouble;
+    if (!cJSON_IsNumber(cJSON_GetArrayItem(jo, 0)) || !cJSON_IsNumber(cJSON_GetArrayItem(jo, 1)) ||
+        b0 < 0 || b1 < b0 || b1 > (double)data_len || b0 != (double)(uint64_t)b0 ||
+        b1 != (double)(uint64_t)b1)
+        return cs_fail(CS_ERR_FORMAT,
+                       "%s: tensor '%s': data_offsets [%.0f, %.0f] outside the data section of %zu bytes",
+                       path, name, b0, b1, data_len);
+    uint64_t begin = (uint64_t)b0, end = (uint64_t)b1;
+    if (end - begin != bytes)
+        return cs_fail(CS_ERR_FORMAT,
+                       "%s: tensor '%s': shape x dtype size is %zu bytes but data_offsets span %llu",
+                       path, name, bytes, (unsigned long long)(end - begin));
+    sp->begin = begin;
+    sp->end = end;
+    sp->name = name;
+    return cs_tensors_add(out, name, dtype, ndim, shape, data + begin, bytes, 0);
+}
+
+cs_status cs_safetensors_parse_header(const char *path, const char *json, size_t json_len,
+                                      const uint8_t *data, size_t data_len, cs_tensor_table *out) {
+    cJSON *root = cJSON_ParseWithLength(json, json_len);
+    if (!root || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return cs_fail(CS_ERR_FORMAT, "%s: header is not a JSON object", path);
+    }
+    int n = cJSON_GetArraySize(root);
+    span *spans = cs_alloc((size_t)n + 1, sizeof *spans);
+    if (!spans) {
+        cJSON_Delete(root);
+        return CS_ERR_NOMEM;
+    }
+    int ns = 0;
+    cs_status s = CS_OK;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, root) {
+        if (strcmp(item->string, "__metadata__") == 0) {
+            if (!out->metadata) out->metadata = cJSON_PrintUnformatted(item); /* malloc: cs_free-able */
+            continue;
+        }
+        s = parse_entry(path, item, data, data_len, out, &spans[ns]);
+        if (s != CS_OK) break;
+        ns++;
+    }
+    if (s == CS_OK) {
+        qsort(spans, (size_t)ns, sizeof *spans, span_cmp);
+        for (int i = 1; i < ns; i++)
+            if (spans[i].begin < spans[i - 1].end) {
+                s = cs_fail(CS_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap in the data section",
+                            path, spans[i - 1].name, spans[i].name);
+                break;
+            }
+    }
+    cs_free(spans);
+    cJSON_Delete(root);
+    return s;
+}
+
+cs_status cs_safetensors_open(const char *path, cs_tensor_table *out) {
+    cs_tensors_init(out, path);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return cs_fail(CS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return cs_fail(CS_ERR_IO, "%s: not a regular file", path);
+    }
+    size_t size = (size_t)st.st_size;
+    if (size < 8) {
+        close(fd);
+        return cs_fail(CS_ERR_FORMAT, "%s: truncated: %zu bytes, too short for a safetensors header",
+                       path, size);
+    }
+    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) return cs_fail(CS_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
+    out->map = map;
+    out->map_len = size;
+    const uint8_t *p = map;
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | p[i];
+    if (hlen > SAFETENSORS_MAX_HEADER)
+        return cs_fail(CS_ERR_FORMAT, "%s: header length %llu is over the 100 MB limit", path,
+                       (unsigned long long)hlen);
+    if (hlen > size - 8)
+        return cs_fail(CS_ERR_FORMAT, "%s: truncated: header length %llu is larger than the file",
+                       path, (unsigned long long)hlen);
+    return cs_safetensors_parse_header(path, (const char *)p + 8, (size_t)hlen, p + 8 + hlen,
+                                       size - 8 - (size_t)hlen, out);
+}

@@ -1,0 +1,342 @@
+/* Model loading: open the weight file, map names to the OpenAI layout, infer
+ * the configuration from names and shapes (as openai/CLIP's build_model
+ * does), and bind every weight with its shape checked. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "base/fileio.h"
+#include "model.h"
+
+#define CLIP_HEAD_DIM 64
+
+static void shape_text(char *buf, size_t n, int ndim, const int64_t *dims) {
+    size_t o = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && o < n; i++)
+        o += (size_t)snprintf(buf + o, n - o, i ? ", %lld" : "%lld", (long long)dims[i]);
+    if (o < n) snprintf(buf + o, n - o, "]");
+}
+
+cs_status model_weight(cs_model *m, const char *name, int ndim, const int64_t *dims,
+                       const float **out) {
+    const cs_tensor *x = cs_tensors_find(&m->table, name);
+    if (!x)
+        return cs_fail(CS_ERR_MISSING, "%s: required tensor '%s' is missing", m->table.path, name);
+    int ok = x->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++) ok = dims[i] < 0 || x->shape[i] == dims[i];
+    if (!ok) {
+        char got[128], want[128];
+        shape_text(got, sizeof got, x->ndim, x->shape);
+        shape_text(want, sizeof want, ndim, dims);
+        return cs_fail(CS_ERR_SHAPE, "%s: tensor '%s' has shape %s, expected %s", m->table.path,
+                       name, got, want);
+    }
+    if (x->dtype == CS_DT_F32 && ((uintptr_t)x->data & 3) == 0) {
+        *out = x->data;
+        return CS_OK;
+    }
+    int64_t n = cs_tensor_numel(x);
+    float *buf = cs_alloc((size_t)(n ? n : 1), sizeof(float));
+    if (!buf) return CS_ERR_NOMEM;
+    cs_status s = cs_tensor_to_f32(x, buf);
+    if (s != CS_OK) {
+        cs_free(buf);
+        cs_error_prefix("%s", m->table.path);
+        return s;
+    }
+    s = cs_tensors_own(&m->table, buf);
+    if (s == CS_OK) *out = buf;
+    return s;
+}
+
+static cs_status weight_1d(cs_model *m, const char *name, int64_t a, const float **out) {
+    return model_weight(m, name, 1, &a, out);
+}
+
+static cs_status weight_2d(cs_model *m, const char *name, int64_t a, int64_t b, const float **out) {
+    int64_t d[2] = {a, b};
+    return model_weight(m, name, 2, d, out);
+}
+
+static cs_status layer_norm(cs_model *m, const char *prefix, int width, cs_layer_norm *ln) {
+    char name[256];
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    cs_status s = weight_1d(m, name, width, &ln->w);
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    return s != CS_OK ? s : weight_1d(m, name, width, &ln->b);
+}
+
+cs_status model_load_transformer(cs_model *m, const char *prefix, int width, int layers,
+                                 int heads, cs_transformer *tr) {
+    tr->width = width;
+    tr->layers = layers;
+    tr->heads = heads;
+    tr->blocks = cs_calloc((size_t)(layers ? layers : 1), sizeof(cs_block));
+    if (!tr->blocks) return CS_ERR_NOMEM;
+    cs_status s = cs_tensors_own(&m->table, tr->blocks);
+    char p[256], name[300];
+    int W = width;
+    for (int l = 0; s == CS_OK && l < layers; l++) {
+        cs_block *b = &tr->blocks[l];
+        snprintf(p, sizeof p, "%s%d.", prefix, l);
+#define W2(field, suffix, r, c) \
+        if (s == CS_OK) { snprintf(name, sizeof name, "%s%s", p, suffix); s = weight_2d(m, name, r, c, &b->field); }
+#define W1(field, suffix, r) \
+        if (s == CS_OK) { snprintf(name, sizeof name, "%s%s", p, suffix); s = weight_1d(m, name, r, &b->field); }
+        W2(qkv_w, "attn.in_proj_weight", 3 * W, W)
+        W1(qkv_b, "attn.in_proj_bias", 3 * W)
+        W2(out_w, "attn.out_proj.weight", W, W)
+        W1(out_b, "attn.out_proj.bias", W)
+        W2(fc_w, "mlp.c_fc.weight", 4 * W, W)
+        W1(fc_b, "mlp.c_fc.bias", 4 * W)
+        W2(proj_w, "mlp.c_proj.weight", W, 4 * W)
+        W1(proj_b, "mlp.c_proj.bias", W)
+#undef W1
+#undef W2
+        snprintf(name, sizeof name, "%sln_1", p);
+        if (s == CS_OK) s = layer_norm(m, name, W, &b->ln_1);
+        snprintf(name, sizeof name, "%sln_2", p);
+        if (s == CS_OK) s = layer_norm(m, name, W, &b->ln_2);
+    }
+    return s;
+}
+
+/* Number of consecutive blocks prefix0..prefix{n-1} that have `suffix`. */
+static int count_blocks(const cs_tensor_table *t, const char *prefix, const char *suffix) {
+    char name[256];
+    int n = 0;
+    for (;; n++) {
+        snprintf(name, sizeof name, "%s%d.%s", prefix, n, suffix);
+        if (!cs_tensors_find(t, name)) return n;
+    }
+}
+
+static cs_status require(const cs_model *m, const char *name, int ndim, const cs_tensor **out) {
+    *out = cs_tensors_find(&m->table, name);
+    if (!*out)
+        return cs_fail(CS_ERR_MISSING, "%s: required tensor '%s' is missing", m->table.path, name);
+    if ((*out)->ndim != ndim)
+        return cs_fail(CS_ERR_SHAPE, "%s: tensor '%s' has %d dimensions, expected %d",
+                       m->table.path, name, (*out)->ndim, ndim);
+    return CS_OK;
+}
+
+static cs_status infer_text_config(cs_model *m) {
+    cs_config *c = &m->cfg;
+    const cs_tensor *tp, *pe, *te, *lf;
+    cs_status s = require(m, "text_projection", 2, &tp);
+    if (s == CS_OK) s = require(m, "positional_embedding", 2, &pe);
+    if (s == CS_OK) s = require(m, "token_embedding.weight", 2, &te);
+    if (s == CS_OK) s = require(m, "ln_final.weight", 1, &lf);
+    if (s != CS_OK) return s;
+    c->embed_dim = (int)tp->shape[1];
+    c->context_length = (int)pe->shape[0];
+    c->vocab_size = (int)te->shape[0];
+    c->text_width = (int)lf->shape[0];
+    c->text_heads = c->text_width / CLIP_HEAD_DIM > 0 ? c->text_width / CLIP_HEAD_DIM : 1;
+    c->text_layers = count_blocks(&m->table, "transformer.resblocks.", "attn.in_proj_weight");
+    if (c->text_layers == 0)
+        return cs_fail(CS_ERR_MISSING, "%s: no text transformer blocks found", m->table.path);
+    return CS_OK;
+}
+
+static cs_status infer_vit_config(cs_model *m) {
+    cs_config *c = &m->cfg;
+    const cs_tensor *conv, *pe;
+    cs_status s = require(m, "visual.conv1.weight", 4, &conv);
+    if (s == CS_OK) s = require(m, "visual.positional_embedding", 2, &pe);
+    if (s != CS_OK) return s;
+    c->vision_kind = CS_VISION_VIT;
+    c->vision_width = (int)conv->shape[0];
+    c->patch_size = (int)conv->shape[3];
+    c->vision_layers = count_blocks(&m->table, "visual.transformer.resblocks.", "attn.in_proj_weight");
+    c->vision_heads = c->vision_width / CLIP_HEAD_DIM > 0 ? c->vision_width / CLIP_HEAD_DIM : 1;
+    c->grid = (int)lround(sqrt((double)(pe->shape[0] - 1)));
+    c->image_resolution = c->patch_size * c->grid;
+    if (conv->shape[1] != 3 || conv->shape[2] != conv->shape[3] || c->patch_size <= 0 ||
+        (int64_t)c->grid * c->grid + 1 != pe->shape[0] || c->vision_layers == 0)
+        return cs_fail(CS_ERR_SHAPE, "%s: the ViT tensors do not describe a CLIP ViT "
+                       "(conv1 [W, 3, P, P], positional_embedding [1 + G*G, W], blocks)",
+                       m->table.path);
+    return CS_OK;
+}
+
+static cs_status load_vit(cs_model *m) {
+    const cs_config *c = &m->cfg;
+    int W = c->vision_width, P = c->patch_size, T = c->grid * c->grid + 1;
+    int64_t conv_dims[4] = {W, 3, P, P};
+    cs_status s = model_weight(m, "visual.conv1.weight", 4, conv_dims, &m->vit.conv1_w);
+    if (s == CS_OK) s = weight_1d(m, "visual.class_embedding", W, &m->vit.class_emb);
+    if (s == CS_OK) s = weight_2d(m, "visual.positional_embedding", T, W, &m->vit.pos_emb);
+    if (s == CS_OK) s = layer_norm(m, "visual.ln_pre", W, &m->vit.ln_pre);
+    if (s == CS_OK) s = layer_norm(m, "visual.ln_post", W, &m->vit.ln_post);
+    if (s == CS_OK) s = weight_2d(m, "visual.proj", W, c->embed_dim, &m->vit.proj);
+    if (s == CS_OK)
+        s = model_load_transformer(m, "visual.transformer.resblocks.", W, c->vision_layers,
+                                   c->vision_heads, &m->vit.tr);
+    return s;
+}
+
+static cs_status load_text(cs_model *m) {
+    const cs_config *c = &m->cfg;
+    int W = c->text_width;
+    cs_status s = weight_2d(m, "token_embedding.weight", c->vocab_size, W, &m->text.tok_emb);
+    if (s == CS_OK) s = weight_2d(m, "positional_embedding", c->context_length, W, &m->text.pos_emb);
+    if (s == CS_OK) s = layer_norm(m, "ln_final", W, &m->text.ln_final);
+    if (s == CS_OK) s = weight_2d(m, "text_projection", W, c->embed_dim, &m->text.proj);
+    if (s == CS_OK)
+        s = model_load_transformer(m, "transformer.resblocks.", W, c->text_layers, c->text_heads,
+                                   &m->text.tr);
+    const cs_tensor *ls = cs_tensors_find(&m->table, "logit_scale");
+    m->logit_scale = 100.0f;
+    if (s == CS_OK && ls && cs_tensor_numel(ls) == 1) {
+        float v;
+        if (cs_tensor_to_f32(ls, &v) == CS_OK) m->logit_scale = expf(v);
+    }
+    return s;
+}
+
+/* Head counts from a Hugging Face config.json, when the folder has one: the
+ * head dimension of such models need not be 64. */
+static cs_status apply_hf_config(cs_model *m, const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    struct stat st;
+    if (stat(path, &st) != 0) return CS_OK;
+    char *text;
+    size_t len;
+    cs_status s = cs_read_file(path, 1 << 20, &text, &len);
+    if (s != CS_OK) return s;
+    cJSON *root = cJSON_Parse(text);
+    cs_free(text);
+    if (!root) return cs_fail(CS_ERR_FORMAT, "%s: not valid JSON", path);
+    static const char *sections[2] = {"vision_config", "text_config"};
+    for (int i = 0; i < 2 && s == CS_OK; i++) {
+        cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, sections[i]);
+        cJSON *heads = cJSON_GetObjectItemCaseSensitive(sec, "num_attention_heads");
+        cJSON *act = cJSON_GetObjectItemCaseSensitive(sec, "hidden_act");
+        if (cJSON_IsString(act) && strcmp(act->valuestring, "quick_gelu") != 0)
+            s = cs_fail(CS_ERR_UNSUPPORTED, "%s: %s.hidden_act '%s' is not supported (CLIP uses quick_gelu)",
+                        path, sections[i], act->valuestring);
+        if (cJSON_IsNumber(heads) && heads->valueint > 0) {
+            if (i == 0) m->cfg.vision_heads = heads->valueint;
+            else m->cfg.text_heads = heads->valueint;
+        }
+    }
+    cJSON_Delete(root);
+    return s;
+}
+
+static cs_status check_heads(const cs_model *m) {
+    const cs_config *c = &m->cfg;
+    if (c->text_heads <= 0 || c->text_width % c->text_heads)
+        return cs_fail(CS_ERR_SHAPE, "%s: text width %d is not divisible by %d heads",
+                       m->table.path, c->text_width, c->text_heads);
+    if (c->vision_kind == CS_VISION_VIT && (c->vision_heads <= 0 || c->vision_width % c->vision_heads))
+        return cs_fail(CS_ERR_SHAPE, "%s: vision width %d is not divisible by %d heads",
+                       m->table.path, c->vision_width, c->vision_heads);
+    return CS_OK;
+}
+
+static cs_status open_table(const char *path, cs_tensor_table *t, const char **weights_dir) {
+    struct stat st;
+    memset(t, 0, sizeof *t); /* the readers init it; freeing a zeroed table is a no-op */
+    if (stat(path, &st) != 0) return cs_fail(CS_ERR_IO, "%s: model file not found", path);
+    static _Thread_local char file[4096];
+    *weights_dir = NULL;
+    if (S_ISDIR(st.st_mode)) {
+        snprintf(file, sizeof file, "%s/model.safetensors", path);
+        *weights_dir = path;
+        return cs_safetensors_open(file, t);
+    }
+    FILE *f = fopen(path, "rb");
+    unsigned char magic[4] = {0};
+    size_t got = f ? fread(magic, 1, 4, f) : 0;
+    if (f) fclose(f);
+    if (got == 4 && memcmp(magic, "PK\x03\x04", 4) == 0) return cs_pytorch_open(path, t);
+    return cs_safetensors_open(path, t);
+}
+
+cs_status model_from_table(cs_tensor_table *table, const char *hf_dir, cs_model **out) {
+    *out = NULL;
+    cs_model *m = cs_calloc(1, sizeof *m);
+    if (!m) {
+        cs_tensors_free(table);
+        return CS_ERR_NOMEM;
+    }
+    m->table = *table;
+    memset(table, 0, sizeof *table);
+    m->surgery_blocks = 6;
+    cs_status s = model_canonicalize_names(&m->table);
+    if (s == CS_OK) s = infer_text_config(m);
+    if (s == CS_OK) {
+        if (cs_tensors_find(&m->table, "visual.proj")) {
+            s = infer_vit_config(m);
+        } else if (cs_tensors_find(&m->table, "visual.attnpool.c_proj.weight")) {
+            m->cfg.vision_kind = CS_VISION_RESNET;
+        } else {
+            s = cs_fail(CS_ERR_MISSING, "%s: no vision tower found (neither 'visual.proj' of a ViT "
+                        "nor 'visual.attnpool' of a ResNet)", m->table.path);
+        }
+    }
+    if (s == CS_OK && hf_dir) s = apply_hf_config(m, hf_dir);
+    if (s == CS_OK) s = check_heads(m);
+    if (s == CS_OK) s = load_text(m);
+    if (s == CS_OK) s = m->cfg.vision_kind == CS_VISION_VIT ? load_vit(m) : resnet_load(m);
+    if (s != CS_OK) {
+        cs_model_free(m);
+        return s;
+    }
+    *out = m;
+    return CS_OK;
+}
+
+cs_status cs_model_load(const char *path, cs_model **out) {
+    *out = NULL;
+    cs_tensor_table table;
+    const char *dir = NULL;
+    cs_status s = open_table(path, &table, &dir);
+    if (s != CS_OK) {
+        cs_tensors_free(&table);
+        return s;
+    }
+    return model_from_table(&table, dir, out);
+}
+
+void cs_model_free(cs_model *m) {
+    if (!m) return;
+    resnet_free(m->resnet);
+    cs_tensors_free(&m->table);
+    cs_free(m);
+}
+
+const cs_config *cs_model_config(const cs_model *m) { return &m->cfg; }
+
+int cs_model_num_tokens(const cs_model *m, int resolution) {
+    int side = m->cfg.vision_kind == CS_VISION_VIT ? resolution / m->cfg.patch_size : resolution / 32;
+    return 1 + side * side;
+}
+
+cs_status cs_encode_image(cs_model *m, const float *pixels, int resolution, cs_vision_mode mode,
+                          float *tokens) {
+    int unit = m->cfg.vision_kind == CS_VISION_VIT ? m->cfg.patch_size : 32;
+    if (resolution <= 0 || resolution % unit || resolution > 8192)
+        return cs_fail(CS_ERR_ARG, "input resolution %d is not a positive multiple of %d (at most 8192)",
+                       resolution, unit);
+    if (mode != CS_VISION_PLAIN && mode != CS_VISION_SURGERY)
+        return cs_fail(CS_ERR_ARG, "unknown vision mode %d", (int)mode);
+    return m->cfg.vision_kind == CS_VISION_VIT ? vit_encode(m, pixels, resolution, mode, tokens)
+                                               : resnet_encode(m, pixels, resolution, mode, tokens);
+}
+
+cs_status cs_encode_text(cs_model *m, const int32_t *ids, int n, int context, float *out) {
+    if (n < 0 || context <= 0 || context > m->cfg.context_length)
+        return cs_fail(CS_ERR_ARG, "text context %d is outside 1..%d", context, m->cfg.context_length);
+    for (int64_t i = 0; i < (int64_t)n * context; i++)
+        if (ids[i] < 0 || ids[i] >= m->cfg.vocab_size)
+            return cs_fail(CS_ERR_ARG, "token id %d at text %lld is outside the vocabulary (0..%d)",
+                           ids[i], (long long)(i / context), m->cfg.vocab_size - 1);
+    return text_encode(m, ids, n, context, out);
+}

@@ -1,0 +1,82 @@
+/* Layer 4, model: one plain struct for config and weights (fp32, in the
+ * layout the GEMM wants), built from a tensor table whatever its naming. */
+#ifndef CS_MODEL_H
+#define CS_MODEL_H
+
+#include "clip_surgery.h"
+#include "formats/tensors.h"
+
+typedef struct cs_layer_norm { const float *w, *b; } cs_layer_norm;
+
+/* One residual attention block (CLIP's ResidualAttentionBlock). */
+typedef struct cs_block {
+    cs_layer_norm ln_1, ln_2;
+    const float *qkv_w, *qkv_b;   /* [3W, W], [3W]: q | k | v */
+    const float *out_w, *out_b;   /* [W, W], [W] */
+    const float *fc_w, *fc_b;     /* [4W, W], [4W] */
+    const float *proj_w, *proj_b; /* [W, 4W], [W] */
+} cs_block;
+
+typedef struct cs_transformer {
+    int width, layers, heads;
+    cs_block *blocks;
+} cs_transformer;
+
+typedef struct cs_vit {
+    const float *conv1_w;  /* [W, 3 * P * P]: the patch embedding as a linear map */
+    const float *class_emb;/* [W] */
+    const float *pos_emb;  /* [1 + G*G, W] at the native grid */
+    cs_layer_norm ln_pre, ln_post;
+    const float *proj;     /* [W, D] */
+    cs_transformer tr;
+} cs_vit;
+
+typedef struct cs_text {
+    const float *tok_emb;  /* [V, W] */
+    const float *pos_emb;  /* [L, W] */
+    cs_transformer tr;
+    cs_layer_norm ln_final;
+    const float *proj;     /* [W, D] */
+} cs_text;
+
+struct cs_resnet; /* src/model/resnet.c */
+
+struct cs_model {
+    cs_config cfg;
+    cs_tensor_table table; /* owns every weight buffer (or the mmap they point into) */
+    cs_vit vit;
+    struct cs_resnet *resnet;
+    cs_text text;
+    float logit_scale;
+    int surgery_blocks;    /* ViT blocks with the dual path (default 6) */
+};
+
+/* Build a model from a table of named tensors (takes the table over, also
+ * on failure). hf_dir: a folder whose config.json to read, or NULL. The
+ * loader and the benchmarks' synthetic models both come through here. */
+cs_status model_from_table(cs_tensor_table *table, const char *hf_dir, cs_model **out);
+
+/* Weight lookup with shape checks: fp32 view of a named tensor (borrowed
+ * when the file holds aligned F32, widened into a table-owned buffer
+ * otherwise). ndim/dims give the expected shape. */
+cs_status model_weight(cs_model *m, const char *name, int ndim, const int64_t *dims,
+                       const float **out);
+
+/* Rename Hugging Face transformers CLIP tensors to OpenAI names in place
+ * (q/k/v concatenated, projections transposed). No-op for OpenAI names. */
+cs_status model_canonicalize_names(cs_tensor_table *t);
+
+cs_status model_load_transformer(cs_model *m, const char *prefix, int width, int layers,
+                                 int heads, cs_transformer *tr);
+
+/* Forward passes (vit.c, text.c, resnet.c). */
+cs_status vit_encode(cs_model *m, const float *pixels, int res, cs_vision_mode mode, float *tokens);
+/* The ViT position embedding for a G x G token grid: [1 + G*G, W]. */
+void vit_position_embedding(const cs_model *m, int G, float *out);
+cs_status text_encode(cs_model *m, const int32_t *ids, int n, int context, float *out);
+cs_status resnet_load(cs_model *m);
+void resnet_free(struct cs_resnet *r);
+cs_status resnet_encode(cs_model *m, const float *pixels, int res, cs_vision_mode mode,
+                        float *tokens);
+
+#endif

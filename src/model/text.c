@@ -1,0 +1,60 @@
+/* The CLIP text tower. Causal attention means a prompt's features at its end
+ * token depend only on the tokens before it, so each prompt runs on its real
+ * tokens only, all prompts packed into one ragged batch (no padding). */
+#include <string.h>
+#include "ops/ops.h"
+#include "transformer.h"
+
+/* Position of the first occurrence of the largest id (the end token). */
+static int end_position(const int32_t *ids, int context) {
+    int best = 0;
+    for (int i = 1; i < context; i++)
+        if (ids[i] > ids[best]) best = i;
+    return best;
+}
+
+cs_status text_encode(cs_model *m, const int32_t *ids, int n, int context, float *out) {
+    const cs_text *t = &m->text;
+    int W = m->cfg.text_width, D = m->cfg.embed_dim;
+    if (n == 0) return CS_OK;
+    int *len = cs_alloc((size_t)n, sizeof(int));
+    if (!len) return CS_ERR_NOMEM;
+    size_t total = 0;
+    int longest = 0;
+    for (int i = 0; i < n; i++) {
+        len[i] = end_position(ids + (size_t)i * context, context) + 1;
+        total += (size_t)len[i];
+        if (len[i] > longest) longest = len[i];
+    }
+    if (total > ((size_t)1 << 30)) { /* keeps row counts within int */
+        cs_free(len);
+        return cs_fail(CS_ERR_LIMIT, "%d texts are too many for one batch", n);
+    }
+    block_scratch s;
+    cs_status st = block_scratch_init(&s, (int)total, longest, W);
+    float *x = st == CS_OK ? cs_alloc(total * W, sizeof(float)) : NULL;
+    float *eot = x ? cs_alloc((size_t)n * W, sizeof(float)) : NULL;
+    if (!eot) {
+        st = st == CS_OK ? CS_ERR_NOMEM : st;
+        goto done;
+    }
+    for (int i = 0, row = 0; i < n; i++)
+        for (int p = 0; p < len[i]; p++, row++) {
+            const float *te = t->tok_emb + (size_t)ids[(size_t)i * context + p] * W;
+            const float *pe = t->pos_emb + (size_t)p * W;
+            float *xr = x + (size_t)row * W;
+            for (int k = 0; k < W; k++) xr[k] = te[k] + pe[k];
+        }
+    for (int l = 0; l < m->cfg.text_layers; l++)
+        block_forward(&t->tr.blocks[l], W, t->tr.heads, n, len, 1, x, &s);
+    for (int i = 0, row = 0; i < n; row += len[i], i++)
+        memcpy(eot + (size_t)i * W, x + (size_t)(row + len[i] - 1) * W, (size_t)W * sizeof(float));
+    op_layer_norm(eot, n, W, t->ln_final.w, t->ln_final.b, 1e-5f, eot);
+    op_gemm(0, 0, n, D, W, 1.0f, eot, W, t->proj, D, 0.0f, out, D);
+done:
+    cs_free(len);
+    cs_free(x);
+    cs_free(eot);
+    block_scratch_free(&s);
+    return st;
+}

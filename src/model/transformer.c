@@ -1,0 +1,67 @@
+/* The residual attention block shared by the image and text transformers,
+ * and the dual-path (surgery) block of the ViT. */
+#include <string.h>
+#include "ops/ops.h"
+#include "transformer.h"
+
+cs_status block_scratch_init(block_scratch *s, int max_tokens, int max_seq, int width) {
+    size_t T = (size_t)max_tokens, W = (size_t)width, L = (size_t)max_seq;
+    s->h = cs_alloc(T * W, sizeof(float));
+    s->qkv = cs_alloc(T * 3 * W, sizeof(float));
+    s->attn = cs_alloc(T * W, sizeof(float));
+    s->hidden = cs_alloc(T * 4 * W, sizeof(float));
+    s->scores = cs_alloc(L * L, sizeof(float));
+    if (!s->h || !s->qkv || !s->attn || !s->hidden || !s->scores) {
+        block_scratch_free(s);
+        return CS_ERR_NOMEM;
+    }
+    return CS_OK;
+}
+
+void block_scratch_free(block_scratch *s) {
+    cs_free(s->h);
+    cs_free(s->qkv);
+    cs_free(s->attn);
+    cs_free(s->hidden);
+    cs_free(s->scores);
+    memset(s, 0, sizeof *s);
+}
+
+/* x += c_proj(QuickGELU(c_fc(ln_2(x)))) */
+static void block_mlp(const cs_block *b, int T, int W, float *x, block_scratch *s) {
+    op_layer_norm(x, T, W, b->ln_2.w, b->ln_2.b, 1e-5f, s->h);
+    op_linear(s->h, T, W, b->fc_w, b->fc_b, 4 * W, s->hidden);
+    op_quick_gelu(s->hidden, (size_t)T * 4 * W);
+    op_linear_accumulate(s->hidden, T, 4 * W, b->proj_w, b->proj_b, W, x);
+}
+
+/* qkv = in_proj(ln_1(x)) for all T rows. */
+static void block_qkv(const cs_block *b, int T, int W, const float *x, block_scratch *s) {
+    op_layer_norm(x, T, W, b->ln_1.w, b->ln_1.b, 1e-5f, s->h);
+    op_linear(s->h, T, W, b->qkv_w, b->qkv_b, 3 * W, s->qkv);
+}
+
+void block_forward(const cs_block *b, int W, int heads, int n_seq, const int *seq_len, int causal,
+                   float *x, block_scratch *s) {
+    int T = 0;
+    for (int i = 0; i < n_seq; i++) T += seq_len[i];
+    block_qkv(b, T, W, x, s);
+    /* Attention stays within each sequence of the packed batch. */
+    for (int i = 0, off = 0; i < n_seq; off += seq_len[i], i++)
+        op_attention(s->qkv + (size_t)off * 3 * W, seq_len[i], W, heads, OP_ATTN_QK, causal,
+                     s->scores, s->attn + (size_t)off * W);
+    op_linear_accumulate(s->attn, T, W, b->out_w, b->out_b, W, x);
+    block_mlp(b, T, W, x, s);
+}
+
+void block_forward_dual(const cs_block *b, int T, int W, int heads, float *x_ori, float *x_new,
+                        block_scratch *s) {
+    block_qkv(b, T, W, x_ori, s);
+    /* Both paths read the one QKV projection of the original path's ln_1. */
+    op_attention(s->qkv, T, W, heads, OP_ATTN_QK, 0, s->scores, s->attn);
+    op_linear_accumulate(s->attn, T, W, b->out_w, b->out_b, W, x_ori);
+    op_attention(s->qkv, T, W, heads, OP_ATTN_VV, 0, s->scores, s->attn);
+    op_linear_accumulate(s->attn, T, W, b->out_w, b->out_b, W, x_new);
+    /* The FFN runs on the original path only. */
+    block_mlp(b, T, W, x_ori, s);
+}

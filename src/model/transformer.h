@@ -1,0 +1,26 @@
+#ifndef CS_TRANSFORMER_H
+#define CS_TRANSFORMER_H
+
+#include "model.h"
+
+/* Scratch for one block over up to max_tokens rows of width W, in
+ * sequences of at most max_seq tokens. */
+typedef struct block_scratch {
+    float *h, *qkv, *attn, *hidden, *scores;
+} block_scratch;
+
+cs_status block_scratch_init(block_scratch *s, int max_tokens, int max_seq, int width);
+void block_scratch_free(block_scratch *s);
+
+/* CLIP's residual attention block on a packed batch of n_seq sequences
+ * (rows of x, seq_len[i] each): x += attn(ln_1(x)); x += mlp(ln_2(x)). */
+void block_forward(const cs_block *b, int W, int heads, int n_seq, const int *seq_len, int causal,
+                   float *x, block_scratch *s);
+
+/* The surgery block (DESIGN.md section 4): with h = ln_1(x_ori),
+ * x_ori += out_proj(qk-attention(h)); x_ori += mlp(ln_2(x_ori));
+ * x_new += out_proj(vv-attention(h)), no FFN. */
+void block_forward_dual(const cs_block *b, int T, int W, int heads, float *x_ori, float *x_new,
+                        block_scratch *s);
+
+#endif

@@ -1,0 +1,82 @@
+/* The CLIP ViT image tower, plain and with architecture surgery. */
+#include <string.h>
+#include "ops/ops.h"
+#include "transformer.h"
+
+/* Patches of the [3, R, R] image as rows [N, 3*P*P] in conv1's (c, ky, kx)
+ * order, so the patch embedding is one GEMM. */
+static void im2col_patches(const float *pixels, int R, int P, float *patches) {
+    int G = R / P;
+    for (int gy = 0; gy < G; gy++)
+        for (int gx = 0; gx < G; gx++) {
+            float *row = patches + ((size_t)gy * G + gx) * 3 * P * P;
+            for (int c = 0; c < 3; c++)
+                for (int ky = 0; ky < P; ky++)
+                    memcpy(row + (c * P + ky) * P,
+                           pixels + ((size_t)c * R + gy * P + ky) * R + gx * P, P * sizeof(float));
+        }
+}
+
+/* Position embedding for a G x G grid: the native one, or its patch rows
+ * bilinearly resized (align_corners=False) with the class row kept, as the
+ * reference does for other input sizes. out: [1 + G*G, W]. */
+void vit_position_embedding(const cs_model *m, int G, float *out) {
+    const cs_vit *v = &m->vit;
+    int native = m->cfg.grid, W = m->cfg.vision_width;
+    if (G == native) {
+        memcpy(out, v->pos_emb, ((size_t)G * G + 1) * W * sizeof(float));
+        return;
+    }
+    memcpy(out, v->pos_emb, (size_t)W * sizeof(float));
+    op_resize_bilinear(v->pos_emb + W, native, native, W, out + W, G, G);
+}
+
+cs_status vit_encode(cs_model *m, const float *pixels, int R, cs_vision_mode mode, float *tokens) {
+    const cs_config *c = &m->cfg;
+    const cs_vit *v = &m->vit;
+    int P = c->patch_size, G = R / P, N = G * G, T = N + 1, W = c->vision_width;
+    int first_dual = mode == CS_VISION_SURGERY ? c->vision_layers - m->surgery_blocks : c->vision_layers;
+    if (first_dual < 0) first_dual = 0;
+
+    block_scratch s;
+    cs_status st = block_scratch_init(&s, T, T, W);
+    if (st != CS_OK) return st;
+    float *patches = cs_alloc((size_t)N * 3 * P * P, sizeof(float));
+    float *x = cs_alloc((size_t)T * W, sizeof(float));
+    float *x_new = cs_alloc((size_t)T * W, sizeof(float));
+    float *pos = cs_alloc((size_t)T * W, sizeof(float));
+    if (!patches || !x || !x_new || !pos) {
+        st = CS_ERR_NOMEM;
+        goto done;
+    }
+
+    im2col_patches(pixels, R, P, patches);
+    memcpy(x, v->class_emb, (size_t)W * sizeof(float));
+    op_linear(patches, N, 3 * P * P, v->conv1_w, NULL, W, x + W);
+    vit_position_embedding(m, G, pos);
+    op_add(x, pos, (size_t)T * W);
+    op_layer_norm(x, T, W, v->ln_pre.w, v->ln_pre.b, 1e-5f, x);
+
+    for (int l = 0; l < c->vision_layers; l++) {
+        const cs_block *b = &v->tr.blocks[l];
+        if (l < first_dual) {
+            block_forward(b, W, v->tr.heads, 1, &T, 0, x, &s);
+            continue;
+        }
+        if (l == first_dual) memcpy(x_new, x, (size_t)T * W * sizeof(float));
+        block_forward_dual(b, T, W, v->tr.heads, x, x_new, &s);
+    }
+    /* Surgery output: the class token from the original path, the patch
+     * tokens from the new one. */
+    if (first_dual < c->vision_layers) memcpy(x + W, x_new + W, (size_t)N * W * sizeof(float));
+    op_layer_norm(x, T, W, v->ln_post.w, v->ln_post.b, 1e-5f, x);
+    op_gemm(0, 0, T, c->embed_dim, W, 1.0f, x, W, v->proj, c->embed_dim, 0.0f, tokens, c->embed_dim);
+
+done:
+    cs_free(patches);
+    cs_free(x);
+    cs_free(x_new);
+    cs_free(pos);
+    block_scratch_free(&s);
+    return st;
+}

@@ -1,0 +1,54 @@
+/* Layer 2, tensor ops: pure functions over float arrays with explicit shapes.
+ * Row-major throughout; "[T, W]" means T rows of W floats. */
+#ifndef CS_OPS_H
+#define CS_OPS_H
+
+#include <stddef.h>
+
+/* The one GEMM wrapper (BLAS): C = alpha * op(A) op(B) + beta * C, where
+ * op(X) is X or its transpose. A is M x K after op, B is K x N after op. */
+void op_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+             const float *B, int ldb, float beta, float *C, int ldc);
+
+/* Linear layer in PyTorch's layout: y[M, N] = x[M, K] w[N, K]^T + b (b may be NULL). */
+void op_linear(const float *x, int M, int K, const float *w, const float *b, int N, float *y);
+
+/* Residual form: y[M, N] += x[M, K] w[N, K]^T + b (b may be NULL). */
+void op_linear_accumulate(const float *x, int M, int K, const float *w, const float *b, int N,
+                          float *y);
+
+/* Layer norm over the last axis (PyTorch semantics, biased variance). */
+void op_layer_norm(const float *x, int rows, int dim, const float *w, const float *b, float eps,
+                   float *y);
+
+/* In place: x * sigmoid(1.702 x), CLIP's QuickGELU. */
+void op_quick_gelu(float *x, size_t n);
+
+/* In place softmax over each row of [rows, cols]. */
+void op_softmax_rows(float *x, int rows, int cols);
+
+/* In place L2 normalization of each row (a zero row stays zero). */
+void op_l2_normalize_rows(float *x, int rows, int dim);
+
+/* y += x, elementwise. */
+void op_add(float *y, const float *x, size_t n);
+
+typedef enum op_attention_kind {
+    OP_ATTN_QK = 0, /* softmax(q k^T / sqrt(d)) v: CLIP's attention */
+    OP_ATTN_VV = 1  /* softmax(v v^T / sqrt(d)) v: the surgery path */
+} op_attention_kind;
+
+/* Multi-head attention core over one sequence. qkv: [T, 3W] (q | k | v, each
+ * W = heads * d wide, as one in-projection GEMM produces them); out: [T, W]
+ * (before the out-projection). causal: token i sees tokens 0..i only.
+ * scores: scratch of T * T floats (one head at a time). */
+void op_attention(const float *qkv, int T, int W, int heads, op_attention_kind kind, int causal,
+                  float *scores, float *out);
+
+/* Bilinear resize with PyTorch's F.interpolate(mode="bilinear",
+ * align_corners=False) semantics, no antialias. src: [in_h, in_w, C]
+ * (channels last), dst: [out_h, out_w, C]. */
+void op_resize_bilinear(const float *src, int in_h, int in_w, int C, float *dst, int out_h,
+                        int out_w);
+
+#endif

@@ -1,0 +1,2 @@
+#include "cli.h"
+int cmd_explain(int argc, char **argv) { return 2; }
