@@ -1,0 +1,200 @@
+/* Every error path of the safetensors loader and of model binding: each case
+ * asserts the exact status code and that the message names the file and the
+ * problem. Files are written into a temporary folder. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "formats/tensors.h"
+#include "golden.h"
+#include "test.h"
+
+static char g_dir[256];
+
+static const char *tmp_file(const char *name) {
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s", g_dir, name);
+    return path;
+}
+
+static void write_bytes(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    fwrite(data, 1, n, f);
+    fclose(f);
+}
+
+/* A file with the given header text and `data_len` zero bytes of data. */
+static const char *write_raw(const char *name, const char *header, size_t data_len) {
+    const char *path = tmp_file(name);
+    size_t hlen = strlen(header);
+    unsigned char *buf = calloc(1, 8 + hlen + data_len);
+    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
+    memcpy(buf + 8, header, hlen);
+    write_bytes(path, buf, 8 + hlen + data_len);
+    free(buf);
+    return path;
+}
+
+static void expect_open_error(const char *path, cs_status want, const char *problem) {
+    cs_tensor_table t;
+    CHECK_STATUS(cs_safetensors_open(path, &t), want);
+    CHECK_ERR_HAS(path);
+    CHECK_ERR_HAS(problem);
+    cs_tensors_free(&t);
+}
+
+/* Rewrite a table as a safetensors file, skipping `drop`, giving `reshape`
+ * the shape {n} (same bytes), and poisoning `nan_in` with a NaN. */
+static const char *rewrite(const char *name, const cs_tensor_table *src, const char *drop,
+                           const char *reshape, const char *nan_in) {
+    static const char *dt[] = {"F32", "F16", "BF16", "F64", "I64", "I32", "U8", "BOOL"};
+    size_t cap = 1 << 20, n = 0, off = 0;
+    char *h = malloc(cap);
+    n += (size_t)snprintf(h + n, cap - n, "{");
+    for (int i = 0; i < src->n; i++) {
+        const cs_tensor *x = &src->items[i];
+        if (drop && !strcmp(x->name, drop)) continue;
+        n += (size_t)snprintf(h + n, cap - n, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", n > 1 ? "," : "",
+                              x->name, dt[x->dtype]);
+        if (reshape && !strcmp(x->name, reshape)) {
+            n += (size_t)snprintf(h + n, cap - n, "%lld,1", (long long)cs_tensor_numel(x));
+        } else {
+            for (int d = 0; d < x->ndim; d++)
+                n += (size_t)snprintf(h + n, cap - n, d ? ",%lld" : "%lld", (long long)x->shape[d]);
+        }
+        n += (size_t)snprintf(h + n, cap - n, "],\"data_offsets\":[%zu,%zu]}", off, off + x->nbytes);
+        off += x->nbytes;
+    }
+    snprintf(h + n, cap - n, "}");
+    const char *path = tmp_file(name);
+    size_t hlen = strlen(h);
+    FILE *f = fopen(path, "wb");
+    for (int i = 0; i < 8; i++) fputc((int)((uint64_t)hlen >> (8 * i)) & 0xff, f);
+    fwrite(h, 1, hlen, f);
+    for (int i = 0; i < src->n; i++) {
+        const cs_tensor *x = &src->items[i];
+        if (drop && !strcmp(x->name, drop)) continue;
+        if (nan_in && !strcmp(x->name, nan_in)) {
+            unsigned char *copy = malloc(x->nbytes);
+            memcpy(copy, x->data, x->nbytes);
+            copy[0] = 0x00;
+            copy[1] = 0x7e; /* F16 quiet NaN */
+            fwrite(copy, 1, x->nbytes, f);
+            free(copy);
+        } else {
+            fwrite(x->data, 1, x->nbytes, f);
+        }
+    }
+    fclose(f);
+    free(h);
+    return path;
+}
+
+static void test_file_errors(void) {
+    expect_open_error(tmp_file("does-not-exist.safetensors"), CS_ERR_IO, "cannot open");
+    const char *p = tmp_file("short.safetensors");
+    write_bytes(p, "\x10\0\0", 3);
+    expect_open_error(p, CS_ERR_FORMAT, "truncated");
+
+    p = tmp_file("header-too-long.safetensors");
+    unsigned char big[16] = {0xff, 0xff, 0, 0, 0, 0, 0, 0, '{', '}'};
+    write_bytes(p, big, 10);
+    expect_open_error(p, CS_ERR_FORMAT, "larger than the file");
+
+    p = tmp_file("header-over-limit.safetensors");
+    unsigned char huge[10] = {0, 0, 0, 0, 1, 0, 0, 0, '{', '}'}; /* 4 GiB */
+    write_bytes(p, huge, 10);
+    expect_open_error(p, CS_ERR_FORMAT, "100 MB");
+
+    expect_open_error(write_raw("not-json.safetensors", "{\"a\": [1, 2", 0), CS_ERR_FORMAT,
+                      "not a JSON object");
+    expect_open_error(write_raw("array.safetensors", "[1, 2]", 0), CS_ERR_FORMAT, "not a JSON object");
+    expect_open_error(write_raw("dtype.safetensors",
+                                "{\"w\":{\"dtype\":\"Q4\",\"shape\":[2],\"data_offsets\":[0,2]}}", 2),
+                      CS_ERR_UNSUPPORTED, "unknown dtype 'Q4'");
+    expect_open_error(write_raw("outside.safetensors",
+                                "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8),
+                      CS_ERR_FORMAT, "outside the data section");
+    expect_open_error(write_raw("negative.safetensors",
+                                "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[-4,0]}}", 8),
+                      CS_ERR_FORMAT, "outside the data section");
+    expect_open_error(write_raw("overlap.safetensors",
+                                "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                                "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12),
+                      CS_ERR_FORMAT, "overlap");
+    expect_open_error(write_raw("size.safetensors",
+                                "{\"w\":{\"dtype\":\"F16\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8),
+                      CS_ERR_FORMAT, "shape x dtype size is 6 bytes");
+    expect_open_error(write_raw("shape-overflow.safetensors",
+                                "{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4294967296],"
+                                "\"data_offsets\":[0,8]}}", 8),
+                      CS_ERR_FORMAT, "shape overflows");
+    expect_open_error(write_raw("fields.safetensors", "{\"w\":{\"dtype\":\"F32\"}}", 0),
+                      CS_ERR_FORMAT, "needs dtype, shape and data_offsets");
+
+    /* A well-formed file with metadata and an empty tensor opens. */
+    cs_tensor_table t;
+    CHECK_OK(cs_safetensors_open(write_raw("ok.safetensors",
+                                           "{\"__metadata__\":{\"k\":\"v\"},"
+                                           "\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]},"
+                                           "\"w\":{\"dtype\":\"BF16\",\"shape\":[2,2],\"data_offsets\":[0,8]}}", 8),
+                                 &t));
+    CHECK(t.n == 2 && cs_tensors_find(&t, "w") && cs_tensors_find(&t, "w")->ndim == 2);
+    cs_tensors_free(&t);
+}
+
+static void expect_model_error(const char *path, cs_status want, const char *problem) {
+    cs_model *m = (cs_model *)1;
+    CHECK_STATUS(cs_model_load(path, &m), want);
+    CHECK(m == NULL);
+    CHECK_ERR_HAS(path);
+    CHECK_ERR_HAS(problem);
+}
+
+static void test_model_errors(void) {
+    expect_model_error(tmp_file("nothing-here.safetensors"), CS_ERR_IO, "not found");
+    cs_tensor_table t;
+    CHECK_OK(cs_safetensors_open(golden_path("golden/tiny-vit/model.safetensors"), &t));
+
+    /* The golden file cut short: the last tensors' offsets run past the end. */
+    const char *p = rewrite("full.safetensors", &t, NULL, NULL, NULL);
+    char *data;
+    size_t len;
+    FILE *f = fopen(p, "rb");
+    fseek(f, 0, SEEK_END);
+    len = (size_t)ftell(f);
+    rewind(f);
+    data = malloc(len);
+    CHECK(fread(data, 1, len, f) == len);
+    fclose(f);
+    const char *cut = tmp_file("cut.safetensors");
+    write_bytes(cut, data, len / 2);
+    free(data);
+    expect_model_error(cut, CS_ERR_FORMAT, "outside the data section");
+
+    expect_model_error(rewrite("no-ln-post.safetensors", &t, "visual.ln_post.weight", NULL, NULL),
+                       CS_ERR_MISSING, "required tensor 'visual.ln_post.weight' is missing");
+    expect_model_error(rewrite("no-vision.safetensors", &t, "visual.proj", NULL, NULL),
+                       CS_ERR_MISSING, "no vision tower");
+    expect_model_error(rewrite("bad-shape.safetensors", &t, NULL, "visual.transformer.resblocks.3.mlp.c_fc.bias", NULL),
+                       CS_ERR_SHAPE, "'visual.transformer.resblocks.3.mlp.c_fc.bias' has shape [512, 1], expected [512]");
+    expect_model_error(rewrite("bad-proj.safetensors", &t, NULL, "text_projection", NULL),
+                       CS_ERR_SHAPE, "text_projection");
+
+    /* NaN in a weight is data, not an error. */
+    cs_model *m = NULL;
+    CHECK_OK(cs_model_load(rewrite("nan.safetensors", &t, NULL, NULL, "visual.ln_post.bias"), &m));
+    cs_model_free(m);
+    cs_tensors_free(&t);
+}
+
+int main(void) {
+    golden_shared_dir();
+    snprintf(g_dir, sizeof g_dir, "/tmp/cs_st_errors_XXXXXX");
+    if (!mkdtemp(g_dir)) return 1;
+    test_file_errors();
+    test_model_errors();
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
+    return test_finish();
+}
