@@ -139,6 +139,49 @@ cs_status cs_encode_text(cs_model *m, const int32_t *ids, int n, int context, fl
 cs_status cs_similarity(const float *tokens, int n_tokens, const float *classes, int n_classes,
                         int dim, float *out);
 
+/* The method's 85 default prompt templates ("{}" is the class name). */
+#define CS_NUM_DEFAULT_TEMPLATES 85
+extern const char *const cs_default_templates[CS_NUM_DEFAULT_TEMPLATES];
+
+/* Prompt ensemble: for each class, every template filled with the name,
+ * each prompt's text feature L2-normalized, averaged, renormalized.
+ * templates NULL with n_templates 0 means the class name alone.
+ * out: [n_classes, D]. */
+cs_status cs_class_embeddings(cs_model *m, cs_tokenizer *tok, const char *const *classes,
+                              int n_classes, const char *const *templates, int n_templates,
+                              float *out);
+
+/* Feature surgery on image tokens [T, D] (normalized here) and class
+ * embeddings [C, D]. redundant NULL: the class-weighted mode (softmax of
+ * 2 x the class token's similarities, weights over their mean, the
+ * class-mean removed); with C = 1 that is identically zero. redundant [D]:
+ * the explicit mode, s = F (T - R)^T. out: [T, C]. */
+cs_status cs_feature_surgery(const float *tokens, int n_tokens, const float *classes,
+                             int n_classes, int dim, const float *redundant, float *out);
+
+/* Similarity maps: per class, min-max over tokens 1..N of sim [1+N, C] (a
+ * constant column gives zeros), reshaped to the square token grid and
+ * resized bilinearly (align_corners = false) to out_h x out_w.
+ * maps: [out_h, out_w, C]. */
+cs_status cs_similarity_maps(const float *sim, int n_tokens, int n_classes, int out_h, int out_w,
+                             float *maps);
+
+/* Point prompts for SAM from one raw similarity column over tokens 1..N
+ * (column `cls` of sim [1+N, C]): the reference's similarity_map_to_points
+ * (DESIGN.md section 4). points: capacity N pairs (x, y); labels: capacity
+ * N; *n gets the number of points (positives first, label 1, then as many
+ * negatives, label 0). image_w x image_h: the original image size. */
+cs_status cs_similarity_points(const float *sim, int n_tokens, int n_classes, int cls,
+                               int image_w, int image_h, float t, int32_t *points,
+                               uint8_t *labels, int *n);
+
+/* Combined targets ("a+b"): sim [1+N, K] holds the explicit-redundancy
+ * similarity of K texts. Negatives of the mean of the min-maxed columns
+ * first, then each text's positives in order. points/labels: capacity
+ * (K + 1) * N. */
+cs_status cs_combined_points(const float *sim, int n_tokens, int n_texts, int image_w,
+                             int image_h, float t, int32_t *points, uint8_t *labels, int *n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,87 @@
+/* Prompt ensemble (the reference's encode_text_with_prompt_ensemble): per
+ * class, every template filled with the name, each prompt's feature
+ * normalized, averaged, renormalized. Prompts run through the text tower in
+ * chunks of whole classes, packed without padding. */
+#include <string.h>
+#include "method.h"
+#include "ops/ops.h"
+
+/* Prompts per text-tower call: bounds the packed batch's memory. */
+#define ENSEMBLE_CHUNK_PROMPTS 1024
+
+/* "{}" in the template becomes the class name; "{{" and "}}" are literal
+ * braces, as in Python's str.format. Returns a cs_alloc'ed string. */
+static char *fill_template(const char *tmpl, const char *name) {
+    size_t nl = strlen(name), n = 1;
+    for (const char *p = tmpl; *p; p++) n += (p[0] == '{' && p[1] == '}') ? nl : 1;
+    char *out = cs_alloc(n, 1), *o = out;
+    if (!out) return NULL;
+    for (const char *p = tmpl; *p; p++) {
+        if (p[0] == '{' && p[1] == '}') {
+            memcpy(o, name, nl);
+            o += nl;
+            p++;
+        } else if ((p[0] == '{' && p[1] == '{') || (p[0] == '}' && p[1] == '}')) {
+            *o++ = *p++;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = 0;
+    return out;
+}
+
+/* Tokenize and encode the prompts of classes [c0, c0 + nc); out rows
+ * [nc, D] get the ensembled, normalized embeddings. */
+static cs_status encode_chunk(cs_model *m, cs_tokenizer *tok, const char *const *classes, int c0,
+                              int nc, const char *const *templates, int nt, int32_t *ids,
+                              float *feat, float *out) {
+    const cs_config *cfg = cs_model_config(m);
+    int L = cfg->context_length, D = cfg->embed_dim, per = nt ? nt : 1;
+    for (int c = 0; c < nc; c++)
+        for (int k = 0; k < per; k++) {
+            const char *name = classes[c0 + c];
+            char *text = nt ? fill_template(templates[k], name) : cs_strdup(name);
+            if (!text) return CS_ERR_NOMEM;
+            int32_t *row = ids + ((size_t)c * per + k) * L;
+            memset(row, 0, (size_t)L * sizeof *row);
+            cs_status s = cs_tokenize_batch(tok, (const char *const *)&text, 1, L, 0, row);
+            if (s != CS_OK) cs_error_prefix("class '%s'", name);
+            cs_free(text);
+            if (s != CS_OK) return s;
+        }
+    cs_status s = cs_encode_text(m, ids, nc * per, L, feat);
+    if (s != CS_OK) return s;
+    op_l2_normalize_rows(feat, nc * per, D);
+    for (int c = 0; c < nc; c++) {
+        float *o = out + (size_t)c * D;
+        memset(o, 0, (size_t)D * sizeof *o);
+        for (int k = 0; k < per; k++) op_add(o, feat + ((size_t)c * per + k) * D, (size_t)D);
+        for (int d = 0; d < D; d++) o[d] /= (float)per;
+    }
+    op_l2_normalize_rows(out, nc, D);
+    return CS_OK;
+}
+
+cs_status cs_class_embeddings(cs_model *m, cs_tokenizer *tok, const char *const *classes,
+                              int n_classes, const char *const *templates, int n_templates,
+                              float *out) {
+    if (n_classes <= 0 || n_templates < 0 || (n_templates && !templates))
+        return cs_fail(CS_ERR_ARG, "class embeddings need classes (got %d) and templates (got %d)",
+                       n_classes, n_templates);
+    const cs_config *cfg = cs_model_config(m);
+    int per = n_templates ? n_templates : 1;
+    int chunk = ENSEMBLE_CHUNK_PROMPTS / per > 0 ? ENSEMBLE_CHUNK_PROMPTS / per : 1;
+    if (chunk > n_classes) chunk = n_classes;
+    int32_t *ids = cs_alloc((size_t)chunk * per * cfg->context_length, sizeof(int32_t));
+    float *feat = cs_alloc((size_t)chunk * per * cfg->embed_dim, sizeof(float));
+    cs_status s = ids && feat ? CS_OK : CS_ERR_NOMEM;
+    for (int c0 = 0; s == CS_OK && c0 < n_classes; c0 += chunk) {
+        int nc = n_classes - c0 < chunk ? n_classes - c0 : chunk;
+        s = encode_chunk(m, tok, classes, c0, nc, templates, n_templates, ids, feat,
+                         out + (size_t)c0 * cfg->embed_dim);
+    }
+    cs_free(ids);
+    cs_free(feat);
+    return s;
+}
