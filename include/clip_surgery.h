@@ -182,6 +182,17 @@ cs_status cs_similarity_points(const float *sim, int n_tokens, int n_classes, in
 cs_status cs_combined_points(const float *sim, int n_tokens, int n_texts, int image_w,
                              int image_h, float t, int32_t *points, uint8_t *labels, int *n);
 
+/* ---------------------------------------------------------------- outputs */
+/* A map in [0, 1] (every stride-th float, n pixels) to 8-bit gray. */
+void cs_map_to_gray(const float *map, int stride, size_t n, uint8_t *gray);
+/* JET heatmap of a map blended as 0.4 x image + 0.6 x heatmap (image_rgb
+ * NULL: the heatmap alone). out_rgb: [n, 3]. */
+void cs_heatmap_overlay(const float *map, int stride, size_t n, const uint8_t *image_rgb,
+                        uint8_t *out_rgb);
+/* Write an 8-bit gray (channels 1) or RGB (3) PNG atomically. */
+cs_status cs_png_write(const char *path, int width, int height, int channels,
+                       const uint8_t *pixels);
+
 #ifdef __cplusplus
 }
 #endif

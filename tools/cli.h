@@ -17,6 +17,32 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * that status maps to (out of memory: 1; everything else is bad input: 2). */
 int cli_fail(cs_status s);
 
+/* A list of names: classes (each with one or more synonyms) or templates. */
+typedef struct cli_classes {
+    int n;
+    char **names;   /* first name of each class */
+    int *n_syn;     /* synonyms per class */
+    char ***syn;    /* all names of each class */
+} cli_classes;
+
+/* LIST: comma-separated names, or @FILE with one class per line (commas in a
+ * line separate synonyms). */
+int cli_parse_classes(const char *list, cli_classes *out);
+void cli_classes_free(cli_classes *c);
+
+/* Templates: "default" (the method's 85), "none" (the name alone), or a
+ * file with one template per line. *templates points into *storage. */
+int cli_load_templates(const char *spec, char **storage, const char ***templates, int *n);
+
+/* Open a model (a file or folder path). */
+int cli_load_model(const char *path, cs_model **m);
+/* The vocabulary: --vocab, else the model folder's own vocab.json +
+ * merges.txt, else ~/.cache/clip/bpe_simple_vocab_16e6.txt.gz. */
+int cli_load_tokenizer(const char *vocab, const char *model_path, cs_tokenizer **tok);
+
+/* Set the thread count from --threads (0 or absent: OpenMP's default). */
+void cli_set_threads(const char *value);
+
 /* Subcommands: each parses its own options (argv[0] is the subcommand name). */
 int cmd_tokenize(int argc, char **argv);
 int cmd_embed(int argc, char **argv);

@@ -1,2 +1,207 @@
+/* clip-surgery embed: raw text features (--raw) or prompt-ensembled class
+ * embeddings (--classes), written as float32 .npy. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+#include "args.h"
+#include "base/fileio.h"
 #include "cli.h"
-int cmd_embed(int argc, char **argv) { return 2; }
+#include "formats/npy.h"
+
+static const cli_option k_options[] = {
+    {"model", "M", "model file (.safetensors, .pt) or folder", 0},
+    {"raw", NULL, "encode texts as they are (no templates): projected end-token features", 0},
+    {"texts", "FILE", "with --raw: one text per line, or a JSON array of strings (.json)", 0},
+    {"ids", "FILE.npy", "with --raw: int32 [T, 77] token ids, zero padded", 0},
+    {"classes", "LIST", "class names: a,b,c or @FILE (one class per line)", 0},
+    {"templates", "SPEC", "default (the method's 85) | none | FILE (one per line) [default]", 0},
+    {"vocab", "FILE", "BPE vocabulary (.txt.gz, or a folder with vocab.json + merges.txt)", 0},
+    {"threads", "N", "threads (default: all cores)", 0},
+    {"output", "OUT.npy", "output file (-o)", 0},
+};
+
+static const char k_usage[] =
+    "usage: clip-surgery embed --model M --raw (--texts FILE | --ids FILE.npy) -o OUT.npy\n"
+    "       clip-surgery embed --model M --classes LIST [--templates SPEC] -o OUT.npy\n\n"
+    "--raw writes float32 [T, D]: each text's projected end-token feature, not normalized\n"
+    "(texts longer than the context are truncated as clip.tokenize(truncate=True) does).\n"
+    "--classes writes float32 [C, D]: the normalized prompt-ensemble class embeddings.";
+
+/* Texts of a file: a JSON array of strings (.json), else one per line
+ * (every line counts; a final newline does not start another text). */
+static int read_texts(const char *path, char **storage, char ***texts, int *n) {
+    size_t len;
+    cs_status s = cs_read_file(path, 64 << 20, storage, &len);
+    if (s != CS_OK) return cli_fail(s);
+    *texts = NULL;
+    *n = 0;
+    size_t plen = strlen(path);
+    if (plen > 5 && !strcmp(path + plen - 5, ".json")) {
+        cJSON *root = cJSON_ParseWithLength(*storage, len);
+        if (!cJSON_IsArray(root)) {
+            cJSON_Delete(root);
+            cli_error("%s: not a JSON array of strings", path);
+            return CLI_EXIT_USAGE;
+        }
+        int count = cJSON_GetArraySize(root), i = 0;
+        *texts = calloc((size_t)count + 1, sizeof **texts);
+        const cJSON *item;
+        cJSON_ArrayForEach(item, root) {
+            if (!cJSON_IsString(item)) {
+                cJSON_Delete(root);
+                cli_error("%s: item %d is not a string", path, i);
+                return CLI_EXIT_USAGE;
+            }
+            (*texts)[i++] = strdup(item->valuestring);
+        }
+        *n = count;
+        cJSON_Delete(root);
+        return 0;
+    }
+    if (memchr(*storage, 0, len)) {
+        cli_error("%s: contains a NUL byte; not a text file", path);
+        return CLI_EXIT_USAGE;
+    }
+    int lines = 1;
+    for (size_t i = 0; i < len; i++) lines += (*storage)[i] == '\n';
+    if (len && (*storage)[len - 1] == '\n') lines--;
+    *texts = calloc((size_t)lines + 1, sizeof **texts);
+    char *p = *storage;
+    for (int i = 0; i < lines; i++) {
+        char *nl = strchr(p, '\n');
+        if (nl) *nl = 0;
+        (*texts)[i] = strdup(p);
+        p = nl ? nl + 1 : p + strlen(p);
+    }
+    *n = lines;
+    return 0;
+}
+
+/* int32 [T, context] ids from the texts, truncating with a note. */
+static int tokenize_texts(cs_tokenizer *tok, char **texts, int n, int context, int32_t *ids) {
+    int32_t *row = malloc(sizeof(int32_t) * (size_t)context);
+    for (int i = 0; i < n; i++) {
+        int count;
+        cs_status s = cs_tokenize(tok, texts[i], context, 0, row, &count);
+        if (s == CS_ERR_TOO_LONG) {
+            fprintf(stderr, "clip-surgery: note: text %d is longer than %d tokens; truncated\n", i + 1,
+                    context);
+            s = cs_tokenize(tok, texts[i], context, 1, row, &count);
+        }
+        if (s != CS_OK) {
+            free(row);
+            cs_error_prefix("text %d", i + 1);
+            return cli_fail(s);
+        }
+        memset(ids + (size_t)i * context, 0, sizeof(int32_t) * (size_t)context);
+        memcpy(ids + (size_t)i * context, row, sizeof(int32_t) * (size_t)count);
+    }
+    free(row);
+    return 0;
+}
+
+static int embed_raw(const cli_args *a, cs_model *m, const char *out) {
+    const cs_config *c = cs_model_config(m);
+    const char *texts_path = cli_get(a, "texts"), *ids_path = cli_get(a, "ids");
+    if (!!texts_path == !!ids_path) {
+        cli_error("--raw needs exactly one of --texts FILE and --ids FILE.npy");
+        return CLI_EXIT_USAGE;
+    }
+    cs_array ids = {0};
+    int rc = 0, n = 0, context = c->context_length;
+    if (ids_path) {
+        cs_status s = cs_npy_read(ids_path, &ids);
+        if (s != CS_OK) return cli_fail(s);
+        if (ids.dtype != CS_DT_I32 || ids.ndim != 2 || ids.shape[1] != context) {
+            cli_error("%s: --ids must be int32 [T, %d]", ids_path, context);
+            cs_array_free(&ids);
+            return CLI_EXIT_USAGE;
+        }
+        n = (int)ids.shape[0];
+    } else {
+        char *storage, **texts;
+        cs_tokenizer *tok = NULL;
+        rc = read_texts(texts_path, &storage, &texts, &n);
+        if (!rc) rc = cli_load_tokenizer(cli_get(a, "vocab"), cli_get(a, "model"), &tok);
+        if (!rc) {
+            ids.data = malloc(sizeof(int32_t) * (size_t)(n ? n : 1) * context);
+            rc = tokenize_texts(tok, texts, n, context, ids.data);
+        }
+        for (int i = 0; texts && i < n; i++) free(texts[i]);
+        free(texts);
+        cs_free(storage);
+        cs_tokenizer_free(tok);
+    }
+    float *feat = rc ? NULL : malloc(sizeof(float) * (size_t)(n ? n : 1) * c->embed_dim);
+    if (!rc) {
+        cs_status s = cs_encode_text(m, ids.data, n, context, feat);
+        if (s == CS_OK) {
+            int64_t shape[2] = {n, c->embed_dim};
+            s = cs_npy_write(out, CS_DT_F32, 2, shape, feat);
+        }
+        if (s != CS_OK) rc = cli_fail(s);
+    }
+    free(feat);
+    if (ids_path) cs_array_free(&ids);
+    else free(ids.data);
+    return rc;
+}
+
+static int embed_classes(const cli_args *a, cs_model *m, const char *out) {
+    cli_classes classes;
+    int rc = cli_parse_classes(cli_get(a, "classes"), &classes);
+    if (rc) return rc;
+    for (int i = 0; i < classes.n; i++)
+        if (classes.n_syn[i] > 1) {
+            cli_error("class '%s' has synonyms; embed writes one row per name: list them as classes",
+                      classes.names[i]);
+            cli_classes_free(&classes);
+            return CLI_EXIT_USAGE;
+        }
+    char *storage = NULL;
+    const char **templates = NULL;
+    int nt = 0;
+    cs_tokenizer *tok = NULL;
+    rc = cli_load_templates(cli_get(a, "templates"), &storage, &templates, &nt);
+    if (!rc) rc = cli_load_tokenizer(cli_get(a, "vocab"), cli_get(a, "model"), &tok);
+    if (!rc) {
+        int D = cs_model_config(m)->embed_dim;
+        float *emb = malloc(sizeof(float) * (size_t)classes.n * D);
+        cs_status s = cs_class_embeddings(m, tok, (const char *const *)classes.names, classes.n,
+                                          templates, nt, emb);
+        if (s == CS_OK) {
+            int64_t shape[2] = {classes.n, D};
+            s = cs_npy_write(out, CS_DT_F32, 2, shape, emb);
+        }
+        if (s != CS_OK) rc = cli_fail(s);
+        free(emb);
+    }
+    if (storage) free(templates);
+    cs_free(storage);
+    cs_tokenizer_free(tok);
+    cli_classes_free(&classes);
+    return rc;
+}
+
+int cmd_embed(int argc, char **argv) {
+    cli_args a;
+    int rc;
+    if (cli_parse(&a, k_options, sizeof k_options / sizeof *k_options, k_usage, argc, argv, &rc))
+        return rc;
+    const char *out = cli_get(&a, "output");
+    if (!out) {
+        cli_error("-o OUT.npy is required");
+        return CLI_EXIT_USAGE;
+    }
+    if (cli_has(&a, "raw") == cli_has(&a, "classes")) {
+        cli_error("give either --raw (with --texts or --ids) or --classes LIST");
+        return CLI_EXIT_USAGE;
+    }
+    cli_set_threads(cli_get(&a, "threads"));
+    cs_model *m;
+    if ((rc = cli_load_model(cli_get(&a, "model"), &m))) return rc;
+    rc = cli_has(&a, "raw") ? embed_raw(&a, m, out) : embed_classes(&a, m, out);
+    cs_model_free(m);
+    return rc;
+}

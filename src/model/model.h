@@ -49,6 +49,8 @@ struct cs_model {
     cs_text text;
     float logit_scale;
     int surgery_blocks;    /* ViT blocks with the dual path (default 6) */
+    int surgery_normalize_v; /* ResNet surgery: q = k = v / |v| per head, scale x8 (the
+                                authors' optional "resnet" setting; default off, as they run it) */
 };
 
 /* Build a model from a table of named tensors (takes the table over, also
@@ -78,5 +80,10 @@ cs_status resnet_load(cs_model *m);
 void resnet_free(struct cs_resnet *r);
 cs_status resnet_encode(cs_model *m, const float *pixels, int res, cs_vision_mode mode,
                         float *tokens);
+/* The ResNet trunk for tests: the stem (stages 0) or the stem and layer1..
+ * layer{stages} (1..4). out: NCHW [C, S, S], C and S of that stage. */
+cs_status resnet_trunk(cs_model *m, const float *pixels, int res, int stages, float *out);
+/* The attention pool's position embedding for a G x G grid: [1 + G*G, 32 * width]. */
+void resnet_position_embedding(const cs_model *m, int G, float *out);
 
 #endif

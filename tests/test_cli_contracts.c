@@ -1,0 +1,130 @@
+/* The command-line contracts of DESIGN.md section 8 that need no tokenizer,
+ * checked end to end against the goldens: `embed --raw --ids` and
+ * `explain --pixels --class-embeddings --npy` (plain CLIP and surgery), plus
+ * the exit codes and the no-partial-output rule. */
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include "golden.h"
+#include "test.h"
+
+static char g_tmp[256];
+
+/* Run the tool with arguments; returns its exit code. stderr goes to
+ * <tmp>/stderr.txt so the message can be checked. */
+static int run_tool(const char *args) {
+    const char *tool = getenv("CS_TOOL");
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>'%s/stderr.txt' >'%s/stdout.txt'", tool, args, g_tmp, g_tmp);
+    int status = system(cmd);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int stderr_has(const char *needle) {
+    char path[512], buf[4096] = {0};
+    snprintf(path, sizeof path, "%s/stderr.txt", g_tmp);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    return strstr(buf, needle) != NULL;
+}
+
+static void load_out(const char *dir, const char *name, cs_array *a) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    CHECK_OK(cs_npy_read(path, a));
+}
+
+static void test_embed_raw_ids(void) {
+    char args[4096], out[512];
+    snprintf(out, sizeof out, "%s/text.npy", g_tmp);
+    snprintf(args, sizeof args, "embed --model '%s' --raw --ids '%s' -o '%s'",
+             golden_path("golden/tiny-vit/model.safetensors"), golden_path("golden/inputs/text_tokens.npy"), out);
+    CHECK(run_tool(args) == 0);
+    cs_array a = {0};
+    CHECK_OK(cs_npy_read(out, &a));
+    CHECK(a.ndim == 2 && a.shape[0] == 10 && a.shape[1] == 64);
+    if (a.data) golden_check_floats("tiny-vit/text_features.npy", a.data, cs_array_numel(&a));
+    cs_array_free(&a);
+}
+
+/* explain on golden pixels for one method; the outputs against the goldens. */
+static void test_explain_pixels(const char *method, const char *image, int R, const char *size) {
+    char args[4096], dir[512], rel[256];
+    snprintf(dir, sizeof dir, "%s/explain_%s_%s_%d", g_tmp, method, image, R);
+    snprintf(rel, sizeof rel, "golden/inputs/%s_pre_%d.npy", image, R);
+    snprintf(args, sizeof args,
+             "explain --model '%s' --pixels '%s' --size %s --method %s --class-embeddings '%s' --npy -o '%s'",
+             golden_path("golden/tiny-vit/model.safetensors"), golden_path(rel), size,
+             !strcmp(method, "cs") ? "surgery" : "clip",
+             golden_path("golden/tiny-vit/text_ensemble.npy"), dir);
+    CHECK_MSG(run_tool(args) == 0, "%s", args);
+    static const char *outputs[][2] = {{"image_tokens.npy", "tokens"}, {"similarity.npy", "similarity"},
+                                       {"maps.npy", "simmap"}};
+    for (int k = 0; k < 3; k++) {
+        snprintf(rel, sizeof rel, "tiny-vit/%s_%s_%s_%d.npy", image, method, outputs[k][1], R);
+        if (!golden_entry(rel)) continue;
+        cs_array a = {0};
+        load_out(dir, outputs[k][0], &a);
+        if (a.data) golden_check_floats(rel, a.data, cs_array_numel(&a));
+        cs_array_free(&a);
+    }
+    cs_array px = {0}, want;
+    load_out(dir, "pixels.npy", &px);
+    snprintf(rel, sizeof rel, "inputs/%s_pre_%d.npy", image, R);
+    golden_load(rel, &want);
+    CHECK(px.nbytes == want.nbytes && px.data && !memcmp(px.data, want.data, px.nbytes));
+    cs_array_free(&px);
+    cs_array_free(&want);
+    char png[600];
+    snprintf(png, sizeof png, "%s/class1.png", dir);
+    struct stat st;
+    CHECK(stat(png, &st) == 0 && st.st_size > 0);
+}
+
+static void test_errors(void) {
+    char args[4096], out[512];
+    CHECK(run_tool("explain") == 2);
+    CHECK(run_tool("no-such-command") == 2);
+    CHECK(run_tool("explain --help") == 0);
+    CHECK(run_tool("--help") == 0);
+    snprintf(out, sizeof out, "%s/never.npy", g_tmp);
+    snprintf(args, sizeof args, "embed --model '%s/missing.safetensors' --raw --ids x.npy -o '%s'", g_tmp, out);
+    CHECK(run_tool(args) == 2);
+    CHECK(stderr_has("missing.safetensors"));
+    /* Wrong ids shape: an error naming the file, and no output file. */
+    snprintf(args, sizeof args, "embed --model '%s' --raw --ids '%s' -o '%s'",
+             golden_path("golden/tiny-vit/model.safetensors"), golden_path("golden/tiny-vit/text_ensemble.npy"), out);
+    CHECK(run_tool(args) == 2);
+    CHECK(stderr_has("text_ensemble.npy"));
+    struct stat st;
+    CHECK(stat(out, &st) != 0);
+    snprintf(args, sizeof args, "explain --model '%s' --pixels '%s' --class-embeddings '%s' -o '%s/x' --size 0x5",
+             golden_path("golden/tiny-vit/model.safetensors"), golden_path("golden/inputs/synthetic_pre_64.npy"),
+             golden_path("golden/tiny-vit/text_ensemble.npy"), g_tmp);
+    CHECK(run_tool(args) == 2);
+    CHECK(stderr_has("--size"));
+}
+
+int main(void) {
+    golden_shared_dir();
+    if (!getenv("CS_TOOL")) {
+        fprintf(stderr, "CS_TOOL is not set (run through ctest)\n");
+        return 1;
+    }
+    snprintf(g_tmp, sizeof g_tmp, "/tmp/cs_cli_XXXXXX");
+    if (!mkdtemp(g_tmp)) return 1;
+    test_embed_raw_ids();
+    test_explain_pixels("clip", "synthetic", 64, "300x200");
+    test_explain_pixels("clip", "synthetic", 128, "300x200");
+    test_explain_pixels("cs", "synthetic", 64, "300x200");
+    test_explain_pixels("cs", "chelsea", 64, "451x300");
+    test_explain_pixels("cs", "synthetic", 128, "300x200");
+    test_errors();
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_tmp);
+    return test_finish();
+}

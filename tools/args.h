@@ -1,0 +1,38 @@
+/* A small option parser shared by the subcommands: "--name value",
+ * "--name=value", flags, "-o" as "--output"; "--" ends the options. */
+#ifndef CS_ARGS_H
+#define CS_ARGS_H
+
+typedef struct cli_option {
+    const char *name;  /* without the leading "--" */
+    const char *arg;   /* argument name for --help, or NULL for a flag */
+    const char *help;
+    int repeatable;    /* may be given several times (values collected) */
+} cli_option;
+
+#define CLI_MAX_VALUES 256
+
+typedef struct cli_args {
+    const cli_option *options;
+    int n_options;
+    const char *values[64][CLI_MAX_VALUES]; /* per option */
+    int counts[64];
+    const char *positional[CLI_MAX_VALUES];
+    int n_positional;
+} cli_args;
+
+/* Parse argv (argv[0] is the subcommand). On --help prints the usage and
+ * returns 1 with *exit_code 0; on a bad option prints one line and returns
+ * 1 with *exit_code 2; otherwise 0. */
+int cli_parse(cli_args *a, const cli_option *opts, int n_opts, const char *usage, int argc,
+              char **argv, int *exit_code);
+
+const char *cli_get(const cli_args *a, const char *name);   /* last value or NULL */
+int cli_has(const cli_args *a, const char *name);           /* given at least once */
+int cli_count(const cli_args *a, const char *name);
+const char *cli_value(const cli_args *a, const char *name, int i);
+
+/* Parse a positive int option (default when absent); 0 and prints on error. */
+int cli_int(const cli_args *a, const char *name, int dflt, int lo, int hi, int *out);
+
+#endif

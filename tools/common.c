@@ -1,0 +1,167 @@
+/* What several subcommands share: loading models, vocabularies, class lists
+ * and templates. Each function prints its own one-line error and returns an
+ * exit code (0 on success). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "base/fileio.h"
+#include "cli.h"
+
+/* The CLI may exit: out of memory here ends the process with code 1. */
+static void *xrealloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) {
+        cli_error("out of memory");
+        exit(CLI_EXIT_RUNTIME);
+    }
+    return q;
+}
+
+static char *xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    return memcpy(xrealloc(NULL, n), s, n);
+}
+
+static int file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static char *trim(char *s) {
+    while (*s == ' ' || *s == '\t' || *s == '\r') s++;
+    char *e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r')) *--e = 0;
+    return s;
+}
+
+void cli_classes_free(cli_classes *c) {
+    for (int i = 0; i < c->n; i++) {
+        for (int k = 0; k < c->n_syn[i]; k++) free(c->syn[i][k]);
+        free(c->syn[i]);
+    }
+    free(c->names);
+    free(c->n_syn);
+    free(c->syn);
+    memset(c, 0, sizeof *c);
+}
+
+/* Add one class from "a,b,c" (synonyms when from a file, else one name). */
+static int add_class(cli_classes *c, char *text, int synonyms) {
+    char **syn = NULL;
+    int n = 0;
+    for (char *save = NULL, *tok = synonyms ? strtok_r(text, ",", &save) : text; tok;
+         tok = synonyms ? strtok_r(NULL, ",", &save) : NULL) {
+        char *name = trim(tok);
+        if (!*name) continue;
+        syn = xrealloc(syn, sizeof *syn * (size_t)(n + 1));
+        syn[n++] = xstrdup(name);
+    }
+    if (!n) return 0;
+    c->names = xrealloc(c->names, sizeof *c->names * (size_t)(c->n + 1));
+    c->n_syn = xrealloc(c->n_syn, sizeof *c->n_syn * (size_t)(c->n + 1));
+    c->syn = xrealloc(c->syn, sizeof *c->syn * (size_t)(c->n + 1));
+    c->names[c->n] = syn[0];
+    c->n_syn[c->n] = n;
+    c->syn[c->n++] = syn;
+    return 0;
+}
+
+int cli_parse_classes(const char *list, cli_classes *out) {
+    memset(out, 0, sizeof *out);
+    char *text;
+    size_t len;
+    int from_file = list[0] == '@';
+    if (from_file) {
+        cs_status s = cs_read_file(list + 1, 16 << 20, &text, &len);
+        if (s != CS_OK) return cli_fail(s);
+    } else {
+        text = xstrdup(list);
+    }
+    char *save = NULL;
+    for (char *item = strtok_r(text, from_file ? "\n" : ",", &save); item;
+         item = strtok_r(NULL, from_file ? "\n" : ",", &save))
+        add_class(out, item, from_file);
+    if (from_file) cs_free(text);
+    else free(text);
+    if (out->n == 0) {
+        cli_error("--classes '%s' names no class", list);
+        return CLI_EXIT_USAGE;
+    }
+    return 0;
+}
+
+int cli_load_templates(const char *spec, char **storage, const char ***templates, int *n) {
+    *storage = NULL;
+    *templates = NULL;
+    *n = 0;
+    if (!spec || !strcmp(spec, "default")) {
+        *templates = (const char **)cs_default_templates;
+        *n = CS_NUM_DEFAULT_TEMPLATES;
+        return 0;
+    }
+    if (!strcmp(spec, "none")) return 0;
+    size_t len;
+    cs_status s = cs_read_file(spec, 16 << 20, storage, &len);
+    if (s != CS_OK) return cli_fail(s);
+    const char **list = NULL;
+    int count = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(*storage, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        line = trim(line);
+        if (!*line) continue;
+        if (!strstr(line, "{}")) {
+            cli_error("%s: template '%s' has no '{}' for the class name", spec, line);
+            free(list);
+            cs_free(*storage);
+            *storage = NULL;
+            return CLI_EXIT_USAGE;
+        }
+        list = xrealloc(list, sizeof *list * (size_t)(count + 1));
+        list[count++] = line;
+    }
+    if (!count) {
+        cli_error("%s: no templates in the file", spec);
+        cs_free(*storage);
+        *storage = NULL;
+        return CLI_EXIT_USAGE;
+    }
+    *templates = list;
+    *n = count;
+    return 0;
+}
+
+int cli_load_model(const char *path, cs_model **m) {
+    if (!path) {
+        cli_error("--model is required (a .safetensors file or a model folder)");
+        return CLI_EXIT_USAGE;
+    }
+    cs_status s = cs_model_load(path, m);
+    return s == CS_OK ? 0 : cli_fail(s);
+}
+
+int cli_load_tokenizer(const char *vocab, const char *model_path, cs_tokenizer **tok) {
+    char folder_vocab[4096], cached[4096];
+    const char *home = getenv("HOME");
+    snprintf(cached, sizeof cached, "%s/.cache/clip/bpe_simple_vocab_16e6.txt.gz", home ? home : "");
+    folder_vocab[0] = 0;
+    struct stat st;
+    if (model_path && stat(model_path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(folder_vocab, sizeof folder_vocab, "%s/vocab.json", model_path);
+        if (!file_exists(folder_vocab)) folder_vocab[0] = 0;
+        else snprintf(folder_vocab, sizeof folder_vocab, "%s", model_path);
+    }
+    const char *path = vocab ? vocab : folder_vocab[0] ? folder_vocab : cached;
+    if (!vocab && !folder_vocab[0] && !file_exists(cached)) {
+        cli_error("no BPE vocabulary: give --vocab FILE (bpe_simple_vocab_16e6.txt.gz, or a folder "
+                  "with vocab.json and merges.txt); looked for %s%s", cached,
+                  model_path ? " and the model folder's vocab.json" : "");
+        return CLI_EXIT_USAGE;
+    }
+    cs_status s = cs_tokenizer_load(path, tok);
+    return s == CS_OK ? 0 : cli_fail(s);
+}
+
+void cli_set_threads(const char *value) {
+    if (value) cs_set_threads(atoi(value));
+}
