@@ -84,6 +84,35 @@ static void test_explain_pixels(const char *method, const char *image, int R, co
     CHECK(stat(png, &st) == 0 && st.st_size > 0);
 }
 
+/* points end to end (our tokens, not the golden similarity): the points
+ * must equal the reference's; a flip would come from a near tie, which the
+ * manifest's robustness figures bound. */
+static void test_points_end_to_end(const char *image, int R, const char *size, int redundant) {
+    char args[4096], dir[512], rel[256];
+    snprintf(dir, sizeof dir, "%s/points_%s_%d_%d", g_tmp, image, R, redundant);
+    snprintf(rel, sizeof rel, "golden/inputs/%s_pre_%d.npy", image, R);
+    snprintf(args, sizeof args,
+             "points --model '%s' --pixels '%s' --size %s --class-embeddings '%s' %s --vocab '%s' --npy -o '%s'",
+             golden_path("golden/tiny-vit/model.safetensors"), golden_path(rel), size,
+             golden_path("golden/tiny-vit/text_ensemble.npy"), redundant ? "--redundant empty" : "",
+             golden_path("clip/bpe_simple_vocab_16e6.txt.gz"), dir);
+    CHECK_MSG(run_tool(args) == 0, "%s", args);
+    for (int c = 0; c < 3; c++) {
+        char name[64];
+        cs_array p = {0}, l = {0};
+        snprintf(name, sizeof name, "points_%d.npy", c);
+        load_out(dir, name, &p);
+        snprintf(name, sizeof name, "labels_%d.npy", c);
+        load_out(dir, name, &l);
+        snprintf(rel, sizeof rel, "tiny-vit/%s_points%s_%d_c%d.npy", image, redundant ? "_redundant" : "", R, c);
+        if (p.data) golden_check_exact(rel, p.data, p.nbytes);
+        snprintf(rel, sizeof rel, "tiny-vit/%s_labels%s_%d_c%d.npy", image, redundant ? "_redundant" : "", R, c);
+        if (l.data) golden_check_exact(rel, l.data, l.nbytes);
+        cs_array_free(&p);
+        cs_array_free(&l);
+    }
+}
+
 static void test_errors(void) {
     char args[4096], out[512];
     CHECK(run_tool("explain") == 2);
@@ -122,6 +151,10 @@ int main(void) {
     test_explain_pixels("cs", "synthetic", 64, "300x200");
     test_explain_pixels("cs", "chelsea", 64, "451x300");
     test_explain_pixels("cs", "synthetic", 128, "300x200");
+    test_points_end_to_end("synthetic", 64, "300x200", 0);
+    test_points_end_to_end("synthetic", 128, "300x200", 0);
+    test_points_end_to_end("chelsea", 64, "451x300", 0);
+    test_points_end_to_end("synthetic", 64, "300x200", 1);
     test_errors();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);

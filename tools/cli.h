@@ -43,9 +43,40 @@ int cli_load_tokenizer(const char *vocab, const char *model_path, cs_tokenizer *
 /* Set the thread count from --threads (0 or absent: OpenMP's default). */
 void cli_set_threads(const char *value);
 
+/* One input image as the vision tower takes it. */
+typedef struct cli_input {
+    float *pixels;     /* [3, R, R], normalized */
+    int R;
+    int width, height; /* the output (map) size: the image's, or --size */
+    uint8_t *rgb;      /* the original image [height, width, 3], or NULL for --pixels */
+} cli_input;
+
+int cli_input_from_pixels(const char *path, const char *size, cli_input *in);
+int cli_input_from_image(const char *path, int R, cli_input *in);
+void cli_input_free(cli_input *in);
+
+/* Class embeddings and the redundant features feature surgery uses. */
+typedef struct cli_class_set {
+    int C, D;
+    char **names;
+    float *emb;        /* [C, D] */
+    float *redundant;  /* [D] for the explicit mode, NULL for class-weighted */
+    cs_tokenizer *tok;
+    char *template_storage;
+    const char **templates;
+    int n_templates;
+} cli_class_set;
+
+/* From --class-embeddings, --classes or --text (split at '+' when
+ * split_plus), with --templates, --vocab and --redundant. */
+struct cli_args;
+int cli_class_set_load(const struct cli_args *a, cs_model *m, int split_plus, cli_class_set *cs);
+void cli_class_set_free(cli_class_set *cs);
+
 /* Subcommands: each parses its own options (argv[0] is the subcommand name). */
 int cmd_tokenize(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
+int cmd_points(int argc, char **argv);
 
 #endif

@@ -23,6 +23,7 @@ static const struct {
     const char *help;
 } k_commands[] = {
     {"explain", cmd_explain, "similarity maps (heatmaps) for classes or a text"},
+    {"points", cmd_points, "point prompts for SAM (JSON)"},
     {"embed", cmd_embed, "text embeddings (raw texts or prompt-ensembled classes)"},
     {"tokenize", cmd_tokenize, "print CLIP BPE token ids of texts"},
 };

@@ -31,6 +31,22 @@ static char *fill_template(const char *tmpl, const char *name) {
     return out;
 }
 
+cs_status ensemble_prompt_ids(cs_tokenizer *tok, const char *name, const char *const *templates,
+                              int n_templates, int context, int32_t *ids) {
+    int per = n_templates ? n_templates : 1;
+    for (int k = 0; k < per; k++) {
+        char *text = n_templates ? fill_template(templates[k], name) : cs_strdup(name);
+        if (!text) return CS_ERR_NOMEM;
+        /* As the reference's clip.tokenize: a prompt too long is an error. */
+        cs_status s = cs_tokenize_batch(tok, (const char *const *)&text, 1, context, 0,
+                                        ids + (size_t)k * context);
+        if (s != CS_OK) cs_error_prefix("class '%s'", name);
+        cs_free(text);
+        if (s != CS_OK) return s;
+    }
+    return CS_OK;
+}
+
 /* Tokenize and encode the prompts of classes [c0, c0 + nc); out rows
  * [nc, D] get the ensembled, normalized embeddings. */
 static cs_status encode_chunk(cs_model *m, cs_tokenizer *tok, const char *const *classes, int c0,
@@ -38,18 +54,10 @@ static cs_status encode_chunk(cs_model *m, cs_tokenizer *tok, const char *const 
                               float *feat, float *out) {
     const cs_config *cfg = cs_model_config(m);
     int L = cfg->context_length, D = cfg->embed_dim, per = nt ? nt : 1;
-    for (int c = 0; c < nc; c++)
-        for (int k = 0; k < per; k++) {
-            const char *name = classes[c0 + c];
-            char *text = nt ? fill_template(templates[k], name) : cs_strdup(name);
-            if (!text) return CS_ERR_NOMEM;
-            int32_t *row = ids + ((size_t)c * per + k) * L;
-            memset(row, 0, (size_t)L * sizeof *row);
-            cs_status s = cs_tokenize_batch(tok, (const char *const *)&text, 1, L, 0, row);
-            if (s != CS_OK) cs_error_prefix("class '%s'", name);
-            cs_free(text);
-            if (s != CS_OK) return s;
-        }
+    for (int c = 0; c < nc; c++) {
+        cs_status s = ensemble_prompt_ids(tok, classes[c0 + c], templates, nt, L, ids + (size_t)c * per * L);
+        if (s != CS_OK) return s;
+    }
     cs_status s = cs_encode_text(m, ids, nc * per, L, feat);
     if (s != CS_OK) return s;
     op_l2_normalize_rows(feat, nc * per, D);

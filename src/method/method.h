@@ -5,4 +5,9 @@
 
 #include "base/base.h"
 
+/* Token ids of a class's prompts: int32 [max(n_templates, 1), context],
+ * zero padded (n_templates 0: the name alone). */
+cs_status ensemble_prompt_ids(cs_tokenizer *tok, const char *name, const char *const *templates,
+                              int n_templates, int context, int32_t *ids);
+
 #endif

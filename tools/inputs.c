@@ -1,0 +1,163 @@
+/* Inputs shared by the image subcommands: pixels from an image file or an
+ * .npy, and class embeddings (with their redundant features) from --classes,
+ * --class-embeddings or --text. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "args.h"
+#include "cli.h"
+#include "formats/npy.h"
+
+void cli_input_free(cli_input *in) {
+    free(in->pixels);
+    free(in->rgb);
+    memset(in, 0, sizeof *in);
+}
+
+static int parse_size(const char *v, int *w, int *h) {
+    char tail;
+    if (sscanf(v, "%dx%d%c", w, h, &tail) != 2 || *w <= 0 || *h <= 0 || *w > 65536 || *h > 65536) {
+        cli_error("--size '%s' is not WxH (e.g. 640x480)", v);
+        return CLI_EXIT_USAGE;
+    }
+    return 0;
+}
+
+int cli_input_from_pixels(const char *path, const char *size, cli_input *in) {
+    memset(in, 0, sizeof *in);
+    cs_array px;
+    cs_status s = cs_npy_read(path, &px);
+    if (s != CS_OK) return cli_fail(s);
+    int lead = px.ndim == 4 ? 1 : 0;
+    int ok = px.dtype == CS_DT_F32 && (px.ndim == 3 || (px.ndim == 4 && px.shape[0] == 1)) &&
+             px.shape[lead] == 3 && px.shape[lead + 1] == px.shape[lead + 2];
+    if (!ok) {
+        cs_array_free(&px);
+        cli_error("%s: --pixels must be float32 [3, R, R] or [1, 3, R, R]", path);
+        return CLI_EXIT_USAGE;
+    }
+    in->R = in->width = in->height = (int)px.shape[lead + 1];
+    in->pixels = malloc(px.nbytes);
+    memcpy(in->pixels, px.data, px.nbytes);
+    cs_array_free(&px);
+    return size ? parse_size(size, &in->width, &in->height) : 0;
+}
+
+int cli_input_from_image(const char *path, int R, cli_input *in) {
+    memset(in, 0, sizeof *in);
+    cs_image img = {0}, small = {0};
+    cs_status s = cs_image_load(path, NULL, &img);
+    if (s == CS_OK) s = cs_image_resize(&img, R, R, &small);
+    if (s != CS_OK) {
+        cs_image_free(&img);
+        return cli_fail(s);
+    }
+    in->R = R;
+    in->width = img.width;
+    in->height = img.height;
+    in->pixels = malloc(sizeof(float) * 3 * (size_t)R * R);
+    cs_image_normalize(&small, in->pixels);
+    in->rgb = malloc((size_t)img.width * img.height * 3);
+    memcpy(in->rgb, img.rgb, (size_t)img.width * img.height * 3);
+    cs_image_free(&img);
+    cs_image_free(&small);
+    return 0;
+}
+
+void cli_class_set_free(cli_class_set *cs) {
+    for (int c = 0; c < cs->C; c++) free(cs->names[c]);
+    free(cs->names);
+    cs_free(cs->emb);
+    cs_free(cs->redundant);
+    if (cs->template_storage) free(cs->templates);
+    cs_free(cs->template_storage);
+    cs_tokenizer_free(cs->tok);
+    memset(cs, 0, sizeof *cs);
+}
+
+static int need_tokenizer(const cli_args *a, cli_class_set *cs) {
+    return cs->tok ? 0 : cli_load_tokenizer(cli_get(a, "vocab"), cli_get(a, "model"), &cs->tok);
+}
+
+/* Names for --classes / --text (split at '+' when split_plus). */
+static int class_names(const cli_args *a, int split_plus, cli_class_set *cs) {
+    const char *text = cli_get(a, "text");
+    if (!text) {
+        cli_classes cl;
+        int rc = cli_parse_classes(cli_get(a, "classes"), &cl);
+        if (rc) return rc;
+        for (int i = 0; i < cl.n && !rc; i++)
+            if (cl.n_syn[i] > 1) {
+                cli_error("class '%s' has synonyms; this command takes one name per class", cl.names[i]);
+                rc = CLI_EXIT_USAGE;
+            }
+        cs->C = cl.n;
+        cs->names = calloc((size_t)cl.n, sizeof *cs->names);
+        for (int i = 0; i < cl.n; i++) cs->names[i] = strdup(cl.names[i]);
+        cli_classes_free(&cl);
+        return rc;
+    }
+    const char *p = text;
+    do {
+        const char *plus = split_plus ? strchr(p, '+') : NULL;
+        size_t n = plus ? (size_t)(plus - p) : strlen(p);
+        cs->names = realloc(cs->names, sizeof *cs->names * (size_t)(cs->C + 1));
+        cs->names[cs->C++] = strndup(p, n);
+        p = plus ? plus + 1 : NULL;
+    } while (p);
+    return 0;
+}
+
+int cli_class_set_load(const cli_args *a, cs_model *m, int split_plus, cli_class_set *cs) {
+    memset(cs, 0, sizeof *cs);
+    cs->D = cs_model_config(m)->embed_dim;
+    int rc = cli_load_templates(cli_get(a, "templates"), &cs->template_storage, &cs->templates,
+                                &cs->n_templates);
+    if (rc) return rc;
+    const char *file = cli_get(a, "class-embeddings");
+    if (file) {
+        cs_array e;
+        cs_status s = cs_npy_read(file, &e);
+        if (s != CS_OK) return cli_fail(s);
+        if (e.dtype != CS_DT_F32 || e.ndim != 2 || e.shape[1] != cs->D || e.shape[0] < 1) {
+            cs_array_free(&e);
+            cli_error("%s: --class-embeddings must be float32 [C, %d]", file, cs->D);
+            return CLI_EXIT_USAGE;
+        }
+        cs->C = (int)e.shape[0];
+        cs->emb = e.data;
+        cs->names = calloc((size_t)cs->C, sizeof *cs->names);
+        for (int c = 0; c < cs->C; c++) {
+            cs->names[c] = malloc(32);
+            snprintf(cs->names[c], 32, "class%d", c);
+        }
+    } else {
+        rc = class_names(a, split_plus, cs);
+        if (!rc) rc = need_tokenizer(a, cs);
+        if (rc) return rc;
+        cs->emb = cs_alloc((size_t)cs->C * cs->D, sizeof(float));
+        cs_status s = cs_class_embeddings(m, cs->tok, (const char *const *)cs->names, cs->C,
+                                          cs->templates, cs->n_templates, cs->emb);
+        if (s != CS_OK) return cli_fail(s);
+    }
+    const char *redundant = cli_get(a, "redundant");
+    if (redundant && strcmp(redundant, "classes") && strcmp(redundant, "empty")) {
+        cli_error("--redundant '%s' is not classes or empty", redundant);
+        return CLI_EXIT_USAGE;
+    }
+    int explicit_mode = redundant ? !strcmp(redundant, "empty") : cli_has(a, "text");
+    if (!explicit_mode && cs->C == 1) {
+        fprintf(stderr, "clip-surgery: note: one class: class-weighted redundancy is identically "
+                        "zero, so the empty prompt gives the redundant features instead\n");
+        explicit_mode = 1;
+    }
+    if (explicit_mode) {
+        if ((rc = need_tokenizer(a, cs))) return rc;
+        const char *empty = "";
+        cs->redundant = cs_alloc((size_t)cs->D, sizeof(float));
+        cs_status s = cs_class_embeddings(m, cs->tok, &empty, 1, cs->templates, cs->n_templates,
+                                          cs->redundant);
+        if (s != CS_OK) return cli_fail(s);
+    }
+    return 0;
+}
