@@ -113,6 +113,10 @@ typedef struct cs_model cs_model;
  * F32/F16/BF16), or a folder with model.safetensors (+ config.json). */
 cs_status cs_model_load(const char *path, cs_model **out);
 void cs_model_free(cs_model *m);
+
+/* A model with random weights and the real architecture of an OpenAI CLIP
+ * release ("RN50", ..., "ViT-B/16", "ViT-L/14@336px"), for benchmarks. */
+cs_status cs_model_synthetic(const char *arch, cs_model **out);
 const cs_config *cs_model_config(const cs_model *m);
 
 /* Number of image tokens (1 + N) the vision tower gives for an R x R input. */
