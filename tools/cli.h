@@ -78,5 +78,8 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_points(int argc, char **argv);
+int cmd_segment(int argc, char **argv);
+int cmd_classify(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 #endif

@@ -23,8 +23,11 @@ static const struct {
     const char *help;
 } k_commands[] = {
     {"explain", cmd_explain, "similarity maps (heatmaps) for classes or a text"},
+    {"segment", cmd_segment, "open-vocabulary semantic segmentation (class-index and colour PNGs)"},
+    {"classify", cmd_classify, "multi-label class scores (JSON)"},
     {"points", cmd_points, "point prompts for SAM (JSON)"},
     {"embed", cmd_embed, "text embeddings (raw texts or prompt-ensembled classes)"},
+    {"eval", cmd_eval, "mIoU / mAP / explainability mIoU over a dataset"},
     {"tokenize", cmd_tokenize, "print CLIP BPE token ids of texts"},
 };
 
