@@ -40,6 +40,9 @@ const char *cs_status_name(cs_status s);  /* short name of a status */
 void cs_set_threads(int n);
 int cs_get_threads(void);
 
+/* Progress of a long step (downloads): done of total units (total 0: unknown). */
+typedef void (*cs_progress_fn)(void *ctx, int64_t done, int64_t total);
+
 /* ---------------------------------------------------------------- images */
 typedef struct cs_image {
     int width, height;
@@ -113,6 +116,22 @@ typedef struct cs_model cs_model;
  * F32/F16/BF16), or a folder with model.safetensors (+ config.json). */
 cs_status cs_model_load(const char *path, cs_model **out);
 void cs_model_free(cs_model *m);
+
+/* Model names as clip.load knows them: "RN50", "RN101", "RN50x4", "RN50x16",
+ * "RN50x64", "ViT-B/32", "ViT-B/16", "ViT-L/14", "ViT-L/14@336px" (the
+ * authors' "CS-" prefix is accepted too). A path that exists is returned as
+ * it is; a name maps to <cache_dir>/<file>.pt (cache_dir NULL:
+ * ~/.cache/clip, the cache openai/CLIP uses), downloaded from the official
+ * URL and checked against the SHA-256 it carries when absent and download
+ * is set. out gets the file's path. */
+cs_status cs_resolve_model(const char *name_or_path, const char *cache_dir, int download,
+                           cs_progress_fn progress, void *ctx, char *out, size_t out_len);
+/* The official SHA-256 of a named model's file, or NULL for other names. */
+const char *cs_model_official_sha256(const char *name);
+/* The BPE vocabulary: <cache_dir>/bpe_simple_vocab_16e6.txt.gz, downloaded
+ * from openai/CLIP's repository when absent and download is set. */
+cs_status cs_resolve_vocab(const char *cache_dir, int download, cs_progress_fn progress,
+                           void *ctx, char *out, size_t out_len);
 
 /* A model with random weights and the real architecture of an OpenAI CLIP
  * release ("RN50", ..., "ViT-B/16", "ViT-L/14@336px"), for benchmarks. */

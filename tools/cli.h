@@ -34,11 +34,13 @@ void cli_classes_free(cli_classes *c);
  * file with one template per line. *templates points into *storage. */
 int cli_load_templates(const char *spec, char **storage, const char ***templates, int *n);
 
-/* Open a model (a file or folder path). */
-int cli_load_model(const char *path, cs_model **m);
+struct cli_args;
+/* Open --model: a path, or an OpenAI model name resolved (and downloaded)
+ * like clip.load, in --cache-dir (default ~/.cache/clip). */
+int cli_load_model(const struct cli_args *a, cs_model **m);
 /* The vocabulary: --vocab, else the model folder's own vocab.json +
- * merges.txt, else ~/.cache/clip/bpe_simple_vocab_16e6.txt.gz. */
-int cli_load_tokenizer(const char *vocab, const char *model_path, cs_tokenizer **tok);
+ * merges.txt, else <cache>/bpe_simple_vocab_16e6.txt.gz (downloaded if absent). */
+int cli_load_tokenizer(const struct cli_args *a, cs_tokenizer **tok);
 
 /* Set the thread count from --threads (0 or absent: OpenMP's default). */
 void cli_set_threads(const char *value);
@@ -69,7 +71,6 @@ typedef struct cli_class_set {
 
 /* From --class-embeddings, --classes or --text (split at '+' when
  * split_plus), with --templates, --vocab and --redundant. */
-struct cli_args;
 int cli_class_set_load(const struct cli_args *a, cs_model *m, int split_plus, cli_class_set *cs);
 void cli_class_set_free(cli_class_set *cs);
 

@@ -10,13 +10,14 @@
 #include "formats/npy.h"
 
 static const cli_option k_options[] = {
-    {"model", "M", "model file (.safetensors, .pt) or folder", 0},
+    {"model", "M", "ViT-B/16, RN50, ... (clip.load names), a .pt/.safetensors file, or a folder", 0},
     {"raw", NULL, "encode texts as they are (no templates): projected end-token features", 0},
     {"texts", "FILE", "with --raw: one text per line, or a JSON array of strings (.json)", 0},
     {"ids", "FILE.npy", "with --raw: int32 [T, 77] token ids, zero padded", 0},
     {"classes", "LIST", "class names: a,b,c or @FILE (one class per line)", 0},
     {"templates", "SPEC", "default (the method's 85) | none | FILE (one per line) [default]", 0},
     {"vocab", "FILE", "BPE vocabulary (.txt.gz, or a folder with vocab.json + merges.txt)", 0},
+    {"cache-dir", "DIR", "where named models and the vocabulary live (default ~/.cache/clip)", 0},
     {"threads", "N", "threads (default: all cores)", 0},
     {"output", "OUT.npy", "output file (-o)", 0},
 };
@@ -123,7 +124,7 @@ static int embed_raw(const cli_args *a, cs_model *m, const char *out) {
         char *storage, **texts;
         cs_tokenizer *tok = NULL;
         rc = read_texts(texts_path, &storage, &texts, &n);
-        if (!rc) rc = cli_load_tokenizer(cli_get(a, "vocab"), cli_get(a, "model"), &tok);
+        if (!rc) rc = cli_load_tokenizer(a, &tok);
         if (!rc) {
             ids.data = malloc(sizeof(int32_t) * (size_t)(n ? n : 1) * context);
             rc = tokenize_texts(tok, texts, n, context, ids.data);
@@ -164,7 +165,7 @@ static int embed_classes(const cli_args *a, cs_model *m, const char *out) {
     int nt = 0;
     cs_tokenizer *tok = NULL;
     rc = cli_load_templates(cli_get(a, "templates"), &storage, &templates, &nt);
-    if (!rc) rc = cli_load_tokenizer(cli_get(a, "vocab"), cli_get(a, "model"), &tok);
+    if (!rc) rc = cli_load_tokenizer(a, &tok);
     if (!rc) {
         int D = cs_model_config(m)->embed_dim;
         float *emb = malloc(sizeof(float) * (size_t)classes.n * D);
@@ -200,7 +201,7 @@ int cmd_embed(int argc, char **argv) {
     }
     cli_set_threads(cli_get(&a, "threads"));
     cs_model *m;
-    if ((rc = cli_load_model(cli_get(&a, "model"), &m))) return rc;
+    if ((rc = cli_load_model(&a, &m))) return rc;
     rc = cli_has(&a, "raw") ? embed_raw(&a, m, out) : embed_classes(&a, m, out);
     cs_model_free(m);
     return rc;

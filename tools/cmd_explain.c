@@ -11,7 +11,7 @@
 #include "formats/npy.h"
 
 static const cli_option k_options[] = {
-    {"model", "M", "model file (.safetensors, .pt) or folder", 0},
+    {"model", "M", "ViT-B/16, RN50, ... (clip.load names), a .pt/.safetensors file, or a folder", 0},
     {"image", "FILE", "input image (JPEG/PNG); repeat it, or give a folder", 1},
     {"pixels", "FILE.npy", "normalized pixels float32 [3,R,R] or [1,3,R,R] instead of an image", 0},
     {"size", "WxH", "with --pixels: map size (default R x R)", 0},
@@ -23,6 +23,7 @@ static const cli_option k_options[] = {
     {"redundant", "MODE", "classes (default with --classes) | empty (default with --text)", 0},
     {"templates", "SPEC", "default (the method's 85) | none | FILE", 0},
     {"vocab", "FILE", "BPE vocabulary (.txt.gz, or a folder with vocab.json + merges.txt)", 0},
+    {"cache-dir", "DIR", "where named models and the vocabulary live (default ~/.cache/clip)", 0},
     {"npy", NULL, "also write pixels, image_tokens, class_embeddings, similarity, maps (.npy)", 0},
     {"threads", "N", "threads (default: all cores)", 0},
     {"output", "DIR", "output folder (-o)", 0},
@@ -206,7 +207,7 @@ int cmd_explain(int argc, char **argv) {
     int surgery = !method || !strcmp(method, "surgery");
     cs_model *m;
     cli_class_set cl;
-    if ((rc = cli_load_model(cli_get(&a, "model"), &m))) return rc;
+    if ((rc = cli_load_model(&a, &m))) return rc;
     rc = cli_class_set_load(&a, m, 0, &cl);
     if (!rc) rc = explain_all(&a, m, surgery, &cl, out);
     cli_class_set_free(&cl);

@@ -9,7 +9,7 @@
 #include "formats/npy.h"
 
 static const cli_option k_options[] = {
-    {"model", "M", "model file (.safetensors, .pt) or folder", 0},
+    {"model", "M", "ViT-B/16, RN50, ... (clip.load names), a .pt/.safetensors file, or a folder", 0},
     {"image", "FILE", "input image (JPEG/PNG)", 0},
     {"pixels", "FILE.npy", "normalized pixels float32 [3,R,R] or [1,3,R,R] instead of an image", 0},
     {"size", "WxH", "with --pixels: the image size the points refer to (required)", 0},
@@ -22,6 +22,7 @@ static const cli_option k_options[] = {
     {"redundant", "MODE", "classes | empty", 0},
     {"templates", "SPEC", "default (the method's 85) | none | FILE", 0},
     {"vocab", "FILE", "BPE vocabulary (.txt.gz, or a folder with vocab.json + merges.txt)", 0},
+    {"cache-dir", "DIR", "where named models and the vocabulary live (default ~/.cache/clip)", 0},
     {"npy", NULL, "also write points_K.npy (int32 [2n, 2]) and labels_K.npy (uint8 [2n]) into -o DIR", 0},
     {"threads", "N", "threads (default: all cores)", 0},
     {"output", "DIR", "output folder for --npy (-o)", 0},
@@ -147,7 +148,7 @@ int cmd_points(int argc, char **argv) {
     int combined = text && strchr(text, '+') != NULL;
     cli_set_threads(cli_get(&a, "threads"));
     cs_model *m;
-    if ((rc = cli_load_model(cli_get(&a, "model"), &m))) return rc;
+    if ((rc = cli_load_model(&a, &m))) return rc;
     cli_class_set cl;
     cli_input in = {0};
     rc = cli_class_set_load(&a, m, combined, &cl);

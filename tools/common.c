@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "base/fileio.h"
+#include "args.h"
 #include "cli.h"
 
 /* The CLI may exit: out of memory here ends the process with code 1. */
@@ -131,34 +132,49 @@ int cli_load_templates(const char *spec, char **storage, const char ***templates
     return 0;
 }
 
-int cli_load_model(const char *path, cs_model **m) {
-    if (!path) {
-        cli_error("--model is required (a .safetensors file or a model folder)");
+/* A progress bar on stderr for downloads. */
+static void download_progress(void *ctx, int64_t done, int64_t total) {
+    static int last = -1;
+    int pct = total > 0 ? (int)(100 * done / total) : -1;
+    if (pct == last) return;
+    last = pct;
+    if (total > 0)
+        fprintf(stderr, "\rdownloading %s: %3d%% (%lld of %lld MB)%s", (const char *)ctx, pct,
+                (long long)(done >> 20), (long long)(total >> 20), done == total ? "\n" : "");
+}
+
+int cli_load_model(const cli_args *a, cs_model **m) {
+    const char *name = cli_get(a, "model");
+    if (!name) {
+        cli_error("--model is required (a name such as ViT-B/16, a .pt/.safetensors file or a folder)");
         return CLI_EXIT_USAGE;
     }
-    cs_status s = cs_model_load(path, m);
+    char path[4096];
+    cs_status s = cs_resolve_model(name, cli_get(a, "cache-dir"), 1, download_progress, (void *)name,
+                                   path, sizeof path);
+    if (s == CS_OK) s = cs_model_load(path, m);
     return s == CS_OK ? 0 : cli_fail(s);
 }
 
-int cli_load_tokenizer(const char *vocab, const char *model_path, cs_tokenizer **tok) {
-    char folder_vocab[4096], cached[4096];
-    const char *home = getenv("HOME");
-    snprintf(cached, sizeof cached, "%s/.cache/clip/bpe_simple_vocab_16e6.txt.gz", home ? home : "");
-    folder_vocab[0] = 0;
+int cli_load_tokenizer(const cli_args *a, cs_tokenizer **tok) {
+    const char *vocab = cli_get(a, "vocab"), *model = cli_get(a, "model");
+    char path[4096];
     struct stat st;
-    if (model_path && stat(model_path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        snprintf(folder_vocab, sizeof folder_vocab, "%s/vocab.json", model_path);
-        if (!file_exists(folder_vocab)) folder_vocab[0] = 0;
-        else snprintf(folder_vocab, sizeof folder_vocab, "%s", model_path);
+    cs_status s = CS_OK;
+    if (vocab) {
+        snprintf(path, sizeof path, "%s", vocab);
+    } else if (model && stat(model, &st) == 0 && S_ISDIR(st.st_mode) &&
+               (snprintf(path, sizeof path, "%s/vocab.json", model), file_exists(path))) {
+        snprintf(path, sizeof path, "%s", model); /* the model folder's own vocabulary */
+    } else {
+        s = cs_resolve_vocab(cli_get(a, "cache-dir"), 1, download_progress, "the BPE vocabulary", path,
+                             sizeof path);
+        if (s != CS_OK) {
+            cs_error_prefix("no BPE vocabulary (give --vocab FILE)");
+            return cli_fail(s);
+        }
     }
-    const char *path = vocab ? vocab : folder_vocab[0] ? folder_vocab : cached;
-    if (!vocab && !folder_vocab[0] && !file_exists(cached)) {
-        cli_error("no BPE vocabulary: give --vocab FILE (bpe_simple_vocab_16e6.txt.gz, or a folder "
-                  "with vocab.json and merges.txt); looked for %s%s", cached,
-                  model_path ? " and the model folder's vocab.json" : "");
-        return CLI_EXIT_USAGE;
-    }
-    cs_status s = cs_tokenizer_load(path, tok);
+    s = cs_tokenizer_load(path, tok);
     return s == CS_OK ? 0 : cli_fail(s);
 }
 

@@ -76,7 +76,7 @@ void cli_class_set_free(cli_class_set *cs) {
 }
 
 static int need_tokenizer(const cli_args *a, cli_class_set *cs) {
-    return cs->tok ? 0 : cli_load_tokenizer(cli_get(a, "vocab"), cli_get(a, "model"), &cs->tok);
+    return cs->tok ? 0 : cli_load_tokenizer(a, &cs->tok);
 }
 
 /* Names for --classes / --text (split at '+' when split_plus). */

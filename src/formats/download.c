@@ -1,0 +1,99 @@
+#include "download.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+#include "base/fileio.h"
+
+static void to_hex(const unsigned char *md, unsigned n, char *hex) {
+    for (unsigned i = 0; i < n; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+}
+
+cs_status cs_sha256_file(const char *path, char hex[65]) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return cs_fail(CS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+        fclose(f);
+        EVP_MD_CTX_free(ctx);
+        return cs_fail(CS_ERR_NOMEM, "%s: cannot start SHA-256", path);
+    }
+    unsigned char buf[1 << 16], md[EVP_MAX_MD_SIZE];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) EVP_DigestUpdate(ctx, buf, n);
+    int err = ferror(f);
+    fclose(f);
+    unsigned len = 0;
+    EVP_DigestFinal_ex(ctx, md, &len);
+    EVP_MD_CTX_free(ctx);
+    if (err) return cs_fail(CS_ERR_IO, "%s: read error", path);
+    to_hex(md, len, hex);
+    return CS_OK;
+}
+
+typedef struct transfer {
+    FILE *f;
+    EVP_MD_CTX *md;
+    cs_progress_fn progress;
+    void *ctx;
+} transfer;
+
+static size_t on_data(char *data, size_t size, size_t n, void *user) {
+    transfer *t = user;
+    size_t bytes = size * n;
+    EVP_DigestUpdate(t->md, data, bytes);
+    return fwrite(data, 1, bytes, t->f);
+}
+
+static int on_progress(void *user, curl_off_t total, curl_off_t done, curl_off_t ut, curl_off_t un) {
+    transfer *t = user;
+    if (t->progress) t->progress(t->ctx, (int64_t)done, (int64_t)total);
+    return 0;
+}
+
+cs_status cs_download(const char *url, const char *dest, const char *sha256_hex,
+                      cs_progress_fn progress, void *ctx) {
+    cs_atomic_file af;
+    cs_status s = cs_atomic_open(&af, dest);
+    if (s != CS_OK) return s;
+    transfer t = {af.f, EVP_MD_CTX_new(), progress, ctx};
+    CURL *curl = curl_easy_init();
+    if (!curl || !t.md || !EVP_DigestInit_ex(t.md, EVP_sha256(), NULL)) {
+        curl_easy_cleanup(curl);
+        EVP_MD_CTX_free(t.md);
+        cs_atomic_abort(&af);
+        return cs_fail(CS_ERR_NOMEM, "%s: cannot start the download", url);
+    }
+    char curl_err[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &t);
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_err);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 30L);
+    CURLcode rc = curl_easy_perform(curl);
+    curl_easy_cleanup(curl);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    char hex[65] = "";
+    EVP_DigestFinal_ex(t.md, md, &len);
+    EVP_MD_CTX_free(t.md);
+    to_hex(md, len, hex);
+    if (rc != CURLE_OK) {
+        cs_atomic_abort(&af);
+        return cs_fail(CS_ERR_IO, "%s: download failed: %s", url,
+                       curl_err[0] ? curl_err : curl_easy_strerror(rc));
+    }
+    if (sha256_hex && strcmp(hex, sha256_hex) != 0) {
+        cs_atomic_abort(&af);
+        return cs_fail(CS_ERR_FORMAT, "%s: SHA-256 %s does not match the expected %s; not saved", url,
+                       hex, sha256_hex);
+    }
+    return cs_atomic_commit(&af);
+}
