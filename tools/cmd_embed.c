@@ -33,10 +33,10 @@ static const char k_usage[] =
  * (every line counts; a final newline does not start another text). */
 static int read_texts(const char *path, char **storage, char ***texts, int *n) {
     size_t len;
-    cs_status s = cs_read_file(path, 64 << 20, storage, &len);
-    if (s != CS_OK) return cli_fail(s);
     *texts = NULL;
     *n = 0;
+    cs_status s = cs_read_file(path, 64 << 20, storage, &len);
+    if (s != CS_OK) return cli_fail(s);
     size_t plen = strlen(path);
     if (plen > 5 && !strcmp(path + plen - 5, ".json")) {
         cJSON *root = cJSON_ParseWithLength(*storage, len);
@@ -50,6 +50,7 @@ static int read_texts(const char *path, char **storage, char ***texts, int *n) {
         const cJSON *item;
         cJSON_ArrayForEach(item, root) {
             if (!cJSON_IsString(item)) {
+                *n = i;
                 cJSON_Delete(root);
                 cli_error("%s: item %d is not a string", path, i);
                 return CLI_EXIT_USAGE;

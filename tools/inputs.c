@@ -92,7 +92,7 @@ static int class_names(const cli_args *a, int split_plus, cli_class_set *cs) {
                 rc = CLI_EXIT_USAGE;
             }
         cs->C = cl.n;
-        cs->names = calloc((size_t)cl.n, sizeof *cs->names);
+        cs->names = calloc((size_t)cl.n + 1, sizeof *cs->names);
         for (int i = 0; i < cl.n; i++) cs->names[i] = strdup(cl.names[i]);
         cli_classes_free(&cl);
         return rc;

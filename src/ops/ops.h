@@ -51,4 +51,36 @@ void op_attention(const float *qkv, int T, int W, int heads, op_attention_kind k
 void op_resize_bilinear(const float *src, int in_h, int in_w, int C, float *dst, int out_h,
                         int out_w);
 
+/* Convolution over one image in NCHW layout (conv.c). x: [cin, h, w];
+ * weights [cout, cin * k * k] (PyTorch's [cout, cin, k, k] flattened);
+ * y: [cout, out_h, out_w] with out = (in + 2 pad - k) / stride + 1. */
+typedef struct op_conv_shape {
+    int cin, h, w;
+    int cout, k, stride, pad;
+} op_conv_shape;
+
+int op_conv_out_size(int in, int k, int stride, int pad);
+
+/* Floats of im2col scratch op_conv2d needs (0 for a 1x1, stride 1, unpadded
+ * convolution, which multiplies the input directly). */
+size_t op_conv2d_scratch(const op_conv_shape *s);
+
+/* y = conv(x) + b, or with accumulate y += conv(x) + b (b may be NULL).
+ * im2col into scratch, then one GEMM. */
+void op_conv2d(const op_conv_shape *s, const float *x, const float *w, const float *b,
+               int accumulate, float *scratch, float *y);
+
+/* Average pool with kernel = stride = k, no padding (nn.AvgPool2d(k)):
+ * x [c, h, w] -> y [c, h / k, w / k] (trailing rows and columns dropped). */
+void op_avg_pool(const float *x, int c, int h, int w, int k, float *y);
+
+/* Fold an eval-mode batch norm (running statistics, eps) that follows a
+ * bias-free convolution into its weights and a bias, in place:
+ * w [cout, n] scaled per row by gamma / sqrt(var + eps), bias = beta - mean * that. */
+void op_fold_batch_norm(float *w, int cout, int n, const float *gamma, const float *beta,
+                        const float *mean, const float *var, float eps, float *bias);
+
+/* In place max(x, 0). */
+void op_relu(float *x, size_t n);
+
 #endif
