@@ -174,6 +174,22 @@ cs_status cs_class_embeddings(cs_model *m, cs_tokenizer *tok, const char *const 
                               int n_classes, const char *const *templates, int n_templates,
                               float *out);
 
+/* The class-embedding cache. Folder: override, else $XDG_CACHE_HOME/clip-surgery,
+ * else ~/.cache/clip-surgery. */
+cs_status cs_cache_dir(const char *override, char *out, size_t n);
+/* A model's identity for the cache: the official SHA-256 of a named model,
+ * else the SHA-256 of its weights file, memoized by path, size and mtime. */
+cs_status cs_model_identity(const char *name, const char *path, const char *cache_dir,
+                            char hex[65]);
+/* 1 and out [dim] filled when a valid entry exists for (model, templates,
+ * name); 0 when absent or corrupt (checksum), so the caller recomputes. */
+int cs_cache_lookup(const char *cache_dir, const char *model_hex, int dim,
+                    const char *const *templates, int n_templates, const char *name, float *out);
+/* Store an entry atomically (temporary file + rename). */
+cs_status cs_cache_store(const char *cache_dir, const char *model_hex, int dim,
+                         const char *const *templates, int n_templates, const char *name,
+                         const float *emb);
+
 /* Feature surgery on image tokens [T, D] (normalized here) and class
  * embeddings [C, D]. redundant NULL: the class-weighted mode (softmax of
  * 2 x the class token's similarities, weights over their mean, the

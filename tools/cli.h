@@ -67,11 +67,17 @@ typedef struct cli_class_set {
     char *template_storage;
     const char **templates;
     int n_templates;
+    int cache_on;      /* the class-embedding cache is in use */
+    char cache_dir[4096];
+    char model_hex[65];
 } cli_class_set;
 
-/* From --class-embeddings, --classes or --text (split at '+' when
- * split_plus), with --templates, --vocab and --redundant. */
-int cli_class_set_load(const struct cli_args *a, cs_model *m, int split_plus, cli_class_set *cs);
+/* From --class-embeddings, --classes or --text, with --templates, --vocab,
+ * the embedding cache (--no-cache) and, with CLI_REDUNDANT, the redundant
+ * features --redundant asks for. CLI_SPLIT_PLUS: --text "a+b" is two texts. */
+#define CLI_SPLIT_PLUS 1
+#define CLI_REDUNDANT 2
+int cli_class_set_load(const struct cli_args *a, cs_model *m, int flags, cli_class_set *cs);
 void cli_class_set_free(cli_class_set *cs);
 
 /* Subcommands: each parses its own options (argv[0] is the subcommand name). */

@@ -17,6 +17,7 @@ static const cli_option k_options[] = {
     {"classes", "LIST", "class names: a,b,c or @FILE (one class per line)", 0},
     {"templates", "SPEC", "default (the method's 85) | none | FILE (one per line) [default]", 0},
     {"vocab", "FILE", "BPE vocabulary (.txt.gz, or a folder with vocab.json + merges.txt)", 0},
+    {"no-cache", NULL, "do not read or write the class-embedding cache (~/.cache/clip-surgery)", 0},
     {"cache-dir", "DIR", "where named models and the vocabulary live (default ~/.cache/clip)", 0},
     {"threads", "N", "threads (default: all cores)", 0},
     {"output", "OUT.npy", "output file (-o)", 0},
@@ -151,38 +152,14 @@ static int embed_raw(const cli_args *a, cs_model *m, const char *out) {
 }
 
 static int embed_classes(const cli_args *a, cs_model *m, const char *out) {
-    cli_classes classes;
-    int rc = cli_parse_classes(cli_get(a, "classes"), &classes);
-    if (rc) return rc;
-    for (int i = 0; i < classes.n; i++)
-        if (classes.n_syn[i] > 1) {
-            cli_error("class '%s' has synonyms; embed writes one row per name: list them as classes",
-                      classes.names[i]);
-            cli_classes_free(&classes);
-            return CLI_EXIT_USAGE;
-        }
-    char *storage = NULL;
-    const char **templates = NULL;
-    int nt = 0;
-    cs_tokenizer *tok = NULL;
-    rc = cli_load_templates(cli_get(a, "templates"), &storage, &templates, &nt);
-    if (!rc) rc = cli_load_tokenizer(a, &tok);
+    cli_class_set cl;
+    int rc = cli_class_set_load(a, m, 0, &cl);
     if (!rc) {
-        int D = cs_model_config(m)->embed_dim;
-        float *emb = malloc(sizeof(float) * (size_t)classes.n * D);
-        cs_status s = cs_class_embeddings(m, tok, (const char *const *)classes.names, classes.n,
-                                          templates, nt, emb);
-        if (s == CS_OK) {
-            int64_t shape[2] = {classes.n, D};
-            s = cs_npy_write(out, CS_DT_F32, 2, shape, emb);
-        }
+        int64_t shape[2] = {cl.C, cl.D};
+        cs_status s = cs_npy_write(out, CS_DT_F32, 2, shape, cl.emb);
         if (s != CS_OK) rc = cli_fail(s);
-        free(emb);
     }
-    if (storage) free(templates);
-    cs_free(storage);
-    cs_tokenizer_free(tok);
-    cli_classes_free(&classes);
+    cli_class_set_free(&cl);
     return rc;
 }
 

@@ -23,6 +23,7 @@ static const cli_option k_options[] = {
     {"redundant", "MODE", "classes (default with --classes) | empty (default with --text)", 0},
     {"templates", "SPEC", "default (the method's 85) | none | FILE", 0},
     {"vocab", "FILE", "BPE vocabulary (.txt.gz, or a folder with vocab.json + merges.txt)", 0},
+    {"no-cache", NULL, "do not read or write the class-embedding cache (~/.cache/clip-surgery)", 0},
     {"cache-dir", "DIR", "where named models and the vocabulary live (default ~/.cache/clip)", 0},
     {"npy", NULL, "also write pixels, image_tokens, class_embeddings, similarity, maps (.npy)", 0},
     {"threads", "N", "threads (default: all cores)", 0},
@@ -208,7 +209,7 @@ int cmd_explain(int argc, char **argv) {
     cs_model *m;
     cli_class_set cl;
     if ((rc = cli_load_model(&a, &m))) return rc;
-    rc = cli_class_set_load(&a, m, 0, &cl);
+    rc = cli_class_set_load(&a, m, surgery ? CLI_REDUNDANT : 0, &cl);
     if (!rc) rc = explain_all(&a, m, surgery, &cl, out);
     cli_class_set_free(&cl);
     cs_model_free(m);

@@ -22,6 +22,7 @@ static const cli_option k_options[] = {
     {"redundant", "MODE", "classes | empty", 0},
     {"templates", "SPEC", "default (the method's 85) | none | FILE", 0},
     {"vocab", "FILE", "BPE vocabulary (.txt.gz, or a folder with vocab.json + merges.txt)", 0},
+    {"no-cache", NULL, "do not read or write the class-embedding cache (~/.cache/clip-surgery)", 0},
     {"cache-dir", "DIR", "where named models and the vocabulary live (default ~/.cache/clip)", 0},
     {"npy", NULL, "also write points_K.npy (int32 [2n, 2]) and labels_K.npy (uint8 [2n]) into -o DIR", 0},
     {"threads", "N", "threads (default: all cores)", 0},
@@ -151,7 +152,7 @@ int cmd_points(int argc, char **argv) {
     if ((rc = cli_load_model(&a, &m))) return rc;
     cli_class_set cl;
     cli_input in = {0};
-    rc = cli_class_set_load(&a, m, combined, &cl);
+    rc = cli_class_set_load(&a, m, CLI_REDUNDANT | (combined ? CLI_SPLIT_PLUS : 0), &cl);
     if (!rc && combined && !cl.redundant) {
         cli_error("combined targets use the empty prompt's redundant features; drop --redundant classes");
         rc = CLI_EXIT_USAGE;

@@ -79,6 +79,52 @@ static int need_tokenizer(const cli_args *a, cli_class_set *cs) {
     return cs->tok ? 0 : cli_load_tokenizer(a, &cs->tok);
 }
 
+/* The cache folder and the model's identity, unless --no-cache. Any failure
+ * here only turns the cache off: it is an optimization. */
+static void open_cache(const cli_args *a, cli_class_set *cs) {
+    char path[4096];
+    const char *model = cli_get(a, "model");
+    cs->cache_on = !cli_has(a, "no-cache") &&
+                   cs_cache_dir(NULL, cs->cache_dir, sizeof cs->cache_dir) == CS_OK &&
+                   cs_resolve_model(model, cli_get(a, "cache-dir"), 0, NULL, NULL, path, sizeof path) == CS_OK &&
+                   cs_model_identity(model, path, cs->cache_dir, cs->model_hex) == CS_OK;
+}
+
+/* Prompt-ensemble embeddings of names [n, D]: from the cache where valid,
+ * the rest through the text tower (the tokenizer is loaded only then), then
+ * stored. */
+static int embed_names(const cli_args *a, cs_model *m, cli_class_set *cs, char **names, int n,
+                       float *out) {
+    int D = cs->D, missing = 0;
+    char **todo = calloc((size_t)n + 1, sizeof *todo);
+    int *where = calloc((size_t)n + 1, sizeof *where);
+    for (int i = 0; i < n; i++)
+        if (!cs->cache_on || !cs_cache_lookup(cs->cache_dir, cs->model_hex, D, cs->templates,
+                                              cs->n_templates, names[i], out + (size_t)i * D)) {
+            todo[missing] = names[i];
+            where[missing++] = i;
+        }
+    int rc = missing ? need_tokenizer(a, cs) : 0;
+    float *fresh = missing && !rc ? cs_alloc((size_t)missing * D, sizeof(float)) : NULL;
+    if (fresh) {
+        if (missing > 8) fprintf(stderr, "clip-surgery: text tower: %d classes x %d prompts\n", missing,
+                                 cs->n_templates ? cs->n_templates : 1);
+        cs_status s = cs_class_embeddings(m, cs->tok, (const char *const *)todo, missing, cs->templates,
+                                          cs->n_templates, fresh);
+        if (s != CS_OK) rc = cli_fail(s);
+        for (int k = 0; !rc && k < missing; k++) {
+            memcpy(out + (size_t)where[k] * D, fresh + (size_t)k * D, sizeof(float) * (size_t)D);
+            if (cs->cache_on)
+                cs_cache_store(cs->cache_dir, cs->model_hex, D, cs->templates, cs->n_templates,
+                               todo[k], fresh + (size_t)k * D);
+        }
+    }
+    cs_free(fresh);
+    free(todo);
+    free(where);
+    return rc;
+}
+
 /* Names for --classes / --text (split at '+' when split_plus). */
 static int class_names(const cli_args *a, int split_plus, cli_class_set *cs) {
     const char *text = cli_get(a, "text");
@@ -108,7 +154,7 @@ static int class_names(const cli_args *a, int split_plus, cli_class_set *cs) {
     return 0;
 }
 
-int cli_class_set_load(const cli_args *a, cs_model *m, int split_plus, cli_class_set *cs) {
+int cli_class_set_load(const cli_args *a, cs_model *m, int flags, cli_class_set *cs) {
     memset(cs, 0, sizeof *cs);
     cs->D = cs_model_config(m)->embed_dim;
     int rc = cli_load_templates(cli_get(a, "templates"), &cs->template_storage, &cs->templates,
@@ -132,14 +178,13 @@ int cli_class_set_load(const cli_args *a, cs_model *m, int split_plus, cli_class
             snprintf(cs->names[c], 32, "class%d", c);
         }
     } else {
-        rc = class_names(a, split_plus, cs);
-        if (!rc) rc = need_tokenizer(a, cs);
+        rc = class_names(a, flags & CLI_SPLIT_PLUS, cs);
         if (rc) return rc;
+        open_cache(a, cs);
         cs->emb = cs_alloc((size_t)cs->C * cs->D, sizeof(float));
-        cs_status s = cs_class_embeddings(m, cs->tok, (const char *const *)cs->names, cs->C,
-                                          cs->templates, cs->n_templates, cs->emb);
-        if (s != CS_OK) return cli_fail(s);
+        if ((rc = embed_names(a, m, cs, cs->names, cs->C, cs->emb))) return rc;
     }
+    if (!(flags & CLI_REDUNDANT)) return 0;
     const char *redundant = cli_get(a, "redundant");
     if (redundant && strcmp(redundant, "classes") && strcmp(redundant, "empty")) {
         cli_error("--redundant '%s' is not classes or empty", redundant);
@@ -152,12 +197,10 @@ int cli_class_set_load(const cli_args *a, cs_model *m, int split_plus, cli_class
         explicit_mode = 1;
     }
     if (explicit_mode) {
-        if ((rc = need_tokenizer(a, cs))) return rc;
-        const char *empty = "";
+        char *empty = "";
+        if (file) open_cache(a, cs);
         cs->redundant = cs_alloc((size_t)cs->D, sizeof(float));
-        cs_status s = cs_class_embeddings(m, cs->tok, &empty, 1, cs->templates, cs->n_templates,
-                                          cs->redundant);
-        if (s != CS_OK) return cli_fail(s);
+        if ((rc = embed_names(a, m, cs, &empty, 1, cs->redundant))) return rc;
     }
     return 0;
 }

@@ -11,6 +11,13 @@ static void to_hex(const unsigned char *md, unsigned n, char *hex) {
     for (unsigned i = 0; i < n; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
 }
 
+void cs_sha256_bytes(const void *data, size_t len, char hex[65]) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
+    to_hex(md, n, hex);
+}
+
 cs_status cs_sha256_file(const char *path, char hex[65]) {
     FILE *f = fopen(path, "rb");
     if (!f) return cs_fail(CS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
