@@ -1,0 +1,145 @@
+/* Convolution against a direct nested-loop reference on random inputs, and
+ * average pooling, batch-norm folding and ReLU on hand-checked cases. */
+#include <stdlib.h>
+#include "ops/ops.h"
+#include "test.h"
+
+static uint32_t g_rng = 12345;
+
+static float rand_uniform(void) {
+    g_rng = g_rng * 1664525u + 1013904223u;
+    return (float)((g_rng >> 8) & 0xFFFFFF) / (float)0x1000000 * 2.0f - 1.0f;
+}
+
+static float *random_array(size_t n) {
+    float *a = malloc((n ? n : 1) * sizeof *a);
+    for (size_t i = 0; i < n; i++) a[i] = rand_uniform();
+    return a;
+}
+
+/* y[o, oy, ox] = b[o] + sum over c, ky, kx of w[o, c, ky, kx] x[c, iy, ix], in double. */
+static void conv_reference(const op_conv_shape *s, const float *x, const float *w, const float *b,
+                           double *y) {
+    int oh = op_conv_out_size(s->h, s->k, s->stride, s->pad);
+    int ow = op_conv_out_size(s->w, s->k, s->stride, s->pad);
+    for (int o = 0; o < s->cout; o++)
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                double acc = b ? b[o] : 0.0;
+                for (int c = 0; c < s->cin; c++)
+                    for (int ky = 0; ky < s->k; ky++)
+                        for (int kx = 0; kx < s->k; kx++) {
+                            int iy = oy * s->stride - s->pad + ky, ix = ox * s->stride - s->pad + kx;
+                            if (iy < 0 || iy >= s->h || ix < 0 || ix >= s->w) continue;
+                            acc += (double)w[((o * s->cin + c) * s->k + ky) * s->k + kx] *
+                                   x[((size_t)c * s->h + iy) * s->w + ix];
+                        }
+                y[((size_t)o * oh + oy) * ow + ox] = acc;
+            }
+}
+
+static void check_conv(op_conv_shape s, int with_bias, int accumulate) {
+    int oh = op_conv_out_size(s.h, s.k, s.stride, s.pad);
+    int ow = op_conv_out_size(s.w, s.k, s.stride, s.pad);
+    size_t nx = (size_t)s.cin * s.h * s.w, nw = (size_t)s.cout * s.cin * s.k * s.k;
+    size_t ny = (size_t)s.cout * oh * ow;
+    float *x = random_array(nx), *w = random_array(nw), *b = random_array((size_t)s.cout);
+    float *y = random_array(ny), *scratch = random_array(op_conv2d_scratch(&s));
+    double *ref = malloc(ny * sizeof *ref);
+    conv_reference(&s, x, w, with_bias ? b : NULL, ref);
+    if (accumulate)
+        for (size_t i = 0; i < ny; i++) ref[i] += y[i];
+    op_conv2d(&s, x, w, with_bias ? b : NULL, accumulate, scratch, y);
+    double max_err = 0;
+    for (size_t i = 0; i < ny; i++) max_err = fmax(max_err, fabs(y[i] - ref[i]));
+    CHECK_MSG(max_err < 1e-4, "conv cin %d %dx%d cout %d k %d stride %d pad %d bias %d acc %d: "
+              "max error %g", s.cin, s.h, s.w, s.cout, s.k, s.stride, s.pad, with_bias, accumulate,
+              max_err);
+    free(x);
+    free(w);
+    free(b);
+    free(y);
+    free(scratch);
+    free(ref);
+}
+
+static void test_conv_random(void) {
+    static const op_conv_shape shapes[] = {
+        /* cin, h, w, cout, k, stride, pad */
+        {3, 17, 13, 8, 3, 2, 1},  {5, 9, 9, 7, 1, 1, 0},   {4, 10, 12, 6, 1, 2, 0},
+        {2, 8, 8, 3, 5, 1, 2},    {6, 11, 7, 4, 3, 1, 1},  {3, 16, 16, 5, 7, 2, 3},
+        {1, 1, 1, 1, 1, 1, 0},    {4, 6, 6, 3, 3, 3, 0},   {16, 12, 12, 32, 3, 1, 1},
+        {2, 5, 9, 3, 3, 1, 0},    {3, 7, 7, 2, 3, 2, 2},   {8, 4, 4, 16, 1, 1, 0},
+        {2, 3, 3, 2, 5, 1, 2},    {5, 13, 11, 9, 4, 3, 1},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+        for (int mode = 0; mode < 3; mode++) check_conv(shapes[i], mode != 1, mode == 2);
+    CHECK(op_conv_out_size(224, 3, 2, 1) == 112 && op_conv_out_size(7, 3, 2, 2) == 5);
+    op_conv_shape pointwise = {8, 4, 4, 16, 1, 1, 0}, padded = {2, 5, 9, 3, 3, 1, 0};
+    CHECK(op_conv2d_scratch(&pointwise) == 0);
+    CHECK(op_conv2d_scratch(&padded) == 2 * 9 * 3 * 7);
+}
+
+static void test_avg_pool(void) {
+    /* 1 channel 4x4 -> 2x2, and a second channel 5x5 -> 2x2 (last row and column dropped). */
+    const float x4[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    float y[4];
+    op_avg_pool(x4, 1, 4, 4, 2, y);
+    CHECK(y[0] == 3.5f && y[1] == 5.5f && y[2] == 11.5f && y[3] == 13.5f);
+    op_avg_pool(x4, 1, 4, 4, 4, y);
+    CHECK(y[0] == 8.5f);
+    float x5[2 * 25], y5[2 * 4];
+    for (int i = 0; i < 50; i++) x5[i] = (float)i;
+    op_avg_pool(x5, 2, 5, 5, 2, y5);
+    /* channel 0 top-left: (0 + 1 + 5 + 6) / 4; channel 1 bottom-right: (37 + 38 + 42 + 43) / 4 */
+    CHECK(y5[0] == 3.0f && y5[1] == 5.0f && y5[2] == 13.0f && y5[3] == 15.0f);
+    CHECK(y5[4] == 28.0f && y5[7] == 40.0f);
+}
+
+static void test_fold_batch_norm(void) {
+    /* eps 0 keeps the numbers exact: scale 2 / sqrt(4) = 1 and 1 / sqrt(0.25) = 2. */
+    float w[4] = {1, 2, 3, 4}, bias[2];
+    const float gamma[2] = {2, 1}, beta[2] = {1, -1}, mean[2] = {0.5f, 2}, var[2] = {4, 0.25f};
+    op_fold_batch_norm(w, 2, 2, gamma, beta, mean, var, 0.0f, bias);
+    CHECK(w[0] == 1 && w[1] == 2 && w[2] == 6 && w[3] == 8);
+    CHECK(bias[0] == 0.5f && bias[1] == -5.0f);
+
+    /* Folded conv = conv, then (y - mean) / sqrt(var + eps) * gamma + beta. */
+    op_conv_shape s = {3, 6, 6, 4, 3, 1, 1};
+    float *x = random_array(3 * 36), *wt = random_array(4 * 27), *g = random_array(4);
+    float *bt = random_array(4), *mu = random_array(4), *v = random_array(4);
+    for (int o = 0; o < 4; o++) v[o] = fabsf(v[o]) + 0.1f;
+    float *scratch = malloc(op_conv2d_scratch(&s) * sizeof(float));
+    float plain[4 * 36], folded[4 * 36], fb[4];
+    op_conv2d(&s, x, wt, NULL, 0, scratch, plain);
+    op_fold_batch_norm(wt, 4, 27, g, bt, mu, v, 1e-5f, fb);
+    op_conv2d(&s, x, wt, fb, 0, scratch, folded);
+    double max_err = 0;
+    for (int o = 0; o < 4; o++)
+        for (int i = 0; i < 36; i++) {
+            double want = (plain[o * 36 + i] - mu[o]) / sqrt(v[o] + 1e-5) * g[o] + bt[o];
+            max_err = fmax(max_err, fabs(folded[o * 36 + i] - want));
+        }
+    CHECK_MSG(max_err < 1e-5, "folded batch norm: max error %g", max_err);
+    free(x);
+    free(wt);
+    free(g);
+    free(bt);
+    free(mu);
+    free(v);
+    free(scratch);
+}
+
+static void test_relu(void) {
+    float x[5] = {-1.5f, 0.0f, 2.0f, -0.0f, 1e-30f};
+    op_relu(x, 5);
+    CHECK(x[0] == 0.0f && x[1] == 0.0f && x[2] == 2.0f && x[3] == 0.0f && x[4] == 1e-30f);
+}
+
+int main(void) {
+    test_conv_random();
+    test_avg_pool();
+    test_fold_batch_norm();
+    test_relu();
+    return test_finish();
+}
