@@ -146,6 +146,12 @@ typedef enum cs_vision_mode {
     CS_VISION_SURGERY = 1 /* architecture surgery (DESIGN.md section 4) */
 } cs_vision_mode;
 
+/* Surgery settings: the number of ViT blocks with the dual path (default 6;
+ * clamped to the model's depth), and for ResNets the authors' optional
+ * "normalize v per head, scale x8" attention (default off, as their released
+ * code runs). */
+cs_status cs_model_set_surgery(cs_model *m, int vit_blocks, int resnet_normalize_v);
+
 /* Vision tower on normalized pixels [3, R, R] (R a multiple of the patch
  * size for ViT, of 32 for ResNets). tokens: [1+N, D], after ln_post and proj
  * (ViT) or the attention pool (ResNet); not normalized. */

@@ -26,6 +26,8 @@ static const cli_option k_options[] = {
     {"no-cache", NULL, "do not read or write the class-embedding cache (~/.cache/clip-surgery)", 0},
     {"cache-dir", "DIR", "where named models and the vocabulary live (default ~/.cache/clip)", 0},
     {"npy", NULL, "also write pixels, image_tokens, class_embeddings, similarity, maps (.npy)", 0},
+    {"surgery-blocks", "N", "ViT: the last N blocks get the v-v path (default 6)", 0},
+    {"rn-normalize-v", NULL, "ResNet: the authors' optional normalized-v attention, scale x8 (default off, as their code runs)", 0},
     {"threads", "N", "threads (default: all cores)", 0},
     {"output", "DIR", "output folder (-o)", 0},
 };

@@ -153,6 +153,13 @@ int cli_load_model(const cli_args *a, cs_model **m) {
     cs_status s = cs_resolve_model(name, cli_get(a, "cache-dir"), 1, download_progress, (void *)name,
                                    path, sizeof path);
     if (s == CS_OK) s = cs_model_load(path, m);
+    int blocks = 6;
+    if (s == CS_OK && !cli_int(a, "surgery-blocks", 6, 0, 1000, &blocks)) {
+        cs_model_free(*m);
+        *m = NULL;
+        return CLI_EXIT_USAGE;
+    }
+    if (s == CS_OK) s = cs_model_set_surgery(*m, blocks, cli_has(a, "rn-normalize-v"));
     return s == CS_OK ? 0 : cli_fail(s);
 }
 

@@ -314,6 +314,14 @@ void cs_model_free(cs_model *m) {
 
 const cs_config *cs_model_config(const cs_model *m) { return &m->cfg; }
 
+cs_status cs_model_set_surgery(cs_model *m, int vit_blocks, int resnet_normalize_v) {
+    if (vit_blocks < 0)
+        return cs_fail(CS_ERR_ARG, "the number of surgery blocks must be 0 or more (got %d)", vit_blocks);
+    m->surgery_blocks = vit_blocks;
+    m->surgery_normalize_v = resnet_normalize_v != 0;
+    return CS_OK;
+}
+
 int cs_model_num_tokens(const cs_model *m, int resolution) {
     int side = m->cfg.vision_kind == CS_VISION_VIT ? resolution / m->cfg.patch_size : resolution / 32;
     return 1 + side * side;
