@@ -435,7 +435,7 @@ static cs_status attention_pool(const cs_model *m, const float *x, int T, cs_vis
     int E = r->embed;
     float *qkv = cs_alloc((size_t)T * 3 * E, sizeof(float));
     float *attn = cs_alloc((size_t)T * E, sizeof(float));
-    float *scores = cs_alloc((size_t)T * T, sizeof(float));
+    float *scores = cs_alloc(op_attention_scratch(T), sizeof(float));
     cs_status s = qkv && attn && scores ? CS_OK : CS_ERR_NOMEM;
     if (s == CS_OK) {
         op_attention_kind kind = OP_ATTN_QK;

@@ -31,7 +31,7 @@ cs_status text_encode(cs_model *m, const int32_t *ids, int n, int context, float
         return cs_fail(CS_ERR_LIMIT, "%d texts are too many for one batch", n);
     }
     block_scratch s;
-    cs_status st = block_scratch_init(&s, (int)total, longest, W);
+    cs_status st = block_scratch_init(&s, (int)total, longest, n, W);
     float *x = st == CS_OK ? cs_alloc(total * W, sizeof(float)) : NULL;
     float *eot = x ? cs_alloc((size_t)n * W, sizeof(float)) : NULL;
     if (!eot) {

@@ -1,17 +1,20 @@
 /* The residual attention block shared by the image and text transformers,
  * and the dual-path (surgery) block of the ViT. */
+#include <omp.h>
 #include <string.h>
 #include "ops/ops.h"
 #include "transformer.h"
 
-cs_status block_scratch_init(block_scratch *s, int max_tokens, int max_seq, int width) {
+cs_status block_scratch_init(block_scratch *s, int max_tokens, int max_seq, int max_seqs, int width) {
     size_t T = (size_t)max_tokens, W = (size_t)width, L = (size_t)max_seq;
+    s->max_seq = max_seq;
+    s->offsets = cs_alloc((size_t)max_seqs, sizeof(size_t));
     s->h = cs_alloc(T * W, sizeof(float));
     s->qkv = cs_alloc(T * 3 * W, sizeof(float));
     s->attn = cs_alloc(T * W, sizeof(float));
     s->hidden = cs_alloc(T * 4 * W, sizeof(float));
-    s->scores = cs_alloc(L * L, sizeof(float));
-    if (!s->h || !s->qkv || !s->attn || !s->hidden || !s->scores) {
+    s->scores = cs_alloc(op_attention_scratch((int)L), sizeof(float));
+    if (!s->h || !s->qkv || !s->attn || !s->hidden || !s->scores || !s->offsets) {
         block_scratch_free(s);
         return CS_ERR_NOMEM;
     }
@@ -24,6 +27,7 @@ void block_scratch_free(block_scratch *s) {
     cs_free(s->attn);
     cs_free(s->hidden);
     cs_free(s->scores);
+    cs_free(s->offsets);
     memset(s, 0, sizeof *s);
 }
 
@@ -46,10 +50,20 @@ void block_forward(const cs_block *b, int W, int heads, int n_seq, const int *se
     int T = 0;
     for (int i = 0; i < n_seq; i++) T += seq_len[i];
     block_qkv(b, T, W, x, s);
-    /* Attention stays within each sequence of the packed batch. */
-    for (int i = 0, off = 0; i < n_seq; off += seq_len[i], i++)
-        op_attention(s->qkv + (size_t)off * 3 * W, seq_len[i], W, heads, OP_ATTN_QK, causal,
-                     s->scores, s->attn + (size_t)off * W);
+    /* Attention stays within each sequence of the packed batch; many short
+     * sequences run in parallel, one per thread (op_attention then runs its
+     * heads serially), a single sequence parallelizes over heads. */
+    if (n_seq == 1) {
+        op_attention(s->qkv, T, W, heads, OP_ATTN_QK, causal, s->scores, s->attn);
+    } else {
+        size_t *offset = s->offsets;
+        for (int i = 0, off = 0; i < n_seq; off += seq_len[i], i++) offset[i] = (size_t)off;
+#pragma omp parallel for schedule(dynamic, 4)
+        for (int i = 0; i < n_seq; i++)
+            op_attention(s->qkv + offset[i] * 3 * W, seq_len[i], W, heads, OP_ATTN_QK, causal,
+                         s->scores + (size_t)omp_get_thread_num() * s->max_seq * s->max_seq,
+                         s->attn + offset[i] * W);
+    }
     op_linear_accumulate(s->attn, T, W, b->out_w, b->out_b, W, x);
     block_mlp(b, T, W, x, s);
 }

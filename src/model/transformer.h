@@ -3,13 +3,15 @@
 
 #include "model.h"
 
-/* Scratch for one block over up to max_tokens rows of width W, in
- * sequences of at most max_seq tokens. */
+/* Scratch for one block over up to max_tokens rows of width W, in at most
+ * max_seqs sequences of at most max_seq tokens. */
 typedef struct block_scratch {
     float *h, *qkv, *attn, *hidden, *scores;
+    size_t *offsets; /* first row of each sequence of a packed batch */
+    int max_seq;
 } block_scratch;
 
-cs_status block_scratch_init(block_scratch *s, int max_tokens, int max_seq, int width);
+cs_status block_scratch_init(block_scratch *s, int max_tokens, int max_seq, int max_seqs, int width);
 void block_scratch_free(block_scratch *s);
 
 /* CLIP's residual attention block on a packed batch of n_seq sequences

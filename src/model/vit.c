@@ -39,7 +39,7 @@ cs_status vit_encode(cs_model *m, const float *pixels, int R, cs_vision_mode mod
     if (first_dual < 0) first_dual = 0;
 
     block_scratch s;
-    cs_status st = block_scratch_init(&s, T, T, W);
+    cs_status st = block_scratch_init(&s, T, T, 1, W);
     if (st != CS_OK) return st;
     float *patches = cs_alloc((size_t)N * 3 * P * P, sizeof(float));
     float *x = cs_alloc((size_t)T * W, sizeof(float));

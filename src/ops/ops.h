@@ -41,9 +41,11 @@ typedef enum op_attention_kind {
 /* Multi-head attention core over one sequence. qkv: [T, 3W] (q | k | v, each
  * W = heads * d wide, as one in-projection GEMM produces them); out: [T, W]
  * (before the out-projection). causal: token i sees tokens 0..i only.
- * scores: scratch of T * T floats (one head at a time). */
+ * scores: scratch of op_attention_scratch(T) floats. */
 void op_attention(const float *qkv, int T, int W, int heads, op_attention_kind kind, int causal,
                   float *scores, float *out);
+/* Scratch floats op_attention needs for T tokens (one T x T per thread). */
+size_t op_attention_scratch(int T);
 
 /* Bilinear resize with PyTorch's F.interpolate(mode="bilinear",
  * align_corners=False) semantics, no antialias. src: [in_h, in_w, C]
