@@ -1,0 +1,49 @@
+/* The public preprocessing steps: Pillow-exact resize of a cs_image and
+ * CLIP's normalization, both matching the reference's torchvision pipeline
+ * (Resize(BICUBIC) on the PIL image, ToTensor, Normalize). */
+#include <string.h>
+#include "../base/base.h"
+#include "resize_pillow.h"
+
+/* out may be the input itself: the old pixels are freed once the new ones
+ * exist. On failure a distinct out is left empty. */
+cs_status cs_image_resize(const cs_image *in, int out_w, int out_h, cs_image *out) {
+    if (out != in) memset(out, 0, sizeof *out);
+    if (!in || !in->rgb || in->width < 1 || in->height < 1)
+        return cs_fail(CS_ERR_ARG, "resize: empty input image");
+    if (out_w < 1 || out_h < 1)
+        return cs_fail(CS_ERR_ARG, "resize: bad output size %dx%d", out_w, out_h);
+    size_t pixels;
+    if (!cs_mul_size((size_t)out_w, (size_t)out_h, &pixels))
+        return cs_fail(CS_ERR_NOMEM, "resize: output size %dx%d overflows", out_w, out_h);
+    uint8_t *rgb = cs_alloc(pixels, 3);
+    if (!rgb) return CS_ERR_NOMEM;
+    cs_status s = op_resize_bicubic_u8(in->rgb, in->width, in->height, 3, rgb, out_w, out_h);
+    if (s != CS_OK) {
+        cs_free(rgb);
+        return s;
+    }
+    if (out == in) cs_free(out->rgb);
+    out->width = out_w;
+    out->height = out_h;
+    out->rgb = rgb;
+    return CS_OK;
+}
+
+/* CLIP's statistics, as the float32 tensors torchvision's Normalize makes. */
+static const float k_clip_mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+static const float k_clip_std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+
+void cs_image_normalize(const cs_image *img, float *out) {
+    /* Every 8-bit value maps to one float per channel, so a table computes
+     * each once. The float32 operations and their order are torchvision's
+     * (ToTensor divides by 255, Normalize subtracts then divides), which
+     * makes the result bit-identical to the reference. */
+    float table[3][256];
+    for (int c = 0; c < 3; c++)
+        for (int v = 0; v < 256; v++)
+            table[c][v] = ((float)v / 255.0f - k_clip_mean[c]) / k_clip_std[c];
+    size_t plane = (size_t)img->width * img->height;
+    for (size_t i = 0; i < plane; i++)
+        for (int c = 0; c < 3; c++) out[c * plane + i] = table[c][img->rgb[3 * i + c]];
+}
