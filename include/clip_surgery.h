@@ -133,6 +133,10 @@ const char *cs_model_official_sha256(const char *name);
 cs_status cs_resolve_vocab(const char *cache_dir, int download, cs_progress_fn progress,
                            void *ctx, char *out, size_t out_len);
 
+/* Save the model's weights as safetensors under OpenAI names, F16 (fp16 != 0)
+ * or F32, so it can be memory-mapped afterwards. */
+cs_status cs_model_save(const cs_model *m, const char *path, int fp16);
+
 /* A model with random weights and the real architecture of an OpenAI CLIP
  * release ("RN50", ..., "ViT-B/16", "ViT-L/14@336px"), for benchmarks. */
 cs_status cs_model_synthetic(const char *arch, cs_model **out);

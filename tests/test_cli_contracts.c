@@ -113,6 +113,42 @@ static void test_points_end_to_end(const char *image, int R, const char *size, i
     }
 }
 
+/* explain on the golden image files: what proves the preprocessing. Classes
+ * go through the tokenizer and the prompt ensemble (no cache). */
+static void test_explain_image(const char *file, const char *image, int w, int h) {
+    char args[4096], dir[512], rel[256];
+    snprintf(dir, sizeof dir, "%s/explain_image_%s", g_tmp, image);
+    snprintf(rel, sizeof rel, "golden/inputs/%s", file);
+    snprintf(args, sizeof args,
+             "explain --model '%s' --image '%s' --res 64 --classes 'cat,bench,potted plant' --vocab '%s' "
+             "--no-cache --npy -o '%s'",
+             golden_path("golden/tiny-vit/model.safetensors"), golden_path(rel),
+             golden_path("clip/bpe_simple_vocab_16e6.txt.gz"), dir);
+    CHECK_MSG(run_tool(args) == 0, "%s", args);
+    static const char *outputs[][2] = {{"pixels.npy", "inputs/%s_pre_64.npy"},
+                                       {"image_tokens.npy", "tiny-vit/%s_cs_tokens_64.npy"},
+                                       {"class_embeddings.npy", "tiny-vit/text_ensemble.npy"},
+                                       {"similarity.npy", "tiny-vit/%s_cs_similarity_64.npy"},
+                                       {"maps.npy", "tiny-vit/%s_cs_simmap_64.npy"}};
+    for (int k = 0; k < 5; k++) {
+        snprintf(rel, sizeof rel, outputs[k][1], image);
+        if (!golden_entry(rel)) continue;
+        cs_array a = {0};
+        load_out(dir, outputs[k][0], &a);
+        if (a.data) golden_check_floats(rel, a.data, cs_array_numel(&a));
+        cs_array_free(&a);
+    }
+    static const char *pngs[] = {"cat.png", "bench.png", "potted_plant.png", "potted_plant_map.png"};
+    for (int k = 0; k < 4; k++) {
+        char path[700];
+        cs_image img = {0};
+        snprintf(path, sizeof path, "%s/%s", dir, pngs[k]);
+        CHECK_OK(cs_image_load(path, NULL, &img));
+        CHECK_MSG(img.width == w && img.height == h, "%s is %dx%d", path, img.width, img.height);
+        cs_image_free(&img);
+    }
+}
+
 static void test_errors(void) {
     char args[4096], out[512];
     CHECK(run_tool("explain") == 2);
@@ -135,6 +171,32 @@ static void test_errors(void) {
              golden_path("golden/tiny-vit/text_ensemble.npy"), g_tmp);
     CHECK(run_tool(args) == 2);
     CHECK(stderr_has("--size"));
+
+    /* Bad images and an unwritable output folder: one line, no output. */
+    char empty[512], text[512];
+    snprintf(empty, sizeof empty, "%s/empty.jpg", g_tmp);
+    snprintf(text, sizeof text, "%s/text.jpg", g_tmp);
+    FILE *f = fopen(empty, "wb");
+    fclose(f);
+    f = fopen(text, "wb");
+    fputs("this is not a picture\n", f);
+    fclose(f);
+    const char *bad[2] = {empty, text};
+    for (int i = 0; i < 2; i++) {
+        snprintf(args, sizeof args, "explain --model '%s' --image '%s' --class-embeddings '%s' -o '%s/bad%d'",
+                 golden_path("golden/tiny-vit/model.safetensors"), bad[i],
+                 golden_path("golden/tiny-vit/text_ensemble.npy"), g_tmp, i);
+        CHECK(run_tool(args) == 2);
+        CHECK(stderr_has(bad[i]));
+        snprintf(out, sizeof out, "%s/bad%d", g_tmp, i);
+        CHECK(stat(out, &st) != 0);
+    }
+    snprintf(args, sizeof args, "explain --model '%s' --image '%s' --class-embeddings '%s' -o /proc/cs-no-such-dir",
+             golden_path("golden/tiny-vit/model.safetensors"), golden_path("golden/inputs/chelsea.png"),
+             golden_path("golden/tiny-vit/text_ensemble.npy"));
+    int rc = run_tool(args);
+    CHECK(rc == 1 || rc == 2);
+    CHECK(stderr_has("/proc/cs-no-such-dir"));
 }
 
 int main(void) {
@@ -155,6 +217,9 @@ int main(void) {
     test_points_end_to_end("synthetic", 128, "300x200", 0);
     test_points_end_to_end("chelsea", 64, "451x300", 0);
     test_points_end_to_end("synthetic", 64, "300x200", 1);
+    test_explain_image("chelsea.png", "chelsea", 451, 300);
+    test_explain_image("rocket.jpg", "rocket", 640, 427);
+    test_explain_image("synthetic.png", "synthetic", 300, 200);
     test_errors();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);

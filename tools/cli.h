@@ -88,5 +88,6 @@ int cmd_points(int argc, char **argv);
 int cmd_segment(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 
 #endif

@@ -348,3 +348,26 @@ cs_status cs_encode_text(cs_model *m, const int32_t *ids, int n, int context, fl
                            ids[i], (long long)(i / context), m->cfg.vocab_size - 1);
     return text_encode(m, ids, n, context, out);
 }
+
+/* OpenAI names only: the Hugging Face originals (aliased at load), buffers
+ * and the non-float extras of TorchScript files are left out. */
+static int is_openai_weight(const cs_tensor *x) {
+    static const char *foreign[] = {"vision_model.", "text_model.", "visual_projection.",
+                                    "text_projection.weight"};
+    for (size_t i = 0; i < sizeof foreign / sizeof *foreign; i++)
+        if (!strncmp(x->name, foreign[i], strlen(foreign[i]))) return 0;
+    if (strstr(x->name, "num_batches_tracked") || strstr(x->name, "position_ids")) return 0;
+    return x->dtype == CS_DT_F32 || x->dtype == CS_DT_F16 || x->dtype == CS_DT_BF16 ||
+           x->dtype == CS_DT_F64;
+}
+
+cs_status cs_model_save(const cs_model *m, const char *path, int fp16) {
+    const cs_tensor **list = cs_alloc((size_t)m->table.n + 1, sizeof *list);
+    if (!list) return CS_ERR_NOMEM;
+    int n = 0;
+    for (int i = 0; i < m->table.n; i++)
+        if (is_openai_weight(&m->table.items[i])) list[n++] = &m->table.items[i];
+    cs_status s = cs_safetensors_write(path, list, n, fp16);
+    cs_free(list);
+    return s;
+}

@@ -1,0 +1,81 @@
+/* Writing safetensors: a JSON header (names, dtypes, shapes, offsets), padded
+ * with spaces to a multiple of 8 bytes, then the data, atomically. Float
+ * tensors are stored as F32 or F16 (round to nearest even). */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <string.h>
+#include "base/fileio.h"
+#include "tensors.h"
+
+static uint16_t float_to_half(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000, exp = (x >> 23) & 0xff, man = x & 0x7fffff;
+    if (exp == 0xff) return (uint16_t)(sign | 0x7c00 | (man ? 0x200 : 0)); /* inf, nan */
+    int e = (int)exp - 127 + 15;
+    if (e >= 31) return (uint16_t)(sign | 0x7c00);                          /* overflow */
+    if (e <= 0) {                                                          /* subnormal */
+        if (e < -10) return (uint16_t)sign;
+        man |= 0x800000;
+        int shift = 14 - e;
+        uint32_t half = man >> shift, rest = man & ((1u << shift) - 1), mid = 1u << (shift - 1);
+        if (rest > mid || (rest == mid && (half & 1))) half++;
+        return (uint16_t)(sign | half);
+    }
+    uint32_t half = sign | ((uint32_t)e << 10) | (man >> 13), rest = man & 0x1fff;
+    if (rest > 0x1000 || (rest == 0x1000 && (half & 1))) half++; /* may carry into the exponent */
+    return (uint16_t)half;
+}
+
+cs_status cs_safetensors_write(const char *path, const cs_tensor *const *tensors, int n, int fp16) {
+    cJSON *root = cJSON_CreateObject();
+    size_t offset = 0;
+    for (int i = 0; i < n; i++) {
+        const cs_tensor *x = tensors[i];
+        size_t bytes = (size_t)cs_tensor_numel(x) * (fp16 ? 2 : 4);
+        cJSON *e = cJSON_AddObjectToObject(root, x->name);
+        cJSON_AddStringToObject(e, "dtype", fp16 ? "F16" : "F32");
+        cJSON *shape = cJSON_AddArrayToObject(e, "shape");
+        for (int d = 0; d < x->ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)x->shape[d]));
+        cJSON *off = cJSON_AddArrayToObject(e, "data_offsets");
+        cJSON_AddItemToArray(off, cJSON_CreateNumber((double)offset));
+        cJSON_AddItemToArray(off, cJSON_CreateNumber((double)(offset + bytes)));
+        offset += bytes;
+    }
+    char *header = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (!header) return cs_fail(CS_ERR_NOMEM, "%s: cannot build the header", path);
+    size_t hlen = strlen(header), padded = (hlen + 7) & ~(size_t)7;
+    cs_atomic_file af;
+    cs_status s = cs_atomic_open(&af, path);
+    if (s != CS_OK) {
+        cJSON_free(header);
+        return s;
+    }
+    uint8_t len8[8];
+    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+    fwrite(len8, 1, 8, af.f);
+    fwrite(header, 1, hlen, af.f);
+    for (size_t i = hlen; i < padded; i++) fputc(' ', af.f);
+    cJSON_free(header);
+    for (int i = 0; i < n && s == CS_OK; i++) {
+        int64_t count = cs_tensor_numel(tensors[i]);
+        float *f = cs_alloc((size_t)(count ? count : 1), sizeof(float));
+        if (!f) s = CS_ERR_NOMEM;
+        if (s == CS_OK) s = cs_tensor_to_f32(tensors[i], f);
+        if (s == CS_OK && fp16) {
+            for (int64_t k = 0; k < count; k++) {
+                uint16_t h = float_to_half(f[k]);
+                fwrite(&h, 2, 1, af.f);
+            }
+        } else if (s == CS_OK) {
+            fwrite(f, sizeof(float), (size_t)count, af.f);
+        }
+        cs_free(f);
+    }
+    if (s != CS_OK) {
+        cs_atomic_abort(&af);
+        return s;
+    }
+    return cs_atomic_commit(&af);
+}

@@ -1,0 +1,42 @@
+/* clip-surgery convert: any loadable model to safetensors under OpenAI names. */
+#include <string.h>
+#include "args.h"
+#include "cli.h"
+
+static const cli_option k_options[] = {
+    {"model", "M", "input: a clip.load name, a .pt/.safetensors file or a folder (or give it as IN)", 0},
+    {"dtype", "T", "f32 (default) or f16", 0},
+    {"cache-dir", "DIR", "where named models live (default ~/.cache/clip)", 0},
+    {"output", "OUT.safetensors", "output file (-o)", 0},
+};
+
+static const char k_usage[] =
+    "usage: clip-surgery convert IN -o OUT.safetensors [--dtype f32|f16]\n\n"
+    "Writes the weights of any model clip-surgery loads (OpenAI .pt, torch.save state dicts,\n"
+    "Hugging Face folders, safetensors) as safetensors with OpenAI names, to be memory-mapped later.\n"
+    "Example: clip-surgery convert ViT-B/16 -o ViT-B-16.safetensors";
+
+int cmd_convert(int argc, char **argv) {
+    cli_args a;
+    int rc;
+    if (cli_parse(&a, k_options, sizeof k_options / sizeof *k_options, k_usage, argc, argv, &rc))
+        return rc;
+    const char *out = cli_get(&a, "output"), *dtype = cli_get(&a, "dtype");
+    if (a.n_positional == 1 && !cli_has(&a, "model")) {
+        a.values[0][0] = a.positional[0]; /* "model" is option 0 */
+        a.counts[0] = 1;
+    }
+    if (!out || !cli_has(&a, "model") || a.n_positional > 1) {
+        cli_error("convert needs one input model and -o OUT.safetensors (see --help)");
+        return CLI_EXIT_USAGE;
+    }
+    if (dtype && strcmp(dtype, "f32") && strcmp(dtype, "f16")) {
+        cli_error("--dtype '%s' is not f32 or f16", dtype);
+        return CLI_EXIT_USAGE;
+    }
+    cs_model *m;
+    if ((rc = cli_load_model(&a, &m))) return rc;
+    cs_status s = cs_model_save(m, out, dtype && !strcmp(dtype, "f16"));
+    cs_model_free(m);
+    return s == CS_OK ? 0 : cli_fail(s);
+}
