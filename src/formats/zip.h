@@ -1,0 +1,44 @@
+/* Layer 3: a read-only zip reader over a memory image, enough for PyTorch
+ * archives: stored entries (what PyTorch's writer emits, data aligned to 64
+ * bytes) and deflated ones (an archive a user re-zipped), ZIP64 records, one
+ * disk. Every offset and size is checked against the image before use. */
+#ifndef CS_ZIP_H
+#define CS_ZIP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "../base/base.h"
+
+typedef struct cs_zip_entry {
+    char *name;
+    uint64_t data_offset; /* start of the entry's data in the image */
+    uint64_t comp_size, size;
+    uint32_t crc;
+    uint16_t method;      /* 0 stored, 8 deflated */
+} cs_zip_entry;
+
+typedef struct cs_zip {
+    const char *path;     /* for messages; not owned */
+    const uint8_t *buf;   /* the whole archive; not owned */
+    size_t len;
+    cs_zip_entry *entries; /* sorted by name */
+    int n;
+} cs_zip;
+
+/* Read the central directory of the archive image buf[0..len). `path` names
+ * the archive in messages and must outlive the cs_zip. On failure z is left
+ * empty (cs_zip_close is still safe). */
+cs_status cs_zip_open(cs_zip *z, const char *path, const uint8_t *buf, size_t len);
+void cs_zip_close(cs_zip *z);
+
+/* The entry with exactly this name, or NULL. */
+const cs_zip_entry *cs_zip_find(const cs_zip *z, const char *name);
+
+/* The bytes of an entry. Stored entries point into the image (*owned is
+ * NULL); deflated ones are inflated into *owned (cs_alloc'ed, the caller
+ * frees it) after checking their CRC-32. Entries larger than max_size fail
+ * with CS_ERR_LIMIT. */
+cs_status cs_zip_read(const cs_zip *z, const cs_zip_entry *e, size_t max_size,
+                      const uint8_t **data, size_t *len, void **owned);
+
+#endif
