@@ -162,8 +162,18 @@ int main(void) {
         }
     }
     CHECK_STATUS(cs_encode_image(m, classes.data, 100, CS_VISION_PLAIN, NULL), CS_ERR_ARG);
-    cs_array_free(&classes);
     cs_model_free(m);
+
+    /* The TorchScript form of the same weights (fp16 weights, fp32 norms). */
+    CHECK_OK(cs_model_load(golden_path("golden/tiny-rn/model-jit.pt"), &m));
+    if (m) {
+        for (size_t i = 0; i < sizeof k_images / sizeof *k_images; i++) {
+            check_plain(m, k_images[i], 128, &classes);
+            check_surgery(m, k_images[i], 128);
+        }
+        cs_model_free(m);
+    }
+    cs_array_free(&classes);
 
     check_f32_table();
     check_broken_model("visual.layer2.0.downsample.0.weight", 1, 0, CS_ERR_MISSING);

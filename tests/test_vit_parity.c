@@ -1,6 +1,6 @@
 /* Plain CLIP ViT and text tower against the reference outputs in
- * ../shared/golden/tiny-vit, for the safetensors (OpenAI names, F16) and the
- * Hugging Face (F32) forms of the same weights. */
+ * ../shared/golden/tiny-vit, for every form of the same weights: safetensors
+ * (OpenAI names, F16), Hugging Face (F32), torch.save and TorchScript. */
 #include <stdlib.h>
 #include "golden.h"
 #include "test.h"
@@ -64,5 +64,7 @@ static void check_model(const char *path) {
 int main(void) {
     check_model(golden_path("golden/tiny-vit/model.safetensors"));
     check_model(golden_path("golden/tiny-vit/hf"));
+    check_model(golden_path("golden/tiny-vit/model.pt"));
+    check_model(golden_path("golden/tiny-vit/model-jit.pt"));
     return test_finish();
 }
