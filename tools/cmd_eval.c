@@ -1,0 +1,318 @@
+/* clip-surgery eval: segmentation mIoU, multi-label mAP and explainability
+ * mIoU over a dataset, with CLIP Surgery or plain CLIP; --shard K/N and
+ * --merge spread a dataset over machines. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "base/fileio.h"
+#include "eval.h"
+#include "formats/label_png.h"
+
+static const cli_option k_options[] = {
+    {"model", "M", "ViT-B/16, RN50, ... (clip.load names), a .pt/.safetensors file, or a folder", 0},
+    {"cache-dir", "DIR", "where named models and the vocabulary live (default ~/.cache/clip)", 0},
+    {"task", "T", "seg (default) | explain | multilabel", 0},
+    {"method", "NAME", "surgery (default) | clip", 0},
+    {"dataset", "voc:DIR", "PASCAL VOC layout (JPEGImages, SegmentationClass, ImageSets/Segmentation)", 0},
+    {"split", "S", "with --dataset voc:DIR: the split (default val)", 0},
+    {"images", "DIR", "generic layout: the images (JPEG/PNG)", 0},
+    {"masks", "DIR", "generic layout: the index masks (8-bit gray or palette PNG; 255 = ignore)", 0},
+    {"image-suffix", "S", "generic layout: image stem suffix removed to pair with masks (e.g. _image)", 0},
+    {"mask-suffix", "S", "generic layout: mask stem suffix (e.g. _mask)", 0},
+    {"labels", "FILE", "labels.json: image-level labels (multilabel) and the class names", 0},
+    {"class-list", "FILE", "class names, one class per line, synonyms comma-separated, in label order", 0},
+    {"class-embeddings", "FILE.npy", "float32 [C, D] class embeddings in label order", 0},
+    {"templates", "SPEC", "default (the method's 85) | none | FILE", 0},
+    {"vocab", "FILE", "BPE vocabulary (.txt.gz, or a folder with vocab.json + merges.txt)", 0},
+    {"res", "R", "input resolution (default: the model's native one)", 0},
+    {"window", "N", "seg: sliding-window inference with N x N windows", 0},
+    {"stride", "N", "seg: window stride (default: half the window)", 0},
+    {"short-side", "N", "seg with --window: resize the short side to N first", 0},
+    {"bg-thresh", "P", "seg: pixels with top probability below P become background", 0},
+    {"logit-scale", "S", "seg: scale in that probability (default 40)", 0},
+    {"background", "NAME", "the background class (default: the class named 'background'; none)", 0},
+    {"limit", "N", "only the first N images", 0},
+    {"shard", "K/N", "only images K, K+N, K+2N, ... (0 <= K < N); the report is a partial one", 0},
+    {"merge", NULL, "merge the partial reports given as arguments into one report", 0},
+    {"report", "FILE", "write the report as JSON", 0},
+    {"save-predictions", "DIR", "seg: write each image's class-index PNG into DIR", 0},
+    {"threads", "N", "threads (default: all cores)", 0},
+};
+
+static const char k_usage[] =
+    "usage: clip-surgery eval --model M [--task seg|explain|multilabel] [--method surgery|clip]\n"
+    "         (--dataset voc:DIR [--split val] | --images DIR [--masks DIR] [--image-suffix S]\n"
+    "          [--mask-suffix S] [--labels labels.json]) [--class-list FILE] [--limit N]\n"
+    "         [--shard K/N] [--report FILE] [--save-predictions DIR]\n"
+    "       clip-surgery eval --merge PART.json... [--report FILE]\n\n"
+    "seg: confusion matrix (255 ignored), per-class IoU, mIoU, pixel accuracy. multilabel: per-class AP\n"
+    "(all points, as scikit-learn), mAP over classes with positives. explain: each present class's\n"
+    "min-max map thresholded at 0.00..1.00 (step 0.05) against its mask; binary mIoU at the best threshold.\n"
+    "Images that cannot be read, lack a mask or labels, or whose mask size differs are skipped and listed\n"
+    "in the report; mask pixels with labels beyond the classes (other than 255) are counted and ignored.\n\n"
+    "Scale-out: run the N shards anywhere (e.g. a Slurm array: --shard $SLURM_ARRAY_TASK_ID/N\n"
+    "--report part$SLURM_ARRAY_TASK_ID.json), then 'eval --merge part*.json --report all.json'.";
+
+typedef struct eval_run {
+    eval_task task;
+    seg_settings st;
+    seg_classes sc;
+    cs_model *m;
+    const char *save_dir;
+} eval_run;
+
+static int parse_task(const char *v, eval_task *t) {
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(v ? v : "seg", eval_task_name((eval_task)i))) {
+            *t = (eval_task)i;
+            return 0;
+        }
+    cli_error("--task '%s' is not seg, explain or multilabel", v);
+    return CLI_EXIT_USAGE;
+}
+
+static int parse_shard(const char *v, int *k, int *n) {
+    char tail;
+    *k = 0;
+    *n = 0;
+    if (!v) return 0;
+    if (sscanf(v, "%d/%d%c", k, n, &tail) != 2 || *n < 1 || *k < 0 || *k >= *n) {
+        cli_error("--shard '%s' is not K/N with 0 <= K < N", v);
+        return CLI_EXIT_USAGE;
+    }
+    return 0;
+}
+
+static void add_setting(cJSON *o, const cli_args *a, const char *name) {
+    const char *v = cli_get(a, name);
+    if (v) cJSON_AddStringToObject(o, name, v);
+}
+
+/* What the results depend on, so that merged parts can be checked against
+ * each other. */
+static cJSON *settings_json(const cli_args *a, const eval_run *r, const eval_dataset *d) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "method", r->st.surgery ? "surgery" : "clip");
+    cJSON_AddStringToObject(o, "dataset", d->spec);
+    const char *names[] = {"model", "class-list", "class-embeddings", "templates", "image-suffix", "mask-suffix",
+                           "labels", "limit"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) add_setting(o, a, names[i]);
+    cJSON_AddNumberToObject(o, "resolution", r->st.R);
+    if (r->task == EVAL_SEG && r->st.window) {
+        cJSON_AddNumberToObject(o, "window", r->st.window);
+        cJSON_AddNumberToObject(o, "stride", r->st.stride);
+        cJSON_AddNumberToObject(o, "short_side", r->st.short_side);
+    }
+    if (r->task == EVAL_SEG && r->st.opts.bg_thresh > 0.0f) {
+        cJSON_AddNumberToObject(o, "bg_thresh", r->st.opts.bg_thresh);
+        cJSON_AddNumberToObject(o, "logit_scale", r->st.opts.logit_scale);
+    }
+    if (r->sc.background >= 0) cJSON_AddStringToObject(o, "background", r->sc.names[r->sc.background]);
+    return o;
+}
+
+/* The image and (when the task needs it) its mask; a failure is a reason
+ * to skip the image, written into `why`. */
+static int load_pair(const eval_item *it, int need_mask, cs_image *img, uint8_t **mask, char *why, size_t n) {
+    *mask = NULL;
+    if (cs_image_load(it->image, NULL, img) != CS_OK) {
+        snprintf(why, n, "image: %s", cs_last_error());
+        return 0;
+    }
+    if (!need_mask) return 1;
+    int w, h;
+    if (!it->mask) snprintf(why, n, "no mask (give --masks)");
+    else if (cs_label_png_load(it->mask, &w, &h, mask) != CS_OK) snprintf(why, n, "mask: %s", cs_last_error());
+    else if (w != img->width || h != img->height)
+        snprintf(why, n, "mask is %dx%d, the image %dx%d", w, h, img->width, img->height);
+    else return 1;
+    cs_free(*mask);
+    *mask = NULL;
+    cs_image_free(img);
+    return 0;
+}
+
+/* Classes present in a mask, other than the background class (and ignore
+ * or unknown labels). */
+static void mask_classes(const uint8_t *mask, size_t n, int C, int background, uint8_t *present) {
+    memset(present, 0, (size_t)C);
+    for (size_t i = 0; i < n; i++)
+        if (mask[i] < C) present[mask[i]] = 1;
+    if (background >= 0) present[background] = 0;
+}
+
+static int save_prediction(const char *dir, const char *name, const uint8_t *labels, int W, int H) {
+    const char *dot = strrchr(name, '.');
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%.*s.png", dir, (int)(dot ? dot - name : (long)strlen(name)), name);
+    cs_status s = cs_png_write(path, W, H, 1, labels);
+    return s == CS_OK ? 0 : cli_fail(s);
+}
+
+/* One image into the accumulator; returns an exit code only for failures
+ * that would repeat on every image (the model, the output folder). */
+static int eval_item_run(const eval_run *r, const eval_item *it, int index, eval_acc *acc) {
+    int C = r->sc.C, rc = 0, need_mask = r->task != EVAL_MULTILABEL || it->n_labels < 0;
+    char why[1024];
+    cs_image img = {0};
+    uint8_t *mask;
+    if (!load_pair(it, need_mask, &img, &mask, why, sizeof why)) {
+        eval_acc_skip(acc, index, it->name, why);
+        return 0;
+    }
+    size_t n = (size_t)img.width * img.height;
+    uint8_t *present = calloc((size_t)C, 1);
+    if (r->task == EVAL_SEG) {
+        uint8_t *labels = malloc(n);
+        rc = seg_predict(r->m, &r->st, &r->sc, &img, labels);
+        cs_status s = rc ? CS_OK : cs_confusion_add(acc->conf, C, mask, labels, n, CS_IGNORE_LABEL, &acc->unknown_pixels);
+        if (s != CS_OK) rc = cli_fail(s);
+        if (!rc && r->save_dir) rc = save_prediction(r->save_dir, it->name, labels, img.width, img.height);
+        free(labels);
+    } else if (r->task == EVAL_EXPLAIN) {
+        float *maps = malloc(sizeof(float) * n * C);
+        rc = seg_explain_maps(r->m, r->st.surgery, r->st.R, &r->sc, &img, maps);
+        mask_classes(mask, n, C, r->sc.background, present);
+        for (int c = 0; !rc && c < C; c++) {
+            if (!present[c]) continue;
+            cs_explain_add(maps + c, C, mask, n, c, CS_IGNORE_LABEL, acc->counts[c]);
+            acc->pairs[c]++;
+        }
+        for (size_t i = 0; i < n; i++) acc->unknown_pixels += mask[i] >= C && mask[i] != CS_IGNORE_LABEL;
+        free(maps);
+    } else {
+        float *scores = malloc(sizeof(float) * C);
+        if (it->n_labels >= 0)
+            for (int k = 0; k < it->n_labels; k++) present[it->labels[k]] = 1;
+        else mask_classes(mask, n, C, r->sc.background, present);
+        rc = seg_classify(r->m, r->st.surgery, r->st.R, &r->sc, &img, scores);
+        if (!rc) eval_acc_predict(acc, index, it->name, scores, present);
+        free(scores);
+    }
+    if (!rc) acc->evaluated++;
+    free(present);
+    cs_free(mask);
+    cs_image_free(&img);
+    return rc;
+}
+
+/* "eval: 12/100 images, 0.8 s/image, ETA 1:10" on stderr: in place on a
+ * terminal, otherwise about twenty lines per run. */
+static void progress(int done, int total, double started) {
+    int tty = isatty(2), every = total / 20 > 0 ? total / 20 : 1;
+    if (!tty && done % every && done != total) return;
+    double per = done ? (cs_now() - started) / done : 0.0;
+    int eta = (int)lround(per * (total - done));
+    fprintf(stderr, "%seval: %d/%d images, %.2f s/image, ETA %d:%02d%s", tty ? "\r" : "", done, total, per,
+            eta / 60, eta % 60, tty && done < total ? "" : "\n");
+}
+
+static int run_dataset(const cli_args *a, eval_run *r, eval_dataset *d, eval_acc *acc) {
+    int limit, k, n;
+    if (!cli_int(a, "limit", d->n, 1, 1 << 30, &limit)) return CLI_EXIT_USAGE;
+    int rc = parse_shard(cli_get(a, "shard"), &k, &n);
+    if (rc) return rc;
+    int listed = limit < d->n ? limit : d->n, step = n ? n : 1, total = 0;
+    for (int i = k; i < listed; i += step) total++;
+    eval_acc_init(acc, r->task, r->sc.C, r->sc.names, settings_json(a, r, d));
+    acc->listed = listed;
+    acc->shard_k = k;
+    acc->shard_n = n;
+    if (r->save_dir) {
+        cs_status s = cs_mkdirs(r->save_dir);
+        if (s != CS_OK) return cli_fail(s);
+    }
+    double started = cs_now();
+    int done = 0;
+    for (int i = k; i < listed && !rc; i += step) {
+        rc = eval_item_run(r, &d->items[i], i, acc);
+        progress(++done, total, started);
+    }
+    return rc;
+}
+
+/* The class list: --class-list, else labels.json's names; --class-embeddings
+ * as given. */
+static int load_classes(const cli_args *a, eval_run *r, const eval_dataset *d) {
+    char *list = NULL;
+    if (cli_has(a, "class-list")) {
+        list = malloc(strlen(cli_get(a, "class-list")) + 2);
+        sprintf(list, "@%s", cli_get(a, "class-list"));
+    } else if (d->n_names && !cli_has(a, "class-embeddings")) {
+        size_t len = 1;
+        for (int c = 0; c < d->n_names; c++) len += strlen(d->names[c]) + 1;
+        list = calloc(len, 1);
+        for (int c = 0; c < d->n_names; c++) {
+            if (c) strcat(list, ",");
+            strcat(list, d->names[c]);
+        }
+    } else if (!cli_has(a, "class-embeddings")) {
+        cli_error("eval needs --class-list FILE (or labels.json with \"classes\", or --class-embeddings)");
+        return CLI_EXIT_USAGE;
+    }
+    int rc = seg_classes_load(a, r->m, list, &r->sc);
+    free(list);
+    return rc;
+}
+
+static int evaluate(const cli_args *a) {
+    eval_run r;
+    memset(&r, 0, sizeof r);
+    eval_dataset d;
+    eval_acc acc;
+    memset(&acc, 0, sizeof acc);
+    int rc = parse_task(cli_get(a, "task"), &r.task);
+    if (rc) return rc;
+    r.save_dir = cli_get(a, "save-predictions");
+    if (r.save_dir && r.task != EVAL_SEG) {
+        cli_error("--save-predictions goes with --task seg (multilabel scores are in the report)");
+        return CLI_EXIT_USAGE;
+    }
+    if ((rc = eval_dataset_load(a, &d))) {
+        eval_dataset_free(&d);
+        return rc;
+    }
+    rc = cli_load_model(a, &r.m);
+    if (!rc) rc = load_classes(a, &r, &d);
+    if (!rc) rc = seg_settings_parse(a, r.m, &r.sc, &r.st);
+    if (!rc) rc = eval_dataset_resolve_labels(&d, &r.sc);
+    if (!rc) rc = run_dataset(a, &r, &d, &acc);
+    if (!rc) rc = eval_report(&acc, cli_get(a, "report"));
+    eval_acc_free(&acc);
+    seg_classes_free(&r.sc);
+    eval_dataset_free(&d);
+    if (r.m) cs_model_free(r.m);
+    return rc;
+}
+
+static int merge(const cli_args *a) {
+    if (a->n_positional < 1) {
+        cli_error("--merge needs the partial reports (eval --shard K/N --report FILE) as arguments");
+        return CLI_EXIT_USAGE;
+    }
+    eval_acc acc;
+    int rc = eval_merge(a->positional, a->n_positional, &acc);
+    if (!rc) rc = eval_report(&acc, cli_get(a, "report"));
+    eval_acc_free(&acc);
+    return rc;
+}
+
+int cmd_eval(int argc, char **argv) {
+    cli_args a;
+    int rc;
+    if (cli_parse(&a, k_options, sizeof k_options / sizeof *k_options, k_usage, argc, argv, &rc))
+        return rc;
+    if (cli_has(&a, "merge")) return merge(&a);
+    if (a.n_positional) {
+        cli_error("unexpected argument '%s' (partial reports go with --merge)", a.positional[0]);
+        return CLI_EXIT_USAGE;
+    }
+    if (cli_has(&a, "dataset") == cli_has(&a, "images")) {
+        cli_error("eval needs one of --dataset voc:DIR, --images DIR (see --help)");
+        return CLI_EXIT_USAGE;
+    }
+    cli_set_threads(cli_get(&a, "threads"));
+    return evaluate(&a);
+}

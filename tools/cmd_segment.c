@@ -1,0 +1,103 @@
+/* clip-surgery segment: open-vocabulary semantic segmentation. Per pixel the
+ * class with the largest raw cosine similarity of the surgery tokens
+ * (DESIGN.md section 4), written as a class-index PNG, optionally a colour
+ * PNG with a legend and an overlay on the image. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "output/legend.h"
+#include "seg.h"
+
+static const cli_option k_options[] = {
+    {"model", "M", "ViT-B/16, RN50, ... (clip.load names), a .pt/.safetensors file, or a folder", 0},
+    {"cache-dir", "DIR", "where named models and the vocabulary live (default ~/.cache/clip)", 0},
+    {"image", "FILE", "input image (JPEG/PNG)", 0},
+    {"classes", "LIST", "class names: a,b,c or @FILE (one class per line, synonyms comma-separated)", 0},
+    {"class-embeddings", "FILE.npy", "float32 [C, D] class embeddings, used as given", 0},
+    {"templates", "SPEC", "default (the method's 85) | none | FILE", 0},
+    {"vocab", "FILE", "BPE vocabulary (.txt.gz, or a folder with vocab.json + merges.txt)", 0},
+    {"method", "NAME", "surgery (default) | clip (plain CLIP's tokens)", 0},
+    {"res", "R", "whole-image input resolution (default: the model's native one)", 0},
+    {"window", "N", "sliding-window inference with N x N windows (e.g. 224)", 0},
+    {"stride", "N", "window stride (default: half the window)", 0},
+    {"short-side", "N", "with --window: resize the image's short side to N first (e.g. 336)", 0},
+    {"bg-thresh", "P", "pixels whose top class probability is below P become background", 0},
+    {"logit-scale", "S", "scale of the similarities in that probability (default 40)", 0},
+    {"background", "NAME", "the background class (default: the class named 'background'; none)", 0},
+    {"color", "FILE.png", "also write a colour picture with a legend strip", 0},
+    {"overlay", "FILE.png", "also write the colours blended over the image", 0},
+    {"threads", "N", "threads (default: all cores)", 0},
+    {"output", "FILE.png", "class-index PNG (-o): pixel value = class index in LIST", 0},
+};
+
+static const char k_usage[] =
+    "usage: clip-surgery segment --model M --image FILE (--classes LIST | --class-embeddings FILE.npy)\n"
+    "         [--res R | --window N [--stride N] [--short-side N]] [--bg-thresh P [--logit-scale S]]\n"
+    "         [--method surgery|clip] [--color FILE.png] [--overlay FILE.png] -o LABELS.png\n\n"
+    "Per pixel: the class whose best name has the largest cosine similarity with the image tokens\n"
+    "(surgery path, no feature surgery), upsampled bilinearly to the image; with --bg-thresh, pixels\n"
+    "whose softmax(logit-scale x similarity) maximum is below P get the background class.";
+
+static int write_color(const char *path, const uint8_t *labels, int W, int H, const seg_classes *sc) {
+    const char *const *names = (const char *const *)sc->names;
+    int strip = cs_legend_height(W, labels, (size_t)W * H, names, sc->C);
+    uint8_t *rgb = malloc((size_t)W * (H + strip) * 3);
+    cs_colorize_labels(labels, W, H, names, sc->C, rgb);
+    cs_status s = cs_png_write(path, W, H + strip, 3, rgb);
+    free(rgb);
+    return s == CS_OK ? 0 : cli_fail(s);
+}
+
+/* Half the image, half the label colour. */
+static int write_overlay(const char *path, const uint8_t *labels, const cs_image *img) {
+    size_t n = (size_t)img->width * img->height;
+    uint8_t *rgb = malloc(n * 3);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t color[3];
+        cs_label_color(labels[i], color);
+        for (int c = 0; c < 3; c++) rgb[3 * i + c] = (uint8_t)((img->rgb[3 * i + c] + color[c] + 1) / 2);
+    }
+    cs_status s = cs_png_write(path, img->width, img->height, 3, rgb);
+    free(rgb);
+    return s == CS_OK ? 0 : cli_fail(s);
+}
+
+static int segment_image(const cli_args *a, cs_model *m, const seg_settings *st, const seg_classes *sc) {
+    cs_image img = {0};
+    cs_status s = cs_image_load(cli_get(a, "image"), NULL, &img);
+    if (s != CS_OK) return cli_fail(s);
+    uint8_t *labels = malloc((size_t)img.width * img.height);
+    int rc = seg_predict(m, st, sc, &img, labels);
+    if (!rc) {
+        s = cs_png_write(cli_get(a, "output"), img.width, img.height, 1, labels);
+        if (s != CS_OK) rc = cli_fail(s);
+    }
+    if (!rc && cli_has(a, "color")) rc = write_color(cli_get(a, "color"), labels, img.width, img.height, sc);
+    if (!rc && cli_has(a, "overlay")) rc = write_overlay(cli_get(a, "overlay"), labels, &img);
+    free(labels);
+    cs_image_free(&img);
+    return rc;
+}
+
+int cmd_segment(int argc, char **argv) {
+    cli_args a;
+    int rc;
+    if (cli_parse(&a, k_options, sizeof k_options / sizeof *k_options, k_usage, argc, argv, &rc))
+        return rc;
+    if (!cli_has(&a, "output") || !cli_has(&a, "image") ||
+        cli_has(&a, "classes") + cli_has(&a, "class-embeddings") != 1) {
+        cli_error("segment needs --image FILE, -o LABELS.png and one of --classes, --class-embeddings (see --help)");
+        return CLI_EXIT_USAGE;
+    }
+    cli_set_threads(cli_get(&a, "threads"));
+    cs_model *m;
+    if ((rc = cli_load_model(&a, &m))) return rc;
+    seg_classes sc;
+    seg_settings st;
+    rc = seg_classes_load(&a, m, NULL, &sc);
+    if (!rc) rc = seg_settings_parse(&a, m, &sc, &st);
+    if (!rc) rc = segment_image(&a, m, &st, &sc);
+    seg_classes_free(&sc);
+    cs_model_free(m);
+    return rc;
+}
