@@ -102,6 +102,14 @@ const char *cli_value(const cli_args *a, const char *name, int i) {
     return k >= 0 && i < a->counts[k] ? a->values[k][i] : NULL;
 }
 
+void cli_set(cli_args *a, const char *name, const char *value) {
+    int k = index_of(a, name);
+    if (k >= 0) {
+        a->values[k][0] = value;
+        a->counts[k] = 1;
+    }
+}
+
 int cli_int(const cli_args *a, const char *name, int dflt, int lo, int hi, int *out) {
     const char *v = cli_get(a, name);
     if (!v) {

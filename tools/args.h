@@ -12,6 +12,20 @@ typedef struct cli_option {
 
 #define CLI_MAX_VALUES 256
 
+/* Options that several subcommands share, spelled once. */
+#define CLI_OPTS_MODEL                                                                              \
+    {"model", "M", "ViT-B/16, RN50, ... (clip.load names), a .pt/.safetensors file, or a folder", 0}, \
+    {"cache-dir", "DIR", "where named models and the vocabulary live (default ~/.cache/clip)", 0},    \
+    {"threads", "N", "threads (default: all cores)", 0}
+#define CLI_OPTS_TEXT                                                                               \
+    {"templates", "SPEC", "default (the method's 85) | none | FILE (one per line)", 0},             \
+    {"vocab", "FILE", "BPE vocabulary (.txt.gz, or a folder with vocab.json + merges.txt)", 0},      \
+    {"no-cache", NULL, "do not read or write the class-embedding cache (~/.cache/clip-surgery)", 0}
+#define CLI_OPTS_SURGERY                                                                            \
+    {"surgery-blocks", "N", "ViT: the last N blocks get the v-v path (default 6)", 0},              \
+    {"rn-normalize-v", NULL, "ResNet: the authors' optional normalized-v attention, x8 scale "       \
+                             "(default off, as their code runs)", 0}
+
 typedef struct cli_args {
     const cli_option *options;
     int n_options;
@@ -30,6 +44,7 @@ int cli_parse(cli_args *a, const cli_option *opts, int n_opts, const char *usage
 const char *cli_get(const cli_args *a, const char *name);   /* last value or NULL */
 int cli_has(const cli_args *a, const char *name);           /* given at least once */
 int cli_count(const cli_args *a, const char *name);
+void cli_set(cli_args *a, const char *name, const char *value); /* as if given last */
 const char *cli_value(const cli_args *a, const char *name, int i);
 
 /* Parse a positive int option (default when absent); 0 and prints on error. */

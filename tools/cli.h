@@ -57,19 +57,34 @@ int cli_input_from_pixels(const char *path, const char *size, cli_input *in);
 int cli_input_from_image(const char *path, int R, cli_input *in);
 void cli_input_free(cli_input *in);
 
+/* What text encoding needs besides the model: the templates, the tokenizer
+ * (loaded only when a name is not in the cache) and the embedding cache. */
+typedef struct cli_text_ctx {
+    int D;
+    cs_tokenizer *tok;
+    char *template_storage;
+    const char **templates;
+    int n_templates;
+    int cache_on;      /* the class-embedding cache is in use (not --no-cache) */
+    char cache_dir[4096];
+    char model_hex[65];
+} cli_text_ctx;
+
+/* --templates, and the cache unless --no-cache. */
+int cli_text_ctx_open(const struct cli_args *a, cs_model *m, cli_text_ctx *t);
+void cli_text_ctx_close(cli_text_ctx *t);
+/* Prompt-ensemble embeddings [n, D] of names: cached ones read, the rest
+ * computed (a progress line for many) and stored. */
+int cli_embed_names(const struct cli_args *a, cs_model *m, cli_text_ctx *t, char **names, int n,
+                    float *out);
+
 /* Class embeddings and the redundant features feature surgery uses. */
 typedef struct cli_class_set {
     int C, D;
     char **names;
     float *emb;        /* [C, D] */
     float *redundant;  /* [D] for the explicit mode, NULL for class-weighted */
-    cs_tokenizer *tok;
-    char *template_storage;
-    const char **templates;
-    int n_templates;
-    int cache_on;      /* the class-embedding cache is in use */
-    char cache_dir[4096];
-    char model_hex[65];
+    cli_text_ctx text;
 } cli_class_set;
 
 /* From --class-embeddings, --classes or --text, with --templates, --vocab,

@@ -7,16 +7,14 @@
 #include "seg.h"
 
 static const cli_option k_options[] = {
-    {"model", "M", "ViT-B/16, RN50, ... (clip.load names), a .pt/.safetensors file, or a folder", 0},
-    {"cache-dir", "DIR", "where named models and the vocabulary live (default ~/.cache/clip)", 0},
     {"image", "FILE", "input image (JPEG/PNG)", 0},
     {"classes", "LIST", "class names: a,b,c or @FILE (one class per line, synonyms comma-separated)", 0},
     {"class-embeddings", "FILE.npy", "float32 [C, D] class embeddings, used as given", 0},
-    {"templates", "SPEC", "default (the method's 85) | none | FILE", 0},
-    {"vocab", "FILE", "BPE vocabulary (.txt.gz, or a folder with vocab.json + merges.txt)", 0},
     {"method", "NAME", "surgery (default) | clip | both", 0},
     {"res", "R", "input resolution (default: the model's native one)", 0},
-    {"threads", "N", "threads (default: all cores)", 0},
+    CLI_OPTS_MODEL,
+    CLI_OPTS_TEXT,
+    CLI_OPTS_SURGERY,
 };
 
 static const char k_usage[] =

@@ -22,10 +22,7 @@ int cmd_convert(int argc, char **argv) {
     if (cli_parse(&a, k_options, sizeof k_options / sizeof *k_options, k_usage, argc, argv, &rc))
         return rc;
     const char *out = cli_get(&a, "output"), *dtype = cli_get(&a, "dtype");
-    if (a.n_positional == 1 && !cli_has(&a, "model")) {
-        a.values[0][0] = a.positional[0]; /* "model" is option 0 */
-        a.counts[0] = 1;
-    }
+    if (a.n_positional == 1 && !cli_has(&a, "model")) cli_set(&a, "model", a.positional[0]);
     if (!out || !cli_has(&a, "model") || a.n_positional > 1) {
         cli_error("convert needs one input model and -o OUT.safetensors (see --help)");
         return CLI_EXIT_USAGE;

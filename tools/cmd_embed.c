@@ -10,17 +10,13 @@
 #include "formats/npy.h"
 
 static const cli_option k_options[] = {
-    {"model", "M", "ViT-B/16, RN50, ... (clip.load names), a .pt/.safetensors file, or a folder", 0},
     {"raw", NULL, "encode texts as they are (no templates): projected end-token features", 0},
     {"texts", "FILE", "with --raw: one text per line, or a JSON array of strings (.json)", 0},
     {"ids", "FILE.npy", "with --raw: int32 [T, 77] token ids, zero padded", 0},
     {"classes", "LIST", "class names: a,b,c or @FILE (one class per line)", 0},
-    {"templates", "SPEC", "default (the method's 85) | none | FILE (one per line) [default]", 0},
-    {"vocab", "FILE", "BPE vocabulary (.txt.gz, or a folder with vocab.json + merges.txt)", 0},
-    {"no-cache", NULL, "do not read or write the class-embedding cache (~/.cache/clip-surgery)", 0},
-    {"cache-dir", "DIR", "where named models and the vocabulary live (default ~/.cache/clip)", 0},
-    {"threads", "N", "threads (default: all cores)", 0},
     {"output", "OUT.npy", "output file (-o)", 0},
+    CLI_OPTS_MODEL,
+    CLI_OPTS_TEXT,
 };
 
 static const char k_usage[] =

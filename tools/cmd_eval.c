@@ -11,8 +11,6 @@
 #include "formats/label_png.h"
 
 static const cli_option k_options[] = {
-    {"model", "M", "ViT-B/16, RN50, ... (clip.load names), a .pt/.safetensors file, or a folder", 0},
-    {"cache-dir", "DIR", "where named models and the vocabulary live (default ~/.cache/clip)", 0},
     {"task", "T", "seg (default) | explain | multilabel", 0},
     {"method", "NAME", "surgery (default) | clip", 0},
     {"dataset", "voc:DIR", "PASCAL VOC layout (JPEGImages, SegmentationClass, ImageSets/Segmentation)", 0},
@@ -24,8 +22,6 @@ static const cli_option k_options[] = {
     {"labels", "FILE", "labels.json: image-level labels (multilabel) and the class names", 0},
     {"class-list", "FILE", "class names, one class per line, synonyms comma-separated, in label order", 0},
     {"class-embeddings", "FILE.npy", "float32 [C, D] class embeddings in label order", 0},
-    {"templates", "SPEC", "default (the method's 85) | none | FILE", 0},
-    {"vocab", "FILE", "BPE vocabulary (.txt.gz, or a folder with vocab.json + merges.txt)", 0},
     {"res", "R", "input resolution (default: the model's native one)", 0},
     {"window", "N", "seg: sliding-window inference with N x N windows", 0},
     {"stride", "N", "seg: window stride (default: half the window)", 0},
@@ -38,7 +34,9 @@ static const cli_option k_options[] = {
     {"merge", NULL, "merge the partial reports given as arguments into one report", 0},
     {"report", "FILE", "write the report as JSON", 0},
     {"save-predictions", "DIR", "seg: write each image's class-index PNG into DIR", 0},
-    {"threads", "N", "threads (default: all cores)", 0},
+    CLI_OPTS_MODEL,
+    CLI_OPTS_TEXT,
+    CLI_OPTS_SURGERY,
 };
 
 static const char k_usage[] =

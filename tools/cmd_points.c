@@ -9,7 +9,6 @@
 #include "formats/npy.h"
 
 static const cli_option k_options[] = {
-    {"model", "M", "ViT-B/16, RN50, ... (clip.load names), a .pt/.safetensors file, or a folder", 0},
     {"image", "FILE", "input image (JPEG/PNG)", 0},
     {"pixels", "FILE.npy", "normalized pixels float32 [3,R,R] or [1,3,R,R] instead of an image", 0},
     {"size", "WxH", "with --pixels: the image size the points refer to (required)", 0},
@@ -20,15 +19,11 @@ static const cli_option k_options[] = {
     {"text", "T", "one text, or \"a+b\" for combined targets; redundancy from the empty prompt", 0},
     {"t", "X", "threshold on the normalized map (default 0.8)", 0},
     {"redundant", "MODE", "classes | empty", 0},
-    {"templates", "SPEC", "default (the method's 85) | none | FILE", 0},
-    {"vocab", "FILE", "BPE vocabulary (.txt.gz, or a folder with vocab.json + merges.txt)", 0},
-    {"no-cache", NULL, "do not read or write the class-embedding cache (~/.cache/clip-surgery)", 0},
-    {"cache-dir", "DIR", "where named models and the vocabulary live (default ~/.cache/clip)", 0},
     {"npy", NULL, "also write points_K.npy (int32 [2n, 2]) and labels_K.npy (uint8 [2n]) into -o DIR", 0},
-    {"surgery-blocks", "N", "ViT: the last N blocks get the v-v path (default 6)", 0},
-    {"rn-normalize-v", NULL, "ResNet: the authors' optional normalized-v attention, scale x8 (default off, as their code runs)", 0},
-    {"threads", "N", "threads (default: all cores)", 0},
     {"output", "DIR", "output folder for --npy (-o)", 0},
+    CLI_OPTS_MODEL,
+    CLI_OPTS_TEXT,
+    CLI_OPTS_SURGERY,
 };
 
 static const char k_usage[] =

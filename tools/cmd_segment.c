@@ -9,13 +9,9 @@
 #include "seg.h"
 
 static const cli_option k_options[] = {
-    {"model", "M", "ViT-B/16, RN50, ... (clip.load names), a .pt/.safetensors file, or a folder", 0},
-    {"cache-dir", "DIR", "where named models and the vocabulary live (default ~/.cache/clip)", 0},
     {"image", "FILE", "input image (JPEG/PNG)", 0},
     {"classes", "LIST", "class names: a,b,c or @FILE (one class per line, synonyms comma-separated)", 0},
     {"class-embeddings", "FILE.npy", "float32 [C, D] class embeddings, used as given", 0},
-    {"templates", "SPEC", "default (the method's 85) | none | FILE", 0},
-    {"vocab", "FILE", "BPE vocabulary (.txt.gz, or a folder with vocab.json + merges.txt)", 0},
     {"method", "NAME", "surgery (default) | clip (plain CLIP's tokens)", 0},
     {"res", "R", "whole-image input resolution (default: the model's native one)", 0},
     {"window", "N", "sliding-window inference with N x N windows (e.g. 224)", 0},
@@ -26,8 +22,10 @@ static const cli_option k_options[] = {
     {"background", "NAME", "the background class (default: the class named 'background'; none)", 0},
     {"color", "FILE.png", "also write a colour picture with a legend strip", 0},
     {"overlay", "FILE.png", "also write the colours blended over the image", 0},
-    {"threads", "N", "threads (default: all cores)", 0},
     {"output", "FILE.png", "class-index PNG (-o): pixel value = class index in LIST", 0},
+    CLI_OPTS_MODEL,
+    CLI_OPTS_TEXT,
+    CLI_OPTS_SURGERY,
 };
 
 static const char k_usage[] =

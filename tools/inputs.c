@@ -64,65 +64,71 @@ int cli_input_from_image(const char *path, int R, cli_input *in) {
     return 0;
 }
 
-void cli_class_set_free(cli_class_set *cs) {
-    for (int c = 0; c < cs->C; c++) free(cs->names[c]);
-    free(cs->names);
-    cs_free(cs->emb);
-    cs_free(cs->redundant);
-    if (cs->template_storage) free(cs->templates);
-    cs_free(cs->template_storage);
-    cs_tokenizer_free(cs->tok);
-    memset(cs, 0, sizeof *cs);
+void cli_text_ctx_close(cli_text_ctx *t) {
+    if (t->template_storage) free(t->templates);
+    cs_free(t->template_storage);
+    cs_tokenizer_free(t->tok);
+    memset(t, 0, sizeof *t);
 }
 
-static int need_tokenizer(const cli_args *a, cli_class_set *cs) {
-    return cs->tok ? 0 : cli_load_tokenizer(a, &cs->tok);
-}
-
-/* The cache folder and the model's identity, unless --no-cache. Any failure
- * here only turns the cache off: it is an optimization. */
-static void open_cache(const cli_args *a, cli_class_set *cs) {
+/* --templates, and the cache folder and the model's identity unless
+ * --no-cache. A failure on the cache side only turns the cache off: it is
+ * an optimization. */
+int cli_text_ctx_open(const cli_args *a, cs_model *m, cli_text_ctx *t) {
+    memset(t, 0, sizeof *t);
+    t->D = cs_model_config(m)->embed_dim;
+    int rc = cli_load_templates(cli_get(a, "templates"), &t->template_storage, &t->templates,
+                                &t->n_templates);
+    if (rc) return rc;
     char path[4096];
     const char *model = cli_get(a, "model");
-    cs->cache_on = !cli_has(a, "no-cache") &&
-                   cs_cache_dir(NULL, cs->cache_dir, sizeof cs->cache_dir) == CS_OK &&
-                   cs_resolve_model(model, cli_get(a, "cache-dir"), 0, NULL, NULL, path, sizeof path) == CS_OK &&
-                   cs_model_identity(model, path, cs->cache_dir, cs->model_hex) == CS_OK;
+    t->cache_on = model && !cli_has(a, "no-cache") &&
+                  cs_cache_dir(NULL, t->cache_dir, sizeof t->cache_dir) == CS_OK &&
+                  cs_resolve_model(model, cli_get(a, "cache-dir"), 0, NULL, NULL, path, sizeof path) == CS_OK &&
+                  cs_model_identity(model, path, t->cache_dir, t->model_hex) == CS_OK;
+    return 0;
 }
 
-/* Prompt-ensemble embeddings of names [n, D]: from the cache where valid,
- * the rest through the text tower (the tokenizer is loaded only then), then
- * stored. */
-static int embed_names(const cli_args *a, cs_model *m, cli_class_set *cs, char **names, int n,
-                       float *out) {
-    int D = cs->D, missing = 0;
+int cli_embed_names(const cli_args *a, cs_model *m, cli_text_ctx *t, char **names, int n,
+                    float *out) {
+    int D = t->D, missing = 0;
     char **todo = calloc((size_t)n + 1, sizeof *todo);
     int *where = calloc((size_t)n + 1, sizeof *where);
     for (int i = 0; i < n; i++)
-        if (!cs->cache_on || !cs_cache_lookup(cs->cache_dir, cs->model_hex, D, cs->templates,
-                                              cs->n_templates, names[i], out + (size_t)i * D)) {
+        if (!t->cache_on || !cs_cache_lookup(t->cache_dir, t->model_hex, D, t->templates,
+                                             t->n_templates, names[i], out + (size_t)i * D)) {
             todo[missing] = names[i];
             where[missing++] = i;
         }
-    int rc = missing ? need_tokenizer(a, cs) : 0;
+    int rc = missing && !t->tok ? cli_load_tokenizer(a, &t->tok) : 0;
     float *fresh = missing && !rc ? cs_alloc((size_t)missing * D, sizeof(float)) : NULL;
     if (fresh) {
-        if (missing > 8) fprintf(stderr, "clip-surgery: text tower: %d classes x %d prompts\n", missing,
-                                 cs->n_templates ? cs->n_templates : 1);
-        cs_status s = cs_class_embeddings(m, cs->tok, (const char *const *)todo, missing, cs->templates,
-                                          cs->n_templates, fresh);
+        if (missing > 8)
+            fprintf(stderr, "clip-surgery: text tower: %d names x %d prompts\n", missing,
+                    t->n_templates ? t->n_templates : 1);
+        cs_status s = cs_class_embeddings(m, t->tok, (const char *const *)todo, missing, t->templates,
+                                          t->n_templates, fresh);
         if (s != CS_OK) rc = cli_fail(s);
         for (int k = 0; !rc && k < missing; k++) {
             memcpy(out + (size_t)where[k] * D, fresh + (size_t)k * D, sizeof(float) * (size_t)D);
-            if (cs->cache_on)
-                cs_cache_store(cs->cache_dir, cs->model_hex, D, cs->templates, cs->n_templates,
-                               todo[k], fresh + (size_t)k * D);
+            if (t->cache_on)
+                cs_cache_store(t->cache_dir, t->model_hex, D, t->templates, t->n_templates, todo[k],
+                               fresh + (size_t)k * D);
         }
     }
     cs_free(fresh);
     free(todo);
     free(where);
     return rc;
+}
+
+void cli_class_set_free(cli_class_set *cs) {
+    for (int c = 0; c < cs->C; c++) free(cs->names[c]);
+    free(cs->names);
+    cs_free(cs->emb);
+    cs_free(cs->redundant);
+    cli_text_ctx_close(&cs->text);
+    memset(cs, 0, sizeof *cs);
 }
 
 /* Names for --classes / --text (split at '+' when split_plus). */
@@ -157,8 +163,7 @@ static int class_names(const cli_args *a, int split_plus, cli_class_set *cs) {
 int cli_class_set_load(const cli_args *a, cs_model *m, int flags, cli_class_set *cs) {
     memset(cs, 0, sizeof *cs);
     cs->D = cs_model_config(m)->embed_dim;
-    int rc = cli_load_templates(cli_get(a, "templates"), &cs->template_storage, &cs->templates,
-                                &cs->n_templates);
+    int rc = cli_text_ctx_open(a, m, &cs->text);
     if (rc) return rc;
     const char *file = cli_get(a, "class-embeddings");
     if (file) {
@@ -178,11 +183,9 @@ int cli_class_set_load(const cli_args *a, cs_model *m, int flags, cli_class_set 
             snprintf(cs->names[c], 32, "class%d", c);
         }
     } else {
-        rc = class_names(a, flags & CLI_SPLIT_PLUS, cs);
-        if (rc) return rc;
-        open_cache(a, cs);
+        if ((rc = class_names(a, flags & CLI_SPLIT_PLUS, cs))) return rc;
         cs->emb = cs_alloc((size_t)cs->C * cs->D, sizeof(float));
-        if ((rc = embed_names(a, m, cs, cs->names, cs->C, cs->emb))) return rc;
+        if ((rc = cli_embed_names(a, m, &cs->text, cs->names, cs->C, cs->emb))) return rc;
     }
     if (!(flags & CLI_REDUNDANT)) return 0;
     const char *redundant = cli_get(a, "redundant");
@@ -198,9 +201,8 @@ int cli_class_set_load(const cli_args *a, cs_model *m, int flags, cli_class_set 
     }
     if (explicit_mode) {
         char *empty = "";
-        if (file) open_cache(a, cs);
         cs->redundant = cs_alloc((size_t)cs->D, sizeof(float));
-        if ((rc = embed_names(a, m, cs, &empty, 1, cs->redundant))) return rc;
+        if ((rc = cli_embed_names(a, m, &cs->text, &empty, 1, cs->redundant))) return rc;
     }
     return 0;
 }

@@ -61,23 +61,13 @@ static int embeddings_from_names(const cli_args *a, cs_model *m, const char *lis
             sc->name_class[k] = c;
         }
     }
-    char *storage;
-    const char **templates;
-    int n_templates;
-    cs_tokenizer *tok = NULL;
-    rc = cli_load_templates(cli_get(a, "templates"), &storage, &templates, &n_templates);
-    if (!rc) rc = cli_load_tokenizer(a, &tok);
+    cli_text_ctx text;
+    rc = cli_text_ctx_open(a, m, &text);
     if (!rc) {
         sc->emb = cs_alloc((size_t)sc->n_names * sc->D, sizeof(float));
-        cs_status s = sc->emb ? cs_class_embeddings(m, tok, flat, sc->n_names, templates, n_templates, sc->emb)
-                              : CS_ERR_NOMEM;
-        if (s != CS_OK) rc = cli_fail(s);
+        rc = cli_embed_names(a, m, &text, (char **)flat, sc->n_names, sc->emb);
     }
-    if (storage) {
-        free(templates);
-        cs_free(storage);
-    }
-    cs_tokenizer_free(tok);
+    cli_text_ctx_close(&text);
     free(flat);
     cli_classes_free(&cl);
     return rc;
