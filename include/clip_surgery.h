@@ -242,6 +242,138 @@ void cs_heatmap_overlay(const float *map, int stride, size_t n, const uint8_t *i
 cs_status cs_png_write(const char *path, int width, int height, int channels,
                        const uint8_t *pixels);
 
+/* ---------------------------------------------------------------- label masks (segmentation ground truth) */
+/* labels: [height, width] (free with cs_free). Other PNG kinds (RGB,
+ * 16-bit, alpha) are CS_ERR_UNSUPPORTED with a message naming the file. */
+cs_status cs_label_png_load(const char *path, int *width, int *height, uint8_t **labels);
+
+/* ---------------------------------------------------------------- segmentation and multi-label scores */
+/* Class names and the classes they belong to: a class with synonyms scores
+ * with its best name (the class-name files of SCLIP and NACLIP). */
+typedef struct cs_name_set {
+    const float *emb;      /* [n_names, dim] name embeddings (normalized prompt ensembles) */
+    int n_names, dim;
+    const int *name_class; /* [n_names] class of each name, each class named at least once;
+                              NULL: name i is class i */
+    int n_classes;
+} cs_name_set;
+
+/* Check a name set: sizes positive, every name's class in range and every
+ * class named. */
+cs_status cs_name_set_check(const cs_name_set *names);
+
+/* Reduce per-name scores [rows, n_names] to per-class scores [rows, n_classes]
+ * by the maximum over each class's names. */
+void cs_names_to_classes(const float *name_scores, int rows, const cs_name_set *names,
+                         float *class_scores);
+
+/* Segmentation logits on the token grid: the raw cosine similarity of image
+ * tokens 1..N (normalized) with the names, no feature surgery and no
+ * min-max (as the authors segment), each class its best name.
+ * tokens: [1 + side^2, dim]; grid: [side, side, n_classes]. */
+cs_status cs_segment_grid(const float *tokens, int n_tokens, const cs_name_set *names, float *grid);
+
+/* Logits of one R x R input (normalized pixels [3, R, R]) at out_h x out_w:
+ * the vision tower (surgery or plain), cs_segment_grid, bilinear upsampling
+ * (align_corners = false). logits: [out_h, out_w, n_classes]. */
+cs_status cs_segment_logits(cs_model *m, const float *pixels, int R, cs_vision_mode mode,
+                            const cs_name_set *names, int out_h, int out_w, float *logits);
+
+/* The sliding-window protocol of training-free segmentation (SCLIP, NACLIP):
+ * windows of crop x crop at the given stride over normalized pixels [3, h, w]
+ * (h, w >= crop; the last window of a row or column is moved back to end at
+ * the border), each window's logits upsampled to crop x crop, averaged where
+ * windows overlap, then upsampled bilinearly to out_h x out_w (the original
+ * image). logits: [out_h, out_w, n_classes]. */
+cs_status cs_segment_logits_sliding(cs_model *m, const float *pixels, int h, int w, int crop,
+                                    int stride, cs_vision_mode mode, const cs_name_set *names,
+                                    int out_h, int out_w, float *logits);
+
+typedef struct cs_segment_options {
+    float bg_thresh;   /* > 0: background by probability (see cs_segment_labels) */
+    float logit_scale; /* <= 0: the common training-free protocol's 40 */
+    int bg_class;      /* the label low-confidence pixels get */
+} cs_segment_options;
+
+/* Per-pixel labels from logits [n_pixels, n_classes] (n_classes <= 255):
+ * the argmax (the first class on ties); with bg_thresh > 0, a pixel whose
+ * largest softmax(logit_scale x logits) probability is below bg_thresh gets
+ * bg_class. The softmax runs over classes (each its best name); SCLIP's code
+ * takes it over all names before the per-class maximum, which only changes
+ * which pixels fall under the threshold. opts NULL: argmax alone. */
+cs_status cs_segment_labels(const float *logits, size_t n_pixels, int n_classes,
+                            const cs_segment_options *opts, uint8_t *labels);
+
+/* Multi-label scores [n_classes] from image tokens [n_tokens, dim] (only
+ * token 0 is used). surgery: row 0 of the class-weighted feature surgery over
+ * all names (the authors' protocol; pass surgery tokens). Otherwise plain
+ * CLIP's baseline: softmax(100 x cos) over classes of token 0 (pass plain
+ * tokens). Each class its best name (before the softmax). */
+cs_status cs_multilabel_scores(const float *tokens, int n_tokens, const cs_name_set *names,
+                               int surgery, float *scores);
+
+/* ---------------------------------------------------------------- metrics */
+#define CS_IGNORE_LABEL 255
+
+/* Add one image to a confusion matrix conf [C, C] (row = ground truth,
+ * column = prediction). Pixels whose ground truth is `ignore` are skipped;
+ * ground-truth labels >= C (other than ignore) are skipped too and counted
+ * into *unknown (may be NULL). Predictions must be < C. */
+cs_status cs_confusion_add(int64_t *conf, int C, const uint8_t *gt, const uint8_t *pred, size_t n,
+                           int ignore, int64_t *unknown);
+
+typedef struct cs_seg_scores {
+    double miou;           /* mean of the defined per-class IoUs; NaN when none is */
+    double pixel_accuracy; /* trace / total; NaN for an empty matrix */
+    double mean_accuracy;  /* mean per-class recall over classes present in the ground truth */
+    int n_defined;         /* classes with a defined IoU */
+} cs_seg_scores;
+
+/* Per-class IoU = tp / (tp + fp + fn) from conf [C, C]; a class that is
+ * neither in the ground truth nor predicted has an undefined IoU (NaN) and
+ * stays out of the mean (mmseg's nanmean). iou may be NULL. */
+void cs_confusion_scores(const int64_t *conf, int C, double *iou, cs_seg_scores *out);
+
+/* Average precision of scores[n] against positive[n] (0/1), all-points, as
+ * scikit-learn's average_precision_score: sum over distinct score thresholds
+ * (descending) of (recall step) x precision, where tied scores form one
+ * threshold. A class without positives has no defined AP: *ap = NaN
+ * (scikit-learn warns and returns 0 there, which would pull the mean down
+ * for classes absent from a split). NaN scores: CS_ERR_ARG. */
+cs_status cs_average_precision(const float *scores, const uint8_t *positive, int n, double *ap);
+
+/* Mean over the defined (non-NaN) values of x[n]; NaN when none is.
+ * *n_defined (may be NULL) gets their count. */
+double cs_nanmean(const double *x, int n, int *n_defined);
+
+/* Explainability: binary foreground/background counts of a min-max map
+ * thresholded at t_k = k / 20, k = 0..20 (map >= t_k is foreground),
+ * against gt == cls; pixels whose gt is `ignore` are skipped. counts[k] holds
+ * {tn, fp, fn, tp} and is accumulated over a dataset. map: every stride-th
+ * float, n pixels. */
+#define CS_EXPLAIN_STEPS 21
+void cs_explain_add(const float *map, int stride, const uint8_t *gt, size_t n, int cls, int ignore,
+                    int64_t counts[CS_EXPLAIN_STEPS][4]);
+double cs_explain_threshold(int k);
+
+/* Binary mIoU (mean of the background and foreground IoUs) of one
+ * threshold's counts, and the foreground IoU alone (NaN when undefined). */
+double cs_binary_miou(const int64_t counts[4], double *fg_iou);
+
+/* ---------------------------------------------------------------- label pictures */
+/* The PASCAL VOC colour of a label (bit-interleaved palette; 255 is the
+ * palette's light void colour). */
+void cs_label_color(int label, uint8_t rgb[3]);
+
+/* Height of the legend strip that cs_colorize_labels draws below a W-wide
+ * picture: one swatch and name per class present in labels [n]. */
+int cs_legend_height(int W, const uint8_t *labels, size_t n, const char *const *names, int C);
+
+/* rgb [(H + legend height) x W x 3]: each pixel its label's colour, then the
+ * legend strip (swatches and names in a small built-in font, upper case). */
+void cs_colorize_labels(const uint8_t *labels, int W, int H, const char *const *names, int C,
+                        uint8_t *rgb);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,7 @@
 /* Metrics against hand-computed cases: a 3x3 confusion matrix with ignored
  * and unknown pixels, average precision with ties and without positives,
  * and the explainability threshold counts. */
-#include "output/metrics.h"
+#include "clip_surgery.h"
 #include "test.h"
 
 static void test_confusion(void) {

@@ -1,7 +1,7 @@
 /* Segmentation and multi-label scores on hand-made tokens and embeddings:
  * grid logits (raw cosine, each class its best name), argmax with the
  * background threshold, and the two multi-label scores. */
-#include "method/segment.h"
+#include "clip_surgery.h"
 #include "test.h"
 
 /* Three names in 3-D: class 0 "x", class 1 "y" with the synonym "z". */

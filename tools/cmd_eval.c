@@ -1,6 +1,7 @@
 /* clip-surgery eval: segmentation mIoU, multi-label mAP and explainability
  * mIoU over a dataset, with CLIP Surgery or plain CLIP; --shard K/N and
  * --merge spread a dataset over machines. */
+#include "clip_surgery.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +9,6 @@
 #include <unistd.h>
 #include "base/fileio.h"
 #include "eval.h"
-#include "formats/label_png.h"
 
 static const cli_option k_options[] = {
     {"task", "T", "seg (default) | explain | multilabel", 0},

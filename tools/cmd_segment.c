@@ -2,10 +2,10 @@
  * class with the largest raw cosine similarity of the surgery tokens
  * (DESIGN.md section 4), written as a class-index PNG, optionally a colour
  * PNG with a legend and an overlay on the image. */
+#include "clip_surgery.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "output/legend.h"
 #include "seg.h"
 
 static const cli_option k_options[] = {

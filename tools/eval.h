@@ -3,8 +3,8 @@
 #ifndef CS_TOOLS_EVAL_H
 #define CS_TOOLS_EVAL_H
 
+#include "clip_surgery.h"
 #include <cjson/cJSON.h>
-#include "output/metrics.h"
 #include "seg.h"
 
 /* One image of a dataset. */

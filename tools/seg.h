@@ -6,7 +6,6 @@
 
 #include "args.h"
 #include "cli.h"
-#include "method/segment.h"
 
 /* Classes, each with one or more names (synonyms), and the embeddings of
  * every name. */

@@ -1,11 +1,11 @@
 /* Label masks from PNG files, as indices (see label_png.h). libpng's errors
  * longjmp back to label_run; what is allocated across the jump lives in
  * label_job. */
+#include "base/base.h"
 #include <png.h>
 #include <stdio.h>
 #include <string.h>
 #include "base/fileio.h"
-#include "formats/label_png.h"
 
 #define LABEL_MAX_PIXELS ((int64_t)100000000)
 

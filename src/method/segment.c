@@ -1,10 +1,10 @@
 /* Open-vocabulary segmentation and multi-label scores (DESIGN.md section 4):
  * raw cosine similarity of the surgery tokens for segmentation, row 0 of the
  * class-weighted feature surgery for multi-label recognition. */
+#include "base/base.h"
 #include <math.h>
 #include <string.h>
 #include "ops/ops.h"
-#include "segment.h"
 
 static int name_class(const cs_name_set *s, int i) { return s->name_class ? s->name_class[i] : i; }
 

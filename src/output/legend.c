@@ -1,9 +1,9 @@
 /* Colour pictures of labels with a legend: swatches and class names drawn
  * with a 3x5 pixel font (each glyph five octal digits, one per row, the
  * high bit on the left), scaled 2x. */
+#include "base/base.h"
 #include <ctype.h>
 #include <string.h>
-#include "output/legend.h"
 
 #define GLYPH_SCALE 2
 #define GLYPH_ADVANCE (4 * GLYPH_SCALE)

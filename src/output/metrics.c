@@ -1,7 +1,7 @@
 /* Segmentation, multi-label and explainability metrics. */
+#include "base/base.h"
 #include <math.h>
 #include <stdlib.h>
-#include "output/metrics.h"
 
 cs_status cs_confusion_add(int64_t *conf, int C, const uint8_t *gt, const uint8_t *pred, size_t n,
                            int ignore, int64_t *unknown) {
