@@ -133,6 +133,10 @@ const char *cs_model_official_sha256(const char *name);
 cs_status cs_resolve_vocab(const char *cache_dir, int download, cs_progress_fn progress,
                            void *ctx, char *out, size_t out_len);
 
+/* This machine's single-precision GEMM rate through the library's BLAS with
+ * the current threads: the median of `runs` n x n x n sgemm runs, GFLOP/s. */
+double cs_gemm_peak_gflops(int n, int runs);
+
 /* Save the model's weights as safetensors under OpenAI names, F16 (fp16 != 0)
  * or F32, so it can be memory-mapped afterwards. */
 cs_status cs_model_save(const cs_model *m, const char *path, int fp16);
@@ -161,6 +165,12 @@ cs_status cs_model_set_surgery(cs_model *m, int vit_blocks, int resnet_normalize
  * (ViT) or the attention pool (ResNet); not normalized. */
 cs_status cs_encode_image(cs_model *m, const float *pixels, int resolution, cs_vision_mode mode,
                           float *tokens);
+
+/* FLOPs of the vision tower at R x R, and of the text tower on n prompts of
+ * the given token counts (multiply-adds x 2 of GEMMs, convolutions and
+ * attention; element-wise work not counted). */
+double cs_model_vision_flops(const cs_model *m, int resolution, cs_vision_mode mode);
+double cs_model_text_flops(const cs_model *m, const int *lengths, int n);
 
 /* Text tower on token ids int32 [n, context] (zero padded; each row pooled at
  * the first position of its largest id). out: [n, D], not normalized. */

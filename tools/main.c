@@ -28,6 +28,7 @@ static const struct {
     {"points", cmd_points, "point prompts for SAM (JSON)"},
     {"embed", cmd_embed, "text embeddings (raw texts or prompt-ensembled classes)"},
     {"eval", cmd_eval, "mIoU / mAP / explainability mIoU over a dataset"},
+    {"bench", cmd_bench, "speed against this machine's GEMM peak (synthetic or given models)"},
     {"convert", cmd_convert, "write a model as safetensors (OpenAI names, f32 or f16)"},
     {"tokenize", cmd_tokenize, "print CLIP BPE token ids of texts"},
 };

@@ -1,5 +1,7 @@
 #include <cblas.h>
+#include <stdlib.h>
 #include <string.h>
+#include "base/base.h"
 #include "ops.h"
 
 void op_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
@@ -23,4 +25,31 @@ void op_linear_accumulate(const float *x, int M, int K, const float *w, const fl
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++) y[(size_t)i * N + j] += b[j];
     op_gemm(0, 1, M, N, K, 1.0f, x, K, w, K, 1.0f, y, N);
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double cs_gemm_peak_gflops(int n, int runs) {
+    size_t nn = (size_t)n * n;
+    float *a = cs_alloc(nn, sizeof(float)), *b = cs_alloc(nn, sizeof(float)), *c = cs_alloc(nn, sizeof(float));
+    double *t = cs_alloc((size_t)runs, sizeof(double)), peak = 0;
+    if (a && b && c && t && runs > 0) {
+        for (size_t i = 0; i < nn; i++) a[i] = b[i] = (float)(i % 7) * 0.1f;
+        op_gemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n); /* warm-up */
+        for (int r = 0; r < runs; r++) {
+            double t0 = cs_now();
+            op_gemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+            t[r] = cs_now() - t0;
+        }
+        qsort(t, (size_t)runs, sizeof *t, cmp_double);
+        peak = 2.0 * n * n * (double)n / t[runs / 2] * 1e-9;
+    }
+    cs_free(a);
+    cs_free(b);
+    cs_free(c);
+    cs_free(t);
+    return peak;
 }
