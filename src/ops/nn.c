@@ -29,9 +29,11 @@ void op_layer_norm(const float *x, int rows, int dim, const float *w, const floa
         float *yr = y + (size_t)r * dim;
         /* Two passes in float: mean, then the variance about it (as PyTorch). */
         float mean = 0.0f;
+#pragma omp simd reduction(+ : mean)
         for (int i = 0; i < dim; i++) mean += xr[i];
         mean /= (float)dim;
         float var = 0.0f;
+#pragma omp simd reduction(+ : var)
         for (int i = 0; i < dim; i++) {
             float d = xr[i] - mean;
             var += d * d;
@@ -59,11 +61,15 @@ void op_quick_gelu(float *x, size_t n) {
 void op_softmax_rows(float *x, int rows, int cols) {
     for (int r = 0; r < rows; r++) {
         float *xr = x + (size_t)r * cols;
+        /* OpenMP SIMD reductions vectorize the max and the sum without
+         * -ffast-math (which would also drop the infinities of masks). */
         float m = -INFINITY;
+#pragma omp simd reduction(max : m)
         for (int i = 0; i < cols; i++) m = xr[i] > m ? xr[i] : m;
         for (int i = 0; i < cols; i++) xr[i] -= m;
         exp_inplace(xr, (size_t)cols);
         float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
         for (int i = 0; i < cols; i++) sum += xr[i];
         float inv = 1.0f / sum;
         for (int i = 0; i < cols; i++) xr[i] *= inv;
