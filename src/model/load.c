@@ -308,6 +308,7 @@ cs_status cs_model_load(const char *path, cs_model **out) {
 void cs_model_free(cs_model *m) {
     if (!m) return;
     resnet_free(m->resnet);
+    ws_free(&m->ws);
     cs_tensors_free(&m->table);
     cs_free(m);
 }

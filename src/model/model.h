@@ -4,6 +4,7 @@
 #define CS_MODEL_H
 
 #include "clip_surgery.h"
+#include "base/workspace.h"
 #include "formats/tensors.h"
 
 typedef struct cs_layer_norm { const float *w, *b; } cs_layer_norm;
@@ -49,6 +50,7 @@ struct cs_model {
     cs_text text;
     float logit_scale;
     int surgery_blocks;    /* ViT blocks with the dual path (default 6) */
+    cs_workspace ws;       /* scratch of the forward passes, reused across calls */
     int surgery_normalize_v; /* ResNet surgery: q = k = v / |v| per head, scale x8 (the
                                 authors' optional "resnet" setting; default off, as they run it) */
 };

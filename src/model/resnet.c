@@ -257,27 +257,17 @@ static void trunk_sizes(const struct cs_resnet *r, int R, size_t *act, size_t *c
     }
 }
 
-static void work_free(rn_work *w) {
-    cs_free(w->x);
-    cs_free(w->y);
-    cs_free(w->t1);
-    cs_free(w->t2);
-    cs_free(w->p);
-    cs_free(w->col);
-}
-
-static cs_status work_init(rn_work *w, const struct cs_resnet *r, int R) {
+/* The trunk's buffers, from the model's workspace (released by the caller). */
+static cs_status work_init(rn_work *w, cs_workspace *ws, const struct cs_resnet *r, int R) {
     size_t act, col;
     trunk_sizes(r, R, &act, &col);
-    w->x = cs_alloc(act, sizeof(float));
-    w->y = cs_alloc(act, sizeof(float));
-    w->t1 = cs_alloc(act, sizeof(float));
-    w->t2 = cs_alloc(act, sizeof(float));
-    w->p = cs_alloc(act, sizeof(float));
-    w->col = cs_alloc(col ? col : 1, sizeof(float));
-    if (w->x && w->y && w->t1 && w->t2 && w->p && w->col) return CS_OK;
-    work_free(w);
-    return CS_ERR_NOMEM;
+    w->x = ws_take(ws, act, sizeof(float));
+    w->y = ws_take(ws, act, sizeof(float));
+    w->t1 = ws_take(ws, act, sizeof(float));
+    w->t2 = ws_take(ws, act, sizeof(float));
+    w->p = ws_take(ws, act, sizeof(float));
+    w->col = ws_take(ws, col ? col : 1, sizeof(float));
+    return w->x && w->y && w->t1 && w->t2 && w->p && w->col ? CS_OK : CS_ERR_NOMEM;
 }
 
 /* y = conv(x) (+ y when accumulating); returns the output side. */
@@ -360,12 +350,13 @@ cs_status resnet_trunk(cs_model *m, const float *pixels, int res, int stages, fl
         return cs_fail(CS_ERR_ARG, "ResNet trunk: stages %d (0..4) or resolution %d (a multiple "
                        "of 32) out of range", stages, res);
     rn_work w;
-    cs_status s = work_init(&w, m->resnet, res);
-    if (s != CS_OK) return s;
-    int channels, side = trunk_forward(m, pixels, res, stages, &w, &channels);
-    memcpy(out, w.x, (size_t)channels * side * side * sizeof(float));
-    work_free(&w);
-    return CS_OK;
+    cs_status s = work_init(&w, &m->ws, m->resnet, res);
+    if (s == CS_OK) {
+        int channels, side = trunk_forward(m, pixels, res, stages, &w, &channels);
+        memcpy(out, w.x, (size_t)channels * side * side * sizeof(float));
+    }
+    ws_release(&m->ws);
+    return s;
 }
 
 /* ---------------------------------------------------------------- attention pool */
@@ -429,13 +420,13 @@ static void normalized_v_queries(float *qkv, int T, int E, int heads) {
  * reference returns all of them; row 0 is CLIP's embedding). Surgery:
  * q = k = v = v_proj(x) for every token, the mean token included. Both end
  * in c_proj. x: [T, E] tokens; tokens: [T, D]. */
-static cs_status attention_pool(const cs_model *m, const float *x, int T, cs_vision_mode mode,
+static cs_status attention_pool(cs_model *m, const float *x, int T, cs_vision_mode mode,
                                 float *tokens) {
     const struct cs_resnet *r = m->resnet;
     int E = r->embed;
-    float *qkv = cs_alloc((size_t)T * 3 * E, sizeof(float));
-    float *attn = cs_alloc((size_t)T * E, sizeof(float));
-    float *scores = cs_alloc(op_attention_scratch(T), sizeof(float));
+    float *qkv = ws_take(&m->ws, (size_t)T * 3 * E, sizeof(float));
+    float *attn = ws_take(&m->ws, (size_t)T * E, sizeof(float));
+    float *scores = ws_take(&m->ws, op_attention_scratch(T), sizeof(float));
     cs_status s = qkv && attn && scores ? CS_OK : CS_ERR_NOMEM;
     if (s == CS_OK) {
         op_attention_kind kind = OP_ATTN_QK;
@@ -449,9 +440,6 @@ static cs_status attention_pool(const cs_model *m, const float *x, int T, cs_vis
         op_attention(qkv, T, E, r->heads, kind, 0, scores, attn);
         op_linear(attn, T, E, r->c_w, r->c_b, m->cfg.embed_dim, tokens);
     }
-    cs_free(qkv);
-    cs_free(attn);
-    cs_free(scores);
     return s;
 }
 
@@ -460,19 +448,20 @@ cs_status resnet_encode(cs_model *m, const float *pixels, int res, cs_vision_mod
     const struct cs_resnet *r = m->resnet;
     int E = r->embed;
     rn_work w;
-    cs_status s = work_init(&w, r, res);
-    if (s != CS_OK) return s;
+    cs_status s = work_init(&w, &m->ws, r, res);
+    if (s != CS_OK) {
+        ws_release(&m->ws);
+        return s;
+    }
     int channels, G = trunk_forward(m, pixels, res, 4, &w, &channels), T = G * G + 1;
-    float *x = cs_alloc((size_t)T * E, sizeof(float));
-    float *pos = cs_alloc((size_t)T * E, sizeof(float));
+    float *x = ws_take(&m->ws, (size_t)T * E, sizeof(float));
+    float *pos = ws_take(&m->ws, (size_t)T * E, sizeof(float));
     s = x && pos ? CS_OK : CS_ERR_NOMEM;
     if (s == CS_OK) {
         resnet_position_embedding(m, G, pos);
         pool_tokens(w.x, E, G * G, pos, x);
         s = attention_pool(m, x, T, mode, tokens);
     }
-    cs_free(x);
-    cs_free(pos);
-    work_free(&w);
+    ws_release(&m->ws);
     return s;
 }

@@ -17,8 +17,11 @@ cs_status text_encode(cs_model *m, const int32_t *ids, int n, int context, float
     const cs_text *t = &m->text;
     int W = m->cfg.text_width, D = m->cfg.embed_dim;
     if (n == 0) return CS_OK;
-    int *len = cs_alloc((size_t)n, sizeof(int));
-    if (!len) return CS_ERR_NOMEM;
+    int *len = ws_take(&m->ws, (size_t)n, sizeof(int));
+    if (!len) {
+        ws_release(&m->ws);
+        return CS_ERR_NOMEM;
+    }
     size_t total = 0;
     int longest = 0;
     for (int i = 0; i < n; i++) {
@@ -27,16 +30,16 @@ cs_status text_encode(cs_model *m, const int32_t *ids, int n, int context, float
         if (len[i] > longest) longest = len[i];
     }
     if (total > ((size_t)1 << 30)) { /* keeps row counts within int */
-        cs_free(len);
+        ws_release(&m->ws);
         return cs_fail(CS_ERR_LIMIT, "%d texts are too many for one batch", n);
     }
     block_scratch s;
-    cs_status st = block_scratch_init(&s, (int)total, longest, n, W);
-    float *x = st == CS_OK ? cs_alloc(total * W, sizeof(float)) : NULL;
-    float *eot = x ? cs_alloc((size_t)n * W, sizeof(float)) : NULL;
-    if (!eot) {
-        st = st == CS_OK ? CS_ERR_NOMEM : st;
-        goto done;
+    cs_status st = block_scratch_init(&s, &m->ws, (int)total, longest, n, W);
+    float *x = ws_take(&m->ws, total * W, sizeof(float));
+    float *eot = ws_take(&m->ws, (size_t)n * W, sizeof(float));
+    if (st != CS_OK || !x || !eot) {
+        ws_release(&m->ws);
+        return CS_ERR_NOMEM;
     }
     for (int i = 0, row = 0; i < n; i++)
         for (int p = 0; p < len[i]; p++, row++) {
@@ -51,10 +54,6 @@ cs_status text_encode(cs_model *m, const int32_t *ids, int n, int context, float
         memcpy(eot + (size_t)i * W, x + (size_t)(row + len[i] - 1) * W, (size_t)W * sizeof(float));
     op_layer_norm(eot, n, W, t->ln_final.w, t->ln_final.b, 1e-5f, eot);
     op_gemm(0, 0, n, D, W, 1.0f, eot, W, t->proj, D, 0.0f, out, D);
-done:
-    cs_free(len);
-    cs_free(x);
-    cs_free(eot);
-    block_scratch_free(&s);
-    return st;
+    ws_release(&m->ws);
+    return CS_OK;
 }

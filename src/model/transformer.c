@@ -5,30 +5,17 @@
 #include "ops/ops.h"
 #include "transformer.h"
 
-cs_status block_scratch_init(block_scratch *s, int max_tokens, int max_seq, int max_seqs, int width) {
-    size_t T = (size_t)max_tokens, W = (size_t)width, L = (size_t)max_seq;
+cs_status block_scratch_init(block_scratch *s, cs_workspace *ws, int max_tokens, int max_seq,
+                             int max_seqs, int width) {
+    size_t T = (size_t)max_tokens, W = (size_t)width;
     s->max_seq = max_seq;
-    s->offsets = cs_alloc((size_t)max_seqs, sizeof(size_t));
-    s->h = cs_alloc(T * W, sizeof(float));
-    s->qkv = cs_alloc(T * 3 * W, sizeof(float));
-    s->attn = cs_alloc(T * W, sizeof(float));
-    s->hidden = cs_alloc(T * 4 * W, sizeof(float));
-    s->scores = cs_alloc(op_attention_scratch((int)L), sizeof(float));
-    if (!s->h || !s->qkv || !s->attn || !s->hidden || !s->scores || !s->offsets) {
-        block_scratch_free(s);
-        return CS_ERR_NOMEM;
-    }
-    return CS_OK;
-}
-
-void block_scratch_free(block_scratch *s) {
-    cs_free(s->h);
-    cs_free(s->qkv);
-    cs_free(s->attn);
-    cs_free(s->hidden);
-    cs_free(s->scores);
-    cs_free(s->offsets);
-    memset(s, 0, sizeof *s);
+    s->offsets = ws_take(ws, (size_t)max_seqs, sizeof(size_t));
+    s->h = ws_take(ws, T * W, sizeof(float));
+    s->qkv = ws_take(ws, T * 3 * W, sizeof(float));
+    s->attn = ws_take(ws, T * W, sizeof(float));
+    s->hidden = ws_take(ws, T * 4 * W, sizeof(float));
+    s->scores = ws_take(ws, op_attention_scratch(max_seq), sizeof(float));
+    return s->h && s->qkv && s->attn && s->hidden && s->scores && s->offsets ? CS_OK : CS_ERR_NOMEM;
 }
 
 /* x += c_proj(QuickGELU(c_fc(ln_2(x)))) */
@@ -68,14 +55,14 @@ void block_forward(const cs_block *b, int W, int heads, int n_seq, const int *se
     block_mlp(b, T, W, x, s);
 }
 
-void block_forward_dual(const cs_block *b, int T, int W, int heads, float *x_ori, float *x_new,
-                        block_scratch *s) {
-    block_qkv(b, T, W, x_ori, s);
-    /* Both paths read the one QKV projection of the original path's ln_1. */
+void block_forward_dual(const cs_block *b, int T, int W, int heads, float *x, block_scratch *s) {
+    block_qkv(b, T, W, x, s);
+    /* Both paths read the one QKV projection of the original path's ln_1;
+     * their attention outputs sit one above the other, so one out-projection
+     * GEMM of 2T rows updates both paths. */
     op_attention(s->qkv, T, W, heads, OP_ATTN_QK, 0, s->scores, s->attn);
-    op_linear_accumulate(s->attn, T, W, b->out_w, b->out_b, W, x_ori);
-    op_attention(s->qkv, T, W, heads, OP_ATTN_VV, 0, s->scores, s->attn);
-    op_linear_accumulate(s->attn, T, W, b->out_w, b->out_b, W, x_new);
+    op_attention(s->qkv, T, W, heads, OP_ATTN_VV, 0, s->scores, s->attn + (size_t)T * W);
+    op_linear_accumulate(s->attn, 2 * T, W, b->out_w, b->out_b, W, x);
     /* The FFN runs on the original path only. */
-    block_mlp(b, T, W, x_ori, s);
+    block_mlp(b, T, W, x, s);
 }

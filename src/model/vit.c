@@ -38,17 +38,19 @@ cs_status vit_encode(cs_model *m, const float *pixels, int R, cs_vision_mode mod
     int first_dual = mode == CS_VISION_SURGERY ? c->vision_layers - m->surgery_blocks : c->vision_layers;
     if (first_dual < 0) first_dual = 0;
 
+    /* x holds the original path's T rows, then the surgery path's T rows
+     * (used from the first dual block on); the block scratch holds 2T rows
+     * of attention output for the dual blocks. */
     block_scratch s;
-    cs_status st = block_scratch_init(&s, T, T, 1, W);
-    if (st != CS_OK) return st;
-    float *patches = cs_alloc((size_t)N * 3 * P * P, sizeof(float));
-    float *x = cs_alloc((size_t)T * W, sizeof(float));
-    float *x_new = cs_alloc((size_t)T * W, sizeof(float));
-    float *pos = cs_alloc((size_t)T * W, sizeof(float));
-    if (!patches || !x || !x_new || !pos) {
-        st = CS_ERR_NOMEM;
-        goto done;
+    cs_status st = block_scratch_init(&s, &m->ws, 2 * T, T, 1, W);
+    float *patches = ws_take(&m->ws, (size_t)N * 3 * P * P, sizeof(float));
+    float *x = ws_take(&m->ws, (size_t)2 * T * W, sizeof(float));
+    float *pos = ws_take(&m->ws, (size_t)T * W, sizeof(float));
+    if (st != CS_OK || !patches || !x || !pos) {
+        ws_release(&m->ws);
+        return CS_ERR_NOMEM;
     }
+    float *x_new = x + (size_t)T * W;
 
     im2col_patches(pixels, R, P, patches);
     memcpy(x, v->class_emb, (size_t)W * sizeof(float));
@@ -64,19 +66,13 @@ cs_status vit_encode(cs_model *m, const float *pixels, int R, cs_vision_mode mod
             continue;
         }
         if (l == first_dual) memcpy(x_new, x, (size_t)T * W * sizeof(float));
-        block_forward_dual(b, T, W, v->tr.heads, x, x_new, &s);
+        block_forward_dual(b, T, W, v->tr.heads, x, &s);
     }
     /* Surgery output: the class token from the original path, the patch
      * tokens from the new one. */
     if (first_dual < c->vision_layers) memcpy(x + W, x_new + W, (size_t)N * W * sizeof(float));
     op_layer_norm(x, T, W, v->ln_post.w, v->ln_post.b, 1e-5f, x);
     op_gemm(0, 0, T, c->embed_dim, W, 1.0f, x, W, v->proj, c->embed_dim, 0.0f, tokens, c->embed_dim);
-
-done:
-    cs_free(patches);
-    cs_free(x);
-    cs_free(x_new);
-    cs_free(pos);
-    block_scratch_free(&s);
-    return st;
+    ws_release(&m->ws);
+    return CS_OK;
 }
