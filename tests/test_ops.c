@@ -1,0 +1,111 @@
+/* The tensor ops on small hand-checked cases, and the workspace. */
+#include <stdlib.h>
+#include "base/workspace.h"
+#include "ops/ops.h"
+#include "test.h"
+
+static void test_linear(void) {
+    /* y = x w^T + b with x [2,3], w [2,3]. */
+    float x[6] = {1, 2, 3, 4, 5, 6}, w[6] = {1, 0, -1, 0.5f, 0.5f, 0.5f}, b[2] = {10, -1}, y[4];
+    op_linear(x, 2, 3, w, b, 2, y);
+    CHECK_NEAR(y[0], 10 + 1 - 3, 1e-6);
+    CHECK_NEAR(y[1], -1 + 3, 1e-6);
+    CHECK_NEAR(y[2], 10 + 4 - 6, 1e-6);
+    CHECK_NEAR(y[3], -1 + 7.5, 1e-6);
+    op_linear_accumulate(x, 2, 3, w, NULL, 2, y); /* adds x w^T again */
+    CHECK_NEAR(y[0], 8 - 2, 1e-6);
+    CHECK_NEAR(y[3], 6.5 + 7.5, 1e-6);
+}
+
+static void test_layer_norm(void) {
+    /* Row (1, 2, 3, 4): mean 2.5, biased variance 1.25. */
+    float x[4] = {1, 2, 3, 4}, w[4] = {1, 2, 1, 1}, b[4] = {0, 0, 1, 0}, y[4];
+    op_layer_norm(x, 1, 4, w, b, 0.0f, y);
+    float s = 1.0f / sqrtf(1.25f);
+    CHECK_NEAR(y[0], -1.5 * s, 1e-6);
+    CHECK_NEAR(y[1], 2 * -0.5 * s, 1e-6);
+    CHECK_NEAR(y[2], 0.5 * s + 1, 1e-6);
+    CHECK_NEAR(y[3], 1.5 * s, 1e-6);
+}
+
+static void test_softmax_gelu(void) {
+    float x[6] = {0, 0, 0, 1, 2, -INFINITY};
+    op_softmax_rows(x, 2, 3);
+    for (int i = 0; i < 3; i++) CHECK_NEAR(x[i], 1.0 / 3, 1e-7);
+    CHECK_NEAR(x[3], 1 / (1 + M_E), 1e-6);
+    CHECK_NEAR(x[4], M_E / (1 + M_E), 1e-6);
+    CHECK(x[5] == 0.0f);
+    /* 40 values: the vector exp path and the scalar tail both run. */
+    float g[40];
+    for (int i = 0; i < 40; i++) g[i] = (float)(i - 20) * 0.25f;
+    op_quick_gelu(g, 40);
+    for (int i = 0; i < 40; i++) {
+        double v = (i - 20) * 0.25;
+        CHECK_NEAR(g[i], v / (1 + exp(-1.702 * v)), 2e-6);
+    }
+    float r[4] = {3, 4, 0, 0};
+    op_l2_normalize_rows(r, 2, 2);
+    CHECK(r[0] == 0.6f && r[1] == 0.8f && r[2] == 0 && r[3] == 0);
+}
+
+/* Attention of one head (d = 2) over 2 tokens, by hand. */
+static void test_attention(void) {
+    /* qkv rows: q | k | v for tokens a, b. */
+    float qkv[12] = {1, 0, 1, 0, 1, 2, /* a: q=(1,0) k=(1,0) v=(1,2) */
+                     0, 1, 0, 1, 3, 4}; /* b: q=(0,1) k=(0,1) v=(3,4) */
+    float out[4], scores[2 * 2 * 64];
+    op_attention(qkv, 2, 2, 1, OP_ATTN_QK, 0, scores, out);
+    /* a: scores (1, 0)/sqrt2 -> p = (e^s, 1)/(e^s + 1) with s = 1/sqrt2 */
+    double s = exp(1 / sqrt(2.0)), pa = s / (s + 1);
+    CHECK_NEAR(out[0], pa * 1 + (1 - pa) * 3, 1e-6);
+    CHECK_NEAR(out[1], pa * 2 + (1 - pa) * 4, 1e-6);
+    /* causal: token a sees only itself. */
+    op_attention(qkv, 2, 2, 1, OP_ATTN_QK, 1, scores, out);
+    CHECK_NEAR(out[0], 1, 1e-6);
+    CHECK_NEAR(out[1], 2, 1e-6);
+    /* v-v: a's scores are (v_a.v_a, v_a.v_b)/sqrt2 = (5, 11)/sqrt2. */
+    op_attention(qkv, 2, 2, 1, OP_ATTN_VV, 0, scores, out);
+    double e = exp((5 - 11) / sqrt(2.0)), p = e / (e + 1);
+    CHECK_NEAR(out[0], p * 1 + (1 - p) * 3, 1e-5);
+}
+
+static void test_bilinear(void) {
+    /* 2x2 -> 4x4 (align_corners=False): row 0 of the output samples source
+     * y = -0.25 -> clamped to 0; x = -0.25, 0.25, 0.75, 1.25 -> 0, .25, .75, 1. */
+    float src[4] = {0, 1, 2, 3}, dst[16];
+    op_resize_bilinear(src, 2, 2, 1, dst, 4, 4);
+    float row0[4] = {0, 0.25f, 0.75f, 1}, row1[4] = {0.5f, 0.75f, 1.25f, 1.5f};
+    for (int i = 0; i < 4; i++) {
+        CHECK_NEAR(dst[i], row0[i], 1e-6);
+        CHECK_NEAR(dst[4 + i], row1[i], 1e-6);
+    }
+    /* Identity size copies; channels stay apart. */
+    float two[8] = {1, -1, 2, -2, 3, -3, 4, -4}, same[8];
+    op_resize_bilinear(two, 2, 2, 2, same, 2, 2);
+    CHECK(!memcmp(two, same, sizeof two));
+}
+
+static void test_workspace(void) {
+    cs_workspace w = {0};
+    float *a = ws_take(&w, 100, sizeof(float)), *b = ws_take(&w, 1000, sizeof(float));
+    CHECK(a && b && ((uintptr_t)a & 63) == 0 && ((uintptr_t)b & 63) == 0);
+    CHECK(w.n_spill == 2 && w.cap == 0);
+    ws_release(&w);
+    CHECK(w.cap >= 1100 * sizeof(float) && w.n_spill == 0);
+    a = ws_take(&w, 100, sizeof(float));
+    b = ws_take(&w, 1000, sizeof(float));
+    CHECK(a && b && w.n_spill == 0 && (uint8_t *)b >= (uint8_t *)a + 400);
+    ws_release(&w);
+    CHECK(ws_take(&w, SIZE_MAX / 2, 4) == NULL);
+    ws_free(&w);
+}
+
+int main(void) {
+    test_linear();
+    test_layer_norm();
+    test_softmax_gelu();
+    test_attention();
+    test_bilinear();
+    test_workspace();
+    return test_finish();
+}
