@@ -134,7 +134,8 @@ cs_status cs_safetensors_open(const char *path, cs_tensor_table *out) {
         return cs_fail(CS_ERR_FORMAT, "%s: truncated: %zu bytes, too short for a safetensors header",
                        path, size);
     }
-    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    /* Populated up front: one bulk read instead of a fault per page. */
+    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
     close(fd);
     if (map == MAP_FAILED) return cs_fail(CS_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
     out->map = map;

@@ -1,6 +1,9 @@
 #include "tensors.h"
 
 #include <math.h>
+#ifdef __F16C__
+#include <immintrin.h>
+#endif
 #include <string.h>
 #include <sys/mman.h>
 
@@ -109,18 +112,29 @@ static float half_to_float(uint16_t h) {
     return f;
 }
 
+/* fp16 -> fp32, 8 at a time with F16C where the build has it (a model's
+ * weights are widened once at load; this is most of the load time). */
+static void widen_f16(const uint8_t *p, float *out, int64_t n) {
+    int64_t start = 0;
+#ifdef __F16C__
+    start = n / 8 * 8;
+#pragma omp parallel for schedule(static) if (n > (1 << 16))
+    for (int64_t i = 0; i < start; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 2 * i))));
+#endif
+    for (int64_t i = start; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        out[i] = half_to_float(h);
+    }
+}
+
 cs_status cs_tensor_to_f32(const cs_tensor *x, float *out) {
     int64_t n = cs_tensor_numel(x);
     const uint8_t *p = x->data;
     switch (x->dtype) {
     case CS_DT_F32: memcpy(out, p, (size_t)n * 4); return CS_OK;
-    case CS_DT_F16:
-        for (int64_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, p + 2 * i, 2);
-            out[i] = half_to_float(h);
-        }
-        return CS_OK;
+    case CS_DT_F16: widen_f16(p, out, n); return CS_OK;
     case CS_DT_BF16:
         for (int64_t i = 0; i < n; i++) {
             uint16_t h;

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "base/fileio.h"
 #include "model.h"
 
@@ -17,6 +19,18 @@ static void shape_text(char *buf, size_t n, int ndim, const int64_t *dims) {
     for (int i = 0; i < ndim && o < n; i++)
         o += (size_t)snprintf(buf + o, n - o, i ? ", %lld" : "%lld", (long long)dims[i]);
     if (o < n) snprintf(buf + o, n - o, "]");
+}
+
+/* A widened tensor's file pages are not needed any more: drop them from
+ * memory (the mapping is private and read-only, so a later read, e.g. by
+ * cs_model_save, simply faults them back in from the file). Keeps the peak
+ * RSS of an fp16 file near the fp32 weights alone. */
+static void release_source_pages(const cs_tensor_table *t, const cs_tensor *x) {
+    const uint8_t *map = t->map, *p = x->data;
+    if (!map || p < map || p + x->nbytes > map + t->map_len) return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1), hi = ((uintptr_t)p + x->nbytes) & ~(page - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
 cs_status model_weight(cs_model *m, const char *name, int ndim, const int64_t *dims,
@@ -48,6 +62,7 @@ cs_status model_weight(cs_model *m, const char *name, int ndim, const int64_t *d
     }
     s = cs_tensors_own(&m->table, buf);
     if (s == CS_OK) *out = buf;
+    release_source_pages(&m->table, x);
     return s;
 }
 
