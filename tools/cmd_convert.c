@@ -8,6 +8,7 @@ static const cli_option k_options[] = {
     {"dtype", "T", "f32 (default) or f16", 0},
     {"cache-dir", "DIR", "where named models live (default ~/.cache/clip)", 0},
     {"output", "OUT.safetensors", "output file (-o)", 0},
+    CLI_OPTS_QUIET,
 };
 
 static const char k_usage[] =
@@ -31,6 +32,7 @@ int cmd_convert(int argc, char **argv) {
         cli_error("--dtype '%s' is not f32 or f16", dtype);
         return CLI_EXIT_USAGE;
     }
+    cli_set_quiet(cli_has(&a, "quiet"));
     cs_model *m;
     if ((rc = cli_load_model(&a, &m))) return rc;
     cs_status s = cs_model_save(m, out, dtype && !strcmp(dtype, "f16"));

@@ -17,6 +17,7 @@ static const cli_option k_options[] = {
     {"output", "OUT.npy", "output file (-o)", 0},
     CLI_OPTS_MODEL,
     CLI_OPTS_TEXT,
+    CLI_OPTS_QUIET,
 };
 
 static const char k_usage[] =
@@ -24,7 +25,8 @@ static const char k_usage[] =
     "       clip-surgery embed --model M --classes LIST [--templates SPEC] -o OUT.npy\n\n"
     "--raw writes float32 [T, D]: each text's projected end-token feature, not normalized\n"
     "(texts longer than the context are truncated as clip.tokenize(truncate=True) does).\n"
-    "--classes writes float32 [C, D]: the normalized prompt-ensemble class embeddings.";
+    "--classes writes float32 [C, D]: the normalized prompt-ensemble class embeddings.\n"
+    "Example: clip-surgery embed --model ViT-B/16 --classes @voc.txt -o voc.npy";
 
 /* Texts of a file: a JSON array of strings (.json), else one per line
  * (every line counts; a final newline does not start another text). */
@@ -84,8 +86,7 @@ static int tokenize_texts(cs_tokenizer *tok, char **texts, int n, int context, i
         int count;
         cs_status s = cs_tokenize(tok, texts[i], context, 0, row, &count);
         if (s == CS_ERR_TOO_LONG) {
-            fprintf(stderr, "clip-surgery: note: text %d is longer than %d tokens; truncated\n", i + 1,
-                    context);
+            cli_note("clip-surgery: note: text %d is longer than %d tokens; truncated", i + 1, context);
             s = cs_tokenize(tok, texts[i], context, 1, row, &count);
         }
         if (s != CS_OK) {
@@ -174,6 +175,7 @@ int cmd_embed(int argc, char **argv) {
         return CLI_EXIT_USAGE;
     }
     cli_set_threads(cli_get(&a, "threads"));
+    cli_set_quiet(cli_has(&a, "quiet"));
     cs_model *m;
     if ((rc = cli_load_model(&a, &m))) return rc;
     rc = cli_has(&a, "raw") ? embed_raw(&a, m, out) : embed_classes(&a, m, out);

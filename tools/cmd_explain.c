@@ -1,14 +1,13 @@
 /* clip-surgery explain: similarity maps (heatmaps) of classes or a text over
  * images, with CLIP Surgery (default) or plain CLIP. */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include "args.h"
 #include "base/fileio.h"
 #include "cli.h"
 #include "formats/npy.h"
+#include "output/draw.h"
 
 static const cli_option k_options[] = {
     {"image", "FILE", "input image (JPEG/PNG); repeat it, or give a folder", 1},
@@ -25,6 +24,7 @@ static const cli_option k_options[] = {
     CLI_OPTS_MODEL,
     CLI_OPTS_TEXT,
     CLI_OPTS_SURGERY,
+    CLI_OPTS_QUIET,
 };
 
 static const char k_usage[] =
@@ -32,30 +32,8 @@ static const char k_usage[] =
     "         [--method surgery|clip] (--classes LIST | --class-embeddings FILE.npy | --text T)\n"
     "         [--redundant classes|empty] [--npy] -o DIR\n\n"
     "Writes, per class, NAME.png (JET heatmap over the image) and NAME_map.png (the map in gray);\n"
-    "with several images (or a folder), one subfolder per image.";
-
-/* A file name from any class text: letters, digits, '-', '_', '.' kept, the
- * rest '_'; an empty name and duplicates get the class index appended. */
-static char **safe_names(char **names, int C) {
-    char **out = calloc((size_t)C, sizeof *out);
-    for (int c = 0; c < C; c++) {
-        size_t n = strlen(names[c]);
-        if (n > 100) n = 100;
-        out[c] = malloc(n + 16);
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++) {
-            char ch = names[c][i];
-            int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                     ch == '-' || ch == '_' || (ch == '.' && k > 0);
-            out[c][k++] = ok ? ch : '_';
-        }
-        out[c][k] = 0;
-        int dup = k == 0;
-        for (int p = 0; p < c && !dup; p++) dup = !strcmp(out[p], out[c]);
-        if (dup) snprintf(out[c] + k, 16, "_%d", c);
-    }
-    return out;
-}
+    "with several images (or a folder), one subfolder per image.\n"
+    "Example: clip-surgery explain --model ViT-B/16 --image photo.jpg --classes person,bench,sky -o out/";
 
 static cs_status write_npy2(const char *dir, const char *name, int64_t a, int64_t b, const float *x) {
     char path[4096];
@@ -105,78 +83,45 @@ static int explain_one(cs_model *m, int surgery, const cli_class_set *cl, char *
     return s == CS_OK ? 0 : cli_fail(s);
 }
 
-/* Images: every --image, a folder's JPEG/PNG files expanded. */
-static int collect_images(const cli_args *a, char ***out, int *n) {
-    *out = NULL;
-    *n = 0;
-    for (int i = 0; i < cli_count(a, "image"); i++) {
-        const char *p = cli_value(a, "image", i);
-        struct stat st;
-        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
-            struct dirent **list;
-            int k = scandir(p, &list, NULL, alphasort);
-            for (int e = 0; e < k; e++) {
-                const char *ext = strrchr(list[e]->d_name, '.');
-                if (ext && (!strcasecmp(ext, ".jpg") || !strcasecmp(ext, ".jpeg") || !strcasecmp(ext, ".png"))) {
-                    *out = realloc(*out, sizeof **out * (size_t)(*n + 1));
-                    size_t len = strlen(p) + strlen(list[e]->d_name) + 2;
-                    (*out)[*n] = malloc(len);
-                    snprintf((*out)[(*n)++], len, "%s/%s", p, list[e]->d_name);
-                }
-                free(list[e]);
-            }
-            free(list);
-        } else {
-            *out = realloc(*out, sizeof **out * (size_t)(*n + 1));
-            (*out)[(*n)++] = strdup(p);
-        }
+/* Every image of the --image arguments, each into its own subfolder when
+ * there are several. */
+static int explain_images(const cli_args *a, cs_model *m, int surgery, const cli_class_set *cl,
+                          char **files, const char *out) {
+    int R, rc = 0;
+    cli_image_list images;
+    if (!cli_int(a, "res", cs_model_config(m)->image_resolution, 16, 4096, &R)) return CLI_EXIT_USAGE;
+    if ((rc = cli_image_list_collect(a, &images))) return rc;
+    for (int i = 0; !rc && i < images.n; i++) {
+        char dir[4096];
+        cli_input in;
+        cli_image_dir(out, &images, i, dir, sizeof dir);
+        if (images.n > 1) cli_note("[%d/%d] %s", i + 1, images.n, images.paths[i]);
+        rc = cli_input_from_image(images.paths[i], R, &in);
+        if (!rc) rc = explain_one(m, surgery, cl, files, &in, cli_has(a, "npy"), dir);
+        cli_input_free(&in);
     }
-    if (*n == 0) {
-        cli_error("no JPEG or PNG images found in the --image arguments");
-        return CLI_EXIT_USAGE;
-    }
-    return 0;
-}
-
-/* Output folder of an image: DIR alone for one image, DIR/<stem> for several. */
-static void image_dir(const char *out, const char *path, int several, char *dir, size_t n) {
-    if (!several) {
-        snprintf(dir, n, "%s", out);
-        return;
-    }
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    const char *dot = strrchr(base, '.');
-    snprintf(dir, n, "%s/%.*s", out, (int)(dot ? dot - base : (long)strlen(base)), base);
+    cli_image_list_free(&images);
+    return rc;
 }
 
 static int explain_all(const cli_args *a, cs_model *m, int surgery, const cli_class_set *cl,
                        const char *out) {
-    char **files = safe_names(cl->names, cl->C);
-    int npy = cli_has(a, "npy"), rc = 0;
+    char **files = calloc((size_t)cl->C, sizeof *files);
+    cs_status s = cs_file_stems((const char *const *)cl->names, cl->C, files);
+    if (s != CS_OK) {
+        free(files);
+        return cli_fail(s);
+    }
+    int rc;
     if (cli_has(a, "pixels")) {
         cli_input in;
         rc = cli_input_from_pixels(cli_get(a, "pixels"), cli_get(a, "size"), &in);
-        if (!rc) rc = explain_one(m, surgery, cl, files, &in, npy, out);
+        if (!rc) rc = explain_one(m, surgery, cl, files, &in, cli_has(a, "npy"), out);
         cli_input_free(&in);
     } else {
-        int R, n = 0;
-        char **images = NULL;
-        if (!cli_int(a, "res", cs_model_config(m)->image_resolution, 16, 4096, &R)) rc = CLI_EXIT_USAGE;
-        if (!rc) rc = collect_images(a, &images, &n);
-        for (int i = 0; !rc && i < n; i++) {
-            char dir[4096];
-            cli_input in;
-            image_dir(out, images[i], n > 1, dir, sizeof dir);
-            if (n > 1) fprintf(stderr, "[%d/%d] %s\n", i + 1, n, images[i]);
-            rc = cli_input_from_image(images[i], R, &in);
-            if (!rc) rc = explain_one(m, surgery, cl, files, &in, npy, dir);
-            cli_input_free(&in);
-        }
-        for (int i = 0; i < n; i++) free(images[i]);
-        free(images);
+        rc = explain_images(a, m, surgery, cl, files, out);
     }
-    for (int c = 0; c < cl->C; c++) free(files[c]);
+    for (int c = 0; c < cl->C; c++) cs_free(files[c]);
     free(files);
     return rc;
 }
@@ -202,6 +147,7 @@ int cmd_explain(int argc, char **argv) {
         return CLI_EXIT_USAGE;
     }
     cli_set_threads(cli_get(&a, "threads"));
+    cli_set_quiet(cli_has(&a, "quiet"));
     int surgery = !method || !strcmp(method, "surgery");
     cs_model *m;
     cli_class_set cl;

@@ -20,6 +20,7 @@ static const cli_option k_options[] = {
     {"context", "N", "context length (default 77)", 0},
     {"truncate", NULL, "cut texts that are too long (the last id becomes <|endoftext|>); "
                        "without it a text that is too long is an error", 0},
+    CLI_OPTS_QUIET,
 };
 
 static const char k_usage[] =
@@ -64,6 +65,7 @@ int cmd_tokenize(int argc, char **argv) {
     int rc;
     if (cli_parse(&a, k_options, sizeof k_options / sizeof *k_options, k_usage, argc, argv, &rc))
         return rc;
+    cli_set_quiet(cli_has(&a, "quiet"));
     tokenize_opts o = {0};
     if (!cli_int(&a, "context", 77, 1, MAX_CONTEXT, &o.context)) return CLI_EXIT_USAGE;
     o.truncate = cli_has(&a, "truncate");

@@ -1,11 +1,16 @@
 /* What several subcommands share: loading models, vocabularies, class lists
  * and templates. Each function prints its own one-line error and returns an
  * exit code (0 on success). */
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include "base/fileio.h"
+#include "output/draw.h"
 #include "args.h"
 #include "cli.h"
 
@@ -132,9 +137,23 @@ int cli_load_templates(const char *spec, char **storage, const char ***templates
     return 0;
 }
 
-/* A progress bar on stderr for downloads. */
+static int g_quiet;
+
+void cli_set_quiet(int quiet) { g_quiet = quiet; }
+
+void cli_note(const char *fmt, ...) {
+    if (g_quiet) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* A progress bar on stderr for downloads (none with --quiet). */
 static void download_progress(void *ctx, int64_t done, int64_t total) {
     static int last = -1;
+    if (g_quiet) return;
     int pct = total > 0 ? (int)(100 * done / total) : -1;
     if (pct == last) return;
     last = pct;
@@ -150,9 +169,14 @@ int cli_load_model(const cli_args *a, cs_model **m) {
         return CLI_EXIT_USAGE;
     }
     char path[4096];
-    cs_status s = cs_resolve_model(name, cli_get(a, "cache-dir"), 1, download_progress, (void *)name,
-                                   path, sizeof path);
-    if (s == CS_OK) s = cs_model_load(path, m);
+    cs_status s;
+    if (!strncmp(name, "synthetic:", 10)) {
+        s = cs_model_synthetic(name + 10, m); /* random weights, real shapes: for benchmarks */
+    } else {
+        s = cs_resolve_model(name, cli_get(a, "cache-dir"), 1, download_progress, (void *)name, path,
+                             sizeof path);
+        if (s == CS_OK) s = cs_model_load(path, m);
+    }
     int blocks = 6;
     if (s == CS_OK && !cli_int(a, "surgery-blocks", 6, 0, 1000, &blocks)) {
         cs_model_free(*m);
@@ -187,4 +211,91 @@ int cli_load_tokenizer(const cli_args *a, cs_tokenizer **tok) {
 
 void cli_set_threads(const char *value) {
     if (value) cs_set_threads(atoi(value));
+}
+
+static int is_image_name(const char *name) {
+    const char *ext = strrchr(name, '.');
+    return ext && (!strcasecmp(ext, ".jpg") || !strcasecmp(ext, ".jpeg") || !strcasecmp(ext, ".png"));
+}
+
+static void image_list_add(cli_image_list *list, const char *folder, const char *name) {
+    size_t len = (folder ? strlen(folder) + 1 : 0) + strlen(name) + 1;
+    list->paths = xrealloc(list->paths, sizeof *list->paths * (size_t)(list->n + 1));
+    list->paths[list->n] = xrealloc(NULL, len);
+    snprintf(list->paths[list->n++], len, "%s%s%s", folder ? folder : "", folder ? "/" : "", name);
+}
+
+static int image_list_add_folder(cli_image_list *list, const char *folder) {
+    struct dirent **entries;
+    int k = scandir(folder, &entries, NULL, alphasort);
+    if (k < 0) {
+        cli_error("%s: cannot list the folder: %s", folder, strerror(errno));
+        return CLI_EXIT_USAGE;
+    }
+    int before = list->n;
+    for (int e = 0; e < k; e++) {
+        if (entries[e]->d_name[0] != '.' && is_image_name(entries[e]->d_name))
+            image_list_add(list, folder, entries[e]->d_name);
+        free(entries[e]);
+    }
+    free(entries);
+    if (list->n == before) {
+        cli_error("%s: no JPEG or PNG images in the folder", folder);
+        return CLI_EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* Base names without their extensions, made safe and unique. */
+static int image_list_stems(cli_image_list *list) {
+    char **bases = xrealloc(NULL, sizeof *bases * (size_t)(list->n + 1));
+    for (int i = 0; i < list->n; i++) {
+        const char *slash = strrchr(list->paths[i], '/');
+        bases[i] = xstrdup(slash ? slash + 1 : list->paths[i]);
+        char *dot = strrchr(bases[i], '.');
+        if (dot && dot != bases[i]) *dot = 0;
+    }
+    list->stems = xrealloc(NULL, sizeof *list->stems * (size_t)(list->n + 1));
+    cs_status s = cs_file_stems((const char *const *)bases, list->n, list->stems);
+    for (int i = 0; i < list->n; i++) free(bases[i]);
+    free(bases);
+    if (s != CS_OK) {
+        free(list->stems);
+        list->stems = NULL;
+        return cli_fail(s);
+    }
+    return 0;
+}
+
+int cli_image_list_collect(const cli_args *a, cli_image_list *list) {
+    memset(list, 0, sizeof *list);
+    int rc = 0;
+    for (int i = 0; !rc && i < cli_count(a, "image"); i++) {
+        const char *p = cli_value(a, "image", i);
+        struct stat st;
+        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) rc = image_list_add_folder(list, p);
+        else image_list_add(list, NULL, p); /* a missing file is reported when it is read */
+    }
+    if (!rc && list->n == 0) {
+        cli_error("--image names no image");
+        rc = CLI_EXIT_USAGE;
+    }
+    if (!rc) rc = image_list_stems(list);
+    if (rc) cli_image_list_free(list);
+    return rc;
+}
+
+void cli_image_list_free(cli_image_list *list) {
+    for (int i = 0; i < list->n; i++) {
+        free(list->paths[i]);
+        if (list->stems) cs_free(list->stems[i]);
+    }
+    free(list->paths);
+    free(list->stems);
+    memset(list, 0, sizeof *list);
+}
+
+void cli_image_dir(const char *out, const cli_image_list *list, int i, char *dir, size_t n) {
+    if (list->n == 1) snprintf(dir, n, "%s", out);
+    else snprintf(dir, n, "%s/%s", out, list->stems[i]);
 }
