@@ -2,7 +2,7 @@
  * hand from OpenCV's algorithm, the demo's float64 blend with truncation,
  * the gray map, the point stars and the file-name stems. */
 #include <stdlib.h>
-#include "output/draw.h"
+#include "base/base.h"
 #include "test.h"
 
 /* OpenCV (modules/imgproc/src/colormap.cpp, class Jet) holds a float32 base

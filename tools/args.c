@@ -78,6 +78,7 @@ int cli_parse(cli_args *a, const cli_option *opts, int n_opts, const char *usage
         }
         a->values[k][a->counts[k]++] = value;
     }
+    cli_set_quiet(cli_has(a, "quiet"));
     return 0;
 }
 

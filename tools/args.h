@@ -31,29 +31,6 @@ typedef struct cli_option {
 #define CLI_OPTS_QUIET \
     {"quiet", NULL, "no progress lines or notes on stderr (errors are still printed)", 0}
 
-/* --quiet, for the whole process: each subcommand passes cli_has(a, "quiet")
- * after parsing; notes and progress lines go through cli_note (common.c). */
-void cli_set_quiet(int quiet);
-/* A note or progress line on stderr (a newline added), unless --quiet. */
-void cli_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* The images of the --image arguments (explain, points): files as given,
- * folders expanded to their JPEG and PNG files in name order. stems are
- * unique, file-system-safe names of the images (the base name without its
- * extension), for one output subfolder per image. */
-typedef struct cli_image_list {
-    int n;
-    char **paths;
-    char **stems;
-} cli_image_list;
-
-struct cli_args;
-/* Prints one line and returns an exit code on failure (0 on success). */
-int cli_image_list_collect(const struct cli_args *a, cli_image_list *list);
-void cli_image_list_free(cli_image_list *list);
-/* Output folder of image i: DIR itself for one image, DIR/<stem> for several. */
-void cli_image_dir(const char *out, const cli_image_list *list, int i, char *dir, size_t n);
-
 typedef struct cli_args {
     const cli_option *options;
     int n_options;

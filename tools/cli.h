@@ -95,6 +95,29 @@ typedef struct cli_class_set {
 int cli_class_set_load(const struct cli_args *a, cs_model *m, int flags, cli_class_set *cs);
 void cli_class_set_free(cli_class_set *cs);
 
+/* --quiet, for the whole process (cli_parse sets it when a command has the
+ * option); notes and progress lines go through cli_note. */
+void cli_set_quiet(int quiet);
+/* A note or progress line on stderr (a newline added), unless --quiet. */
+void cli_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The images of the --image arguments (explain, points): files as given,
+ * folders expanded to their JPEG and PNG files in name order. stems are
+ * unique, file-system-safe names of the images (the base name without its
+ * extension), for one output subfolder per image. */
+typedef struct cli_image_list {
+    int n;
+    char **paths;
+    char **stems;
+} cli_image_list;
+
+struct cli_args;
+/* Prints one line and returns an exit code on failure (0 on success). */
+int cli_image_list_collect(const struct cli_args *a, cli_image_list *list);
+void cli_image_list_free(cli_image_list *list);
+/* Output folder of image i: DIR itself for one image, DIR/<stem> for several. */
+void cli_image_dir(const char *out, const cli_image_list *list, int i, char *dir, size_t n);
+
 /* Subcommands: each parses its own options (argv[0] is the subcommand name). */
 int cmd_tokenize(int argc, char **argv);
 int cmd_embed(int argc, char **argv);

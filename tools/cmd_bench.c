@@ -19,6 +19,7 @@ static const cli_option k_options[] = {
     {"runs", "N", "timed runs per figure, after a warm-up (default 5)", 0},
     {"threads", "N", "threads (default: all cores)", 0},
     {"json", "FILE", "also write the figures as JSON", 0},
+    CLI_OPTS_QUIET,
 };
 
 static const char k_usage[] =

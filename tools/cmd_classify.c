@@ -13,6 +13,7 @@ static const cli_option k_options[] = {
     {"method", "NAME", "surgery (default) | clip | both", 0},
     {"res", "R", "input resolution (default: the model's native one)", 0},
     CLI_OPTS_MODEL,
+    CLI_OPTS_QUIET,
     CLI_OPTS_TEXT,
     CLI_OPTS_SURGERY,
 };

@@ -32,7 +32,6 @@ int cmd_convert(int argc, char **argv) {
         cli_error("--dtype '%s' is not f32 or f16", dtype);
         return CLI_EXIT_USAGE;
     }
-    cli_set_quiet(cli_has(&a, "quiet"));
     cs_model *m;
     if ((rc = cli_load_model(&a, &m))) return rc;
     cs_status s = cs_model_save(m, out, dtype && !strcmp(dtype, "f16"));

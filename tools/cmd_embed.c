@@ -175,7 +175,6 @@ int cmd_embed(int argc, char **argv) {
         return CLI_EXIT_USAGE;
     }
     cli_set_threads(cli_get(&a, "threads"));
-    cli_set_quiet(cli_has(&a, "quiet"));
     cs_model *m;
     if ((rc = cli_load_model(&a, &m))) return rc;
     rc = cli_has(&a, "raw") ? embed_raw(&a, m, out) : embed_classes(&a, m, out);

@@ -7,7 +7,6 @@
 #include "base/fileio.h"
 #include "cli.h"
 #include "formats/npy.h"
-#include "output/draw.h"
 
 static const cli_option k_options[] = {
     {"image", "FILE", "input image (JPEG/PNG); repeat it, or give a folder", 1},
@@ -147,7 +146,6 @@ int cmd_explain(int argc, char **argv) {
         return CLI_EXIT_USAGE;
     }
     cli_set_threads(cli_get(&a, "threads"));
-    cli_set_quiet(cli_has(&a, "quiet"));
     int surgery = !method || !strcmp(method, "surgery");
     cs_model *m;
     cli_class_set cl;

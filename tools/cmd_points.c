@@ -7,7 +7,6 @@
 #include "base/fileio.h"
 #include "cli.h"
 #include "formats/npy.h"
-#include "output/draw.h"
 
 static const cli_option k_options[] = {
     {"image", "FILE", "input image (JPEG/PNG); repeat it, or give a folder", 1},
@@ -289,7 +288,6 @@ int cmd_points(int argc, char **argv) {
     const char *text = cli_get(&a, "text");
     int combined = text && strchr(text, '+') != NULL;
     cli_set_threads(cli_get(&a, "threads"));
-    cli_set_quiet(cli_has(&a, "quiet"));
     cs_model *m;
     if ((rc = cli_load_model(&a, &m))) return rc;
     cli_class_set cl;

@@ -24,6 +24,7 @@ static const cli_option k_options[] = {
     {"overlay", "FILE.png", "also write the colours blended over the image", 0},
     {"output", "FILE.png", "class-index PNG (-o): pixel value = class index in LIST", 0},
     CLI_OPTS_MODEL,
+    CLI_OPTS_QUIET,
     CLI_OPTS_TEXT,
     CLI_OPTS_SURGERY,
 };

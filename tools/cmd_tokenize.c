@@ -65,7 +65,6 @@ int cmd_tokenize(int argc, char **argv) {
     int rc;
     if (cli_parse(&a, k_options, sizeof k_options / sizeof *k_options, k_usage, argc, argv, &rc))
         return rc;
-    cli_set_quiet(cli_has(&a, "quiet"));
     tokenize_opts o = {0};
     if (!cli_int(&a, "context", 77, 1, MAX_CONTEXT, &o.context)) return CLI_EXIT_USAGE;
     o.truncate = cli_has(&a, "truncate");

@@ -10,7 +10,6 @@
 #include <dirent.h>
 #include <sys/stat.h>
 #include "base/fileio.h"
-#include "output/draw.h"
 #include "args.h"
 #include "cli.h"
 

@@ -104,8 +104,7 @@ int cli_embed_names(const cli_args *a, cs_model *m, cli_text_ctx *t, char **name
     float *fresh = missing && !rc ? cs_alloc((size_t)missing * D, sizeof(float)) : NULL;
     if (fresh) {
         if (missing > 8)
-            fprintf(stderr, "clip-surgery: text tower: %d names x %d prompts\n", missing,
-                    t->n_templates ? t->n_templates : 1);
+            cli_note("text tower: %d names x %d prompts", missing, t->n_templates ? t->n_templates : 1);
         cs_status s = cs_class_embeddings(m, t->tok, (const char *const *)todo, missing, t->templates,
                                           t->n_templates, fresh);
         if (s != CS_OK) rc = cli_fail(s);
@@ -195,8 +194,8 @@ int cli_class_set_load(const cli_args *a, cs_model *m, int flags, cli_class_set 
     }
     int explicit_mode = redundant ? !strcmp(redundant, "empty") : cli_has(a, "text");
     if (!explicit_mode && cs->C == 1) {
-        fprintf(stderr, "clip-surgery: note: one class: class-weighted redundancy is identically "
-                        "zero, so the empty prompt gives the redundant features instead\n");
+        cli_note("note: one class: class-weighted redundancy is identically zero, so the empty "
+                 "prompt gives the redundant features instead");
         explicit_mode = 1;
     }
     if (explicit_mode) {

@@ -2,7 +2,7 @@
  * or "a/b" must never become a path outside the output folder. */
 #include <stdio.h>
 #include <string.h>
-#include "output/draw.h"
+#include "base/base.h"
 
 #define STEM_MAX 100
 #define SUFFIX_MAX 16

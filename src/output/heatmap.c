@@ -5,7 +5,7 @@
  *   vis.astype('uint8')                            # truncated
  * with the channels in RGB order instead of OpenCV's BGR. */
 #include <math.h>
-#include "output/draw.h"
+#include "base/base.h"
 
 /* OpenCV builds its JET table from a 256-entry base map per channel, on
  * breakpoints linspace(0, 1, 256). Each channel of that base map is a

@@ -1,7 +1,7 @@
 /* Point prompts drawn as SAM's demo shows them (show_points: marker '*',
  * green positives, red negatives, white edges). */
 #include <math.h>
-#include "output/draw.h"
+#include "base/base.h"
 
 #define STAR_TIPS 5
 #define STAR_INNER 0.381966 /* inner / outer radius of a regular pentagram */
