@@ -98,6 +98,7 @@ void cli_class_set_free(cli_class_set *cs);
 /* --quiet, for the whole process (cli_parse sets it when a command has the
  * option); notes and progress lines go through cli_note. */
 void cli_set_quiet(int quiet);
+int cli_quiet(void);
 /* A note or progress line on stderr (a newline added), unless --quiet. */
 void cli_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -13,9 +13,10 @@
 static const cli_option k_options[] = {
     {"task", "T", "seg (default) | explain | multilabel", 0},
     {"method", "NAME", "surgery (default) | clip", 0},
-    {"dataset", "voc:DIR", "PASCAL VOC layout (JPEGImages, SegmentationClass, ImageSets/Segmentation)", 0},
-    {"split", "S", "with --dataset voc:DIR: the split (default val)", 0},
-    {"images", "DIR", "generic layout: the images (JPEG/PNG)", 0},
+    {"dataset", "LAYOUT:PATH", "a published layout: voc:DIR, context:DIR, cityscapes:DIR, cocostuff:DIR "
+                               "(seg, explain); voc07:DIR, coco:FILE.json, csv:FILE (multilabel); docs/eval.md", 0},
+    {"split", "S", "with voc, context, cityscapes, cocostuff: the split (default val); voc07: default test", 0},
+    {"images", "DIR", "generic layout: the images (JPEG/PNG); coco:, csv: the folder of the file names", 0},
     {"masks", "DIR", "generic layout: the index masks (8-bit gray or palette PNG; 255 = ignore)", 0},
     {"image-suffix", "S", "generic layout: image stem suffix removed to pair with masks (e.g. _image)", 0},
     {"mask-suffix", "S", "generic layout: mask stem suffix (e.g. _mask)", 0},
@@ -35,23 +36,27 @@ static const cli_option k_options[] = {
     {"report", "FILE", "write the report as JSON", 0},
     {"save-predictions", "DIR", "seg: write each image's class-index PNG into DIR", 0},
     CLI_OPTS_MODEL,
+    CLI_OPTS_QUIET,
+    CLI_OPTS_QUIET,
     CLI_OPTS_TEXT,
     CLI_OPTS_SURGERY,
 };
 
 static const char k_usage[] =
     "usage: clip-surgery eval --model M [--task seg|explain|multilabel] [--method surgery|clip]\n"
-    "         (--dataset voc:DIR [--split val] | --images DIR [--masks DIR] [--image-suffix S]\n"
-    "          [--mask-suffix S] [--labels labels.json]) [--class-list FILE] [--limit N]\n"
+    "         (--dataset LAYOUT:PATH [--split S] [--images DIR] | --images DIR [--masks DIR]\n"
+    "          [--image-suffix S] [--mask-suffix S]) [--labels labels.json] [--class-list FILE] [--limit N]\n"
     "         [--shard K/N] [--report FILE] [--save-predictions DIR]\n"
     "       clip-surgery eval --merge PART.json... [--report FILE]\n\n"
     "seg: confusion matrix (255 ignored), per-class IoU, mIoU, pixel accuracy. multilabel: per-class AP\n"
-    "(all points, as scikit-learn), mAP over classes with positives. explain: each present class's\n"
-    "min-max map thresholded at 0.00..1.00 (step 0.05) against its mask; binary mIoU at the best threshold.\n"
+    "(all points, as scikit-learn; difficult labels left out), mAP over classes with positives.\n"
+    "explain: each present class's min-max map thresholded at 0.00..1.00 (step 0.05) against its mask;\n"
+    "binary mIoU at the best threshold.\n"
     "Images that cannot be read, lack a mask or labels, or whose mask size differs are skipped and listed\n"
     "in the report; mask pixels with labels beyond the classes (other than 255) are counted and ignored.\n\n"
     "Scale-out: run the N shards anywhere (e.g. a Slurm array: --shard $SLURM_ARRAY_TASK_ID/N\n"
-    "--report part$SLURM_ARRAY_TASK_ID.json), then 'eval --merge part*.json --report all.json'.";
+    "--report part$SLURM_ARRAY_TASK_ID.json), then 'eval --merge part*.json --report all.json'.\n"
+    "Layouts, protocols and metrics: docs/eval.md.";
 
 typedef struct eval_run {
     eval_task task;
@@ -94,8 +99,8 @@ static cJSON *settings_json(const cli_args *a, const eval_run *r, const eval_dat
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "method", r->st.surgery ? "surgery" : "clip");
     cJSON_AddStringToObject(o, "dataset", d->spec);
-    const char *names[] = {"model", "class-list", "class-embeddings", "templates", "image-suffix", "mask-suffix",
-                           "labels", "limit"};
+    const char *names[] = {"model", "class-list", "class-embeddings", "templates", "images", "image-suffix",
+                           "mask-suffix", "labels", "limit"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) add_setting(o, a, names[i]);
     cJSON_AddNumberToObject(o, "resolution", r->st.R);
     if (r->task == EVAL_SEG && r->st.window) {
@@ -113,7 +118,8 @@ static cJSON *settings_json(const cli_args *a, const eval_run *r, const eval_dat
 
 /* The image and (when the task needs it) its mask; a failure is a reason
  * to skip the image, written into `why`. */
-static int load_pair(const eval_item *it, int need_mask, cs_image *img, uint8_t **mask, char *why, size_t n) {
+static int load_pair(const eval_dataset *d, const eval_item *it, int need_mask, cs_image *img, uint8_t **mask,
+                     char *why, size_t n) {
     *mask = NULL;
     if (cs_image_load(it->image, NULL, img) != CS_OK) {
         snprintf(why, n, "image: %s", cs_last_error());
@@ -125,7 +131,10 @@ static int load_pair(const eval_item *it, int need_mask, cs_image *img, uint8_t 
     else if (cs_label_png_load(it->mask, &w, &h, mask) != CS_OK) snprintf(why, n, "mask: %s", cs_last_error());
     else if (w != img->width || h != img->height)
         snprintf(why, n, "mask is %dx%d, the image %dx%d", w, h, img->width, img->height);
-    else return 1;
+    else {
+        for (size_t i = 0; d->label_map && i < (size_t)w * h; i++) (*mask)[i] = d->label_map[(*mask)[i]];
+        return 1;
+    }
     cs_free(*mask);
     *mask = NULL;
     cs_image_free(img);
@@ -133,12 +142,20 @@ static int load_pair(const eval_item *it, int need_mask, cs_image *img, uint8_t 
 }
 
 /* Classes present in a mask, other than the background class (and ignore
- * or unknown labels). */
+ * or unknown labels): EVAL_POSITIVE, else EVAL_NEGATIVE. */
 static void mask_classes(const uint8_t *mask, size_t n, int C, int background, uint8_t *present) {
-    memset(present, 0, (size_t)C);
+    memset(present, EVAL_NEGATIVE, (size_t)C);
     for (size_t i = 0; i < n; i++)
-        if (mask[i] < C) present[mask[i]] = 1;
-    if (background >= 0) present[background] = 0;
+        if (mask[i] < C) present[mask[i]] = EVAL_POSITIVE;
+    if (background >= 0) present[background] = EVAL_NEGATIVE;
+}
+
+/* An image's multi-label ground truth from its given labels. */
+static void label_truth(const eval_item *it, int C, uint8_t *truth) {
+    memset(truth, EVAL_NEGATIVE, (size_t)C);
+    for (int k = 0; k < it->n_labels; k++)
+        if (truth[it->labels[k]] != EVAL_POSITIVE)
+            truth[it->labels[k]] = it->difficult && it->difficult[k] ? EVAL_DIFFICULT : EVAL_POSITIVE;
 }
 
 static int save_prediction(const char *dir, const char *name, const uint8_t *labels, int W, int H) {
@@ -151,12 +168,13 @@ static int save_prediction(const char *dir, const char *name, const uint8_t *lab
 
 /* One image into the accumulator; returns an exit code only for failures
  * that would repeat on every image (the model, the output folder). */
-static int eval_item_run(const eval_run *r, const eval_item *it, int index, eval_acc *acc) {
+static int eval_item_run(const eval_run *r, const eval_dataset *d, int index, eval_acc *acc) {
+    const eval_item *it = &d->items[index];
     int C = r->sc.C, rc = 0, need_mask = r->task != EVAL_MULTILABEL || it->n_labels < 0;
     char why[1024];
     cs_image img = {0};
     uint8_t *mask;
-    if (!load_pair(it, need_mask, &img, &mask, why, sizeof why)) {
+    if (!load_pair(d, it, need_mask, &img, &mask, why, sizeof why)) {
         eval_acc_skip(acc, index, it->name, why);
         return 0;
     }
@@ -182,8 +200,7 @@ static int eval_item_run(const eval_run *r, const eval_item *it, int index, eval
         free(maps);
     } else {
         float *scores = malloc(sizeof(float) * C);
-        if (it->n_labels >= 0)
-            for (int k = 0; k < it->n_labels; k++) present[it->labels[k]] = 1;
+        if (it->n_labels >= 0) label_truth(it, C, present);
         else mask_classes(mask, n, C, r->sc.background, present);
         rc = seg_classify(r->m, r->st.surgery, r->st.R, &r->sc, &img, scores);
         if (!rc) eval_acc_predict(acc, index, it->name, scores, present);
@@ -200,7 +217,7 @@ static int eval_item_run(const eval_run *r, const eval_item *it, int index, eval
  * terminal, otherwise about twenty lines per run. */
 static void progress(int done, int total, double started) {
     int tty = isatty(2), every = total / 20 > 0 ? total / 20 : 1;
-    if (!tty && done % every && done != total) return;
+    if (cli_quiet() || (!tty && done % every && done != total)) return;
     double per = done ? (cs_now() - started) / done : 0.0;
     int eta = (int)lround(per * (total - done));
     fprintf(stderr, "%seval: %d/%d images, %.2f s/image, ETA %d:%02d%s", tty ? "\r" : "", done, total, per,
@@ -225,7 +242,7 @@ static int run_dataset(const cli_args *a, eval_run *r, eval_dataset *d, eval_acc
     double started = cs_now();
     int done = 0;
     for (int i = k; i < listed && !rc; i += step) {
-        rc = eval_item_run(r, &d->items[i], i, acc);
+        rc = eval_item_run(r, d, i, acc);
         progress(++done, total, started);
     }
     return rc;
@@ -247,12 +264,20 @@ static int load_classes(const cli_args *a, eval_run *r, const eval_dataset *d) {
             strcat(list, d->names[c]);
         }
     } else if (!cli_has(a, "class-embeddings")) {
-        cli_error("eval needs --class-list FILE (or labels.json with \"classes\", or --class-embeddings)");
+        cli_error("eval needs --class-list FILE (or --class-embeddings; or a dataset that names its classes)");
         return CLI_EXIT_USAGE;
     }
     int rc = seg_classes_load(a, r->m, list, &r->sc);
     free(list);
     return rc;
+}
+
+/* seg and explain need masks; a layout of image-level labels alone has none. */
+static int check_task(const eval_run *r, const eval_dataset *d) {
+    if (r->task == EVAL_MULTILABEL || d->has_masks) return 0;
+    cli_error("%s has no masks: --task %s needs them (--task multilabel, or give --masks)", d->spec,
+              eval_task_name(r->task));
+    return CLI_EXIT_USAGE;
 }
 
 static int evaluate(const cli_args *a) {
@@ -268,7 +293,7 @@ static int evaluate(const cli_args *a) {
         cli_error("--save-predictions goes with --task seg (multilabel scores are in the report)");
         return CLI_EXIT_USAGE;
     }
-    if ((rc = eval_dataset_load(a, &d))) {
+    if ((rc = eval_dataset_load(a, &d)) || (rc = check_task(&r, &d))) {
         eval_dataset_free(&d);
         return rc;
     }
@@ -305,10 +330,6 @@ int cmd_eval(int argc, char **argv) {
     if (cli_has(&a, "merge")) return merge(&a);
     if (a.n_positional) {
         cli_error("unexpected argument '%s' (partial reports go with --merge)", a.positional[0]);
-        return CLI_EXIT_USAGE;
-    }
-    if (cli_has(&a, "dataset") == cli_has(&a, "images")) {
-        cli_error("eval needs one of --dataset voc:DIR, --images DIR (see --help)");
         return CLI_EXIT_USAGE;
     }
     cli_set_threads(cli_get(&a, "threads"));

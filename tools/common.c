@@ -140,6 +140,8 @@ static int g_quiet;
 
 void cli_set_quiet(int quiet) { g_quiet = quiet; }
 
+int cli_quiet(void) { return g_quiet; }
+
 void cli_note(const char *fmt, ...) {
     if (g_quiet) return;
     va_list ap;

@@ -9,34 +9,68 @@
 
 /* One image of a dataset. */
 typedef struct eval_item {
-    char *image;   /* path */
-    char *mask;    /* path, or NULL */
-    char *name;    /* the image's file name: its key in labels.json and reports */
-    int n_labels;  /* image-level labels given (labels.json), or -1 */
-    int *labels;   /* class indices */
+    char *image;        /* path */
+    char *mask;         /* path, or NULL */
+    char *name;         /* the image's file name: its key in labels.json and reports */
+    int n_labels;       /* image-level labels given, or -1 (then the mask's classes) */
+    int *labels;        /* [n_labels] indices into the dataset's names; after
+                           eval_dataset_resolve_labels, class indices */
+    uint8_t *difficult; /* [n_labels] 1: neither positive nor negative for that
+                           class (VOC 2007's 0), or NULL when none is */
 } eval_item;
 
 typedef struct eval_dataset {
-    char *spec;          /* what the report says it was */
+    char *spec;             /* what the report says it was */
     int n;
     eval_item *items;
-    int n_names;         /* class names the dataset itself gives (labels.json), or 0 */
+    int n_names;            /* the dataset's own class names (the labels' vocabulary), or 0 */
     char **names;
-    cJSON *labels;       /* labels.json's "labels" object's owner, or NULL */
+    int names_by_position;  /* 1: dataset class i is class i of the class list (labels.json's
+                               "classes", COCO's categories); 0: matched by name */
+    int has_masks;          /* the layout pairs images with masks */
+    uint8_t *label_map;     /* [256] stored mask value -> label (Cityscapes, Context), or NULL */
 } eval_dataset;
 
-/* --dataset voc:DIR [--split S], or --images DIR [--masks DIR] [--image-suffix S]
- * [--mask-suffix S] [--labels FILE]. Items sorted by file name. */
+/* --dataset LAYOUT:PATH [--split S] [--images DIR], or --images DIR [--masks DIR]
+ * [--image-suffix S] [--mask-suffix S]; either with --labels FILE where the
+ * layout has no image-level labels of its own. */
 int eval_dataset_load(const cli_args *a, eval_dataset *d);
-/* Resolve labels.json's label names into class indices of the C classes
- * (by position in its "classes", else by the classes' first names). */
+/* Map the items' labels to class indices of the C classes (by position or
+ * by the classes' first names, as d->names_by_position says). */
 int eval_dataset_resolve_labels(eval_dataset *d, const seg_classes *sc);
 void eval_dataset_free(eval_dataset *d);
+
+/* For the layout loaders (eval_data.c, eval_seg_data.c, eval_ml_data.c). */
+char *eval_path(const char *dir, const char *a, const char *b, const char *c); /* "dir/abc" */
+/* Takes ownership of the strings (mask may be NULL). */
+eval_item *eval_add_item(eval_dataset *d, char *image, char *mask, char *name);
+/* Index of a class name among d->names, added when absent. */
+int eval_class_index(eval_dataset *d, const char *name);
+/* Add a label (dataset class index) to an item once; n_labels -1 becomes 0. */
+void eval_item_label(eval_item *it, int cls, int difficult);
+void eval_set_spec(eval_dataset *d, const char *layout, const char *path, const char *split);
+/* Images of dir whose stem ends with isuf (sorted by name), paired with
+ * masks/<stem without isuf><msuf>.png when masks is not NULL. */
+int eval_scan_folder(eval_dataset *d, const char *dir, const char *isuf, const char *masks, const char *msuf);
+/* A text file whole (NUL-terminated; free with cs_free), or an exit code. */
+int eval_read_text(const char *path, char **text);
+const char *eval_split(const cli_args *a, const char *dflt);
+
+/* The published layouts, given --dataset's PATH. */
+int eval_load_voc(const cli_args *a, const char *root, eval_dataset *d);
+int eval_load_context(const cli_args *a, const char *root, eval_dataset *d);
+int eval_load_cityscapes(const cli_args *a, const char *root, eval_dataset *d);
+int eval_load_cocostuff(const cli_args *a, const char *root, eval_dataset *d);
+int eval_load_voc07(const cli_args *a, const char *root, eval_dataset *d);
+int eval_load_coco(const cli_args *a, const char *json, eval_dataset *d);
+int eval_load_csv(const cli_args *a, const char *csv, eval_dataset *d);
 
 typedef enum eval_task { EVAL_SEG = 0, EVAL_EXPLAIN = 1, EVAL_MULTILABEL = 2 } eval_task;
 
 typedef struct eval_skip { int index; char *image, *reason; } eval_skip;
-typedef struct eval_pred { int index; char *image; float *scores; uint8_t *positive; } eval_pred;
+/* A multi-label ground truth value per class. */
+enum { EVAL_NEGATIVE = 0, EVAL_POSITIVE = 1, EVAL_DIFFICULT = 2 };
+typedef struct eval_pred { int index; char *image; float *scores; uint8_t *truth; } eval_pred;
 
 /* Everything a report is computed from; a shard's partial result is the
  * same thing over its images, and merging sums them. */
@@ -61,8 +95,9 @@ const char *eval_task_name(eval_task t);
 void eval_acc_init(eval_acc *acc, eval_task task, int C, char *const *names, cJSON *settings);
 void eval_acc_free(eval_acc *acc);
 void eval_acc_skip(eval_acc *acc, int index, const char *image, const char *reason);
+/* truth: [C] EVAL_NEGATIVE, EVAL_POSITIVE or EVAL_DIFFICULT (left out of that class's AP). */
 void eval_acc_predict(eval_acc *acc, int index, const char *image, const float *scores,
-                      const uint8_t *positive);
+                      const uint8_t *truth);
 
 /* The report as JSON (raw counts and metrics), written atomically to path
  * (NULL: not written), and the table on stdout. */

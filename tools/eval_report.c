@@ -40,7 +40,7 @@ void eval_acc_free(eval_acc *acc) {
     for (int i = 0; i < acc->n_pred; i++) {
         free(acc->pred[i].image);
         free(acc->pred[i].scores);
-        free(acc->pred[i].positive);
+        free(acc->pred[i].truth);
     }
     free(acc->pred);
     free(acc->conf);
@@ -55,15 +55,15 @@ void eval_acc_skip(eval_acc *acc, int index, const char *image, const char *reas
 }
 
 void eval_acc_predict(eval_acc *acc, int index, const char *image, const float *scores,
-                      const uint8_t *positive) {
+                      const uint8_t *truth) {
     acc->pred = realloc(acc->pred, sizeof *acc->pred * (size_t)(acc->n_pred + 1));
     eval_pred *p = &acc->pred[acc->n_pred++];
     p->index = index;
     p->image = strdup(image);
     p->scores = malloc(sizeof(float) * (size_t)acc->C);
-    p->positive = malloc((size_t)acc->C);
+    p->truth = malloc((size_t)acc->C);
     memcpy(p->scores, scores, sizeof(float) * (size_t)acc->C);
-    memcpy(p->positive, positive, (size_t)acc->C);
+    memcpy(p->truth, truth, (size_t)acc->C);
 }
 
 /* ------------------------------------------------------------ metrics */
@@ -152,33 +152,42 @@ static void explain_metrics(const eval_acc *acc, cJSON *root, FILE *table) {
             100.0 * best_miou, 100.0 * fg);
 }
 
+/* One image's scores and ground truth: "labels" the positive classes and,
+ * when it has any, "difficult" the classes left out of their AP. */
+static cJSON *prediction_json(const eval_pred *p, int C) {
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddNumberToObject(e, "index", p->index);
+    cJSON_AddStringToObject(e, "image", p->image);
+    cJSON *scores = cJSON_AddArrayToObject(e, "scores"), *labels = cJSON_AddArrayToObject(e, "labels");
+    cJSON *difficult = cJSON_CreateArray();
+    for (int c = 0; c < C; c++) {
+        cJSON_AddItemToArray(scores, cJSON_CreateNumber(p->scores[c]));
+        if (p->truth[c] != EVAL_NEGATIVE)
+            cJSON_AddItemToArray(p->truth[c] == EVAL_POSITIVE ? labels : difficult, cJSON_CreateNumber(c));
+    }
+    if (cJSON_GetArraySize(difficult)) cJSON_AddItemToObject(e, "difficult", difficult);
+    else cJSON_Delete(difficult);
+    return e;
+}
+
 static int multilabel_metrics(const eval_acc *acc, cJSON *root, FILE *table) {
     int C = acc->C, n = acc->n_pred;
     cJSON *preds = cJSON_AddArrayToObject(root, "predictions"), *per = cJSON_AddArrayToObject(root, "per_class");
-    for (int i = 0; i < n; i++) {
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddNumberToObject(e, "index", acc->pred[i].index);
-        cJSON_AddStringToObject(e, "image", acc->pred[i].image);
-        cJSON *scores = cJSON_AddArrayToObject(e, "scores"), *labels = cJSON_AddArrayToObject(e, "labels");
-        for (int c = 0; c < C; c++) {
-            cJSON_AddItemToArray(scores, cJSON_CreateNumber(acc->pred[i].scores[c]));
-            if (acc->pred[i].positive[c]) cJSON_AddItemToArray(labels, cJSON_CreateNumber(c));
-        }
-        cJSON_AddItemToArray(preds, e);
-    }
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(preds, prediction_json(&acc->pred[i], C));
     float *col = malloc(sizeof(float) * (size_t)(n ? n : 1));
     uint8_t *pos = malloc((size_t)(n ? n : 1));
     double *ap = malloc(sizeof(double) * (size_t)C);
     fprintf(table, "%-24s %8s %9s\n", "class", "AP", "positives");
     int rc = 0;
     for (int c = 0; c < C && !rc; c++) {
-        int positives = 0;
+        int positives = 0, m = 0;
         for (int i = 0; i < n; i++) {
-            col[i] = acc->pred[i].scores[c];
-            pos[i] = acc->pred[i].positive[c];
-            positives += pos[i];
+            if (acc->pred[i].truth[c] == EVAL_DIFFICULT) continue;
+            col[m] = acc->pred[i].scores[c];
+            pos[m] = acc->pred[i].truth[c] == EVAL_POSITIVE;
+            positives += pos[m++];
         }
-        cs_status s = cs_average_precision(col, pos, n, &ap[c]);
+        cs_status s = cs_average_precision(col, pos, m, &ap[c]);
         if (s != CS_OK) rc = cli_fail(s);
         cJSON *e = cJSON_CreateObject();
         cJSON_AddStringToObject(e, "name", acc->names[c]);
@@ -310,10 +319,20 @@ static int same_run(const cJSON *part, const cJSON *first, const char *path) {
     return 1;
 }
 
+/* Mark the classes listed in arr (NULL: none) as `value` in truth. */
+static int read_truth(const cJSON *arr, int C, uint8_t value, uint8_t *truth) {
+    const cJSON *v;
+    cJSON_ArrayForEach(v, arr) {
+        if (!cJSON_IsNumber(v) || v->valueint < 0 || v->valueint >= C) return 0;
+        truth[v->valueint] = value;
+    }
+    return 1;
+}
+
 static int add_predictions(const cJSON *preds, eval_acc *acc) {
     const cJSON *p;
     float *scores = malloc(sizeof(float) * (size_t)acc->C);
-    uint8_t *pos = malloc((size_t)acc->C);
+    uint8_t *truth = malloc((size_t)acc->C);
     int ok = 1;
     cJSON_ArrayForEach(p, preds) {
         const cJSON *s = get(p, "scores"), *l = get(p, "labels"), *v;
@@ -321,16 +340,14 @@ static int add_predictions(const cJSON *preds, eval_acc *acc) {
         if (!ok) break;
         int c = 0;
         cJSON_ArrayForEach(v, s) scores[c++] = (float)v->valuedouble;
-        memset(pos, 0, (size_t)acc->C);
-        cJSON_ArrayForEach(v, l) {
-            if (!cJSON_IsNumber(v) || v->valueint < 0 || v->valueint >= acc->C) ok = 0;
-            else pos[v->valueint] = 1;
-        }
+        memset(truth, EVAL_NEGATIVE, (size_t)acc->C);
+        ok = read_truth(l, acc->C, EVAL_POSITIVE, truth) &&
+             read_truth(get(p, "difficult"), acc->C, EVAL_DIFFICULT, truth);
         if (!ok) break;
-        eval_acc_predict(acc, as_int(p, "index"), get(p, "image")->valuestring, scores, pos);
+        eval_acc_predict(acc, as_int(p, "index"), get(p, "image")->valuestring, scores, truth);
     }
     free(scores);
-    free(pos);
+    free(truth);
     return ok;
 }
 

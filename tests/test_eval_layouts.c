@@ -1,0 +1,481 @@
+/* eval's published dataset layouts, on tiny trees built here at run time
+ * from two ../shared/data/voc14 images (scaled down, so the test is fast):
+ * VOC 2012 against the same images through the generic layout; Context,
+ * Cityscapes and COCO-Stuff against the label mapping their protocols
+ * define; VOC 2007, COCO JSON and CSV multi-labels (difficult labels,
+ * shard + merge, class order); and the layouts' usage errors. Works with
+ * the tiny golden model: the scores mean nothing, the bookkeeping does. */
+#include "clip_surgery.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <jpeglib.h> /* after stdio.h, which it needs */
+#include <png.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include "base/fileio.h"
+#include "golden.h"
+#include "test.h"
+
+#define W 64
+#define H 48
+#define DOUBLE_TOL 1e-13
+
+static char g_tmp[256], g_model[4096], g_classes_dir[1024];
+static cs_image g_img[2];    /* two voc14 photos at W x H */
+static uint8_t g_mask[2][W * H];
+
+static const char *tmp_path(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static const char *tmp_path(const char *fmt, ...) {
+    static char buf[8][1024];
+    static int slot;
+    slot = (slot + 1) % 8;
+    int n = snprintf(buf[slot], sizeof buf[slot], "%s/", g_tmp);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf[slot] + n, sizeof buf[slot] - (size_t)n, fmt, ap);
+    va_end(ap);
+    return buf[slot];
+}
+
+static int run_tool(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int run_tool(const char *fmt, ...) {
+    char args[8192], cmd[16384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>'%s/stderr.txt' >/dev/null", getenv("CS_TOOL"), args, g_tmp);
+    int status = system(cmd);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void make_dirs(const char *rel) { CHECK_OK(cs_mkdirs(tmp_path("%s", rel))); }
+
+static void write_text(const char *rel, const char *text) {
+    FILE *f = fopen(tmp_path("%s", rel), "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs(text, f);
+    fclose(f);
+}
+
+static cJSON *read_json(const char *path) {
+    char *text;
+    size_t len;
+    if (cs_read_file(path, 0, &text, &len) != CS_OK) return NULL;
+    cJSON *j = cJSON_Parse(text);
+    cs_free(text);
+    return j;
+}
+
+static const cJSON *get(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
+
+static void write_jpeg(const char *path, const cs_image *img) {
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    if (!f) return;
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr err;
+    c.err = jpeg_std_error(&err);
+    jpeg_create_compress(&c);
+    jpeg_stdio_dest(&c, f);
+    c.image_width = (JDIMENSION)img->width;
+    c.image_height = (JDIMENSION)img->height;
+    c.input_components = 3;
+    c.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, 95, TRUE);
+    jpeg_start_compress(&c, TRUE);
+    for (int y = 0; y < img->height; y++) {
+        JSAMPROW row = img->rgb + (size_t)y * img->width * 3;
+        jpeg_write_scanlines(&c, &row, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    fclose(f);
+}
+
+/* An 8-bit palette PNG whose indices are the labels, as VOC's masks are. */
+static void write_palette_png(const char *path, const uint8_t *labels) {
+    FILE *f = fopen(path, "wb");
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    CHECK(f && png && info);
+    if (!f || !png || !info || setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        if (f) fclose(f);
+        return;
+    }
+    png_color palette[256];
+    for (int i = 0; i < 256; i++) palette[i] = (png_color){(png_byte)(i * 37), (png_byte)(i * 91), (png_byte)i};
+    png_init_io(png, f);
+    png_set_IHDR(png, info, W, H, 8, PNG_COLOR_TYPE_PALETTE, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    png_set_PLTE(png, info, palette, 256);
+    png_write_info(png, info);
+    for (int y = 0; y < H; y++) png_write_row(png, labels + (size_t)y * W);
+    png_write_end(png, info);
+    png_destroy_write_struct(&png, &info);
+    fclose(f);
+}
+
+/* voc14 images 0 and 114, resized to W x H; their masks by nearest neighbour. */
+static void load_sources(void) {
+    const char *ids[2] = {"0", "114"};
+    for (int i = 0; i < 2; i++) {
+        char path[1024];
+        cs_image full;
+        snprintf(path, sizeof path, "%s/%s_image.png", golden_path("data/voc14/images"), ids[i]);
+        CHECK_OK(cs_image_load(path, NULL, &full));
+        CHECK_OK(cs_image_resize(&full, W, H, &g_img[i]));
+        cs_image_free(&full);
+        int mw, mh;
+        uint8_t *m = NULL;
+        snprintf(path, sizeof path, "%s/%s_mask.png", golden_path("data/voc14/masks"), ids[i]);
+        CHECK_OK(cs_label_png_load(path, &mw, &mh, &m));
+        for (int y = 0; m && y < H; y++)
+            for (int x = 0; x < W; x++) g_mask[i][y * W + x] = m[(size_t)(y * mh / H) * mw + x * mw / W];
+        cs_free(m);
+    }
+}
+
+/* The report's confusion matrix (and unknown-label pixels) equal those of
+ * the saved predictions against the expected labels of each image. */
+static void check_confusion(const char *report, int C, const char *const *preds, uint8_t (*expected)[W * H],
+                            int n) {
+    int64_t *conf = calloc((size_t)C * C, sizeof *conf), unknown = 0;
+    for (int i = 0; i < n; i++) {
+        int w = 0, h = 0;
+        uint8_t *p = NULL;
+        CHECK_OK(cs_label_png_load(preds[i], &w, &h, &p));
+        if (p && w == W && h == H) CHECK_OK(cs_confusion_add(conf, C, expected[i], p, W * H, 255, &unknown));
+        cs_free(p);
+    }
+    cJSON *r = read_json(report);
+    CHECK_MSG(r != NULL, "%s", report);
+    const cJSON *row, *v;
+    int k = 0, same = cJSON_GetArraySize(get(r, "confusion")) == C;
+    cJSON_ArrayForEach(row, get(r, "confusion")) cJSON_ArrayForEach(v, row) same &= k < C * C && (int64_t)v->valuedouble == conf[k++];
+    CHECK_MSG(same && k == C * C, "%s: the confusion matrix is not the expected labels'", report);
+    CHECK(cJSON_GetNumberValue(get(r, "unknown_label_pixels")) == (double)unknown);
+    CHECK(cJSON_GetNumberValue(get(get(r, "images"), "evaluated")) == n);
+    cJSON_Delete(r);
+    free(conf);
+}
+
+/* VOC 2012: eval on the layout equals eval on its folders as the generic
+ * layout; --split picks the list. */
+static void test_voc(void) {
+    make_dirs("voc/JPEGImages");
+    make_dirs("voc/SegmentationClass");
+    make_dirs("voc/ImageSets/Segmentation");
+    const char *ids[2] = {"2007_000032", "2007_000039"};
+    for (int i = 0; i < 2; i++) {
+        write_jpeg(tmp_path("voc/JPEGImages/%s.jpg", ids[i]), &g_img[i]);
+        write_palette_png(tmp_path("voc/SegmentationClass/%s.png", ids[i]), g_mask[i]);
+    }
+    write_text("voc/ImageSets/Segmentation/val.txt", "2007_000032\n2007_000039\n");
+    write_text("voc/ImageSets/Segmentation/train.txt", "2007_000039\n");
+    char cls[2048];
+    snprintf(cls, sizeof cls, "--class-list '%s/voc21.txt'", g_classes_dir);
+    CHECK(run_tool("eval %s %s --dataset voc:'%s' --report '%s'", g_model, cls, tmp_path("voc"),
+                   tmp_path("voc.json")) == 0);
+    CHECK(run_tool("eval %s %s --images '%s' --masks '%s' --report '%s'", g_model, cls, tmp_path("voc/JPEGImages"),
+                   tmp_path("voc/SegmentationClass"), tmp_path("generic.json")) == 0);
+    cJSON *a = read_json(tmp_path("voc.json")), *b = read_json(tmp_path("generic.json"));
+    const char *keys[] = {"classes", "images", "skipped", "confusion", "per_class", "miou", "pixel_accuracy"};
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
+        CHECK_MSG(a && b && cJSON_Compare(get(a, keys[k]), get(b, keys[k]), 1), "voc: %s differs from generic", keys[k]);
+    CHECK(a && cJSON_GetNumberValue(get(get(a, "images"), "evaluated")) == 2);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    CHECK(run_tool("eval %s %s --dataset voc:'%s' --split train --report '%s'", g_model, cls, tmp_path("voc"),
+                   tmp_path("voc_train.json")) == 0);
+    a = read_json(tmp_path("voc_train.json"));
+    CHECK(a && cJSON_GetNumberValue(get(get(a, "images"), "listed")) == 1);
+    cJSON_Delete(a);
+    CHECK(run_tool("eval %s %s --dataset voc:'%s' --split test", g_model, cls, tmp_path("voc")) == 2);
+}
+
+/* C class embeddings: the golden class embeddings' rows over and over
+ * (encoding 171 class names would cost seconds; the names do not matter here). */
+static const char *class_embeddings(int C) {
+    const char *path = tmp_path("classes_%d.npy", C);
+    cs_array rows;
+    golden_load("tiny-vit/text_ensemble.npy", &rows);
+    int64_t shape[2] = {C, rows.shape[1]}, D = rows.shape[1];
+    float *emb = malloc(sizeof(float) * (size_t)(C * D));
+    for (int c = 0; c < C; c++) memcpy(emb + c * D, (float *)rows.data + (c % rows.shape[0]) * D, sizeof(float) * D);
+    CHECK_OK(cs_npy_write(path, CS_DT_F32, 2, shape, emb));
+    free(emb);
+    cs_array_free(&rows);
+    return path;
+}
+
+/* A segmentation layout: eval with --save-predictions, then the confusion
+ * matrix against the labels the protocol defines. */
+static void run_seg_layout(const char *spec, int C, const char *const *preds, uint8_t (*expected)[W * H], int n,
+                           int skipped) {
+    const char *report = tmp_path("seg_%d.json", C);
+    CHECK_MSG(run_tool("eval %s --class-embeddings '%s' --dataset %s --save-predictions '%s' --report '%s'",
+                       g_model, class_embeddings(C), spec, tmp_path("pred"), report) == 0, "eval --dataset %s", spec);
+    const char *paths[2];
+    for (int i = 0; i < n; i++) paths[i] = tmp_path("pred/%s", preds[i]);
+    check_confusion(report, C, paths, expected, n);
+    cJSON *r = read_json(report);
+    CHECK(r && cJSON_GetNumberValue(get(get(r, "images"), "skipped")) == skipped);
+    cJSON_Delete(r);
+}
+
+/* Context: 0 (background) is ignored, k is class k-1, 255 stays void;
+ * values past 59 count as unknown. */
+static void test_context(void) {
+    make_dirs("context/JPEGImages");
+    make_dirs("context/SegmentationClassContext");
+    make_dirs("context/ImageSets/SegmentationContext");
+    uint8_t stored[W * H], expected[1][W * H];
+    for (int i = 0; i < W * H; i++) {
+        stored[i] = i < W ? 255 : (uint8_t)((i % W + 3 * (i / W)) % 62);
+        expected[0][i] = stored[i] == 0 || stored[i] == 255 ? 255 : stored[i] - 1;
+    }
+    write_jpeg(tmp_path("context/JPEGImages/2008_000002.jpg"), &g_img[0]);
+    CHECK_OK(cs_png_write(tmp_path("context/SegmentationClassContext/2008_000002.png"), W, H, 1, stored));
+    write_text("context/ImageSets/SegmentationContext/val.txt", "2008_000002\n");
+    const char *preds[] = {"2008_000002.png"};
+    char spec[1200];
+    snprintf(spec, sizeof spec, "context:'%s'", tmp_path("context"));
+    run_seg_layout(spec, 59, preds, expected, 1, 0);
+}
+
+/* Cityscapes: labelIds to train ids by the dataset's table (index: labelId,
+ * 0..33), every other id ignored; a city's image without its mask is skipped. */
+static void test_cityscapes(void) {
+    static const uint8_t train_id[34] = {255, 255, 255, 255, 255, 255, 255, 0,   1,   255, 255, 2,
+                                         3,   4,   255, 255, 255, 5,   255, 6,   7,   8,   9,   10,
+                                         11,  12,  13,  14,  15,  255, 255, 16,  17,  18};
+    const char *city[2] = {"aachen", "bonn"}, *stem[2] = {"aachen_000000_000019", "bonn_000001_000019"};
+    uint8_t stored[W * H], expected[2][W * H];
+    for (int i = 0; i < 2; i++) {
+        for (int p = 0; p < W * H; p++) {
+            stored[p] = (uint8_t)((p % W + 2 * (p / W) + 17 * i) % 36);
+            expected[i][p] = stored[p] < 34 ? train_id[stored[p]] : 255;
+        }
+        CHECK_OK(cs_mkdirs(tmp_path("cityscapes/leftImg8bit/val/%s", city[i])));
+        CHECK_OK(cs_mkdirs(tmp_path("cityscapes/gtFine/val/%s", city[i])));
+        CHECK_OK(cs_png_write(tmp_path("cityscapes/leftImg8bit/val/%s/%s_leftImg8bit.png", city[i], stem[i]), W, H, 3,
+                              g_img[i].rgb));
+        CHECK_OK(cs_png_write(tmp_path("cityscapes/gtFine/val/%s/%s_gtFine_labelIds.png", city[i], stem[i]), W, H, 1,
+                              stored));
+    }
+    CHECK_OK(cs_png_write(tmp_path("cityscapes/leftImg8bit/val/bonn/bonn_000002_000019_leftImg8bit.png"), W, H, 3,
+                          g_img[0].rgb));
+    const char *preds[] = {"aachen_000000_000019_leftImg8bit.png", "bonn_000001_000019_leftImg8bit.png"};
+    char spec[1200];
+    snprintf(spec, sizeof spec, "cityscapes:'%s'", tmp_path("cityscapes"));
+    run_seg_layout(spec, 19, preds, expected, 2, 1);
+}
+
+/* COCO-Stuff 164k: train ids as stored (255 void, 171.. unknown). */
+static void test_cocostuff(void) {
+    make_dirs("cocostuff/images/val2017");
+    make_dirs("cocostuff/annotations/val2017");
+    uint8_t expected[1][W * H];
+    for (int p = 0; p < W * H; p++) expected[0][p] = p < W ? 255 : (uint8_t)((p % W + 5 * (p / W)) % 180);
+    write_jpeg(tmp_path("cocostuff/images/val2017/000000000139.jpg"), &g_img[1]);
+    CHECK_OK(cs_png_write(tmp_path("cocostuff/annotations/val2017/000000000139_labelTrainIds.png"), W, H, 1,
+                          expected[0]));
+    const char *preds[] = {"000000000139.png"};
+    char spec[1200];
+    snprintf(spec, sizeof spec, "cocostuff:'%s'", tmp_path("cocostuff"));
+    run_seg_layout(spec, 171, preds, expected, 1, 0);
+}
+
+/* ------------------------------------------------------------ multi-label */
+
+/* Class indices of a JSON array, as a string "0,2". */
+static const char *indices(const cJSON *arr) {
+    static char buf[4][256];
+    static int slot;
+    slot = (slot + 1) % 4;
+    buf[slot][0] = '\0';
+    const cJSON *v;
+    cJSON_ArrayForEach(v, arr) {
+        size_t n = strlen(buf[slot]);
+        snprintf(buf[slot] + n, sizeof buf[slot] - n, "%s%d", n ? "," : "", v->valueint);
+    }
+    return buf[slot];
+}
+
+static const cJSON *prediction(const cJSON *report, int i) { return cJSON_GetArrayItem(get(report, "predictions"), i); }
+
+/* Per-class APs of the report equal a recomputation from its predictions
+ * with difficult labels left out. */
+static void check_ap(const cJSON *r) {
+    int C = cJSON_GetArraySize(get(r, "classes")), n = cJSON_GetArraySize(get(r, "predictions"));
+    for (int c = 0; c < C; c++) {
+        float col[8];
+        uint8_t pos[8];
+        int m = 0;
+        for (int i = 0; i < n && m < 8; i++) {
+            const cJSON *p = prediction(r, i), *v;
+            int label = 0, difficult = 0;
+            cJSON_ArrayForEach(v, get(p, "labels")) label |= v->valueint == c;
+            cJSON_ArrayForEach(v, get(p, "difficult")) difficult |= v->valueint == c;
+            if (difficult) continue;
+            col[m] = (float)cJSON_GetArrayItem(get(p, "scores"), c)->valuedouble;
+            pos[m++] = (uint8_t)label;
+        }
+        double ap;
+        CHECK_OK(cs_average_precision(col, pos, m, &ap));
+        const cJSON *got = get(cJSON_GetArrayItem(get(r, "per_class"), c), "ap");
+        CHECK_MSG(isnan(ap) ? cJSON_IsNull(got) : fabs(cJSON_GetNumberValue(got) - ap) <= DOUBLE_TOL, "class %d", c);
+    }
+}
+
+static void make_voc07(void) {
+    make_dirs("voc07/JPEGImages");
+    make_dirs("voc07/ImageSets/Main");
+    for (int i = 0; i < 3; i++) write_jpeg(tmp_path("voc07/JPEGImages/00000%d.jpg", i + 1), &g_img[i % 2]);
+    write_text("voc07/ImageSets/Main/test.txt", "000001\n000002\n000003\n");
+    write_text("voc07/ImageSets/Main/aeroplane_test.txt", "000001  1\n000002 -1\n000003  0\n");
+    write_text("voc07/ImageSets/Main/bird_test.txt", "000001 -1\n000002  1\n000003 -1\n");
+    write_text("voc07/ImageSets/Main/person_test.txt", "000001  0\n000002  1\n000003  1\n");
+    write_text("voc07/ImageSets/Main/aeroplane_trainval.txt", "000004  1\n");
+}
+
+/* VOC 2007: 1 positive, 0 difficult (left out of the AP), -1 negative;
+ * classes named by the files, or matched into a class list by name;
+ * shards merge into the same report, difficult labels included. */
+static void test_voc07(void) {
+    make_voc07();
+    char base[4096];
+    snprintf(base, sizeof base, "eval %s --task multilabel --dataset voc07:'%s'", g_model, tmp_path("voc07"));
+    CHECK(run_tool("%s --report '%s'", base, tmp_path("voc07.json")) == 0);
+    cJSON *r = read_json(tmp_path("voc07.json"));
+    CHECK(r && cJSON_GetArraySize(get(r, "classes")) == 3 &&
+          !strcmp(cJSON_GetArrayItem(get(r, "classes"), 2)->valuestring, "person"));
+    CHECK(r && !strcmp(indices(get(prediction(r, 0), "labels")), "0") &&
+          !strcmp(indices(get(prediction(r, 0), "difficult")), "2"));
+    CHECK(r && !strcmp(indices(get(prediction(r, 1), "labels")), "1,2") && !get(prediction(r, 1), "difficult"));
+    CHECK(r && !strcmp(indices(get(prediction(r, 2), "labels")), "2") &&
+          !strcmp(indices(get(prediction(r, 2), "difficult")), "0"));
+    if (r) check_ap(r);
+    for (int k = 0; k < 2; k++)
+        CHECK(run_tool("%s --shard %d/2 --report '%s'", base, k, tmp_path("voc07_part%d.json", k)) == 0);
+    CHECK(run_tool("eval --merge '%s' '%s' --report '%s'", tmp_path("voc07_part1.json"), tmp_path("voc07_part0.json"),
+                   tmp_path("voc07_merged.json")) == 0);
+    cJSON *merged = read_json(tmp_path("voc07_merged.json"));
+    CHECK_MSG(r && merged && cJSON_Compare(r, merged, 1), "voc07: shard + merge differs");
+    cJSON_Delete(merged);
+    cJSON_Delete(r);
+    CHECK(run_tool("%s --class-list '%s/voc21.txt' --report '%s'", base, g_classes_dir, tmp_path("voc07_21.json")) == 0);
+    r = read_json(tmp_path("voc07_21.json"));
+    CHECK(r && cJSON_GetArraySize(get(r, "classes")) == 21 &&
+          !strcmp(indices(get(prediction(r, 1), "labels")), "3,15") &&
+          !strcmp(indices(get(prediction(r, 0), "difficult")), "15"));
+    if (r) check_ap(r);
+    cJSON_Delete(r);
+}
+
+/* COCO: categories in id order, images in file-name order, labels from the
+ * annotations; a CSV of the same labels gives the same predictions. */
+static void test_coco_and_csv(void) {
+    make_dirs("coco/images");
+    const char *files[3] = {"a.jpg", "b.jpg", "c.jpg"};
+    for (int i = 0; i < 3; i++) write_jpeg(tmp_path("coco/images/%s", files[i]), &g_img[i % 2]);
+    write_text("coco/ann.json",
+               "{\"images\": [{\"id\": 42, \"file_name\": \"b.jpg\"}, {\"id\": 7, \"file_name\": \"a.jpg\"},"
+               " {\"id\": 9, \"file_name\": \"c.jpg\"}],"
+               " \"categories\": [{\"id\": 3, \"name\": \"car\"}, {\"id\": 1, \"name\": \"person\"},"
+               " {\"id\": 2, \"name\": \"bicycle\"}],"
+               " \"annotations\": [{\"image_id\": 7, \"category_id\": 1}, {\"image_id\": 7, \"category_id\": 3},"
+               " {\"image_id\": 7, \"category_id\": 1}, {\"image_id\": 42, \"category_id\": 2}]}");
+    CHECK(run_tool("eval %s --task multilabel --dataset coco:'%s' --images '%s' --report '%s'", g_model,
+                   tmp_path("coco/ann.json"), tmp_path("coco/images"), tmp_path("coco.json")) == 0);
+    cJSON *coco = read_json(tmp_path("coco.json"));
+    CHECK(coco && !strcmp(cJSON_GetArrayItem(get(coco, "classes"), 0)->valuestring, "person") &&
+          !strcmp(cJSON_GetArrayItem(get(coco, "classes"), 2)->valuestring, "car"));
+    CHECK(coco && !strcmp(cJSON_GetStringValue(get(prediction(coco, 0), "image")), "a.jpg"));
+    CHECK(coco && !strcmp(indices(get(prediction(coco, 0), "labels")), "0,2") &&
+          !strcmp(indices(get(prediction(coco, 1), "labels")), "1") &&
+          !strcmp(indices(get(prediction(coco, 2), "labels")), ""));
+    /* The same labels as a CSV with a header, in another image order. */
+    write_text("coco/labels.csv", "file,labels\nb.jpg, bicycle\n\na.jpg,person;car;person\nc.jpg,\n");
+    write_text("coco/classes.txt", "person\nbicycle\ncar\n");
+    CHECK(run_tool("eval %s --task multilabel --dataset csv:'%s' --images '%s' --class-list '%s' --report '%s'",
+                   g_model, tmp_path("coco/labels.csv"), tmp_path("coco/images"), tmp_path("coco/classes.txt"),
+                   tmp_path("csv.json")) == 0);
+    cJSON *csv = read_json(tmp_path("csv.json"));
+    const int order[3] = {1, 0, 2}; /* the CSV's b, a, c in COCO's order */
+    for (int i = 0; i < 3; i++) {
+        const cJSON *a = prediction(coco, order[i]), *b = prediction(csv, i);
+        CHECK_MSG(a && b && cJSON_Compare(get(a, "image"), get(b, "image"), 1) &&
+                      cJSON_Compare(get(a, "scores"), get(b, "scores"), 1) &&
+                      cJSON_Compare(get(a, "labels"), get(b, "labels"), 1),
+                  "csv and coco differ on image %d", i);
+    }
+    cJSON_Delete(coco);
+    cJSON_Delete(csv);
+    /* No header, no class list, images beside the CSV: the classes are the
+     * labels as they come. */
+    write_text("coco/images/plain.csv", "\xEF\xBB\xBF" "a.jpg,car;person\nb.jpg,bicycle\n"); /* with a BOM */
+    CHECK(run_tool("eval %s --task multilabel --dataset csv:'%s' --report '%s'", g_model,
+                   tmp_path("coco/images/plain.csv"),
+                   tmp_path("plain.json")) == 0);
+    csv = read_json(tmp_path("plain.json"));
+    CHECK(csv && cJSON_GetArraySize(get(csv, "classes")) == 3 &&
+          !strcmp(cJSON_GetArrayItem(get(csv, "classes"), 2)->valuestring, "bicycle") &&
+          !strcmp(indices(get(prediction(csv, 0), "labels")), "0,1"));
+    cJSON_Delete(csv);
+}
+
+/* Layout mistakes: exit 2 with a message, before any image is read. */
+static void test_errors(void) {
+    char voc07[1200], coco[1200];
+    snprintf(voc07, sizeof voc07, "voc07:'%s'", tmp_path("voc07"));
+    snprintf(coco, sizeof coco, "coco:'%s'", tmp_path("coco/ann.json"));
+    CHECK(run_tool("eval %s --dataset %s", g_model, voc07) == 2); /* seg needs masks */
+    CHECK(run_tool("eval %s --task multilabel --dataset %s --labels '%s'", g_model, voc07,
+                   golden_path("data/voc14/labels.json")) == 2);
+    CHECK(run_tool("eval %s --task multilabel --dataset %s", g_model, coco) == 2); /* no --images */
+    CHECK(run_tool("eval %s --dataset voc:'%s' --images '%s'", g_model, tmp_path("voc"), tmp_path("voc")) == 2);
+    CHECK(run_tool("eval %s --dataset pascal:'%s'", g_model, tmp_path("voc")) == 2);
+    CHECK(run_tool("eval %s --dataset voc:'%s' --masks '%s'", g_model, tmp_path("voc"), tmp_path("voc")) == 2);
+    write_text("voc07/ImageSets/Main/cat_test.txt", "000001 5\n");
+    CHECK(run_tool("eval %s --task multilabel --dataset %s", g_model, voc07) == 2);
+    write_text("voc07/ImageSets/Main/cat_test.txt", "000009 1\n");
+    CHECK(run_tool("eval %s --task multilabel --dataset %s", g_model, voc07) == 2);
+    write_text("coco/bad.json", "{\"images\": [], \"categories\": [{\"id\": 1, \"name\": \"x\"}],"
+                                " \"annotations\": [{\"image_id\": 1, \"category_id\": 1}]}");
+    CHECK(run_tool("eval %s --task multilabel --dataset coco:'%s' --images '%s'", g_model, tmp_path("coco/bad.json"),
+                   tmp_path("coco")) == 2);
+}
+
+int main(void) {
+    golden_shared_dir();
+    if (!getenv("CS_TOOL")) {
+        fprintf(stderr, "CS_TOOL is not set (run through ctest)\n");
+        return 1;
+    }
+    snprintf(g_tmp, sizeof g_tmp, "/tmp/cs_layouts_XXXXXX");
+    if (!mkdtemp(g_tmp)) return 1;
+    const char *slash = strrchr(__FILE__, '/');
+    snprintf(g_classes_dir, sizeof g_classes_dir, "%.*s/../data/classes", slash ? (int)(slash - __FILE__) : 1,
+             slash ? __FILE__ : ".");
+    snprintf(g_model, sizeof g_model, "--model '%s' --vocab '%s' --templates none",
+             golden_path("golden/tiny-vit/model.safetensors"), golden_path("clip/bpe_simple_vocab_16e6.txt.gz"));
+    load_sources();
+    test_voc();
+    test_context();
+    test_cityscapes();
+    test_cocostuff();
+    test_voc07();
+    test_coco_and_csv();
+    test_errors();
+    for (int i = 0; i < 2; i++) cs_image_free(&g_img[i]);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_tmp);
+    return test_finish();
+}

@@ -1,0 +1,116 @@
+/* Segmentation datasets in their published layouts: PASCAL VOC 2012,
+ * PASCAL Context (mmsegmentation's layout), Cityscapes and COCO-Stuff 164k.
+ * Each lists images with their masks; Cityscapes and Context also map the
+ * stored mask values to the evaluated labels (255 = ignore). */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "base/fileio.h"
+#include "eval.h"
+
+/* Ids listed one per line in root/list; image root/images/<id>.jpg, mask
+ * root/masks/<id>.png. */
+static int load_listed(const char *root, const char *list, const char *images, const char *masks,
+                       eval_dataset *d) {
+    char *path = eval_path(root, list, "", ""), *text;
+    int rc = eval_read_text(path, &text);
+    free(path);
+    if (rc) return rc;
+    char *image_dir = eval_path(root, images, "", ""), *mask_dir = eval_path(root, masks, "", ""), *save = NULL;
+    for (char *id = strtok_r(text, " \t\r\n", &save); id; id = strtok_r(NULL, " \t\r\n", &save)) {
+        char *name = malloc(strlen(id) + 5);
+        sprintf(name, "%s.jpg", id);
+        eval_add_item(d, eval_path(image_dir, name, "", ""), eval_path(mask_dir, id, ".png", ""), name);
+    }
+    free(image_dir);
+    free(mask_dir);
+    cs_free(text);
+    d->has_masks = 1;
+    return 0;
+}
+
+/* voc:DIR (VOCdevkit/VOC2012): ImageSets/Segmentation/<split>.txt,
+ * JPEGImages/<id>.jpg, SegmentationClass/<id>.png (palette indices: 0
+ * background, 1..20 the classes, 255 void), evaluated as stored. */
+int eval_load_voc(const cli_args *a, const char *root, eval_dataset *d) {
+    const char *split = eval_split(a, "val");
+    char *list = eval_path("ImageSets", "Segmentation/", split, ".txt");
+    int rc = load_listed(root, list, "JPEGImages", "SegmentationClass", d);
+    free(list);
+    eval_set_spec(d, "voc", root, split);
+    return rc;
+}
+
+/* context:DIR (VOCdevkit/VOC2010 with the Detail API's masks, as
+ * mmsegmentation prepares it): ImageSets/SegmentationContext/<split>.txt,
+ * JPEGImages/<id>.jpg, SegmentationClassContext/<id>.png with 0 background
+ * and 1..59 the classes. The 59-class protocol leaves background out of the
+ * metric: 0 becomes ignore and k becomes class k-1 (mmsegmentation's
+ * reduce_zero_label, the setting SCLIP/NACLIP/CLIP Surgery numbers use). */
+int eval_load_context(const cli_args *a, const char *root, eval_dataset *d) {
+    const char *split = eval_split(a, "val");
+    char *list = eval_path("ImageSets", "SegmentationContext/", split, ".txt");
+    int rc = load_listed(root, list, "JPEGImages", "SegmentationClassContext", d);
+    free(list);
+    eval_set_spec(d, "context", root, split);
+    d->label_map = malloc(256);
+    d->label_map[0] = CS_IGNORE_LABEL;
+    for (int v = 1; v < 256; v++) d->label_map[v] = (uint8_t)(v == CS_IGNORE_LABEL ? v : v - 1);
+    return rc;
+}
+
+/* Cityscapes' labelIds of the 19 evaluated classes in train-id order (the
+ * dataset's published table, cityscapesScripts' labels.py); every other
+ * id is ignored. */
+static const uint8_t k_cityscapes_ids[19] = {7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33};
+
+/* cityscapes:DIR: leftImg8bit/<split>/<city>/<stem>_leftImg8bit.png with
+ * gtFine/<split>/<city>/<stem>_gtFine_labelIds.png, labelIds mapped to the
+ * 19 train ids. Cities and files in name order. */
+int eval_load_cityscapes(const cli_args *a, const char *root, eval_dataset *d) {
+    const char *split = eval_split(a, "val");
+    char *images = eval_path(root, "leftImg8bit/", split, ""), *masks = eval_path(root, "gtFine/", split, "");
+    struct dirent **cities;
+    int n = scandir(images, &cities, NULL, alphasort), rc = 0;
+    if (n < 0) {
+        cli_error("%s: cannot read the folder (cityscapes:DIR holds leftImg8bit/ and gtFine/)", images);
+        rc = CLI_EXIT_USAGE;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *city = cities[i]->d_name;
+        char *in = eval_path(images, city, "", ""), *gt = eval_path(masks, city, "", "");
+        struct stat st;
+        if (!rc && city[0] != '.' && stat(in, &st) == 0 && S_ISDIR(st.st_mode))
+            rc = eval_scan_folder(d, in, "_leftImg8bit", gt, "_gtFine_labelIds");
+        free(in);
+        free(gt);
+        free(cities[i]);
+    }
+    if (n >= 0) free(cities);
+    free(images);
+    free(masks);
+    eval_set_spec(d, "cityscapes", root, split);
+    d->has_masks = 1;
+    d->label_map = malloc(256);
+    memset(d->label_map, CS_IGNORE_LABEL, 256);
+    for (int t = 0; t < 19; t++) d->label_map[k_cityscapes_ids[t]] = (uint8_t)t;
+    return rc;
+}
+
+/* cocostuff:DIR (COCO-Stuff 164k as mmsegmentation prepares it):
+ * images/<split>2017/<stem>.jpg with annotations/<split>2017/<stem>_labelTrainIds.png
+ * (0..170 the 171 classes, 255 unlabeled), evaluated as stored. */
+int eval_load_cocostuff(const cli_args *a, const char *root, eval_dataset *d) {
+    const char *split = eval_split(a, "val");
+    size_t n = strlen(split);
+    const char *year = n >= 4 && !strcmp(split + n - 4, "2017") ? "" : "2017"; /* val or val2017 */
+    char *images = eval_path(root, "images/", split, year), *masks = eval_path(root, "annotations/", split, year);
+    int rc = eval_scan_folder(d, images, "", masks, "_labelTrainIds");
+    free(images);
+    free(masks);
+    eval_set_spec(d, "cocostuff", root, split);
+    d->has_masks = 1;
+    return rc;
+}
