@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "../base/base.h"
+#include "../base/fileio.h"
 #include "image.h"
 
 typedef struct png_job {
@@ -22,7 +23,9 @@ typedef struct png_job {
     png_infop info;
     png_bytepp rows;
     char message[256];
-    cs_image image;
+    int labels;        /* read raw 8-bit samples / palette indices, one channel */
+    int width, height;
+    uint8_t *pixels;   /* [height, width, 3], or [height, width] with labels */
 } png_job;
 
 static void on_png_error(png_structp png, png_const_charp msg) {
@@ -71,20 +74,29 @@ static cs_status png_run(png_job *job) {
     png_set_crc_action(job->png, PNG_CRC_ERROR_QUIT, PNG_CRC_ERROR_QUIT);
     png_read_info(job->png, job->info);
     png_uint_32 width, height;
-    int bit_depth, color_type;
+    int bit_depth, color_type, channels = job->labels ? 1 : 3;
     png_get_IHDR(job->png, job->info, &width, &height, &bit_depth, &color_type, NULL, NULL, NULL);
     if (job->orientation) *job->orientation = exif_orientation_of(job);
-    request_rgb8(job->png, bit_depth, color_type);
+    if (job->labels) {
+        if ((color_type != PNG_COLOR_TYPE_GRAY && color_type != PNG_COLOR_TYPE_PALETTE) || bit_depth > 8)
+            return cs_fail(CS_ERR_UNSUPPORTED, "%s: a label mask must be an 8-bit grayscale or palette "
+                           "PNG (colour type %d, %d bits)", job->name, color_type, bit_depth);
+        /* Samples below 8 bits: one byte each, the value unscaled. */
+        if (bit_depth < 8) png_set_packing(job->png);
+        png_set_interlace_handling(job->png);
+    } else {
+        request_rgb8(job->png, bit_depth, color_type);
+    }
     png_read_update_info(job->png, job->info);
-    if (png_get_rowbytes(job->png, job->info) != (size_t)width * 3)
+    if (png_get_rowbytes(job->png, job->info) != (size_t)width * channels)
         return cs_fail(CS_ERR_UNSUPPORTED, "%s: PNG layout (colour type %d, %d bits) not handled",
                        job->name, color_type, bit_depth);
-    job->image.width = (int)width;
-    job->image.height = (int)height;
-    job->image.rgb = cs_alloc((size_t)width * height, 3);
+    job->width = (int)width;
+    job->height = (int)height;
+    job->pixels = cs_alloc((size_t)width * height, (size_t)channels);
     job->rows = cs_alloc(height, sizeof(png_bytep));
-    if (!job->image.rgb || !job->rows) return CS_ERR_NOMEM;
-    for (png_uint_32 y = 0; y < height; y++) job->rows[y] = job->image.rgb + (size_t)y * width * 3;
+    if (!job->pixels || !job->rows) return CS_ERR_NOMEM;
+    for (png_uint_32 y = 0; y < height; y++) job->rows[y] = job->pixels + (size_t)y * width * channels;
     png_read_image(job->png, job->rows);
     return CS_OK;
 }
@@ -99,28 +111,51 @@ static cs_status check_header_size(const char *name, const uint8_t *buf, size_t 
     return cs_image_check_size(name, width, height, max_pixels);
 }
 
+/* Decode into job->pixels (RGB, or labels when job->labels is set). */
+static cs_status png_decode(png_job *job) {
+    cs_status s = check_header_size(job->name, job->buf, job->len, job->max_pixels);
+    if (s != CS_OK) return s;
+    job->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, job, on_png_error, on_png_warning);
+    if (job->png) job->info = png_create_info_struct(job->png);
+    s = job->info ? png_run(job) : cs_fail(CS_ERR_NOMEM, "%s: cannot set up libpng", job->name);
+    png_destroy_read_struct(job->png ? &job->png : NULL, job->info ? &job->info : NULL, NULL);
+    cs_free(job->rows);
+    if (s != CS_OK) {
+        cs_free(job->pixels);
+        job->pixels = NULL;
+    }
+    return s;
+}
+
 cs_status cs_png_decode(const char *name, const uint8_t *buf, size_t len, int64_t max_pixels,
                         cs_image *out, int *orientation) {
     memset(out, 0, sizeof *out);
-    png_job job;
-    memset(&job, 0, sizeof job);
-    job.name = name;
-    job.buf = buf;
-    job.len = len;
-    job.max_pixels = max_pixels;
-    job.orientation = orientation;
     if (orientation) *orientation = 1;
-    cs_status s = check_header_size(name, buf, len, max_pixels);
+    png_job job = {.name = name, .buf = buf, .len = len, .max_pixels = max_pixels,
+                   .orientation = orientation};
+    cs_status s = png_decode(&job);
+    if (s == CS_OK) *out = (cs_image){job.width, job.height, job.pixels};
+    return s;
+}
+
+cs_status cs_label_png_load(const char *path, int *width, int *height, uint8_t **labels) {
+    *labels = NULL;
+    *width = *height = 0;
+    char *data;
+    size_t len;
+    cs_status s = cs_read_file(path, 0, &data, &len);
     if (s != CS_OK) return s;
-    job.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &job, on_png_error, on_png_warning);
-    if (job.png) job.info = png_create_info_struct(job.png);
-    s = job.info ? png_run(&job) : cs_fail(CS_ERR_NOMEM, "%s: cannot set up libpng", name);
-    png_destroy_read_struct(job.png ? &job.png : NULL, job.info ? &job.info : NULL, NULL);
-    cs_free(job.rows);
-    if (s != CS_OK) {
-        cs_free(job.image.rgb);
-        return s;
+    png_job job = {.name = path, .buf = (const uint8_t *)data, .len = len,
+                   .max_pixels = CS_IMAGE_DEFAULT_MAX_PIXELS, .labels = 1};
+    if (len < 8 || png_sig_cmp((png_const_bytep)data, 0, 8))
+        s = cs_fail(CS_ERR_FORMAT, "%s: not a PNG file", path);
+    else
+        s = png_decode(&job);
+    cs_free(data);
+    if (s == CS_OK) {
+        *labels = job.pixels;
+        *width = job.width;
+        *height = job.height;
     }
-    *out = job.image;
-    return CS_OK;
+    return s;
 }
