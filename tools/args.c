@@ -79,7 +79,7 @@ int cli_parse(cli_args *a, const cli_option *opts, int n_opts, const char *usage
         a->values[k][a->counts[k]++] = value;
     }
     cli_set_quiet(cli_has(a, "quiet"));
-    return 0;
+    return cli_set_image_options(a) ? 1 : 0;
 }
 
 static int index_of(const cli_args *a, const char *name) {

@@ -28,6 +28,9 @@ typedef struct cli_option {
     {"rn-normalize-v", NULL, "ResNet: the authors' optional normalized-v attention, x8 scale "       \
                              "(default off, as their code runs)", 0}
 
+#define CLI_OPTS_IMAGE                                                                              \
+    {"exif-rotate", NULL, "turn images upright by their EXIF orientation (the reference does not)", 0}, \
+    {"max-megapixels", "N", "refuse images larger than this (default 100)", 0}
 #define CLI_OPTS_QUIET \
     {"quiet", NULL, "no progress lines or notes on stderr (errors are still printed)", 0}
 

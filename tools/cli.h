@@ -98,6 +98,10 @@ void cli_class_set_free(cli_class_set *cs);
 /* --quiet, for the whole process (cli_parse sets it when a command has the
  * option); notes and progress lines go through cli_note. */
 void cli_set_quiet(int quiet);
+/* Image decoding options from --exif-rotate and --max-megapixels (set by cli_parse). */
+const cs_image_options *cli_image_options(void);
+struct cli_args;
+int cli_set_image_options(const struct cli_args *a);
 int cli_quiet(void);
 /* A note or progress line on stderr (a newline added), unless --quiet. */
 void cli_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

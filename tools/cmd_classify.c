@@ -13,6 +13,7 @@ static const cli_option k_options[] = {
     {"method", "NAME", "surgery (default) | clip | both", 0},
     {"res", "R", "input resolution (default: the model's native one)", 0},
     CLI_OPTS_MODEL,
+    CLI_OPTS_IMAGE,
     CLI_OPTS_QUIET,
     CLI_OPTS_TEXT,
     CLI_OPTS_SURGERY,
@@ -35,7 +36,7 @@ static int classify(const cli_args *a, cs_model *m, const seg_classes *sc, int w
     int R;
     if (!cli_int(a, "res", cs_model_config(m)->image_resolution, 16, 4096, &R)) return CLI_EXIT_USAGE;
     cs_image img = {0};
-    cs_status s = cs_image_load(cli_get(a, "image"), NULL, &img);
+    cs_status s = cs_image_load(cli_get(a, "image"), cli_image_options(), &img);
     if (s != CS_OK) return cli_fail(s);
     float *surgery = malloc(sizeof(float) * sc->C), *clip = malloc(sizeof(float) * sc->C);
     int rc = want_surgery ? seg_classify(m, 1, R, sc, &img, surgery) : 0;

@@ -36,6 +36,7 @@ static const cli_option k_options[] = {
     {"report", "FILE", "write the report as JSON", 0},
     {"save-predictions", "DIR", "seg: write each image's class-index PNG into DIR", 0},
     CLI_OPTS_MODEL,
+    CLI_OPTS_IMAGE,
     CLI_OPTS_QUIET,
     CLI_OPTS_QUIET,
     CLI_OPTS_TEXT,
@@ -121,7 +122,7 @@ static cJSON *settings_json(const cli_args *a, const eval_run *r, const eval_dat
 static int load_pair(const eval_dataset *d, const eval_item *it, int need_mask, cs_image *img, uint8_t **mask,
                      char *why, size_t n) {
     *mask = NULL;
-    if (cs_image_load(it->image, NULL, img) != CS_OK) {
+    if (cs_image_load(it->image, cli_image_options(), img) != CS_OK) {
         snprintf(why, n, "image: %s", cs_last_error());
         return 0;
     }

@@ -21,6 +21,7 @@ static const cli_option k_options[] = {
     {"npy", NULL, "also write pixels, image_tokens, class_embeddings, similarity, maps (.npy)", 0},
     {"output", "DIR", "output folder (-o)", 0},
     CLI_OPTS_MODEL,
+    CLI_OPTS_IMAGE,
     CLI_OPTS_TEXT,
     CLI_OPTS_SURGERY,
     CLI_OPTS_QUIET,

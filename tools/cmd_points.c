@@ -22,6 +22,7 @@ static const cli_option k_options[] = {
     {"npy", NULL, "also write points_K.npy (int32 [2n, 2]) and labels_K.npy (uint8 [2n]) into -o DIR", 0},
     {"output", "DIR", "output folder (-o): NAME_points.png per target, the points on the image", 0},
     CLI_OPTS_MODEL,
+    CLI_OPTS_IMAGE,
     CLI_OPTS_TEXT,
     CLI_OPTS_SURGERY,
     CLI_OPTS_QUIET,

@@ -24,6 +24,7 @@ static const cli_option k_options[] = {
     {"overlay", "FILE.png", "also write the colours blended over the image", 0},
     {"output", "FILE.png", "class-index PNG (-o): pixel value = class index in LIST", 0},
     CLI_OPTS_MODEL,
+    CLI_OPTS_IMAGE,
     CLI_OPTS_QUIET,
     CLI_OPTS_TEXT,
     CLI_OPTS_SURGERY,
@@ -63,7 +64,7 @@ static int write_overlay(const char *path, const uint8_t *labels, const cs_image
 
 static int segment_image(const cli_args *a, cs_model *m, const seg_settings *st, const seg_classes *sc) {
     cs_image img = {0};
-    cs_status s = cs_image_load(cli_get(a, "image"), NULL, &img);
+    cs_status s = cs_image_load(cli_get(a, "image"), cli_image_options(), &img);
     if (s != CS_OK) return cli_fail(s);
     uint8_t *labels = malloc((size_t)img.width * img.height);
     int rc = seg_predict(m, st, sc, &img, labels);

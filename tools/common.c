@@ -142,6 +142,18 @@ void cli_set_quiet(int quiet) { g_quiet = quiet; }
 
 int cli_quiet(void) { return g_quiet; }
 
+static cs_image_options g_image_options;
+
+const cs_image_options *cli_image_options(void) { return &g_image_options; }
+
+int cli_set_image_options(const cli_args *a) {
+    int mp;
+    if (!cli_int(a, "max-megapixels", 100, 1, 100000, &mp)) return CLI_EXIT_USAGE;
+    g_image_options.max_pixels = (int64_t)mp * 1000000;
+    g_image_options.exif_rotate = cli_has(a, "exif-rotate");
+    return 0;
+}
+
 void cli_note(const char *fmt, ...) {
     if (g_quiet) return;
     va_list ap;

@@ -46,7 +46,7 @@ int cli_input_from_pixels(const char *path, const char *size, cli_input *in) {
 int cli_input_from_image(const char *path, int R, cli_input *in) {
     memset(in, 0, sizeof *in);
     cs_image img = {0}, small = {0};
-    cs_status s = cs_image_load(path, NULL, &img);
+    cs_status s = cs_image_load(path, cli_image_options(), &img);
     if (s == CS_OK) s = cs_image_resize(&img, R, R, &small);
     if (s != CS_OK) {
         cs_image_free(&img);
