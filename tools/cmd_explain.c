@@ -19,6 +19,7 @@ static const cli_option k_options[] = {
     {"text", "T", "one text; its redundant features come from the empty prompt", 0},
     {"redundant", "MODE", "classes (default with --classes) | empty (default with --text)", 0},
     {"npy", NULL, "also write pixels, image_tokens, class_embeddings, similarity, maps (.npy)", 0},
+    {"no-png", NULL, "with --npy: skip the PNG pictures (arrays only)", 0},
     {"output", "DIR", "output folder (-o)", 0},
     CLI_OPTS_MODEL,
     CLI_OPTS_IMAGE,
@@ -44,7 +45,7 @@ static cs_status write_npy2(const char *dir, const char *name, int64_t a, int64_
 
 /* Tokens -> similarity -> maps -> files, for one input. */
 static int explain_one(cs_model *m, int surgery, const cli_class_set *cl, char **files,
-                       const cli_input *in, int npy, const char *dir) {
+                       const cli_input *in, int npy, int png, const char *dir) {
     int R = in->R, W = in->width, H = in->height, C = cl->C, D = cl->D;
     int T = cs_model_num_tokens(m, R);
     float *tokens = malloc(sizeof(float) * (size_t)T * D), *sim = malloc(sizeof(float) * (size_t)T * C);
@@ -67,7 +68,7 @@ static int explain_one(cs_model *m, int surgery, const cli_class_set *cl, char *
         snprintf(path, sizeof path, "%s/maps.npy", dir);
         if (s == CS_OK) s = cs_npy_write(path, CS_DT_F32, 3, map_shape, maps);
     }
-    for (int c = 0; s == CS_OK && c < C; c++) {
+    for (int c = 0; s == CS_OK && png && c < C; c++) {
         char path[4096];
         cs_heatmap_overlay(maps + c, C, (size_t)W * H, in->rgb, pic);
         snprintf(path, sizeof path, "%s/%s.png", dir, files[c]);
@@ -97,7 +98,7 @@ static int explain_images(const cli_args *a, cs_model *m, int surgery, const cli
         cli_image_dir(out, &images, i, dir, sizeof dir);
         if (images.n > 1) cli_note("[%d/%d] %s", i + 1, images.n, images.paths[i]);
         rc = cli_input_from_image(images.paths[i], R, &in);
-        if (!rc) rc = explain_one(m, surgery, cl, files, &in, cli_has(a, "npy"), dir);
+        if (!rc) rc = explain_one(m, surgery, cl, files, &in, cli_has(a, "npy"), !cli_has(a, "no-png"), dir);
         cli_input_free(&in);
     }
     cli_image_list_free(&images);
@@ -116,7 +117,7 @@ static int explain_all(const cli_args *a, cs_model *m, int surgery, const cli_cl
     if (cli_has(a, "pixels")) {
         cli_input in;
         rc = cli_input_from_pixels(cli_get(a, "pixels"), cli_get(a, "size"), &in);
-        if (!rc) rc = explain_one(m, surgery, cl, files, &in, cli_has(a, "npy"), out);
+        if (!rc) rc = explain_one(m, surgery, cl, files, &in, cli_has(a, "npy"), !cli_has(a, "no-png"), out);
         cli_input_free(&in);
     } else {
         rc = explain_images(a, m, surgery, cl, files, out);
@@ -140,6 +141,10 @@ int cmd_explain(int argc, char **argv) {
     }
     if (method && strcmp(method, "surgery") && strcmp(method, "clip")) {
         cli_error("--method '%s' is not surgery or clip", method);
+        return CLI_EXIT_USAGE;
+    }
+    if (cli_has(&a, "no-png") && !cli_has(&a, "npy")) {
+        cli_error("--no-png goes with --npy (otherwise nothing would be written)");
         return CLI_EXIT_USAGE;
     }
     if (cli_has(&a, "size") && !cli_has(&a, "pixels")) {

@@ -137,10 +137,11 @@ static int class_names(const cli_args *a, int split_plus, cli_class_set *cs) {
         cli_classes cl;
         int rc = cli_parse_classes(cli_get(a, "classes"), &cl);
         if (rc) return rc;
-        for (int i = 0; i < cl.n && !rc; i++)
+        for (int i = 0; i < cl.n; i++)
             if (cl.n_syn[i] > 1) {
-                cli_error("class '%s' has synonyms; this command takes one name per class", cl.names[i]);
-                rc = CLI_EXIT_USAGE;
+                /* Feature surgery weighs classes against each other: one name each. */
+                cli_note("note: class '%s' has synonyms; this command uses its first name", cl.names[i]);
+                break;
             }
         cs->C = cl.n;
         cs->names = calloc((size_t)cl.n + 1, sizeof *cs->names);

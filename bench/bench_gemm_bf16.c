@@ -1,0 +1,145 @@
+/* Speed of the bf16 linear layer against OpenBLAS sgemm on the transformer
+ * shapes: y[M, N] = x[M, K] w[N, K]^T + b.
+ * Usage: bench_gemm_bf16 [RUNS]   (default 7; the median of RUNS after a warm-up)
+ * Prints, per shape and thread count, ms and GFLOP/s of op_linear (fp32,
+ * OpenBLAS) and op_linear_bf16 and their ratio, measured back to back in
+ * the same process; then the single-core instruction peaks that bound
+ * both (FMA vs VDPBF16PS throughput, 16 independent accumulators). */
+#include <immintrin.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "base/base.h"
+#include "ops/gemm_bf16.h"
+#include "ops/ops.h"
+
+typedef struct shape {
+    const char *what;
+    int M, N, K;
+} shape;
+
+static const shape k_shapes[] = {
+    {"ViT-B/16 224 qkv", 197, 2304, 768},   {"ViT-B/16 224 out", 197, 768, 768},
+    {"ViT-B/16 224 fc", 197, 3072, 768},    {"ViT-B/16 224 proj", 197, 768, 3072},
+    {"ViT-B/16 512 qkv", 1025, 2304, 768},  {"ViT-B/16 512 out", 1025, 768, 768},
+    {"ViT-B/16 512 fc", 1025, 3072, 768},   {"ViT-B/16 512 proj", 1025, 768, 3072},
+    {"text W=512 qkv", 1000, 1536, 512},    {"text W=512 out", 1000, 512, 512},
+    {"text W=512 fc", 1000, 2048, 512},     {"text W=512 proj", 1000, 512, 2048},
+};
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *t, int runs) {
+    qsort(t, (size_t)runs, sizeof *t, cmp_double);
+    return t[runs / 2];
+}
+
+static float frand(void) { return (float)rand() / (float)RAND_MAX - 0.5f; }
+
+/* Time both paths on one shape; the two are interleaved run by run so
+ * background load on the shared machine hits them alike. */
+static void bench_shape(const shape *s, int runs, double *t32, double *t16) {
+    size_t nx = (size_t)s->M * s->K, nw = (size_t)s->N * s->K, ny = (size_t)s->M * s->N;
+    float *x = cs_alloc(nx, sizeof *x), *w = cs_alloc(nw, sizeof *w), *b = cs_alloc(s->N, sizeof *b);
+    float *y = cs_alloc(ny, sizeof *y);
+    op_bf16_weights p = {0};
+    if (!x || !w || !b || !y) {
+        fprintf(stderr, "bench_gemm_bf16: %s\n", cs_last_error());
+        exit(1);
+    }
+    for (size_t i = 0; i < nx; i++) x[i] = frand();
+    for (size_t i = 0; i < nw; i++) w[i] = frand() * 0.05f;
+    for (int i = 0; i < s->N; i++) b[i] = frand();
+    if (op_bf16_pack(w, s->N, s->K, &p) != CS_OK) {
+        fprintf(stderr, "bench_gemm_bf16: %s\n", cs_last_error());
+        exit(1);
+    }
+    op_linear(x, s->M, s->K, w, b, s->N, y); /* warm-up: pages, caches, thread pool */
+    op_linear_bf16(x, s->M, s->K, &p, b, 0, y);
+    for (int r = 0; r < runs; r++) {
+        double t0 = cs_now();
+        op_linear(x, s->M, s->K, w, b, s->N, y);
+        double t1 = cs_now();
+        op_linear_bf16(x, s->M, s->K, &p, b, 0, y);
+        double t2 = cs_now();
+        t32[r] = t1 - t0;
+        t16[r] = t2 - t1;
+    }
+    op_bf16_free(&p);
+    cs_free(x), cs_free(w), cs_free(b), cs_free(y);
+}
+
+#define PEAK_ACC 16
+
+__attribute__((target("avx512f"), noinline)) static float fma_loop(long n) {
+    __m512 acc[PEAK_ACC], u = _mm512_set1_ps(1.0001f), v = _mm512_set1_ps(0.9999f);
+    for (int i = 0; i < PEAK_ACC; i++) acc[i] = _mm512_set1_ps((float)i);
+    for (long k = 0; k < n; k++)
+#pragma GCC unroll 16
+        for (int i = 0; i < PEAK_ACC; i++) acc[i] = _mm512_fmadd_ps(u, v, acc[i]);
+    for (int i = 1; i < PEAK_ACC; i++) acc[0] = _mm512_add_ps(acc[0], acc[i]);
+    return _mm512_reduce_add_ps(acc[0]);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512bf16"), noinline)) static float dp_loop(long n) {
+    __m512 acc[PEAK_ACC];
+    __m512bh u = (__m512bh)_mm512_set1_epi32(0x3f803f80), v = (__m512bh)_mm512_set1_epi32(0x3c003c00);
+    for (int i = 0; i < PEAK_ACC; i++) acc[i] = _mm512_set1_ps((float)i);
+    for (long k = 0; k < n; k++)
+#pragma GCC unroll 16
+        for (int i = 0; i < PEAK_ACC; i++) acc[i] = _mm512_dpbf16_ps(acc[i], u, v);
+    for (int i = 1; i < PEAK_ACC; i++) acc[0] = _mm512_add_ps(acc[0], acc[i]);
+    return _mm512_reduce_add_ps(acc[0]);
+}
+
+/* GFLOP/s of one core issuing only FMA (32 flop each) or only VDPBF16PS
+ * (64 flop each): the instruction ceilings of the two kernels. */
+static void print_peaks(void) {
+    long n = 20000000;
+    volatile float sink;
+    double t0 = cs_now();
+    sink = fma_loop(n);
+    double t1 = cs_now();
+    sink = op_bf16_supported() ? dp_loop(n / 4) : 0;
+    double t2 = cs_now();
+    (void)sink;
+    printf("\nOne-core instruction peaks (%d accumulators): FMA %.1f GFLOP/s", PEAK_ACC,
+           n * PEAK_ACC * 32.0 / (t1 - t0) * 1e-9);
+    if (op_bf16_supported())
+        printf(", VDPBF16PS %.1f GFLOP/s (%.2f of FMA)\n", n / 4 * PEAK_ACC * 64.0 / (t2 - t1) * 1e-9,
+               (n / 4 * 64.0 / (t2 - t1)) / (n * 32.0 / (t1 - t0)));
+    else
+        printf("\n");
+}
+
+int main(int argc, char **argv) {
+    int runs = argc > 1 ? atoi(argv[1]) : 7;
+    if (runs < 1 || runs > 1000) runs = 7;
+    if (!op_bf16_supported()) {
+        printf("this CPU (or OS) lacks AVX512-BF16: nothing to compare\n");
+        print_peaks();
+        return 0;
+    }
+    int max_threads = cs_get_threads();
+    double *t32 = cs_alloc((size_t)runs, sizeof(double)), *t16 = cs_alloc((size_t)runs, sizeof(double));
+    printf("y = x w^T + b, median of %d runs; fp32 = OpenBLAS sgemm via op_linear\n", runs);
+    printf("%-18s %5s %5s %5s %3s | %9s %9s | %9s %9s | %6s\n", "shape", "M", "N", "K", "thr",
+           "fp32 ms", "GFLOP/s", "bf16 ms", "GFLOP/s", "bf16/fp32");
+    for (int threads = 1; threads <= 2 && threads <= max_threads; threads++) {
+        cs_set_threads(threads);
+        for (size_t i = 0; i < sizeof k_shapes / sizeof k_shapes[0]; i++) {
+            const shape *s = &k_shapes[i];
+            bench_shape(s, runs, t32, t16);
+            double a = median(t32, runs), c = median(t16, runs);
+            double gflop = 2.0 * s->M * s->N * s->K * 1e-9;
+            printf("%-18s %5d %5d %5d %3d | %9.3f %9.1f | %9.3f %9.1f | %6.2fx\n", s->what, s->M,
+                   s->N, s->K, threads, a * 1e3, gflop / a, c * 1e3, gflop / c, a / c);
+        }
+    }
+    cs_set_threads(max_threads);
+    print_peaks();
+    cs_free(t32), cs_free(t16);
+    return 0;
+}

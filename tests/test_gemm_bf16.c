@@ -1,0 +1,255 @@
+/* The bf16 linear layer (src/ops/gemm_bf16.c):
+ *  - the scalar fp32 -> bf16 rounding against an independent double-based
+ *    round-half-even, plus the special values;
+ *  - the packed panel layout, element by element;
+ *  - where the CPU has AVX512-BF16: the kernel's own on-the-fly rounding
+ *    (through an identity weight, which makes y exactly bf16(x)), and
+ *    op_linear_bf16 on many shapes against a double-precision reference of
+ *    the same bf16-rounded inputs (bound: fp32 summation error), with and
+ *    without bias and accumulate, 1 and 2 threads, nested in a parallel
+ *    region; and the error against plain fp32 (OpenBLAS), reported. */
+#include <float.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include "base/base.h"
+#include "ops/gemm_bf16.h"
+#include "ops/ops.h"
+#include "test.h"
+
+static uint32_t g_rng = 12345u;
+static float frand(void) { /* uniform in [-1, 1) */
+    g_rng = g_rng * 1664525u + 1013904223u;
+    return (float)((g_rng >> 8) * (1.0 / 8388608.0) - 1.0);
+}
+
+static uint32_t bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static float from_bits(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static float round_bf16(float f) { return op_bf16_to_float(op_bf16_from_float(f)); }
+
+/* Round a normal float to 8 significant bits, half to even, in double. */
+static double reference_round(float f) {
+    int e;
+    frexp(f, &e); /* f = m 2^e, 0.5 <= |m| < 1 */
+    double ulp = ldexp(1.0, e - 8);
+    return nearbyint((double)f / ulp) * ulp; /* default mode: half to even */
+}
+
+static void test_rounding(void) {
+    CHECK(op_bf16_from_float(1.0f) == 0x3f80);
+    CHECK(op_bf16_from_float(-2.0f) == 0xc000);
+    CHECK(op_bf16_from_float(from_bits(0x3f808000u)) == 0x3f80); /* tie, even below */
+    CHECK(op_bf16_from_float(from_bits(0x3f818000u)) == 0x3f82); /* tie, even above */
+    CHECK(op_bf16_from_float(from_bits(0x3f808001u)) == 0x3f81); /* just above a tie */
+    CHECK(op_bf16_from_float(from_bits(0x3f817fffu)) == 0x3f81); /* just below a tie */
+    CHECK(op_bf16_from_float(FLT_MAX) == 0x7f80);                /* rounds up to inf */
+    CHECK(op_bf16_from_float(INFINITY) == 0x7f80);
+    CHECK(op_bf16_from_float(-INFINITY) == 0xff80);
+    CHECK(op_bf16_from_float(-0.0f) == 0x8000);
+    CHECK(op_bf16_from_float(from_bits(0x00000001u)) == 0x0000); /* denormals flush */
+    CHECK(op_bf16_from_float(from_bits(0x807fffffu)) == 0x8000);
+    CHECK(op_bf16_from_float(FLT_MIN) == 0x0080);
+    uint16_t nan = op_bf16_from_float(NAN);
+    CHECK((nan & 0x7f80) == 0x7f80 && (nan & 0x7f) != 0);
+    CHECK(isnan(op_bf16_to_float(op_bf16_from_float(from_bits(0x7f800001u))))); /* sNaN stays NaN */
+    CHECK(op_bf16_to_float(0x4049) == 3.140625f);
+    int bad = 0;
+    for (int i = 0; i < 200000; i++) {
+        float f = frand() * ldexpf(1.0f, (int)(frand() * 60));
+        if (f != 0 && round_bf16(f) != (float)reference_round(f)) bad++;
+    }
+    CHECK_MSG(bad == 0, "%d of 200000 random values round differently", bad);
+}
+
+static void test_pack_layout(void) {
+    int N = 37, K = 5, NR = OP_BF16_NR;
+    float w[37 * 5];
+    for (int i = 0; i < N * K; i++) w[i] = frand();
+    op_bf16_weights p;
+    CHECK_OK(op_bf16_pack(w, N, K, &p));
+    CHECK(p.N == N && p.K == K && p.pairs == 3 && p.panels == 2);
+    CHECK(op_bf16_packed_bytes(N, K) == (size_t)2 * 3 * NR * 2 * sizeof(uint16_t));
+    int bad = 0;
+    for (int n = 0; n < p.panels * NR; n++)
+        for (int k = 0; k < 2 * p.pairs; k++) {
+            uint16_t got = p.data[(((size_t)(n / NR) * p.pairs + k / 2) * NR + n % NR) * 2 + k % 2];
+            uint16_t want = n < N && k < K ? op_bf16_from_float(w[n * K + k]) : 0;
+            bad += got != want;
+        }
+    CHECK_MSG(bad == 0, "%d packed values misplaced", bad);
+    op_bf16_free(&p);
+    CHECK(p.data == NULL);
+    op_bf16_free(&p); /* twice is harmless */
+    CHECK_STATUS(op_bf16_pack(w, 0, K, &p), CS_ERR_ARG);
+    CHECK_STATUS(op_bf16_pack(NULL, N, K, &p), CS_ERR_ARG);
+    CHECK(p.data == NULL);
+    CHECK(op_bf16_packed_bytes(-1, 3) == 0);
+}
+
+/* With w = I, y = bf16(x) exactly: this checks the kernel's own vector
+ * rounding of the activations (ties, denormals, tails) bit for bit. */
+static void test_kernel_rounding(void) {
+    enum { M = 3, K = 45 }; /* odd K: the last pair has a zero partner */
+    float x[M * K], w[K * K] = {0}, y[M * K];
+    const uint32_t special[] = {0x3f808000u, 0x3f818000u, 0xbf808000u, 0x3f808001u, 0x00000001u,
+                                0x807fffffu, 0x00800000u, 0x7f7f7fffu, 0x3f817fffu};
+    for (int i = 0; i < M * K; i++)
+        x[i] = i < 9 ? from_bits(special[i]) : frand() * ldexpf(1.0f, (int)(frand() * 40));
+    for (int k = 0; k < K; k++) w[k * K + k] = 1.0f;
+    op_bf16_weights p;
+    CHECK_OK(op_bf16_pack(w, K, K, &p));
+    op_linear_bf16(x, M, K, &p, NULL, 0, y);
+    int bad = 0;
+    for (int i = 0; i < M * K; i++) bad += bits(y[i]) != bits(round_bf16(x[i])) && y[i] != round_bf16(x[i]);
+    CHECK_MSG(bad == 0, "%d of %d values differ from the scalar rounding", bad, M * K);
+    op_bf16_free(&p);
+}
+
+typedef struct shape {
+    int M, N, K;
+} shape;
+
+typedef struct errors {
+    double worst_ratio; /* max over checked elements of |err| / bound vs the bf16 reference */
+    double fp32_rel;    /* max |y - y_fp32| / max |y_fp32| */
+} errors;
+
+/* Run one case and compare rows (a sample for large M; always the last
+ * tile) against a double reference of the bf16-rounded inputs. */
+static errors run_case(shape s, int with_bias, int accumulate, float **yout) {
+    int M = s.M, N = s.N, K = s.K;
+    size_t nx = (size_t)M * K, nw = (size_t)N * K, ny = (size_t)M * N;
+    float *x = cs_alloc(nx, sizeof *x), *w = cs_alloc(nw, sizeof *w), *b = cs_alloc(N, sizeof *b);
+    float *y0 = cs_alloc(ny, sizeof *y0), *y = cs_alloc(ny, sizeof *y), *yf = cs_alloc(ny, sizeof *yf);
+    float *xr = cs_alloc(nx, sizeof *xr), *wr = cs_alloc(nw, sizeof *wr);
+    for (size_t i = 0; i < nx; i++) xr[i] = round_bf16(x[i] = frand());
+    for (size_t i = 0; i < nw; i++) wr[i] = round_bf16(w[i] = frand() * 0.05f);
+    for (int j = 0; j < N; j++) b[j] = frand();
+    for (size_t i = 0; i < ny; i++) y0[i] = frand() * 4;
+    memcpy(y, y0, ny * sizeof *y);
+    memcpy(yf, y0, ny * sizeof *y);
+    op_bf16_weights p;
+    errors e = {0, 0};
+    if (op_bf16_pack(w, N, K, &p) != CS_OK) {
+        CHECK_MSG(0, "pack failed: %s", cs_last_error());
+        goto done;
+    }
+    op_linear_bf16(x, M, K, &p, with_bias ? b : NULL, accumulate, y);
+    if (accumulate) op_linear_accumulate(x, M, K, w, with_bias ? b : NULL, N, yf);
+    else op_linear(x, M, K, w, with_bias ? b : NULL, N, yf);
+    int step = M > 64 ? 7 : 1, bad = 0;
+    for (int i = 0; i < M; i++) {
+        if (i % step && i < M - 16) continue;
+        for (int j = 0; j < N; j++) {
+            double s = 0, mag = 0;
+            for (int k = 0; k < K; k++) {
+                double t = (double)xr[(size_t)i * K + k] * wr[(size_t)j * K + k];
+                s += t;
+                mag += fabs(t);
+            }
+            double bj = with_bias ? b[j] : 0, yj = accumulate ? y0[(size_t)i * N + j] : 0;
+            s += bj + yj;
+            mag += fabs(bj) + fabs(yj);
+            /* fp32 accumulation: VDPBF16PS adds its two (exact) products
+             * one at a time, (acc + p_odd) + p_even, so at most K + 1
+             * roundings plus bias and y, each within 2^-24 of mag. */
+            double bound = (K + 4) * ldexp(mag, -24) + 1e-30;
+            double err = fabs(y[(size_t)i * N + j] - s);
+            if (err / bound > e.worst_ratio) e.worst_ratio = err / bound;
+            bad += !(err <= bound);
+        }
+    }
+    CHECK_MSG(bad == 0, "M=%d N=%d K=%d bias=%d acc=%d: %d values outside the bound", M, N, K,
+              with_bias, accumulate, bad);
+    double dmax = 0, ymax = 0;
+    for (size_t i = 0; i < ny; i++) {
+        double d = fabs((double)y[i] - yf[i]);
+        if (d > dmax) dmax = d;
+        if (fabs(yf[i]) > ymax) ymax = fabs(yf[i]);
+    }
+    e.fp32_rel = dmax / (ymax + 1e-30);
+    /* Loose sanity bound: bf16 keeps 8 bits, so a few 2^-8 of the scale. */
+    CHECK_MSG(e.fp32_rel < 0.03, "M=%d N=%d K=%d: relative error vs fp32 %.3g", M, N, K, e.fp32_rel);
+    op_bf16_free(&p);
+done:
+    if (yout) *yout = y;
+    else cs_free(y);
+    cs_free(x), cs_free(w), cs_free(b), cs_free(y0), cs_free(yf), cs_free(xr), cs_free(wr);
+    return e;
+}
+
+static void test_shapes(void) {
+    static const shape shapes[] = {
+        {1, 64, 64},      {7, 64, 64},     {197, 64, 64},     {1025, 64, 64},   {1, 77, 77},
+        {7, 77, 77},      {197, 77, 77},   {1025, 77, 77},    {1, 5, 3},        {13, 33, 129},
+        {15, 31, 1},      {29, 97, 257},   {197, 768, 768},   {7, 768, 3072},   {1, 3072, 768},
+        {197, 3072, 768}, {197, 768, 3072}, {1025, 768, 768}, {1025, 2304, 77}, {3, 4095, 65},
+    };
+    int n = (int)(sizeof shapes / sizeof shapes[0]);
+    double worst = 0, worst_rel = 0;
+    for (int i = 0; i < n; i++)
+        for (int v = 0; v < 4; v++) {
+            errors e = run_case(shapes[i], v & 1, v >> 1, NULL);
+            if (e.worst_ratio > worst) worst = e.worst_ratio;
+            if (v == 1) {
+                printf("  M=%4d N=%4d K=%4d: max |y - y_fp32| / max |y_fp32| = %.2e\n",
+                       shapes[i].M, shapes[i].N, shapes[i].K, e.fp32_rel);
+                if (e.fp32_rel > worst_rel) worst_rel = e.fp32_rel;
+            }
+        }
+    printf("  vs the bf16-input double reference: worst |err| / bound = %.3f\n", worst);
+    printf("  vs fp32: worst relative error %.2e\n", worst_rel);
+}
+
+/* The split among threads never changes the summation order: 1 and 2
+ * threads, and a call nested in a parallel region, agree bit for bit. */
+static void test_threads(void) {
+    shape s = {197, 768, 320};
+    int saved = omp_get_max_threads();
+    float *y1, *y2;
+    omp_set_num_threads(1);
+    g_rng = 99;
+    run_case(s, 1, 0, &y1);
+    omp_set_num_threads(2);
+    g_rng = 99;
+    run_case(s, 1, 0, &y2);
+    CHECK(memcmp(y1, y2, (size_t)s.M * s.N * sizeof *y1) == 0);
+    /* Nested: each of two threads does its own product, serially inside. */
+    float *x = cs_alloc((size_t)s.M * s.K, sizeof *x), *w = cs_alloc((size_t)s.N * s.K, sizeof *w);
+    float *yy = cs_alloc((size_t)2 * s.M * s.N, sizeof *yy);
+    for (size_t i = 0; i < (size_t)s.M * s.K; i++) x[i] = frand();
+    for (size_t i = 0; i < (size_t)s.N * s.K; i++) w[i] = frand();
+    op_bf16_weights p;
+    CHECK_OK(op_bf16_pack(w, s.N, s.K, &p));
+    op_linear_bf16(x, s.M, s.K, &p, NULL, 0, y1);
+#pragma omp parallel for num_threads(2)
+    for (int t = 0; t < 2; t++) op_linear_bf16(x, s.M, s.K, &p, NULL, 0, yy + (size_t)t * s.M * s.N);
+    CHECK(memcmp(y1, yy, (size_t)s.M * s.N * sizeof *y1) == 0);
+    CHECK(memcmp(y1, yy + (size_t)s.M * s.N, (size_t)s.M * s.N * sizeof *y1) == 0);
+    op_bf16_free(&p);
+    omp_set_num_threads(saved);
+    cs_free(x), cs_free(w), cs_free(yy), cs_free(y1), cs_free(y2);
+}
+
+int main(void) {
+    test_rounding();
+    test_pack_layout();
+    if (!op_bf16_supported()) {
+        printf("skipping the kernel checks: this CPU (or OS) lacks AVX512-BF16\n");
+        return test_finish();
+    }
+    test_kernel_rounding();
+    test_shapes();
+    test_threads();
+    return test_finish();
+}
