@@ -160,6 +160,12 @@ typedef enum cs_vision_mode {
  * code runs). */
 cs_status cs_model_set_surgery(cs_model *m, int vit_blocks, int resnet_normalize_v);
 
+/* Weights of the transformer blocks' linear layers: fp32 (default, the
+ * parity path) or bf16 (packed once here; fp32 accumulation; needs a CPU
+ * with AVX512-BF16, else CS_ERR_UNSUPPORTED). Other layers stay fp32. */
+typedef enum cs_precision { CS_PRECISION_FP32 = 0, CS_PRECISION_BF16 = 1 } cs_precision;
+cs_status cs_model_set_precision(cs_model *m, cs_precision p);
+
 /* Vision tower on normalized pixels [3, R, R] (R a multiple of the patch
  * size for ViT, of 32 for ResNets). tokens: [1+N, D], after ln_post and proj
  * (ViT) or the attention pool (ResNet); not normalized. */

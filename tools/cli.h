@@ -38,6 +38,8 @@ struct cli_args;
 /* Open --model: a path, or an OpenAI model name resolved (and downloaded)
  * like clip.load, in --cache-dir (default ~/.cache/clip). */
 int cli_load_model(const struct cli_args *a, cs_model **m);
+/* --precision fp32|bf16 on a loaded model. */
+cs_status cli_apply_precision(const struct cli_args *a, cs_model *m);
 /* The vocabulary: --vocab, else the model folder's own vocab.json +
  * merges.txt, else <cache>/bpe_simple_vocab_16e6.txt.gz (downloaded if absent). */
 int cli_load_tokenizer(const struct cli_args *a, cs_tokenizer **tok);

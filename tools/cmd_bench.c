@@ -19,6 +19,7 @@ static const cli_option k_options[] = {
     {"runs", "N", "timed runs per figure, after a warm-up (default 5)", 0},
     {"threads", "N", "threads (default: all cores)", 0},
     {"json", "FILE", "also write the figures as JSON", 0},
+    {"precision", "P", "fp32 (default) | bf16 (transformer weights in bf16)", 0},
     CLI_OPTS_QUIET,
 };
 
@@ -178,10 +179,11 @@ int cmd_bench(int argc, char **argv) {
     } else {
         char *archs = strdup(cli_get(&a, "arch") ? cli_get(&a, "arch") : "ViT-B/16"), *save = NULL;
         for (char *arch = strtok_r(archs, ",", &save); arch && s == CS_OK; arch = strtok_r(NULL, ",", &save)) {
-            cs_model *m;
+            cs_model *m = NULL;
             s = cs_model_synthetic(arch, &m);
+            if (s == CS_OK) s = cli_apply_precision(&a, m);
             if (s == CS_OK) s = bench_model(&b, &a, m, arch);
-            if (s == CS_OK) cs_model_free(m);
+            cs_model_free(m);
         }
         free(archs);
     }

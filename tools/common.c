@@ -175,6 +175,13 @@ static void download_progress(void *ctx, int64_t done, int64_t total) {
                 (long long)(done >> 20), (long long)(total >> 20), done == total ? "\n" : "");
 }
 
+cs_status cli_apply_precision(const cli_args *a, cs_model *m) {
+    const char *p = cli_get(a, "precision");
+    if (!p || !strcmp(p, "fp32")) return CS_OK;
+    if (strcmp(p, "bf16")) return cs_fail(CS_ERR_ARG, "--precision '%s' is not fp32 or bf16", p);
+    return cs_model_set_precision(m, CS_PRECISION_BF16);
+}
+
 int cli_load_model(const cli_args *a, cs_model **m) {
     const char *name = cli_get(a, "model");
     if (!name) {
@@ -197,6 +204,7 @@ int cli_load_model(const cli_args *a, cs_model **m) {
         return CLI_EXIT_USAGE;
     }
     if (s == CS_OK) s = cs_model_set_surgery(*m, blocks, cli_has(a, "rn-normalize-v"));
+    if (s == CS_OK) s = cli_apply_precision(a, *m);
     return s == CS_OK ? 0 : cli_fail(s);
 }
 

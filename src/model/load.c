@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "base/fileio.h"
 #include "model.h"
+#include "transformer.h"
 
 #define CLIP_HEAD_DIM 64
 
@@ -320,8 +321,31 @@ cs_status cs_model_load(const char *path, cs_model **out) {
     return model_from_table(&table, dir, out);
 }
 
+cs_status cs_model_set_precision(cs_model *m, cs_precision p) {
+    if (p == m->precision) return CS_OK;
+    if (p != CS_PRECISION_FP32 && p != CS_PRECISION_BF16)
+        return cs_fail(CS_ERR_ARG, "unknown precision %d", (int)p);
+    if (p == CS_PRECISION_BF16 && !op_bf16_supported())
+        return cs_fail(CS_ERR_UNSUPPORTED, "bf16 needs a CPU with AVX512-BF16; this one has none "
+                       "(use fp32)");
+    transformer_free_bf16(&m->vit.tr);
+    transformer_free_bf16(&m->text.tr);
+    m->precision = CS_PRECISION_FP32;
+    if (p == CS_PRECISION_FP32) return CS_OK;
+    cs_status s = transformer_pack_bf16(&m->text.tr);
+    if (s == CS_OK && m->cfg.vision_kind == CS_VISION_VIT) s = transformer_pack_bf16(&m->vit.tr);
+    if (s != CS_OK) {
+        transformer_free_bf16(&m->text.tr);
+        return s;
+    }
+    m->precision = CS_PRECISION_BF16;
+    return CS_OK;
+}
+
 void cs_model_free(cs_model *m) {
     if (!m) return;
+    transformer_free_bf16(&m->vit.tr);
+    transformer_free_bf16(&m->text.tr);
     resnet_free(m->resnet);
     ws_free(&m->ws);
     cs_tensors_free(&m->table);

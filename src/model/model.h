@@ -6,6 +6,7 @@
 #include "clip_surgery.h"
 #include "base/workspace.h"
 #include "formats/tensors.h"
+#include "ops/gemm_bf16.h"
 
 typedef struct cs_layer_norm { const float *w, *b; } cs_layer_norm;
 
@@ -16,6 +17,8 @@ typedef struct cs_block {
     const float *out_w, *out_b;   /* [W, W], [W] */
     const float *fc_w, *fc_b;     /* [4W, W], [4W] */
     const float *proj_w, *proj_b; /* [W, 4W], [W] */
+    /* bf16 copies of the four weights (data NULL: fp32, the default). */
+    op_bf16_weights qkv16, out16, fc16, proj16;
 } cs_block;
 
 typedef struct cs_transformer {
@@ -51,6 +54,7 @@ struct cs_model {
     float logit_scale;
     int surgery_blocks;    /* ViT blocks with the dual path (default 6) */
     cs_workspace ws;       /* scratch of the forward passes, reused across calls */
+    cs_precision precision;
     int surgery_normalize_v; /* ResNet surgery: q = k = v / |v| per head, scale x8 (the
                                 authors' optional "resnet" setting; default off, as they run it) */
 };

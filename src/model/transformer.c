@@ -18,18 +18,27 @@ cs_status block_scratch_init(block_scratch *s, cs_workspace *ws, int max_tokens,
     return s->h && s->qkv && s->attn && s->hidden && s->scores && s->offsets ? CS_OK : CS_ERR_NOMEM;
 }
 
+/* One linear layer of a block: y (+)= x w^T + b in fp32, or through the
+ * packed bf16 weights when the model runs in bf16. */
+static void block_linear(const float *x, int M, int K, const float *w, const op_bf16_weights *w16,
+                         const float *b, int N, int accumulate, float *y) {
+    if (w16->data) op_linear_bf16(x, M, K, w16, b, accumulate, y);
+    else if (accumulate) op_linear_accumulate(x, M, K, w, b, N, y);
+    else op_linear(x, M, K, w, b, N, y);
+}
+
 /* x += c_proj(QuickGELU(c_fc(ln_2(x)))) */
 static void block_mlp(const cs_block *b, int T, int W, float *x, block_scratch *s) {
     op_layer_norm(x, T, W, b->ln_2.w, b->ln_2.b, 1e-5f, s->h);
-    op_linear(s->h, T, W, b->fc_w, b->fc_b, 4 * W, s->hidden);
+    block_linear(s->h, T, W, b->fc_w, &b->fc16, b->fc_b, 4 * W, 0, s->hidden);
     op_quick_gelu(s->hidden, (size_t)T * 4 * W);
-    op_linear_accumulate(s->hidden, T, 4 * W, b->proj_w, b->proj_b, W, x);
+    block_linear(s->hidden, T, 4 * W, b->proj_w, &b->proj16, b->proj_b, W, 1, x);
 }
 
 /* qkv = in_proj(ln_1(x)) for all T rows. */
 static void block_qkv(const cs_block *b, int T, int W, const float *x, block_scratch *s) {
     op_layer_norm(x, T, W, b->ln_1.w, b->ln_1.b, 1e-5f, s->h);
-    op_linear(s->h, T, W, b->qkv_w, b->qkv_b, 3 * W, s->qkv);
+    block_linear(s->h, T, W, b->qkv_w, &b->qkv16, b->qkv_b, 3 * W, 0, s->qkv);
 }
 
 void block_forward(const cs_block *b, int W, int heads, int n_seq, const int *seq_len, int causal,
@@ -51,7 +60,7 @@ void block_forward(const cs_block *b, int W, int heads, int n_seq, const int *se
                          s->scores + (size_t)omp_get_thread_num() * s->max_seq * s->max_seq,
                          s->attn + offset[i] * W);
     }
-    op_linear_accumulate(s->attn, T, W, b->out_w, b->out_b, W, x);
+    block_linear(s->attn, T, W, b->out_w, &b->out16, b->out_b, W, 1, x);
     block_mlp(b, T, W, x, s);
 }
 
@@ -62,7 +71,31 @@ void block_forward_dual(const cs_block *b, int T, int W, int heads, float *x, bl
      * GEMM of 2T rows updates both paths. */
     op_attention(s->qkv, T, W, heads, OP_ATTN_QK, 0, s->scores, s->attn);
     op_attention(s->qkv, T, W, heads, OP_ATTN_VV, 0, s->scores, s->attn + (size_t)T * W);
-    op_linear_accumulate(s->attn, 2 * T, W, b->out_w, b->out_b, W, x);
+    block_linear(s->attn, 2 * T, W, b->out_w, &b->out16, b->out_b, W, 1, x);
     /* The FFN runs on the original path only. */
     block_mlp(b, T, W, x, s);
+}
+
+void transformer_free_bf16(cs_transformer *tr) {
+    for (int l = 0; tr->blocks && l < tr->layers; l++) {
+        cs_block *b = &tr->blocks[l];
+        op_bf16_free(&b->qkv16);
+        op_bf16_free(&b->out16);
+        op_bf16_free(&b->fc16);
+        op_bf16_free(&b->proj16);
+    }
+}
+
+cs_status transformer_pack_bf16(cs_transformer *tr) {
+    int W = tr->width;
+    cs_status s = CS_OK;
+    for (int l = 0; s == CS_OK && l < tr->layers; l++) {
+        cs_block *b = &tr->blocks[l];
+        s = op_bf16_pack(b->qkv_w, 3 * W, W, &b->qkv16);
+        if (s == CS_OK) s = op_bf16_pack(b->out_w, W, W, &b->out16);
+        if (s == CS_OK) s = op_bf16_pack(b->fc_w, 4 * W, W, &b->fc16);
+        if (s == CS_OK) s = op_bf16_pack(b->proj_w, W, 4 * W, &b->proj16);
+    }
+    if (s != CS_OK) transformer_free_bf16(tr);
+    return s;
 }

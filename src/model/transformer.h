@@ -25,4 +25,8 @@ void block_forward(const cs_block *b, int W, int heads, int n_seq, const int *se
  * The scratch must hold 2T rows of attention output. */
 void block_forward_dual(const cs_block *b, int T, int W, int heads, float *x, block_scratch *s);
 
+/* Pack (or free) bf16 copies of every block's linear weights. */
+cs_status transformer_pack_bf16(cs_transformer *tr);
+void transformer_free_bf16(cs_transformer *tr);
+
 #endif
