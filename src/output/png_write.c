@@ -23,6 +23,10 @@ cs_status cs_png_write(const char *path, int width, int height, int channels, co
         return cs_fail(CS_ERR_IO, "%s: PNG encoding failed", path);
     }
     png_init_io(png, af.f);
+    /* Heatmaps are written every run and read by people: fast deflate
+     * (zlib level 1, one filter) costs little size and most of the time. */
+    png_set_compression_level(png, 1);
+    png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_SUB);
     png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, 8,
                  channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
