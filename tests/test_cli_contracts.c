@@ -6,30 +6,11 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include "golden.h"
+#include "cli_run.h"
 #include "test.h"
 
-static char g_tmp[256];
 
-/* Run the tool with arguments; returns its exit code. stderr goes to
- * <tmp>/stderr.txt so the message can be checked. */
-static int run_tool(const char *args) {
-    const char *tool = getenv("CS_TOOL");
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>'%s/stderr.txt' >'%s/stdout.txt'", tool, args, g_tmp, g_tmp);
-    int status = system(cmd);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
-static int stderr_has(const char *needle) {
-    char path[512], buf[4096] = {0};
-    snprintf(path, sizeof path, "%s/stderr.txt", g_tmp);
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = 0;
-    fclose(f);
-    return strstr(buf, needle) != NULL;
-}
 
 static void load_out(const char *dir, const char *name, cs_array *a) {
     char path[512];
@@ -201,12 +182,7 @@ static void test_errors(void) {
 
 int main(void) {
     golden_shared_dir();
-    if (!getenv("CS_TOOL")) {
-        fprintf(stderr, "CS_TOOL is not set (run through ctest)\n");
-        return 1;
-    }
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/cs_cli_XXXXXX");
-    if (!mkdtemp(g_tmp)) return 1;
+    tool_tmp_init("cs_cli");
     test_embed_raw_ids();
     test_explain_pixels("clip", "synthetic", 64, "300x200");
     test_explain_pixels("clip", "synthetic", 128, "300x200");
@@ -221,8 +197,5 @@ int main(void) {
     test_explain_image("rocket.jpg", "rocket", 640, 427);
     test_explain_image("synthetic.png", "synthetic", 300, 200);
     test_errors();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_tmp);
     return test_finish();
 }

@@ -7,37 +7,12 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include "golden.h"
+#include "cli_run.h"
 #include "test.h"
 
-static char g_tmp[256];
 
-/* Run the tool; stdout and stderr go to files in the temporary folder. */
-static int run_tool(const char *args) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>'%s/stderr.txt' >'%s/stdout.txt'", getenv("CS_TOOL"), args,
-             g_tmp, g_tmp);
-    int status = system(cmd);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
-static void read_text(const char *name, char *buf, size_t n) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", g_tmp, name);
-    buf[0] = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    size_t got = fread(buf, 1, n - 1, f);
-    buf[got] = 0;
-    fclose(f);
-}
 
-static int stderr_lines(void) {
-    char buf[8192];
-    read_text("stderr.txt", buf, sizeof buf);
-    int lines = 0;
-    for (char *p = buf; *p; p++) lines += *p == '\n';
-    return lines;
-}
 
 static int output_has(const char *name, const char *needle) {
     char buf[16384];
@@ -230,21 +205,13 @@ static void test_help_and_errors(void) {
 
 int main(void) {
     golden_shared_dir();
-    if (!getenv("CS_TOOL")) {
-        fprintf(stderr, "CS_TOOL is not set (run through ctest)\n");
-        return 1;
-    }
     /* One thread: the tiny model's runs take milliseconds, and waiting
      * threads spin on a busy machine (7 s instead of 1.5 s with two). */
     setenv("OMP_NUM_THREADS", "1", 1);
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/cs_cli_outputs_XXXXXX");
-    if (!mkdtemp(g_tmp)) return 1;
+    tool_tmp_init("cs_cli_out");
     test_explain_folder();
     test_explain_unwritable();
     test_points_pictures();
     test_help_and_errors();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_tmp);
     return test_finish();
 }

@@ -15,40 +15,18 @@
 #include <sys/wait.h>
 #include "base/fileio.h"
 #include "golden.h"
+#include "cli_run.h"
 #include "test.h"
 
 #define W 64
 #define H 48
 #define DOUBLE_TOL 1e-13
 
-static char g_tmp[256], g_model[4096], g_classes_dir[1024];
+static char g_model[4096], g_classes_dir[1024];
 static cs_image g_img[2];    /* two voc14 photos at W x H */
 static uint8_t g_mask[2][W * H];
 
-static const char *tmp_path(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static const char *tmp_path(const char *fmt, ...) {
-    static char buf[8][1024];
-    static int slot;
-    slot = (slot + 1) % 8;
-    int n = snprintf(buf[slot], sizeof buf[slot], "%s/", g_tmp);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf[slot] + n, sizeof buf[slot] - (size_t)n, fmt, ap);
-    va_end(ap);
-    return buf[slot];
-}
 
-static int run_tool(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run_tool(const char *fmt, ...) {
-    char args[8192], cmd[16384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>'%s/stderr.txt' >/dev/null", getenv("CS_TOOL"), args, g_tmp);
-    int status = system(cmd);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 static void make_dirs(const char *rel) { CHECK_OK(cs_mkdirs(tmp_path("%s", rel))); }
 
@@ -60,14 +38,6 @@ static void write_text(const char *rel, const char *text) {
     fclose(f);
 }
 
-static cJSON *read_json(const char *path) {
-    char *text;
-    size_t len;
-    if (cs_read_file(path, 0, &text, &len) != CS_OK) return NULL;
-    cJSON *j = cJSON_Parse(text);
-    cs_free(text);
-    return j;
-}
 
 static const cJSON *get(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
 
@@ -454,12 +424,7 @@ static void test_errors(void) {
 
 int main(void) {
     golden_shared_dir();
-    if (!getenv("CS_TOOL")) {
-        fprintf(stderr, "CS_TOOL is not set (run through ctest)\n");
-        return 1;
-    }
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/cs_layouts_XXXXXX");
-    if (!mkdtemp(g_tmp)) return 1;
+    tool_tmp_init("cs_eval_layouts");
     const char *slash = strrchr(__FILE__, '/');
     snprintf(g_classes_dir, sizeof g_classes_dir, "%.*s/../data/classes", slash ? (int)(slash - __FILE__) : 1,
              slash ? __FILE__ : ".");
@@ -474,8 +439,5 @@ int main(void) {
     test_coco_and_csv();
     test_errors();
     for (int i = 0; i < 2; i++) cs_image_free(&g_img[i]);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_tmp);
     return test_finish();
 }

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include "base/fileio.h"
 #include "golden.h"
+#include "cli_run.h"
 #include "test.h"
 
 #define N_IMAGES 4 /* --limit: keeps the test fast */
@@ -17,7 +18,7 @@
  * so, so metrics from the report match a recomputation to about 1e-15. */
 #define DOUBLE_TOL 1e-13
 
-static char g_tmp[256], g_model[2048], g_common[4096], g_classes[1024];
+static char g_model[2048], g_common[4096], g_classes[1024];
 
 /* data/classes/voc21.txt of this source tree (found from this file's path). */
 static void find_class_list(void) {
@@ -26,29 +27,8 @@ static void find_class_list(void) {
              slash ? (int)(slash - __FILE__) : 1, slash ? __FILE__ : ".");
 }
 
-static int run_tool(const char *args) {
-    char cmd[16384];
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>'%s/stderr.txt' >'%s/stdout.txt'", getenv("CS_TOOL"), args, g_tmp, g_tmp);
-    int status = system(cmd);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
-static const char *tmp_path(const char *name) {
-    static char buf[4][1024];
-    static int slot;
-    slot = (slot + 1) % 4;
-    snprintf(buf[slot], sizeof buf[slot], "%s/%s", g_tmp, name);
-    return buf[slot];
-}
 
-static cJSON *read_json(const char *path) {
-    char *text;
-    size_t len;
-    if (cs_read_file(path, 0, &text, &len) != CS_OK) return NULL;
-    cJSON *j = cJSON_Parse(text);
-    cs_free(text);
-    return j;
-}
 
 static int same_file(const char *a, const char *b) {
     char *x, *y;
@@ -339,12 +319,7 @@ static void test_sliding(void) {
 
 int main(void) {
     golden_shared_dir();
-    if (!getenv("CS_TOOL")) {
-        fprintf(stderr, "CS_TOOL is not set (run through ctest)\n");
-        return 1;
-    }
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/cs_eval_XXXXXX");
-    if (!mkdtemp(g_tmp)) return 1;
+    tool_tmp_init("cs_eval_voc14");
     find_class_list();
     snprintf(g_model, sizeof g_model, "--model '%s' --vocab '%s' --templates none",
              golden_path("golden/tiny-vit/model.safetensors"), golden_path("clip/bpe_simple_vocab_16e6.txt.gz"));
@@ -358,8 +333,5 @@ int main(void) {
     test_explain();
     test_skips_and_errors();
     test_sliding();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_tmp);
     return test_finish();
 }
