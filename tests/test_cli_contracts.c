@@ -130,6 +130,19 @@ static void test_explain_image(const char *file, const char *image, int w, int h
     }
 }
 
+/* A class named like another class's gray map gets its own files. */
+static void test_name_clash(void) {
+    CHECK(run_tool("explain --model '%s' --pixels '%s' --vocab '%s' --classes 'cat,cat_map' --no-cache -o '%s'",
+                   golden_path("golden/tiny-vit/model.safetensors"),
+                   golden_path("golden/inputs/synthetic_pre_64.npy"),
+                   golden_path("clip/bpe_simple_vocab_16e6.txt.gz"), tmp_path("clash")) == 0);
+    static const char *files[] = {"cat.png", "cat_map.png", "cat_map_2.png", "cat_map_map.png"};
+    for (int i = 0; i < 4; i++) {
+        struct stat st;
+        CHECK_MSG(stat(tmp_path("clash/%s", files[i]), &st) == 0, "%s", files[i]);
+    }
+}
+
 static void test_errors(void) {
     char args[4096], out[512];
     CHECK(run_tool("explain") == 2);
@@ -196,6 +209,7 @@ int main(void) {
     test_explain_image("chelsea.png", "chelsea", 451, 300);
     test_explain_image("rocket.jpg", "rocket", 640, 427);
     test_explain_image("synthetic.png", "synthetic", 300, 200);
+    test_name_clash();
     test_errors();
     return test_finish();
 }

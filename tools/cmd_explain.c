@@ -74,7 +74,7 @@ static int explain_one(cs_model *m, int surgery, const cli_class_set *cl, char *
         snprintf(path, sizeof path, "%s/%s.png", dir, files[c]);
         s = cs_png_write(path, W, H, 3, pic);
         cs_map_to_gray(maps + c, C, (size_t)W * H, pic);
-        snprintf(path, sizeof path, "%s/%s_map.png", dir, files[c]);
+        snprintf(path, sizeof path, "%s/%s.png", dir, files[C + c]);
         if (s == CS_OK) s = cs_png_write(path, W, H, 1, pic);
     }
     free(tokens);
@@ -107,8 +107,19 @@ static int explain_images(const cli_args *a, cs_model *m, int surgery, const cli
 
 static int explain_all(const cli_args *a, cs_model *m, int surgery, const cli_class_set *cl,
                        const char *out) {
-    char **files = calloc((size_t)cl->C, sizeof *files);
-    cs_status s = cs_file_stems((const char *const *)cl->names, cl->C, files);
+    /* Stems for the heatmaps (names) and the gray maps (names + "_map"),
+     * made unique together, so a class called "cat_map" cannot overwrite
+     * the gray map of "cat". */
+    int C = cl->C;
+    char **texts = calloc(2 * (size_t)C, sizeof *texts), **files = calloc(2 * (size_t)C, sizeof *files);
+    for (int c = 0; c < C; c++) {
+        texts[c] = cl->names[c];
+        texts[C + c] = malloc(strlen(cl->names[c]) + 5);
+        sprintf(texts[C + c], "%s_map", cl->names[c]);
+    }
+    cs_status s = cs_file_stems((const char *const *)texts, 2 * C, files);
+    for (int c = 0; c < C; c++) free(texts[C + c]);
+    free(texts);
     if (s != CS_OK) {
         free(files);
         return cli_fail(s);
@@ -122,7 +133,7 @@ static int explain_all(const cli_args *a, cs_model *m, int surgery, const cli_cl
     } else {
         rc = explain_images(a, m, surgery, cl, files, out);
     }
-    for (int c = 0; c < cl->C; c++) cs_free(files[c]);
+    for (int c = 0; c < 2 * C; c++) cs_free(files[c]);
     free(files);
     return rc;
 }
