@@ -178,6 +178,12 @@ cs_status cs_encode_image(cs_model *m, const float *pixels, int resolution, cs_v
 double cs_model_vision_flops(const cs_model *m, int resolution, cs_vision_mode mode);
 double cs_model_text_flops(const cs_model *m, const int *lengths, int n);
 
+/* A batch of images, pixels [batch, 3, R, R] -> tokens [batch, 1+N, D]:
+ * one forward pass, so the GEMMs see batch x (1+N) rows (faster per image
+ * for ViTs at small resolutions); the results equal cs_encode_image's. */
+cs_status cs_encode_images(cs_model *m, const float *pixels, int batch, int resolution,
+                           cs_vision_mode mode, float *tokens);
+
 /* Text tower on token ids int32 [n, context] (zero padded; each row pooled at
  * the first position of its largest id). out: [n, D], not normalized. */
 cs_status cs_encode_text(cs_model *m, const int32_t *ids, int n, int context, float *out);

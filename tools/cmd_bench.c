@@ -17,6 +17,7 @@ static const cli_option k_options[] = {
     {"cache-dir", "DIR", "where named models live (default ~/.cache/clip)", 0},
     {"res", "LIST", "input resolutions, comma-separated (default: each model's native one)", 0},
     {"runs", "N", "timed runs per figure, after a warm-up (default 5)", 0},
+    {"batch", "N", "images per forward pass (default 1); figures are per image", 0},
     {"threads", "N", "threads (default: all cores)", 0},
     {"json", "FILE", "also write the figures as JSON", 0},
     {"precision", "P", "fp32 (default) | bf16 (transformer weights in bf16)", 0},
@@ -38,7 +39,7 @@ typedef struct figure {
 } figure;
 
 typedef struct bench {
-    int runs;
+    int runs, batch;
     double peak;
     figure *figs;
     int n, cap;
@@ -69,21 +70,22 @@ static void add_figure(bench *b, const char *model, const char *stage, int res, 
 }
 
 static cs_status time_image(bench *b, cs_model *m, const char *name, int R) {
-    int T = cs_model_num_tokens(m, R), D = cs_model_config(m)->embed_dim;
-    float *px = malloc(sizeof(float) * 3 * (size_t)R * R), *tok = malloc(sizeof(float) * (size_t)T * D);
+    int T = cs_model_num_tokens(m, R), D = cs_model_config(m)->embed_dim, B = b->batch;
+    size_t n_px = (size_t)B * 3 * R * R;
+    float *px = malloc(sizeof(float) * n_px), *tok = malloc(sizeof(float) * (size_t)B * T * D);
     double *t = malloc(sizeof(double) * (size_t)b->runs);
-    for (size_t i = 0; i < 3 * (size_t)R * R; i++) px[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+    for (size_t i = 0; i < n_px; i++) px[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
     cs_status s = CS_OK;
     for (int mode = 0; mode < 2 && s == CS_OK; mode++) {
-        s = cs_encode_image(m, px, R, (cs_vision_mode)mode, tok);
+        s = cs_encode_images(m, px, B, R, (cs_vision_mode)mode, tok);
         for (int r = 0; r < b->runs && s == CS_OK; r++) {
             double t0 = cs_now();
-            s = cs_encode_image(m, px, R, (cs_vision_mode)mode, tok);
-            t[r] = cs_now() - t0;
+            s = cs_encode_images(m, px, B, R, (cs_vision_mode)mode, tok);
+            t[r] = (cs_now() - t0) / B;
         }
-        if (s == CS_OK)
-            add_figure(b, name, mode ? "image surgery" : "image plain", R, t,
-                       cs_model_vision_flops(m, R, (cs_vision_mode)mode));
+        char stage[32];
+        snprintf(stage, sizeof stage, "image %s%s", mode ? "surgery" : "plain", B > 1 ? " /img" : "");
+        if (s == CS_OK) add_figure(b, name, stage, R, t, cs_model_vision_flops(m, R, (cs_vision_mode)mode));
     }
     free(px);
     free(tok);
@@ -160,7 +162,8 @@ int cmd_bench(int argc, char **argv) {
     if (cli_parse(&a, k_options, sizeof k_options / sizeof *k_options, k_usage, argc, argv, &rc))
         return rc;
     bench b = {0};
-    if (!cli_int(&a, "runs", 5, 1, 1000, &b.runs)) return CLI_EXIT_USAGE;
+    if (!cli_int(&a, "runs", 5, 1, 1000, &b.runs) || !cli_int(&a, "batch", 1, 1, 64, &b.batch))
+        return CLI_EXIT_USAGE;
     cli_set_threads(cli_get(&a, "threads"));
     b.peak = cs_gemm_peak_gflops(2048, 5);
     printf("threads %d, GEMM peak (2048^3 sgemm, median of 5): %.1f GFLOP/s\n", cs_get_threads(), b.peak);

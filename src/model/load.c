@@ -367,16 +367,29 @@ int cs_model_num_tokens(const cs_model *m, int resolution) {
     return 1 + side * side;
 }
 
-cs_status cs_encode_image(cs_model *m, const float *pixels, int resolution, cs_vision_mode mode,
-                          float *tokens) {
+cs_status cs_encode_images(cs_model *m, const float *pixels, int batch, int resolution,
+                           cs_vision_mode mode, float *tokens) {
     int unit = m->cfg.vision_kind == CS_VISION_VIT ? m->cfg.patch_size : 32;
     if (resolution <= 0 || resolution % unit || resolution > 8192)
         return cs_fail(CS_ERR_ARG, "input resolution %d is not a positive multiple of %d (at most 8192)",
                        resolution, unit);
     if (mode != CS_VISION_PLAIN && mode != CS_VISION_SURGERY)
         return cs_fail(CS_ERR_ARG, "unknown vision mode %d", (int)mode);
-    return m->cfg.vision_kind == CS_VISION_VIT ? vit_encode(m, pixels, resolution, mode, tokens)
-                                               : resnet_encode(m, pixels, resolution, mode, tokens);
+    if (batch < 1 || (int64_t)batch * cs_model_num_tokens(m, resolution) > (1 << 24))
+        return cs_fail(CS_ERR_ARG, "batch of %d images at %d is out of range", batch, resolution);
+    if (m->cfg.vision_kind == CS_VISION_VIT) return vit_encode(m, pixels, batch, resolution, mode, tokens);
+    /* ResNets run image by image: their convolutions are large GEMMs already. */
+    size_t px = (size_t)3 * resolution * resolution;
+    size_t out = (size_t)cs_model_num_tokens(m, resolution) * m->cfg.embed_dim;
+    cs_status s = CS_OK;
+    for (int i = 0; s == CS_OK && i < batch; i++)
+        s = resnet_encode(m, pixels + i * px, resolution, mode, tokens + i * out);
+    return s;
+}
+
+cs_status cs_encode_image(cs_model *m, const float *pixels, int resolution, cs_vision_mode mode,
+                          float *tokens) {
+    return cs_encode_images(m, pixels, 1, resolution, mode, tokens);
 }
 
 cs_status cs_encode_text(cs_model *m, const int32_t *ids, int n, int context, float *out) {

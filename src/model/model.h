@@ -78,7 +78,9 @@ cs_status model_load_transformer(cs_model *m, const char *prefix, int width, int
                                  int heads, cs_transformer *tr);
 
 /* Forward passes (vit.c, text.c, resnet.c). */
-cs_status vit_encode(cs_model *m, const float *pixels, int res, cs_vision_mode mode, float *tokens);
+/* pixels [batch, 3, R, R] -> tokens [batch, 1+N, D]. */
+cs_status vit_encode(cs_model *m, const float *pixels, int batch, int res, cs_vision_mode mode,
+                     float *tokens);
 /* The ViT position embedding for a G x G token grid: [1 + G*G, W]. */
 void vit_position_embedding(const cs_model *m, int G, float *out);
 cs_status text_encode(cs_model *m, const int32_t *ids, int n, int context, float *out);

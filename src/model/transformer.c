@@ -41,36 +41,48 @@ static void block_qkv(const cs_block *b, int T, int W, const float *x, block_scr
     block_linear(s->h, T, W, b->qkv_w, &b->qkv16, b->qkv_b, 3 * W, 0, s->qkv);
 }
 
-void block_forward(const cs_block *b, int W, int heads, int n_seq, const int *seq_len, int causal,
-                   float *x, block_scratch *s) {
+/* Attention over each sequence of a packed batch (qkv [T, 3W] -> out
+ * [T, W]): many sequences run in parallel, one per thread (op_attention
+ * then runs its heads serially); a single sequence parallelizes over heads. */
+static void attend(block_scratch *s, const float *qkv, float *out, int n_seq, const int *seq_len,
+                   int W, int heads, op_attention_kind kind, int causal) {
+    if (n_seq == 1) {
+        op_attention(qkv, seq_len[0], W, heads, kind, causal, s->scores, out);
+        return;
+    }
+    size_t *offset = s->offsets;
+    for (int i = 0, off = 0; i < n_seq; off += seq_len[i], i++) offset[i] = (size_t)off;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int i = 0; i < n_seq; i++)
+        op_attention(qkv + offset[i] * 3 * W, seq_len[i], W, heads, kind, causal,
+                     s->scores + (size_t)omp_get_thread_num() * s->max_seq * s->max_seq,
+                     out + offset[i] * W);
+}
+
+static int total_rows(int n_seq, const int *seq_len) {
     int T = 0;
     for (int i = 0; i < n_seq; i++) T += seq_len[i];
+    return T;
+}
+
+void block_forward(const cs_block *b, int W, int heads, int n_seq, const int *seq_len, int causal,
+                   float *x, block_scratch *s) {
+    int T = total_rows(n_seq, seq_len);
     block_qkv(b, T, W, x, s);
-    /* Attention stays within each sequence of the packed batch; many short
-     * sequences run in parallel, one per thread (op_attention then runs its
-     * heads serially), a single sequence parallelizes over heads. */
-    if (n_seq == 1) {
-        op_attention(s->qkv, T, W, heads, OP_ATTN_QK, causal, s->scores, s->attn);
-    } else {
-        size_t *offset = s->offsets;
-        for (int i = 0, off = 0; i < n_seq; off += seq_len[i], i++) offset[i] = (size_t)off;
-#pragma omp parallel for schedule(dynamic, 4)
-        for (int i = 0; i < n_seq; i++)
-            op_attention(s->qkv + offset[i] * 3 * W, seq_len[i], W, heads, OP_ATTN_QK, causal,
-                         s->scores + (size_t)omp_get_thread_num() * s->max_seq * s->max_seq,
-                         s->attn + offset[i] * W);
-    }
+    attend(s, s->qkv, s->attn, n_seq, seq_len, W, heads, OP_ATTN_QK, causal);
     block_linear(s->attn, T, W, b->out_w, &b->out16, b->out_b, W, 1, x);
     block_mlp(b, T, W, x, s);
 }
 
-void block_forward_dual(const cs_block *b, int T, int W, int heads, float *x, block_scratch *s) {
+void block_forward_dual(const cs_block *b, int W, int heads, int n_seq, const int *seq_len,
+                        float *x, block_scratch *s) {
+    int T = total_rows(n_seq, seq_len);
     block_qkv(b, T, W, x, s);
     /* Both paths read the one QKV projection of the original path's ln_1;
      * their attention outputs sit one above the other, so one out-projection
      * GEMM of 2T rows updates both paths. */
-    op_attention(s->qkv, T, W, heads, OP_ATTN_QK, 0, s->scores, s->attn);
-    op_attention(s->qkv, T, W, heads, OP_ATTN_VV, 0, s->scores, s->attn + (size_t)T * W);
+    attend(s, s->qkv, s->attn, n_seq, seq_len, W, heads, OP_ATTN_QK, 0);
+    attend(s, s->qkv, s->attn + (size_t)T * W, n_seq, seq_len, W, heads, OP_ATTN_VV, 0);
     block_linear(s->attn, 2 * T, W, b->out_w, &b->out16, b->out_b, W, 1, x);
     /* The FFN runs on the original path only. */
     block_mlp(b, T, W, x, s);

@@ -19,11 +19,13 @@ cs_status block_scratch_init(block_scratch *s, cs_workspace *ws, int max_tokens,
 void block_forward(const cs_block *b, int W, int heads, int n_seq, const int *seq_len, int causal,
                    float *x, block_scratch *s);
 
-/* The surgery block (DESIGN.md section 4) on x = [x_ori; x_new] ([2T, W]):
- * with h = ln_1(x_ori), x_ori += out_proj(qk-attention(h)),
+/* The surgery block (DESIGN.md section 4) on a packed batch of n_seq
+ * sequences, x = [x_ori; x_new] (2T rows, T = the sum of seq_len): with
+ * h = ln_1(x_ori), x_ori += out_proj(qk-attention(h)),
  * x_ori += mlp(ln_2(x_ori)); x_new += out_proj(vv-attention(h)), no FFN.
  * The scratch must hold 2T rows of attention output. */
-void block_forward_dual(const cs_block *b, int T, int W, int heads, float *x, block_scratch *s);
+void block_forward_dual(const cs_block *b, int W, int heads, int n_seq, const int *seq_len,
+                        float *x, block_scratch *s);
 
 /* Pack (or free) bf16 copies of every block's linear weights. */
 cs_status transformer_pack_bf16(cs_transformer *tr);

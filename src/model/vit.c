@@ -31,48 +31,56 @@ void vit_position_embedding(const cs_model *m, int G, float *out) {
     op_resize_bilinear(v->pos_emb + W, native, native, W, out + W, G, G);
 }
 
-cs_status vit_encode(cs_model *m, const float *pixels, int R, cs_vision_mode mode, float *tokens) {
+cs_status vit_encode(cs_model *m, const float *pixels, int batch, int R, cs_vision_mode mode,
+                     float *tokens) {
     const cs_config *c = &m->cfg;
     const cs_vit *v = &m->vit;
-    int P = c->patch_size, G = R / P, N = G * G, T = N + 1, W = c->vision_width;
+    int P = c->patch_size, G = R / P, N = G * G, T = N + 1, W = c->vision_width, BT = batch * T;
     int first_dual = mode == CS_VISION_SURGERY ? c->vision_layers - m->surgery_blocks : c->vision_layers;
     if (first_dual < 0) first_dual = 0;
 
-    /* x holds the original path's T rows, then the surgery path's T rows
-     * (used from the first dual block on); the block scratch holds 2T rows
-     * of attention output for the dual blocks. */
+    /* The images are a packed batch of `batch` sequences of T tokens. x holds
+     * the original path's BT rows, then the surgery path's BT rows (used
+     * from the first dual block on); the block scratch holds 2BT rows of
+     * attention output for the dual blocks. */
     block_scratch s;
-    cs_status st = block_scratch_init(&s, &m->ws, 2 * T, T, 1, W);
+    cs_status st = block_scratch_init(&s, &m->ws, 2 * BT, T, batch, W);
     float *patches = ws_take(&m->ws, (size_t)N * 3 * P * P, sizeof(float));
-    float *x = ws_take(&m->ws, (size_t)2 * T * W, sizeof(float));
+    float *x = ws_take(&m->ws, (size_t)2 * BT * W, sizeof(float));
     float *pos = ws_take(&m->ws, (size_t)T * W, sizeof(float));
-    if (st != CS_OK || !patches || !x || !pos) {
+    int *len = ws_take(&m->ws, (size_t)batch, sizeof(int));
+    if (st != CS_OK || !patches || !x || !pos || !len) {
         ws_release(&m->ws);
         return CS_ERR_NOMEM;
     }
-    float *x_new = x + (size_t)T * W;
-
-    im2col_patches(pixels, R, P, patches);
-    memcpy(x, v->class_emb, (size_t)W * sizeof(float));
-    op_linear(patches, N, 3 * P * P, v->conv1_w, NULL, W, x + W);
+    float *x_new = x + (size_t)BT * W;
     vit_position_embedding(m, G, pos);
-    op_add(x, pos, (size_t)T * W);
-    op_layer_norm(x, T, W, v->ln_pre.w, v->ln_pre.b, 1e-5f, x);
+    for (int i = 0; i < batch; i++) {
+        float *xi = x + (size_t)i * T * W;
+        len[i] = T;
+        im2col_patches(pixels + (size_t)i * 3 * R * R, R, P, patches);
+        memcpy(xi, v->class_emb, (size_t)W * sizeof(float));
+        op_linear(patches, N, 3 * P * P, v->conv1_w, NULL, W, xi + W);
+        op_add(xi, pos, (size_t)T * W);
+    }
+    op_layer_norm(x, BT, W, v->ln_pre.w, v->ln_pre.b, 1e-5f, x);
 
     for (int l = 0; l < c->vision_layers; l++) {
         const cs_block *b = &v->tr.blocks[l];
         if (l < first_dual) {
-            block_forward(b, W, v->tr.heads, 1, &T, 0, x, &s);
+            block_forward(b, W, v->tr.heads, batch, len, 0, x, &s);
             continue;
         }
-        if (l == first_dual) memcpy(x_new, x, (size_t)T * W * sizeof(float));
-        block_forward_dual(b, T, W, v->tr.heads, x, &s);
+        if (l == first_dual) memcpy(x_new, x, (size_t)BT * W * sizeof(float));
+        block_forward_dual(b, W, v->tr.heads, batch, len, x, &s);
     }
-    /* Surgery output: the class token from the original path, the patch
-     * tokens from the new one. */
-    if (first_dual < c->vision_layers) memcpy(x + W, x_new + W, (size_t)N * W * sizeof(float));
-    op_layer_norm(x, T, W, v->ln_post.w, v->ln_post.b, 1e-5f, x);
-    op_gemm(0, 0, T, c->embed_dim, W, 1.0f, x, W, v->proj, c->embed_dim, 0.0f, tokens, c->embed_dim);
+    /* Surgery output: each image's class token from the original path, its
+     * patch tokens from the new one. */
+    if (first_dual < c->vision_layers)
+        for (int i = 0; i < batch; i++)
+            memcpy(x + ((size_t)i * T + 1) * W, x_new + ((size_t)i * T + 1) * W, (size_t)N * W * sizeof(float));
+    op_layer_norm(x, BT, W, v->ln_post.w, v->ln_post.b, 1e-5f, x);
+    op_gemm(0, 0, BT, c->embed_dim, W, 1.0f, x, W, v->proj, c->embed_dim, 0.0f, tokens, c->embed_dim);
     ws_release(&m->ws);
     return CS_OK;
 }
