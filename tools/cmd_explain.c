@@ -43,18 +43,20 @@ static cs_status write_npy2(const char *dir, const char *name, int64_t a, int64_
     return cs_npy_write(path, CS_DT_F32, 2, shape, x);
 }
 
-/* Tokens -> similarity -> maps -> files, for one input. */
+/* Images per vision-tower pass: enough rows for efficient GEMMs at 224,
+ * little memory. */
+#define EXPLAIN_BATCH 4
+
+/* Tokens (already encoded) -> similarity -> maps -> files, for one input. */
 static int explain_one(cs_model *m, int surgery, const cli_class_set *cl, char **files,
-                       const cli_input *in, int npy, int png, const char *dir) {
+                       const cli_input *in, const float *tokens, int npy, int png, const char *dir) {
     int R = in->R, W = in->width, H = in->height, C = cl->C, D = cl->D;
     int T = cs_model_num_tokens(m, R);
-    float *tokens = malloc(sizeof(float) * (size_t)T * D), *sim = malloc(sizeof(float) * (size_t)T * C);
+    float *sim = malloc(sizeof(float) * (size_t)T * C);
     float *maps = malloc(sizeof(float) * (size_t)W * H * C);
     uint8_t *pic = malloc((size_t)W * H * 3);
-    cs_status s = cs_encode_image(m, in->pixels, R, surgery ? CS_VISION_SURGERY : CS_VISION_PLAIN, tokens);
-    if (s == CS_OK)
-        s = surgery ? cs_feature_surgery(tokens, T, cl->emb, C, D, cl->redundant, sim)
-                    : cs_similarity(tokens, T, cl->emb, C, D, sim);
+    cs_status s = surgery ? cs_feature_surgery(tokens, T, cl->emb, C, D, cl->redundant, sim)
+                          : cs_similarity(tokens, T, cl->emb, C, D, sim);
     if (s == CS_OK) s = cs_similarity_maps(sim, T, C, H, W, maps);
     if (s == CS_OK) s = cs_mkdirs(dir);
     if (s == CS_OK && npy) {
@@ -77,7 +79,6 @@ static int explain_one(cs_model *m, int surgery, const cli_class_set *cl, char *
         snprintf(path, sizeof path, "%s/%s.png", dir, files[C + c]);
         if (s == CS_OK) s = cs_png_write(path, W, H, 1, pic);
     }
-    free(tokens);
     free(sim);
     free(maps);
     free(pic);
@@ -92,15 +93,35 @@ static int explain_images(const cli_args *a, cs_model *m, int surgery, const cli
     cli_image_list images;
     if (!cli_int(a, "res", cs_model_config(m)->image_resolution, 16, 4096, &R)) return CLI_EXIT_USAGE;
     if ((rc = cli_image_list_collect(a, &images))) return rc;
-    for (int i = 0; !rc && i < images.n; i++) {
-        char dir[4096];
-        cli_input in;
-        cli_image_dir(out, &images, i, dir, sizeof dir);
-        if (images.n > 1) cli_note("[%d/%d] %s", i + 1, images.n, images.paths[i]);
-        rc = cli_input_from_image(images.paths[i], R, &in);
-        if (!rc) rc = explain_one(m, surgery, cl, files, &in, cli_has(a, "npy"), !cli_has(a, "no-png"), dir);
-        cli_input_free(&in);
+    /* Images go through the vision tower EXPLAIN_BATCH at a time (one
+     * packed forward pass), then each is finished on its own. */
+    cli_input in[EXPLAIN_BATCH];
+    size_t n_px = (size_t)3 * R * R, n_tok = (size_t)cs_model_num_tokens(m, R) * cl->D;
+    float *pixels = malloc(sizeof(float) * EXPLAIN_BATCH * n_px);
+    float *tokens = malloc(sizeof(float) * EXPLAIN_BATCH * n_tok);
+    for (int first = 0; !rc && first < images.n; first += EXPLAIN_BATCH) {
+        int n = images.n - first < EXPLAIN_BATCH ? images.n - first : EXPLAIN_BATCH, loaded = 0;
+        for (; !rc && loaded < n; loaded++) {
+            rc = cli_input_from_image(images.paths[first + loaded], R, &in[loaded]);
+            if (!rc) memcpy(pixels + loaded * n_px, in[loaded].pixels, sizeof(float) * n_px);
+        }
+        if (rc) loaded--;
+        if (!rc) {
+            cs_status s = cs_encode_images(m, pixels, n, R, surgery ? CS_VISION_SURGERY : CS_VISION_PLAIN,
+                                           tokens);
+            if (s != CS_OK) rc = cli_fail(s);
+        }
+        for (int k = 0; !rc && k < n; k++) {
+            char dir[4096];
+            cli_image_dir(out, &images, first + k, dir, sizeof dir);
+            if (images.n > 1) cli_note("[%d/%d] %s", first + k + 1, images.n, images.paths[first + k]);
+            rc = explain_one(m, surgery, cl, files, &in[k], tokens + k * n_tok, cli_has(a, "npy"),
+                             !cli_has(a, "no-png"), dir);
+        }
+        for (int k = 0; k < loaded; k++) cli_input_free(&in[k]);
     }
+    free(pixels);
+    free(tokens);
     cli_image_list_free(&images);
     return rc;
 }
@@ -128,7 +149,15 @@ static int explain_all(const cli_args *a, cs_model *m, int surgery, const cli_cl
     if (cli_has(a, "pixels")) {
         cli_input in;
         rc = cli_input_from_pixels(cli_get(a, "pixels"), cli_get(a, "size"), &in);
-        if (!rc) rc = explain_one(m, surgery, cl, files, &in, cli_has(a, "npy"), !cli_has(a, "no-png"), out);
+        float *tokens = rc ? NULL : malloc(sizeof(float) * (size_t)cs_model_num_tokens(m, in.R) * cl->D);
+        if (!rc) {
+            cs_status st = cs_encode_image(m, in.pixels, in.R, surgery ? CS_VISION_SURGERY : CS_VISION_PLAIN,
+                                           tokens);
+            rc = st == CS_OK ? explain_one(m, surgery, cl, files, &in, tokens, cli_has(a, "npy"),
+                                           !cli_has(a, "no-png"), out)
+                             : cli_fail(st);
+        }
+        free(tokens);
         cli_input_free(&in);
     } else {
         rc = explain_images(a, m, surgery, cl, files, out);
