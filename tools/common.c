@@ -13,6 +13,20 @@
 #include "args.h"
 #include "cli.h"
 
+void cli_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("clip-surgery: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int cli_fail(cs_status s) {
+    cli_error("%s", cs_last_error());
+    return s == CS_ERR_NOMEM ? CLI_EXIT_RUNTIME : CLI_EXIT_USAGE;
+}
+
 /* The CLI may exit: out of memory here ends the process with code 1. */
 static void *xrealloc(void *p, size_t n) {
     void *q = realloc(p, n ? n : 1);

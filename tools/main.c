@@ -1,21 +1,6 @@
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include "cli.h"
-
-void cli_error(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("clip-surgery: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
-int cli_fail(cs_status s) {
-    cli_error("%s", cs_last_error());
-    return s == CS_ERR_NOMEM ? CLI_EXIT_RUNTIME : CLI_EXIT_USAGE;
-}
 
 static const struct {
     const char *name;
