@@ -2,9 +2,11 @@
  * shapes: y[M, N] = x[M, K] w[N, K]^T + b.
  * Usage: bench_gemm_bf16 [RUNS]   (default 7; the median of RUNS after a warm-up)
  * Prints, per shape and thread count, ms and GFLOP/s of op_linear (fp32,
- * OpenBLAS) and op_linear_bf16 and their ratio, measured back to back in
- * the same process; then the single-core instruction peaks that bound
- * both (FMA vs VDPBF16PS throughput, 16 independent accumulators). */
+ * OpenBLAS), op_linear_bf16 forced onto its AVX512-BF16 kernel and, where
+ * the CPU has it, onto its AMX-BF16 kernel, with their speed-ups over
+ * fp32, measured interleaved in the same process; then the single-core
+ * instruction peaks (FMA vs VDPBF16PS throughput, 16 independent
+ * accumulators). On a shared machine expect a few % of noise per cell. */
 #include <immintrin.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,9 +40,10 @@ static double median(double *t, int runs) {
 
 static float frand(void) { return (float)rand() / (float)RAND_MAX - 0.5f; }
 
-/* Time both paths on one shape; the two are interleaved run by run so
- * background load on the shared machine hits them alike. */
-static void bench_shape(const shape *s, int runs, double *t32, double *t16) {
+/* Time the paths on one shape; they are interleaved run by run so
+ * background load on the shared machine hits them alike. tamx is not
+ * written without AMX. */
+static void bench_shape(const shape *s, int runs, int amx, double *t32, double *t16, double *tamx) {
     size_t nx = (size_t)s->M * s->K, nw = (size_t)s->N * s->K, ny = (size_t)s->M * s->N;
     float *x = cs_alloc(nx, sizeof *x), *w = cs_alloc(nw, sizeof *w), *b = cs_alloc(s->N, sizeof *b);
     float *y = cs_alloc(ny, sizeof *y);
@@ -57,16 +60,28 @@ static void bench_shape(const shape *s, int runs, double *t32, double *t16) {
         exit(1);
     }
     op_linear(x, s->M, s->K, w, b, s->N, y); /* warm-up: pages, caches, thread pool */
+    op_bf16_force_path(OP_BF16_PATH_AVX512);
     op_linear_bf16(x, s->M, s->K, &p, b, 0, y);
+    if (amx) {
+        op_bf16_force_path(OP_BF16_PATH_AMX);
+        op_linear_bf16(x, s->M, s->K, &p, b, 0, y);
+    }
     for (int r = 0; r < runs; r++) {
         double t0 = cs_now();
         op_linear(x, s->M, s->K, w, b, s->N, y);
         double t1 = cs_now();
+        op_bf16_force_path(OP_BF16_PATH_AVX512);
         op_linear_bf16(x, s->M, s->K, &p, b, 0, y);
         double t2 = cs_now();
         t32[r] = t1 - t0;
         t16[r] = t2 - t1;
+        if (amx) {
+            op_bf16_force_path(OP_BF16_PATH_AMX);
+            op_linear_bf16(x, s->M, s->K, &p, b, 0, y);
+            tamx[r] = cs_now() - t2;
+        }
     }
+    op_bf16_force_path(OP_BF16_PATH_AUTO);
     op_bf16_free(&p);
     cs_free(x), cs_free(w), cs_free(b), cs_free(y);
 }
@@ -122,24 +137,33 @@ int main(int argc, char **argv) {
         print_peaks();
         return 0;
     }
-    int max_threads = cs_get_threads();
+    int max_threads = cs_get_threads(), amx = op_bf16_amx_supported();
     double *t32 = cs_alloc((size_t)runs, sizeof(double)), *t16 = cs_alloc((size_t)runs, sizeof(double));
-    printf("y = x w^T + b, median of %d runs; fp32 = OpenBLAS sgemm via op_linear\n", runs);
-    printf("%-18s %5s %5s %5s %3s | %9s %9s | %9s %9s | %6s\n", "shape", "M", "N", "K", "thr",
-           "fp32 ms", "GFLOP/s", "bf16 ms", "GFLOP/s", "bf16/fp32");
+    double *tamx = cs_alloc((size_t)runs, sizeof(double));
+    printf("y = x w^T + b, median of %d runs; fp32 = OpenBLAS sgemm via op_linear; "
+           "ratios = fp32 time / bf16 time\n", runs);
+    if (!amx) printf("this CPU (or OS) lacks AMX-BF16 tiles: AVX512-BF16 only\n");
+    printf("%-18s %5s %5s %5s %3s | %8s %7s | %8s %7s %6s | %8s %7s %6s\n", "shape", "M", "N", "K",
+           "thr", "fp32 ms", "GFLOP/s", "avx512ms", "GFLOP/s", "x fp32", "amx ms", "GFLOP/s",
+           "x fp32");
     for (int threads = 1; threads <= 2 && threads <= max_threads; threads++) {
         cs_set_threads(threads);
         for (size_t i = 0; i < sizeof k_shapes / sizeof k_shapes[0]; i++) {
             const shape *s = &k_shapes[i];
-            bench_shape(s, runs, t32, t16);
+            bench_shape(s, runs, amx, t32, t16, tamx);
             double a = median(t32, runs), c = median(t16, runs);
             double gflop = 2.0 * s->M * s->N * s->K * 1e-9;
-            printf("%-18s %5d %5d %5d %3d | %9.3f %9.1f | %9.3f %9.1f | %6.2fx\n", s->what, s->M,
-                   s->N, s->K, threads, a * 1e3, gflop / a, c * 1e3, gflop / c, a / c);
+            printf("%-18s %5d %5d %5d %3d | %8.3f %7.1f | %8.3f %7.1f %5.2fx", s->what, s->M, s->N,
+                   s->K, threads, a * 1e3, gflop / a, c * 1e3, gflop / c, a / c);
+            if (amx) {
+                double d = median(tamx, runs);
+                printf(" | %8.3f %7.1f %5.2fx", d * 1e3, gflop / d, a / d);
+            }
+            printf("\n");
         }
     }
     cs_set_threads(max_threads);
     print_peaks();
-    cs_free(t32), cs_free(t16);
+    cs_free(t32), cs_free(t16), cs_free(tamx);
     return 0;
 }

@@ -1,13 +1,17 @@
 /* The bf16 linear layer (src/ops/gemm_bf16.c):
  *  - the scalar fp32 -> bf16 rounding against an independent double-based
  *    round-half-even, plus the special values;
- *  - the packed panel layout, element by element;
- *  - where the CPU has AVX512-BF16: the kernel's own on-the-fly rounding
+ *  - the packed panel layout, element by element, padding included;
+ *  - for each kernel the CPU has (AVX512-BF16, forced; then AMX-BF16 where
+ *    op_bf16_amx_supported()): the kernel's own on-the-fly rounding
  *    (through an identity weight, which makes y exactly bf16(x)), and
- *    op_linear_bf16 on many shapes against a double-precision reference of
- *    the same bf16-rounded inputs (bound: fp32 summation error), with and
- *    without bias and accumulate, 1 and 2 threads, nested in a parallel
- *    region; and the error against plain fp32 (OpenBLAS), reported. */
+ *    op_linear_bf16 on many shapes (row, column and K tails, K blocks, M up
+ *    to 100k) against a double-precision reference of the same
+ *    bf16-rounded inputs (bound: fp32 summation error), with and without
+ *    bias and accumulate, 1 and 2 threads, nested in a parallel region; the
+ *    error against plain fp32 (OpenBLAS), reported;
+ *  - AMX against AVX512 on the same shapes: both within the bound of the
+ *    reference, so within twice it of each other; the difference reported. */
 #include <float.h>
 #include <omp.h>
 #include <stdint.h>
@@ -34,6 +38,9 @@ static float from_bits(uint32_t u) {
     memcpy(&f, &u, sizeof f);
     return f;
 }
+
+/* The kernel under test, for messages. */
+static const char *g_path = "auto";
 
 static float round_bf16(float f) { return op_bf16_to_float(op_bf16_from_float(f)); }
 
@@ -77,12 +84,16 @@ static void test_pack_layout(void) {
     for (int i = 0; i < N * K; i++) w[i] = frand();
     op_bf16_weights p;
     CHECK_OK(op_bf16_pack(w, N, K, &p));
-    CHECK(p.N == N && p.K == K && p.pairs == 3 && p.panels == 2);
-    CHECK(op_bf16_packed_bytes(N, K) == (size_t)2 * 3 * NR * 2 * sizeof(uint16_t));
+    CHECK(p.N == N && p.K == K && p.pairs == 3 && p.pairs_pad == OP_BF16_KPAD && p.panels == 2);
+    size_t tile_bytes = (size_t)OP_BF16_KPAD * NR * 2 * sizeof(uint16_t); /* one padded K step */
+    CHECK(op_bf16_packed_bytes(N, K) == 2 * tile_bytes);
+    CHECK(op_bf16_packed_bytes(N, 2 * OP_BF16_KPAD) == 2 * tile_bytes);
+    CHECK(op_bf16_packed_bytes(N, 2 * OP_BF16_KPAD + 1) == 2 * 2 * tile_bytes);
     int bad = 0;
     for (int n = 0; n < p.panels * NR; n++)
-        for (int k = 0; k < 2 * p.pairs; k++) {
-            uint16_t got = p.data[(((size_t)(n / NR) * p.pairs + k / 2) * NR + n % NR) * 2 + k % 2];
+        for (int k = 0; k < 2 * p.pairs_pad; k++) { /* every stored value, the zero padding too */
+            size_t at = (((size_t)(n / NR) * p.pairs_pad + k / 2) * NR + n % NR) * 2 + k % 2;
+            uint16_t got = p.data[at];
             uint16_t want = n < N && k < K ? op_bf16_from_float(w[n * K + k]) : 0;
             bad += got != want;
         }
@@ -162,15 +173,18 @@ static errors run_case(shape s, int with_bias, int accumulate, float **yout) {
             mag += fabs(bj) + fabs(yj);
             /* fp32 accumulation: VDPBF16PS adds its two (exact) products
              * one at a time, (acc + p_odd) + p_even, so at most K + 1
-             * roundings plus bias and y, each within 2^-24 of mag. */
+             * roundings plus bias and y, each within 2^-24 of mag. The
+             * AMX kernel's TDPBF16PS sums in its own order, the K blocks'
+             * partial sums are then added to y: no more roundings than
+             * that, so the same bound holds. */
             double bound = (K + 4) * ldexp(mag, -24) + 1e-30;
             double err = fabs(y[(size_t)i * N + j] - s);
             if (err / bound > e.worst_ratio) e.worst_ratio = err / bound;
             bad += !(err <= bound);
         }
     }
-    CHECK_MSG(bad == 0, "M=%d N=%d K=%d bias=%d acc=%d: %d values outside the bound", M, N, K,
-              with_bias, accumulate, bad);
+    CHECK_MSG(bad == 0, "%s: M=%d N=%d K=%d bias=%d acc=%d: %d values outside the bound", g_path,
+              M, N, K, with_bias, accumulate, bad);
     double dmax = 0, ymax = 0;
     for (size_t i = 0; i < ny; i++) {
         double d = fabs((double)y[i] - yf[i]);
@@ -179,7 +193,8 @@ static errors run_case(shape s, int with_bias, int accumulate, float **yout) {
     }
     e.fp32_rel = dmax / (ymax + 1e-30);
     /* Loose sanity bound: bf16 keeps 8 bits, so a few 2^-8 of the scale. */
-    CHECK_MSG(e.fp32_rel < 0.03, "M=%d N=%d K=%d: relative error vs fp32 %.3g", M, N, K, e.fp32_rel);
+    CHECK_MSG(e.fp32_rel < 0.03, "%s: M=%d N=%d K=%d: relative error vs fp32 %.3g", g_path, M, N, K,
+              e.fp32_rel);
     op_bf16_free(&p);
 done:
     if (yout) *yout = y;
@@ -188,14 +203,22 @@ done:
     return e;
 }
 
+/* Tails of every kind for both kernels: rows past a 14- or 32-row tile
+ * (and <= 16 or > 16 of the last 32), columns past a panel, odd K, K past
+ * a 16-pair tile, several K blocks (128 or 256 pairs) with a ragged last
+ * one, and one long M. */
+static const shape k_shapes[] = {
+    {1, 64, 64},      {7, 64, 64},      {197, 64, 64},     {1025, 64, 64},   {1, 77, 77},
+    {7, 77, 77},      {197, 77, 77},    {1025, 77, 77},    {1, 5, 3},        {13, 33, 129},
+    {15, 31, 1},      {29, 97, 257},    {197, 768, 768},   {7, 768, 3072},   {1, 3072, 768},
+    {197, 3072, 768}, {197, 768, 3072}, {1025, 768, 768},  {1025, 2304, 77}, {3, 4095, 65},
+    {33, 65, 33},     {50, 100, 1100},  {70, 33, 543},     {64, 32, 32},     {100003, 40, 47},
+};
+#define N_SHAPES ((int)(sizeof k_shapes / sizeof k_shapes[0]))
+
 static void test_shapes(void) {
-    static const shape shapes[] = {
-        {1, 64, 64},      {7, 64, 64},     {197, 64, 64},     {1025, 64, 64},   {1, 77, 77},
-        {7, 77, 77},      {197, 77, 77},   {1025, 77, 77},    {1, 5, 3},        {13, 33, 129},
-        {15, 31, 1},      {29, 97, 257},   {197, 768, 768},   {7, 768, 3072},   {1, 3072, 768},
-        {197, 3072, 768}, {197, 768, 3072}, {1025, 768, 768}, {1025, 2304, 77}, {3, 4095, 65},
-    };
-    int n = (int)(sizeof shapes / sizeof shapes[0]);
+    const shape *shapes = k_shapes;
+    int n = N_SHAPES;
     double worst = 0, worst_rel = 0;
     for (int i = 0; i < n; i++)
         for (int v = 0; v < 4; v++) {
@@ -207,8 +230,47 @@ static void test_shapes(void) {
                 if (e.fp32_rel > worst_rel) worst_rel = e.fp32_rel;
             }
         }
-    printf("  vs the bf16-input double reference: worst |err| / bound = %.3f\n", worst);
-    printf("  vs fp32: worst relative error %.2e\n", worst_rel);
+    printf("  %s vs the bf16-input double reference: worst |err| / bound = %.3f\n", g_path, worst);
+    printf("  %s vs fp32: worst relative error %.2e\n", g_path, worst_rel);
+}
+
+/* The two kernels on the same inputs: each is within the bound of the
+ * double reference (run_case checks it), so they agree to twice the
+ * bound; here, that they agree to the bf16 scale at all (a layout or tile
+ * mix-up gives O(1) differences) and how often they agree bit for bit. */
+static void test_amx_vs_avx512(void) {
+    double worst = 0;
+    size_t same = 0, total = 0;
+    for (int i = 0; i < N_SHAPES; i++)
+        for (int v = 0; v < 4; v += 3) { /* plain, and bias + accumulate */
+            shape s = k_shapes[i];
+            float *ya, *yv;
+            uint32_t seed = 777u + (uint32_t)i;
+            op_bf16_force_path(OP_BF16_PATH_AVX512);
+            g_path = "avx512";
+            g_rng = seed;
+            run_case(s, v & 1, v >> 1, &yv);
+            op_bf16_force_path(OP_BF16_PATH_AMX);
+            g_path = "amx";
+            g_rng = seed;
+            run_case(s, v & 1, v >> 1, &ya);
+            size_t ny = (size_t)s.M * s.N;
+            double dmax = 0, ymax = 0;
+            for (size_t j = 0; j < ny; j++) {
+                double d = fabs((double)ya[j] - yv[j]);
+                if (d > dmax) dmax = d;
+                if (fabs(yv[j]) > ymax) ymax = fabs(yv[j]);
+                same += bits(ya[j]) == bits(yv[j]);
+            }
+            total += ny;
+            double rel = dmax / (ymax + 1e-30);
+            CHECK_MSG(rel < 1e-4, "M=%d N=%d K=%d: AMX and AVX512 differ by %.3g of max |y|", s.M,
+                      s.N, s.K, rel);
+            if (rel > worst) worst = rel;
+            cs_free(ya), cs_free(yv);
+        }
+    printf("  AMX vs AVX512: worst max |diff| / max |y| = %.2e, %.1f%% of values bit-identical\n",
+           worst, 100.0 * (double)same / (double)total);
 }
 
 /* The split among threads never changes the summation order: 1 and 2
@@ -241,6 +303,15 @@ static void test_threads(void) {
     cs_free(x), cs_free(w), cs_free(yy), cs_free(y1), cs_free(y2);
 }
 
+static void test_kernel(int path, const char *name) {
+    op_bf16_force_path(path);
+    g_path = name;
+    printf("%s kernel:\n", name);
+    test_kernel_rounding();
+    test_shapes();
+    test_threads();
+}
+
 int main(void) {
     test_rounding();
     test_pack_layout();
@@ -248,8 +319,16 @@ int main(void) {
         printf("skipping the kernel checks: this CPU (or OS) lacks AVX512-BF16\n");
         return test_finish();
     }
-    test_kernel_rounding();
-    test_shapes();
-    test_threads();
+    test_kernel(OP_BF16_PATH_AVX512, "avx512");
+    if (op_bf16_amx_supported()) {
+        test_kernel(OP_BF16_PATH_AMX, "amx");
+        test_amx_vs_avx512();
+    } else {
+        printf("skipping the AMX checks: this CPU (or OS) lacks AMX-BF16 tiles\n");
+        /* Asking for AMX without it must still compute, with AVX512. */
+        test_kernel(OP_BF16_PATH_AMX, "amx (falls back to avx512)");
+    }
+    op_bf16_force_path(OP_BF16_PATH_AUTO);
+    test_kernel_rounding(); /* the default choice works too */
     return test_finish();
 }

@@ -1,23 +1,36 @@
 /* The bf16 linear layer: y[M, N] (+)= x[M, K] w[N, K]^T + b with weights
- * packed once into bf16 panels and VDPBF16PS doing two products per fp32
- * lane. Only the functions marked BF16_TARGET use AVX512-BF16 instructions;
- * the file compiles without -mavx512bf16 and the rest of it runs anywhere.
+ * packed once into bf16 panels, and two kernels over the same panels:
+ * AMX-BF16 tiles where the CPU and OS allow them (6-9x the other on the
+ * ViT shapes, bench/bench_gemm_bf16.c), else VDPBF16PS doing two products
+ * per fp32 lane. Only the functions marked BF16_TARGET / AMX_TARGET use
+ * those instructions; the file compiles without -mavx512bf16 / -mamx-*
+ * and the rest of it runs anywhere.
  *
- * Blocking (per thread, over its own rectangle of the output):
+ * AVX512 blocking (per thread, over its own rectangle of the output):
  *   rows in blocks of MC, K in blocks of KC pairs: the activations of one
  *   block are rounded and packed ([tile][pair][MR] 32-bit pairs) into a
  *   stack buffer, then for each weight panel (KC x NR, L1-resident while
  *   the row tiles sweep it) the MR x NR micro-kernel runs over the tiles.
  * The micro-kernel keeps MR x 2 vectors of fp32 sums in registers and per
  * pair of k broadcasts one 32-bit (two bf16) value of x per row. */
+/* syscall() (for arch_prctl) is declared only with the glibc extensions,
+ * which the build's gnu11 enables; say so for a strict -std=c11 too. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include "gemm_bf16.h"
 #include <cpuid.h>
 #include <immintrin.h>
+#include <limits.h>
 #include <omp.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include "base/base.h"
 
 #define NR OP_BF16_NR
+#define KPAD OP_BF16_KPAD
 #define MR 14            /* 14 x 2 accumulators + 2 weight vectors + 1 broadcast <= 32 zmm */
 #define KC 128           /* pairs per K block: a 128 x 32 bf16 panel slice is 16 KiB (L1) */
 #define MC (8 * MR)      /* rows per block: the packed block is 56 KiB, on the stack */
@@ -72,22 +85,30 @@ float op_bf16_to_float(uint16_t h) {
 
 /* ---------------------------------------------------------------- packing */
 
+static int pad_pairs(int pairs) { return (pairs + KPAD - 1) / KPAD * KPAD; }
+
 size_t op_bf16_packed_bytes(int N, int K) {
-    if (N <= 0 || K <= 0) return 0;
-    size_t panels = ((size_t)N + NR - 1) / NR, pairs = ((size_t)K + 1) / 2, n;
+    if (N <= 0 || K <= 0 || K > INT_MAX - 2 * KPAD) return 0;
+    size_t panels = ((size_t)N + NR - 1) / NR, pairs = (size_t)pad_pairs((K + 1) / 2), n;
     if (!cs_mul_size(panels, pairs, &n) || !cs_mul_size(n, (size_t)NR * 2 * sizeof(uint16_t), &n))
         return 0;
     return n;
 }
 
-/* One panel: rows n0..n0+NR of w (zero past N), k padded to even. Written
- * in output order (sequential stores); the NR source rows being read stay
- * in cache as k advances. */
-static void pack_panel(const float *w, int N, int K, int pairs, int p, uint16_t *dst) {
+/* One panel: rows n0..n0+NR of w (zero past N), k padded with zeros to
+ * 2 * pairs_pad (the AMX kernel loads whole 16-pair tiles; the zeros meet
+ * zeros in its activations, never garbage). Written in output order
+ * (sequential stores); the NR source rows being read stay in cache as k
+ * advances. */
+static void pack_panel(const float *w, int N, int K, int pairs_pad, int p, uint16_t *dst) {
     int rows = N - p * NR < NR ? N - p * NR : NR;
     const float *src = w + (size_t)p * NR * K;
-    for (int q = 0; q < pairs; q++, dst += 2 * NR) {
+    for (int q = 0; q < pairs_pad; q++, dst += 2 * NR) {
         int k = 2 * q;
+        if (k >= K) {
+            memset(dst, 0, 2 * NR * sizeof *dst);
+            continue;
+        }
         for (int c = 0; c < rows; c++) {
             dst[2 * c] = op_bf16_from_float(src[(size_t)c * K + k]);
             dst[2 * c + 1] = k + 1 < K ? op_bf16_from_float(src[(size_t)c * K + k + 1]) : 0;
@@ -103,14 +124,15 @@ cs_status op_bf16_pack(const float *w, int N, int K, op_bf16_weights *out) {
     if (!bytes) return cs_fail(CS_ERR_NOMEM, "bf16 pack: %d x %d overflows", N, K);
     uint16_t *data = cs_alloc(bytes, 1);
     if (!data) return CS_ERR_NOMEM;
-    int pairs = (K + 1) / 2, panels = (N + NR - 1) / NR;
-    size_t panel_len = (size_t)pairs * NR * 2;
+    int pairs = (K + 1) / 2, pairs_pad = pad_pairs(pairs), panels = (N + NR - 1) / NR;
+    size_t panel_len = (size_t)pairs_pad * NR * 2;
     /* Load-time work (a ViT-B holds ~85M weights): use the threads unless nested. */
 #pragma omp parallel for schedule(static) if (panels > 1 && !omp_in_parallel())
-    for (int p = 0; p < panels; p++) pack_panel(w, N, K, pairs, p, data + p * panel_len);
+    for (int p = 0; p < panels; p++) pack_panel(w, N, K, pairs_pad, p, data + p * panel_len);
     out->N = N;
     out->K = K;
     out->pairs = pairs;
+    out->pairs_pad = pairs_pad;
     out->panels = panels;
     out->data = data;
     return CS_OK;
@@ -233,7 +255,7 @@ BF16_TARGET static void run_rect(const float *x, const op_bf16_weights *w, const
             pack_a(x + (size_t)i0 * K, K, mc, 2 * q0, k1, kc, abuf);
             int load_c = accumulate || q0 > 0;
             for (int p = r.p0; p < r.p1; p++) {
-                const uint16_t *panel = w->data + ((size_t)p * pairs + q0) * NR * 2;
+                const uint16_t *panel = w->data + ((size_t)p * w->pairs_pad + q0) * NR * 2;
                 int nr = N - p * NR < NR ? N - p * NR : NR;
                 const float *bias = b && q0 == 0 ? b + p * NR : NULL;
                 for (int t = 0; t * MR < mc; t++) {
@@ -246,18 +268,224 @@ BF16_TARGET static void run_rect(const float *x, const op_bf16_weights *w, const
     }
 }
 
+/* ---------------------------------------------------------------- AMX kernel
+ *
+ * Tiles (palette 1: eight registers of up to 16 rows x 64 bytes):
+ *   A = 16 rows of x x 16 pairs (bf16), B = 16 pairs x 16 columns, taken
+ *   straight from a packed panel (row stride NR * 4 bytes: one pair of the
+ *   panel's 32 columns; the right half of the panel is the second B tile),
+ *   C = 16 x 16 fp32. The micro-kernel is 2 x 2: tmm4, tmm5 hold A for
+ *   rows 0-15 and 16-31, tmm6, tmm7 the panel's two column halves, and
+ *   tmm0-3 the 32 x 32 sums, so each tile loaded feeds two TDPBF16PS.
+ * Blocking (per thread): rows in blocks of AMX_MC, K in blocks of AMX_KC
+ *   pairs; the block's activations are rounded into a stack buffer laid
+ *   out as ready-made A tiles ([16-row group][16-pair chunk][16][16] 32-bit
+ *   words, each tile 1 KiB contiguous), then each weight panel slice (AMX_KC
+ *   x NR, 32 KiB) is swept by the block's 32-row tiles. The sums of one K
+ *   block leave the tiles through a 32 x 32 stack buffer and are added to
+ *   y with masks, which also handles the N tail, bias and accumulate
+ *   exactly like the AVX512 kernel (acc + bias, then + y).
+ * Row tails: the unused rows of the last A group are zero and their sums
+ *   are never stored; K tails: zero pairs in both A and the padded panel.
+ * Tile configuration is per thread context: every rectangle loads it on
+ * the thread that runs it and releases the tiles when done, so no tile
+ * state outlives a call (nor costs the OS an 8 KiB save per context switch). */
+
+#define AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512bf16")))
+#define TROWS 16            /* rows of an A or C tile */
+#define TPAIRS 16           /* pairs in a 64-byte tile row */
+#define AMX_MR 32           /* rows per micro-kernel: two A tiles */
+#define AMX_KC 256          /* pairs per K block, a multiple of TPAIRS; the panel slice is 32 KiB */
+#define AMX_MC 64           /* rows per block: the packed activations are 64 KiB, on the stack */
+#define ARCH_REQ_XCOMP_PERM 0x1023
+#define XFEATURE_XTILEDATA 18
+
+_Static_assert(AMX_KC % TPAIRS == 0 && TPAIRS == KPAD && AMX_MC % AMX_MR == 0 && NR == 32,
+               "the AMX blocking assumes whole tiles");
+
+/* The 64-byte operand of LDTILECFG. */
+typedef struct tile_config {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16]; /* bytes per row of each tile register */
+    uint8_t rows[16];
+} tile_config;
+
+static int g_amx = 0;
+static pthread_once_t g_amx_once = PTHREAD_ONCE_INIT;
+static int g_force_path = OP_BF16_PATH_AUTO;
+
+/* Runs once per process (pthread_once): the permission is per process and
+ * the kernel answers every thread alike, so one request is enough. */
+static void detect_amx(void) {
+    unsigned a, b, c, d;
+    if (!op_bf16_supported()) return; /* the kernel rounds and adds with AVX512 */
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
+    if (!(d & (1u << 24)) || !(d & (1u << 22))) return; /* AMX-TILE, AMX-BF16 */
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & (3u << 17)) != (3u << 17)) return; /* XTILECFG, XTILEDATA enabled by the OS */
+    /* Palette 1 must offer the eight 16 x 64-byte registers used below. */
+    if (__get_cpuid_max(0, NULL) < 0x1d) return;
+    __get_cpuid_count(0x1d, 0, &a, &b, &c, &d);
+    if (a < 1) return;
+    __get_cpuid_count(0x1d, 1, &a, &b, &c, &d);
+    if ((b & 0xffff) < 64 || (b >> 16) < 8 || (c & 0xffff) < 16) return;
+    /* Linux (5.16+) hands tile data out on request only: without it the first
+     * tile instruction kills the process with SIGILL. */
+    if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0) return;
+    __atomic_store_n(&g_amx, 1, __ATOMIC_RELAXED);
+}
+
+int op_bf16_amx_supported(void) {
+    pthread_once(&g_amx_once, detect_amx);
+    return __atomic_load_n(&g_amx, __ATOMIC_RELAXED);
+}
+
+void op_bf16_force_path(int path) { __atomic_store_n(&g_force_path, path, __ATOMIC_RELAXED); }
+
+/* Round rows x[0..rows) columns [k0, k1) to bf16 pairs into A tiles:
+ * dst[group][chunk][row % 16][16 pairs], chunks = the block's pairs
+ * rounded up to 16. Pairs past k1 and rows past `rows` (to the end of the
+ * last group) are zero, so whole tiles can be loaded: zero A rows give
+ * sums nobody stores, zero pairs meet the panel's zero padding. */
+AMX_TARGET static void amx_pack_a(const float *x, int ldx, int rows, int k0, int k1, int chunks,
+                                  uint32_t *dst) {
+    int padded = (rows + TROWS - 1) / TROWS * TROWS;
+    for (int r = 0; r < padded; r++) {
+        uint32_t *row = dst + ((size_t)(r / TROWS) * chunks * TROWS + r % TROWS) * TPAIRS;
+        if (r >= rows) {
+            for (int c = 0; c < chunks; c++)
+                _mm512_store_si512(row + (size_t)c * TROWS * TPAIRS, _mm512_setzero_si512());
+            continue;
+        }
+        const float *src = x + (size_t)r * ldx;
+        for (int c = 0, k = k0; c < chunks; c++, k += 2 * TPAIRS) {
+            int left = k1 - k;
+            __m512 lo = _mm512_maskz_loadu_ps(tail_mask(left), src + k);
+            __m512 hi = _mm512_maskz_loadu_ps(tail_mask(left - 16), src + k + 16);
+            __m512i pairs = (__m512i)_mm512_cvtne2ps_pbh(hi, lo); /* hi fills the upper half */
+            _mm512_store_si512(row + (size_t)c * TROWS * TPAIRS, pairs);
+        }
+    }
+}
+
+/* sums[32 x 32] = A (two groups of 16 rows) times the panel slice, over
+ * `chunks` 16-pair chunks. One copy with both row groups and one with the
+ * first only (a block of <= 16 rows): tile numbers are immediates. */
+AMX_TARGET static void amx_tile_2x2(int chunks, const uint32_t *a, const uint16_t *panel,
+                                    float *sums) {
+    const uint32_t *a1 = a + (size_t)chunks * TROWS * TPAIRS;
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int c = 0; c < chunks; c++) {
+        const uint16_t *bc = panel + (size_t)c * TPAIRS * NR * 2;
+        _tile_loadd(6, bc, NR * 4);
+        _tile_loadd(7, bc + 32, NR * 4);
+        _tile_loadd(4, a + (size_t)c * TROWS * TPAIRS, TPAIRS * 4);
+        _tile_loadd(5, a1 + (size_t)c * TROWS * TPAIRS, TPAIRS * 4);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, sums, NR * 4);
+    _tile_stored(1, sums + 16, NR * 4);
+    _tile_stored(2, sums + 16 * NR, NR * 4);
+    _tile_stored(3, sums + 16 * NR + 16, NR * 4);
+}
+
+AMX_TARGET static void amx_tile_1x2(int chunks, const uint32_t *a, const uint16_t *panel,
+                                    float *sums) {
+    _tile_zero(0);
+    _tile_zero(1);
+    for (int c = 0; c < chunks; c++) {
+        const uint16_t *bc = panel + (size_t)c * TPAIRS * NR * 2;
+        _tile_loadd(6, bc, NR * 4);
+        _tile_loadd(7, bc + 32, NR * 4);
+        _tile_loadd(4, a + (size_t)c * TROWS * TPAIRS, TPAIRS * 4);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+    }
+    _tile_stored(0, sums, NR * 4);
+    _tile_stored(1, sums + 16, NR * 4);
+}
+
+/* c[mr x nr] = sums + bias (+ c): the same order of additions as the
+ * AVX512 micro-kernel's store. */
+AMX_TARGET static void amx_store(const float *sums, int mr, float *c, int ldc, int nr,
+                                 const float *bias, int load_c) {
+    __mmask16 m0 = tail_mask(nr), m1 = tail_mask(nr - 16);
+    __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + (size_t)i * ldc;
+        __m512 v0 = _mm512_add_ps(_mm512_load_ps(sums + i * NR), bias0);
+        __m512 v1 = _mm512_add_ps(_mm512_load_ps(sums + i * NR + 16), bias1);
+        if (load_c) {
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, ci));
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, ci + 16));
+        }
+        _mm512_mask_storeu_ps(ci, m0, v0);
+        _mm512_mask_storeu_ps(ci + 16, m1, v1);
+    }
+}
+
+AMX_TARGET static void run_rect_amx(const float *x, const op_bf16_weights *w, const float *b,
+                                    int accumulate, float *y, rect r) {
+    _Alignas(64) uint32_t abuf[AMX_MC * AMX_KC]; /* 64 KiB of A tiles, no heap */
+    _Alignas(64) float sums[AMX_MR * NR];        /* 4 KiB */
+    _Alignas(64) tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.rows[t] = TROWS;
+        cfg.colsb[t] = TPAIRS * 4;
+    }
+    _tile_loadconfig(&cfg);
+    int N = w->N, K = w->K, pairs = w->pairs;
+    for (int i0 = r.m0; i0 < r.m1; i0 += AMX_MC) {
+        int mc = r.m1 - i0 < AMX_MC ? r.m1 - i0 : AMX_MC;
+        for (int q0 = 0; q0 < pairs; q0 += AMX_KC) {
+            int kc = pairs - q0 < AMX_KC ? pairs - q0 : AMX_KC;
+            int chunks = (kc + TPAIRS - 1) / TPAIRS;
+            int k1 = 2 * (q0 + kc) < K ? 2 * (q0 + kc) : K;
+            amx_pack_a(x + (size_t)i0 * K, K, mc, 2 * q0, k1, chunks, abuf);
+            int load_c = accumulate || q0 > 0;
+            for (int p = r.p0; p < r.p1; p++) {
+                const uint16_t *panel = w->data + ((size_t)p * w->pairs_pad + q0) * NR * 2;
+                int nr = N - p * NR < NR ? N - p * NR : NR;
+                const float *bias = b && q0 == 0 ? b + p * NR : NULL;
+                for (int t = 0; t * AMX_MR < mc; t++) {
+                    int mr = mc - t * AMX_MR < AMX_MR ? mc - t * AMX_MR : AMX_MR;
+                    const uint32_t *a = abuf + (size_t)2 * t * chunks * TROWS * TPAIRS;
+                    if (mr > TROWS) amx_tile_2x2(chunks, a, panel, sums);
+                    else amx_tile_1x2(chunks, a, panel, sums);
+                    amx_store(sums, mr, y + (size_t)(i0 + t * AMX_MR) * N + p * NR, N, nr, bias,
+                              load_c);
+                }
+            }
+        }
+    }
+    _tile_release();
+}
+
+/* ---------------------------------------------------------------- threads */
+
 /* Split the output among up to T threads as a tm x tn grid of rectangles
- * (row tiles x panels), choosing the grid whose largest rectangle is
- * smallest; ties go to fewer threads. */
-static void choose_grid(int M, int N, int panels, int T, int *tm_out, int *tn_out) {
-    int tiles = (M + MR - 1) / MR, best_tm = 1, best_tn = 1;
+ * (row tiles of `unit` rows x panels), choosing the grid whose largest
+ * rectangle is smallest; ties go to fewer threads. Row tiles are the
+ * kernel's (MR or AMX_MR) so no thread gets a ragged tile but the last. */
+static void choose_grid(int M, int N, int panels, int T, int unit, int *tm_out, int *tn_out) {
+    int tiles = (M + unit - 1) / unit, best_tm = 1, best_tn = 1;
     double best = -1;
     for (int t = 1; t <= T; t++)
         for (int tm = 1; tm <= t; tm++) {
             if (t % tm) continue;
             int tn = t / tm;
             if (tm > tiles || tn > panels) continue;
-            int rows = (tiles + tm - 1) / tm * MR, cols = (panels + tn - 1) / tn * NR;
+            int rows = (tiles + tm - 1) / tm * unit, cols = (panels + tn - 1) / tn * NR;
             double cost = (double)(rows < M ? rows : M) * (cols < N ? cols : N);
             if (best < 0 || cost < best) best = cost, best_tm = tm, best_tn = tn;
         }
@@ -265,25 +493,33 @@ static void choose_grid(int M, int N, int panels, int T, int *tm_out, int *tn_ou
     *tn_out = best_tn;
 }
 
-static rect grid_rect(int M, int panels, int tm, int tn, int id) {
-    int tiles = (M + MR - 1) / MR, tpm = (tiles + tm - 1) / tm, ppn = (panels + tn - 1) / tn;
+static rect grid_rect(int M, int panels, int tm, int tn, int unit, int id) {
+    int tiles = (M + unit - 1) / unit, tpm = (tiles + tm - 1) / tm, ppn = (panels + tn - 1) / tn;
     int im = id / tn, in = id % tn;
-    rect r = {im * tpm * MR, (im + 1) * tpm * MR, in * ppn, (in + 1) * ppn};
+    rect r = {im * tpm * unit, (im + 1) * tpm * unit, in * ppn, (in + 1) * ppn};
     if (r.m1 > M) r.m1 = M;
     if (r.p1 > panels) r.p1 = panels;
     return r;
 }
 
+/* Every output element is summed by one thread in an order fixed by K
+ * alone (the K blocks, then the kernel's own order), so the grid, and so
+ * the thread count, never changes the result. */
 void op_linear_bf16(const float *x, int M, int K, const op_bf16_weights *w, const float *b,
                     int accumulate, float *y) {
     if (M <= 0 || !w || !w->data || K != w->K) return;
+    int amx = __atomic_load_n(&g_force_path, __ATOMIC_RELAXED) != OP_BF16_PATH_AVX512 &&
+              op_bf16_amx_supported();
+    void (*run)(const float *, const op_bf16_weights *, const float *, int, float *, rect) =
+        amx ? run_rect_amx : run_rect;
+    int unit = amx ? AMX_MR : MR;
     int T = 1;
     if (!omp_in_parallel() && 2.0 * M * w->N * K >= SERIAL_FLOPS) T = omp_get_max_threads();
     int tm, tn;
-    choose_grid(M, w->N, w->panels, T, &tm, &tn);
+    choose_grid(M, w->N, w->panels, T, unit, &tm, &tn);
     int parts = tm * tn;
     if (parts == 1) {
-        run_rect(x, w, b, accumulate, y, (rect){0, M, 0, w->panels});
+        run(x, w, b, accumulate, y, (rect){0, M, 0, w->panels});
         return;
     }
 #pragma omp parallel num_threads(parts)
@@ -292,8 +528,8 @@ void op_linear_bf16(const float *x, int M, int K, const op_bf16_weights *w, cons
          * rectangle is still done. */
         int nt = omp_get_num_threads();
         for (int id = omp_get_thread_num(); id < parts; id += nt) {
-            rect r = grid_rect(M, w->panels, tm, tn, id);
-            if (r.m0 < r.m1 && r.p0 < r.p1) run_rect(x, w, b, accumulate, y, r);
+            rect r = grid_rect(M, w->panels, tm, tn, unit, id);
+            if (r.m0 < r.m1 && r.p0 < r.p1) run(x, w, b, accumulate, y, r);
         }
     }
 }

@@ -1,10 +1,12 @@
 /* Layer 2, the optional bf16 linear layer (DESIGN.md sections 5 and 6): our
- * own AVX512-BF16 kernel, since Debian's OpenBLAS does not export
- * cblas_sbgemm. Weights are rounded to bf16 and packed once at load;
- * activations are rounded on the fly; products are accumulated in fp32
- * (VDPBF16PS) and the output is fp32. Call op_linear_bf16 only where
- * op_bf16_supported() says the CPU and OS allow it; packing and the scalar
- * rounding helpers work on any CPU. Internal header. */
+ * own kernels, since Debian's OpenBLAS does not export cblas_sbgemm.
+ * Weights are rounded to bf16 and packed once at load; activations are
+ * rounded on the fly; products are accumulated in fp32 and the output is
+ * fp32. Two kernels share the packed layout, chosen at run time: AMX-BF16
+ * tiles (TDPBF16PS) where the CPU has them and the OS grants the process
+ * the tile state, else AVX512-BF16 (VDPBF16PS). Call op_linear_bf16 only
+ * where op_bf16_supported() says the CPU and OS allow it; packing and the
+ * scalar rounding helpers work on any CPU. Internal header. */
 #ifndef CS_OPS_GEMM_BF16_H
 #define CS_OPS_GEMM_BF16_H
 
@@ -15,21 +17,40 @@
 /* Output columns per packed weight panel (two 16-float vectors). */
 #define OP_BF16_NR 32
 
+/* Pairs of k per stored panel are padded to a multiple of this: an AMX
+ * tile holds 16 pairs (rows of B), and whole tiles are loaded. */
+#define OP_BF16_KPAD 16
+
 /* w [N, K] in bf16, as panels of OP_BF16_NR rows of w (output columns).
  * Within a panel, for each pair of k (2q, 2q + 1), the NR columns' two
  * values sit side by side: element (n, k) of panel p = n / NR is at
- * data[((p * pairs + k / 2) * NR + n % NR) * 2 + k % 2]. K is padded to
- * even and N to a multiple of NR with zeros. */
+ * data[((p * pairs_pad + k / 2) * NR + n % NR) * 2 + k % 2]. K is padded
+ * to 2 * pairs_pad and N to a multiple of NR with zeros. */
 typedef struct op_bf16_weights {
     int N, K;
     int pairs;      /* (K + 1) / 2 */
+    int pairs_pad;  /* pairs rounded up to OP_BF16_KPAD: the panel length */
     int panels;     /* ceil(N / NR) */
-    uint16_t *data; /* panels * pairs * NR * 2 values, 64-byte aligned */
+    uint16_t *data; /* panels * pairs_pad * NR * 2 values, 64-byte aligned */
 } op_bf16_weights;
 
 /* 1 when the CPU has AVX512F, AVX512BW and AVX512_BF16 and the OS saves
  * the ZMM and mask registers (XGETBV); cached after the first call. */
 int op_bf16_supported(void);
+
+/* 1 when op_linear_bf16 can use AMX-BF16: op_bf16_supported(), CPUID's
+ * AMX-TILE and AMX-BF16, the OS enabling tile state (XCR0) and granting
+ * this process the tile data (arch_prctl ARCH_REQ_XCOMP_PERM, asked once,
+ * the first call). Cached. */
+int op_bf16_amx_supported(void);
+
+/* For tests and benchmarks only: which kernel op_linear_bf16 uses.
+ * AUTO (the default) takes AMX where op_bf16_amx_supported(), else
+ * AVX512; AVX512 forces the VDPBF16PS kernel; AMX asks for the tile
+ * kernel and still falls back to AVX512 where it is unsupported. Process
+ * wide; set it while no other thread is inside op_linear_bf16. */
+enum { OP_BF16_PATH_AUTO = 0, OP_BF16_PATH_AVX512 = 1, OP_BF16_PATH_AMX = 2 };
+void op_bf16_force_path(int path);
 
 /* fp32 -> bf16 with round to nearest even, the way VCVTNE2PS2BF16 does it:
  * NaNs stay (quiet) NaNs, denormal inputs become signed zero. */
@@ -46,7 +67,9 @@ void op_bf16_free(op_bf16_weights *w);
 
 /* y[M, N] = x[M, K] w[N, K]^T + b, or y += ... with accumulate (b may be
  * NULL); N and K come from w. x is rounded to bf16, sums are fp32.
- * Threads: omp_get_max_threads(), or one inside a parallel region.
+ * Threads: omp_get_max_threads(), or one inside a parallel region; the
+ * result does not depend on the thread count (but the two kernels sum in
+ * different orders, so AMX and AVX512 differ in the last bits).
  * Precondition: op_bf16_supported(). No heap allocation. */
 void op_linear_bf16(const float *x, int M, int K, const op_bf16_weights *w, const float *b,
                     int accumulate, float *y);
