@@ -297,6 +297,8 @@ typedef struct cs_name_set {
     const int *name_class; /* [n_names] class of each name, each class named at least once;
                               NULL: name i is class i */
     int n_classes;
+    const float *redundant; /* [dim] explicit redundant features for feature surgery, or NULL
+                               (class-weighted; identically zero with one name) */
 } cs_name_set;
 
 /* Check a name set: sizes positive, every name's class in range and every

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "args.h"
 #include "cli.h"
+#include "formats/download.h"
 #include "formats/npy.h"
 
 void cli_input_free(cli_input *in) {
@@ -82,10 +83,19 @@ int cli_text_ctx_open(const cli_args *a, cs_model *m, cli_text_ctx *t) {
     if (rc) return rc;
     char path[4096];
     const char *model = cli_get(a, "model");
+    char weights[65];
     t->cache_on = model && !cli_has(a, "no-cache") &&
                   cs_cache_dir(NULL, t->cache_dir, sizeof t->cache_dir) == CS_OK &&
                   cs_resolve_model(model, cli_get(a, "cache-dir"), 0, NULL, NULL, path, sizeof path) == CS_OK &&
-                  cs_model_identity(model, path, t->cache_dir, t->model_hex) == CS_OK;
+                  cs_model_identity(model, path, t->cache_dir, weights) == CS_OK;
+    if (t->cache_on) {
+        /* Embeddings also depend on the precision the text tower runs in and
+         * on the vocabulary (--vocab names a file; the default one is fixed). */
+        const char *p = cli_get(a, "precision"), *vocab = cli_get(a, "vocab");
+        char key[4400];
+        int n = snprintf(key, sizeof key, "%s\n%s\n%s", weights, p ? p : "fp32", vocab ? vocab : "");
+        cs_sha256_bytes(key, (size_t)n, t->model_hex);
+    }
     return 0;
 }
 

@@ -10,12 +10,14 @@ void seg_classes_free(seg_classes *sc) {
     free(sc->names);
     free(sc->name_class);
     cs_free(sc->emb);
+    cs_free(sc->redundant);
     memset(sc, 0, sizeof *sc);
 }
 
 cs_name_set seg_name_set(const seg_classes *sc) {
     return (cs_name_set){.emb = sc->emb, .n_names = sc->n_names, .dim = sc->D,
-                         .name_class = sc->name_class, .n_classes = sc->C};
+                         .name_class = sc->name_class, .n_classes = sc->C,
+                         .redundant = sc->redundant};
 }
 
 static int embeddings_from_file(const char *file, seg_classes *sc) {
@@ -66,6 +68,14 @@ static int embeddings_from_names(const cli_args *a, cs_model *m, const char *lis
     if (!rc) {
         sc->emb = cs_alloc((size_t)sc->n_names * sc->D, sizeof(float));
         rc = cli_embed_names(a, m, &text, (char **)flat, sc->n_names, sc->emb);
+    }
+    if (!rc && sc->n_names == 1) {
+        /* Class-weighted feature surgery is identically zero for one name:
+         * the empty prompt gives the redundant features (DESIGN.md section 4). */
+        char *empty = "";
+        cli_note("note: one class: the empty prompt gives the redundant features");
+        sc->redundant = cs_alloc((size_t)sc->D, sizeof(float));
+        rc = cli_embed_names(a, m, &text, &empty, 1, sc->redundant);
     }
     cli_text_ctx_close(&text);
     free(flat);
@@ -123,6 +133,11 @@ int seg_settings_parse(const cli_args *a, cs_model *m, const seg_classes *sc, se
         return CLI_EXIT_USAGE;
     if ((cli_has(a, "stride") || cli_has(a, "short-side")) && !st->window) {
         cli_error("--stride and --short-side go with --window (sliding-window inference)");
+        return CLI_EXIT_USAGE;
+    }
+    if (st->window && st->stride > st->window) {
+        cli_error("--stride %d is larger than --window %d: some pixels would be in no window",
+                  st->stride, st->window);
         return CLI_EXIT_USAGE;
     }
     if (st->window && st->short_side && st->short_side < st->window) {
@@ -217,7 +232,7 @@ int seg_explain_maps(cs_model *m, int surgery, int R, const seg_classes *sc, con
     float *per_name = malloc(sizeof(float) * (size_t)T * sc->n_names);
     float *per_class = malloc(sizeof(float) * (size_t)T * sc->C);
     cs_name_set names = seg_name_set(sc);
-    cs_status s = surgery ? cs_feature_surgery(tokens, T, sc->emb, sc->n_names, sc->D, NULL, per_name)
+    cs_status s = surgery ? cs_feature_surgery(tokens, T, sc->emb, sc->n_names, sc->D, sc->redundant, per_name)
                           : cs_similarity(tokens, T, sc->emb, sc->n_names, sc->D, per_name);
     if (s == CS_OK) {
         cs_names_to_classes(per_name, T, &names, per_class);

@@ -15,6 +15,7 @@ typedef struct seg_classes {
     int n_names;
     int *name_class; /* [n_names] */
     float *emb;      /* [n_names, D] */
+    float *redundant;/* [D]: the empty prompt's embedding when there is one name, else NULL */
     int background;  /* index of the background class, or -1 */
 } seg_classes;
 

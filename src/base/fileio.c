@@ -92,6 +92,7 @@ cs_status cs_atomic_commit(cs_atomic_file *af) {
 }
 
 cs_status cs_mkdirs(const char *path) {
+    if (!*path) return cs_fail(CS_ERR_ARG, "an empty folder name");
     char *p = cs_strdup(path);
     if (!p) return CS_ERR_NOMEM;
     for (char *s = p + 1;; s++) {

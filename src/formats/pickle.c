@@ -26,6 +26,7 @@ typedef struct pk_block {
 struct pk_arena {
     pk_block *blocks;
     size_t n_nodes;
+    size_t n_items; /* container slots over all containers (DUP + APPEND reuse nodes) */
 };
 
 typedef struct pk_machine {
@@ -106,8 +107,13 @@ static int grow_array(void **arr, size_t *cap, size_t need, size_t elem) {
     return 1;
 }
 
-static cs_status add_item(pk_node *c, pk_node *item) {
-    if (c->n == INT_MAX) return cs_fail(CS_ERR_LIMIT, "pickle container too large");
+/* Container slots over the whole pickle: a file can fill lists with one
+ * DUP'ed node, which the node limit does not see. */
+#define PK_MAX_ITEMS ((size_t)PK_MAX_NODES * 4)
+
+static cs_status add_item(pk_machine *m, pk_node *c, pk_node *item) {
+    if (c->n == INT_MAX || ++m->arena->n_items > PK_MAX_ITEMS)
+        return fail_at(m, CS_ERR_LIMIT, "more container items than the reader's limit");
     size_t cap = (size_t)c->cap;
     if (!grow_array((void **)&c->items, &cap, (size_t)c->n + 1, sizeof *c->items))
         return CS_ERR_NOMEM;
@@ -216,7 +222,7 @@ static cs_status build_tuple_from(pk_machine *m, size_t start) {
     pk_node *t = new_node(m, PK_TUPLE);
     if (!t) return m->node_fail;
     for (size_t i = start; i < m->sp; i++) {
-        cs_status s = add_item(t, m->stack[i]);
+        cs_status s = add_item(m, t, m->stack[i]);
         if (s != CS_OK) return s;
     }
     m->sp = start;
@@ -239,7 +245,7 @@ static cs_status append_from(pk_machine *m, pk_node *list, size_t start) {
     if (!list || list->type != PK_LIST)
         return fail_at(m, CS_ERR_FORMAT, "APPEND to something that is not a list");
     for (size_t i = start; i < m->sp; i++) {
-        cs_status s = add_item(list, m->stack[i]);
+        cs_status s = add_item(m, list, m->stack[i]);
         if (s != CS_OK) return s;
     }
     m->sp = start;
@@ -275,7 +281,7 @@ static cs_status setitems_from(pk_machine *m, pk_node *dict, size_t start) {
         return fail_at(m, CS_ERR_FORMAT, "SETITEM on something that is not a dict");
     if ((m->sp - start) % 2) return fail_at(m, CS_ERR_FORMAT, "odd number of items for a dict");
     for (size_t i = start; i < m->sp; i++) {
-        cs_status s = add_item(dict, m->stack[i]);
+        cs_status s = add_item(m, dict, m->stack[i]);
         if (s != CS_OK) return s;
     }
     m->sp = start;
@@ -517,7 +523,7 @@ static cs_status op_build(pk_machine *m) {
         obj->items[0] = state;
         return CS_OK;
     }
-    return add_item(obj, state);
+    return add_item(m, obj, state);
 }
 
 /* BINPERSID: ('storage', <T>Storage, key, location, numel[, view metadata]) */

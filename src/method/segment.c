@@ -122,9 +122,10 @@ static void accumulate_window(const float *win, int crop, int C, int y0, int x0,
 cs_status cs_segment_logits_sliding(cs_model *m, const float *pixels, int h, int w, int crop,
                                     int stride, cs_vision_mode mode, const cs_name_set *s,
                                     int out_h, int out_w, float *logits) {
-    if (crop <= 0 || stride <= 0 || h < crop || w < crop || out_h <= 0 || out_w <= 0)
-        return cs_fail(CS_ERR_ARG, "sliding windows need 0 < crop <= %dx%d, stride > 0 and an output size "
-                       "(got crop %d, stride %d, %dx%d)", w, h, crop, stride, out_w, out_h);
+    /* A stride above the crop would leave pixels no window covers. */
+    if (crop <= 0 || stride <= 0 || stride > crop || h < crop || w < crop || out_h <= 0 || out_w <= 0)
+        return cs_fail(CS_ERR_ARG, "sliding windows need 0 < crop <= %dx%d, 0 < stride <= crop and an "
+                       "output size (got crop %d, stride %d, %dx%d)", w, h, crop, stride, out_w, out_h);
     cs_status st = cs_name_set_check(s);
     if (st != CS_OK) return st;
     int C = s->n_classes;
@@ -187,7 +188,7 @@ cs_status cs_multilabel_scores(const float *tokens, int n_tokens, const cs_name_
     float *row = cs_alloc((size_t)s->n_names, sizeof(float));
     if (!row) return CS_ERR_NOMEM;
     /* Row 0 of feature surgery depends on token 0 alone. */
-    st = surgery ? cs_feature_surgery(tokens, 1, s->emb, s->n_names, s->dim, NULL, row)
+    st = surgery ? cs_feature_surgery(tokens, 1, s->emb, s->n_names, s->dim, s->redundant, row)
                  : cs_similarity(tokens, 1, s->emb, s->n_names, s->dim, row);
     if (st == CS_OK) cs_names_to_classes(row, 1, s, scores);
     if (st == CS_OK && !surgery) {

@@ -42,6 +42,7 @@ const char *cs_model_official_sha256(const char *name) {
 
 static cs_status cache_folder(const char *cache_dir, char *out, size_t n) {
     if (cache_dir) {
+        if (!*cache_dir) return cs_fail(CS_ERR_ARG, "the cache folder name is empty");
         snprintf(out, n, "%s", cache_dir);
         return CS_OK;
     }

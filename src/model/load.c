@@ -153,6 +153,10 @@ static cs_status infer_text_config(cs_model *m) {
     c->text_width = (int)lf->shape[0];
     c->text_heads = c->text_width / CLIP_HEAD_DIM > 0 ? c->text_width / CLIP_HEAD_DIM : 1;
     c->text_layers = count_blocks(&m->table, "transformer.resblocks.", "attn.in_proj_weight");
+    if (c->embed_dim < 1 || c->context_length < 1 || c->vocab_size < 1 || c->text_width < 1)
+        return cs_fail(CS_ERR_SHAPE, "%s: the text tensors have an empty dimension (embedding %d, "
+                       "context %d, vocabulary %d, width %d)", m->table.path, c->embed_dim,
+                       c->context_length, c->vocab_size, c->text_width);
     if (c->text_layers == 0)
         return cs_fail(CS_ERR_MISSING, "%s: no text transformer blocks found", m->table.path);
     return CS_OK;
@@ -170,9 +174,12 @@ static cs_status infer_vit_config(cs_model *m) {
     c->vision_layers = count_blocks(&m->table, "visual.transformer.resblocks.", "attn.in_proj_weight");
     c->vision_heads = c->vision_width / CLIP_HEAD_DIM > 0 ? c->vision_width / CLIP_HEAD_DIM : 1;
     c->grid = (int)lround(sqrt((double)(pe->shape[0] - 1)));
-    c->image_resolution = c->patch_size * c->grid;
+    int64_t resolution = (int64_t)c->patch_size * c->grid;
+    c->image_resolution = resolution <= 8192 ? (int)resolution : 0;
     if (conv->shape[1] != 3 || conv->shape[2] != conv->shape[3] || c->patch_size <= 0 ||
-        (int64_t)c->grid * c->grid + 1 != pe->shape[0] || c->vision_layers == 0)
+        c->vision_width < 1 || pe->shape[0] < 2 || pe->shape[1] != c->vision_width ||
+        (int64_t)c->grid * c->grid + 1 != pe->shape[0] || c->image_resolution == 0 ||
+        c->vision_layers == 0)
         return cs_fail(CS_ERR_SHAPE, "%s: the ViT tensors do not describe a CLIP ViT "
                        "(conv1 [W, 3, P, P], positional_embedding [1 + G*G, W], blocks)",
                        m->table.path);

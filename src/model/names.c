@@ -51,8 +51,9 @@ static cs_status concat_qkv(cs_tensor_table *t, const char *prefix, const char *
         snprintf(name, sizeof name, "%s%s.%s", prefix, parts[i], suffix);
         x[i] = cs_tensors_find(t, name);
         if (!x[i]) return cs_fail(CS_ERR_MISSING, "%s: required tensor '%s' is missing", t->path, name);
-        if (x[i]->ndim != x[0]->ndim || x[i]->shape[0] != x[0]->shape[0] ||
-            cs_tensor_numel(x[i]) != cs_tensor_numel(x[0]))
+        int want_ndim = strcmp(suffix, "weight") ? 1 : 2;
+        if (x[i]->ndim != want_ndim || x[i]->shape[0] != x[0]->shape[0] ||
+            (want_ndim == 2 && x[i]->shape[1] != x[0]->shape[1]))
             return cs_fail(CS_ERR_SHAPE, "%s: tensor '%s' does not match the shape of '%sq_proj.%s'",
                            t->path, name, prefix, suffix);
     }
