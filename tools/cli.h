@@ -11,6 +11,13 @@
 #define CLI_EXIT_RUNTIME 1
 #define CLI_EXIT_USAGE 2
 
+/* Allocation for the CLI: out of memory prints one line and exits with 1. */
+void *cli_xmalloc(size_t n);
+void *cli_xcalloc(size_t n, size_t size);
+void *cli_xrealloc(void *p, size_t n);
+char *cli_xstrdup(const char *s);
+char *cli_xstrndup(const char *s, size_t n);
+
 /* Print "clip-surgery: <message>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print the library's last error for a failed call and return the exit code
@@ -116,6 +123,7 @@ typedef struct cli_image_list {
     int n;
     char **paths;
     char **stems;
+    int several; /* more than one --image, or a folder: one output subfolder per image */
 } cli_image_list;
 
 struct cli_args;
@@ -124,6 +132,9 @@ int cli_image_list_collect(const struct cli_args *a, cli_image_list *list);
 void cli_image_list_free(cli_image_list *list);
 /* Output folder of image i: DIR itself for one image, DIR/<stem> for several. */
 void cli_image_dir(const char *out, const cli_image_list *list, int i, char *dir, size_t n);
+
+/* Commands that take no positional arguments: one line and 2 if any. */
+int cli_no_positional(const struct cli_args *a);
 
 /* Subcommands: each parses its own options (argv[0] is the subcommand name). */
 int cmd_tokenize(int argc, char **argv);

@@ -53,7 +53,7 @@ static int cmp_double(const void *a, const void *b) {
 static void add_figure(bench *b, const char *model, const char *stage, int res, double *t, double flops) {
     if (b->n == b->cap) {
         b->cap = b->cap ? 2 * b->cap : 16;
-        b->figs = realloc(b->figs, sizeof *b->figs * (size_t)b->cap);
+        b->figs = cli_xrealloc(b->figs, sizeof *b->figs * (size_t)b->cap);
     }
     figure *f = &b->figs[b->n++];
     snprintf(f->model, sizeof f->model, "%s", model);
@@ -72,8 +72,8 @@ static void add_figure(bench *b, const char *model, const char *stage, int res, 
 static cs_status time_image(bench *b, cs_model *m, const char *name, int R) {
     int T = cs_model_num_tokens(m, R), D = cs_model_config(m)->embed_dim, B = b->batch;
     size_t n_px = (size_t)B * 3 * R * R;
-    float *px = malloc(sizeof(float) * n_px), *tok = malloc(sizeof(float) * (size_t)B * T * D);
-    double *t = malloc(sizeof(double) * (size_t)b->runs);
+    float *px = cli_xmalloc(sizeof(float) * n_px), *tok = cli_xmalloc(sizeof(float) * (size_t)B * T * D);
+    double *t = cli_xmalloc(sizeof(double) * (size_t)b->runs);
     for (size_t i = 0; i < n_px; i++) px[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
     cs_status s = CS_OK;
     for (int mode = 0; mode < 2 && s == CS_OK; mode++) {
@@ -98,9 +98,9 @@ static cs_status time_image(bench *b, cs_model *m, const char *name, int R) {
 static cs_status time_text(bench *b, cs_model *m, const char *name) {
     const cs_config *c = cs_model_config(m);
     int L = c->context_length, P = CS_NUM_DEFAULT_TEMPLATES, len[CS_NUM_DEFAULT_TEMPLATES];
-    int32_t *ids = calloc((size_t)P * L, sizeof *ids);
-    float *feat = malloc(sizeof(float) * (size_t)P * c->embed_dim);
-    double *t = malloc(sizeof(double) * (size_t)b->runs);
+    int32_t *ids = cli_xcalloc((size_t)P * L, sizeof *ids);
+    float *feat = cli_xmalloc(sizeof(float) * (size_t)P * c->embed_dim);
+    double *t = cli_xmalloc(sizeof(double) * (size_t)b->runs);
     for (int p = 0; p < P; p++) {
         ids[p * L] = CS_SOT_TOKEN;
         for (int k = 1; k <= 10; k++) ids[p * L + k] = 300 + (p * 31 + k * 7) % 20000;
@@ -126,9 +126,15 @@ static cs_status bench_model(bench *b, const cli_args *a, cs_model *m, const cha
     if (!res) {
         s = time_image(b, m, name, cs_model_config(m)->image_resolution);
     } else {
-        char *copy = strdup(res), *save = NULL;
-        for (char *r = strtok_r(copy, ",", &save); r && s == CS_OK; r = strtok_r(NULL, ",", &save))
-            s = time_image(b, m, name, atoi(r));
+        char *copy = cli_xstrdup(res), *save = NULL;
+        for (char *r = strtok_r(copy, ",", &save); r && s == CS_OK; r = strtok_r(NULL, ",", &save)) {
+            char *end;
+            long v = strtol(r, &end, 10);
+            if (*end || v < 16 || v > 4096)
+                s = cs_fail(CS_ERR_ARG, "--res '%s' is not a resolution in 16..4096", r);
+            else
+                s = time_image(b, m, name, (int)v);
+        }
         free(copy);
     }
     return s == CS_OK ? time_text(b, m, name) : s;
@@ -161,6 +167,7 @@ int cmd_bench(int argc, char **argv) {
     int rc;
     if (cli_parse(&a, k_options, sizeof k_options / sizeof *k_options, k_usage, argc, argv, &rc))
         return rc;
+    if ((rc = cli_no_positional(&a))) return rc;
     bench b = {0};
     if (!cli_int(&a, "runs", 5, 1, 1000, &b.runs) || !cli_int(&a, "batch", 1, 1, 64, &b.batch))
         return CLI_EXIT_USAGE;
@@ -180,7 +187,7 @@ int cmd_bench(int argc, char **argv) {
         s = bench_model(&b, &a, m, cli_get(&a, "model"));
         cs_model_free(m);
     } else {
-        char *archs = strdup(cli_get(&a, "arch") ? cli_get(&a, "arch") : "ViT-B/16"), *save = NULL;
+        char *archs = cli_xstrdup(cli_get(&a, "arch") ? cli_get(&a, "arch") : "ViT-B/16"), *save = NULL;
         for (char *arch = strtok_r(archs, ",", &save); arch && s == CS_OK; arch = strtok_r(NULL, ",", &save)) {
             cs_model *m = NULL;
             s = cs_model_synthetic(arch, &m);

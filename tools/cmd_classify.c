@@ -38,7 +38,7 @@ static int classify(const cli_args *a, cs_model *m, const seg_classes *sc, int w
     cs_image img = {0};
     cs_status s = cs_image_load(cli_get(a, "image"), cli_image_options(), &img);
     if (s != CS_OK) return cli_fail(s);
-    float *surgery = malloc(sizeof(float) * sc->C), *clip = malloc(sizeof(float) * sc->C);
+    float *surgery = cli_xmalloc(sizeof(float) * sc->C), *clip = cli_xmalloc(sizeof(float) * sc->C);
     int rc = want_surgery ? seg_classify(m, 1, R, sc, &img, surgery) : 0;
     if (!rc && want_clip) rc = seg_classify(m, 0, R, sc, &img, clip);
     if (!rc) {
@@ -65,6 +65,7 @@ int cmd_classify(int argc, char **argv) {
     int rc;
     if (cli_parse(&a, k_options, sizeof k_options / sizeof *k_options, k_usage, argc, argv, &rc))
         return rc;
+    if ((rc = cli_no_positional(&a))) return rc;
     if (!cli_has(&a, "image") || cli_has(&a, "classes") + cli_has(&a, "class-embeddings") != 1) {
         cli_error("classify needs --image FILE and one of --classes, --class-embeddings (see --help)");
         return CLI_EXIT_USAGE;

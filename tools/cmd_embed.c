@@ -45,7 +45,7 @@ static int read_texts(const char *path, char **storage, char ***texts, int *n) {
             return CLI_EXIT_USAGE;
         }
         int count = cJSON_GetArraySize(root), i = 0;
-        *texts = calloc((size_t)count + 1, sizeof **texts);
+        *texts = cli_xcalloc((size_t)count + 1, sizeof **texts);
         const cJSON *item;
         cJSON_ArrayForEach(item, root) {
             if (!cJSON_IsString(item)) {
@@ -54,7 +54,7 @@ static int read_texts(const char *path, char **storage, char ***texts, int *n) {
                 cli_error("%s: item %d is not a string", path, i);
                 return CLI_EXIT_USAGE;
             }
-            (*texts)[i++] = strdup(item->valuestring);
+            (*texts)[i++] = cli_xstrdup(item->valuestring);
         }
         *n = count;
         cJSON_Delete(root);
@@ -67,12 +67,12 @@ static int read_texts(const char *path, char **storage, char ***texts, int *n) {
     int lines = 1;
     for (size_t i = 0; i < len; i++) lines += (*storage)[i] == '\n';
     if (len && (*storage)[len - 1] == '\n') lines--;
-    *texts = calloc((size_t)lines + 1, sizeof **texts);
+    *texts = cli_xcalloc((size_t)lines + 1, sizeof **texts);
     char *p = *storage;
     for (int i = 0; i < lines; i++) {
         char *nl = strchr(p, '\n');
         if (nl) *nl = 0;
-        (*texts)[i] = strdup(p);
+        (*texts)[i] = cli_xstrdup(p);
         p = nl ? nl + 1 : p + strlen(p);
     }
     *n = lines;
@@ -81,7 +81,7 @@ static int read_texts(const char *path, char **storage, char ***texts, int *n) {
 
 /* int32 [T, context] ids from the texts, truncating with a note. */
 static int tokenize_texts(cs_tokenizer *tok, char **texts, int n, int context, int32_t *ids) {
-    int32_t *row = malloc(sizeof(int32_t) * (size_t)context);
+    int32_t *row = cli_xmalloc(sizeof(int32_t) * (size_t)context);
     for (int i = 0; i < n; i++) {
         int count;
         cs_status s = cs_tokenize(tok, texts[i], context, 0, row, &count);
@@ -125,7 +125,7 @@ static int embed_raw(const cli_args *a, cs_model *m, const char *out) {
         rc = read_texts(texts_path, &storage, &texts, &n);
         if (!rc) rc = cli_load_tokenizer(a, &tok);
         if (!rc) {
-            ids.data = malloc(sizeof(int32_t) * (size_t)(n ? n : 1) * context);
+            ids.data = cli_xmalloc(sizeof(int32_t) * (size_t)(n ? n : 1) * context);
             rc = tokenize_texts(tok, texts, n, context, ids.data);
         }
         for (int i = 0; texts && i < n; i++) free(texts[i]);
@@ -133,7 +133,7 @@ static int embed_raw(const cli_args *a, cs_model *m, const char *out) {
         cs_free(storage);
         cs_tokenizer_free(tok);
     }
-    float *feat = rc ? NULL : malloc(sizeof(float) * (size_t)(n ? n : 1) * c->embed_dim);
+    float *feat = rc ? NULL : cli_xmalloc(sizeof(float) * (size_t)(n ? n : 1) * c->embed_dim);
     if (!rc) {
         cs_status s = cs_encode_text(m, ids.data, n, context, feat);
         if (s == CS_OK) {
@@ -165,6 +165,7 @@ int cmd_embed(int argc, char **argv) {
     int rc;
     if (cli_parse(&a, k_options, sizeof k_options / sizeof *k_options, k_usage, argc, argv, &rc))
         return rc;
+    if ((rc = cli_no_positional(&a))) return rc;
     const char *out = cli_get(&a, "output");
     if (!out) {
         cli_error("-o OUT.npy is required");

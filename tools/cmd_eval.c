@@ -180,16 +180,16 @@ static int eval_item_run(const eval_run *r, const eval_dataset *d, int index, ev
         return 0;
     }
     size_t n = (size_t)img.width * img.height;
-    uint8_t *present = calloc((size_t)C, 1);
+    uint8_t *present = cli_xcalloc((size_t)C, 1);
     if (r->task == EVAL_SEG) {
-        uint8_t *labels = malloc(n);
+        uint8_t *labels = cli_xmalloc(n);
         rc = seg_predict(r->m, &r->st, &r->sc, &img, labels);
         cs_status s = rc ? CS_OK : cs_confusion_add(acc->conf, C, mask, labels, n, CS_IGNORE_LABEL, &acc->unknown_pixels);
         if (s != CS_OK) rc = cli_fail(s);
         if (!rc && r->save_dir) rc = save_prediction(r->save_dir, it->name, labels, img.width, img.height);
         free(labels);
     } else if (r->task == EVAL_EXPLAIN) {
-        float *maps = malloc(sizeof(float) * n * C);
+        float *maps = cli_xmalloc(sizeof(float) * n * C);
         rc = seg_explain_maps(r->m, r->st.surgery, r->st.R, &r->sc, &img, maps);
         mask_classes(mask, n, C, r->sc.background, present);
         for (int c = 0; !rc && c < C; c++) {
@@ -200,7 +200,7 @@ static int eval_item_run(const eval_run *r, const eval_dataset *d, int index, ev
         for (size_t i = 0; i < n; i++) acc->unknown_pixels += mask[i] >= C && mask[i] != CS_IGNORE_LABEL;
         free(maps);
     } else {
-        float *scores = malloc(sizeof(float) * C);
+        float *scores = cli_xmalloc(sizeof(float) * C);
         if (it->n_labels >= 0) label_truth(it, C, present);
         else mask_classes(mask, n, C, r->sc.background, present);
         rc = seg_classify(r->m, r->st.surgery, r->st.R, &r->sc, &img, scores);
@@ -254,12 +254,12 @@ static int run_dataset(const cli_args *a, eval_run *r, eval_dataset *d, eval_acc
 static int load_classes(const cli_args *a, eval_run *r, const eval_dataset *d) {
     char *list = NULL;
     if (cli_has(a, "class-list")) {
-        list = malloc(strlen(cli_get(a, "class-list")) + 2);
+        list = cli_xmalloc(strlen(cli_get(a, "class-list")) + 2);
         sprintf(list, "@%s", cli_get(a, "class-list"));
     } else if (d->n_names && !cli_has(a, "class-embeddings")) {
         size_t len = 1;
         for (int c = 0; c < d->n_names; c++) len += strlen(d->names[c]) + 1;
-        list = calloc(len, 1);
+        list = cli_xcalloc(len, 1);
         for (int c = 0; c < d->n_names; c++) {
             if (c) strcat(list, ",");
             strcat(list, d->names[c]);

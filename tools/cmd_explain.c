@@ -52,9 +52,9 @@ static int explain_one(cs_model *m, int surgery, const cli_class_set *cl, char *
                        const cli_input *in, const float *tokens, int npy, int png, const char *dir) {
     int R = in->R, W = in->width, H = in->height, C = cl->C, D = cl->D;
     int T = cs_model_num_tokens(m, R);
-    float *sim = malloc(sizeof(float) * (size_t)T * C);
-    float *maps = malloc(sizeof(float) * (size_t)W * H * C);
-    uint8_t *pic = malloc((size_t)W * H * 3);
+    float *sim = cli_xmalloc(sizeof(float) * (size_t)T * C);
+    float *maps = cli_xmalloc(sizeof(float) * (size_t)W * H * C);
+    uint8_t *pic = cli_xmalloc((size_t)W * H * 3);
     cs_status s = surgery ? cs_feature_surgery(tokens, T, cl->emb, C, D, cl->redundant, sim)
                           : cs_similarity(tokens, T, cl->emb, C, D, sim);
     if (s == CS_OK) s = cs_similarity_maps(sim, T, C, H, W, maps);
@@ -97,8 +97,8 @@ static int explain_images(const cli_args *a, cs_model *m, int surgery, const cli
      * packed forward pass), then each is finished on its own. */
     cli_input in[EXPLAIN_BATCH];
     size_t n_px = (size_t)3 * R * R, n_tok = (size_t)cs_model_num_tokens(m, R) * cl->D;
-    float *pixels = malloc(sizeof(float) * EXPLAIN_BATCH * n_px);
-    float *tokens = malloc(sizeof(float) * EXPLAIN_BATCH * n_tok);
+    float *pixels = cli_xmalloc(sizeof(float) * EXPLAIN_BATCH * n_px);
+    float *tokens = cli_xmalloc(sizeof(float) * EXPLAIN_BATCH * n_tok);
     for (int first = 0; !rc && first < images.n; first += EXPLAIN_BATCH) {
         int n = images.n - first < EXPLAIN_BATCH ? images.n - first : EXPLAIN_BATCH, loaded = 0;
         for (; !rc && loaded < n; loaded++) {
@@ -132,10 +132,10 @@ static int explain_all(const cli_args *a, cs_model *m, int surgery, const cli_cl
      * made unique together, so a class called "cat_map" cannot overwrite
      * the gray map of "cat". */
     int C = cl->C;
-    char **texts = calloc(2 * (size_t)C, sizeof *texts), **files = calloc(2 * (size_t)C, sizeof *files);
+    char **texts = cli_xcalloc(2 * (size_t)C, sizeof *texts), **files = cli_xcalloc(2 * (size_t)C, sizeof *files);
     for (int c = 0; c < C; c++) {
         texts[c] = cl->names[c];
-        texts[C + c] = malloc(strlen(cl->names[c]) + 5);
+        texts[C + c] = cli_xmalloc(strlen(cl->names[c]) + 5);
         sprintf(texts[C + c], "%s_map", cl->names[c]);
     }
     cs_status s = cs_file_stems((const char *const *)texts, 2 * C, files);
@@ -149,7 +149,7 @@ static int explain_all(const cli_args *a, cs_model *m, int surgery, const cli_cl
     if (cli_has(a, "pixels")) {
         cli_input in;
         rc = cli_input_from_pixels(cli_get(a, "pixels"), cli_get(a, "size"), &in);
-        float *tokens = rc ? NULL : malloc(sizeof(float) * (size_t)cs_model_num_tokens(m, in.R) * cl->D);
+        float *tokens = rc ? NULL : cli_xmalloc(sizeof(float) * (size_t)cs_model_num_tokens(m, in.R) * cl->D);
         if (!rc) {
             cs_status st = cs_encode_image(m, in.pixels, in.R, surgery ? CS_VISION_SURGERY : CS_VISION_PLAIN,
                                            tokens);
@@ -172,6 +172,7 @@ int cmd_explain(int argc, char **argv) {
     int rc;
     if (cli_parse(&a, k_options, sizeof k_options / sizeof *k_options, k_usage, argc, argv, &rc))
         return rc;
+    if ((rc = cli_no_positional(&a))) return rc;
     const char *out = cli_get(&a, "output"), *method = cli_get(&a, "method");
     int sources = cli_has(&a, "classes") + cli_has(&a, "class-embeddings") + cli_has(&a, "text");
     if (!out || sources != 1 || cli_has(&a, "image") == cli_has(&a, "pixels")) {

@@ -71,7 +71,7 @@ static int select_targets(const cli_args *a, const cli_class_set *cl, int *chose
     const char *t = cli_get(a, "target");
     for (int c = 0; c < cl->C; c++) chosen[c] = !t;
     if (!t) return 0;
-    char *copy = strdup(t), *save = NULL;
+    char *copy = cli_xstrdup(t), *save = NULL;
     int rc = 0;
     for (char *name = strtok_r(copy, ",", &save); name && !rc; name = strtok_r(NULL, ",", &save)) {
         int found = 0;
@@ -92,19 +92,19 @@ static int plan_targets(const cli_args *a, const cli_class_set *cl, int combined
     memset(ts, 0, sizeof *ts);
     const char *text = cli_get(a, "text");
     ts->n_stems = combined ? 1 : cl->C;
-    ts->stems = calloc((size_t)ts->n_stems, sizeof *ts->stems);
+    ts->stems = cli_xcalloc((size_t)ts->n_stems, sizeof *ts->stems);
     cs_status s = cs_file_stems(combined ? &text : (const char *const *)cl->names, ts->n_stems, ts->stems);
     if (s != CS_OK) {
         free(ts->stems);
         memset(ts, 0, sizeof *ts);
         return cli_fail(s);
     }
-    ts->t = calloc((size_t)cl->C, sizeof *ts->t);
+    ts->t = cli_xcalloc((size_t)cl->C, sizeof *ts->t);
     if (combined) {
         ts->t[ts->n++] = (target){.name = text, .stem = ts->stems[0], .index = 0};
         return 0;
     }
-    int *chosen = calloc((size_t)cl->C, sizeof *chosen);
+    int *chosen = cli_xcalloc((size_t)cl->C, sizeof *chosen);
     int rc = select_targets(a, cl, chosen);
     for (int c = 0; !rc && c < cl->C; c++)
         if (chosen[c]) ts->t[ts->n++] = (target){.name = cl->names[c], .stem = ts->stems[c], .index = c};
@@ -122,8 +122,8 @@ static cs_status compute_points(const float *sim, int T, int C, const cli_input 
         size_t cap = (size_t)T * (C + 1);
         free(tg->points);
         free(tg->labels);
-        tg->points = malloc(sizeof(int32_t) * 2 * cap);
-        tg->labels = malloc(cap);
+        tg->points = cli_xmalloc(sizeof(int32_t) * 2 * cap);
+        tg->labels = cli_xmalloc(cap);
         s = combined ? cs_combined_points(sim, T, C, in->width, in->height, t, tg->points, tg->labels, &tg->n)
                      : cs_similarity_points(sim, T, C, tg->index, in->width, in->height, t, tg->points,
                                             tg->labels, &tg->n);
@@ -144,7 +144,7 @@ static cs_status write_points_npy(const char *dir, const target *tg) {
  * has no picture). */
 static cs_status write_points_png(const char *dir, const target *tg, const cli_input *in) {
     size_t bytes = (size_t)in->width * in->height * 3;
-    uint8_t *rgb = malloc(bytes);
+    uint8_t *rgb = cli_xmalloc(bytes);
     if (in->rgb) memcpy(rgb, in->rgb, bytes);
     else memset(rgb, 128, bytes);
     char path[4096];
@@ -205,7 +205,7 @@ typedef struct points_run {
 /* Tokens -> feature surgery -> points -> files and JSON, for one input. */
 static int points_one(points_run *r, const cli_input *in, const char *dir, int indent) {
     int T = cs_model_num_tokens(r->m, in->R), C = r->cl->C, D = r->cl->D;
-    float *tokens = malloc(sizeof(float) * (size_t)T * D), *sim = malloc(sizeof(float) * (size_t)T * C);
+    float *tokens = cli_xmalloc(sizeof(float) * (size_t)T * D), *sim = cli_xmalloc(sizeof(float) * (size_t)T * C);
     cs_status s = cs_encode_image(r->m, in->pixels, in->R, CS_VISION_SURGERY, tokens);
     if (s == CS_OK) s = cs_feature_surgery(tokens, T, r->cl->emb, C, D, r->cl->redundant, sim);
     if (s == CS_OK) s = compute_points(sim, T, C, in, r->t, r->combined, &r->ts);
@@ -219,7 +219,7 @@ static int points_one(points_run *r, const cli_input *in, const char *dir, int i
 static int points_images(points_run *r, int R) {
     cli_image_list images;
     int rc = cli_image_list_collect(r->a, &images);
-    int several = !rc && images.n > 1;
+    int several = !rc && images.several;
     const char *out = cli_get(r->a, "output");
     if (several) fprintf(r->json, "{\n");
     for (int i = 0; !rc && i < images.n; i++) {
@@ -268,6 +268,7 @@ int cmd_points(int argc, char **argv) {
     int rc;
     if (cli_parse(&a, k_options, sizeof k_options / sizeof *k_options, k_usage, argc, argv, &rc))
         return rc;
+    if ((rc = cli_no_positional(&a))) return rc;
     int sources = cli_has(&a, "classes") + cli_has(&a, "class-embeddings") + cli_has(&a, "text");
     if (sources != 1 || cli_has(&a, "image") == cli_has(&a, "pixels") ||
         (cli_has(&a, "pixels") && !cli_has(&a, "size"))) {

@@ -41,7 +41,7 @@ static const char k_usage[] =
 static int write_color(const char *path, const uint8_t *labels, int W, int H, const seg_classes *sc) {
     const char *const *names = (const char *const *)sc->names;
     int strip = cs_legend_height(W, labels, (size_t)W * H, names, sc->C);
-    uint8_t *rgb = malloc((size_t)W * (H + strip) * 3);
+    uint8_t *rgb = cli_xmalloc((size_t)W * (H + strip) * 3);
     cs_colorize_labels(labels, W, H, names, sc->C, rgb);
     cs_status s = cs_png_write(path, W, H + strip, 3, rgb);
     free(rgb);
@@ -51,7 +51,7 @@ static int write_color(const char *path, const uint8_t *labels, int W, int H, co
 /* Half the image, half the label colour. */
 static int write_overlay(const char *path, const uint8_t *labels, const cs_image *img) {
     size_t n = (size_t)img->width * img->height;
-    uint8_t *rgb = malloc(n * 3);
+    uint8_t *rgb = cli_xmalloc(n * 3);
     for (size_t i = 0; i < n; i++) {
         uint8_t color[3];
         cs_label_color(labels[i], color);
@@ -66,7 +66,7 @@ static int segment_image(const cli_args *a, cs_model *m, const seg_settings *st,
     cs_image img = {0};
     cs_status s = cs_image_load(cli_get(a, "image"), cli_image_options(), &img);
     if (s != CS_OK) return cli_fail(s);
-    uint8_t *labels = malloc((size_t)img.width * img.height);
+    uint8_t *labels = cli_xmalloc((size_t)img.width * img.height);
     int rc = seg_predict(m, st, sc, &img, labels);
     if (!rc) {
         s = cs_png_write(cli_get(a, "output"), img.width, img.height, 1, labels);
@@ -84,6 +84,7 @@ int cmd_segment(int argc, char **argv) {
     int rc;
     if (cli_parse(&a, k_options, sizeof k_options / sizeof *k_options, k_usage, argc, argv, &rc))
         return rc;
+    if ((rc = cli_no_positional(&a))) return rc;
     if (!cli_has(&a, "output") || !cli_has(&a, "image") ||
         cli_has(&a, "classes") + cli_has(&a, "class-embeddings") != 1) {
         cli_error("segment needs --image FILE, -o LABELS.png and one of --classes, --class-embeddings (see --help)");

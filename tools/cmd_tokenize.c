@@ -75,8 +75,8 @@ int cmd_tokenize(int argc, char **argv) {
         return CLI_EXIT_USAGE;
     }
     cs_tokenizer *tok = NULL;
-    int32_t *ids = malloc(sizeof *ids * (size_t)o.n_texts * (size_t)o.context);
-    int *counts = malloc(sizeof *counts * (size_t)o.n_texts);
+    int32_t *ids = cli_xmalloc(sizeof *ids * (size_t)o.n_texts * (size_t)o.context);
+    int *counts = cli_xmalloc(sizeof *counts * (size_t)o.n_texts);
     if (!ids || !counts) {
         cli_error("out of memory for %d texts", o.n_texts);
         rc = CLI_EXIT_RUNTIME;

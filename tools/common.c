@@ -27,8 +27,9 @@ int cli_fail(cs_status s) {
     return s == CS_ERR_NOMEM ? CLI_EXIT_RUNTIME : CLI_EXIT_USAGE;
 }
 
-/* The CLI may exit: out of memory here ends the process with code 1. */
-static void *xrealloc(void *p, size_t n) {
+/* The CLI may exit: out of memory here ends the process with code 1 and one
+ * line (the library itself returns CS_ERR_NOMEM instead). */
+void *cli_xrealloc(void *p, size_t n) {
     void *q = realloc(p, n ? n : 1);
     if (!q) {
         cli_error("out of memory");
@@ -37,9 +38,25 @@ static void *xrealloc(void *p, size_t n) {
     return q;
 }
 
-static char *xstrdup(const char *s) {
+void *cli_xmalloc(size_t n) { return cli_xrealloc(NULL, n); }
+
+void *cli_xcalloc(size_t n, size_t size) {
+    size_t bytes = n * size;
+    if (size && bytes / size != n) bytes = SIZE_MAX; /* overflow: let the allocation fail */
+    return memset(cli_xrealloc(NULL, bytes), 0, bytes);
+}
+
+char *cli_xstrndup(const char *s, size_t n) {
+    size_t len = strnlen(s, n);
+    char *d = cli_xrealloc(NULL, len + 1);
+    memcpy(d, s, len);
+    d[len] = 0;
+    return d;
+}
+
+char *cli_xstrdup(const char *s) {
     size_t n = strlen(s) + 1;
-    return memcpy(xrealloc(NULL, n), s, n);
+    return memcpy(cli_xrealloc(NULL, n), s, n);
 }
 
 static int file_exists(const char *path) {
@@ -73,13 +90,13 @@ static int add_class(cli_classes *c, char *text, int synonyms) {
          tok = synonyms ? strtok_r(NULL, ",", &save) : NULL) {
         char *name = trim(tok);
         if (!*name) continue;
-        syn = xrealloc(syn, sizeof *syn * (size_t)(n + 1));
-        syn[n++] = xstrdup(name);
+        syn = cli_xrealloc(syn, sizeof *syn * (size_t)(n + 1));
+        syn[n++] = cli_xstrdup(name);
     }
     if (!n) return 0;
-    c->names = xrealloc(c->names, sizeof *c->names * (size_t)(c->n + 1));
-    c->n_syn = xrealloc(c->n_syn, sizeof *c->n_syn * (size_t)(c->n + 1));
-    c->syn = xrealloc(c->syn, sizeof *c->syn * (size_t)(c->n + 1));
+    c->names = cli_xrealloc(c->names, sizeof *c->names * (size_t)(c->n + 1));
+    c->n_syn = cli_xrealloc(c->n_syn, sizeof *c->n_syn * (size_t)(c->n + 1));
+    c->syn = cli_xrealloc(c->syn, sizeof *c->syn * (size_t)(c->n + 1));
     c->names[c->n] = syn[0];
     c->n_syn[c->n] = n;
     c->syn[c->n++] = syn;
@@ -95,7 +112,7 @@ int cli_parse_classes(const char *list, cli_classes *out) {
         cs_status s = cs_read_file(list + 1, 16 << 20, &text, &len);
         if (s != CS_OK) return cli_fail(s);
     } else {
-        text = xstrdup(list);
+        text = cli_xstrdup(list);
     }
     char *save = NULL;
     for (char *item = strtok_r(text, from_file ? "\n" : ",", &save); item;
@@ -136,7 +153,7 @@ int cli_load_templates(const char *spec, char **storage, const char ***templates
             *storage = NULL;
             return CLI_EXIT_USAGE;
         }
-        list = xrealloc(list, sizeof *list * (size_t)(count + 1));
+        list = cli_xrealloc(list, sizeof *list * (size_t)(count + 1));
         list[count++] = line;
     }
     if (!count) {
@@ -255,8 +272,8 @@ static int is_image_name(const char *name) {
 
 static void image_list_add(cli_image_list *list, const char *folder, const char *name) {
     size_t len = (folder ? strlen(folder) + 1 : 0) + strlen(name) + 1;
-    list->paths = xrealloc(list->paths, sizeof *list->paths * (size_t)(list->n + 1));
-    list->paths[list->n] = xrealloc(NULL, len);
+    list->paths = cli_xrealloc(list->paths, sizeof *list->paths * (size_t)(list->n + 1));
+    list->paths[list->n] = cli_xrealloc(NULL, len);
     snprintf(list->paths[list->n++], len, "%s%s%s", folder ? folder : "", folder ? "/" : "", name);
 }
 
@@ -283,14 +300,14 @@ static int image_list_add_folder(cli_image_list *list, const char *folder) {
 
 /* Base names without their extensions, made safe and unique. */
 static int image_list_stems(cli_image_list *list) {
-    char **bases = xrealloc(NULL, sizeof *bases * (size_t)(list->n + 1));
+    char **bases = cli_xrealloc(NULL, sizeof *bases * (size_t)(list->n + 1));
     for (int i = 0; i < list->n; i++) {
         const char *slash = strrchr(list->paths[i], '/');
-        bases[i] = xstrdup(slash ? slash + 1 : list->paths[i]);
+        bases[i] = cli_xstrdup(slash ? slash + 1 : list->paths[i]);
         char *dot = strrchr(bases[i], '.');
         if (dot && dot != bases[i]) *dot = 0;
     }
-    list->stems = xrealloc(NULL, sizeof *list->stems * (size_t)(list->n + 1));
+    list->stems = cli_xrealloc(NULL, sizeof *list->stems * (size_t)(list->n + 1));
     cs_status s = cs_file_stems((const char *const *)bases, list->n, list->stems);
     for (int i = 0; i < list->n; i++) free(bases[i]);
     free(bases);
@@ -308,9 +325,14 @@ int cli_image_list_collect(const cli_args *a, cli_image_list *list) {
     for (int i = 0; !rc && i < cli_count(a, "image"); i++) {
         const char *p = cli_value(a, "image", i);
         struct stat st;
-        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) rc = image_list_add_folder(list, p);
-        else image_list_add(list, NULL, p); /* a missing file is reported when it is read */
+        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+            rc = image_list_add_folder(list, p);
+            list->several = 1;
+        } else {
+            image_list_add(list, NULL, p); /* a missing file is reported when it is read */
+        }
     }
+    list->several |= list->n > 1;
     if (!rc && list->n == 0) {
         cli_error("--image names no image");
         rc = CLI_EXIT_USAGE;
@@ -331,6 +353,12 @@ void cli_image_list_free(cli_image_list *list) {
 }
 
 void cli_image_dir(const char *out, const cli_image_list *list, int i, char *dir, size_t n) {
-    if (list->n == 1) snprintf(dir, n, "%s", out);
+    if (!list->several) snprintf(dir, n, "%s", out);
     else snprintf(dir, n, "%s/%s", out, list->stems[i]);
+}
+
+int cli_no_positional(const cli_args *a) {
+    if (a->n_positional == 0) return 0;
+    cli_error("unexpected argument '%s' (options start with --; see --help)", a->positional[0]);
+    return CLI_EXIT_USAGE;
 }

@@ -13,13 +13,13 @@
 
 char *eval_path(const char *dir, const char *a, const char *b, const char *c) {
     size_t n = strlen(dir) + strlen(a) + strlen(b) + strlen(c) + 2;
-    char *p = malloc(n);
+    char *p = cli_xmalloc(n);
     snprintf(p, n, "%s/%s%s%s", dir, a, b, c);
     return p;
 }
 
 eval_item *eval_add_item(eval_dataset *d, char *image, char *mask, char *name) {
-    d->items = realloc(d->items, sizeof *d->items * (size_t)(d->n + 1));
+    d->items = cli_xrealloc(d->items, sizeof *d->items * (size_t)(d->n + 1));
     eval_item *it = &d->items[d->n++];
     memset(it, 0, sizeof *it);
     it->image = image;
@@ -32,8 +32,8 @@ eval_item *eval_add_item(eval_dataset *d, char *image, char *mask, char *name) {
 int eval_class_index(eval_dataset *d, const char *name) {
     for (int c = 0; c < d->n_names; c++)
         if (!strcmp(d->names[c], name)) return c;
-    d->names = realloc(d->names, sizeof *d->names * (size_t)(d->n_names + 1));
-    d->names[d->n_names] = strdup(name);
+    d->names = cli_xrealloc(d->names, sizeof *d->names * (size_t)(d->n_names + 1));
+    d->names[d->n_names] = cli_xstrdup(name);
     return d->n_names++;
 }
 
@@ -41,17 +41,17 @@ void eval_item_label(eval_item *it, int cls, int difficult) {
     if (it->n_labels < 0) it->n_labels = 0;
     for (int k = 0; k < it->n_labels; k++)
         if (it->labels[k] == cls) return;
-    it->labels = realloc(it->labels, sizeof *it->labels * (size_t)(it->n_labels + 1));
+    it->labels = cli_xrealloc(it->labels, sizeof *it->labels * (size_t)(it->n_labels + 1));
     it->labels[it->n_labels] = cls;
-    if (difficult && !it->difficult) it->difficult = calloc((size_t)it->n_labels + 1, 1);
-    else if (it->difficult) it->difficult = realloc(it->difficult, (size_t)it->n_labels + 1);
+    if (difficult && !it->difficult) it->difficult = cli_xcalloc((size_t)it->n_labels + 1, 1);
+    else if (it->difficult) it->difficult = cli_xrealloc(it->difficult, (size_t)it->n_labels + 1);
     if (it->difficult) it->difficult[it->n_labels] = (uint8_t)difficult;
     it->n_labels++;
 }
 
 void eval_set_spec(eval_dataset *d, const char *layout, const char *path, const char *split) {
     size_t n = strlen(layout) + strlen(path) + (split ? strlen(split) : 0) + 3;
-    d->spec = malloc(n);
+    d->spec = cli_xmalloc(n);
     if (split) snprintf(d->spec, n, "%s:%s:%s", layout, path, split);
     else snprintf(d->spec, n, "%s:%s", layout, path);
 }
@@ -101,11 +101,11 @@ int eval_scan_folder(eval_dataset *d, const char *dir, const char *isuf, const c
         if (is_image_name(name) && stem >= ls && !strncmp(name + stem - ls, isuf, ls)) {
             char *mask = NULL;
             if (masks) {
-                char *base = strndup(name, stem - ls);
+                char *base = cli_xstrndup(name, stem - ls);
                 mask = eval_path(masks, base, msuf, ".png");
                 free(base);
             }
-            eval_add_item(d, eval_path(dir, name, "", ""), mask, strdup(name));
+            eval_add_item(d, eval_path(dir, name, "", ""), mask, cli_xstrdup(name));
         }
         free(list[e]);
     }
@@ -271,7 +271,7 @@ static int map_names(const eval_dataset *d, const seg_classes *sc, int *to_class
 }
 
 int eval_dataset_resolve_labels(eval_dataset *d, const seg_classes *sc) {
-    int *to_class = malloc(sizeof(int) * (size_t)(d->n_names + 1));
+    int *to_class = cli_xmalloc(sizeof(int) * (size_t)(d->n_names + 1));
     int rc = map_names(d, sc, to_class);
     for (int i = 0; !rc && i < d->n; i++)
         for (int k = 0; k < d->items[i].n_labels; k++) d->items[i].labels[k] = to_class[d->items[i].labels[k]];

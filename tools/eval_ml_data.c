@@ -61,7 +61,7 @@ static int read_voc07_classes(const char *main, const char *split, const keyed *
         const char *name = files[i]->d_name;
         size_t len = strlen(name);
         if (!rc && len > ls && !strcmp(name + len - ls, suffix)) {
-            char *cls = strndup(name, len - ls), *path = eval_path(main, name, "", "");
+            char *cls = cli_xstrndup(name, len - ls), *path = eval_path(main, name, "", "");
             rc = read_voc07_class(path, eval_class_index(d, cls), index, d);
             free(cls);
             free(path);
@@ -91,10 +91,10 @@ int eval_load_voc07(const cli_args *a, const char *root, eval_dataset *d) {
     if (!rc) {
         char *save = NULL;
         for (char *id = strtok_r(text, " \t\r\n", &save); id; id = strtok_r(NULL, " \t\r\n", &save)) {
-            char *name = malloc(strlen(id) + 5);
+            char *name = cli_xmalloc(strlen(id) + 5);
             sprintf(name, "%s.jpg", id);
             eval_add_item(d, eval_path(images, name, "", ""), NULL, name)->n_labels = 0;
-            index = realloc(index, sizeof *index * (size_t)d->n);
+            index = cli_xrealloc(index, sizeof *index * (size_t)d->n);
             index[d->n - 1] = (keyed){id, 0, d->n - 1};
         }
         qsort(index, (size_t)d->n, sizeof *index, by_id);
@@ -122,7 +122,7 @@ static int coco_categories(const cJSON *root, const char *path, eval_dataset *d,
     const cJSON *cats = get(root, "categories"), *c;
     int n = cJSON_GetArraySize(cats), k = 0;
     if (!cJSON_IsArray(cats) || n == 0) return coco_bad(path, "no \"categories\"");
-    *index = calloc((size_t)n, sizeof **index);
+    *index = cli_xcalloc((size_t)n, sizeof **index);
     cJSON_ArrayForEach(c, cats) {
         if (!cJSON_IsNumber(get(c, "id")) || !cJSON_IsString(get(c, "name")))
             return coco_bad(path, "a category without a numeric id and a name");
@@ -131,8 +131,8 @@ static int coco_categories(const cJSON *root, const char *path, eval_dataset *d,
     }
     qsort(*index, (size_t)n, sizeof **index, by_num);
     for (k = 0; k < n; k++) {
-        d->names = realloc(d->names, sizeof *d->names * (size_t)(k + 1));
-        d->names[k] = strdup((*index)[k].id);
+        d->names = cli_xrealloc(d->names, sizeof *d->names * (size_t)(k + 1));
+        d->names[k] = cli_xstrdup((*index)[k].id);
         (*index)[k].item = k;
     }
     d->n_names = n;
@@ -145,7 +145,7 @@ static int coco_images(const cJSON *root, const char *path, const char *dir, eva
     const cJSON *images = get(root, "images"), *im;
     int n = cJSON_GetArraySize(images), k = 0;
     if (!cJSON_IsArray(images)) return coco_bad(path, "no \"images\"");
-    *index = calloc((size_t)n + 1, sizeof **index);
+    *index = cli_xcalloc((size_t)n + 1, sizeof **index);
     cJSON_ArrayForEach(im, images) {
         if (!cJSON_IsNumber(get(im, "id")) || !cJSON_IsString(get(im, "file_name")))
             return coco_bad(path, "an image without a numeric id and a file_name");
@@ -154,7 +154,7 @@ static int coco_images(const cJSON *root, const char *path, const char *dir, eva
     qsort(*index, (size_t)n, sizeof **index, by_id);
     for (k = 0; k < n; k++) {
         const char *file = (*index)[k].id;
-        eval_add_item(d, eval_path(dir, file, "", ""), NULL, strdup(file))->n_labels = 0;
+        eval_add_item(d, eval_path(dir, file, "", ""), NULL, cli_xstrdup(file))->n_labels = 0;
         (*index)[k].item = k;
     }
     qsort(*index, (size_t)n, sizeof **index, by_num);
@@ -224,7 +224,7 @@ static int is_image_file_name(const char *name) {
 
 /* A first line whose first field is not an image file name. */
 static int is_header(const char *line) {
-    char *field = strndup(line, strcspn(line, ","));
+    char *field = cli_xstrndup(line, strcspn(line, ","));
     int header = !is_image_file_name(trim(field));
     free(field);
     return header;
@@ -235,7 +235,7 @@ static void csv_line(char *line, const char *dir, eval_dataset *d) {
     char *comma = strchr(line, ','), *save = NULL;
     if (comma) *comma = '\0';
     char *image = trim(line);
-    eval_item *it = eval_add_item(d, eval_path(dir, image, "", ""), NULL, strdup(image));
+    eval_item *it = eval_add_item(d, eval_path(dir, image, "", ""), NULL, cli_xstrdup(image));
     it->n_labels = 0;
     for (char *l = comma ? strtok_r(comma + 1, ";", &save) : NULL; l; l = strtok_r(NULL, ";", &save)) {
         l = trim(l);
@@ -256,8 +256,8 @@ int eval_load_csv(const cli_args *a, const char *csv, eval_dataset *d) {
     int rc = eval_read_text(csv, &text);
     if (rc) return rc;
     const char *slash = strrchr(csv, '/');
-    char *dir = cli_has(a, "images") ? strdup(cli_get(a, "images"))
-                : slash ? strndup(csv, (size_t)(slash - csv)) : strdup(".");
+    char *dir = cli_has(a, "images") ? cli_xstrdup(cli_get(a, "images"))
+                : slash ? cli_xstrndup(csv, (size_t)(slash - csv)) : cli_xstrdup(".");
     int first = 1;
     char *start = strncmp(text, "\xEF\xBB\xBF", 3) ? text : text + 3; /* a UTF-8 byte order mark */
     for (char *line = strtok_r(start, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {

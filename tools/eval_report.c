@@ -18,13 +18,13 @@ void eval_acc_init(eval_acc *acc, eval_task task, int C, char *const *names, cJS
     memset(acc, 0, sizeof *acc);
     acc->task = task;
     acc->C = C;
-    acc->names = calloc((size_t)C, sizeof *acc->names);
-    for (int c = 0; c < C; c++) acc->names[c] = strdup(names[c]);
+    acc->names = cli_xcalloc((size_t)C, sizeof *acc->names);
+    for (int c = 0; c < C; c++) acc->names[c] = cli_xstrdup(names[c]);
     acc->settings = settings;
-    if (task == EVAL_SEG) acc->conf = calloc((size_t)C * C, sizeof *acc->conf);
+    if (task == EVAL_SEG) acc->conf = cli_xcalloc((size_t)C * C, sizeof *acc->conf);
     if (task == EVAL_EXPLAIN) {
-        acc->counts = calloc((size_t)C, sizeof *acc->counts);
-        acc->pairs = calloc((size_t)C, sizeof *acc->pairs);
+        acc->counts = cli_xcalloc((size_t)C, sizeof *acc->counts);
+        acc->pairs = cli_xcalloc((size_t)C, sizeof *acc->pairs);
     }
 }
 
@@ -50,18 +50,18 @@ void eval_acc_free(eval_acc *acc) {
 }
 
 void eval_acc_skip(eval_acc *acc, int index, const char *image, const char *reason) {
-    acc->skipped = realloc(acc->skipped, sizeof *acc->skipped * (size_t)(acc->n_skipped + 1));
-    acc->skipped[acc->n_skipped++] = (eval_skip){index, strdup(image), strdup(reason)};
+    acc->skipped = cli_xrealloc(acc->skipped, sizeof *acc->skipped * (size_t)(acc->n_skipped + 1));
+    acc->skipped[acc->n_skipped++] = (eval_skip){index, cli_xstrdup(image), cli_xstrdup(reason)};
 }
 
 void eval_acc_predict(eval_acc *acc, int index, const char *image, const float *scores,
                       const uint8_t *truth) {
-    acc->pred = realloc(acc->pred, sizeof *acc->pred * (size_t)(acc->n_pred + 1));
+    acc->pred = cli_xrealloc(acc->pred, sizeof *acc->pred * (size_t)(acc->n_pred + 1));
     eval_pred *p = &acc->pred[acc->n_pred++];
     p->index = index;
-    p->image = strdup(image);
-    p->scores = malloc(sizeof(float) * (size_t)acc->C);
-    p->truth = malloc((size_t)acc->C);
+    p->image = cli_xstrdup(image);
+    p->scores = cli_xmalloc(sizeof(float) * (size_t)acc->C);
+    p->truth = cli_xmalloc((size_t)acc->C);
     memcpy(p->scores, scores, sizeof(float) * (size_t)acc->C);
     memcpy(p->truth, truth, (size_t)acc->C);
 }
@@ -79,7 +79,7 @@ static cJSON *int64_array(const int64_t *x, int n) {
 
 static void seg_metrics(const eval_acc *acc, cJSON *root, FILE *table) {
     int C = acc->C;
-    double *iou = malloc(sizeof(double) * (size_t)C);
+    double *iou = cli_xmalloc(sizeof(double) * (size_t)C);
     cs_seg_scores s;
     cs_confusion_scores(acc->conf, C, iou, &s);
     cJSON *conf = cJSON_AddArrayToObject(root, "confusion"), *per = cJSON_AddArrayToObject(root, "per_class");
@@ -174,9 +174,9 @@ static int multilabel_metrics(const eval_acc *acc, cJSON *root, FILE *table) {
     int C = acc->C, n = acc->n_pred;
     cJSON *preds = cJSON_AddArrayToObject(root, "predictions"), *per = cJSON_AddArrayToObject(root, "per_class");
     for (int i = 0; i < n; i++) cJSON_AddItemToArray(preds, prediction_json(&acc->pred[i], C));
-    float *col = malloc(sizeof(float) * (size_t)(n ? n : 1));
-    uint8_t *pos = malloc((size_t)(n ? n : 1));
-    double *ap = malloc(sizeof(double) * (size_t)C);
+    float *col = cli_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
+    uint8_t *pos = cli_xmalloc((size_t)(n ? n : 1));
+    double *ap = cli_xmalloc(sizeof(double) * (size_t)C);
     fprintf(table, "%-24s %8s %9s\n", "class", "AP", "positives");
     int rc = 0;
     for (int c = 0; c < C && !rc; c++) {
@@ -296,7 +296,7 @@ static int start_from(const cJSON *part, const char *path, eval_acc *acc) {
         cli_error("%s: not an eval report (task, classes, settings)", path);
         return CLI_EXIT_USAGE;
     }
-    char **names = calloc((size_t)C, sizeof *names);
+    char **names = cli_xcalloc((size_t)C, sizeof *names);
     int i = 0;
     cJSON_ArrayForEach(c, classes) names[i++] = cJSON_IsString(c) ? c->valuestring : "";
     eval_acc_init(acc, (eval_task)t, C, names, cJSON_Duplicate(get(part, "settings"), 1));
@@ -331,8 +331,8 @@ static int read_truth(const cJSON *arr, int C, uint8_t value, uint8_t *truth) {
 
 static int add_predictions(const cJSON *preds, eval_acc *acc) {
     const cJSON *p;
-    float *scores = malloc(sizeof(float) * (size_t)acc->C);
-    uint8_t *truth = malloc((size_t)acc->C);
+    float *scores = cli_xmalloc(sizeof(float) * (size_t)acc->C);
+    uint8_t *truth = cli_xmalloc((size_t)acc->C);
     int ok = 1;
     cJSON_ArrayForEach(p, preds) {
         const cJSON *s = get(p, "scores"), *l = get(p, "labels"), *v;
@@ -355,10 +355,12 @@ static int add_part(const cJSON *part, eval_acc *acc) {
     const cJSON *images = get(part, "images"), *e;
     acc->evaluated += as_int(images, "evaluated");
     acc->unknown_pixels += (int64_t)cJSON_GetNumberValue(get(part, "unknown_label_pixels"));
-    cJSON_ArrayForEach(e, get(part, "skipped"))
-        eval_acc_skip(acc, as_int(e, "index"), cJSON_GetStringValue(get(e, "image")),
-                      cJSON_GetStringValue(get(e, "reason")));
     int C = acc->C, ok = 1, c = 0;
+    cJSON_ArrayForEach(e, get(part, "skipped")) {
+        const char *image = cJSON_GetStringValue(get(e, "image")), *reason = cJSON_GetStringValue(get(e, "reason"));
+        if (!image || !reason) return 0; /* a malformed part */
+        eval_acc_skip(acc, as_int(e, "index"), image, reason);
+    }
     if (acc->task == EVAL_SEG) {
         ok = cJSON_GetArraySize(get(part, "confusion")) == C;
         cJSON_ArrayForEach(e, get(part, "confusion")) ok = ok && add_int64s(e, acc->conf + (size_t)C * c++, C);
@@ -416,7 +418,7 @@ int eval_merge(const char *const *paths, int n, eval_acc *acc) {
         } else if (!first) {
             rc = start_from(part, paths[i], acc);
             n_shards = ns;
-            seen = calloc((size_t)ns, sizeof *seen);
+            seen = cli_xcalloc((size_t)ns, sizeof *seen);
         } else if (!same_run(part, first, paths[i])) {
             rc = CLI_EXIT_USAGE;
         }

@@ -20,7 +20,7 @@ static int load_listed(const char *root, const char *list, const char *images, c
     if (rc) return rc;
     char *image_dir = eval_path(root, images, "", ""), *mask_dir = eval_path(root, masks, "", ""), *save = NULL;
     for (char *id = strtok_r(text, " \t\r\n", &save); id; id = strtok_r(NULL, " \t\r\n", &save)) {
-        char *name = malloc(strlen(id) + 5);
+        char *name = cli_xmalloc(strlen(id) + 5);
         sprintf(name, "%s.jpg", id);
         eval_add_item(d, eval_path(image_dir, name, "", ""), eval_path(mask_dir, id, ".png", ""), name);
     }
@@ -55,7 +55,7 @@ int eval_load_context(const cli_args *a, const char *root, eval_dataset *d) {
     int rc = load_listed(root, list, "JPEGImages", "SegmentationClassContext", d);
     free(list);
     eval_set_spec(d, "context", root, split);
-    d->label_map = malloc(256);
+    d->label_map = cli_xmalloc(256);
     d->label_map[0] = CS_IGNORE_LABEL;
     for (int v = 1; v < 256; v++) d->label_map[v] = (uint8_t)(v == CS_IGNORE_LABEL ? v : v - 1);
     return rc;
@@ -93,7 +93,7 @@ int eval_load_cityscapes(const cli_args *a, const char *root, eval_dataset *d) {
     free(masks);
     eval_set_spec(d, "cityscapes", root, split);
     d->has_masks = 1;
-    d->label_map = malloc(256);
+    d->label_map = cli_xmalloc(256);
     memset(d->label_map, CS_IGNORE_LABEL, 256);
     for (int t = 0; t < 19; t++) d->label_map[k_cityscapes_ids[t]] = (uint8_t)t;
     return rc;

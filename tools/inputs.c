@@ -17,8 +17,9 @@ void cli_input_free(cli_input *in) {
 
 static int parse_size(const char *v, int *w, int *h) {
     char tail;
-    if (sscanf(v, "%dx%d%c", w, h, &tail) != 2 || *w <= 0 || *h <= 0 || *w > 65536 || *h > 65536) {
-        cli_error("--size '%s' is not WxH (e.g. 640x480)", v);
+    if (sscanf(v, "%dx%d%c", w, h, &tail) != 2 || *w <= 0 || *h <= 0 || *w > 65536 || *h > 65536 ||
+        (int64_t)*w * *h > cli_image_options()->max_pixels) {
+        cli_error("--size '%s' is not WxH (e.g. 640x480) within the image limit (--max-megapixels)", v);
         return CLI_EXIT_USAGE;
     }
     return 0;
@@ -38,7 +39,7 @@ int cli_input_from_pixels(const char *path, const char *size, cli_input *in) {
         return CLI_EXIT_USAGE;
     }
     in->R = in->width = in->height = (int)px.shape[lead + 1];
-    in->pixels = malloc(px.nbytes);
+    in->pixels = cli_xmalloc(px.nbytes);
     memcpy(in->pixels, px.data, px.nbytes);
     cs_array_free(&px);
     return size ? parse_size(size, &in->width, &in->height) : 0;
@@ -56,9 +57,9 @@ int cli_input_from_image(const char *path, int R, cli_input *in) {
     in->R = R;
     in->width = img.width;
     in->height = img.height;
-    in->pixels = malloc(sizeof(float) * 3 * (size_t)R * R);
+    in->pixels = cli_xmalloc(sizeof(float) * 3 * (size_t)R * R);
     cs_image_normalize(&small, in->pixels);
-    in->rgb = malloc((size_t)img.width * img.height * 3);
+    in->rgb = cli_xmalloc((size_t)img.width * img.height * 3);
     memcpy(in->rgb, img.rgb, (size_t)img.width * img.height * 3);
     cs_image_free(&img);
     cs_image_free(&small);
@@ -102,8 +103,8 @@ int cli_text_ctx_open(const cli_args *a, cs_model *m, cli_text_ctx *t) {
 int cli_embed_names(const cli_args *a, cs_model *m, cli_text_ctx *t, char **names, int n,
                     float *out) {
     int D = t->D, missing = 0;
-    char **todo = calloc((size_t)n + 1, sizeof *todo);
-    int *where = calloc((size_t)n + 1, sizeof *where);
+    char **todo = cli_xcalloc((size_t)n + 1, sizeof *todo);
+    int *where = cli_xcalloc((size_t)n + 1, sizeof *where);
     for (int i = 0; i < n; i++)
         if (!t->cache_on || !cs_cache_lookup(t->cache_dir, t->model_hex, D, t->templates,
                                              t->n_templates, names[i], out + (size_t)i * D)) {
@@ -154,8 +155,8 @@ static int class_names(const cli_args *a, int split_plus, cli_class_set *cs) {
                 break;
             }
         cs->C = cl.n;
-        cs->names = calloc((size_t)cl.n + 1, sizeof *cs->names);
-        for (int i = 0; i < cl.n; i++) cs->names[i] = strdup(cl.names[i]);
+        cs->names = cli_xcalloc((size_t)cl.n + 1, sizeof *cs->names);
+        for (int i = 0; i < cl.n; i++) cs->names[i] = cli_xstrdup(cl.names[i]);
         cli_classes_free(&cl);
         return rc;
     }
@@ -163,8 +164,8 @@ static int class_names(const cli_args *a, int split_plus, cli_class_set *cs) {
     do {
         const char *plus = split_plus ? strchr(p, '+') : NULL;
         size_t n = plus ? (size_t)(plus - p) : strlen(p);
-        cs->names = realloc(cs->names, sizeof *cs->names * (size_t)(cs->C + 1));
-        cs->names[cs->C++] = strndup(p, n);
+        cs->names = cli_xrealloc(cs->names, sizeof *cs->names * (size_t)(cs->C + 1));
+        cs->names[cs->C++] = cli_xstrndup(p, n);
         p = plus ? plus + 1 : NULL;
     } while (p);
     return 0;
@@ -187,9 +188,9 @@ int cli_class_set_load(const cli_args *a, cs_model *m, int flags, cli_class_set 
         }
         cs->C = (int)e.shape[0];
         cs->emb = e.data;
-        cs->names = calloc((size_t)cs->C, sizeof *cs->names);
+        cs->names = cli_xcalloc((size_t)cs->C, sizeof *cs->names);
         for (int c = 0; c < cs->C; c++) {
-            cs->names[c] = malloc(32);
+            cs->names[c] = cli_xmalloc(32);
             snprintf(cs->names[c], 32, "class%d", c);
         }
     } else {

@@ -31,10 +31,10 @@ static int embeddings_from_file(const char *file, seg_classes *sc) {
     }
     sc->C = sc->n_names = (int)e.shape[0];
     sc->emb = e.data;
-    sc->names = calloc((size_t)sc->C, sizeof *sc->names);
-    sc->name_class = calloc((size_t)sc->C, sizeof *sc->name_class);
+    sc->names = cli_xcalloc((size_t)sc->C, sizeof *sc->names);
+    sc->name_class = cli_xcalloc((size_t)sc->C, sizeof *sc->name_class);
     for (int c = 0; c < sc->C; c++) {
-        sc->names[c] = malloc(32);
+        sc->names[c] = cli_xmalloc(32);
         snprintf(sc->names[c], 32, "class%d", c);
         sc->name_class[c] = c;
     }
@@ -52,12 +52,12 @@ static int embeddings_from_names(const cli_args *a, cs_model *m, const char *lis
         return CLI_EXIT_USAGE;
     }
     sc->C = cl.n;
-    sc->names = calloc((size_t)cl.n, sizeof *sc->names);
+    sc->names = cli_xcalloc((size_t)cl.n, sizeof *sc->names);
     for (int c = 0; c < cl.n; c++) sc->n_names += cl.n_syn[c];
-    const char **flat = calloc((size_t)sc->n_names, sizeof *flat);
-    sc->name_class = calloc((size_t)sc->n_names, sizeof *sc->name_class);
+    const char **flat = cli_xcalloc((size_t)sc->n_names, sizeof *flat);
+    sc->name_class = cli_xcalloc((size_t)sc->n_names, sizeof *sc->name_class);
     for (int c = 0, k = 0; c < cl.n; c++) {
-        sc->names[c] = strdup(cl.names[c]);
+        sc->names[c] = cli_xstrdup(cl.names[c]);
         for (int i = 0; i < cl.n_syn[c]; i++, k++) {
             flat[k] = cl.syn[c][i];
             sc->name_class[k] = c;
@@ -160,7 +160,7 @@ int seg_pixels(const cs_image *img, int w, int h, float **pixels) {
         if (s != CS_OK) return cli_fail(s);
         src = &small;
     }
-    *pixels = malloc(sizeof(float) * 3 * (size_t)w * h);
+    *pixels = cli_xmalloc(sizeof(float) * 3 * (size_t)w * h);
     cs_image_normalize(src, *pixels);
     cs_image_free(&small);
     return 0;
@@ -181,7 +181,7 @@ int seg_predict(cs_model *m, const seg_settings *st, const seg_classes *sc, cons
         cli_error("a %dx%d image is smaller than the %d-pixel window (give --short-side)", w, h, st->window);
         return CLI_EXIT_USAGE;
     }
-    float *pixels = NULL, *logits = malloc(sizeof(float) * (size_t)W * H * sc->C);
+    float *pixels = NULL, *logits = cli_xmalloc(sizeof(float) * (size_t)W * H * sc->C);
     int rc = seg_pixels(img, w, h, &pixels);
     if (rc) {
         free(logits);
@@ -204,7 +204,7 @@ static int image_tokens(cs_model *m, int surgery, int R, const cs_image *img, fl
     int rc = seg_pixels(img, R, R, &pixels);
     if (rc) return rc;
     *T = cs_model_num_tokens(m, R);
-    *tokens = malloc(sizeof(float) * (size_t)*T * cs_model_config(m)->embed_dim);
+    *tokens = cli_xmalloc(sizeof(float) * (size_t)*T * cs_model_config(m)->embed_dim);
     cs_status s = cs_encode_image(m, pixels, R, surgery ? CS_VISION_SURGERY : CS_VISION_PLAIN, *tokens);
     free(pixels);
     if (s != CS_OK) {
@@ -229,8 +229,8 @@ int seg_explain_maps(cs_model *m, int surgery, int R, const seg_classes *sc, con
     float *tokens;
     int T, rc = image_tokens(m, surgery, R, img, &tokens, &T);
     if (rc) return rc;
-    float *per_name = malloc(sizeof(float) * (size_t)T * sc->n_names);
-    float *per_class = malloc(sizeof(float) * (size_t)T * sc->C);
+    float *per_name = cli_xmalloc(sizeof(float) * (size_t)T * sc->n_names);
+    float *per_class = cli_xmalloc(sizeof(float) * (size_t)T * sc->C);
     cs_name_set names = seg_name_set(sc);
     cs_status s = surgery ? cs_feature_surgery(tokens, T, sc->emb, sc->n_names, sc->D, sc->redundant, per_name)
                           : cs_similarity(tokens, T, sc->emb, sc->n_names, sc->D, per_name);
