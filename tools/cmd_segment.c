@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "seg.h"
 
 static const cli_option k_options[] = {
@@ -67,13 +68,25 @@ static int segment_image(const cli_args *a, cs_model *m, const seg_settings *st,
     cs_status s = cs_image_load(cli_get(a, "image"), cli_image_options(), &img);
     if (s != CS_OK) return cli_fail(s);
     uint8_t *labels = cli_xmalloc((size_t)img.width * img.height);
-    int rc = seg_predict(m, st, sc, &img, labels);
+    int rc = seg_predict(m, st, sc, &img, labels), written = 0;
     if (!rc) {
         s = cs_png_write(cli_get(a, "output"), img.width, img.height, 1, labels);
-        if (s != CS_OK) rc = cli_fail(s);
+        rc = s == CS_OK ? 0 : cli_fail(s);
+        written = !rc;
     }
     if (!rc && cli_has(a, "color")) rc = write_color(cli_get(a, "color"), labels, img.width, img.height, sc);
+    written += !rc && cli_has(a, "color");
     if (!rc && cli_has(a, "overlay")) rc = write_overlay(cli_get(a, "overlay"), labels, &img);
+    if (rc && written) {
+        /* All outputs or none: remove what this run wrote before the failure
+         * (the outputs are written in this order: -o, --color, --overlay). */
+        static const char *outputs[] = {"output", "color"};
+        for (int i = 0, k = 0; i < 2 && k < written; i++)
+            if (cli_has(a, outputs[i])) {
+                unlink(cli_get(a, outputs[i]));
+                k++;
+            }
+    }
     free(labels);
     cs_image_free(&img);
     return rc;
