@@ -47,8 +47,8 @@ struct cli_args;
 int cli_load_model(const struct cli_args *a, cs_model **m);
 /* --precision fp32|bf16 on a loaded model. */
 cs_status cli_apply_precision(const struct cli_args *a, cs_model *m);
-/* The vocabulary: --vocab, else the model folder's own vocab.json +
- * merges.txt, else <cache>/bpe_simple_vocab_16e6.txt.gz (downloaded if absent). */
+/* The vocabulary: the model folder's own vocab.json + merges.txt, else
+ * --vocab, else <cache>/bpe_simple_vocab_16e6.txt.gz (downloaded if absent). */
 int cli_load_tokenizer(const struct cli_args *a, cs_tokenizer **tok);
 
 /* Set the thread count from --threads (0 or absent: OpenMP's default). */

@@ -244,11 +244,13 @@ int cli_load_tokenizer(const cli_args *a, cs_tokenizer **tok) {
     char path[4096];
     struct stat st;
     cs_status s = CS_OK;
-    if (vocab) {
+    /* A model folder's own vocabulary wins (it belongs to those weights),
+     * then --vocab, then the clip.load cache (downloaded if absent). */
+    if (model && stat(model, &st) == 0 && S_ISDIR(st.st_mode) &&
+        (snprintf(path, sizeof path, "%s/vocab.json", model), file_exists(path))) {
+        snprintf(path, sizeof path, "%s", model);
+    } else if (vocab) {
         snprintf(path, sizeof path, "%s", vocab);
-    } else if (model && stat(model, &st) == 0 && S_ISDIR(st.st_mode) &&
-               (snprintf(path, sizeof path, "%s/vocab.json", model), file_exists(path))) {
-        snprintf(path, sizeof path, "%s", model); /* the model folder's own vocabulary */
     } else {
         s = cs_resolve_vocab(cli_get(a, "cache-dir"), 1, download_progress, "the BPE vocabulary", path,
                              sizeof path);
