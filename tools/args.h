@@ -32,6 +32,11 @@ typedef struct cli_option {
 #define CLI_OPTS_IMAGE                                                                              \
     {"exif-rotate", NULL, "turn images upright by their EXIF orientation (the reference does not)", 0}, \
     {"max-megapixels", "N", "refuse images larger than this (default 100)", 0}
+#define CLI_OPT_RES {"res", "R", "input resolution (default: the model's native one)", 0}
+#define CLI_OPT_CLASS_EMBEDDINGS \
+    {"class-embeddings", "FILE.npy", "float32 [C, D] class embeddings, used as given", 0}
+/* Everything an image command (explain, points, segment, classify, eval) shares. */
+#define CLI_OPTS_IMAGE_COMMAND CLI_OPTS_MODEL, CLI_OPTS_IMAGE, CLI_OPTS_TEXT, CLI_OPTS_SURGERY, CLI_OPTS_QUIET
 #define CLI_OPTS_QUIET \
     {"quiet", NULL, "no progress lines or notes on stderr (errors are still printed)", 0}
 

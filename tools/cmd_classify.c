@@ -9,14 +9,10 @@
 static const cli_option k_options[] = {
     {"image", "FILE", "input image (JPEG/PNG)", 0},
     {"classes", "LIST", "class names: a,b,c or @FILE (one class per line, synonyms comma-separated)", 0},
-    {"class-embeddings", "FILE.npy", "float32 [C, D] class embeddings, used as given", 0},
+    CLI_OPT_CLASS_EMBEDDINGS,
     {"method", "NAME", "surgery (default) | clip | both", 0},
-    {"res", "R", "input resolution (default: the model's native one)", 0},
-    CLI_OPTS_MODEL,
-    CLI_OPTS_IMAGE,
-    CLI_OPTS_QUIET,
-    CLI_OPTS_TEXT,
-    CLI_OPTS_SURGERY,
+    CLI_OPT_RES,
+    CLI_OPTS_IMAGE_COMMAND,
 };
 
 static const char k_usage[] =

@@ -23,7 +23,7 @@ static const cli_option k_options[] = {
     {"labels", "FILE", "labels.json: image-level labels (multilabel) and the class names", 0},
     {"class-list", "FILE", "class names, one class per line, synonyms comma-separated, in label order", 0},
     {"class-embeddings", "FILE.npy", "float32 [C, D] class embeddings in label order", 0},
-    {"res", "R", "input resolution (default: the model's native one)", 0},
+    CLI_OPT_RES,
     {"window", "N", "seg: sliding-window inference with N x N windows", 0},
     {"stride", "N", "seg: window stride (default: half the window)", 0},
     {"short-side", "N", "seg with --window: resize the short side to N first", 0},
@@ -35,12 +35,7 @@ static const cli_option k_options[] = {
     {"merge", NULL, "merge the partial reports given as arguments into one report", 0},
     {"report", "FILE", "write the report as JSON", 0},
     {"save-predictions", "DIR", "seg: write each image's class-index PNG into DIR", 0},
-    CLI_OPTS_MODEL,
-    CLI_OPTS_IMAGE,
-    CLI_OPTS_QUIET,
-    CLI_OPTS_QUIET,
-    CLI_OPTS_TEXT,
-    CLI_OPTS_SURGERY,
+    CLI_OPTS_IMAGE_COMMAND,
 };
 
 static const char k_usage[] =

@@ -12,20 +12,16 @@ static const cli_option k_options[] = {
     {"image", "FILE", "input image (JPEG/PNG); repeat it, or give a folder", 1},
     {"pixels", "FILE.npy", "normalized pixels float32 [3,R,R] or [1,3,R,R] instead of an image", 0},
     {"size", "WxH", "with --pixels: map size (default R x R)", 0},
-    {"res", "R", "input resolution (default: the model's native one)", 0},
+    CLI_OPT_RES,
     {"method", "NAME", "surgery (default) | clip", 0},
     {"classes", "LIST", "class names: a,b,c or @FILE (one class per line)", 0},
-    {"class-embeddings", "FILE.npy", "float32 [C, D] class embeddings, used as given", 0},
+    CLI_OPT_CLASS_EMBEDDINGS,
     {"text", "T", "one text; its redundant features come from the empty prompt", 0},
     {"redundant", "MODE", "classes (default with --classes) | empty (default with --text)", 0},
     {"npy", NULL, "also write pixels, image_tokens, class_embeddings, similarity, maps (.npy)", 0},
     {"no-png", NULL, "with --npy: skip the PNG pictures (arrays only)", 0},
     {"output", "DIR", "output folder (-o)", 0},
-    CLI_OPTS_MODEL,
-    CLI_OPTS_IMAGE,
-    CLI_OPTS_TEXT,
-    CLI_OPTS_SURGERY,
-    CLI_OPTS_QUIET,
+    CLI_OPTS_IMAGE_COMMAND,
 };
 
 static const char k_usage[] =

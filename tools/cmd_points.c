@@ -12,20 +12,16 @@ static const cli_option k_options[] = {
     {"image", "FILE", "input image (JPEG/PNG); repeat it, or give a folder", 1},
     {"pixels", "FILE.npy", "normalized pixels float32 [3,R,R] or [1,3,R,R] instead of an image", 0},
     {"size", "WxH", "with --pixels: the image size the points refer to (required)", 0},
-    {"res", "R", "input resolution (default: the model's native one)", 0},
+    CLI_OPT_RES,
     {"classes", "LIST", "class names: a,b,c or @FILE; class-weighted redundancy by default", 0},
-    {"class-embeddings", "FILE.npy", "float32 [C, D] class embeddings, used as given", 0},
+    CLI_OPT_CLASS_EMBEDDINGS,
     {"target", "NAMES", "with --classes: the classes to give points for (a,b; default all)", 0},
     {"text", "T", "one text, or \"a+b\" for combined targets; redundancy from the empty prompt", 0},
     {"t", "X", "threshold on the normalized map (default 0.8)", 0},
     {"redundant", "MODE", "classes | empty", 0},
     {"npy", NULL, "also write points_K.npy (int32 [2n, 2]) and labels_K.npy (uint8 [2n]) into -o DIR", 0},
     {"output", "DIR", "output folder (-o): NAME_points.png per target, the points on the image", 0},
-    CLI_OPTS_MODEL,
-    CLI_OPTS_IMAGE,
-    CLI_OPTS_TEXT,
-    CLI_OPTS_SURGERY,
-    CLI_OPTS_QUIET,
+    CLI_OPTS_IMAGE_COMMAND,
 };
 
 static const char k_usage[] =

@@ -12,7 +12,7 @@
 static const cli_option k_options[] = {
     {"image", "FILE", "input image (JPEG/PNG)", 0},
     {"classes", "LIST", "class names: a,b,c or @FILE (one class per line, synonyms comma-separated)", 0},
-    {"class-embeddings", "FILE.npy", "float32 [C, D] class embeddings, used as given", 0},
+    CLI_OPT_CLASS_EMBEDDINGS,
     {"method", "NAME", "surgery (default) | clip (plain CLIP's tokens)", 0},
     {"res", "R", "whole-image input resolution (default: the model's native one)", 0},
     {"window", "N", "sliding-window inference with N x N windows (e.g. 224)", 0},
@@ -24,11 +24,7 @@ static const cli_option k_options[] = {
     {"color", "FILE.png", "also write a colour picture with a legend strip", 0},
     {"overlay", "FILE.png", "also write the colours blended over the image", 0},
     {"output", "FILE.png", "class-index PNG (-o): pixel value = class index in LIST", 0},
-    CLI_OPTS_MODEL,
-    CLI_OPTS_IMAGE,
-    CLI_OPTS_QUIET,
-    CLI_OPTS_TEXT,
-    CLI_OPTS_SURGERY,
+    CLI_OPTS_IMAGE_COMMAND,
 };
 
 static const char k_usage[] =
