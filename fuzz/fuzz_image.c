@@ -1,6 +1,7 @@
 /* libFuzzer target: image decoding from memory (PNG and JPEG through their
- * libraries, EXIF orientation), then the resize and normalization that
- * every decoded image goes through. */
+ * libraries, every PIL mode, EXIF orientation, the 16-bit high-byte
+ * option), then the resize in the image's own mode and the normalization
+ * that every decoded image goes through. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -8,7 +9,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *buf, size_t len) {
     /* A modest limit keeps each run fast; the limit logic is the same. */
-    cs_image_options opts = {1 << 22, len > 0 && (buf[len - 1] & 1)};
+    int flags = len > 0 ? buf[len - 1] : 0;
+    cs_image_options opts = {.max_pixels = 1 << 22, .exif_rotate = flags & 1,
+                             .png16_highbyte = (flags >> 1) & 1};
     cs_image img;
     if (cs_image_decode_memory("fuzz", buf, len, &opts, &img) != CS_OK) return 0;
     cs_image small;

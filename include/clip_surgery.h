@@ -44,23 +44,39 @@ int cs_get_threads(void);
 typedef void (*cs_progress_fn)(void *ctx, int64_t done, int64_t total);
 
 /* ---------------------------------------------------------------- images */
+struct cs_image_source; /* internal: the decoded file in its own PIL mode */
+
 typedef struct cs_image {
     int width, height;
-    uint8_t *rgb; /* [height, width, 3], 8-bit RGB */
+    uint8_t *rgb; /* [height, width, 3], 8-bit RGB: PIL's convert("RGB") */
+    /* Set by cs_image_load when the file's mode resizes differently from its
+     * RGB (palette, 1-bit, alpha, 16-bit gray, CMYK): cs_image_resize then
+     * resizes in that mode, as the reference does. Owned by the image (freed
+     * by cs_image_free); NULL for RGB and gray files and images built by
+     * hand. */
+    struct cs_image_source *source;
 } cs_image;
 
 typedef struct cs_image_options {
     int64_t max_pixels; /* refuse images above this many pixels (0: 100 MP default) */
     int exif_rotate;    /* apply EXIF orientation (default 0, as the reference) */
+    /* 16-bit grayscale PNGs: 0 (default) sees them as the reference does,
+     * PIL mode "I" clipped to 0..255 when converted to RGB (so typical
+     * 16-bit data comes out mostly white); 1 keeps the high byte of each
+     * sample instead, as an 8-bit gray image. */
+    int png16_highbyte;
 } cs_image_options;
 
-/* Decode a JPEG or PNG file into 8-bit RGB (palette, grayscale, alpha and
- * 16-bit converted as DESIGN.md section 4 says). opts may be NULL. */
+/* Decode a JPEG or PNG file as PIL 9.4 opens it (every PNG layout, the first
+ * frame of an APNG; gray, RGB and CMYK JPEG). opts may be NULL. */
 cs_status cs_image_load(const char *path, const cs_image_options *opts, cs_image *out);
 void cs_image_free(cs_image *img);
 
-/* Pillow-exact bicubic resize (antialiased, a = -0.5, fixed point, horizontal
- * then vertical pass) to out_w x out_h. */
+/* Pillow's Image.resize(BICUBIC) to out_w x out_h, then convert("RGB"): in
+ * the file's own mode when `in` has a source (nearest for palette and 1-bit,
+ * premultiplied alpha, 32-bit integer for 16-bit gray), otherwise bicubic on
+ * the RGB (antialiased, a = -0.5, fixed point, horizontal then vertical
+ * pass). The result has no source. */
 cs_status cs_image_resize(const cs_image *in, int out_w, int out_h, cs_image *out);
 
 /* /255 then CLIP mean/std: out is float [3, h, w]. */

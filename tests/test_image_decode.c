@@ -122,14 +122,19 @@ static const char *noise_png(const char *name, int w, int h) {
 
 /* ------------------------------------------------------------ PNG layouts */
 /* Load and compare with the expected RGB bytes. */
-static void expect_rgb(const char *path, int w, int h, const uint8_t *want) {
+static void expect_rgb_opts(const char *path, const cs_image_options *opts, int w, int h,
+                            const uint8_t *want) {
     cs_image img;
-    CHECK_OK(cs_image_load(path, NULL, &img));
+    CHECK_OK(cs_image_load(path, opts, &img));
     CHECK_MSG(img.width == w && img.height == h, "%s: %dx%d, want %dx%d", path, img.width,
               img.height, w, h);
     if (img.width == w && img.height == h)
         CHECK_MSG(memcmp(img.rgb, want, (size_t)w * h * 3) == 0, "%s: pixels differ", path);
     cs_image_free(&img);
+}
+
+static void expect_rgb(const char *path, int w, int h, const uint8_t *want) {
+    expect_rgb_opts(path, NULL, w, h, want);
 }
 
 static void test_png_gray(void) {
@@ -139,11 +144,16 @@ static void test_png_gray(void) {
     write_png(tmp_path("gray8.png"), &s, g8);
     expect_rgb(tmp_path("gray8.png"), 3, 2, rgb8);
 
-    /* 16-bit: the high byte stays (0x01ff -> 1, 0xff00 -> 255). */
-    const uint8_t g16[12] = {0x00, 0x00, 0x01, 0xff, 0x7f, 0x80, 0x80, 0x7f, 0xfe, 0xff, 0xff, 0x00};
+    /* 16-bit: PIL's mode "I", clipped to 0..255 in RGB (0x00fe -> 254,
+     * 0x01ff -> 255); with png16_highbyte the high byte (0x01ff -> 1). */
+    const uint8_t g16[12] = {0x00, 0x00, 0x01, 0xff, 0x7f, 0x80, 0x00, 0xfe, 0xfe, 0xff, 0xff, 0x00};
+    const uint8_t clipped[18] = {0, 0, 0, 255, 255, 255, 255, 255, 255, 254, 254, 254, 255, 255, 255, 255, 255, 255};
+    const uint8_t high[18] = {0, 0, 0, 1, 1, 1, 127, 127, 127, 0, 0, 0, 254, 254, 254, 255, 255, 255};
     s.bit_depth = 16;
     write_png(tmp_path("gray16.png"), &s, g16);
-    expect_rgb(tmp_path("gray16.png"), 3, 2, rgb8);
+    expect_rgb(tmp_path("gray16.png"), 3, 2, clipped);
+    const cs_image_options highbyte = {.png16_highbyte = 1};
+    expect_rgb_opts(tmp_path("gray16.png"), &highbyte, 3, 2, high);
 
     /* Low bit depths scale to 0..255 as PIL's "1", "L;2", "L;4" modes do. */
     const uint8_t g1[2] = {0xa0, 0x40}; /* rows 1 0 1 / 0 1 0 */
@@ -162,7 +172,7 @@ static void test_png_gray(void) {
     write_png(tmp_path("gray4.png"), &s2, g4);
     expect_rgb(tmp_path("gray4.png"), 4, 1, rgb4);
 
-    /* Gray + alpha, and gray with a tRNS colour: transparency is dropped. */
+    /* Gray + alpha, and gray with a tRNS colour: RGB drops the alpha. */
     const uint8_t ga[12] = {0, 9, 1, 0, 127, 255, 128, 3, 254, 200, 255, 1};
     png_spec sa = {3, 2, 8, PNG_COLOR_TYPE_GRAY_ALPHA, 0, NULL, 0, NULL, NULL, NULL, 0};
     write_png(tmp_path("gray_alpha.png"), &sa, ga);
@@ -287,10 +297,24 @@ static void test_exif_rotate(void) {
     png_spec s = {3, 2, 8, PNG_COLOR_TYPE_RGB, 0, NULL, 0, NULL, NULL, tiff, (int)n};
     write_png(tmp_path("exif6.png"), &s, px);
     expect_rgb(tmp_path("exif6.png"), 3, 2, px); /* ignored by default, as the reference */
-    cs_image_options opts = {0, 1};
+    cs_image_options opts = {.exif_rotate = 1};
     cs_image img;
     CHECK_OK(cs_image_load(tmp_path("exif6.png"), &opts, &img));
     CHECK(img.width == 2 && img.height == 3 && memcmp(img.rgb, cw, 18) == 0);
+    cs_image_free(&img);
+
+    /* A palette image turns in its own mode: the indices move, and its
+     * nearest-neighbour resize (to the same 2x3 here, a copy) agrees. */
+    const png_color pal[7] = {{0, 0, 0}, {1, 1, 1}, {2, 2, 2}, {3, 3, 3}, {4, 4, 4}, {5, 5, 5}, {6, 6, 6}};
+    const uint8_t idx[6] = {1, 2, 3, 4, 5, 6};
+    png_spec sp = {3, 2, 8, PNG_COLOR_TYPE_PALETTE, 0, pal, 7, NULL, NULL, tiff, (int)n};
+    write_png(tmp_path("exif6_pal.png"), &sp, idx);
+    CHECK_OK(cs_image_load(tmp_path("exif6_pal.png"), &opts, &img));
+    CHECK(img.source && img.width == 2 && img.height == 3 && memcmp(img.rgb, cw, 18) == 0);
+    cs_image small;
+    CHECK_OK(cs_image_resize(&img, 2, 3, &small));
+    CHECK(memcmp(small.rgb, cw, 18) == 0);
+    cs_image_free(&small);
     cs_image_free(&img);
 
     /* JPEG APP1 "Exif", orientation 8 (rotate anticlockwise): a 16x8 image,
@@ -320,7 +344,7 @@ static void test_exif_rotate(void) {
 /* ------------------------------------------------------------ errors */
 static void expect_error(const char *path, const cs_image_options *opts, cs_status want,
                          const char *problem) {
-    cs_image img = {7, 7, (uint8_t *)"x"};
+    cs_image img = {.width = 7, .height = 7, .rgb = (uint8_t *)"x"};
     CHECK_STATUS(cs_image_load(path, opts, &img), want);
     CHECK_ERR_HAS(path);
     CHECK_ERR_HAS(problem);
@@ -409,7 +433,7 @@ static void test_errors(void) {
     expect_error(png_header_only("huge.png", 60000, 60000), NULL, CS_ERR_LIMIT, "60000x60000");
     expect_error(png_header_only("zero.png", 0, 10), NULL, CS_ERR_FORMAT, "no pixels");
     expect_error(jpeg_claiming("huge.jpg", 60000, 60000), NULL, CS_ERR_LIMIT, "60000x60000");
-    cs_image_options small = {63 * 64, 0};
+    cs_image_options small = {.max_pixels = 63 * 64};
     expect_error(png, &small, CS_ERR_LIMIT, "limit of 4032 pixels");
     expect_error(jpg, &small, CS_ERR_LIMIT, "limit of 4032 pixels");
     cs_image img;
@@ -424,7 +448,7 @@ static void test_memory(void) {
     CHECK_STATUS(cs_image_decode_memory("buffer", (const uint8_t *)"\xff\xd8\xff", 3, NULL, &img),
                  CS_ERR_FORMAT);
     CHECK_ERR_HAS("buffer");
-    cs_image_options neg = {-5, 0};
+    cs_image_options neg = {.max_pixels = -5};
     CHECK_STATUS(cs_image_decode_memory("buffer", (const uint8_t *)"x", 1, &neg, &img), CS_ERR_ARG);
 }
 

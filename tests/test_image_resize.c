@@ -77,6 +77,42 @@ static void test_identity_and_constant(void) {
     }
 }
 
+/* Palettes and 1-bit images: output x reads source floor((x + 0.5) * in /
+ * out), the positions summed step by step in double as Pillow does. 2 -> 7:
+ * the fourth position, 3.5 * 2/7 = 1 exactly, sums to 0.99999... and reads
+ * source 0 (Pillow 9.4 gives 10 10 10 10 20 20 20). 5 -> 3 reads 0, 2, 4. */
+static void test_nearest(void) {
+    const uint8_t two[2] = {10, 20}, want7[7] = {10, 10, 10, 10, 20, 20, 20};
+    uint8_t dst[7];
+    CHECK_OK(op_resize_nearest_u8(two, 2, 1, dst, 7, 1));
+    CHECK(memcmp(dst, want7, 7) == 0);
+    CHECK_OK(op_resize_nearest_u8(two, 1, 2, dst, 1, 7));
+    CHECK(memcmp(dst, want7, 7) == 0);
+    const uint8_t five[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}; /* 5x2 */
+    CHECK_OK(op_resize_nearest_u8(five, 5, 2, dst, 3, 1));
+    CHECK(dst[0] == 6 && dst[1] == 8 && dst[2] == 10); /* row 1 (position 1.0), columns 0 2 4 */
+    CHECK_STATUS(op_resize_nearest_u8(five, 5, 2, dst, 0, 1), CS_ERR_ARG);
+}
+
+/* 16-bit gray (mode "I"): the same weights in double, each pass rounded
+ * half away from zero and never clipped. The cases of test_downscale_two
+ * and test_upscale_two scaled up (Pillow 9.4: 604 2207, and -23 53 202 278,
+ * where -22.5 and 277.5 round away from zero). */
+static void test_int32(void) {
+    const int32_t src[4] = {0, 1000, 2000, 2550}, edge[2] = {0, 255};
+    int32_t dst[4];
+    CHECK_OK(op_resize_bicubic_i32(src, 4, 1, dst, 2, 1));
+    CHECK(dst[0] == 604 && dst[1] == 2207);
+    CHECK_OK(op_resize_bicubic_i32(src, 1, 4, dst, 1, 2));
+    CHECK(dst[0] == 604 && dst[1] == 2207);
+    CHECK_OK(op_resize_bicubic_i32(edge, 2, 1, dst, 4, 1));
+    CHECK(dst[0] == -23 && dst[1] == 53 && dst[2] == 202 && dst[3] == 278);
+    const int32_t sq[4] = {0, 65535, 65535, 0};
+    CHECK_OK(op_resize_bicubic_i32(sq, 2, 2, dst, 2, 2));
+    CHECK(memcmp(dst, sq, sizeof sq) == 0);
+    CHECK_STATUS(op_resize_bicubic_i32(sq, 2, 2, dst, 2, 0), CS_ERR_ARG);
+}
+
 static void test_bad_sizes(void) {
     uint8_t px[3] = {0};
     CHECK_STATUS(op_resize_bicubic_u8(px, 1, 1, 3, px, 0, 1), CS_ERR_ARG);
@@ -91,7 +127,7 @@ static void test_public_wrappers(void) {
     uint8_t *rgb = cs_alloc(12, 1);
     const uint8_t vals[12] = {0, 255, 7, 100, 200, 7, 200, 100, 7, 255, 0, 7};
     memcpy(rgb, vals, 12);
-    cs_image img = {4, 1, rgb}, out;
+    cs_image img = {.width = 4, .height = 1, .rgb = rgb}, out;
     CHECK_OK(cs_image_resize(&img, 2, 1, &out));
     CHECK(out.width == 2 && out.height == 1 && out.rgb[0] == 60 && out.rgb[3] == 221);
     cs_image_free(&out);
@@ -112,6 +148,8 @@ int main(void) {
     test_both_passes();
     test_channels_independent();
     test_identity_and_constant();
+    test_nearest();
+    test_int32();
     test_bad_sizes();
     test_public_wrappers();
     return test_finish();

@@ -31,7 +31,9 @@ typedef struct cli_option {
 
 #define CLI_OPTS_IMAGE                                                                              \
     {"exif-rotate", NULL, "turn images upright by their EXIF orientation (the reference does not)", 0}, \
-    {"max-megapixels", "N", "refuse images larger than this (default 100)", 0}
+    {"max-megapixels", "N", "refuse images larger than this (default 100)", 0},                     \
+    {"png16", "MODE", "16-bit gray PNGs: 'clip' (default, as the reference: values over 255 are "   \
+                      "white) or 'highbyte' (the top 8 bits)", 0}
 #define CLI_OPT_RES {"res", "R", "input resolution (default: the model's native one)", 0}
 #define CLI_OPT_CLASS_EMBEDDINGS \
     {"class-embeddings", "FILE.npy", "float32 [C, D] class embeddings, used as given", 0}

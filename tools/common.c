@@ -182,6 +182,12 @@ int cli_set_image_options(const cli_args *a) {
     if (!cli_int(a, "max-megapixels", 100, 1, 100000, &mp)) return CLI_EXIT_USAGE;
     g_image_options.max_pixels = (int64_t)mp * 1000000;
     g_image_options.exif_rotate = cli_has(a, "exif-rotate");
+    const char *png16 = cli_get(a, "png16");
+    if (png16 && strcmp(png16, "clip") != 0 && strcmp(png16, "highbyte") != 0) {
+        cli_error("--png16 '%s' is not 'clip' or 'highbyte'", png16);
+        return CLI_EXIT_USAGE;
+    }
+    g_image_options.png16_highbyte = png16 && strcmp(png16, "highbyte") == 0;
     return 0;
 }
 

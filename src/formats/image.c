@@ -33,10 +33,11 @@ cs_status cs_image_check_size(const char *name, int64_t width, int64_t height,
 }
 
 static cs_status decode_by_magic(const char *name, const uint8_t *buf, size_t len,
-                                 int64_t max_pixels, cs_image *out, int *orientation) {
+                                 int64_t max_pixels, int png16_highbyte, image_source *out,
+                                 int *orientation) {
     if (len == 0) return cs_fail(CS_ERR_FORMAT, "%s: empty file", name);
     if (has_prefix(buf, len, "\x89PNG\r\n\x1a\n", 8))
-        return cs_png_decode(name, buf, len, max_pixels, out, orientation);
+        return cs_png_decode(name, buf, len, max_pixels, png16_highbyte, out, orientation);
     if (has_prefix(buf, len, "\xff\xd8\xff", 3))
         return cs_jpeg_decode(name, buf, len, max_pixels, out, orientation);
     for (size_t i = 0; i < sizeof k_other_formats / sizeof k_other_formats[0]; i++)
@@ -44,6 +45,31 @@ static cs_status decode_by_magic(const char *name, const uint8_t *buf, size_t le
             return cs_fail(CS_ERR_UNSUPPORTED, "%s: %s images are not supported (JPEG or PNG only)",
                            name, k_other_formats[i].format);
     return cs_fail(CS_ERR_FORMAT, "%s: not a JPEG or PNG image", name);
+}
+
+/* The RGB view of a decoded image, keeping the source where resizing it
+ * differs from resizing its RGB. RGB needs nothing more, and neither does
+ * gray: its RGB channels are equal, so resizing them is resizing the gray. */
+static cs_status image_from_source(const char *name, image_source *src, cs_image *out) {
+    out->width = src->width;
+    out->height = src->height;
+    if (src->mode == IMAGE_MODE_RGB) {
+        out->rgb = src->pixels;
+        src->pixels = NULL;
+        return CS_OK;
+    }
+    out->rgb = cs_alloc((size_t)src->width * src->height, 3);
+    if (out->rgb && src->mode != IMAGE_MODE_L) out->source = cs_calloc(1, sizeof *src);
+    if (!out->rgb || (src->mode != IMAGE_MODE_L && !out->source)) {
+        cs_error_prefix("%s", name);
+        return CS_ERR_NOMEM;
+    }
+    image_source_to_rgb(src, out->rgb);
+    if (out->source) {
+        *out->source = *src;
+        src->pixels = NULL;
+    }
+    return CS_OK;
 }
 
 cs_status cs_image_decode_memory(const char *name, const uint8_t *buf, size_t len,
@@ -54,15 +80,20 @@ cs_status cs_image_decode_memory(const char *name, const uint8_t *buf, size_t le
         return cs_fail(CS_ERR_ARG, "%s: negative pixel limit %lld", name, (long long)max_pixels);
     int want_orientation = opts && opts->exif_rotate;
     int orientation = 1;
-    cs_status s = decode_by_magic(name, buf, len, max_pixels, out,
+    image_source src = {0};
+    cs_status s = decode_by_magic(name, buf, len, max_pixels, opts && opts->png16_highbyte, &src,
                                   want_orientation ? &orientation : NULL);
-    if (s == CS_OK && want_orientation) s = cs_image_apply_orientation(name, out, orientation);
+    if (s != CS_OK) return s;
+    if (want_orientation) s = cs_image_apply_orientation(name, &src, orientation);
+    if (s == CS_OK) s = image_from_source(name, &src, out);
+    image_source_free(&src);
     if (s != CS_OK) cs_image_free(out);
     return s;
 }
 
 /* The largest file worth reading for a given pixel limit: raw 16-bit RGBA
- * samples plus room for metadata. Anything bigger is refused unread. */
+ * samples plus room for metadata (an APNG's later frames count as metadata:
+ * only the first is decoded). Anything bigger is refused unread. */
 static size_t max_file_bytes(int64_t max_pixels) {
     const uint64_t metadata = (uint64_t)64 << 20;
     uint64_t cap = (uint64_t)max_pixels <= (UINT64_MAX - metadata) / 8
@@ -86,5 +117,7 @@ cs_status cs_image_load(const char *path, const cs_image_options *opts, cs_image
 void cs_image_free(cs_image *img) {
     if (!img) return;
     cs_free(img->rgb);
+    if (img->source) image_source_free(img->source);
+    cs_free(img->source);
     memset(img, 0, sizeof *img);
 }

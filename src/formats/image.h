@@ -1,13 +1,14 @@
-/* Layer 3: image decoding into 8-bit RGB (JPEG through libjpeg-turbo, PNG
- * through libpng), the way PIL decodes them, plus the documented deviation
- * for palette, alpha and 16-bit PNGs (DESIGN.md section 4). The public entry
- * points cs_image_load and cs_image_free are in clip_surgery.h. */
+/* Layer 3: image decoding (JPEG through libjpeg-turbo, PNG through libpng)
+ * into the mode PIL 9.4 opens the file in, plus its convert("RGB"). The
+ * public entry points cs_image_load and cs_image_free are in
+ * clip_surgery.h. */
 #ifndef CS_IMAGE_H
 #define CS_IMAGE_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include "clip_surgery.h"
+#include "../ops/image_modes.h"
 
 /* Used when cs_image_options.max_pixels is 0 (or no options are given). */
 #define CS_IMAGE_DEFAULT_MAX_PIXELS ((int64_t)100000000)
@@ -18,14 +19,16 @@
 cs_status cs_image_decode_memory(const char *name, const uint8_t *buf, size_t len,
                                  const cs_image_options *opts, cs_image *out);
 
-/* Per-format decoders, called once the magic bytes are known. Both check
- * width x height against max_pixels from the header, before allocating.
- * When orientation is not NULL it receives the EXIF orientation tag (1..8;
- * 1 when there is none) that the file carries. */
+/* Per-format decoders, called once the magic bytes are known: the pixels
+ * in PIL's mode for the file. Both check width x height against max_pixels
+ * from the header, before allocating. When orientation is not NULL it
+ * receives the EXIF orientation tag (1..8; 1 when there is none) that the
+ * file carries. On failure *out is left empty. */
 cs_status cs_jpeg_decode(const char *name, const uint8_t *buf, size_t len, int64_t max_pixels,
-                         cs_image *out, int *orientation);
+                         image_source *out, int *orientation);
+/* png16_highbyte: 16-bit gray becomes "L" from the high bytes, not "I". */
 cs_status cs_png_decode(const char *name, const uint8_t *buf, size_t len, int64_t max_pixels,
-                        cs_image *out, int *orientation);
+                        int png16_highbyte, image_source *out, int *orientation);
 
 /* CS_OK when a width x height image fits the limit; otherwise CS_ERR_LIMIT
  * (or CS_ERR_FORMAT for an empty size) with a message naming the file. */
@@ -38,6 +41,6 @@ int cs_exif_orientation(const uint8_t *tiff, size_t len);
 
 /* Turn an image upright for an EXIF orientation the way PIL's
  * ImageOps.exif_transpose does (2..8 flip or rotate; 1 leaves it). */
-cs_status cs_image_apply_orientation(const char *name, cs_image *img, int orientation);
+cs_status cs_image_apply_orientation(const char *name, image_source *img, int orientation);
 
 #endif

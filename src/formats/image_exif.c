@@ -1,6 +1,7 @@
 /* EXIF orientation: reading the tag from a TIFF block and turning the image
- * upright as PIL's ImageOps.exif_transpose does. Used only on request: the
- * reference ignores the tag. */
+ * upright as PIL's ImageOps.exif_transpose does (in the image's own mode,
+ * before anything is converted). Used only on request: the reference
+ * ignores the tag. */
 #include <string.h>
 #include "../base/base.h"
 #include "image.h"
@@ -56,13 +57,14 @@ static void source_of(int orientation, int x, int y, int w, int h, int *sx, int 
     }
 }
 
-cs_status cs_image_apply_orientation(const char *name, cs_image *img, int orientation) {
+cs_status cs_image_apply_orientation(const char *name, image_source *img, int orientation) {
     if (orientation < 2 || orientation > 8) return CS_OK;
     int w = img->width, h = img->height;
     int swap = orientation >= 5;
     int out_w = swap ? h : w, out_h = swap ? w : h;
-    uint8_t *rgb = cs_alloc((size_t)w * h, 3);
-    if (!rgb) {
+    size_t bytes = (size_t)image_mode_bytes(img->mode);
+    uint8_t *px = cs_alloc((size_t)w * h, bytes);
+    if (!px) {
         cs_error_prefix("%s", name);
         return CS_ERR_NOMEM;
     }
@@ -70,10 +72,11 @@ cs_status cs_image_apply_orientation(const char *name, cs_image *img, int orient
         for (int x = 0; x < out_w; x++) {
             int sx, sy;
             source_of(orientation, x, y, w, h, &sx, &sy);
-            memcpy(rgb + ((size_t)y * out_w + x) * 3, img->rgb + ((size_t)sy * w + sx) * 3, 3);
+            memcpy(px + ((size_t)y * out_w + x) * bytes, img->pixels + ((size_t)sy * w + sx) * bytes,
+                   bytes);
         }
-    cs_free(img->rgb);
-    img->rgb = rgb;
+    cs_free(img->pixels);
+    img->pixels = px;
     img->width = out_w;
     img->height = out_h;
     return CS_OK;

@@ -1,7 +1,8 @@
 /* JPEG decoding with libjpeg-turbo, matching PIL's decode of the same file:
- * libjpeg's defaults (accurate integer IDCT, fancy upsampling), RGB output
- * for colour files, grayscale replicated to RGB (which is what PIL's resize
- * then convert("RGB") gives), CMYK converted as PIL's convert("RGB") does.
+ * libjpeg's defaults (accurate integer IDCT, fancy upsampling), mode L for
+ * one component, RGB for three, CMYK for four (YCCK converted to CMYK by
+ * libjpeg), the CMYK samples inverted as PIL's "CMYK;I" raw mode does for
+ * every CMYK JPEG, Adobe marker or not.
  *
  * libjpeg reports fatal errors through error_exit, which must not return:
  * ours longjmps back to jpeg_run. Everything allocated across that jump
@@ -35,7 +36,7 @@ typedef struct jpeg_job {
     struct jpeg_decompress_struct cinfo;
     struct jpeg_progress_mgr progress;
     jpeg_guard guard;
-    cs_image image;
+    image_source image;
 } jpeg_job;
 
 static void on_jpeg_error(j_common_ptr cinfo) {
@@ -76,57 +77,31 @@ static int exif_orientation_of(j_decompress_ptr cinfo) {
     return 1;
 }
 
-/* PIL's CMYK to RGB: each channel is (255 - K) less C's share of it. Adobe
- * files store the channels inverted; PIL undoes that first. */
-static void cmyk_row_to_rgb(const uint8_t *cmyk, int width, int inverted, uint8_t *rgb) {
-    for (int x = 0; x < width; x++) {
-        int v[4];
-        for (int c = 0; c < 4; c++) v[c] = inverted ? 255 - cmyk[4 * x + c] : cmyk[4 * x + c];
-        int not_k = 255 - v[3];
-        for (int c = 0; c < 3; c++) {
-            int t = v[c] * not_k + 128;
-            int share = ((t >> 8) + t) >> 8; /* v * not_k / 255, rounded */
-            int out = not_k - share;
-            rgb[3 * x + c] = (uint8_t)(out < 0 ? 0 : out);
-        }
-    }
-}
-
-/* Spread a row of `width` gray bytes held at the start of rgb into RGB,
- * back to front so no byte is overwritten before it is read. */
-static void gray_row_to_rgb(uint8_t *rgb, int width) {
-    for (int x = width - 1; x >= 0; x--) {
-        uint8_t v = rgb[x];
-        rgb[3 * x] = rgb[3 * x + 1] = rgb[3 * x + 2] = v;
-    }
-}
-
-/* The output colour space PIL's mode implies, or -1 when unsupported. */
-static int output_space_for(J_COLOR_SPACE in) {
+/* PIL's mode for the file's colour space, and libjpeg's output space for
+ * it; -1 when unsupported. */
+static int output_space_for(J_COLOR_SPACE in, image_mode *mode) {
     switch (in) {
-    case JCS_GRAYSCALE: return JCS_GRAYSCALE;
+    case JCS_GRAYSCALE: *mode = IMAGE_MODE_L; return JCS_GRAYSCALE;
     case JCS_YCbCr:
-    case JCS_RGB: return JCS_RGB;
+    case JCS_RGB: *mode = IMAGE_MODE_RGB; return JCS_RGB;
     case JCS_CMYK:
-    case JCS_YCCK: return JCS_CMYK;
+    case JCS_YCCK: *mode = IMAGE_MODE_CMYK; return JCS_CMYK;
     default: return -1;
     }
 }
 
 static void read_all_rows(jpeg_job *job) {
     j_decompress_ptr cinfo = &job->cinfo;
-    int width = (int)cinfo->output_width;
-    size_t stride = (size_t)width * 3;
-    JSAMPARRAY cmyk = NULL;
-    if (cinfo->out_color_space == JCS_CMYK)
-        cmyk = cinfo->mem->alloc_sarray((j_common_ptr)cinfo, JPOOL_IMAGE, (JDIMENSION)width * 4, 1);
+    image_source *im = &job->image;
+    size_t stride = (size_t)im->width * image_mode_bytes(im->mode);
     while (cinfo->output_scanline < cinfo->output_height) {
-        uint8_t *row = job->image.rgb + (size_t)cinfo->output_scanline * stride;
-        JSAMPROW target = cmyk ? cmyk[0] : row;
-        jpeg_read_scanlines(cinfo, &target, 1);
-        if (cinfo->out_color_space == JCS_GRAYSCALE) gray_row_to_rgb(row, width);
-        if (cmyk) cmyk_row_to_rgb(cmyk[0], width, cinfo->saw_Adobe_marker, row);
+        JSAMPROW row = im->pixels + (size_t)cinfo->output_scanline * stride;
+        jpeg_read_scanlines(cinfo, &row, 1);
     }
+    /* PIL's "CMYK;I": Photoshop stores CMYK inverted, and PIL assumes every
+     * CMYK JPEG does. */
+    if (im->mode == IMAGE_MODE_CMYK)
+        for (size_t i = 0; i < stride * im->height; i++) im->pixels[i] = (uint8_t)(255 - im->pixels[i]);
 }
 
 static cs_status jpeg_run(jpeg_job *job) {
@@ -143,17 +118,16 @@ static cs_status jpeg_run(jpeg_job *job) {
     cs_status s = cs_image_check_size(job->name, cinfo->image_width, cinfo->image_height,
                                       job->max_pixels);
     if (s != CS_OK) return s;
-    int space = output_space_for(cinfo->jpeg_color_space);
+    image_mode mode = IMAGE_MODE_RGB;
+    int space = output_space_for(cinfo->jpeg_color_space, &mode);
     if (space < 0)
         return cs_fail(CS_ERR_UNSUPPORTED, "%s: unsupported JPEG colour space (%d components)",
                        job->name, cinfo->num_components);
     cinfo->out_color_space = (J_COLOR_SPACE)space;
     if (job->orientation) *job->orientation = exif_orientation_of(cinfo);
     jpeg_start_decompress(cinfo);
-    job->image.width = (int)cinfo->output_width;
-    job->image.height = (int)cinfo->output_height;
-    job->image.rgb = cs_alloc((size_t)job->image.width * job->image.height, 3);
-    if (!job->image.rgb) return CS_ERR_NOMEM;
+    s = image_source_alloc(&job->image, mode, (int)cinfo->output_width, (int)cinfo->output_height);
+    if (s != CS_OK) return s;
     read_all_rows(job);
     /* Reads through to the end marker: a file cut after its last scan is
      * truncated for PIL as well. */
@@ -162,7 +136,7 @@ static cs_status jpeg_run(jpeg_job *job) {
 }
 
 cs_status cs_jpeg_decode(const char *name, const uint8_t *buf, size_t len, int64_t max_pixels,
-                         cs_image *out, int *orientation) {
+                         image_source *out, int *orientation) {
     memset(out, 0, sizeof *out);
     jpeg_job job;
     memset(&job, 0, sizeof job);
@@ -179,7 +153,7 @@ cs_status cs_jpeg_decode(const char *name, const uint8_t *buf, size_t len, int64
     cs_status s = jpeg_run(&job);
     jpeg_destroy_decompress(&job.cinfo);
     if (s != CS_OK) {
-        cs_free(job.image.rgb);
+        image_source_free(&job.image);
         return s;
     }
     *out = job.image;

@@ -1,7 +1,10 @@
-/* PNG decoding with libpng into 8-bit RGB. 8-bit RGB and grayscale decode as
- * PIL does; palettes are expanded, alpha (and tRNS transparency) dropped and
- * 16-bit samples keep their high byte: the deviation DESIGN.md section 4
- * documents. Gamma, colour profiles and sBIT are ignored, as PIL does.
+/* PNG decoding with libpng into the mode PIL 9.4 opens the file in
+ * (PngImagePlugin's table): 1-bit gray "1", 2/4/8-bit gray "L", 16-bit gray
+ * "I" (or "L" from the high bytes on request), palettes "P" with their
+ * PLTE, gray + alpha "LA" (16-bit: "RGBA"), RGB and RGBA (16-bit: the high
+ * bytes). A tRNS chunk changes no pixel and no mode, as in PIL. Gamma,
+ * colour profiles and sBIT are ignored, as PIL does. An APNG decodes to its
+ * default image, which is the first frame PIL shows.
  *
  * libpng reports fatal errors through a callback that must not return: ours
  * longjmps back to png_run. Everything allocated across that jump lives in
@@ -23,9 +26,9 @@ typedef struct png_job {
     png_infop info;
     png_bytepp rows;
     char message[256];
-    int labels;        /* read raw 8-bit samples / palette indices, one channel */
-    int width, height;
-    uint8_t *pixels;   /* [height, width, 3], or [height, width] with labels */
+    int labels;         /* read raw 8-bit samples / palette indices, as mode L */
+    int png16_highbyte; /* 16-bit gray as L from the high bytes */
+    image_source image;
 } png_job;
 
 static void on_png_error(png_structp png, png_const_charp msg) {
@@ -44,15 +47,60 @@ static void read_from_buffer(png_structp png, png_bytep dst, size_t n) {
     job->pos += n;
 }
 
-/* Ask libpng for 8-bit RGB whatever the file holds. */
-static void request_rgb8(png_structp png, int bit_depth, int color_type) {
-    if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+/* PIL's mode for a PNG layout, with the libpng transforms that deliver its
+ * samples. Returns the bytes libpng delivers per pixel: the mode's, except
+ * for "I", whose 16-bit samples are widened after reading. */
+static int request_mode(png_structp png, int bit_depth, int color_type, int png16_highbyte,
+                        image_mode *mode) {
+    switch (color_type) {
+    case PNG_COLOR_TYPE_GRAY:
+        if (bit_depth == 16 && !png16_highbyte) {
+            *mode = IMAGE_MODE_I;
+            png_set_interlace_handling(png);
+            return 2;
+        }
+        *mode = bit_depth == 1 ? IMAGE_MODE_1 : IMAGE_MODE_L;
+        break;
+    case PNG_COLOR_TYPE_PALETTE: *mode = IMAGE_MODE_P; break;
+    case PNG_COLOR_TYPE_GRAY_ALPHA:
+        /* PIL has no 16-bit LA: it reads those files as RGBA. */
+        *mode = bit_depth == 16 ? IMAGE_MODE_RGBA : IMAGE_MODE_LA;
+        if (bit_depth == 16) png_set_gray_to_rgb(png);
+        break;
+    case PNG_COLOR_TYPE_RGB: *mode = IMAGE_MODE_RGB; break;
+    default: *mode = IMAGE_MODE_RGBA; break;
+    }
+    /* Packed indices one to a byte; packed gray scaled to 0..255 (1-bit to
+     * 0 and 255, which is how PIL holds mode "1"). */
+    if (color_type == PNG_COLOR_TYPE_PALETTE && bit_depth < 8) png_set_packing(png);
     if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
     if (bit_depth == 16) png_set_strip_16(png);
-    /* Also removes the alpha channel that palette expansion makes from tRNS. */
-    png_set_strip_alpha(png);
-    if (!(color_type & PNG_COLOR_MASK_COLOR)) png_set_gray_to_rgb(png);
     png_set_interlace_handling(png);
+    return image_mode_bytes(*mode);
+}
+
+/* Mode "I": each row holds width big-endian 16-bit samples at its start;
+ * widen them in place, back to front, to native int32. */
+static void widen_rows_16(image_source *im) {
+    for (int y = 0; y < im->height; y++) {
+        uint8_t *row = im->pixels + (size_t)y * im->width * 4;
+        for (int x = im->width - 1; x >= 0; x--) {
+            int32_t v = row[2 * x] << 8 | row[2 * x + 1];
+            memcpy(row + 4 * (size_t)x, &v, 4);
+        }
+    }
+}
+
+/* The PLTE entries over the start of PIL's gray-ramp palette. */
+static void copy_palette(png_job *job) {
+    png_colorp pal = NULL;
+    int n = 0;
+    if (!png_get_PLTE(job->png, job->info, &pal, &n) || !pal) return;
+    for (int i = 0; i < n && i < 256; i++) {
+        job->image.palette[i][0] = pal[i].red;
+        job->image.palette[i][1] = pal[i].green;
+        job->image.palette[i][2] = pal[i].blue;
+    }
 }
 
 static int exif_orientation_of(png_job *job) {
@@ -74,7 +122,8 @@ static cs_status png_run(png_job *job) {
     png_set_crc_action(job->png, PNG_CRC_ERROR_QUIT, PNG_CRC_ERROR_QUIT);
     png_read_info(job->png, job->info);
     png_uint_32 width, height;
-    int bit_depth, color_type, channels = job->labels ? 1 : 3;
+    int bit_depth, color_type, delivered = 1;
+    image_mode mode = IMAGE_MODE_L;
     png_get_IHDR(job->png, job->info, &width, &height, &bit_depth, &color_type, NULL, NULL, NULL);
     if (job->orientation) *job->orientation = exif_orientation_of(job);
     if (job->labels) {
@@ -85,19 +134,20 @@ static cs_status png_run(png_job *job) {
         if (bit_depth < 8) png_set_packing(job->png);
         png_set_interlace_handling(job->png);
     } else {
-        request_rgb8(job->png, bit_depth, color_type);
+        delivered = request_mode(job->png, bit_depth, color_type, job->png16_highbyte, &mode);
     }
     png_read_update_info(job->png, job->info);
-    if (png_get_rowbytes(job->png, job->info) != (size_t)width * channels)
+    if (png_get_rowbytes(job->png, job->info) != (size_t)width * delivered)
         return cs_fail(CS_ERR_UNSUPPORTED, "%s: PNG layout (colour type %d, %d bits) not handled",
                        job->name, color_type, bit_depth);
-    job->width = (int)width;
-    job->height = (int)height;
-    job->pixels = cs_alloc((size_t)width * height, (size_t)channels);
+    if (image_source_alloc(&job->image, mode, (int)width, (int)height) != CS_OK) return CS_ERR_NOMEM;
+    if (mode == IMAGE_MODE_P) copy_palette(job);
+    size_t stride = (size_t)width * image_mode_bytes(mode);
     job->rows = cs_alloc(height, sizeof(png_bytep));
-    if (!job->pixels || !job->rows) return CS_ERR_NOMEM;
-    for (png_uint_32 y = 0; y < height; y++) job->rows[y] = job->pixels + (size_t)y * width * channels;
+    if (!job->rows) return CS_ERR_NOMEM;
+    for (png_uint_32 y = 0; y < height; y++) job->rows[y] = job->image.pixels + (size_t)y * stride;
     png_read_image(job->png, job->rows);
+    if (mode == IMAGE_MODE_I) widen_rows_16(&job->image);
     return CS_OK;
 }
 
@@ -111,7 +161,7 @@ static cs_status check_header_size(const char *name, const uint8_t *buf, size_t 
     return cs_image_check_size(name, width, height, max_pixels);
 }
 
-/* Decode into job->pixels (RGB, or labels when job->labels is set). */
+/* Decode into job->image (left empty on failure). */
 static cs_status png_decode(png_job *job) {
     cs_status s = check_header_size(job->name, job->buf, job->len, job->max_pixels);
     if (s != CS_OK) return s;
@@ -120,21 +170,18 @@ static cs_status png_decode(png_job *job) {
     s = job->info ? png_run(job) : cs_fail(CS_ERR_NOMEM, "%s: cannot set up libpng", job->name);
     png_destroy_read_struct(job->png ? &job->png : NULL, job->info ? &job->info : NULL, NULL);
     cs_free(job->rows);
-    if (s != CS_OK) {
-        cs_free(job->pixels);
-        job->pixels = NULL;
-    }
+    if (s != CS_OK) image_source_free(&job->image);
     return s;
 }
 
 cs_status cs_png_decode(const char *name, const uint8_t *buf, size_t len, int64_t max_pixels,
-                        cs_image *out, int *orientation) {
+                        int png16_highbyte, image_source *out, int *orientation) {
     memset(out, 0, sizeof *out);
     if (orientation) *orientation = 1;
     png_job job = {.name = name, .buf = buf, .len = len, .max_pixels = max_pixels,
-                   .orientation = orientation};
+                   .orientation = orientation, .png16_highbyte = png16_highbyte};
     cs_status s = png_decode(&job);
-    if (s == CS_OK) *out = (cs_image){job.width, job.height, job.pixels};
+    if (s == CS_OK) *out = job.image;
     return s;
 }
 
@@ -153,9 +200,9 @@ cs_status cs_label_png_load(const char *path, int *width, int *height, uint8_t *
         s = png_decode(&job);
     cs_free(data);
     if (s == CS_OK) {
-        *labels = job.pixels;
-        *width = job.width;
-        *height = job.height;
+        *labels = job.image.pixels;
+        *width = job.image.width;
+        *height = job.image.height;
     }
     return s;
 }

@@ -1,9 +1,22 @@
-/* The public preprocessing steps: Pillow-exact resize of a cs_image and
+/* The public preprocessing steps: Pillow-exact resize of a cs_image (in the
+ * file's own mode when it has one) and
  * CLIP's normalization, both matching the reference's torchvision pipeline
  * (Resize(BICUBIC) on the PIL image, ToTensor, Normalize). */
 #include <string.h>
 #include "../base/base.h"
+#include "image_modes.h"
 #include "resize_pillow.h"
+
+/* The RGB of `in` resized: through its own mode when it has one. */
+static cs_status resize_to_rgb(const cs_image *in, int out_w, int out_h, uint8_t *rgb) {
+    if (!in->source) return op_resize_bicubic_u8(in->rgb, in->width, in->height, 3, rgb, out_w, out_h);
+    image_source small;
+    cs_status s = image_source_resize(in->source, out_w, out_h, &small);
+    if (s != CS_OK) return s;
+    image_source_to_rgb(&small, rgb);
+    image_source_free(&small);
+    return CS_OK;
+}
 
 /* out may be the input itself: the old pixels are freed once the new ones
  * exist. On failure a distinct out is left empty. */
@@ -11,6 +24,8 @@ cs_status cs_image_resize(const cs_image *in, int out_w, int out_h, cs_image *ou
     if (out != in) memset(out, 0, sizeof *out);
     if (!in || !in->rgb || in->width < 1 || in->height < 1)
         return cs_fail(CS_ERR_ARG, "resize: empty input image");
+    if (in->source && (in->source->width != in->width || in->source->height != in->height))
+        return cs_fail(CS_ERR_ARG, "resize: image and its source differ in size");
     if (out_w < 1 || out_h < 1)
         return cs_fail(CS_ERR_ARG, "resize: bad output size %dx%d", out_w, out_h);
     size_t pixels;
@@ -18,15 +33,20 @@ cs_status cs_image_resize(const cs_image *in, int out_w, int out_h, cs_image *ou
         return cs_fail(CS_ERR_NOMEM, "resize: output size %dx%d overflows", out_w, out_h);
     uint8_t *rgb = cs_alloc(pixels, 3);
     if (!rgb) return CS_ERR_NOMEM;
-    cs_status s = op_resize_bicubic_u8(in->rgb, in->width, in->height, 3, rgb, out_w, out_h);
+    cs_status s = resize_to_rgb(in, out_w, out_h, rgb);
     if (s != CS_OK) {
         cs_free(rgb);
         return s;
     }
-    if (out == in) cs_free(out->rgb);
+    if (out == in) {
+        cs_free(out->rgb);
+        if (out->source) image_source_free(out->source);
+        cs_free(out->source);
+    }
     out->width = out_w;
     out->height = out_h;
     out->rgb = rgb;
+    out->source = NULL;
     return CS_OK;
 }
 

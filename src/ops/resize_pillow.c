@@ -28,7 +28,8 @@ typedef struct axis_filter {
     int taps;
     int *first;
     int *count;
-    int32_t *weights;
+    int32_t *weights; /* fixed point, for 8-bit images */
+    double *dweights; /* the normalized doubles, for 32-bit images */
 } axis_filter;
 
 /* Keys' cubic convolution kernel with a = -0.5 (Pillow's BICUBIC). The
@@ -59,20 +60,22 @@ static void axis_filter_free(axis_filter *f) {
     cs_free(f->first);
     cs_free(f->count);
     cs_free(f->weights);
+    cs_free(f->dweights);
     memset(f, 0, sizeof *f);
 }
 
 /* Normalize the double weights of one output sample to sum 1, then convert
  * them: Pillow normalizes in double and rounds each weight on its own, so
  * the fixed-point weights need not sum to exactly 1 << WEIGHT_BITS. */
-static void store_sample_weights(double *w, int count, int32_t *out, int taps) {
+static void store_sample_weights(double *w, int count, int32_t *out, double *dout, int taps) {
     double sum = 0.0;
     for (int j = 0; j < count; j++) sum += w[j];
     for (int j = 0; j < count; j++) {
         if (sum != 0.0) w[j] /= sum;
         out[j] = weight_to_fixed(w[j]);
+        dout[j] = w[j];
     }
-    for (int j = count; j < taps; j++) out[j] = 0;
+    for (int j = count; j < taps; j++) out[j] = 0, dout[j] = 0.0;
 }
 
 static cs_status axis_filter_build(int in_size, int out_size, axis_filter *f) {
@@ -88,8 +91,9 @@ static cs_status axis_filter_build(int in_size, int out_size, axis_filter *f) {
     f->first = cs_alloc((size_t)out_size, sizeof(int));
     f->count = cs_alloc((size_t)out_size, sizeof(int));
     f->weights = cs_alloc((size_t)out_size * (size_t)f->taps, sizeof(int32_t));
+    f->dweights = cs_alloc((size_t)out_size * (size_t)f->taps, sizeof(double));
     double *w = cs_alloc((size_t)f->taps, sizeof(double));
-    if (!f->first || !f->count || !f->weights || !w) {
+    if (!f->first || !f->count || !f->weights || !f->dweights || !w) {
         cs_free(w);
         axis_filter_free(f);
         return CS_ERR_NOMEM;
@@ -102,7 +106,8 @@ static cs_status axis_filter_build(int in_size, int out_size, axis_filter *f) {
         int count = hi - lo;
         for (int j = 0; j < count; j++)
             w[j] = cubic_kernel(((double)(j + lo) - center + 0.5) * inv_filter_scale);
-        store_sample_weights(w, count, f->weights + (size_t)i * f->taps, f->taps);
+        store_sample_weights(w, count, f->weights + (size_t)i * f->taps,
+                             f->dweights + (size_t)i * f->taps, f->taps);
         f->first[i] = lo;
         f->count[i] = count;
     }
@@ -134,8 +139,10 @@ static inline void resample_row(const uint8_t *in_row, int channels, const axis_
 
 /* Horizontal pass over source rows row_begin .. row_end - 1 (the rows the
  * vertical pass will read); dst row r holds source row row_begin + r. */
-static void resample_rows(const uint8_t *src, int in_w, int channels, int row_begin,
-                          int row_end, const axis_filter *f, uint8_t *dst, int out_w) {
+static void resample_rows_u8(const void *src_, int in_w, int channels, int row_begin,
+                             int row_end, const axis_filter *f, void *dst_, int out_w) {
+    const uint8_t *src = src_;
+    uint8_t *dst = dst_;
 #pragma omp parallel for schedule(static)
     for (int r = row_begin; r < row_end; r++) {
         const uint8_t *in_row = src + (size_t)r * in_w * channels;
@@ -151,9 +158,11 @@ static void resample_rows(const uint8_t *src, int in_w, int channels, int row_be
  * horizontal pass produced), so output row y reads src rows
  * first[y] - row_offset onwards. Sums run a chunk of the row at a time,
  * input row by input row, so the inner loop is contiguous. */
-static void resample_columns(const uint8_t *src, int width, int channels, int row_offset,
-                             const axis_filter *f, uint8_t *dst, int out_h) {
+static void resample_columns_u8(const void *src_, int width, int channels, int row_offset,
+                                const axis_filter *f, void *dst_, int out_h) {
     enum { CHUNK = 1024 };
+    const uint8_t *src = src_;
+    uint8_t *dst = dst_;
     size_t stride = (size_t)width * channels;
 #pragma omp parallel for schedule(static)
     for (int y = 0; y < out_h; y++) {
@@ -173,10 +182,64 @@ static void resample_columns(const uint8_t *src, int width, int channels, int ro
     }
 }
 
+/* Pillow's rounding of a 32-bit sum (ROUND_UP in Resample.c): half away
+ * from zero. Sums of 16-bit samples are far inside the int range. */
+static int32_t round_sum(double ss) { return (int32_t)(ss >= 0.0 ? ss + 0.5 : ss - 0.5); }
+
+/* The 32-bit integer passes (mode "I"): double weights, each pass summed in
+ * Pillow's order and rounded to an integer, nothing clipped. One channel. */
+static void resample_rows_i32(const void *src_, int in_w, int channels, int row_begin,
+                              int row_end, const axis_filter *f, void *dst_, int out_w) {
+    const int32_t *src = src_;
+    int32_t *dst = dst_;
+    (void)channels;
+#pragma omp parallel for schedule(static)
+    for (int r = row_begin; r < row_end; r++) {
+        const int32_t *in_row = src + (size_t)r * in_w;
+        int32_t *out_row = dst + (size_t)(r - row_begin) * out_w;
+        for (int x = 0; x < out_w; x++) {
+            const double *w = f->dweights + (size_t)x * f->taps;
+            const int32_t *in = in_row + f->first[x];
+            double ss = 0.0;
+            for (int j = 0; j < f->count[x]; j++) ss += in[j] * w[j];
+            out_row[x] = round_sum(ss);
+        }
+    }
+}
+
+static void resample_columns_i32(const void *src_, int width, int channels, int row_offset,
+                                 const axis_filter *f, void *dst_, int out_h) {
+    const int32_t *src = src_;
+    int32_t *dst = dst_;
+    (void)channels;
+#pragma omp parallel for schedule(static)
+    for (int y = 0; y < out_h; y++) {
+        const double *w = f->dweights + (size_t)y * f->taps;
+        const int32_t *in = src + (size_t)(f->first[y] - row_offset) * width;
+        for (int x = 0; x < width; x++) {
+            double ss = 0.0;
+            for (int j = 0; j < f->count[y]; j++) ss += in[(size_t)j * width + x] * w[j];
+            dst[(size_t)y * width + x] = round_sum(ss);
+        }
+    }
+}
+
+/* The two passes of one sample type. */
+typedef struct resampler {
+    size_t sample_bytes;
+    void (*rows)(const void *src, int in_w, int channels, int row_begin, int row_end,
+                 const axis_filter *f, void *dst, int out_w);
+    void (*columns)(const void *src, int width, int channels, int row_offset,
+                    const axis_filter *f, void *dst, int out_h);
+} resampler;
+
+static const resampler k_u8 = {1, resample_rows_u8, resample_columns_u8};
+static const resampler k_i32 = {4, resample_rows_i32, resample_columns_i32};
+
 /* Both passes. Like Pillow, the horizontal pass runs only over the source
  * rows some output row reads. */
-static cs_status resample_both_axes(const uint8_t *src, int in_w, int in_h, int channels,
-                                    uint8_t *dst, int out_w, int out_h) {
+static cs_status resample_both_axes(const resampler *rs, const void *src, int in_w, int in_h,
+                                    int channels, void *dst, int out_w, int out_h) {
     axis_filter fx, fy;
     cs_status s = axis_filter_build(in_w, out_w, &fx);
     if (s != CS_OK) return s;
@@ -187,10 +250,10 @@ static cs_status resample_both_axes(const uint8_t *src, int in_w, int in_h, int 
     }
     int row_begin = fy.first[0];
     int row_end = fy.first[out_h - 1] + fy.count[out_h - 1];
-    uint8_t *tmp = cs_alloc((size_t)(row_end - row_begin) * out_w, (size_t)channels);
+    void *tmp = cs_alloc((size_t)(row_end - row_begin) * out_w, (size_t)channels * rs->sample_bytes);
     if (tmp) {
-        resample_rows(src, in_w, channels, row_begin, row_end, &fx, tmp, out_w);
-        resample_columns(tmp, out_w, channels, row_begin, &fy, dst, out_h);
+        rs->rows(src, in_w, channels, row_begin, row_end, &fx, tmp, out_w);
+        rs->columns(tmp, out_w, channels, row_begin, &fy, dst, out_h);
     } else {
         s = CS_ERR_NOMEM;
     }
@@ -200,26 +263,72 @@ static cs_status resample_both_axes(const uint8_t *src, int in_w, int in_h, int 
     return s;
 }
 
-cs_status op_resize_bicubic_u8(const uint8_t *src, int in_w, int in_h, int channels,
-                               uint8_t *dst, int out_w, int out_h) {
+static cs_status resample(const resampler *rs, const void *src, int in_w, int in_h, int channels,
+                          void *dst, int out_w, int out_h) {
     if (in_w < 1 || in_h < 1 || out_w < 1 || out_h < 1 || channels < 1 || channels > 4)
         return cs_fail(CS_ERR_ARG, "resize: bad sizes %dx%d -> %dx%d with %d channels", in_w,
                        in_h, out_w, out_h, channels);
     /* Like Pillow, skip the pass of an axis that keeps its size: at scale 1
      * the cubic weighs the sample itself 1 and its neighbours 0. */
     int need_x = out_w != in_w, need_y = out_h != in_h;
-    if (need_x && need_y) return resample_both_axes(src, in_w, in_h, channels, dst, out_w, out_h);
+    if (need_x && need_y)
+        return resample_both_axes(rs, src, in_w, in_h, channels, dst, out_w, out_h);
     if (!need_x && !need_y) {
-        memcpy(dst, src, (size_t)in_w * in_h * channels);
+        memcpy(dst, src, (size_t)in_w * in_h * channels * rs->sample_bytes);
         return CS_OK;
     }
     axis_filter f;
     cs_status s = axis_filter_build(need_x ? in_w : in_h, need_x ? out_w : out_h, &f);
     if (s != CS_OK) return s;
     if (need_x)
-        resample_rows(src, in_w, channels, 0, in_h, &f, dst, out_w);
+        rs->rows(src, in_w, channels, 0, in_h, &f, dst, out_w);
     else
-        resample_columns(src, in_w, channels, 0, &f, dst, out_h);
+        rs->columns(src, in_w, channels, 0, &f, dst, out_h);
     axis_filter_free(&f);
     return CS_OK;
+}
+
+cs_status op_resize_bicubic_u8(const uint8_t *src, int in_w, int in_h, int channels,
+                               uint8_t *dst, int out_w, int out_h) {
+    return resample(&k_u8, src, in_w, in_h, channels, dst, out_w, out_h);
+}
+
+cs_status op_resize_bicubic_i32(const int32_t *src, int in_w, int in_h, int32_t *dst, int out_w,
+                                int out_h) {
+    return resample(&k_i32, src, in_w, in_h, 1, dst, out_w, out_h);
+}
+
+/* Pillow's nearest neighbour (ImagingScaleAffine): the source position of
+ * output sample i is the running sum scale/2 + scale + ... (added up in
+ * double, so its rounding is Pillow's), truncated. Returns the table of
+ * source indices, or NULL when memory runs out. */
+static int *nearest_table(int in_size, int out_size) {
+    int *t = cs_alloc((size_t)out_size, sizeof(int));
+    if (!t) return NULL;
+    /* Pillow computes the scale from the float source box. */
+    double scale = (double)(float)in_size / out_size;
+    double pos = scale * 0.5;
+    for (int i = 0; i < out_size; i++) {
+        /* The sum stays below in_size by half a step; clamp all the same. */
+        int v = (int)pos;
+        t[i] = v < in_size ? v : in_size - 1;
+        pos += scale;
+    }
+    return t;
+}
+
+cs_status op_resize_nearest_u8(const uint8_t *src, int in_w, int in_h, uint8_t *dst, int out_w,
+                               int out_h) {
+    if (in_w < 1 || in_h < 1 || out_w < 1 || out_h < 1)
+        return cs_fail(CS_ERR_ARG, "resize: bad sizes %dx%d -> %dx%d", in_w, in_h, out_w, out_h);
+    int *xs = nearest_table(in_w, out_w), *ys = nearest_table(in_h, out_h);
+    cs_status s = xs && ys ? CS_OK : CS_ERR_NOMEM;
+    for (int y = 0; s == CS_OK && y < out_h; y++) {
+        const uint8_t *in = src + (size_t)ys[y] * in_w;
+        uint8_t *out = dst + (size_t)y * out_w;
+        for (int x = 0; x < out_w; x++) out[x] = in[xs[x]];
+    }
+    cs_free(xs);
+    cs_free(ys);
+    return s;
 }

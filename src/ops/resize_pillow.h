@@ -1,4 +1,5 @@
-/* Layer 2: Pillow's bicubic resampling of 8-bit images, bit for bit.
+/* Layer 2: Pillow's resampling (bicubic on 8-bit and 32-bit integer
+ * images, nearest for palettes), bit for bit.
  *
  * This is what torchvision's Resize(BICUBIC) does to a PIL image, so the
  * pixels CLIP sees match the reference exactly: a separable convolution with
@@ -17,5 +18,17 @@
  * bad sizes, CS_ERR_NOMEM when scratch memory cannot be had. */
 cs_status op_resize_bicubic_u8(const uint8_t *src, int in_w, int in_h, int channels,
                                uint8_t *dst, int out_w, int out_h);
+
+/* The same filter on 32-bit integer samples (PIL mode "I", one channel):
+ * double weights, each pass rounded half away from zero, never clipped. */
+cs_status op_resize_bicubic_i32(const int32_t *src, int in_w, int in_h, int32_t *dst, int out_w,
+                                int out_h);
+
+/* Pillow's nearest-neighbour resize of one 8-bit channel, what it uses for
+ * palette and 1-bit images whatever filter is asked: output (x, y) reads
+ * source (floor((x + 0.5) * in_w / out_w), likewise y), the positions
+ * accumulated step by step in double as Pillow does. */
+cs_status op_resize_nearest_u8(const uint8_t *src, int in_w, int in_h, uint8_t *dst, int out_w,
+                               int out_h);
 
 #endif
