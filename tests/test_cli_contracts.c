@@ -130,6 +130,42 @@ static void test_explain_image(const char *file, const char *image, int w, int h
     }
 }
 
+/* --png16 picks how 16-bit gray is seen: the pixels the tool feeds the
+ * model are the library's resize of the image loaded with that option. */
+static void test_png16(void) {
+    static const char *modes[] = {"clip", "highbyte"};
+    char args[4096], dir[512], image[512];
+    snprintf(image, sizeof image, "%s/images/g16_full.png", CS_TEST_DATA);
+    for (int m = 0; m < 2; m++) {
+        snprintf(dir, sizeof dir, "%s/png16_%s", g_tmp, modes[m]);
+        snprintf(args, sizeof args,
+                 "explain --model '%s' --image '%s' --res 64 --class-embeddings '%s' --png16 %s --npy -o '%s'",
+                 golden_path("golden/tiny-vit/model.safetensors"), image,
+                 golden_path("golden/tiny-vit/text_ensemble.npy"), modes[m], dir);
+        CHECK_MSG(run_tool(args) == 0, "%s", args);
+        cs_image_options opts = {.png16_highbyte = m};
+        cs_image img, small;
+        CHECK_OK(cs_image_load(image, &opts, &img));
+        CHECK_OK(cs_image_resize(&img, 64, 64, &small));
+        float *want = malloc(sizeof(float) * 3 * 64 * 64);
+        cs_image_normalize(&small, want);
+        cs_array a = {0};
+        load_out(dir, "pixels.npy", &a);
+        CHECK_MSG(a.data && cs_array_numel(&a) == 3 * 64 * 64 &&
+                  memcmp(a.data, want, sizeof(float) * 3 * 64 * 64) == 0,
+                  "--png16 %s: pixels.npy is not the library's", modes[m]);
+        cs_array_free(&a);
+        free(want);
+        cs_image_free(&small);
+        cs_image_free(&img);
+    }
+    snprintf(args, sizeof args, "explain --model '%s' --image '%s' --class-embeddings '%s' --png16 low -o '%s/png16_bad'",
+             golden_path("golden/tiny-vit/model.safetensors"), image,
+             golden_path("golden/tiny-vit/text_ensemble.npy"), g_tmp);
+    CHECK(run_tool(args) == 2);
+    CHECK(stderr_has("--png16 'low'"));
+}
+
 /* A class named like another class's gray map gets its own files. */
 static void test_name_clash(void) {
     CHECK(run_tool("explain --model '%s' --pixels '%s' --vocab '%s' --classes 'cat,cat_map' --no-cache -o '%s'",
@@ -211,5 +247,6 @@ int main(void) {
     test_explain_image("synthetic.png", "synthetic", 300, 200);
     test_name_clash();
     test_errors();
+    test_png16();
     return test_finish();
 }
