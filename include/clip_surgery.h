@@ -34,6 +34,7 @@ typedef enum cs_status {
 
 const char *cs_last_error(void);          /* message of the last failure (this thread) */
 const char *cs_status_name(cs_status s);  /* short name of a status */
+const char *cs_version(void);             /* the library's version, e.g. "0.1.0" */
 
 /* ---------------------------------------------------------------- threads */
 /* Threads used by BLAS and the library's own loops (one pool: OpenMP). */
@@ -139,13 +140,16 @@ void cs_model_free(cs_model *m);
  * it is; a name maps to <cache_dir>/<file>.pt (cache_dir NULL:
  * ~/.cache/clip, the cache openai/CLIP uses), downloaded from the official
  * URL and checked against the SHA-256 it carries when absent and download
- * is set. out gets the file's path. */
+ * is set. As clip.load does, a file already there is checked against that
+ * SHA-256 too (memoized, see cs_file_identity) and downloaded again when it
+ * differs (with download off: CS_ERR_FORMAT). out gets the file's path. */
 cs_status cs_resolve_model(const char *name_or_path, const char *cache_dir, int download,
                            cs_progress_fn progress, void *ctx, char *out, size_t out_len);
 /* The official SHA-256 of a named model's file, or NULL for other names. */
 const char *cs_model_official_sha256(const char *name);
 /* The BPE vocabulary: <cache_dir>/bpe_simple_vocab_16e6.txt.gz, downloaded
- * from openai/CLIP's repository when absent and download is set. */
+ * from openai/CLIP's repository when absent and download is set; checked
+ * against its SHA-256 like a named model. */
 cs_status cs_resolve_vocab(const char *cache_dir, int download, cs_progress_fn progress,
                            void *ctx, char *out, size_t out_len);
 
@@ -225,12 +229,21 @@ cs_status cs_class_embeddings(cs_model *m, cs_tokenizer *tok, const char *const 
 /* The class-embedding cache. Folder: override, else $XDG_CACHE_HOME/clip-surgery,
  * else ~/.cache/clip-surgery. */
 cs_status cs_cache_dir(const char *override, char *out, size_t n);
-/* A model's identity for the cache: the official SHA-256 of a named model,
- * else the SHA-256 of its weights file, memoized by path, size and mtime. */
+/* The SHA-256 of a file's content, memoized in <cache_dir>/hashes by path,
+ * size, mtime, ctime and inode (cache_dir NULL: not memoized). A folder's
+ * identity covers those of its model.safetensors, config.json, vocab.json
+ * and merges.txt that are present. Keys for the cache: models, vocabularies. */
+cs_status cs_file_identity(const char *path, const char *cache_dir, char hex[65]);
+/* A model's identity for the cache: cs_file_identity of its file; for an
+ * official name (name non-NULL) a file whose SHA-256 is not the official
+ * one is CS_ERR_FORMAT. */
 cs_status cs_model_identity(const char *name, const char *path, const char *cache_dir,
                             char hex[65]);
-/* 1 and out [dim] filled when a valid entry exists for (model, templates,
- * name); 0 when absent or corrupt (checksum), so the caller recomputes. */
+/* 1 and out [dim] filled when a valid entry exists for (library version,
+ * cache format, model, templates, name); 0 when absent or corrupt
+ * (checksum), so the caller recomputes. model_hex: the caller's key for
+ * everything the embeddings depend on besides the text (cs_model_identity,
+ * and the vocabulary and precision where they vary). */
 int cs_cache_lookup(const char *cache_dir, const char *model_hex, int dim,
                     const char *const *templates, int n_templates, const char *name, float *out);
 /* Store an entry atomically (temporary file + rename). */

@@ -10,6 +10,9 @@
 
 /* The shared folder, or exits (skip or failure) when it is absent. */
 const char *golden_shared_dir(void);
+/* The shared folder, or NULL when it is absent (for tests that only run
+ * some cases with it). */
+const char *golden_shared_dir_if_present(void);
 /* Path of a file under shared/ (static buffer rotated over 8 slots). */
 const char *golden_path(const char *rel);
 /* The parsed MANIFEST.json (cached). */

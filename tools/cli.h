@@ -50,6 +50,9 @@ cs_status cli_apply_precision(const struct cli_args *a, cs_model *m);
 /* The vocabulary: the model folder's own vocab.json + merges.txt, else
  * --vocab, else <cache>/bpe_simple_vocab_16e6.txt.gz (downloaded if absent). */
 int cli_load_tokenizer(const struct cli_args *a, cs_tokenizer **tok);
+/* The path cli_load_tokenizer loads (a file or a folder); download 0: an
+ * absent default vocabulary is an error instead of a download. Prints nothing. */
+cs_status cli_vocab_path(const struct cli_args *a, int download, char *path, size_t n);
 
 /* Set the thread count from --threads (0 or absent: OpenMP's default). */
 void cli_set_threads(const char *value);

@@ -245,27 +245,29 @@ int cli_load_model(const cli_args *a, cs_model **m) {
     return s == CS_OK ? 0 : cli_fail(s);
 }
 
-int cli_load_tokenizer(const cli_args *a, cs_tokenizer **tok) {
+cs_status cli_vocab_path(const cli_args *a, int download, char *path, size_t n) {
     const char *vocab = cli_get(a, "vocab"), *model = cli_get(a, "model");
-    char path[4096];
     struct stat st;
-    cs_status s = CS_OK;
     /* A model folder's own vocabulary wins (it belongs to those weights),
      * then --vocab, then the clip.load cache (downloaded if absent). */
     if (model && stat(model, &st) == 0 && S_ISDIR(st.st_mode) &&
-        (snprintf(path, sizeof path, "%s/vocab.json", model), file_exists(path))) {
-        snprintf(path, sizeof path, "%s", model);
+        (snprintf(path, n, "%s/vocab.json", model), file_exists(path))) {
+        snprintf(path, n, "%s", model);
     } else if (vocab) {
-        snprintf(path, sizeof path, "%s", vocab);
+        snprintf(path, n, "%s", vocab);
     } else {
-        s = cs_resolve_vocab(cli_get(a, "cache-dir"), 1, download_progress, "the BPE vocabulary", path,
-                             sizeof path);
-        if (s != CS_OK) {
-            cs_error_prefix("no BPE vocabulary (give --vocab FILE)");
-            return cli_fail(s);
-        }
+        cs_status s = cs_resolve_vocab(cli_get(a, "cache-dir"), download, download_progress,
+                                       "the BPE vocabulary", path, n);
+        if (s != CS_OK) cs_error_prefix("no BPE vocabulary (give --vocab FILE)");
+        return s;
     }
-    s = cs_tokenizer_load(path, tok);
+    return CS_OK;
+}
+
+int cli_load_tokenizer(const cli_args *a, cs_tokenizer **tok) {
+    char path[4096];
+    cs_status s = cli_vocab_path(a, 1, path, sizeof path);
+    if (s == CS_OK) s = cs_tokenizer_load(path, tok);
     return s == CS_OK ? 0 : cli_fail(s);
 }
 

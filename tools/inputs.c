@@ -82,19 +82,23 @@ int cli_text_ctx_open(const cli_args *a, cs_model *m, cli_text_ctx *t) {
     int rc = cli_load_templates(cli_get(a, "templates"), &t->template_storage, &t->templates,
                                 &t->n_templates);
     if (rc) return rc;
-    char path[4096];
+    char path[4096], vocab[4096];
     const char *model = cli_get(a, "model");
-    char weights[65];
+    char weights[65], words[65];
+    /* Embeddings depend on the weights, the vocabulary and the precision the
+     * text tower runs in: the key holds the first two by content (a file
+     * replaced at the same path gets new entries), the last by name. With
+     * no vocabulary at hand yet, the cache is off for this run. */
     t->cache_on = model && !cli_has(a, "no-cache") &&
                   cs_cache_dir(NULL, t->cache_dir, sizeof t->cache_dir) == CS_OK &&
                   cs_resolve_model(model, cli_get(a, "cache-dir"), 0, NULL, NULL, path, sizeof path) == CS_OK &&
-                  cs_model_identity(model, path, t->cache_dir, weights) == CS_OK;
+                  cs_model_identity(model, path, t->cache_dir, weights) == CS_OK &&
+                  cli_vocab_path(a, 0, vocab, sizeof vocab) == CS_OK &&
+                  cs_file_identity(vocab, t->cache_dir, words) == CS_OK;
     if (t->cache_on) {
-        /* Embeddings also depend on the precision the text tower runs in and
-         * on the vocabulary (--vocab names a file; the default one is fixed). */
-        const char *p = cli_get(a, "precision"), *vocab = cli_get(a, "vocab");
-        char key[4400];
-        int n = snprintf(key, sizeof key, "%s\n%s\n%s", weights, p ? p : "fp32", vocab ? vocab : "");
+        const char *p = cli_get(a, "precision");
+        char key[256];
+        int n = snprintf(key, sizeof key, "%s\n%s\n%s", weights, p ? p : "fp32", words);
         cs_sha256_bytes(key, (size_t)n, t->model_hex);
     }
     return 0;

@@ -12,6 +12,9 @@ static _Thread_local char g_message[1024];
 
 const char *cs_last_error(void) { return g_message; }
 
+/* CS_VERSION comes from the build (CMake's project version). */
+const char *cs_version(void) { return CS_VERSION; }
+
 const char *cs_status_name(cs_status s) {
     switch (s) {
     case CS_OK: return "ok";

@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "base/fileio.h"
 
 static void to_hex(const unsigned char *md, unsigned n, char *hex) {
@@ -37,6 +39,42 @@ cs_status cs_sha256_file(const char *path, char hex[65]) {
     EVP_MD_CTX_free(ctx);
     if (err) return cs_fail(CS_ERR_IO, "%s: read error", path);
     to_hex(md, len, hex);
+    return CS_OK;
+}
+
+cs_status cs_sha256_file_memo(const char *path, const char *memo_dir, char hex[65]) {
+    struct stat st;
+    if (stat(path, &st) != 0) return cs_fail(CS_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    if (!memo_dir) return cs_sha256_file(path, hex);
+    char real[4096], key[65], dir[4200], memo[4300], stamp[160], line[256];
+    if (!realpath(path, real)) snprintf(real, sizeof real, "%s", path);
+    cs_sha256_bytes(real, strlen(real), key);
+    snprintf(dir, sizeof dir, "%s/hashes", memo_dir);
+    snprintf(memo, sizeof memo, "%s/%.32s", dir, key);
+    /* ctime cannot be set back by a user (mtime can), and the inode changes
+     * when a file is replaced by another one. */
+    snprintf(stamp, sizeof stamp, "%lld %lld.%09ld %lld.%09ld %llu %llu ", (long long)st.st_size,
+             (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec,
+             st.st_ctim.tv_nsec, (unsigned long long)st.st_ino, (unsigned long long)st.st_dev);
+    FILE *f = fopen(memo, "r");
+    if (f) {
+        size_t n = strlen(stamp);
+        int ok = fgets(line, sizeof line, f) && !strncmp(line, stamp, n) && strlen(line) == n + 65 &&
+                 strspn(line + n, "0123456789abcdef") == 64;
+        fclose(f);
+        if (ok) {
+            memcpy(hex, line + n, 64);
+            hex[64] = 0;
+            return CS_OK;
+        }
+    }
+    cs_status s = cs_sha256_file(path, hex);
+    if (s != CS_OK) return s;
+    cs_atomic_file af;
+    if (cs_mkdirs(dir) == CS_OK && cs_atomic_open(&af, memo) == CS_OK) {
+        fprintf(af.f, "%s%s\n", stamp, hex);
+        cs_atomic_commit(&af);
+    }
     return CS_OK;
 }
 

@@ -1,8 +1,9 @@
 /* The class-embedding cache (DESIGN.md section 5): one small file per
  * (model, template set, class name), checksummed, written by rename so
- * concurrent runs never see a partial entry. A model is identified by its
- * SHA-256: the official one for named models; for files, computed once and
- * memoized by path, size and mtime. */
+ * concurrent runs never see a partial entry. A model is identified by the
+ * SHA-256 of its file (for a named model, checked against the official
+ * one), computed once and memoized by path, size, mtime, ctime and inode. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,59 +24,56 @@ cs_status cs_cache_dir(const char *override, char *out, size_t n) {
     return CS_OK;
 }
 
-/* The weights file a model path stands for (a folder holds model.safetensors). */
-static void weights_file(const char *path, char *out, size_t n) {
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) snprintf(out, n, "%s/model.safetensors", path);
-    else snprintf(out, n, "%s", path);
-}
-
-cs_status cs_model_identity(const char *name, const char *path, const char *cache_dir, char hex[65]) {
-    const char *official = name ? cs_model_official_sha256(name) : NULL;
-    if (official) {
-        snprintf(hex, 65, "%s", official);
-        return CS_OK;
+/* A folder's identity: the digests of the files that make up a model or a
+ * vocabulary there (those present), each with its name. */
+static cs_status folder_identity(const char *dir, const char *cache_dir, char hex[65]) {
+    static const char *const files[] = {"model.safetensors", "config.json", "vocab.json", "merges.txt"};
+    char list[4 * 160] = "", path[4200], digest[65];
+    size_t o = 0;
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        if (stat(path, &st) != 0) continue;
+        cs_status s = cs_sha256_file_memo(path, cache_dir, digest);
+        if (s != CS_OK) return s;
+        o += (size_t)snprintf(list + o, sizeof list - o, "%s %s\n", files[i], digest);
     }
-    char file[4096], real[4096], memo[4200], key[65], line[256];
-    weights_file(path, file, sizeof file);
-    struct stat st;
-    if (stat(file, &st) != 0) return cs_fail(CS_ERR_IO, "%s: cannot stat", file);
-    if (!realpath(file, real)) snprintf(real, sizeof real, "%s", file);
-    cs_sha256_bytes(real, strlen(real), key);
-    snprintf(memo, sizeof memo, "%s/hashes/%.32s", cache_dir, key);
-    char stamp[128];
-    snprintf(stamp, sizeof stamp, "%lld %lld.%09ld ", (long long)st.st_size, (long long)st.st_mtim.tv_sec,
-             st.st_mtim.tv_nsec);
-    FILE *f = fopen(memo, "r");
-    if (f) {
-        int ok = fgets(line, sizeof line, f) && !strncmp(line, stamp, strlen(stamp)) &&
-                 strlen(line) >= strlen(stamp) + 64;
-        fclose(f);
-        if (ok) {
-            memcpy(hex, line + strlen(stamp), 64);
-            hex[64] = 0;
-            return CS_OK;
-        }
-    }
-    cs_status s = cs_sha256_file(file, hex);
-    if (s != CS_OK) return s;
-    /* A failure to memoize only costs a rehash next time. */
-    snprintf(line, sizeof line, "%s/hashes", cache_dir);
-    cs_atomic_file af;
-    if (cs_mkdirs(line) == CS_OK && cs_atomic_open(&af, memo) == CS_OK) {
-        fprintf(af.f, "%s%s\n", stamp, hex);
-        cs_atomic_commit(&af);
-    }
+    if (!o) return cs_fail(CS_ERR_MISSING, "%s: no model.safetensors, vocab.json or merges.txt in the folder", dir);
+    cs_sha256_bytes(list, o, hex);
     return CS_OK;
 }
 
-/* Entry path: <cache>/embeddings/<model[:16]>/<sha256(model, D, templates, name)>. */
+cs_status cs_file_identity(const char *path, const char *cache_dir, char hex[65]) {
+    struct stat st;
+    if (stat(path, &st) != 0) return cs_fail(CS_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    return S_ISDIR(st.st_mode) ? folder_identity(path, cache_dir, hex)
+                               : cs_sha256_file_memo(path, cache_dir, hex);
+}
+
+cs_status cs_model_identity(const char *name, const char *path, const char *cache_dir, char hex[65]) {
+    /* Never the official hash on trust: a replaced or truncated file in
+     * ~/.cache/clip must not share cache entries with the genuine one. */
+    cs_status s = cs_file_identity(path, cache_dir, hex);
+    const char *official = s == CS_OK && name ? cs_model_official_sha256(name) : NULL;
+    if (official && strcmp(hex, official) != 0)
+        return cs_fail(CS_ERR_FORMAT, "%s: SHA-256 %s is not the official %s of %s", path, hex, official,
+                       name);
+    return s;
+}
+
+/* The key starts with the library's version and the entry format: a new
+ * release (whose text tower may compute differently) never reads entries
+ * an older one wrote. Bump CACHE_FORMAT when the entry layout changes. */
+#define CACHE_FORMAT 2
+
+/* Entry path: <cache>/embeddings/<model[:16]>/<sha256(version, format, model, D, templates, name)>. */
 static void entry_path(const char *cache_dir, const char *model_hex, int dim,
                        const char *const *templates, int nt, const char *name, char *out, size_t n) {
-    size_t len = 64 + strlen(name) + 32;
+    size_t len = 64 + strlen(name) + 96;
     for (int k = 0; k < nt; k++) len += strlen(templates[k]) + 1;
     char *key = malloc(len), hex[65];
-    int o = snprintf(key, len, "%s\n%d\n%d\n", model_hex, dim, nt);
+    int o = snprintf(key, len, "clip-surgery %s cache %d\n%s\n%d\n%d\n", cs_version(), CACHE_FORMAT,
+                     model_hex, dim, nt);
     for (int k = 0; k < nt; k++) o += snprintf(key + o, len - (size_t)o, "%s\n", templates[k]);
     o += snprintf(key + o, len - (size_t)o, "%s", name);
     cs_sha256_bytes(key, (size_t)o, hex);

@@ -1,6 +1,6 @@
 /* Model names resolved like openai/CLIP's clip.load: the file in the cache
  * folder, else downloaded from the official URL, whose second-to-last path
- * element is the file's SHA-256. */
+ * element is the file's SHA-256, which a cached file must match too. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,15 +53,28 @@ static cs_status cache_folder(const char *cache_dir, char *out, size_t n) {
     return CS_OK;
 }
 
-/* <dir>/<file> if present; else download url there (when allowed). */
+/* <dir>/<file> if present and its SHA-256 is the expected one; else
+ * download url there (when allowed). As clip.load does, a file already in
+ * the cache is verified (once: the digest is memoized in the embedding
+ * cache's folder) and replaced when it differs, so a truncated or swapped
+ * file is never used. */
 static cs_status fetch(const char *dir, const char *file, const char *url, const char *sha256,
                        int download, cs_progress_fn progress, void *ctx, char *out, size_t n) {
     if ((size_t)snprintf(out, n, "%s/%s", dir, file) >= n)
         return cs_fail(CS_ERR_ARG, "%s/%s: path too long", dir, file);
     struct stat st;
-    if (stat(out, &st) == 0) return CS_OK;
-    if (!download)
+    if (stat(out, &st) == 0) {
+        char memo[4096], hex[65];
+        cs_status s = cs_sha256_file_memo(out, cs_cache_dir(NULL, memo, sizeof memo) == CS_OK ? memo : NULL,
+                                          hex);
+        if (s != CS_OK) return s;
+        if (!strcmp(hex, sha256)) return CS_OK;
+        if (!download)
+            return cs_fail(CS_ERR_FORMAT, "%s: SHA-256 %s is not the official %s (damaged or replaced); "
+                           "delete it to download it again from %s", out, hex, sha256, url);
+    } else if (!download) {
         return cs_fail(CS_ERR_MISSING, "%s not found; download %s and put it there", out, url);
+    }
     cs_status s = cs_mkdirs(dir);
     if (s == CS_OK) s = cs_download(url, out, sha256, progress, ctx);
     if (s != CS_OK) cs_error_prefix("could not fetch %s (or put the file at %s by hand)", file, out);

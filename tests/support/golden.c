@@ -7,6 +7,16 @@
 #include "base/fileio.h"
 #include "test.h"
 
+const char *golden_shared_dir_if_present(void) {
+    static char dir[4096];
+    const char *env = getenv("CLIP_SURGERY_SHARED");
+    snprintf(dir, sizeof dir, "%s", env && *env ? env : CS_DEFAULT_SHARED_DIR);
+    char manifest[4200];
+    snprintf(manifest, sizeof manifest, "%s/golden/MANIFEST.json", dir);
+    struct stat st;
+    return stat(manifest, &st) == 0 ? dir : NULL;
+}
+
 const char *golden_shared_dir(void) {
     static char dir[4096];
     if (dir[0]) return dir;
