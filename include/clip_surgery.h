@@ -181,8 +181,9 @@ typedef enum cs_vision_mode {
 cs_status cs_model_set_surgery(cs_model *m, int vit_blocks, int resnet_normalize_v);
 
 /* Weights of the transformer blocks' linear layers: fp32 (default, the
- * parity path) or bf16 (packed once here; fp32 accumulation; needs a CPU
- * with AVX512-BF16, else CS_ERR_UNSUPPORTED). Other layers stay fp32. */
+ * parity path) or bf16 (packed once here; fp32 accumulation; fast with
+ * AMX-BF16 or AVX512-BF16, a portable kernel elsewhere). Other layers stay
+ * fp32. */
 typedef enum cs_precision { CS_PRECISION_FP32 = 0, CS_PRECISION_BF16 = 1 } cs_precision;
 cs_status cs_model_set_precision(cs_model *m, cs_precision p);
 

@@ -1,9 +1,12 @@
 /* The bf16 option's parity loss against the fp32 goldens (tiny ViT): it is
  * not the parity path, so this test reports the figures and checks only a
  * sanity bound (cosine >= 0.999, max relative error <= 3e-2) that catches a
- * broken kernel, not rounding. Skipped on CPUs without AVX512-BF16. */
+ * broken kernel, not rounding. The portable kernel runs on every CPU (so
+ * the bf16 path is tested everywhere), the CPU's own kernel where it has
+ * AVX512-BF16 or AMX. */
 #include <stdlib.h>
 #include "golden.h"
+#include "ops/gemm_bf16.h"
 #include "test.h"
 
 static void report(const char *rel, const float *got, int64_t n) {
@@ -24,17 +27,9 @@ static void report(const char *rel, const float *got, int64_t n) {
     cs_array_free(&g);
 }
 
-int main(void) {
-    cs_model *m;
-    CHECK_OK(cs_model_load(golden_path("golden/tiny-vit/model.safetensors"), &m));
-    if (!m) return test_finish();
-    cs_status s = cs_model_set_precision(m, CS_PRECISION_BF16);
-    if (s == CS_ERR_UNSUPPORTED) {
-        printf("SKIP: %s\n", cs_last_error());
-        cs_model_free(m);
-        return 77;
-    }
-    CHECK_OK(s);
+/* The bf16 path on the golden inputs; the kernel is the process-wide choice. */
+static void check_bf16(cs_model *m, const char *kernel) {
+    printf("%s kernel:\n", kernel);
     cs_array px, classes, ids;
     golden_load("inputs/synthetic_pre_64.npy", &px);
     golden_load("tiny-vit/text_ensemble.npy", &classes);
@@ -50,10 +45,6 @@ int main(void) {
     report("tiny-vit/synthetic_cs_simmap_64.npy", maps, (int64_t)300 * 200 * C);
     CHECK_OK(cs_encode_text(m, ids.data, 10, 77, feat));
     report("tiny-vit/text_features.npy", feat, 10 * D);
-    /* Back to fp32: the parity path again, exactly. */
-    CHECK_OK(cs_model_set_precision(m, CS_PRECISION_FP32));
-    CHECK_OK(cs_encode_image(m, px.data, 64, CS_VISION_SURGERY, tok));
-    golden_check_floats("tiny-vit/synthetic_cs_tokens_64.npy", tok, (int64_t)T * D);
     free(tok);
     free(sim);
     free(maps);
@@ -61,6 +52,29 @@ int main(void) {
     cs_array_free(&px);
     cs_array_free(&classes);
     cs_array_free(&ids);
+}
+
+int main(void) {
+    cs_model *m;
+    CHECK_OK(cs_model_load(golden_path("golden/tiny-vit/model.safetensors"), &m));
+    if (!m) return test_finish();
+    CHECK_OK(cs_model_set_precision(m, CS_PRECISION_BF16));
+    /* The portable kernel on every CPU; the CPU's own where it has one. */
+    op_bf16_force_path(OP_BF16_PATH_PORTABLE);
+    check_bf16(m, "portable");
+    op_bf16_force_path(OP_BF16_PATH_AUTO);
+    if (op_bf16_supported()) check_bf16(m, op_bf16_amx_supported() ? "AMX-BF16" : "AVX512-BF16");
+    else printf("no AVX512-BF16 on this CPU: the portable kernel is the bf16 path\n");
+    /* Back to fp32: the parity path again, exactly. */
+    CHECK_OK(cs_model_set_precision(m, CS_PRECISION_FP32));
+    cs_array px;
+    golden_load("inputs/synthetic_pre_64.npy", &px);
+    int T = cs_model_num_tokens(m, 64);
+    float *tok = malloc(sizeof(float) * T * 64);
+    CHECK_OK(cs_encode_image(m, px.data, 64, CS_VISION_SURGERY, tok));
+    golden_check_floats("tiny-vit/synthetic_cs_tokens_64.npy", tok, (int64_t)T * 64);
+    free(tok);
+    cs_array_free(&px);
     cs_model_free(m);
     return test_finish();
 }

@@ -332,9 +332,6 @@ cs_status cs_model_set_precision(cs_model *m, cs_precision p) {
     if (p == m->precision) return CS_OK;
     if (p != CS_PRECISION_FP32 && p != CS_PRECISION_BF16)
         return cs_fail(CS_ERR_ARG, "unknown precision %d", (int)p);
-    if (p == CS_PRECISION_BF16 && !op_bf16_supported())
-        return cs_fail(CS_ERR_UNSUPPORTED, "bf16 needs a CPU with AVX512-BF16; this one has none "
-                       "(use fp32)");
     transformer_free_bf16(&m->vit.tr);
     transformer_free_bf16(&m->text.tr);
     m->precision = CS_PRECISION_FP32;

@@ -505,13 +505,49 @@ static rect grid_rect(int M, int panels, int tm, int tn, int unit, int id) {
 /* Every output element is summed by one thread in an order fixed by K
  * alone (the K blocks, then the kernel's own order), so the grid, and so
  * the thread count, never changes the result. */
+/* ---------------------------------------------------------------- portable kernel
+ * Plain C over the same panels, for CPUs without AVX512-BF16 (and for the
+ * parity tests on every CPU): x rounded to bf16 per K block as the other
+ * kernels do, products of two bf16 values (exact in fp32), sums in fp32,
+ * and the same bias / accumulate rules. Slower, never different in kind. */
+static void run_rect_portable(const float *x, const op_bf16_weights *w, const float *b,
+                              int accumulate, float *y, rect r) {
+    int N = w->N, K = w->K, pairs = w->pairs;
+    float xb[2 * KC];
+    for (int i = r.m0; i < r.m1; i++) {
+        const float *xi = x + (size_t)i * K;
+        float *yi = y + (size_t)i * N;
+        for (int q0 = 0; q0 < pairs; q0 += KC) {
+            int kc = pairs - q0 < KC ? pairs - q0 : KC;
+            for (int k = 0; k < 2 * kc; k++)
+                xb[k] = 2 * q0 + k < K ? op_bf16_to_float(op_bf16_from_float(xi[2 * q0 + k])) : 0.0f;
+            int load_c = accumulate || q0 > 0;
+            for (int p = r.p0; p < r.p1; p++) {
+                const uint16_t *panel = w->data + ((size_t)p * w->pairs_pad + q0) * NR * 2;
+                int nr = N - p * NR < NR ? N - p * NR : NR;
+                float acc[NR] = {0};
+                for (int q = 0; q < kc; q++) {
+                    const uint16_t *wq = panel + (size_t)q * 2 * NR;
+                    float a0 = xb[2 * q], a1 = xb[2 * q + 1];
+                    for (int n = 0; n < NR; n++)
+                        acc[n] += a0 * op_bf16_to_float(wq[2 * n]) + a1 * op_bf16_to_float(wq[2 * n + 1]);
+                }
+                float *c = yi + p * NR;
+                const float *bias = b && q0 == 0 ? b + p * NR : NULL;
+                for (int n = 0; n < nr; n++) c[n] = acc[n] + (bias ? bias[n] : 0.0f) + (load_c ? c[n] : 0.0f);
+            }
+        }
+    }
+}
+
 void op_linear_bf16(const float *x, int M, int K, const op_bf16_weights *w, const float *b,
                     int accumulate, float *y) {
     if (M <= 0 || !w || !w->data || K != w->K) return;
-    int amx = __atomic_load_n(&g_force_path, __ATOMIC_RELAXED) != OP_BF16_PATH_AVX512 &&
-              op_bf16_amx_supported();
+    int forced = __atomic_load_n(&g_force_path, __ATOMIC_RELAXED);
+    int portable = forced == OP_BF16_PATH_PORTABLE || !op_bf16_supported();
+    int amx = !portable && forced != OP_BF16_PATH_AVX512 && op_bf16_amx_supported();
     void (*run)(const float *, const op_bf16_weights *, const float *, int, float *, rect) =
-        amx ? run_rect_amx : run_rect;
+        portable ? run_rect_portable : amx ? run_rect_amx : run_rect;
     int unit = amx ? AMX_MR : MR;
     int T = 1;
     if (!omp_in_parallel() && 2.0 * M * w->N * K >= SERIAL_FLOPS) T = omp_get_max_threads();

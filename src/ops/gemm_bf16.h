@@ -4,9 +4,9 @@
  * rounded on the fly; products are accumulated in fp32 and the output is
  * fp32. Two kernels share the packed layout, chosen at run time: AMX-BF16
  * tiles (TDPBF16PS) where the CPU has them and the OS grants the process
- * the tile state, else AVX512-BF16 (VDPBF16PS). Call op_linear_bf16 only
- * where op_bf16_supported() says the CPU and OS allow it; packing and the
- * scalar rounding helpers work on any CPU. Internal header. */
+ * the tile state, else AVX512-BF16 (VDPBF16PS), else a portable C kernel
+ * (any CPU; slow, but the same numbers up to the summation order).
+ * Internal header. */
 #ifndef CS_OPS_GEMM_BF16_H
 #define CS_OPS_GEMM_BF16_H
 
@@ -46,10 +46,11 @@ int op_bf16_amx_supported(void);
 
 /* For tests and benchmarks only: which kernel op_linear_bf16 uses.
  * AUTO (the default) takes AMX where op_bf16_amx_supported(), else
- * AVX512; AVX512 forces the VDPBF16PS kernel; AMX asks for the tile
- * kernel and still falls back to AVX512 where it is unsupported. Process
+ * AVX512 where op_bf16_supported(), else the portable kernel; AVX512
+ * forces the VDPBF16PS kernel; AMX asks for the tile kernel; both fall
+ * back where unsupported. PORTABLE forces the C kernel on any CPU. Process
  * wide; set it while no other thread is inside op_linear_bf16. */
-enum { OP_BF16_PATH_AUTO = 0, OP_BF16_PATH_AVX512 = 1, OP_BF16_PATH_AMX = 2 };
+enum { OP_BF16_PATH_AUTO = 0, OP_BF16_PATH_AVX512 = 1, OP_BF16_PATH_AMX = 2, OP_BF16_PATH_PORTABLE = 3 };
 void op_bf16_force_path(int path);
 
 /* fp32 -> bf16 with round to nearest even, the way VCVTNE2PS2BF16 does it:
@@ -70,7 +71,7 @@ void op_bf16_free(op_bf16_weights *w);
  * Threads: omp_get_max_threads(), or one inside a parallel region; the
  * result does not depend on the thread count (but the two kernels sum in
  * different orders, so AMX and AVX512 differ in the last bits).
- * Precondition: op_bf16_supported(). No heap allocation. */
+ * No heap allocation. */
 void op_linear_bf16(const float *x, int M, int K, const op_bf16_weights *w, const float *b,
                     int accumulate, float *y);
 
