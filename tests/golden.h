@@ -26,6 +26,9 @@ void golden_load(const char *rel, cs_array *out);
  * (max|a-b|/max|golden| and cosine, in float64); prints the figures. Checks
  * the element count too. Returns 1 on pass. */
 int golden_check_floats(const char *rel, const float *got, int64_t n);
+/* The same on a subset: got[i] against golden element index[i] (a column,
+ * the real-token rows of a padded batch); index NULL: all, in order. */
+int golden_check_floats_at(const char *rel, const float *got, const int64_t *index, int64_t n);
 /* Exact comparison of integer/uint8 arrays with golden/<rel>. */
 int golden_check_exact(const char *rel, const void *got, size_t nbytes);
 

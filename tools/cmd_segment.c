@@ -3,6 +3,7 @@
  * (DESIGN.md section 4), written as a class-index PNG, optionally a colour
  * PNG with a legend and an overlay on the image. */
 #include "clip_surgery.h"
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,29 +60,40 @@ static int write_overlay(const char *path, const uint8_t *labels, const cs_image
     return s == CS_OK ? 0 : cli_fail(s);
 }
 
+/* All outputs or none, and never a user's file lost: each output is first
+ * written complete under a temporary name beside its own; only when every
+ * one is complete are they renamed over their names (so a file already at
+ * -o stays as it was until its replacement is whole). A failure removes
+ * only this run's temporaries. */
 static int segment_image(const cli_args *a, cs_model *m, const seg_settings *st, const seg_classes *sc) {
+    static const char *const outputs[3] = {"output", "color", "overlay"};
     cs_image img = {0};
     cs_status s = cs_image_load(cli_get(a, "image"), cli_image_options(), &img);
     if (s != CS_OK) return cli_fail(s);
     uint8_t *labels = cli_xmalloc((size_t)img.width * img.height);
     int rc = seg_predict(m, st, sc, &img, labels), written = 0;
-    if (!rc) {
-        s = cs_png_write(cli_get(a, "output"), img.width, img.height, 1, labels);
-        rc = s == CS_OK ? 0 : cli_fail(s);
-        written = !rc;
+    char tmp[3][4200];
+    for (int i = 0; i < 3 && !rc; i++) {
+        if (!cli_has(a, outputs[i])) continue;
+        snprintf(tmp[i], sizeof tmp[i], "%s.partial-%ld", cli_get(a, outputs[i]), (long)getpid());
+        if (i == 0) {
+            s = cs_png_write(tmp[i], img.width, img.height, 1, labels);
+            rc = s == CS_OK ? 0 : cli_fail(s);
+        } else if (i == 1) {
+            rc = write_color(tmp[i], labels, img.width, img.height, sc);
+        } else {
+            rc = write_overlay(tmp[i], labels, &img);
+        }
+        written |= !rc << i;
     }
-    if (!rc && cli_has(a, "color")) rc = write_color(cli_get(a, "color"), labels, img.width, img.height, sc);
-    written += !rc && cli_has(a, "color");
-    if (!rc && cli_has(a, "overlay")) rc = write_overlay(cli_get(a, "overlay"), labels, &img);
-    if (rc && written) {
-        /* All outputs or none: remove what this run wrote before the failure
-         * (the outputs are written in this order: -o, --color, --overlay). */
-        static const char *outputs[] = {"output", "color"};
-        for (int i = 0, k = 0; i < 2 && k < written; i++)
-            if (cli_has(a, outputs[i])) {
-                unlink(cli_get(a, outputs[i]));
-                k++;
-            }
+    for (int i = 0; i < 3; i++) {
+        if (!(written >> i & 1)) continue;
+        if (rc) unlink(tmp[i]);
+        else if (rename(tmp[i], cli_get(a, outputs[i])) != 0) {
+            cli_error("%s: cannot write: %s", cli_get(a, outputs[i]), strerror(errno));
+            rc = CLI_EXIT_RUNTIME;
+            unlink(tmp[i]);
+        }
     }
     free(labels);
     cs_image_free(&img);

@@ -45,6 +45,13 @@ typedef struct cs_text {
 
 struct cs_resnet; /* src/model/resnet.c */
 
+/* Tests compare each stage of a forward pass with the goldens' inter/
+ * activations through this hook: stage names "patch_embed" (per image,
+ * layer = image), "ln_pre", "block" / "block_xori" / "block_x" (layer =
+ * block; the dual blocks' original and surgery paths), "ln_post",
+ * "text_block" (the packed real tokens), "text_ln_final" (end tokens). */
+typedef void (*model_tap)(void *ctx, const char *stage, int layer, const float *x, int rows, int width);
+
 struct cs_model {
     cs_config cfg;
     cs_tensor_table table; /* owns every weight buffer (or the mmap they point into) */
@@ -57,7 +64,15 @@ struct cs_model {
     cs_precision precision;
     int surgery_normalize_v; /* ResNet surgery: q = k = v / |v| per head, scale x8 (the
                                 authors' optional "resnet" setting; default off, as they run it) */
+    model_tap tap;           /* for tests: every stage's activations (NULL: none) */
+    void *tap_ctx;
 };
+
+/* Hand a stage's activations (rows x width floats) to the model's tap. */
+#define MODEL_TAP(m, stage, layer, x, rows, width)                                 \
+    do {                                                                            \
+        if ((m)->tap) (m)->tap((m)->tap_ctx, (stage), (layer), (x), (rows), (width)); \
+    } while (0)
 
 /* Build a model from a table of named tensors (takes the table over, also
  * on failure). hf_dir: a folder whose config.json to read, or NULL. The

@@ -48,11 +48,14 @@ cs_status text_encode(cs_model *m, const int32_t *ids, int n, int context, float
             float *xr = x + (size_t)row * W;
             for (int k = 0; k < W; k++) xr[k] = te[k] + pe[k];
         }
-    for (int l = 0; l < m->cfg.text_layers; l++)
+    for (int l = 0; l < m->cfg.text_layers; l++) {
         block_forward(&t->tr.blocks[l], W, t->tr.heads, n, len, 1, x, &s);
+        MODEL_TAP(m, "text_block", l, x, (int)total, W);
+    }
     for (int i = 0, row = 0; i < n; row += len[i], i++)
         memcpy(eot + (size_t)i * W, x + (size_t)(row + len[i] - 1) * W, (size_t)W * sizeof(float));
     op_layer_norm(eot, n, W, t->ln_final.w, t->ln_final.b, 1e-5f, eot);
+    MODEL_TAP(m, "text_ln_final", -1, eot, n, W);
     op_gemm(0, 0, n, D, W, 1.0f, eot, W, t->proj, D, 0.0f, out, D);
     ws_release(&m->ws);
     return CS_OK;

@@ -61,18 +61,23 @@ cs_status vit_encode(cs_model *m, const float *pixels, int batch, int R, cs_visi
         im2col_patches(pixels + (size_t)i * 3 * R * R, R, P, patches);
         memcpy(xi, v->class_emb, (size_t)W * sizeof(float));
         op_linear(patches, N, 3 * P * P, v->conv1_w, NULL, W, xi + W);
+        MODEL_TAP(m, "patch_embed", i, xi + W, N, W);
         op_add(xi, pos, (size_t)T * W);
     }
     op_layer_norm(x, BT, W, v->ln_pre.w, v->ln_pre.b, 1e-5f, x);
+    MODEL_TAP(m, "ln_pre", -1, x, BT, W);
 
     for (int l = 0; l < c->vision_layers; l++) {
         const cs_block *b = &v->tr.blocks[l];
         if (l < first_dual) {
             block_forward(b, W, v->tr.heads, batch, len, 0, x, &s);
+            MODEL_TAP(m, "block", l, x, BT, W);
             continue;
         }
         if (l == first_dual) memcpy(x_new, x, (size_t)BT * W * sizeof(float));
         block_forward_dual(b, W, v->tr.heads, batch, len, x, &s);
+        MODEL_TAP(m, "block_xori", l, x, BT, W);
+        MODEL_TAP(m, "block_x", l, x_new, BT, W);
     }
     /* Surgery output: each image's class token from the original path, its
      * patch tokens from the new one. */
@@ -80,6 +85,7 @@ cs_status vit_encode(cs_model *m, const float *pixels, int batch, int R, cs_visi
         for (int i = 0; i < batch; i++)
             memcpy(x + ((size_t)i * T + 1) * W, x_new + ((size_t)i * T + 1) * W, (size_t)N * W * sizeof(float));
     op_layer_norm(x, BT, W, v->ln_post.w, v->ln_post.b, 1e-5f, x);
+    MODEL_TAP(m, "ln_post", -1, x, BT, W);
     op_gemm(0, 0, BT, c->embed_dim, W, 1.0f, x, W, v->proj, c->embed_dim, 0.0f, tokens, c->embed_dim);
     ws_release(&m->ws);
     return CS_OK;
