@@ -13,10 +13,13 @@ Run once with Debian bookworm's python3-pil (Pillow 9.4.0) and python3-numpy:
     python3 scripts/gen_image_goldens.py tests/data/images
 The build and the tests never need Python or Pillow. The PNGs are written by
 hand (zlib + chunks) so that every layout is exactly the one intended:
-bit depth, palette length, tRNS, interlacing."""
+bit depth, palette length, tRNS, interlacing. The YCCK JPEG comes from
+scripts/write_ycck_jpeg.c (built here with cc and libjpeg)."""
 import os
 import struct
+import subprocess
 import sys
+import tempfile
 import zlib
 
 import numpy as np
@@ -140,6 +143,13 @@ def make_inputs(d):
     n = struct.unpack(">H", data[i + 2:i + 4])[0]
     with open(add("cmyk_noadobe.jpg"), "wb") as f:
         f.write(data[:i] + data[i + 2 + n:])
+    # YCCK (Adobe transform 2), which Pillow cannot write: libjpeg writes it
+    # through scripts/write_ycck_jpeg.c; Pillow reads it as CMYK.
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = os.path.join(tmp, "write_ycck_jpeg")
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "write_ycck_jpeg.c")
+        subprocess.run(["cc", src, "-ljpeg", "-lm", "-o", exe], check=True)
+        subprocess.run([exe, add("ycck.jpg")], check=True)
     return files
 
 

@@ -1,5 +1,5 @@
 /* Every image mode seen as the reference sees it: small images of each PNG
- * layout and CMYK JPEG (tests/data/images, written by
+ * layout and CMYK/YCCK JPEG (tests/data/images, written by
  * scripts/gen_image_goldens.py) decoded, converted to RGB, and resized in
  * their own mode then converted, compared byte for byte with what Pillow
  * 9.4.0 made of them (Image.open(f).convert("RGB") and
@@ -30,6 +30,7 @@ static const struct {
     {"apng.png", 1},         /* RGBA APNG: its first frame */
     {"cmyk.jpg", 1},         /* Adobe CMYK */
     {"cmyk_noadobe.jpg", 1}, /* CMYK without the Adobe marker: PIL inverts it too */
+    {"ycck.jpg", 1},         /* YCCK (Adobe transform 2): libjpeg makes it CMYK */
 };
 static const int k_sizes[][2] = {{23, 17}, {31, 33}};
 
