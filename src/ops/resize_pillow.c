@@ -149,6 +149,8 @@ static void resample_rows_u8(const void *src_, int in_w, int channels, int row_b
         uint8_t *out_row = dst + (size_t)(r - row_begin) * out_w * channels;
         if (channels == 3)
             resample_row(in_row, 3, f, out_row, out_w);
+        else if (channels == 4)
+            resample_row(in_row, 4, f, out_row, out_w);
         else
             resample_row(in_row, channels, f, out_row, out_w);
     }
