@@ -42,8 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         cli_int(&a, "res", 224, 16, 4096, &res);
         for (int i = 0; i < cli_count(&a, "image"); i++) (void)strlen(cli_value(&a, "image", i));
         if (cli_has(&a, "classes")) {
-            cli_classes c;
-            if (!cli_parse_classes(cli_get(&a, "classes"), &c)) cli_classes_free(&c);
+            cs_classes *c;
+            if (cs_classes_parse(cli_get(&a, "classes"), &c) == CS_OK) cs_classes_free(c);
         }
     }
     (void)out;

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -35,6 +36,56 @@ typedef enum cs_status {
 const char *cs_last_error(void);          /* message of the last failure (this thread) */
 const char *cs_status_name(cs_status s);  /* short name of a status */
 const char *cs_version(void);             /* the library's version, e.g. "0.1.0" */
+
+/* ---------------------------------------------------------------- memory, files, arrays */
+/* Free what the library allocated for the caller (strings, label masks,
+ * whole files, arrays' data). NULL is fine. */
+void cs_free(void *p);
+
+/* Monotonic clock in seconds (progress lines, benchmarks). */
+double cs_now(void);
+
+/* Read a whole file (at most max_bytes; 0: no limit). *data is
+ * NUL-terminated (one extra byte) and freed with cs_free. */
+cs_status cs_read_file(const char *path, size_t max_bytes, char **data, size_t *len);
+
+/* Create a folder and its parents (mkdir -p). */
+cs_status cs_mkdirs(const char *path);
+
+/* Writing a file atomically: write into f, then commit (flush, close and
+ * rename into place) or abort; a failure never leaves a partial file. */
+typedef struct cs_atomic_file {
+    FILE *f;
+    char *tmp_path;
+    char *path;
+} cs_atomic_file;
+cs_status cs_atomic_open(cs_atomic_file *af, const char *path);
+cs_status cs_atomic_commit(cs_atomic_file *af);
+void cs_atomic_abort(cs_atomic_file *af);
+
+#define CS_MAX_DIMS 8
+typedef enum cs_dtype {
+    CS_DT_F32 = 0, CS_DT_F16, CS_DT_BF16, CS_DT_F64, CS_DT_I64, CS_DT_I32, CS_DT_U8, CS_DT_BOOL
+} cs_dtype;
+
+/* An n-dimensional array, C order (what NumPy's .npy files hold). */
+typedef struct cs_array {
+    cs_dtype dtype;
+    int ndim;
+    int64_t shape[CS_MAX_DIMS];
+    void *data; /* free with cs_array_free */
+    size_t nbytes;
+} cs_array;
+
+int64_t cs_array_numel(const cs_array *a);
+void cs_array_free(cs_array *a);
+
+/* Read an .npy file (version 1-3 headers; dtypes <f4 <f2 <f8 <i4 <i8 |u1
+ * |b1; little-endian, C order). */
+cs_status cs_npy_read(const char *path, cs_array *out);
+/* Write an .npy file atomically (dtypes F32, F64, I32, I64, U8, BOOL). */
+cs_status cs_npy_write(const char *path, cs_dtype dtype, int ndim, const int64_t *shape,
+                       const void *data);
 
 /* ---------------------------------------------------------------- threads */
 /* Threads used by BLAS and the library's own loops (one pool: OpenMP). */
@@ -313,6 +364,185 @@ cs_status cs_file_stems(const char *const *texts, int n, char **out);
 cs_status cs_png_write(const char *path, int width, int height, int channels,
                        const uint8_t *pixels);
 
+/* ================================================================ jobs
+ * One call per job and image, as every front end (the CLI, the Python
+ * package, your program) runs them: a model opened with cs_load, a class
+ * set, an image, and one options struct per job whose defaults come from
+ * cs_<job>_defaults(). Results are plain arrays plus the facts a front end
+ * shows. A model runs one job at a time (its workspace is reused); use one
+ * model per thread, or a lock.
+ *
+ * Synonyms, one rule everywhere: a class may have several names; every
+ * name is embedded, feature surgery (or plain similarity) runs over all
+ * names, and each class takes, per token, the largest value among its names
+ * ("a class scores with its best synonym"). Explain, points, segment,
+ * classify and eval all follow it. */
+
+/* ---------------------------------------------------------------- opening a model for the jobs */
+/* Download progress: what is being fetched ("ViT-B/16", "the BPE vocabulary"). */
+typedef void (*cs_download_fn)(void *ctx, const char *what, int64_t done, int64_t total);
+
+typedef struct cs_load_options {
+    const char *cache_dir;      /* clip.load's folder of named models and the vocabulary
+                                   (default NULL: ~/.cache/clip) */
+    int download;               /* fetch a missing named model or vocabulary (default 1) */
+    cs_download_fn progress;    /* download progress (default NULL) */
+    void *progress_ctx;
+    const char *vocab;          /* BPE vocabulary (.txt.gz, or a folder with vocab.json +
+                                   merges.txt). Default NULL: a model folder's own, else
+                                   <cache_dir>/bpe_simple_vocab_16e6.txt.gz. Loaded when a
+                                   text is first encoded. */
+    int surgery_blocks;         /* ViT blocks with the v-v path (default 6) */
+    int resnet_normalize_v;     /* the authors' optional ResNet setting (default 0) */
+    cs_precision precision;     /* default CS_PRECISION_FP32 */
+    int embedding_cache;        /* read and write the class-embedding cache (default 1;
+                                   cs_cache_dir's folder, keyed by the weights' SHA-256,
+                                   the precision, the vocabulary, templates and name) */
+} cs_load_options;
+
+cs_load_options cs_load_defaults(void);
+
+/* Open a model for the jobs: a clip.load name ("ViT-B/16", resolved and
+ * downloaded like cs_resolve_model), a file or folder (as cs_model_load),
+ * or "synthetic:ARCH" (random weights, cs_model_synthetic). opts NULL:
+ * the defaults. Free with cs_model_free. */
+cs_status cs_load(const char *name_or_path, const cs_load_options *opts, cs_model **out);
+
+/* The model's tokenizer (cs_load's vocabulary, loaded on first use and
+ * owned by the model). A model from cs_model_load has none (CS_ERR_MISSING)
+ * unless one was set; cs_model_set_tokenizer takes tok over. */
+cs_status cs_model_tokenizer(cs_model *m, cs_tokenizer **tok);
+void cs_model_set_tokenizer(cs_model *m, cs_tokenizer *tok);
+
+/* ---------------------------------------------------------------- class sets */
+/* Classes, each with one or more names (synonyms; the first is the class's
+ * name), the prompt templates, and the embeddings of every name: computed
+ * with a model (through the cache), or given as an array. */
+typedef struct cs_classes cs_classes;
+
+/* LIST: comma-separated names ("person,bench"; one name per class), or
+ * "@FILE": one class per line, commas in a line separating its synonyms
+ * (the class-name files of SCLIP and NACLIP). Names are trimmed; empty ones
+ * are skipped. */
+cs_status cs_classes_parse(const char *list, cs_classes **out);
+/* One class per text, the text as given (commas included). */
+cs_status cs_classes_from_names(const char *const *names, int n, cs_classes **out);
+/* Classes whose embeddings are given, emb [n, dim] (used as given, copied);
+ * names NULL: "class0", "class1", ... */
+cs_status cs_classes_from_embeddings(const float *emb, int n, int dim, const char *const *names,
+                                     cs_classes **out);
+/* Add a class with n >= 1 names (a set from names only). */
+cs_status cs_classes_add(cs_classes *cl, const char *const *synonyms, int n);
+void cs_classes_free(cs_classes *cl);
+
+/* Prompt templates for the names (before they are embedded): "default"
+ * (the method's 85; the default), "none" (the name alone), or a file with
+ * one template per line, each with "{}" for the name. */
+cs_status cs_classes_set_templates(cs_classes *cl, const char *spec);
+cs_status cs_classes_set_template_list(cs_classes *cl, const char *const *templates, int n);
+int cs_classes_num_templates(const cs_classes *cl);
+
+/* Embed every name (normalized prompt ensembles) with the model: names in
+ * the cache are read, the others computed and stored. progress (may be
+ * NULL) first gets (0, names to compute) and at the end (n, n). The jobs
+ * call this themselves when needed; given embeddings are kept. */
+cs_status cs_classes_embed(cs_classes *cl, cs_model *m, cs_progress_fn progress, void *ctx);
+/* The empty prompt's ensemble with the same templates [dim]: the explicit
+ * redundant features. Computed once (needs the model's tokenizer). */
+cs_status cs_classes_empty_prompt(cs_classes *cl, cs_model *m, const float **out);
+
+int cs_classes_count(const cs_classes *cl);             /* classes C */
+const char *cs_classes_name(const cs_classes *cl, int c); /* a class's (first) name */
+int cs_classes_find(const cs_classes *cl, const char *name); /* class index by name, or -1 */
+int cs_classes_num_names(const cs_classes *cl);         /* all names K >= C */
+const char *cs_classes_name_text(const cs_classes *cl, int k);
+int cs_classes_name_class(const cs_classes *cl, int k); /* the class of name k */
+int cs_classes_dim(const cs_classes *cl);               /* D, 0 before embedding */
+const float *cs_classes_embeddings(const cs_classes *cl); /* [K, D] or NULL before embedding */
+
+/* ---------------------------------------------------------------- job inputs and options */
+/* One input: a decoded image (resized to R x R by the job), or normalized
+ * pixels [3, R, R] (the CLI's --pixels). Outputs refer to width x height:
+ * default 0 x 0 = the image's size, or R x R for pixels. */
+typedef struct cs_input {
+    const cs_image *image;
+    const float *pixels;
+    int pixels_resolution;
+    int width, height;
+} cs_input;
+
+typedef enum cs_method {
+    CS_METHOD_SURGERY = 0, /* CLIP Surgery: surgery tokens (and feature surgery) */
+    CS_METHOD_CLIP = 1     /* plain CLIP: plain tokens, cosine similarity */
+} cs_method;
+
+typedef enum cs_redundancy {
+    CS_REDUNDANT_AUTO = 0,   /* class-weighted, except with a single name: the empty prompt */
+    CS_REDUNDANT_CLASSES = 1,/* class-weighted (with a single name, identically zero: the
+                                empty prompt instead, and the result says so) */
+    CS_REDUNDANT_EMPTY = 2   /* the empty prompt's ensemble (explicit) */
+} cs_redundancy;
+
+/* ---------------------------------------------------------------- explain */
+typedef struct cs_explain_options {
+    int resolution;          /* R for images (default 0: the model's native one) */
+    cs_method method;        /* default CS_METHOD_SURGERY */
+    cs_redundancy redundant; /* default CS_REDUNDANT_AUTO */
+} cs_explain_options;
+cs_explain_options cs_explain_defaults(void);
+
+typedef struct cs_explain_result {
+    int resolution, n_tokens, dim, n_classes, width, height;
+    float *pixels;       /* [3, R, R] the normalized input */
+    float *tokens;       /* [n_tokens, dim] the vision tower's output, not normalized */
+    float *similarity;   /* [n_tokens, n_classes] after feature surgery (plain: cosine),
+                            each class its best name */
+    float *maps;         /* [height, width, n_classes] in [0, 1] */
+    cs_redundancy redundant; /* what feature surgery used: CLASSES or EMPTY (AUTO for plain) */
+    float *redundant_features; /* [dim] the empty prompt's ensemble when EMPTY, else NULL */
+} cs_explain_result;
+
+/* Similarity maps of the classes over n inputs (the vision tower sees them
+ * as one batch when they share R). out: n results. */
+cs_status cs_explain(cs_model *m, cs_classes *cl, const cs_input *in, int n,
+                     const cs_explain_options *opts, cs_explain_result *out);
+void cs_explain_result_free(cs_explain_result *r);
+
+/* ---------------------------------------------------------------- points for SAM */
+typedef struct cs_points_options {
+    int resolution;          /* default 0: native */
+    float threshold;         /* t on the min-max map (default 0.8) */
+    cs_redundancy redundant; /* default CS_REDUNDANT_AUTO */
+    int combined;            /* 1: the classes are the texts of one combined target
+                                ("a+b"; needs the empty prompt's redundancy) */
+} cs_points_options;
+cs_points_options cs_points_defaults(void);
+
+typedef struct cs_points_result {
+    int width, height;    /* the size the points refer to */
+    int n_targets;        /* the classes, or 1 when combined */
+    int *offsets;         /* [n_targets + 1]: target i's points are offsets[i] .. offsets[i+1]-1 */
+    int32_t *points;      /* [offsets[n_targets], 2] (x, y): positives first, then negatives */
+    uint8_t *labels;      /* [offsets[n_targets]] 1 positive, 0 negative */
+    cs_redundancy redundant;
+} cs_points_result;
+
+cs_status cs_points(cs_model *m, cs_classes *cl, const cs_input *in, const cs_points_options *opts,
+                    cs_points_result *out);
+void cs_points_result_free(cs_points_result *r);
+
+/* ---------------------------------------------------------------- classify */
+typedef struct cs_classify_options {
+    int resolution;   /* default 0: native */
+    cs_method method; /* SURGERY: row 0 of class-weighted feature surgery; CLIP:
+                         softmax(100 cos) (see cs_multilabel_scores) */
+} cs_classify_options;
+cs_classify_options cs_classify_defaults(void);
+
+/* Multi-label scores [n_classes] of one image. */
+cs_status cs_classify(cs_model *m, cs_classes *cl, const cs_image *img,
+                      const cs_classify_options *opts, float *scores);
+
 /* ---------------------------------------------------------------- label masks (segmentation ground truth) */
 /* labels: [height, width] (free with cs_free). Other PNG kinds (RGB,
  * 16-bit, alpha) are CS_ERR_UNSUPPORTED with a message naming the file. */
@@ -362,11 +592,19 @@ cs_status cs_segment_logits_sliding(cs_model *m, const float *pixels, int h, int
                                     int stride, cs_vision_mode mode, const cs_name_set *names,
                                     int out_h, int out_w, float *logits);
 
+/* The segment job's options (defaults from cs_segment_defaults());
+ * cs_segment_labels reads the last three. */
 typedef struct cs_segment_options {
-    float bg_thresh;   /* > 0: background by probability (see cs_segment_labels) */
-    float logit_scale; /* <= 0: the common training-free protocol's 40 */
-    int bg_class;      /* the label low-confidence pixels get */
+    int resolution;    /* whole-image input R (default 0: native) */
+    cs_method method;  /* default CS_METHOD_SURGERY */
+    int window;        /* > 0: sliding windows of window x window (default 0) */
+    int stride;        /* window stride (default 0: half the window) */
+    int short_side;    /* with windows: resize the short side to this first (default 0: keep) */
+    float bg_thresh;   /* > 0: background by probability (see cs_segment_labels; default 0) */
+    float logit_scale; /* <= 0: the common training-free protocol's 40 (default 40) */
+    int bg_class;      /* the label low-confidence pixels get (default -1: none) */
 } cs_segment_options;
+cs_segment_options cs_segment_defaults(void);
 
 /* Per-pixel labels from logits [n_pixels, n_classes] (n_classes <= 255):
  * the argmax (the first class on ties); with bg_thresh > 0, a pixel whose
@@ -376,6 +614,13 @@ typedef struct cs_segment_options {
  * which pixels fall under the threshold. opts NULL: argmax alone. */
 cs_status cs_segment_labels(const float *logits, size_t n_pixels, int n_classes,
                             const cs_segment_options *opts, uint8_t *labels);
+
+/* The segment job: class labels [img->height, img->width] of one image
+ * (at most 255 classes), each pixel the class whose best name has the
+ * largest raw similarity (cs_segment_logits, or the sliding windows),
+ * background by probability when bg_thresh > 0. */
+cs_status cs_segment(cs_model *m, cs_classes *cl, const cs_image *img, const cs_segment_options *opts,
+                     uint8_t *labels);
 
 /* Multi-label scores [n_classes] from image tokens [n_tokens, dim] (only
  * token 0 is used). surgery: row 0 of the class-weighted feature surgery over
@@ -432,6 +677,16 @@ double cs_explain_threshold(int k);
 /* Binary mIoU (mean of the background and foreground IoUs) of one
  * threshold's counts, and the foreground IoU alone (NaN when undefined). */
 double cs_binary_miou(const int64_t counts[4], double *fg_iou);
+
+/* Eval's per-image scoring. Classes present in a mask [n] (labels < C),
+ * the background class left out (background < 0: none): present[c] 1 or 0. */
+void cs_mask_classes(const uint8_t *mask, size_t n, int C, int background, uint8_t *present);
+/* The explain task on one image: each class present in the mask adds its
+ * map (maps [n, C], cs_explain's) to counts[c] (cs_explain_add against
+ * mask == c, CS_IGNORE_LABEL skipped) and 1 to pairs[c]; mask labels >= C
+ * other than the ignore label are counted into *unknown. */
+void cs_explain_score(const float *maps, int C, const uint8_t *mask, size_t n, int background,
+                      int64_t (*counts)[CS_EXPLAIN_STEPS][4], int64_t *pairs, int64_t *unknown);
 
 /* ---------------------------------------------------------------- label pictures */
 /* The PASCAL VOC colour of a label (bit-interleaved palette; 255 is the

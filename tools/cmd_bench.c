@@ -5,9 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include "args.h"
-#include "base/base.h"
-#include "base/fileio.h"
 #include "cli.h"
 
 static const cli_option k_options[] = {
@@ -127,14 +124,8 @@ static cs_status bench_model(bench *b, const cli_args *a, cs_model *m, const cha
         s = time_image(b, m, name, cs_model_config(m)->image_resolution);
     } else {
         char *copy = cli_xstrdup(res), *save = NULL;
-        for (char *r = strtok_r(copy, ",", &save); r && s == CS_OK; r = strtok_r(NULL, ",", &save)) {
-            char *end;
-            long v = strtol(r, &end, 10);
-            if (*end || v < 16 || v > 4096)
-                s = cs_fail(CS_ERR_ARG, "--res '%s' is not a resolution in 16..4096", r);
-            else
-                s = time_image(b, m, name, (int)v);
-        }
+        for (char *r = strtok_r(copy, ",", &save); r && s == CS_OK; r = strtok_r(NULL, ",", &save))
+            s = time_image(b, m, name, atoi(r)); /* checked already */
         free(copy);
     }
     return s == CS_OK ? time_text(b, m, name) : s;
@@ -162,37 +153,56 @@ static cs_status write_json(const bench *b, const char *path, double load_ms) {
     return cs_atomic_commit(&af);
 }
 
-int cmd_bench(int argc, char **argv) {
-    cli_args a;
+/* --res: resolutions in 16..4096, before anything runs. */
+static int check(const cli_args *a) {
+    const char *res = cli_get(a, "res");
+    if (!res) return 0;
+    char *copy = cli_xstrdup(res), *save = NULL;
+    int rc = 0;
+    for (char *r = strtok_r(copy, ",", &save); r && !rc; r = strtok_r(NULL, ",", &save)) {
+        char *end;
+        long v = strtol(r, &end, 10);
+        if (*end || v < 16 || v > 4096) {
+            cli_error("--res '%s' is not a resolution in 16..4096", r);
+            rc = CLI_EXIT_USAGE;
+        }
+    }
+    free(copy);
+    return rc;
+}
+
+static int run(cli_ctx *c) {
+    const cli_args *a = &c->a;
     int rc;
-    if (cli_parse(&a, k_options, sizeof k_options / sizeof *k_options, k_usage, argc, argv, &rc))
-        return rc;
-    if ((rc = cli_no_positional(&a))) return rc;
     bench b = {0};
-    if (!cli_int(&a, "runs", 5, 1, 1000, &b.runs) || !cli_int(&a, "batch", 1, 1, 64, &b.batch))
+    cs_precision precision;
+    if (!cli_int(a, "runs", 5, 1, 1000, &b.runs) || !cli_int(a, "batch", 1, 1, 64, &b.batch) ||
+        !cli_precision(a, &precision))
         return CLI_EXIT_USAGE;
-    cli_set_threads(cli_get(&a, "threads"));
     b.peak = cs_gemm_peak_gflops(2048, 5);
     printf("threads %d, GEMM peak (2048^3 sgemm, median of 5): %.1f GFLOP/s\n", cs_get_threads(), b.peak);
     printf("%-16s %-15s %5s %10s %10s %8s %9s %9s\n", "model", "stage", "res", "median ms", "min ms",
            "GFLOP", "GFLOP/s", "x peak");
     double load_ms = -1;
     cs_status s = CS_OK;
-    if (cli_has(&a, "model")) {
+    if (cli_has(a, "model")) {
         cs_model *m;
         double t0 = cs_now();
-        if ((rc = cli_load_model(&a, &m))) return rc;
+        if ((rc = cli_load_model(a, &m))) {
+            free(b.figs);
+            return rc;
+        }
         load_ms = (cs_now() - t0) * 1e3;
         printf("model load: %.1f ms\n", load_ms);
-        s = bench_model(&b, &a, m, cli_get(&a, "model"));
+        s = bench_model(&b, a, m, cli_get(a, "model"));
         cs_model_free(m);
     } else {
-        char *archs = cli_xstrdup(cli_get(&a, "arch") ? cli_get(&a, "arch") : "ViT-B/16"), *save = NULL;
+        char *archs = cli_xstrdup(cli_get(a, "arch") ? cli_get(a, "arch") : "ViT-B/16"), *save = NULL;
         for (char *arch = strtok_r(archs, ",", &save); arch && s == CS_OK; arch = strtok_r(NULL, ",", &save)) {
             cs_model *m = NULL;
             s = cs_model_synthetic(arch, &m);
-            if (s == CS_OK) s = cli_apply_precision(&a, m);
-            if (s == CS_OK) s = bench_model(&b, &a, m, arch);
+            if (s == CS_OK) s = cs_model_set_precision(m, precision);
+            if (s == CS_OK) s = bench_model(&b, a, m, arch);
             cs_model_free(m);
         }
         free(archs);
@@ -200,7 +210,12 @@ int cmd_bench(int argc, char **argv) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("peak RSS %.0f MB\n", ru.ru_maxrss / 1024.0);
-    if (s == CS_OK && cli_has(&a, "json")) s = write_json(&b, cli_get(&a, "json"), load_ms);
+    if (s == CS_OK && cli_has(a, "json")) s = write_json(&b, cli_get(a, "json"), load_ms);
     free(b.figs);
     return s == CS_OK ? 0 : cli_fail(s);
 }
+
+const cli_command cmd_bench = {
+    "bench", "speed against this machine's GEMM peak (synthetic or given models)", CLI_OPTIONS(k_options), k_usage,
+    0, check, run,
+};

@@ -1,6 +1,5 @@
 /* clip-surgery convert: any loadable model to safetensors under OpenAI names. */
 #include <string.h>
-#include "args.h"
 #include "cli.h"
 
 static const cli_option k_options[] = {
@@ -17,14 +16,11 @@ static const char k_usage[] =
     "Hugging Face folders, safetensors) as safetensors with OpenAI names, to be memory-mapped later.\n"
     "Example: clip-surgery convert ViT-B/16 -o ViT-B-16.safetensors";
 
-int cmd_convert(int argc, char **argv) {
-    cli_args a;
-    int rc;
-    if (cli_parse(&a, k_options, sizeof k_options / sizeof *k_options, k_usage, argc, argv, &rc))
-        return rc;
-    const char *out = cli_get(&a, "output"), *dtype = cli_get(&a, "dtype");
-    if (a.n_positional == 1 && !cli_has(&a, "model")) cli_set(&a, "model", a.positional[0]);
-    if (!out || !cli_has(&a, "model") || a.n_positional > 1) {
+static int run(cli_ctx *c) {
+    cli_args *a = &c->a;
+    const char *out = cli_get(a, "output"), *dtype = cli_get(a, "dtype");
+    if (a->n_positional == 1 && !cli_has(a, "model")) cli_set(a, "model", a->positional[0]);
+    if (!out || !cli_has(a, "model") || a->n_positional > 1) {
         cli_error("convert needs one input model and -o OUT.safetensors (see --help)");
         return CLI_EXIT_USAGE;
     }
@@ -32,9 +28,14 @@ int cmd_convert(int argc, char **argv) {
         cli_error("--dtype '%s' is not f32 or f16", dtype);
         return CLI_EXIT_USAGE;
     }
-    cs_model *m;
-    if ((rc = cli_load_model(&a, &m))) return rc;
-    cs_status s = cs_model_save(m, out, dtype && !strcmp(dtype, "f16"));
-    cs_model_free(m);
+    int rc = cli_load_model(a, &c->m);
+    if (rc) return rc;
+    cs_status s = cs_model_save(c->m, out, dtype && !strcmp(dtype, "f16"));
     return s == CS_OK ? 0 : cli_fail(s);
 }
+
+/* The input model may be positional, so the body opens it. */
+const cli_command cmd_convert = {
+    "convert", "write a model as safetensors (OpenAI names, f32 or f16)", CLI_OPTIONS(k_options), k_usage,
+    CLI_POSITIONAL, NULL, run,
+};

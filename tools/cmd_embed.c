@@ -4,10 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cjson/cJSON.h>
-#include "args.h"
-#include "base/fileio.h"
 #include "cli.h"
-#include "formats/npy.h"
 
 static const cli_option k_options[] = {
     {"raw", NULL, "encode texts as they are (no templates): projected end-token features", 0},
@@ -91,8 +88,8 @@ static int tokenize_texts(cs_tokenizer *tok, char **texts, int n, int context, i
         }
         if (s != CS_OK) {
             free(row);
-            cs_error_prefix("text %d", i + 1);
-            return cli_fail(s);
+            cli_error("text %d: %s", i + 1, cs_last_error());
+            return s == CS_ERR_NOMEM ? CLI_EXIT_RUNTIME : CLI_EXIT_USAGE;
         }
         memset(ids + (size_t)i * context, 0, sizeof(int32_t) * (size_t)context);
         memcpy(ids + (size_t)i * context, row, sizeof(int32_t) * (size_t)count);
@@ -123,7 +120,10 @@ static int embed_raw(const cli_args *a, cs_model *m, const char *out) {
         char *storage, **texts;
         cs_tokenizer *tok = NULL;
         rc = read_texts(texts_path, &storage, &texts, &n);
-        if (!rc) rc = cli_load_tokenizer(a, &tok);
+        if (!rc) {
+            cs_status s = cs_model_tokenizer(m, &tok);
+            if (s != CS_OK) rc = cli_fail(s);
+        }
         if (!rc) {
             ids.data = cli_xmalloc(sizeof(int32_t) * (size_t)(n ? n : 1) * context);
             rc = tokenize_texts(tok, texts, n, context, ids.data);
@@ -131,7 +131,6 @@ static int embed_raw(const cli_args *a, cs_model *m, const char *out) {
         for (int i = 0; texts && i < n; i++) free(texts[i]);
         free(texts);
         cs_free(storage);
-        cs_tokenizer_free(tok);
     }
     float *feat = rc ? NULL : cli_xmalloc(sizeof(float) * (size_t)(n ? n : 1) * c->embed_dim);
     if (!rc) {
@@ -148,37 +147,50 @@ static int embed_raw(const cli_args *a, cs_model *m, const char *out) {
     return rc;
 }
 
+/* One row per class: a class with synonyms is embedded by its first name
+ * here (the rows are what --class-embeddings takes, one per class). */
 static int embed_classes(const cli_args *a, cs_model *m, const char *out) {
-    cli_class_set cl;
-    int rc = cli_class_set_load(a, m, 0, &cl);
+    cs_classes *parsed = NULL, *cl = NULL;
+    cs_status s = cs_classes_parse(cli_get(a, "classes"), &parsed);
+    if (s != CS_OK) return cli_fail(s);
+    int C = cs_classes_count(parsed);
+    const char **first = cli_xcalloc((size_t)C, sizeof *first);
+    for (int c = 0; c < C; c++) first[c] = cs_classes_name(parsed, c);
+    if (cs_classes_num_names(parsed) > C)
+        cli_note("note: some classes have synonyms; embed writes one row per class, from its first name");
+    s = cs_classes_from_names(first, C, &cl);
+    free(first);
+    int rc = s == CS_OK ? 0 : cli_fail(s);
+    if (!rc && (s = cs_classes_set_templates(cl, cli_get(a, "templates"))) != CS_OK) rc = cli_fail(s);
+    if (!rc && (s = cs_classes_embed(cl, m, NULL, NULL)) != CS_OK) rc = cli_fail(s);
     if (!rc) {
-        int64_t shape[2] = {cl.C, cl.D};
-        cs_status s = cs_npy_write(out, CS_DT_F32, 2, shape, cl.emb);
+        int64_t shape[2] = {C, cs_classes_dim(cl)};
+        s = cs_npy_write(out, CS_DT_F32, 2, shape, cs_classes_embeddings(cl));
         if (s != CS_OK) rc = cli_fail(s);
     }
-    cli_class_set_free(&cl);
+    cs_classes_free(cl);
+    cs_classes_free(parsed);
     return rc;
 }
 
-int cmd_embed(int argc, char **argv) {
-    cli_args a;
-    int rc;
-    if (cli_parse(&a, k_options, sizeof k_options / sizeof *k_options, k_usage, argc, argv, &rc))
-        return rc;
-    if ((rc = cli_no_positional(&a))) return rc;
-    const char *out = cli_get(&a, "output");
-    if (!out) {
+static int check(const cli_args *a) {
+    if (!cli_has(a, "output")) {
         cli_error("-o OUT.npy is required");
         return CLI_EXIT_USAGE;
     }
-    if (cli_has(&a, "raw") == cli_has(&a, "classes")) {
+    if (cli_has(a, "raw") == cli_has(a, "classes")) {
         cli_error("give either --raw (with --texts or --ids) or --classes LIST");
         return CLI_EXIT_USAGE;
     }
-    cli_set_threads(cli_get(&a, "threads"));
-    cs_model *m;
-    if ((rc = cli_load_model(&a, &m))) return rc;
-    rc = cli_has(&a, "raw") ? embed_raw(&a, m, out) : embed_classes(&a, m, out);
-    cs_model_free(m);
-    return rc;
+    return 0;
 }
+
+static int run(cli_ctx *c) {
+    const char *out = cli_get(&c->a, "output");
+    return cli_has(&c->a, "raw") ? embed_raw(&c->a, c->m, out) : embed_classes(&c->a, c->m, out);
+}
+
+const cli_command cmd_embed = {
+    "embed", "text embeddings (raw texts or prompt-ensembled classes)", CLI_OPTIONS(k_options), k_usage,
+    CLI_MODEL, check, run,
+};

@@ -1,13 +1,11 @@
 /* clip-surgery eval: segmentation mIoU, multi-label mAP and explainability
  * mIoU over a dataset, with CLIP Surgery or plain CLIP; --shard K/N and
  * --merge spread a dataset over machines. */
-#include "clip_surgery.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "base/fileio.h"
 #include "eval.h"
 
 static const cli_option k_options[] = {
@@ -56,8 +54,9 @@ static const char k_usage[] =
 
 typedef struct eval_run {
     eval_task task;
-    seg_settings st;
-    seg_classes sc;
+    cs_segment_options so; /* seg; its resolution and method serve every task */
+    int R;                 /* the resolution in effect */
+    cs_classes *cl;
     cs_model *m;
     const char *save_dir;
 } eval_run;
@@ -93,22 +92,22 @@ static void add_setting(cJSON *o, const cli_args *a, const char *name) {
  * each other. */
 static cJSON *settings_json(const cli_args *a, const eval_run *r, const eval_dataset *d) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "method", r->st.surgery ? "surgery" : "clip");
+    cJSON_AddStringToObject(o, "method", r->so.method == CS_METHOD_SURGERY ? "surgery" : "clip");
     cJSON_AddStringToObject(o, "dataset", d->spec);
     const char *names[] = {"model", "class-list", "class-embeddings", "templates", "images", "image-suffix",
                            "mask-suffix", "labels", "limit"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) add_setting(o, a, names[i]);
-    cJSON_AddNumberToObject(o, "resolution", r->st.R);
-    if (r->task == EVAL_SEG && r->st.window) {
-        cJSON_AddNumberToObject(o, "window", r->st.window);
-        cJSON_AddNumberToObject(o, "stride", r->st.stride);
-        cJSON_AddNumberToObject(o, "short_side", r->st.short_side);
+    cJSON_AddNumberToObject(o, "resolution", r->R);
+    if (r->task == EVAL_SEG && r->so.window) {
+        cJSON_AddNumberToObject(o, "window", r->so.window);
+        cJSON_AddNumberToObject(o, "stride", r->so.stride);
+        cJSON_AddNumberToObject(o, "short_side", r->so.short_side);
     }
-    if (r->task == EVAL_SEG && r->st.opts.bg_thresh > 0.0f) {
-        cJSON_AddNumberToObject(o, "bg_thresh", r->st.opts.bg_thresh);
-        cJSON_AddNumberToObject(o, "logit_scale", r->st.opts.logit_scale);
+    if (r->task == EVAL_SEG && r->so.bg_thresh > 0.0f) {
+        cJSON_AddNumberToObject(o, "bg_thresh", r->so.bg_thresh);
+        cJSON_AddNumberToObject(o, "logit_scale", r->so.logit_scale);
     }
-    if (r->sc.background >= 0) cJSON_AddStringToObject(o, "background", r->sc.names[r->sc.background]);
+    if (r->so.bg_class >= 0) cJSON_AddStringToObject(o, "background", cs_classes_name(r->cl, r->so.bg_class));
     return o;
 }
 
@@ -137,15 +136,6 @@ static int load_pair(const eval_dataset *d, const eval_item *it, int need_mask, 
     return 0;
 }
 
-/* Classes present in a mask, other than the background class (and ignore
- * or unknown labels): EVAL_POSITIVE, else EVAL_NEGATIVE. */
-static void mask_classes(const uint8_t *mask, size_t n, int C, int background, uint8_t *present) {
-    memset(present, EVAL_NEGATIVE, (size_t)C);
-    for (size_t i = 0; i < n; i++)
-        if (mask[i] < C) present[mask[i]] = EVAL_POSITIVE;
-    if (background >= 0) present[background] = EVAL_NEGATIVE;
-}
-
 /* An image's multi-label ground truth from its given labels. */
 static void label_truth(const eval_item *it, int C, uint8_t *truth) {
     memset(truth, EVAL_NEGATIVE, (size_t)C);
@@ -166,7 +156,7 @@ static int save_prediction(const char *dir, const char *name, const uint8_t *lab
  * that would repeat on every image (the model, the output folder). */
 static int eval_item_run(const eval_run *r, const eval_dataset *d, int index, eval_acc *acc) {
     const eval_item *it = &d->items[index];
-    int C = r->sc.C, rc = 0, need_mask = r->task != EVAL_MULTILABEL || it->n_labels < 0;
+    int C = cs_classes_count(r->cl), need_mask = r->task != EVAL_MULTILABEL || it->n_labels < 0;
     char why[1024];
     cs_image img = {0};
     uint8_t *mask;
@@ -175,35 +165,35 @@ static int eval_item_run(const eval_run *r, const eval_dataset *d, int index, ev
         return 0;
     }
     size_t n = (size_t)img.width * img.height;
-    uint8_t *present = cli_xcalloc((size_t)C, 1);
+    cs_status s = CS_OK;
+    int rc = 0;
     if (r->task == EVAL_SEG) {
         uint8_t *labels = cli_xmalloc(n);
-        rc = seg_predict(r->m, &r->st, &r->sc, &img, labels);
-        cs_status s = rc ? CS_OK : cs_confusion_add(acc->conf, C, mask, labels, n, CS_IGNORE_LABEL, &acc->unknown_pixels);
-        if (s != CS_OK) rc = cli_fail(s);
-        if (!rc && r->save_dir) rc = save_prediction(r->save_dir, it->name, labels, img.width, img.height);
+        s = cs_segment(r->m, r->cl, &img, &r->so, labels);
+        if (s == CS_OK) s = cs_confusion_add(acc->conf, C, mask, labels, n, CS_IGNORE_LABEL, &acc->unknown_pixels);
+        if (s == CS_OK && r->save_dir) rc = save_prediction(r->save_dir, it->name, labels, img.width, img.height);
         free(labels);
     } else if (r->task == EVAL_EXPLAIN) {
-        float *maps = cli_xmalloc(sizeof(float) * n * C);
-        rc = seg_explain_maps(r->m, r->st.surgery, r->st.R, &r->sc, &img, maps);
-        mask_classes(mask, n, C, r->sc.background, present);
-        for (int c = 0; !rc && c < C; c++) {
-            if (!present[c]) continue;
-            cs_explain_add(maps + c, C, mask, n, c, CS_IGNORE_LABEL, acc->counts[c]);
-            acc->pairs[c]++;
-        }
-        for (size_t i = 0; i < n; i++) acc->unknown_pixels += mask[i] >= C && mask[i] != CS_IGNORE_LABEL;
-        free(maps);
+        cs_explain_options o = {.resolution = r->R, .method = r->so.method, .redundant = CS_REDUNDANT_AUTO};
+        cs_input in = {.image = &img};
+        cs_explain_result res;
+        s = cs_explain(r->m, r->cl, &in, 1, &o, &res);
+        if (s == CS_OK)
+            cs_explain_score(res.maps, C, mask, n, r->so.bg_class, acc->counts, acc->pairs, &acc->unknown_pixels);
+        cs_explain_result_free(&res);
     } else {
         float *scores = cli_xmalloc(sizeof(float) * C);
+        uint8_t *present = cli_xcalloc((size_t)C, 1);
         if (it->n_labels >= 0) label_truth(it, C, present);
-        else mask_classes(mask, n, C, r->sc.background, present);
-        rc = seg_classify(r->m, r->st.surgery, r->st.R, &r->sc, &img, scores);
-        if (!rc) eval_acc_predict(acc, index, it->name, scores, present);
+        else cs_mask_classes(mask, n, C, r->so.bg_class, present);
+        cs_classify_options o = {.resolution = r->R, .method = r->so.method};
+        s = cs_classify(r->m, r->cl, &img, &o, scores);
+        if (s == CS_OK) eval_acc_predict(acc, index, it->name, scores, present);
         free(scores);
+        free(present);
     }
+    if (s != CS_OK) rc = cli_fail(s);
     if (!rc) acc->evaluated++;
-    free(present);
     cs_free(mask);
     cs_image_free(&img);
     return rc;
@@ -227,7 +217,11 @@ static int run_dataset(const cli_args *a, eval_run *r, eval_dataset *d, eval_acc
     if (rc) return rc;
     int listed = limit < d->n ? limit : d->n, step = n ? n : 1, total = 0;
     for (int i = k; i < listed; i += step) total++;
-    eval_acc_init(acc, r->task, r->sc.C, r->sc.names, settings_json(a, r, d));
+    int C = cs_classes_count(r->cl);
+    char **names = cli_xcalloc((size_t)C, sizeof *names);
+    for (int c = 0; c < C; c++) names[c] = (char *)cs_classes_name(r->cl, c);
+    eval_acc_init(acc, r->task, C, names, settings_json(a, r, d));
+    free(names);
     acc->listed = listed;
     acc->shard_k = k;
     acc->shard_n = n;
@@ -244,27 +238,29 @@ static int run_dataset(const cli_args *a, eval_run *r, eval_dataset *d, eval_acc
     return rc;
 }
 
-/* The class list: --class-list, else labels.json's names; --class-embeddings
- * as given. */
+/* The class list: --class-list, else the dataset's own names;
+ * --class-embeddings as given. At most 255 classes (a label PNG's). */
 static int load_classes(const cli_args *a, eval_run *r, const eval_dataset *d) {
     char *list = NULL;
+    int rc = 0;
     if (cli_has(a, "class-list")) {
         list = cli_xmalloc(strlen(cli_get(a, "class-list")) + 2);
         sprintf(list, "@%s", cli_get(a, "class-list"));
     } else if (d->n_names && !cli_has(a, "class-embeddings")) {
-        size_t len = 1;
-        for (int c = 0; c < d->n_names; c++) len += strlen(d->names[c]) + 1;
-        list = cli_xcalloc(len, 1);
-        for (int c = 0; c < d->n_names; c++) {
-            if (c) strcat(list, ",");
-            strcat(list, d->names[c]);
-        }
+        cs_status s = cs_classes_from_names((const char *const *)d->names, d->n_names, &r->cl);
+        if (s == CS_OK) s = cs_classes_set_templates(r->cl, cli_get(a, "templates"));
+        if (s == CS_OK) s = cs_classes_embed(r->cl, r->m, NULL, NULL);
+        rc = s == CS_OK ? 0 : cli_fail(s);
     } else if (!cli_has(a, "class-embeddings")) {
         cli_error("eval needs --class-list FILE (or --class-embeddings; or a dataset that names its classes)");
         return CLI_EXIT_USAGE;
     }
-    int rc = seg_classes_load(a, r->m, list, &r->sc);
+    if (!r->cl && !rc) rc = cli_classes_load(a, r->m, list, 0, &r->cl);
     free(list);
+    if (!rc && cs_classes_count(r->cl) > 255) {
+        cli_error("%d classes; at most 255 fit a label PNG", cs_classes_count(r->cl));
+        rc = CLI_EXIT_USAGE;
+    }
     return rc;
 }
 
@@ -295,12 +291,13 @@ static int evaluate(const cli_args *a) {
     }
     rc = cli_load_model(a, &r.m);
     if (!rc) rc = load_classes(a, &r, &d);
-    if (!rc) rc = seg_settings_parse(a, r.m, &r.sc, &r.st);
-    if (!rc) rc = eval_dataset_resolve_labels(&d, &r.sc);
+    if (!rc) rc = cli_segment_options(a, r.cl, &r.so);
+    r.R = r.so.resolution ? r.so.resolution : (r.m ? cs_model_config(r.m)->image_resolution : 0);
+    if (!rc) rc = eval_dataset_resolve_labels(&d, r.cl);
     if (!rc) rc = run_dataset(a, &r, &d, &acc);
     if (!rc) rc = eval_report(&acc, cli_get(a, "report"));
     eval_acc_free(&acc);
-    seg_classes_free(&r.sc);
+    cs_classes_free(r.cl);
     eval_dataset_free(&d);
     if (r.m) cs_model_free(r.m);
     return rc;
@@ -318,16 +315,16 @@ static int merge(const cli_args *a) {
     return rc;
 }
 
-int cmd_eval(int argc, char **argv) {
-    cli_args a;
-    int rc;
-    if (cli_parse(&a, k_options, sizeof k_options / sizeof *k_options, k_usage, argc, argv, &rc))
-        return rc;
-    if (cli_has(&a, "merge")) return merge(&a);
-    if (a.n_positional) {
-        cli_error("unexpected argument '%s' (partial reports go with --merge)", a.positional[0]);
+static int run(cli_ctx *c) {
+    if (cli_has(&c->a, "merge")) return merge(&c->a);
+    if (c->a.n_positional) {
+        cli_error("unexpected argument '%s' (partial reports go with --merge)", c->a.positional[0]);
         return CLI_EXIT_USAGE;
     }
-    cli_set_threads(cli_get(&a, "threads"));
-    return evaluate(&a);
+    return evaluate(&c->a);
 }
+
+const cli_command cmd_eval = {
+    "eval", "mIoU / mAP / explainability mIoU over a dataset", CLI_OPTIONS(k_options), k_usage, CLI_POSITIONAL,
+    NULL, run,
+};

@@ -2,13 +2,12 @@
  * class with the largest raw cosine similarity of the surgery tokens
  * (DESIGN.md section 4), written as a class-index PNG, optionally a colour
  * PNG with a legend and an overlay on the image. */
-#include "clip_surgery.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "seg.h"
+#include "cli.h"
 
 static const cli_option k_options[] = {
     {"image", "FILE", "input image (JPEG/PNG)", 0},
@@ -36,13 +35,16 @@ static const char k_usage[] =
     "(surgery path, no feature surgery), upsampled bilinearly to the image; with --bg-thresh, pixels\n"
     "whose softmax(logit-scale x similarity) maximum is below P get the background class.";
 
-static int write_color(const char *path, const uint8_t *labels, int W, int H, const seg_classes *sc) {
-    const char *const *names = (const char *const *)sc->names;
-    int strip = cs_legend_height(W, labels, (size_t)W * H, names, sc->C);
+static int write_color(const char *path, const uint8_t *labels, int W, int H, const cs_classes *cl) {
+    int C = cs_classes_count(cl);
+    const char **names = cli_xcalloc((size_t)C, sizeof *names);
+    for (int c = 0; c < C; c++) names[c] = cs_classes_name(cl, c);
+    int strip = cs_legend_height(W, labels, (size_t)W * H, names, C);
     uint8_t *rgb = cli_xmalloc((size_t)W * (H + strip) * 3);
-    cs_colorize_labels(labels, W, H, names, sc->C, rgb);
+    cs_colorize_labels(labels, W, H, names, C, rgb);
     cs_status s = cs_png_write(path, W, H + strip, 3, rgb);
     free(rgb);
+    free(names);
     return s == CS_OK ? 0 : cli_fail(s);
 }
 
@@ -65,13 +67,14 @@ static int write_overlay(const char *path, const uint8_t *labels, const cs_image
  * one is complete are they renamed over their names (so a file already at
  * -o stays as it was until its replacement is whole). A failure removes
  * only this run's temporaries. */
-static int segment_image(const cli_args *a, cs_model *m, const seg_settings *st, const seg_classes *sc) {
+static int segment_image(const cli_args *a, cs_model *m, const cs_segment_options *o, cs_classes *cl) {
     static const char *const outputs[3] = {"output", "color", "overlay"};
     cs_image img = {0};
     cs_status s = cs_image_load(cli_get(a, "image"), cli_image_options(), &img);
     if (s != CS_OK) return cli_fail(s);
     uint8_t *labels = cli_xmalloc((size_t)img.width * img.height);
-    int rc = seg_predict(m, st, sc, &img, labels), written = 0;
+    s = cs_segment(m, cl, &img, o, labels);
+    int rc = s == CS_OK ? 0 : cli_fail(s), written = 0;
     char tmp[3][4200];
     for (int i = 0; i < 3 && !rc; i++) {
         if (!cli_has(a, outputs[i])) continue;
@@ -80,7 +83,7 @@ static int segment_image(const cli_args *a, cs_model *m, const seg_settings *st,
             s = cs_png_write(tmp[i], img.width, img.height, 1, labels);
             rc = s == CS_OK ? 0 : cli_fail(s);
         } else if (i == 1) {
-            rc = write_color(tmp[i], labels, img.width, img.height, sc);
+            rc = write_color(tmp[i], labels, img.width, img.height, cl);
         } else {
             rc = write_overlay(tmp[i], labels, &img);
         }
@@ -100,26 +103,25 @@ static int segment_image(const cli_args *a, cs_model *m, const seg_settings *st,
     return rc;
 }
 
-int cmd_segment(int argc, char **argv) {
-    cli_args a;
-    int rc;
-    if (cli_parse(&a, k_options, sizeof k_options / sizeof *k_options, k_usage, argc, argv, &rc))
-        return rc;
-    if ((rc = cli_no_positional(&a))) return rc;
-    if (!cli_has(&a, "output") || !cli_has(&a, "image") ||
-        cli_has(&a, "classes") + cli_has(&a, "class-embeddings") != 1) {
+static int check(const cli_args *a) {
+    if (!cli_has(a, "output") || !cli_has(a, "image") || cli_has(a, "classes") + cli_has(a, "class-embeddings") != 1) {
         cli_error("segment needs --image FILE, -o LABELS.png and one of --classes, --class-embeddings (see --help)");
         return CLI_EXIT_USAGE;
     }
-    cli_set_threads(cli_get(&a, "threads"));
-    cs_model *m;
-    if ((rc = cli_load_model(&a, &m))) return rc;
-    seg_classes sc;
-    seg_settings st;
-    rc = seg_classes_load(&a, m, NULL, &sc);
-    if (!rc) rc = seg_settings_parse(&a, m, &sc, &st);
-    if (!rc) rc = segment_image(&a, m, &st, &sc);
-    seg_classes_free(&sc);
-    cs_model_free(m);
+    return 0;
+}
+
+static int run(cli_ctx *c) {
+    cs_classes *cl;
+    cs_segment_options o;
+    int rc = cli_classes_load(&c->a, c->m, NULL, 0, &cl);
+    if (!rc) rc = cli_segment_options(&c->a, cl, &o);
+    if (!rc) rc = segment_image(&c->a, c->m, &o, cl);
+    cs_classes_free(cl);
     return rc;
 }
+
+const cli_command cmd_segment = {
+    "segment", "open-vocabulary semantic segmentation (class-index and colour PNGs)", CLI_OPTIONS(k_options),
+    k_usage, CLI_MODEL, check, run,
+};

@@ -7,8 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "args.h"
-#include "base/base.h"
 #include "cli.h"
 
 #define MAX_CONTEXT 1000000
@@ -53,23 +51,21 @@ static int tokenize_all(cs_tokenizer *tok, const tokenize_opts *o, int32_t *ids,
             return CLI_EXIT_USAGE;
         }
         if (s != CS_OK) {
-            cs_error_prefix("TEXT %d", t + 1);
-            return cli_fail(s);
+            cli_error("TEXT %d: %s", t + 1, cs_last_error());
+            return s == CS_ERR_NOMEM ? CLI_EXIT_RUNTIME : CLI_EXIT_USAGE;
         }
     }
     return 0;
 }
 
-int cmd_tokenize(int argc, char **argv) {
-    cli_args a;
+static int run(cli_ctx *c) {
+    const cli_args *a = &c->a;
     int rc;
-    if (cli_parse(&a, k_options, sizeof k_options / sizeof *k_options, k_usage, argc, argv, &rc))
-        return rc;
     tokenize_opts o = {0};
-    if (!cli_int(&a, "context", 77, 1, MAX_CONTEXT, &o.context)) return CLI_EXIT_USAGE;
-    o.truncate = cli_has(&a, "truncate");
-    o.texts = a.positional;
-    o.n_texts = a.n_positional;
+    if (!cli_int(a, "context", 77, 1, MAX_CONTEXT, &o.context)) return CLI_EXIT_USAGE;
+    o.truncate = cli_has(a, "truncate");
+    o.texts = a->positional;
+    o.n_texts = a->n_positional;
     if (o.n_texts == 0) {
         cli_error("no TEXT given (see 'clip-surgery tokenize --help')");
         return CLI_EXIT_USAGE;
@@ -81,7 +77,7 @@ int cmd_tokenize(int argc, char **argv) {
         cli_error("out of memory for %d texts", o.n_texts);
         rc = CLI_EXIT_RUNTIME;
     } else {
-        rc = cli_load_tokenizer(&a, &tok);
+        rc = cli_load_tokenizer(a, &tok);
     }
     if (rc == 0) rc = tokenize_all(tok, &o, ids, counts);
     for (int t = 0; rc == 0 && t < o.n_texts; t++) print_ids(ids + (size_t)t * o.context, counts[t]);
@@ -94,3 +90,7 @@ int cmd_tokenize(int argc, char **argv) {
     free(counts);
     return rc;
 }
+
+const cli_command cmd_tokenize = {
+    "tokenize", "print CLIP BPE token ids of texts", CLI_OPTIONS(k_options), k_usage, CLI_POSITIONAL, NULL, run,
+};

@@ -1,6 +1,6 @@
-/* What several subcommands share: loading models, vocabularies, class lists
- * and templates. Each function prints its own one-line error and returns an
- * exit code (0 on success). */
+/* What several subcommands share: errors, allocation, notes, opening the
+ * model, the images of --image. Each function prints its own one-line
+ * error and returns an exit code (0 on success). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,8 +9,6 @@
 #include <strings.h>
 #include <dirent.h>
 #include <sys/stat.h>
-#include "base/fileio.h"
-#include "args.h"
 #include "cli.h"
 
 void cli_error(const char *fmt, ...) {
@@ -59,114 +57,6 @@ char *cli_xstrdup(const char *s) {
     return memcpy(cli_xrealloc(NULL, n), s, n);
 }
 
-static int file_exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-static char *trim(char *s) {
-    while (*s == ' ' || *s == '\t' || *s == '\r') s++;
-    char *e = s + strlen(s);
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r')) *--e = 0;
-    return s;
-}
-
-void cli_classes_free(cli_classes *c) {
-    for (int i = 0; i < c->n; i++) {
-        for (int k = 0; k < c->n_syn[i]; k++) free(c->syn[i][k]);
-        free(c->syn[i]);
-    }
-    free(c->names);
-    free(c->n_syn);
-    free(c->syn);
-    memset(c, 0, sizeof *c);
-}
-
-/* Add one class from "a,b,c" (synonyms when from a file, else one name). */
-static int add_class(cli_classes *c, char *text, int synonyms) {
-    char **syn = NULL;
-    int n = 0;
-    for (char *save = NULL, *tok = synonyms ? strtok_r(text, ",", &save) : text; tok;
-         tok = synonyms ? strtok_r(NULL, ",", &save) : NULL) {
-        char *name = trim(tok);
-        if (!*name) continue;
-        syn = cli_xrealloc(syn, sizeof *syn * (size_t)(n + 1));
-        syn[n++] = cli_xstrdup(name);
-    }
-    if (!n) return 0;
-    c->names = cli_xrealloc(c->names, sizeof *c->names * (size_t)(c->n + 1));
-    c->n_syn = cli_xrealloc(c->n_syn, sizeof *c->n_syn * (size_t)(c->n + 1));
-    c->syn = cli_xrealloc(c->syn, sizeof *c->syn * (size_t)(c->n + 1));
-    c->names[c->n] = syn[0];
-    c->n_syn[c->n] = n;
-    c->syn[c->n++] = syn;
-    return 0;
-}
-
-int cli_parse_classes(const char *list, cli_classes *out) {
-    memset(out, 0, sizeof *out);
-    char *text;
-    size_t len;
-    int from_file = list[0] == '@';
-    if (from_file) {
-        cs_status s = cs_read_file(list + 1, 16 << 20, &text, &len);
-        if (s != CS_OK) return cli_fail(s);
-    } else {
-        text = cli_xstrdup(list);
-    }
-    char *save = NULL;
-    for (char *item = strtok_r(text, from_file ? "\n" : ",", &save); item;
-         item = strtok_r(NULL, from_file ? "\n" : ",", &save))
-        add_class(out, item, from_file);
-    if (from_file) cs_free(text);
-    else free(text);
-    if (out->n == 0) {
-        cli_error("--classes '%s' names no class", list);
-        return CLI_EXIT_USAGE;
-    }
-    return 0;
-}
-
-int cli_load_templates(const char *spec, char **storage, const char ***templates, int *n) {
-    *storage = NULL;
-    *templates = NULL;
-    *n = 0;
-    if (!spec || !strcmp(spec, "default")) {
-        *templates = (const char **)cs_default_templates;
-        *n = CS_NUM_DEFAULT_TEMPLATES;
-        return 0;
-    }
-    if (!strcmp(spec, "none")) return 0;
-    size_t len;
-    cs_status s = cs_read_file(spec, 16 << 20, storage, &len);
-    if (s != CS_OK) return cli_fail(s);
-    const char **list = NULL;
-    int count = 0;
-    char *save = NULL;
-    for (char *line = strtok_r(*storage, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        line = trim(line);
-        if (!*line) continue;
-        if (!strstr(line, "{}")) {
-            cli_error("%s: template '%s' has no '{}' for the class name", spec, line);
-            free(list);
-            cs_free(*storage);
-            *storage = NULL;
-            return CLI_EXIT_USAGE;
-        }
-        list = cli_xrealloc(list, sizeof *list * (size_t)(count + 1));
-        list[count++] = line;
-    }
-    if (!count) {
-        cli_error("%s: no templates in the file", spec);
-        cs_free(*storage);
-        *storage = NULL;
-        return CLI_EXIT_USAGE;
-    }
-    *templates = list;
-    *n = count;
-    return 0;
-}
-
 static int g_quiet;
 
 void cli_set_quiet(int quiet) { g_quiet = quiet; }
@@ -201,74 +91,85 @@ void cli_note(const char *fmt, ...) {
 }
 
 /* A progress bar on stderr for downloads (none with --quiet). */
-static void download_progress(void *ctx, int64_t done, int64_t total) {
+static void download_progress(void *ctx, const char *what, int64_t done, int64_t total) {
     static int last = -1;
     if (g_quiet) return;
     int pct = total > 0 ? (int)(100 * done / total) : -1;
     if (pct == last) return;
     last = pct;
     if (total > 0)
-        fprintf(stderr, "\rdownloading %s: %3d%% (%lld of %lld MB)%s", (const char *)ctx, pct,
-                (long long)(done >> 20), (long long)(total >> 20), done == total ? "\n" : "");
+        fprintf(stderr, "\rdownloading %s: %3d%% (%lld of %lld MB)%s", what, pct, (long long)(done >> 20),
+                (long long)(total >> 20), done == total ? "\n" : "");
 }
 
-cs_status cli_apply_precision(const cli_args *a, cs_model *m) {
-    const char *p = cli_get(a, "precision");
-    if (!p || !strcmp(p, "fp32")) return CS_OK;
-    if (strcmp(p, "bf16")) return cs_fail(CS_ERR_ARG, "--precision '%s' is not fp32 or bf16", p);
-    return cs_model_set_precision(m, CS_PRECISION_BF16);
+static void vocab_progress(void *ctx, int64_t done, int64_t total) { download_progress(ctx, ctx, done, total); }
+
+int cli_precision(const cli_args *a, cs_precision *p) {
+    const char *v = cli_get(a, "precision");
+    *p = CS_PRECISION_FP32;
+    if (!v || !strcmp(v, "fp32")) return 1;
+    if (!strcmp(v, "bf16")) {
+        *p = CS_PRECISION_BF16;
+        return 1;
+    }
+    cli_error("--precision '%s' is not fp32 or bf16", v);
+    return 0;
 }
 
 int cli_load_model(const cli_args *a, cs_model **m) {
     const char *name = cli_get(a, "model");
+    *m = NULL;
     if (!name) {
         cli_error("--model is required (a name such as ViT-B/16, a .pt/.safetensors file or a folder)");
         return CLI_EXIT_USAGE;
     }
-    char path[4096];
-    cs_status s;
-    if (!strncmp(name, "synthetic:", 10)) {
-        s = cs_model_synthetic(name + 10, m); /* random weights, real shapes: for benchmarks */
-    } else {
-        s = cs_resolve_model(name, cli_get(a, "cache-dir"), 1, download_progress, (void *)name, path,
-                             sizeof path);
-        if (s == CS_OK) s = cs_model_load(path, m);
-    }
-    int blocks = 6;
-    if (s == CS_OK && !cli_int(a, "surgery-blocks", 6, 0, 1000, &blocks)) {
-        cs_model_free(*m);
-        *m = NULL;
+    cs_load_options o = cs_load_defaults();
+    o.cache_dir = cli_get(a, "cache-dir");
+    o.vocab = cli_get(a, "vocab");
+    o.progress = download_progress;
+    o.resnet_normalize_v = cli_has(a, "rn-normalize-v");
+    o.embedding_cache = !cli_has(a, "no-cache");
+    if (!cli_int(a, "surgery-blocks", 6, 0, 1000, &o.surgery_blocks) || !cli_precision(a, &o.precision))
         return CLI_EXIT_USAGE;
-    }
-    if (s == CS_OK) s = cs_model_set_surgery(*m, blocks, cli_has(a, "rn-normalize-v"));
-    if (s == CS_OK) s = cli_apply_precision(a, *m);
+    cs_status s = cs_load(name, &o, m);
     return s == CS_OK ? 0 : cli_fail(s);
-}
-
-cs_status cli_vocab_path(const cli_args *a, int download, char *path, size_t n) {
-    const char *vocab = cli_get(a, "vocab"), *model = cli_get(a, "model");
-    struct stat st;
-    /* A model folder's own vocabulary wins (it belongs to those weights),
-     * then --vocab, then the clip.load cache (downloaded if absent). */
-    if (model && stat(model, &st) == 0 && S_ISDIR(st.st_mode) &&
-        (snprintf(path, n, "%s/vocab.json", model), file_exists(path))) {
-        snprintf(path, n, "%s", model);
-    } else if (vocab) {
-        snprintf(path, n, "%s", vocab);
-    } else {
-        cs_status s = cs_resolve_vocab(cli_get(a, "cache-dir"), download, download_progress,
-                                       "the BPE vocabulary", path, n);
-        if (s != CS_OK) cs_error_prefix("no BPE vocabulary (give --vocab FILE)");
-        return s;
-    }
-    return CS_OK;
 }
 
 int cli_load_tokenizer(const cli_args *a, cs_tokenizer **tok) {
+    const char *vocab = cli_get(a, "vocab");
     char path[4096];
-    cs_status s = cli_vocab_path(a, 1, path, sizeof path);
-    if (s == CS_OK) s = cs_tokenizer_load(path, tok);
+    cs_status s = CS_OK;
+    if (vocab) {
+        snprintf(path, sizeof path, "%s", vocab);
+    } else {
+        s = cs_resolve_vocab(cli_get(a, "cache-dir"), 1, vocab_progress, "the BPE vocabulary", path, sizeof path);
+        if (s != CS_OK) {
+            cli_error("no BPE vocabulary (give --vocab FILE): %s", cs_last_error());
+            return s == CS_ERR_NOMEM ? CLI_EXIT_RUNTIME : CLI_EXIT_USAGE;
+        }
+    }
+    s = cs_tokenizer_load(path, tok);
     return s == CS_OK ? 0 : cli_fail(s);
+}
+
+int cli_method(const cli_args *a, cs_method *method) {
+    const char *v = cli_get(a, "method");
+    if (v && strcmp(v, "surgery") && strcmp(v, "clip")) {
+        cli_error("--method '%s' is not surgery or clip", v);
+        return 0;
+    }
+    *method = v && !strcmp(v, "clip") ? CS_METHOD_CLIP : CS_METHOD_SURGERY;
+    return 1;
+}
+
+void cli_print_json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20) fprintf(f, "\\u%04x", *s);
+        else fputc(*s, f);
+    }
+    fputc('"', f);
 }
 
 void cli_set_threads(const char *value) {
@@ -367,8 +268,3 @@ void cli_image_dir(const char *out, const cli_image_list *list, int i, char *dir
     else snprintf(dir, n, "%s/%s", out, list->stems[i]);
 }
 
-int cli_no_positional(const cli_args *a) {
-    if (a->n_positional == 0) return 0;
-    cli_error("unexpected argument '%s' (options start with --; see --help)", a->positional[0]);
-    return CLI_EXIT_USAGE;
-}

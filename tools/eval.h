@@ -5,7 +5,7 @@
 
 #include "clip_surgery.h"
 #include <cjson/cJSON.h>
-#include "seg.h"
+#include "cli.h"
 
 /* One image of a dataset. */
 typedef struct eval_item {
@@ -37,7 +37,7 @@ typedef struct eval_dataset {
 int eval_dataset_load(const cli_args *a, eval_dataset *d);
 /* Map the items' labels to class indices of the C classes (by position or
  * by the classes' first names, as d->names_by_position says). */
-int eval_dataset_resolve_labels(eval_dataset *d, const seg_classes *sc);
+int eval_dataset_resolve_labels(eval_dataset *d, const cs_classes *cl);
 void eval_dataset_free(eval_dataset *d);
 
 /* For the layout loaders (eval_data.c, eval_seg_data.c, eval_ml_data.c). */

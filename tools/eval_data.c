@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include "base/fileio.h"
 #include "eval.h"
 
 char *eval_path(const char *dir, const char *a, const char *b, const char *c) {
@@ -248,10 +247,11 @@ int eval_dataset_load(const cli_args *a, eval_dataset *d) {
 }
 
 /* Class index of each dataset name, or an exit code. */
-static int map_names(const eval_dataset *d, const seg_classes *sc, int *to_class) {
+static int map_names(const eval_dataset *d, const cs_classes *cl, int *to_class) {
+    int C = cs_classes_count(cl);
     if (d->names_by_position) {
-        if (d->n_names != sc->C) {
-            cli_error("%s: the dataset names %d classes, the class list %d", d->spec, d->n_names, sc->C);
+        if (d->n_names != C) {
+            cli_error("%s: the dataset names %d classes, the class list %d", d->spec, d->n_names, C);
             return CLI_EXIT_USAGE;
         }
         for (int k = 0; k < d->n_names; k++) to_class[k] = k;
@@ -259,8 +259,8 @@ static int map_names(const eval_dataset *d, const seg_classes *sc, int *to_class
     }
     for (int k = 0; k < d->n_names; k++) {
         to_class[k] = -1;
-        for (int c = 0; c < sc->C && to_class[k] < 0; c++)
-            if (!strcmp(sc->names[c], d->names[k])) to_class[k] = c;
+        for (int c = 0; c < C && to_class[k] < 0; c++)
+            if (!strcmp(cs_classes_name(cl, c), d->names[k])) to_class[k] = c;
         if (to_class[k] < 0) {
             cli_error("%s: class '%s' of the labels is not in the class list (matched by first names)",
                       d->spec, d->names[k]);
@@ -270,9 +270,9 @@ static int map_names(const eval_dataset *d, const seg_classes *sc, int *to_class
     return 0;
 }
 
-int eval_dataset_resolve_labels(eval_dataset *d, const seg_classes *sc) {
+int eval_dataset_resolve_labels(eval_dataset *d, const cs_classes *cl) {
     int *to_class = cli_xmalloc(sizeof(int) * (size_t)(d->n_names + 1));
-    int rc = map_names(d, sc, to_class);
+    int rc = map_names(d, cl, to_class);
     for (int i = 0; !rc && i < d->n; i++)
         for (int k = 0; k < d->items[i].n_labels; k++) d->items[i].labels[k] = to_class[d->items[i].labels[k]];
     free(to_class);

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include "base/fileio.h"
 #include "eval.h"
 
 /* An item found by a key (an id string or number) through binary search. */

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "base/fileio.h"
 #include "eval.h"
 
 static const char *const k_task_names[] = {"seg", "explain", "multilabel"};

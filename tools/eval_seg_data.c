@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include "base/fileio.h"
 #include "eval.h"
 
 /* Ids listed one per line in root/list; image root/images/<id>.jpg, mask

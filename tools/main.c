@@ -1,30 +1,41 @@
+/* clip-surgery: the command table and the one runner every subcommand goes
+ * through (cli.h says what it does). */
 #include <stdio.h>
 #include <string.h>
 #include "cli.h"
 
-static const struct {
-    const char *name;
-    int (*run)(int, char **);
-    const char *help;
-} k_commands[] = {
-    {"explain", cmd_explain, "similarity maps (heatmaps) for classes or a text"},
-    {"segment", cmd_segment, "open-vocabulary semantic segmentation (class-index and colour PNGs)"},
-    {"classify", cmd_classify, "multi-label class scores (JSON)"},
-    {"points", cmd_points, "point prompts for SAM (JSON)"},
-    {"embed", cmd_embed, "text embeddings (raw texts or prompt-ensembled classes)"},
-    {"eval", cmd_eval, "mIoU / mAP / explainability mIoU over a dataset"},
-    {"bench", cmd_bench, "speed against this machine's GEMM peak (synthetic or given models)"},
-    {"convert", cmd_convert, "write a model as safetensors (OpenAI names, f32 or f16)"},
-    {"tokenize", cmd_tokenize, "print CLIP BPE token ids of texts"},
+static const cli_command *const k_commands[] = {
+    &cmd_explain, &cmd_segment, &cmd_classify, &cmd_points, &cmd_embed,
+    &cmd_eval,    &cmd_bench,   &cmd_convert,  &cmd_tokenize,
 };
+#define N_COMMANDS (int)(sizeof k_commands / sizeof *k_commands)
 
 static void usage(FILE *f) {
     fprintf(f, "usage: clip-surgery COMMAND [OPTIONS]\n\n"
                "CLIP Surgery (explainability and open-vocabulary maps for CLIP) in C.\n\n"
                "commands:\n");
-    for (size_t i = 0; i < sizeof k_commands / sizeof *k_commands; i++)
-        fprintf(f, "  %-10s %s\n", k_commands[i].name, k_commands[i].help);
+    for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-10s %s\n", k_commands[i]->name, k_commands[i]->help);
     fprintf(f, "\nRun 'clip-surgery COMMAND --help' for a command's options.\n");
+}
+
+static int no_positional(const cli_args *a) {
+    if (a->n_positional == 0) return 0;
+    cli_error("unexpected argument '%s' (options start with --; see --help)", a->positional[0]);
+    return CLI_EXIT_USAGE;
+}
+
+static int run_command(const cli_command *cmd, int argc, char **argv) {
+    static cli_ctx c; /* large (the parsed values); one command per process */
+    int rc;
+    memset(&c, 0, sizeof c);
+    if (cli_parse(&c.a, cmd->options, cmd->n_options, cmd->usage, argc, argv, &rc)) return rc;
+    if (!(cmd->flags & CLI_POSITIONAL) && (rc = no_positional(&c.a))) return rc;
+    if (cmd->check && (rc = cmd->check(&c.a))) return rc;
+    cli_set_threads(cli_get(&c.a, "threads"));
+    if ((cmd->flags & CLI_MODEL) && (rc = cli_load_model(&c.a, &c.m))) return rc;
+    rc = cmd->run(&c);
+    cs_model_free(c.m);
+    return rc;
 }
 
 int main(int argc, char **argv) {
@@ -36,8 +47,8 @@ int main(int argc, char **argv) {
         usage(stdout);
         return CLI_EXIT_OK;
     }
-    for (size_t i = 0; i < sizeof k_commands / sizeof *k_commands; i++)
-        if (!strcmp(argv[1], k_commands[i].name)) return k_commands[i].run(argc - 1, argv + 1);
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], k_commands[i]->name)) return run_command(k_commands[i], argc - 1, argv + 1);
     cli_error("unknown command '%s' (see 'clip-surgery --help')", argv[1]);
     return CLI_EXIT_USAGE;
 }

@@ -18,16 +18,13 @@ void cs_error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
 
 /* Checked allocation: on failure record CS_ERR_NOMEM and return NULL.
  * Sizes are multiplied with overflow checks. Memory is 64-byte aligned
- * (so the GEMM and vector loops see aligned rows); free with cs_free. */
+ * (so the GEMM and vector loops see aligned rows); free with cs_free
+ * (public). */
 void *cs_alloc(size_t n, size_t size);
 void *cs_calloc(size_t n, size_t size);
-void cs_free(void *p);
 char *cs_strdup(const char *s);
 
 /* Overflow-checked size arithmetic: return 0 on overflow. */
 int cs_mul_size(size_t a, size_t b, size_t *out);
-
-/* Monotonic clock in seconds. */
-double cs_now(void);
 
 #endif

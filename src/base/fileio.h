@@ -6,22 +6,7 @@
 #include <stdio.h>
 #include "base.h"
 
-/* Read a whole file (at most max_bytes; 0 = no limit). *data is NUL-terminated
- * (one extra byte) and freed with cs_free. */
-cs_status cs_read_file(const char *path, size_t max_bytes, char **data, size_t *len);
-
-typedef struct cs_atomic_file {
-    FILE *f;
-    char *tmp_path;
-    char *path;
-} cs_atomic_file;
-
-cs_status cs_atomic_open(cs_atomic_file *af, const char *path);
-/* Flush, close and rename into place; on any failure remove the temporary. */
-cs_status cs_atomic_commit(cs_atomic_file *af);
-void cs_atomic_abort(cs_atomic_file *af);
-
-/* Create a directory and its parents (like mkdir -p). */
-cs_status cs_mkdirs(const char *path);
+/* cs_read_file, cs_atomic_file (open, commit, abort) and cs_mkdirs are
+ * public (clip_surgery.h). */
 
 #endif

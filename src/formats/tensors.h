@@ -8,12 +8,7 @@
 #include <stdint.h>
 #include "../base/base.h"
 
-#define CS_MAX_DIMS 8
-
-typedef enum cs_dtype {
-    CS_DT_F32 = 0, CS_DT_F16, CS_DT_BF16, CS_DT_F64, CS_DT_I64, CS_DT_I32, CS_DT_U8, CS_DT_BOOL
-} cs_dtype;
-
+/* cs_dtype and CS_MAX_DIMS are public (clip_surgery.h). */
 size_t cs_dtype_size(cs_dtype dt);
 const char *cs_dtype_name(cs_dtype dt);
 

@@ -351,6 +351,7 @@ void cs_model_free(cs_model *m) {
     transformer_free_bf16(&m->vit.tr);
     transformer_free_bf16(&m->text.tr);
     resnet_free(m->resnet);
+    model_source_free(m->source);
     ws_free(&m->ws);
     cs_tensors_free(&m->table);
     cs_free(m);

@@ -66,6 +66,7 @@ struct cs_model {
                                 authors' optional "resnet" setting; default off, as they run it) */
     model_tap tap;           /* for tests: every stage's activations (NULL: none) */
     void *tap_ctx;
+    struct model_source *source; /* where cs_load found it, its tokenizer (open.c), or NULL */
 };
 
 /* Hand a stage's activations (rows x width floats) to the model's tap. */
@@ -73,6 +74,17 @@ struct cs_model {
     do {                                                                            \
         if ((m)->tap) (m)->tap((m)->tap_ctx, (stage), (layer), (x), (rows), (width)); \
     } while (0)
+
+/* What cs_load remembered (open.c): the name given, the resolved weights
+ * path (NULL for synthetic models), the vocabulary given, and whether the
+ * class-embedding cache is wanted. NULL / 0 for models from cs_model_load. */
+void model_source_free(struct model_source *src);
+const char *model_source_name(const cs_model *m);
+const char *model_source_path(const cs_model *m);
+int model_source_cache_on(const cs_model *m);
+/* The vocabulary cs_model_tokenizer loads (a file or a folder); download 0:
+ * an absent default vocabulary is an error instead of a download. */
+cs_status model_vocab_path(const cs_model *m, int download, char *out, size_t n);
 
 /* Build a model from a table of named tensors (takes the table over, also
  * on failure). hf_dir: a folder whose config.json to read, or NULL. The
