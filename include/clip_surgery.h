@@ -431,6 +431,8 @@ cs_status cs_classes_from_names(const char *const *names, int n, cs_classes **ou
  * names NULL: "class0", "class1", ... */
 cs_status cs_classes_from_embeddings(const float *emb, int n, int dim, const char *const *names,
                                      cs_classes **out);
+/* An empty set (default templates), to add classes to. */
+cs_status cs_classes_new(cs_classes **out);
 /* Add a class with n >= 1 names (a set from names only). */
 cs_status cs_classes_add(cs_classes *cl, const char *const *synonyms, int n);
 void cs_classes_free(cs_classes *cl);

@@ -83,6 +83,8 @@ cs_status cs_classes_add(cs_classes *cl, const char *const *synonyms, int n) {
     return s;
 }
 
+cs_status cs_classes_new(cs_classes **out) { return new_set(out); }
+
 cs_status cs_classes_from_names(const char *const *names, int n, cs_classes **out) {
     cs_status s = new_set(out);
     for (int i = 0; s == CS_OK && i < n; i++) s = cs_classes_add(*out, &names[i], 1);
