@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Mutation check: does the suite notice when a path breaks? Each mutation
+# below changes one thing in one source file (a perl substitution), the
+# build is redone, the tests named for it run, and the file is restored
+# (also on Ctrl-C). A mutation is CAUGHT when those tests fail, SURVIVED
+# when they pass (a gap in the tests, or an equivalent mutant: see its
+# note), and NOT APPLIED when its pattern no longer matches the code (the
+# code moved: update the line here).
+#
+#   bash tests/mutations.sh [BUILD_DIR] [NAME_FILTER]
+#
+# BUILD_DIR (default build) must be configured already; NAME_FILTER keeps
+# the mutations whose name contains it. Each mutation rebuilds the library
+# and relinks the tests: about 10-30 s each on two cores. The working tree
+# must be clean for the files mutated (the script refuses otherwise).
+set -u
+cd "$(dirname "$0")/.."
+build=${1:-build}
+filter=${2:-}
+[ -f "$build/CMakeCache.txt" ] || { echo "mutations.sh: $build is not a configured build folder" >&2; exit 2; }
+
+# name ~ file ~ perl substitution ~ ctest -R regex ~ note
+mutations=(
+"cache-key-without-version~src/method/cache.c~s/cs_version\(\), CACHE_FORMAT/\"\", CACHE_FORMAT/~^test_cache$~"
+"cache-format-not-bumped~src/method/cache.c~s/#define CACHE_FORMAT 2/#define CACHE_FORMAT 1/~^test_cache$~"
+"memo-ignores-ctime~src/formats/download.c~s/st\.st_ctim\.tv_sec/0/; s/st\.st_ctim\.tv_nsec/0L/~^test_cache$~"
+"memo-ignores-inode~src/formats/download.c~s/\(unsigned long long\)st\.st_ino/0ULL/~^test_cache$~"
+"memo-trusted-blindly~src/formats/download.c~s/!strncmp\(line, stamp, n\) &&/1 \&\&/~^test_cache$~"
+"identity-trusts-official-name~src/method/cache.c~s/if \(official && strcmp\(hex, official\) != 0\)/if (0)/~^test_cache$~"
+"cached-model-not-verified~src/model/hub.c~s/if \(!strcmp\(hex, sha256\)\) return CS_OK;/return CS_OK;/~^test_download$~"
+"wrong-published-hash~src/model/hub.c~s/8fa8567bab74a42d/8fa8567bab74a42e/~^test_download$~"
+"vocab-key-by-path~tools/inputs.c~s/cs_file_identity\(vocab, t->cache_dir, words\) == CS_OK/(cs_sha256_bytes(vocab, strlen(vocab), words), 1)/~^test_cli_paths$~"
+"precision-not-in-key~tools/inputs.c~s/p \? p : \"fp32\", words/\"fp32\", words/~^test_cli_paths$~"
+"segment-writes-over-the-user-file~tools/cmd_segment.c~s/\"%s\.partial-%ld\", cli_get\(a, outputs\[i\]\), \(long\)getpid\(\)/\"%s\", cli_get(a, outputs[i])/~^test_cli_paths$~"
+"segment-keeps-outputs-on-failure~tools/cmd_segment.c~s/if \(rc\) unlink\(tmp\[i\]\);/if (0) unlink(tmp[i]);/~^test_cli_paths$~"
+"text-without-empty-prompt~tools/inputs.c~s/: cli_has\(a, \"text\"\);/: 0;/~^test_cli_paths$~"
+"cli-ignores-rn-normalize-v~tools/common.c~s/cli_has\(a, \"rn-normalize-v\"\)/0/~^test_cli_paths$~"
+"cli-ignores-surgery-blocks~tools/common.c~s/cs_model_set_surgery\(\*m, blocks,/cs_model_set_surgery(*m, 6,/~^test_cli_paths$~"
+"vit-ignores-surgery-blocks~src/model/vit.c~s/c->vision_layers - m->surgery_blocks/c->vision_layers - 6/~^test_cli_paths$~"
+"cli-ignores-exif-rotate~tools/common.c~s/exif_rotate = cli_has\(a, \"exif-rotate\"\)/exif_rotate = 0/~^test_cli_paths$~"
+"cli-ignores-max-megapixels~tools/common.c~s/max_pixels = \(int64_t\)mp \* 1000000/max_pixels = (int64_t)100 * 1000000/~^test_cli_paths$~"
+"points-without-x-clamp~src/method/maps.c~s/if \(x > \(float\)\(image_w - 1\)\) x = \(float\)\(image_w - 1\);//~^test_edge_units$~equivalent: (col + 0.5) W/w < W, so the truncated x is <= W - 1 without the clamp"
+"bf16-widened-wrong~src/formats/tensors.c~s/\(uint32_t\)h << 16/(uint32_t)(h \& 0xfffe) << 16/~^test_edge_units$~"
+"bf16-portable-kernel-drops-odd-k~src/ops/gemm_bf16.c~s/ \+ a1 \* op_bf16_to_float\(wq\[2 \* n \+ 1\]\)//~^test_bf16_parity$~"
+"vit-ln-pre-eps~src/model/vit.c~s/v->ln_pre\.b, 1e-5f/v->ln_pre.b, 1e-3f/~^test_inter_parity$~"
+"text-not-causal~src/model/text.c~s/t->tr\.heads, n, len, 1, x, &s\)/t->tr.heads, n, len, 0, x, \&s)/~^test_inter_parity$~"
+"surgery-path-qk-attention~src/model/transformer.c~s/seq_len, W, heads, OP_ATTN_VV, 0\)/seq_len, W, heads, OP_ATTN_QK, 0)/~^test_inter_parity$~"
+"bench-without-peak~tools/cmd_bench.c~s/b\.peak = cs_gemm_peak_gflops\(2048, 5\);/b.peak = 0;/~^test_cli_paths$~"
+"synthetic-prefix-kept~tools/common.c~s/cs_model_synthetic\(name \+ 10, m\)/cs_model_synthetic(name, m)/~^test_cli_paths$~"
+"write-failure-is-bad-input~tools/common.c~s/s == CS_ERR_NOMEM \|\| s == CS_ERR_IO \? CLI_EXIT_RUNTIME/s == CS_ERR_NOMEM ? CLI_EXIT_RUNTIME/~^test_cli_(contracts|outputs|paths)$~"
+)
+
+tmp=$(mktemp -d)
+current=""
+restore() {
+    if [ -n "$current" ]; then
+        cp "$tmp/orig" "$current"
+        touch "$current"
+        current=""
+    fi
+}
+trap 'restore; rm -rf "$tmp"; exit 130' INT TERM
+
+caught=0; survived=0; skipped=0
+report=()
+for m in "${mutations[@]}"; do
+    IFS='~' read -r name file subst tests note <<<"$m"
+    [ -n "$filter" ] && [[ "$name" != *"$filter"* ]] && continue
+    if ! git diff --quiet -- "$file"; then
+        echo "mutations.sh: $file has uncommitted changes; commit or stash them first" >&2
+        exit 2
+    fi
+    cp "$file" "$tmp/orig"
+    current=$file
+    # The substitution must change the file, else the code moved.
+    SUBST="$subst" perl -0pi -e 'eval "\$_ =~ $ENV{SUBST}"; die $@ if $@' "$file" 2>"$tmp/perl.err"
+    if cmp -s "$file" "$tmp/orig"; then
+        restore
+        result="NOT APPLIED"
+        skipped=$((skipped + 1))
+    elif ! cmake --build "$build" -j2 >"$tmp/build.log" 2>&1; then
+        restore
+        result="NOT BUILT"
+        skipped=$((skipped + 1))
+    elif (cd "$build" && ctest -R "$tests" >"$tmp/test.log" 2>&1); then
+        restore
+        result="SURVIVED"
+        survived=$((survived + 1))
+    else
+        restore
+        result="caught"
+        caught=$((caught + 1))
+    fi
+    line=$(printf '%-36s %-12s %s' "$name" "$result" "${note:+($note)}")
+    echo "$line"
+    report+=("$line")
+done
+trap - INT TERM
+cmake --build "$build" -j2 >"$tmp/build.log" 2>&1 || echo "mutations.sh: the restored tree does not build: see $build" >&2
+rm -rf "$tmp"
+echo "caught $caught, survived $survived, not applied or not built $skipped"
+[ "$survived" -eq 0 ]
