@@ -9,8 +9,8 @@
 #
 #   bash tests/mutations.sh [BUILD_DIR] [NAME_FILTER]
 #
-# BUILD_DIR (default build) must be configured already; NAME_FILTER keeps
-# the mutations whose name contains it. Each mutation rebuilds the library,
+# BUILD_DIR (default build) must be configured already; NAME_FILTER (a bash
+# regular expression) keeps the mutations whose name matches. Each mutation rebuilds the library,
 # the tool and the tests it runs: 10-60 s each on two busy cores. The working tree
 # must be clean for the files mutated (the script refuses otherwise).
 set -u
@@ -65,7 +65,7 @@ caught=0; survived=0; skipped=0
 report=()
 for m in "${mutations[@]}"; do
     IFS='~' read -r name file subst tests note <<<"$m"
-    [ -n "$filter" ] && [[ "$name" != *"$filter"* ]] && continue
+    [ -n "$filter" ] && ! [[ "$name" =~ $filter ]] && continue
     if ! git diff --quiet -- "$file"; then
         echo "mutations.sh: $file has uncommitted changes; commit or stash them first" >&2
         exit 2
