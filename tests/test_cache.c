@@ -91,8 +91,14 @@ static void test_identity(const char *dir) {
     /* An official name never stands for a file that is not the official one. */
     CHECK_STATUS(cs_model_identity("ViT-B/16", file, dir, hex), CS_ERR_FORMAT);
     CHECK_ERR_HAS("5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f");
-    CHECK_STATUS(cs_model_identity(NULL, "/nonexistent/model.pt", dir, hex), CS_ERR_IO);
-    CHECK_STATUS(cs_model_identity("ViT-B/16", "/nonexistent/ViT-B-16.pt", dir, hex), CS_ERR_IO);
+    CHECK_STATUS(cs_model_identity(NULL, "/nonexistent/model.pt", dir, hex), CS_ERR_MISSING);
+    CHECK_STATUS(cs_model_identity("ViT-B/16", "/nonexistent/ViT-B-16.pt", dir, hex), CS_ERR_MISSING);
+    /* A FIFO is refused, never read (the read would block). */
+    char fifo[700];
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    CHECK_STATUS(cs_file_identity(fifo, dir, hex), CS_ERR_ARG);
+    CHECK_ERR_HAS("not a regular file");
     CHECK_OK(cs_file_identity(file, NULL, hex)); /* no memo folder: hashed each time */
     CHECK(!strcmp(hex, hex2));
 

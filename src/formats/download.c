@@ -44,7 +44,9 @@ cs_status cs_sha256_file(const char *path, char hex[65]) {
 
 cs_status cs_sha256_file_memo(const char *path, const char *memo_dir, char hex[65]) {
     struct stat st;
-    if (stat(path, &st) != 0) return cs_fail(CS_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    if (stat(path, &st) != 0) return cs_fail(CS_ERR_MISSING, "%s: cannot stat: %s", path, strerror(errno));
+    /* A FIFO or device would block the read (or never end): refused. */
+    if (!S_ISREG(st.st_mode)) return cs_fail(CS_ERR_ARG, "%s: not a regular file", path);
     if (!memo_dir) return cs_sha256_file(path, hex);
     char real[4096], key[65], dir[4200], memo[4300], stamp[160], line[256];
     if (!realpath(path, real)) snprintf(real, sizeof real, "%s", path);

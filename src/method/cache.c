@@ -45,7 +45,7 @@ static cs_status folder_identity(const char *dir, const char *cache_dir, char he
 
 cs_status cs_file_identity(const char *path, const char *cache_dir, char hex[65]) {
     struct stat st;
-    if (stat(path, &st) != 0) return cs_fail(CS_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    if (stat(path, &st) != 0) return cs_fail(CS_ERR_MISSING, "%s: cannot stat: %s", path, strerror(errno));
     return S_ISDIR(st.st_mode) ? folder_identity(path, cache_dir, hex)
                                : cs_sha256_file_memo(path, cache_dir, hex);
 }
