@@ -260,6 +260,15 @@ cs_status cs_encode_images(cs_model *m, const float *pixels, int batch, int reso
  * the first position of its largest id). out: [n, D], not normalized. */
 cs_status cs_encode_text(cs_model *m, const int32_t *ids, int n, int context, float *out);
 
+/* Text tower features at every position of one text (multimodal
+ * visualization, docs/words.md): ids int32 [context] (zero padded), read up
+ * to its end token as cs_encode_text does (the first position of the
+ * largest id); out [n, D], n = that position + 1 (room for context rows):
+ * ln_final and text_projection at positions 0..end, not normalized. Row
+ * n - 1 is cs_encode_text's feature of the text. */
+cs_status cs_text_token_features(cs_model *m, const int32_t *ids, int context, float *out,
+                                 int *n_out);
+
 /* ---------------------------------------------------------------- method */
 /* Cosine similarity: tokens [T, D] (normalized here), classes [C, D] (used as
  * given). out [T, C]. */
@@ -333,6 +342,64 @@ cs_status cs_similarity_points(const float *sim, int n_tokens, int n_classes, in
  * (K + 1) * N. */
 cs_status cs_combined_points(const float *sim, int n_tokens, int n_texts, int image_w,
                              int image_h, float t, int32_t *points, uint8_t *labels, int *n);
+
+/* ---------------------------------------------------------------- multimodal visualization (words) */
+/* Which words of a caption CLIP sees where (docs/words.md): the text
+ * tower's feature at every token of the caption, each L2-normalized and
+ * taken as one class of the class-weighted feature surgery against the
+ * image's CLIP Surgery tokens, one min-max map per token; tokens ranked by
+ * their cosine with the image's CLS feature. */
+typedef enum cs_words_group {
+    CS_WORDS_TOKENS = 0, /* one map per BPE token (default, as the paper) */
+    CS_WORDS_WORDS = 1   /* one per word: its tokens' similarity columns averaged before
+                            the min-max (and their cosines averaged) */
+} cs_words_group;
+
+typedef struct cs_words_options {
+    cs_words_group group;
+} cs_words_options;
+
+/* One token (or word) of a caption. */
+typedef struct cs_words_unit {
+    char *text;          /* the decoded BPE piece(s), </w> removed ("<|startoftext|>",
+                            "<|endoftext|>" for those tokens); a character split between
+                            tokens shows as U+FFFD in each */
+    int start, end;      /* code points [start, end) of the caption it stands for; -1 for
+                            the start and end tokens (or text the tokenizer's cleaning
+                            changed past recognition) */
+    int first_token;     /* rows of token_features it covers */
+    int n_tokens;
+    float cosine;        /* with the image's CLS feature (mean over a word's tokens) */
+    int rank;            /* 1 = highest cosine */
+} cs_words_unit;
+
+typedef struct cs_words_result {
+    int n_tokens, dim;      /* T (the start token .. the end token), D */
+    int32_t *ids;           /* [T] token ids */
+    float *token_features;  /* [T, D] each L2-normalized: the classes of the feature surgery */
+    int n_units;            /* U: T, or the number of words (the start and end tokens one each) */
+    cs_words_unit *units;   /* [U] */
+    int *ranking;           /* [U] unit indices by descending cosine (ties: lower index first) */
+    int top[3];             /* the figure's red, yellow, cyan: the best three units that have a
+                               place in the caption (-1 when fewer) */
+    float *similarity;      /* [1+N, U] feature surgery (word columns averaged) */
+    float *maps;            /* [height, width, U] per-unit min-max maps */
+    int height, width;
+    int truncated;          /* the caption was cut at the context length, as
+                               clip.tokenize(truncate=True) cuts it */
+    int dropped;            /* the caption's BPE tokens left out: cut, or after a literal
+                               <|endoftext|> (the text tower ends at the first end token) */
+} cs_words_result;
+
+/* Multimodal visualization of captions on one image: normalized pixels
+ * [3, R, R], maps at out_h x out_w. image_tokens (may be NULL) gets the
+ * image's CLIP Surgery tokens [1+N, D] (not normalized); results[n] one
+ * per caption (UTF-8; invalid UTF-8 is CS_ERR_UTF8, any length is
+ * truncated). opts NULL: defaults. On failure nothing is left allocated. */
+cs_status cs_words(cs_model *m, cs_tokenizer *tok, const float *pixels, int resolution,
+                   const char *const *captions, int n, int out_h, int out_w,
+                   const cs_words_options *opts, float *image_tokens, cs_words_result *results);
+void cs_words_result_free(cs_words_result *r);
 
 /* ---------------------------------------------------------------- outputs */
 /* A map in [0, 1] (every stride-th float, n pixels) to 8-bit gray. */

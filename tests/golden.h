@@ -29,6 +29,11 @@ int golden_check_floats(const char *rel, const float *got, int64_t n);
 /* The same on a subset: got[i] against golden element index[i] (a column,
  * the real-token rows of a padded batch); index NULL: all, in order. */
 int golden_check_floats_at(const char *rel, const float *got, const int64_t *index, int64_t n);
+/* Compare float32 results with a reference the test derived from golden/<rel>
+ * (e.g. a golden intermediate times a weight), under rel's tolerance;
+ * label names the comparison in the printout. Returns 1 on pass. */
+int golden_check_derived(const char *rel, const char *label, const float *got, const float *ref,
+                         int64_t n);
 /* Exact comparison of integer/uint8 arrays with golden/<rel>. */
 int golden_check_exact(const char *rel, const void *got, size_t nbytes);
 

@@ -397,14 +397,29 @@ cs_status cs_encode_image(cs_model *m, const float *pixels, int resolution, cs_v
     return cs_encode_images(m, pixels, 1, resolution, mode, tokens);
 }
 
-cs_status cs_encode_text(cs_model *m, const int32_t *ids, int n, int context, float *out) {
+static cs_status check_text_ids(const cs_model *m, const int32_t *ids, int n, int context) {
     if (n < 0 || context <= 0 || context > m->cfg.context_length)
         return cs_fail(CS_ERR_ARG, "text context %d is outside 1..%d", context, m->cfg.context_length);
     for (int64_t i = 0; i < (int64_t)n * context; i++)
         if (ids[i] < 0 || ids[i] >= m->cfg.vocab_size)
             return cs_fail(CS_ERR_ARG, "token id %d at text %lld is outside the vocabulary (0..%d)",
                            ids[i], (long long)(i / context), m->cfg.vocab_size - 1);
-    return text_encode(m, ids, n, context, out);
+    return CS_OK;
+}
+
+cs_status cs_encode_text(cs_model *m, const int32_t *ids, int n, int context, float *out) {
+    cs_status s = check_text_ids(m, ids, n, context);
+    return s != CS_OK ? s : text_encode(m, ids, n, context, 0, out);
+}
+
+cs_status cs_text_token_features(cs_model *m, const int32_t *ids, int context, float *out,
+                                 int *n_out) {
+    *n_out = 0;
+    cs_status s = check_text_ids(m, ids, 1, context);
+    if (s != CS_OK) return s;
+    s = text_encode(m, ids, 1, context, 1, out);
+    if (s == CS_OK) *n_out = text_end_position(ids, context) + 1;
+    return s;
 }
 
 /* OpenAI names only: the Hugging Face originals (aliased at load), buffers

@@ -49,7 +49,8 @@ struct cs_resnet; /* src/model/resnet.c */
  * activations through this hook: stage names "patch_embed" (per image,
  * layer = image), "ln_pre", "block" / "block_xori" / "block_x" (layer =
  * block; the dual blocks' original and surgery paths), "ln_post",
- * "text_block" (the packed real tokens), "text_ln_final" (end tokens). */
+ * "text_block" (the packed real tokens), "text_ln_final" (end tokens; every position for
+ * cs_text_token_features). */
 typedef void (*model_tap)(void *ctx, const char *stage, int layer, const float *x, int rows, int width);
 
 struct cs_model {
@@ -110,7 +111,13 @@ cs_status vit_encode(cs_model *m, const float *pixels, int batch, int res, cs_vi
                      float *tokens);
 /* The ViT position embedding for a G x G token grid: [1 + G*G, W]. */
 void vit_position_embedding(const cs_model *m, int G, float *out);
-cs_status text_encode(cs_model *m, const int32_t *ids, int n, int context, float *out);
+/* Position of the first occurrence of the largest id (the end token). */
+int text_end_position(const int32_t *ids, int context);
+/* ids int32 [n, context] -> out [n, D], the projected features at each
+ * text's end token; with every_position, out [sum of lengths, D]: every
+ * position 0..end of each text, the texts one after another. */
+cs_status text_encode(cs_model *m, const int32_t *ids, int n, int context, int every_position,
+                      float *out);
 cs_status resnet_load(cs_model *m);
 void resnet_free(struct cs_resnet *r);
 cs_status resnet_encode(cs_model *m, const float *pixels, int res, cs_vision_mode mode,

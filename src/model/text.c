@@ -1,19 +1,22 @@
 /* The CLIP text tower. Causal attention means a prompt's features at its end
  * token depend only on the tokens before it, so each prompt runs on its real
- * tokens only, all prompts packed into one ragged batch (no padding). */
+ * tokens only, all prompts packed into one ragged batch (no padding). The
+ * same pass serves the per-token features of multimodal visualization: they
+ * are ln_final and the projection applied at every position instead of at
+ * the end token alone. */
 #include <string.h>
 #include "ops/ops.h"
 #include "transformer.h"
 
-/* Position of the first occurrence of the largest id (the end token). */
-static int end_position(const int32_t *ids, int context) {
+int text_end_position(const int32_t *ids, int context) {
     int best = 0;
     for (int i = 1; i < context; i++)
         if (ids[i] > ids[best]) best = i;
     return best;
 }
 
-cs_status text_encode(cs_model *m, const int32_t *ids, int n, int context, float *out) {
+cs_status text_encode(cs_model *m, const int32_t *ids, int n, int context, int every_position,
+                      float *out) {
     const cs_text *t = &m->text;
     int W = m->cfg.text_width, D = m->cfg.embed_dim;
     if (n == 0) return CS_OK;
@@ -25,7 +28,7 @@ cs_status text_encode(cs_model *m, const int32_t *ids, int n, int context, float
     size_t total = 0;
     int longest = 0;
     for (int i = 0; i < n; i++) {
-        len[i] = end_position(ids + (size_t)i * context, context) + 1;
+        len[i] = text_end_position(ids + (size_t)i * context, context) + 1;
         total += (size_t)len[i];
         if (len[i] > longest) longest = len[i];
     }
@@ -52,11 +55,19 @@ cs_status text_encode(cs_model *m, const int32_t *ids, int n, int context, float
         block_forward(&t->tr.blocks[l], W, t->tr.heads, n, len, 1, x, &s);
         MODEL_TAP(m, "text_block", l, x, (int)total, W);
     }
-    for (int i = 0, row = 0; i < n; row += len[i], i++)
-        memcpy(eot + (size_t)i * W, x + (size_t)(row + len[i] - 1) * W, (size_t)W * sizeof(float));
-    op_layer_norm(eot, n, W, t->ln_final.w, t->ln_final.b, 1e-5f, eot);
-    MODEL_TAP(m, "text_ln_final", -1, eot, n, W);
-    op_gemm(0, 0, n, D, W, 1.0f, eot, W, t->proj, D, 0.0f, out, D);
+    /* The rows that get ln_final and the projection: every position, or
+     * each text's end token. */
+    float *rows = x;
+    int n_rows = (int)total;
+    if (!every_position) {
+        for (int i = 0, row = 0; i < n; row += len[i], i++)
+            memcpy(eot + (size_t)i * W, x + (size_t)(row + len[i] - 1) * W, (size_t)W * sizeof(float));
+        rows = eot;
+        n_rows = n;
+    }
+    op_layer_norm(rows, n_rows, W, t->ln_final.w, t->ln_final.b, 1e-5f, rows);
+    MODEL_TAP(m, "text_ln_final", -1, rows, n_rows, W);
+    op_gemm(0, 0, n_rows, D, W, 1.0f, rows, W, t->proj, D, 0.0f, out, D);
     ws_release(&m->ws);
     return CS_OK;
 }

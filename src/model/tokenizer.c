@@ -145,6 +145,8 @@ struct cs_tokenizer {
     word_cache cache;
     int32_t *work; /* BPE scratch: two arrays of work_cap symbols */
     size_t work_cap;
+    uint32_t *id_entry; /* id -> vocabulary entry + 1 (0: none), built on first decode */
+    size_t n_id_entry;
 };
 
 /* ------------------------------------------------------------ bytes_to_unicode */
@@ -462,6 +464,7 @@ void cs_tokenizer_free(cs_tokenizer *tok) {
     cs_free(tok->merges);
     cache_free(&tok->cache);
     cs_free(tok->work);
+    cs_free(tok->id_entry);
     cs_free(tok);
 }
 
@@ -623,6 +626,65 @@ static cs_status word_ids(cs_tokenizer *tok, const uint8_t *w, size_t n, const i
         if (st) return st;
     }
     return CS_OK;
+}
+
+cs_status tokenizer_word_ids(cs_tokenizer *tok, const uint8_t *w, size_t n, const int32_t **ids,
+                             size_t *n_ids) {
+    return word_ids(tok, w, n, ids, n_ids);
+}
+
+void tokenizer_special_ids(const cs_tokenizer *tok, int32_t *sot, int32_t *eot) {
+    *sot = tok->sot;
+    *eot = tok->eot;
+}
+
+/* The reverse of the vocabulary, built once: SimpleTokenizer's decoder. */
+static cs_status build_decoder(cs_tokenizer *tok) {
+    int32_t max_id = -1;
+    for (size_t i = 0; i < tok->vocab.n; i++)
+        if (tok->vocab.ids[i] > max_id) max_id = tok->vocab.ids[i];
+    tok->id_entry = cs_calloc((size_t)max_id + 1, sizeof *tok->id_entry);
+    if (!tok->id_entry) return CS_ERR_NOMEM;
+    tok->n_id_entry = (size_t)max_id + 1;
+    for (size_t i = 0; i < tok->vocab.n; i++)
+        if (tok->vocab.ids[i] >= 0) tok->id_entry[tok->vocab.ids[i]] = (uint32_t)i + 1;
+    return CS_OK;
+}
+
+/* Inverse of byte_to_unicode, or -1 for a code point no byte maps to. */
+static int unicode_to_byte(uint32_t cp) {
+    if (cp < 256) return byte_to_unicode((int)cp) == cp ? (int)cp : -1;
+    for (int b = 0, shifted = 0; b < 256; b++)
+        if (byte_to_unicode(b) != (uint32_t)b && shifted++ == (int)(cp - 256)) return b;
+    return -1;
+}
+
+cs_status tokenizer_decode_id(cs_tokenizer *tok, int32_t id, uint8_t *bytes, size_t cap, size_t *n,
+                              int *word_end) {
+    if (!tok->id_entry) {
+        cs_status st = build_decoder(tok);
+        if (st) return st;
+    }
+    if (id < 0 || (size_t)id >= tok->n_id_entry || !tok->id_entry[id])
+        return cs_fail(CS_ERR_ARG, "token id %d is not in the vocabulary", id);
+    const char *key = tok->vocab.keys[tok->id_entry[id] - 1];
+    size_t len = tok->vocab.key_len[tok->id_entry[id] - 1];
+    *word_end = len >= 4 && !memcmp(key + len - 4, "</w>", 4);
+    if (*word_end) len -= 4;
+    cs_u32 cps = {0};
+    if (cs_utf8_decode((const uint8_t *)key, len, 0, &cps) <= 0) {
+        cs_u32_free(&cps);
+        return cs_fail(CS_ERR_FORMAT, "vocabulary entry of id %d is not UTF-8", id);
+    }
+    cs_status st = CS_OK;
+    *n = 0;
+    for (size_t i = 0; i < cps.n && st == CS_OK; i++) {
+        int b = unicode_to_byte(cps.p[i]);
+        if (b < 0 || *n >= cap) st = cs_fail(CS_ERR_FORMAT, "vocabulary entry of id %d is not byte-level BPE", id);
+        else bytes[(*n)++] = (uint8_t)b;
+    }
+    cs_u32_free(&cps);
+    return st;
 }
 
 /* ------------------------------------------------------------ cleaning */

@@ -142,4 +142,49 @@ cs_status cs_clip_pretokenize(const cs_u32 *text, cs_span **spans, size_t *n_spa
 cs_status cs_tokenize_bytes(cs_tokenizer *tok, const char *text, size_t len, int context,
                             int truncate, int32_t *ids, int *n_ids);
 
+/* ------------------------------------------------------------ pieces */
+/* The ids of one pre-token (its UTF-8 bytes), as the tokenizer encodes it;
+ * *ids stays valid until the tokenizer's next call. */
+cs_status tokenizer_word_ids(cs_tokenizer *tok, const uint8_t *w, size_t n, const int32_t **ids,
+                             size_t *n_ids);
+/* The ids of <|startoftext|> and <|endoftext|> in this vocabulary. */
+void tokenizer_special_ids(const cs_tokenizer *tok, int32_t *sot, int32_t *eot);
+/* SimpleTokenizer's decoder for one id: the bytes it stands for (at most
+ * cap), *word_end set when its vocabulary entry ends in </w> (removed). */
+cs_status tokenizer_decode_id(cs_tokenizer *tok, int32_t id, uint8_t *bytes, size_t cap, size_t *n,
+                              int *word_end);
+
+/* One token of a text and where it came from (multimodal visualization). */
+typedef struct text_piece {
+    int32_t id;
+    char *text;     /* the decoded piece in UTF-8, </w> removed; a character split
+                       between pieces shows as U+FFFD in each, as
+                       bytes.decode("utf-8", errors="replace") gives it (cs_free) */
+    int start, end; /* code points [start, end) of the text it covers; -1 when the
+                       start and end tokens, or text the cleaning changed beyond
+                       recognition */
+    int word;       /* index of its pre-tokenized word (-1: start and end tokens) */
+    uint8_t *bytes; /* the bytes it stands for (cs_free) */
+    size_t n_bytes;
+} text_piece;
+
+typedef struct text_pieces {
+    text_piece *p;  /* n pieces: <|startoftext|>, ..., the end token */
+    int n;
+    int32_t *ids;   /* [n], equal to cs_tokenize(text, context, truncate = 1) up to the
+                       first end token */
+    int n_words;    /* pre-tokenized words among the pieces */
+    int truncated;  /* the ids were cut at the context length (clip.tokenize(truncate=True)) */
+    int dropped;    /* BPE tokens of the text left out: cut, or after a literal <|endoftext|> */
+} text_pieces;
+
+/* Tokenize text (NUL-terminated UTF-8) with its pieces: the ids as
+ * clip.tokenize(text, truncate=True) gives them, read up to the first end
+ * token as the text tower reads them. */
+/* bytes.decode("utf-8", errors="replace"): NUL-terminated, cs_free. */
+char *text_utf8_replace(const uint8_t *b, size_t n);
+
+cs_status text_pieces_make(cs_tokenizer *tok, const char *text, int context, text_pieces *out);
+void text_pieces_free(text_pieces *p);
+
 #endif

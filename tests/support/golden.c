@@ -83,29 +83,16 @@ void golden_load(const char *rel, cs_array *out) {
     }
 }
 
-int golden_check_floats(const char *rel, const float *got, int64_t n) {
-    return golden_check_floats_at(rel, got, NULL, n);
-}
-
-int golden_check_floats_at(const char *rel, const float *got, const int64_t *index, int64_t n) {
+/* got[i] against ref[index ? index[i] : i] under rel's allclose tolerance;
+ * prints the figures under label. */
+static int check_allclose(const char *rel, const char *label, const float *got, const float *ref,
+                          const int64_t *index, int64_t n) {
     cJSON *e = golden_entry(rel);
     cJSON *tol = e ? cJSON_GetObjectItemCaseSensitive(e, "tolerance") : NULL;
     cJSON *rel_tol = tol ? cJSON_GetObjectItemCaseSensitive(tol, "max_abs_err_over_max_abs_golden") : NULL;
     cJSON *cos_tol = tol ? cJSON_GetObjectItemCaseSensitive(tol, "min_cosine") : NULL;
     CHECK_MSG(rel_tol && cos_tol, "%s: no allclose tolerance in MANIFEST.json", rel);
     if (!rel_tol || !cos_tol) return 0;
-    cs_array g;
-    golden_load(rel, &g);
-    int64_t gn = cs_array_numel(&g);
-    int fits = g.dtype == CS_DT_F32 && (index ? n <= gn : gn == n);
-    for (int64_t i = 0; fits && index && i < n; i++) fits = index[i] >= 0 && index[i] < gn;
-    CHECK_MSG(fits, "%s: golden has %lld values, got %lld%s", rel, (long long)gn, (long long)n,
-              index ? " (or an index out of range)" : "");
-    if (!fits) {
-        cs_array_free(&g);
-        return 0;
-    }
-    const float *ref = g.data;
     double max_err = 0, max_ref = 0, dot = 0, na = 0, nb = 0;
     int finite = 1;
     for (int64_t i = 0; i < n; i++) {
@@ -121,11 +108,32 @@ int golden_check_floats_at(const char *rel, const float *got, const int64_t *ind
     double relerr = max_ref > 0 ? max_err / max_ref : max_err;
     double cosine = (na > 0 && nb > 0) ? dot / sqrt(na * nb) : (na == nb ? 1.0 : 0.0);
     int ok = finite && relerr <= rel_tol->valuedouble && cosine >= cos_tol->valuedouble;
-    printf("%-52s rel_err %.3g (tol %.3g)  cosine %.9f (min %.5f)%s  %s\n", rel, relerr,
+    printf("%-52s rel_err %.3g (tol %.3g)  cosine %.9f (min %.5f)%s  %s\n", label, relerr,
            rel_tol->valuedouble, cosine, cos_tol->valuedouble, index ? " [subset]" : "", ok ? "ok" : "FAIL");
-    CHECK_MSG(ok, "%s out of tolerance", rel);
+    CHECK_MSG(ok, "%s out of tolerance", label);
+    return ok;
+}
+
+int golden_check_floats(const char *rel, const float *got, int64_t n) {
+    return golden_check_floats_at(rel, got, NULL, n);
+}
+
+int golden_check_floats_at(const char *rel, const float *got, const int64_t *index, int64_t n) {
+    cs_array g;
+    golden_load(rel, &g);
+    int64_t gn = cs_array_numel(&g);
+    int fits = g.dtype == CS_DT_F32 && (index ? n <= gn : gn == n);
+    for (int64_t i = 0; fits && index && i < n; i++) fits = index[i] >= 0 && index[i] < gn;
+    CHECK_MSG(fits, "%s: golden has %lld values, got %lld%s", rel, (long long)gn, (long long)n,
+              index ? " (or an index out of range)" : "");
+    int ok = fits && check_allclose(rel, rel, got, g.data, index, n);
     cs_array_free(&g);
     return ok;
+}
+
+int golden_check_derived(const char *rel, const char *label, const float *got, const float *ref,
+                         int64_t n) {
+    return check_allclose(rel, label, got, ref, NULL, n);
 }
 
 int golden_check_exact(const char *rel, const void *got, size_t nbytes) {
