@@ -343,64 +343,6 @@ cs_status cs_similarity_points(const float *sim, int n_tokens, int n_classes, in
 cs_status cs_combined_points(const float *sim, int n_tokens, int n_texts, int image_w,
                              int image_h, float t, int32_t *points, uint8_t *labels, int *n);
 
-/* ---------------------------------------------------------------- multimodal visualization (words) */
-/* Which words of a caption CLIP sees where (docs/words.md): the text
- * tower's feature at every token of the caption, each L2-normalized and
- * taken as one class of the class-weighted feature surgery against the
- * image's CLIP Surgery tokens, one min-max map per token; tokens ranked by
- * their cosine with the image's CLS feature. */
-typedef enum cs_words_group {
-    CS_WORDS_TOKENS = 0, /* one map per BPE token (default, as the paper) */
-    CS_WORDS_WORDS = 1   /* one per word: its tokens' similarity columns averaged before
-                            the min-max (and their cosines averaged) */
-} cs_words_group;
-
-typedef struct cs_words_options {
-    cs_words_group group;
-} cs_words_options;
-
-/* One token (or word) of a caption. */
-typedef struct cs_words_unit {
-    char *text;          /* the decoded BPE piece(s), </w> removed ("<|startoftext|>",
-                            "<|endoftext|>" for those tokens); a character split between
-                            tokens shows as U+FFFD in each */
-    int start, end;      /* code points [start, end) of the caption it stands for; -1 for
-                            the start and end tokens (or text the tokenizer's cleaning
-                            changed past recognition) */
-    int first_token;     /* rows of token_features it covers */
-    int n_tokens;
-    float cosine;        /* with the image's CLS feature (mean over a word's tokens) */
-    int rank;            /* 1 = highest cosine */
-} cs_words_unit;
-
-typedef struct cs_words_result {
-    int n_tokens, dim;      /* T (the start token .. the end token), D */
-    int32_t *ids;           /* [T] token ids */
-    float *token_features;  /* [T, D] each L2-normalized: the classes of the feature surgery */
-    int n_units;            /* U: T, or the number of words (the start and end tokens one each) */
-    cs_words_unit *units;   /* [U] */
-    int *ranking;           /* [U] unit indices by descending cosine (ties: lower index first) */
-    int top[3];             /* the figure's red, yellow, cyan: the best three units that have a
-                               place in the caption (-1 when fewer) */
-    float *similarity;      /* [1+N, U] feature surgery (word columns averaged) */
-    float *maps;            /* [height, width, U] per-unit min-max maps */
-    int height, width;
-    int truncated;          /* the caption was cut at the context length, as
-                               clip.tokenize(truncate=True) cuts it */
-    int dropped;            /* the caption's BPE tokens left out: cut, or after a literal
-                               <|endoftext|> (the text tower ends at the first end token) */
-} cs_words_result;
-
-/* Multimodal visualization of captions on one image: normalized pixels
- * [3, R, R], maps at out_h x out_w. image_tokens (may be NULL) gets the
- * image's CLIP Surgery tokens [1+N, D] (not normalized); results[n] one
- * per caption (UTF-8; invalid UTF-8 is CS_ERR_UTF8, any length is
- * truncated). opts NULL: defaults. On failure nothing is left allocated. */
-cs_status cs_words(cs_model *m, cs_tokenizer *tok, const float *pixels, int resolution,
-                   const char *const *captions, int n, int out_h, int out_w,
-                   const cs_words_options *opts, float *image_tokens, cs_words_result *results);
-void cs_words_result_free(cs_words_result *r);
-
 /* ---------------------------------------------------------------- outputs */
 /* A map in [0, 1] (every stride-th float, n pixels) to 8-bit gray. */
 void cs_map_to_gray(const float *map, int stride, size_t n, uint8_t *gray);
@@ -426,6 +368,7 @@ cs_status cs_draw_points(uint8_t *rgb, int width, int height, const int32_t *poi
  * equal to an earlier one gets "_<index>" appended, so stems are unique.
  * out[i] is allocated (free each with cs_free). */
 cs_status cs_file_stems(const char *const *texts, int n, char **out);
+
 
 /* Write an 8-bit gray (channels 1) or RGB (3) PNG atomically. */
 cs_status cs_png_write(const char *path, int width, int height, int channels,
@@ -612,6 +555,76 @@ cs_classify_options cs_classify_defaults(void);
 cs_status cs_classify(cs_model *m, cs_classes *cl, const cs_image *img,
                       const cs_classify_options *opts, float *scores);
 
+/* ---------------------------------------------------------------- multimodal visualization (words) */
+/* Which words of a caption CLIP sees where (docs/words.md): the text
+ * tower's feature at every token of the caption, each L2-normalized and
+ * taken as one class of the class-weighted feature surgery against the
+ * image's CLIP Surgery tokens, one min-max map per token; tokens ranked by
+ * their cosine with the image's CLS feature. */
+typedef enum cs_words_group {
+    CS_WORDS_TOKENS = 0, /* one map per BPE token (default, as the paper) */
+    CS_WORDS_WORDS = 1   /* one per word: its tokens' similarity columns averaged before
+                            the min-max (and their cosines averaged) */
+} cs_words_group;
+
+typedef struct cs_words_options {
+    int resolution;       /* R for images (default 0: the model's native one) */
+    cs_words_group group; /* default CS_WORDS_TOKENS */
+} cs_words_options;
+cs_words_options cs_words_defaults(void);
+
+/* One token (or word) of a caption. */
+typedef struct cs_words_unit {
+    char *text;          /* the decoded BPE piece(s), </w> removed ("<|startoftext|>",
+                            "<|endoftext|>" for those tokens); a character split between
+                            tokens shows as U+FFFD in each */
+    int start, end;      /* code points [start, end) of the caption it stands for; -1 for
+                            the start and end tokens (or text the tokenizer's cleaning
+                            changed past recognition) */
+    int first_token;     /* rows of token_features it covers */
+    int n_tokens;
+    float cosine;        /* with the image's CLS feature (mean over a word's tokens) */
+    int rank;            /* 1 = highest cosine */
+} cs_words_unit;
+
+typedef struct cs_words_result {
+    int n_tokens, dim;      /* T (the start token .. the end token), D */
+    int32_t *ids;           /* [T] token ids */
+    float *token_features;  /* [T, D] each L2-normalized: the classes of the feature surgery */
+    int n_units;            /* U: T, or the number of words (the start and end tokens one each) */
+    cs_words_unit *units;   /* [U] */
+    int *ranking;           /* [U] unit indices by descending cosine (ties: lower index first) */
+    int top[3];             /* the figure's red, yellow, cyan: the best three units that have a
+                               place in the caption (-1 when fewer) */
+    float *similarity;      /* [1+N, U] feature surgery (word columns averaged) */
+    float *maps;            /* [height, width, U] per-unit min-max maps */
+    int height, width;
+    int resolution, n_image_tokens;
+    float *image_tokens;    /* [1+N, D] the image's CLIP Surgery tokens, not normalized */
+    int truncated;          /* the caption was cut at the context length, as
+                               clip.tokenize(truncate=True) cuts it */
+    int dropped;            /* the caption's BPE tokens left out: cut, or after a literal
+                               <|endoftext|> (the text tower ends at the first end token) */
+} cs_words_result;
+
+/* Multimodal visualization of captions on one input (maps at its output
+ * size), with the model's tokenizer; out[n]: one result per caption
+ * (UTF-8; invalid UTF-8 is CS_ERR_UTF8 naming the caption, any length is
+ * truncated). opts NULL: cs_words_defaults(). On failure nothing is left
+ * allocated. */
+cs_status cs_words(cs_model *m, const cs_input *in, const char *const *captions, int n,
+                   const cs_words_options *opts, cs_words_result *out);
+void cs_words_result_free(cs_words_result *r);
+
+/* The figure of a words result (docs/words.md): the caption set in type
+ * (Pango: any script, emoji included), its three best tokens on red,
+ * yellow and cyan, a line naming them with their cosines, and below the
+ * image rgb [H, W, 3] (NULL: the heatmap alone) with the best token's
+ * heatmap; W x H must be the result's map size. *out: RGB [*out_h, *out_w, 3]
+ * (cs_free); *out_w = max(W, 360). */
+cs_status cs_words_figure(const cs_words_result *r, const char *caption, const uint8_t *rgb, int W,
+                          int H, uint8_t **out, int *out_w, int *out_h);
+
 /* ---------------------------------------------------------------- label masks (segmentation ground truth) */
 /* labels: [height, width] (free with cs_free). Other PNG kinds (RGB,
  * 16-bit, alpha) are CS_ERR_UNSUPPORTED with a message naming the file. */
@@ -767,7 +780,8 @@ void cs_label_color(int label, uint8_t rgb[3]);
 int cs_legend_height(int W, const uint8_t *labels, size_t n, const char *const *names, int C);
 
 /* rgb [(H + legend height) x W x 3]: each pixel its label's colour, then the
- * legend strip (swatches and names in a small built-in font, upper case). */
+ * legend strip (swatches and names set with Pango, any script; a name that
+ * is not UTF-8 gets its swatch alone). */
 void cs_colorize_labels(const uint8_t *labels, int W, int H, const char *const *names, int C,
                         uint8_t *rgb);
 

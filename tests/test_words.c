@@ -137,7 +137,7 @@ static void check_pieces(cs_tokenizer *tok) {
 }
 
 /* The pipeline equals its definition built from the public pieces. */
-static void check_pipeline(cs_model *m, cs_tokenizer *tok) {
+static void check_pipeline(cs_model *m) {
     cs_array px;
     golden_load("inputs/chelsea_pre_64.npy", &px);
     const int R = 64, H = 30, Wd = 45;
@@ -145,10 +145,13 @@ static void check_pipeline(cs_model *m, cs_tokenizer *tok) {
     const char *caps[] = {"a cat on a blanket", "", "猫 sleeping", "hello <|endoftext|> world"};
     int n = (int)(sizeof caps / sizeof *caps);
     cs_words_result res[4], wres[4];
-    float *tokens = malloc(sizeof(float) * NT * D);
-    cs_words_options wopt = {CS_WORDS_WORDS};
-    CHECK_OK(cs_words(m, tok, px.data, R, caps, n, H, Wd, NULL, tokens, res));
-    CHECK_OK(cs_words(m, tok, px.data, R, caps, n, H, Wd, &wopt, NULL, wres));
+    cs_input in = {.pixels = px.data, .pixels_resolution = R, .width = Wd, .height = H};
+    cs_words_options wopt = cs_words_defaults();
+    wopt.group = CS_WORDS_WORDS;
+    CHECK_OK(cs_words(m, &in, caps, n, NULL, res));
+    CHECK_OK(cs_words(m, &in, caps, n, &wopt, wres));
+    const float *tokens = res[0].image_tokens;
+    CHECK(res[0].n_image_tokens == NT && res[0].resolution == R);
     golden_check_floats("tiny-vit/chelsea_cs_tokens_64.npy", tokens, (int64_t)NT * D);
     for (int c = 0; c < n; c++) {
         const cs_words_result *r = &res[c], *w = &wres[c];
@@ -201,19 +204,19 @@ static void check_pipeline(cs_model *m, cs_tokenizer *tok) {
     /* One word of byte pieces is one unit with the whole character. */
     CHECK(wres[2].n_units == 4 && !strcmp(wres[2].units[1].text, "猫") && wres[2].units[1].n_tokens >= 1);
     CHECK(res[3].n_tokens == 3 && res[3].dropped == 1);
+    /* Errors leave nothing allocated (ASan checks) and name the caption. */
+    const char *bad[] = {"fine", "bad \xFF"};
+    cs_words_result bres[2];
+    CHECK_STATUS(cs_words(m, &in, bad, 2, NULL, bres), CS_ERR_UTF8);
+    CHECK_ERR_HAS("caption 2");
+    cs_words_options odd = {.group = (cs_words_group)7};
+    CHECK_STATUS(cs_words(m, &in, bad, 1, &odd, bres), CS_ERR_ARG);
+    cs_input none = {0};
+    CHECK_STATUS(cs_words(m, &none, bad, 1, NULL, bres), CS_ERR_ARG);
     for (int c = 0; c < n; c++) {
         cs_words_result_free(&res[c]);
         cs_words_result_free(&wres[c]);
     }
-
-    /* Errors leave nothing allocated (ASan checks) and name the caption. */
-    const char *bad[] = {"fine", "bad \xFF"};
-    CHECK_STATUS(cs_words(m, tok, px.data, R, bad, 2, H, Wd, NULL, NULL, res), CS_ERR_UTF8);
-    CHECK_ERR_HAS("caption 2");
-    CHECK_STATUS(cs_words(m, tok, px.data, R, bad, 1, 0, Wd, NULL, NULL, res), CS_ERR_ARG);
-    cs_words_options odd = {(cs_words_group)7};
-    CHECK_STATUS(cs_words(m, tok, px.data, R, bad, 1, H, Wd, &odd, NULL, res), CS_ERR_ARG);
-    free(tokens);
     cs_array_free(&px);
 }
 
@@ -227,7 +230,10 @@ int main(void) {
         check_token_features(m);
         check_pieces_ids(tok);
         check_pieces(tok);
-        check_pipeline(m, tok);
+        cs_tokenizer *own = NULL; /* the model takes its tokenizer over */
+        CHECK_OK(cs_tokenizer_load(golden_path("clip/bpe_simple_vocab_16e6.txt.gz"), &own));
+        cs_model_set_tokenizer(m, own);
+        check_pipeline(m);
     }
     cs_tokenizer_free(tok);
     cs_model_free(m);

@@ -52,7 +52,7 @@ typedef struct cli_command {
 #define CLI_OPTIONS(table) table, (int)(sizeof table / sizeof *table)
 
 extern const cli_command cmd_tokenize, cmd_embed, cmd_explain, cmd_points, cmd_segment, cmd_classify,
-    cmd_eval, cmd_convert, cmd_bench;
+    cmd_eval, cmd_convert, cmd_bench, cmd_words;
 
 /* ---------------------------------------------------------------- shared steps */
 /* --quiet, for the whole process (cli_parse sets it); notes and progress
@@ -117,6 +117,12 @@ int cli_image_list_collect(const cli_args *a, cli_image_list *list);
 void cli_image_list_free(cli_image_list *list);
 /* Output folder of image i: DIR itself for one image, DIR/<stem> for several. */
 void cli_image_dir(const char *out, const cli_image_list *list, int i, char *dir, size_t n);
+
+/* Texts of a file (embed --texts, words --captions): a JSON array of strings
+ * (.json), else one per line (every line counts, an empty line is the empty
+ * text; a final newline does not start another). *storage (cs_free) and
+ * the texts (free each and the array) are the caller's. */
+int cli_read_texts(const char *path, char **storage, char ***texts, int *n);
 
 /* --res, --window, --stride, --short-side, --bg-thresh, --logit-scale,
  * --method and the background class (--background NAME, default the class

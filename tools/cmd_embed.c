@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cjson/cJSON.h>
 #include "cli.h"
 
 static const cli_option k_options[] = {
@@ -24,57 +23,6 @@ static const char k_usage[] =
     "(texts longer than the context are truncated as clip.tokenize(truncate=True) does).\n"
     "--classes writes float32 [C, D]: the normalized prompt-ensemble class embeddings.\n"
     "Example: clip-surgery embed --model ViT-B/16 --classes @voc.txt -o voc.npy";
-
-/* Texts of a file: a JSON array of strings (.json), else one per line
- * (every line counts; a final newline does not start another text). */
-static int read_texts(const char *path, char **storage, char ***texts, int *n) {
-    size_t len;
-    *texts = NULL;
-    *n = 0;
-    cs_status s = cs_read_file(path, 64 << 20, storage, &len);
-    if (s != CS_OK) return cli_fail(s);
-    size_t plen = strlen(path);
-    if (plen > 5 && !strcmp(path + plen - 5, ".json")) {
-        cJSON *root = cJSON_ParseWithLength(*storage, len);
-        if (!cJSON_IsArray(root)) {
-            cJSON_Delete(root);
-            cli_error("%s: not a JSON array of strings", path);
-            return CLI_EXIT_USAGE;
-        }
-        int count = cJSON_GetArraySize(root), i = 0;
-        *texts = cli_xcalloc((size_t)count + 1, sizeof **texts);
-        const cJSON *item;
-        cJSON_ArrayForEach(item, root) {
-            if (!cJSON_IsString(item)) {
-                *n = i;
-                cJSON_Delete(root);
-                cli_error("%s: item %d is not a string", path, i);
-                return CLI_EXIT_USAGE;
-            }
-            (*texts)[i++] = cli_xstrdup(item->valuestring);
-        }
-        *n = count;
-        cJSON_Delete(root);
-        return 0;
-    }
-    if (memchr(*storage, 0, len)) {
-        cli_error("%s: contains a NUL byte; not a text file", path);
-        return CLI_EXIT_USAGE;
-    }
-    int lines = 1;
-    for (size_t i = 0; i < len; i++) lines += (*storage)[i] == '\n';
-    if (len && (*storage)[len - 1] == '\n') lines--;
-    *texts = cli_xcalloc((size_t)lines + 1, sizeof **texts);
-    char *p = *storage;
-    for (int i = 0; i < lines; i++) {
-        char *nl = strchr(p, '\n');
-        if (nl) *nl = 0;
-        (*texts)[i] = cli_xstrdup(p);
-        p = nl ? nl + 1 : p + strlen(p);
-    }
-    *n = lines;
-    return 0;
-}
 
 /* int32 [T, context] ids from the texts, truncating with a note. */
 static int tokenize_texts(cs_tokenizer *tok, char **texts, int n, int context, int32_t *ids) {
@@ -119,7 +67,7 @@ static int embed_raw(const cli_args *a, cs_model *m, const char *out) {
     } else {
         char *storage, **texts;
         cs_tokenizer *tok = NULL;
-        rc = read_texts(texts_path, &storage, &texts, &n);
+        rc = cli_read_texts(texts_path, &storage, &texts, &n);
         if (!rc) {
             cs_status s = cs_model_tokenizer(m, &tok);
             if (s != CS_OK) rc = cli_fail(s);

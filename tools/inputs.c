@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <cjson/cJSON.h>
 #include "cli.h"
 
 void cli_input_free(cli_input *in) {
@@ -170,5 +171,54 @@ int cli_segment_options(const cli_args *a, const cs_classes *cl, cs_segment_opti
         cli_error("--bg-thresh needs a background class: name one 'background' or give --background NAME");
         return CLI_EXIT_USAGE;
     }
+    return 0;
+}
+
+int cli_read_texts(const char *path, char **storage, char ***texts, int *n) {
+    size_t len;
+    *texts = NULL;
+    *n = 0;
+    cs_status s = cs_read_file(path, 64 << 20, storage, &len);
+    if (s != CS_OK) return cli_fail(s);
+    size_t plen = strlen(path);
+    if (plen > 5 && !strcmp(path + plen - 5, ".json")) {
+        cJSON *root = cJSON_ParseWithLength(*storage, len);
+        if (!cJSON_IsArray(root)) {
+            cJSON_Delete(root);
+            cli_error("%s: not a JSON array of strings", path);
+            return CLI_EXIT_USAGE;
+        }
+        int count = cJSON_GetArraySize(root), i = 0;
+        *texts = cli_xcalloc((size_t)count + 1, sizeof **texts);
+        const cJSON *item;
+        cJSON_ArrayForEach(item, root) {
+            if (!cJSON_IsString(item)) {
+                *n = i;
+                cJSON_Delete(root);
+                cli_error("%s: item %d is not a string", path, i);
+                return CLI_EXIT_USAGE;
+            }
+            (*texts)[i++] = cli_xstrdup(item->valuestring);
+        }
+        *n = count;
+        cJSON_Delete(root);
+        return 0;
+    }
+    if (memchr(*storage, 0, len)) {
+        cli_error("%s: contains a NUL byte; not a text file", path);
+        return CLI_EXIT_USAGE;
+    }
+    int lines = 1;
+    for (size_t i = 0; i < len; i++) lines += (*storage)[i] == '\n';
+    if (len && (*storage)[len - 1] == '\n') lines--;
+    *texts = cli_xcalloc((size_t)lines + 1, sizeof **texts);
+    char *p = *storage;
+    for (int i = 0; i < lines; i++) {
+        char *nl = strchr(p, '\n');
+        if (nl) *nl = 0;
+        (*texts)[i] = cli_xstrdup(p);
+        p = nl ? nl + 1 : p + strlen(p);
+    }
+    *n = lines;
     return 0;
 }

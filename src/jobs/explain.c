@@ -37,8 +37,7 @@ cs_status classes_similarity(const cs_name_set *names, const float *tokens, int 
     return s;
 }
 
-/* Normalized pixels [3, R, R] of an input, R, and the output size. */
-static cs_status input_pixels(const cs_model *m, const cs_input *in, int resolution, float **pixels, int *R,
+cs_status input_pixels(const cs_model *m, const cs_input *in, int resolution, float **pixels, int *R,
                               int *W, int *H) {
     *pixels = NULL;
     if (!in || (!in->image == !in->pixels))

@@ -26,6 +26,11 @@ cs_status classes_similarity(const cs_name_set *names, const float *tokens, int 
 /* Normalized pixels [3, h, w] of an image resized to w x h (Pillow bicubic). */
 cs_status image_pixels(const cs_image *img, int w, int h, float **pixels);
 
+/* Normalized pixels [3, R, R] of an input (cs_alloc'ed), R (the image's
+ * from `resolution` or the model's, or the pixels'), and the output size. */
+cs_status input_pixels(const cs_model *m, const cs_input *in, int resolution, float **pixels, int *R,
+                       int *W, int *H);
+
 /* The input resolution a job runs at: opts' or the model's native one. */
 int job_resolution(const cs_model *m, int resolution);
 

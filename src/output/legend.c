@@ -1,39 +1,13 @@
-/* Colour pictures of labels with a legend: swatches and class names drawn
- * with a 3x5 pixel font (each glyph five octal digits, one per row, the
- * high bit on the left), scaled 2x. */
-#include "base/base.h"
-#include <ctype.h>
+/* Colour pictures of labels with a legend: a swatch and the class name per
+ * class present, names set by Pango (any script) in flow layout. */
 #include <string.h>
+#include "output/text.h"
 
-#define GLYPH_SCALE 2
-#define GLYPH_ADVANCE (4 * GLYPH_SCALE)
-#define ENTRY_HEIGHT 20
+#define LEGEND_FONT_PX 14.0
+#define ENTRY_HEIGHT 22
 #define SWATCH 14
 #define TEXT_X 22
 #define ENTRY_GAP 12
-
-static const char *const k_letters[26] = {
-    "25755", "65656", "34443", "65556", "74647", "74644", "34553", "55755", "72227",
-    "11152", "55655", "44447", "57755", "65555", "25552", "65644", "25563", "65655",
-    "34216", "72222", "55557", "55552", "55775", "55255", "55222", "71247"};
-static const char *const k_digits[10] = {"75557", "26227", "61247", "61216", "55711",
-                                         "74616", "34757", "71222", "75757", "75716"};
-
-static const char *glyph(char ch) {
-    unsigned char c = (unsigned char)tolower((unsigned char)ch);
-    if (c >= 'a' && c <= 'z') return k_letters[c - 'a'];
-    if (c >= '0' && c <= '9') return k_digits[c - '0'];
-    switch (c) {
-    case ' ': return "00000";
-    case '-': return "00700";
-    case '_': return "00007";
-    case '.': return "00002";
-    case '/': return "11244";
-    case '(': return "24442";
-    case ')': return "21112";
-    default: return "61202"; /* '?' */
-    }
-}
 
 void cs_label_color(int label, uint8_t rgb[3]) {
     rgb[0] = rgb[1] = rgb[2] = 0;
@@ -41,7 +15,22 @@ void cs_label_color(int label, uint8_t rgb[3]) {
         for (int ch = 0; ch < 3; ch++) rgb[ch] |= (uint8_t)(((label >> ch) & 1) << bit);
 }
 
-static int entry_width(const char *name) { return TEXT_X + (int)strlen(name) * GLYPH_ADVANCE + ENTRY_GAP; }
+/* A class name as markup (escaped); NULL when out of memory. */
+static char *name_markup(const char *name) {
+    char *m = NULL;
+    size_t cap = 0;
+    if (text_append(&m, &cap, name, strlen(name), 1) != CS_OK) {
+        cs_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static int entry_width(const char *markup) {
+    int w = 0, h = 0;
+    if (markup) text_measure(markup, LEGEND_FONT_PX, 0, &w, &h);
+    return TEXT_X + w + ENTRY_GAP;
+}
 
 static void classes_present(const uint8_t *labels, size_t n, int C, uint8_t *present) {
     memset(present, 0, 256);
@@ -54,17 +43,6 @@ static void fill(uint8_t *rgb, int W, int x0, int y0, int w, int h, const uint8_
         for (int x = x0; x < x0 + w && x < W; x++) memcpy(rgb + ((size_t)y * W + x) * 3, color, 3);
 }
 
-static void draw_text(uint8_t *rgb, int W, int x0, int y0, const char *text) {
-    static const uint8_t ink[3] = {0, 0, 0};
-    for (; *text; text++, x0 += GLYPH_ADVANCE) {
-        const char *g = glyph(*text);
-        for (int row = 0; row < 5; row++)
-            for (int col = 0; col < 3; col++)
-                if (((g[row] - '0') >> (2 - col)) & 1)
-                    fill(rgb, W, x0 + col * GLYPH_SCALE, y0 + row * GLYPH_SCALE, GLYPH_SCALE, GLYPH_SCALE, ink);
-    }
-}
-
 /* Walk the legend's entries in flow layout; draw them when rgb is not NULL.
  * Returns the strip's height. */
 static int layout_legend(int W, const uint8_t *present, const char *const *names, int C, uint8_t *rgb,
@@ -72,17 +50,21 @@ static int layout_legend(int W, const uint8_t *present, const char *const *names
     int x = 0, y = 0, any = 0;
     for (int c = 0; c < C; c++) {
         if (!present[c]) continue;
-        int w = entry_width(names[c]);
+        char *markup = name_markup(names[c]);
+        int w = entry_width(markup);
         if (x > 0 && x + w > W) {
             x = 0;
             y += ENTRY_HEIGHT;
         }
         if (rgb) {
+            static const uint8_t ink[3] = {0, 0, 0};
             uint8_t color[3];
             cs_label_color(c, color);
-            fill(rgb, W, x + 4, top + y + 3, SWATCH, SWATCH, color);
-            draw_text(rgb, W, x + TEXT_X, top + y + 5, names[c]);
+            fill(rgb, W, x + 4, top + y + 4, SWATCH, SWATCH, color);
+            if (markup) text_draw(rgb, W, top + y + ENTRY_HEIGHT, x + TEXT_X, top + y + 2, markup,
+                                  LEGEND_FONT_PX, 0, ink);
         }
+        cs_free(markup);
         x += w;
         any = 1;
     }

@@ -14,7 +14,7 @@
  *     each token feature; the figure highlights the best three that have a
  *     place in the caption (the start and end tokens have none). */
 #include <string.h>
-#include "method.h"
+#include "jobs.h"
 #include "model/tokenizer_internal.h"
 #include "ops/ops.h"
 
@@ -27,6 +27,7 @@ void cs_words_result_free(cs_words_result *r) {
     cs_free(r->ranking);
     cs_free(r->similarity);
     cs_free(r->maps);
+    cs_free(r->image_tokens);
     memset(r, 0, sizeof *r);
 }
 
@@ -162,26 +163,33 @@ static cs_status words_one(cs_model *m, cs_tokenizer *tok, const float *tokens, 
     return s;
 }
 
-cs_status cs_words(cs_model *m, cs_tokenizer *tok, const float *pixels, int R,
-                   const char *const *captions, int n, int out_h, int out_w,
-                   const cs_words_options *opts, float *image_tokens, cs_words_result *results) {
-    if (!m || !tok || !pixels || !captions || !results || n < 1)
-        return cs_fail(CS_ERR_ARG, "cs_words: needs a model, a tokenizer, pixels and captions");
-    if (out_h <= 0 || out_w <= 0 || (int64_t)out_h * out_w > ((int64_t)1 << 28))
-        return cs_fail(CS_ERR_ARG, "map size %dx%d is out of range", out_w, out_h);
-    cs_words_group group = opts ? opts->group : CS_WORDS_TOKENS;
-    if (group != CS_WORDS_TOKENS && group != CS_WORDS_WORDS)
-        return cs_fail(CS_ERR_ARG, "unknown words grouping %d", (int)group);
+cs_words_options cs_words_defaults(void) {
+    return (cs_words_options){.resolution = 0, .group = CS_WORDS_TOKENS};
+}
+
+cs_status cs_words(cs_model *m, const cs_input *in, const char *const *captions, int n,
+                   const cs_words_options *opts, cs_words_result *results) {
+    cs_words_options o = opts ? *opts : cs_words_defaults();
+    if (!m || !captions || !results || n < 1)
+        return cs_fail(CS_ERR_ARG, "words: needs a model, an input and at least one caption");
+    if (o.group != CS_WORDS_TOKENS && o.group != CS_WORDS_WORDS)
+        return cs_fail(CS_ERR_ARG, "unknown words grouping %d (tokens or words)", (int)o.group);
     for (int i = 0; i < n; i++)
-        if (!captions[i]) return cs_fail(CS_ERR_ARG, "caption %d is NULL", i);
+        if (!captions[i]) return cs_fail(CS_ERR_ARG, "caption %d is NULL", i + 1);
     memset(results, 0, (size_t)n * sizeof *results);
+    cs_tokenizer *tok;
+    cs_status s = cs_model_tokenizer(m, &tok);
+    if (s != CS_OK) return s;
+    float *pixels = NULL, *tokens = NULL, *plain = NULL;
+    int R, W, H;
+    s = input_pixels(m, in, o.resolution, &pixels, &R, &W, &H);
     const cs_config *cfg = cs_model_config(m);
-    int D = cfg->embed_dim, n_tok = cs_model_num_tokens(m, R);
-    if (n_tok <= 0) return cs_fail(CS_ERR_ARG, "input resolution %d does not suit the model", R);
-    float *tokens = cs_alloc((size_t)n_tok * D, sizeof(float));
-    float *plain = NULL;
-    if (!tokens) return CS_ERR_NOMEM;
-    cs_status s = cs_encode_image(m, pixels, R, CS_VISION_SURGERY, tokens);
+    int D = cfg->embed_dim, n_tok = s == CS_OK ? cs_model_num_tokens(m, R) : 0;
+    if (s == CS_OK && n_tok <= 0) s = cs_fail(CS_ERR_ARG, "input resolution %d does not suit the model", R);
+    if (s == CS_OK) {
+        tokens = cs_alloc((size_t)n_tok * D, sizeof(float));
+        s = tokens ? cs_encode_image(m, pixels, R, CS_VISION_SURGERY, tokens) : CS_ERR_NOMEM;
+    }
     /* The CLS feature of the original path: a ViT's surgery token 0 is
      * exactly it; a ResNet's surgery pool changes token 0, so the plain
      * model runs for it. */
@@ -192,13 +200,21 @@ cs_status cs_words(cs_model *m, cs_tokenizer *tok, const float *pixels, int R,
         cls = plain;
     }
     for (int i = 0; s == CS_OK && i < n; i++) {
-        s = words_one(m, tok, tokens, n_tok, cls, captions[i], out_h, out_w, group, &results[i]);
-        if (s != CS_OK) {
+        cs_words_result *r = &results[i];
+        s = words_one(m, tok, tokens, n_tok, cls, captions[i], H, W, o.group, r);
+        if (s == CS_OK) {
+            r->resolution = R;
+            r->n_image_tokens = n_tok;
+            r->image_tokens = cs_alloc((size_t)n_tok * D, sizeof(float));
+            if (r->image_tokens) memcpy(r->image_tokens, tokens, (size_t)n_tok * D * sizeof(float));
+            else s = CS_ERR_NOMEM;
+        } else {
             cs_error_prefix("caption %d", i + 1);
-            for (int k = 0; k < i; k++) cs_words_result_free(&results[k]);
         }
+        if (s != CS_OK)
+            for (int k = 0; k <= i; k++) cs_words_result_free(&results[k]);
     }
-    if (s == CS_OK && image_tokens) memcpy(image_tokens, tokens, (size_t)n_tok * D * sizeof(float));
+    cs_free(pixels);
     cs_free(tokens);
     cs_free(plain);
     return s;
