@@ -51,18 +51,39 @@ static cs_status caption_markup(const cs_words_result *r, const char *caption, c
     return s;
 }
 
+/* Byte offset of code point cp in the UTF-8 text (its end when past it). */
+static size_t byte_offset(const char *text, int cp) {
+    const char *p = text;
+    for (int i = 0; i < cp && *p; i++) {
+        p++;
+        while ((*p & 0xC0) == 0x80) p++;
+    }
+    return (size_t)(p - text);
+}
+
+/* How the figure names a unit: the caption's own characters where it has
+ * them (a byte piece of a character shows the character, not U+FFFD). */
+static cs_status append_label(char **m, size_t *cap, const cs_words_result *r, const char *caption,
+                              int u) {
+    const cs_words_unit *x = &r->units[u];
+    if (x->start < 0) return text_append(m, cap, x->text, strlen(x->text), 1);
+    size_t a = byte_offset(caption, x->start), b = byte_offset(caption, x->end);
+    return text_append(m, cap, caption + a, b - a, 1);
+}
+
 /* "map: TOKEN   1 TOKEN 0.123  2 ...", the notes on truncation. */
-static cs_status info_markup(const cs_words_result *r, int shown, char **m, size_t *cap) {
+static cs_status info_markup(const cs_words_result *r, const char *caption, int shown, char **m,
+                             size_t *cap) {
     char buf[160];
     cs_status s = text_append(m, cap, "map: <b>", 8, 0);
-    if (s == CS_OK) s = text_append(m, cap, r->units[shown].text, strlen(r->units[shown].text), 1);
+    if (s == CS_OK) s = append_label(m, cap, r, caption, shown);
     if (s == CS_OK) s = text_append(m, cap, "</b>    ", 8, 0);
     for (int k = 0; s == CS_OK && k < 3 && r->top[k] >= 0; k++) {
         const cs_words_unit *u = &r->units[r->top[k]];
         s = append_span(m, cap, "\u2002\u2002", 6, k); /* a swatch: two en spaces */
         snprintf(buf, sizeof buf, " %d ", u->rank);
         if (s == CS_OK) s = text_append(m, cap, buf, strlen(buf), 0);
-        if (s == CS_OK) s = text_append(m, cap, u->text, strlen(u->text), 1);
+        if (s == CS_OK) s = append_label(m, cap, r, caption, r->top[k]);
         snprintf(buf, sizeof buf, " %.3f   ", u->cosine);
         if (s == CS_OK) s = text_append(m, cap, buf, strlen(buf), 0);
     }
@@ -92,7 +113,7 @@ cs_status cs_words_figure(const cs_words_result *r, const char *caption, const u
     size_t cap_c = 0, info_c = 0;
     int cw, ch, iw, ih;
     cs_status s = caption_markup(r, caption, &cap_m, &cap_c);
-    if (s == CS_OK) s = info_markup(r, shown, &info_m, &info_c);
+    if (s == CS_OK) s = info_markup(r, caption, shown, &info_m, &info_c);
     if (s == CS_OK) s = text_measure(cap_m, px, fig_w - 2 * margin, &cw, &ch);
     if (s == CS_OK) s = text_measure(info_m, small, fig_w - 2 * margin, &iw, &ih);
     int top = margin + ch + margin / 2 + ih + margin, fig_h = top + H;
