@@ -785,6 +785,110 @@ int cs_legend_height(int W, const uint8_t *labels, size_t n, const char *const *
 void cs_colorize_labels(const uint8_t *labels, int W, int H, const char *const *names, int C,
                         uint8_t *rgb);
 
+/* ---------------------------------------------------------------- Segment Anything (SAM) */
+/* Meta's Segment Anything at parity with its SamPredictor
+ * (facebookresearch/segment-anything): an image encoder (ViT with windowed
+ * and global attention, decomposed relative positions, a convolutional
+ * neck), a prompt encoder (random Fourier positions; points, box, low-res
+ * mask) and a two-way transformer mask decoder. Inferred from the weights
+ * alone, except the decoder's head count, which no tensor shape carries: 8
+ * (every released SAM) unless the file's safetensors metadata holds a
+ * "config" JSON with "decoder_num_heads", or the caller sets it. */
+typedef struct cs_sam_config {
+    int image_size;   /* S: the padded input side (1024 for Meta's models) */
+    int patch_size;   /* 16 */
+    int grid;         /* G = S / patch: the embedding's side */
+    int enc_width, enc_depth, enc_heads, enc_mlp;
+    int window;       /* windowed blocks' side (14) */
+    int n_global;     /* blocks with global attention ... */
+    int global_blocks[64]; /* ... and their indices */
+    int embed_dim;    /* E: prompt and decoder width (256) */
+    int mask_in_chans;
+    int dec_depth, dec_heads, dec_mlp;
+    int dec_cross_dim; /* the cross attentions' inner width (E / 2) */
+    int n_mask_tokens; /* 4: the single-mask token and 3 multimask ones */
+    int iou_depth, iou_hidden;
+} cs_sam_config;
+
+typedef struct cs_sam cs_sam;
+
+typedef struct cs_sam_load_options {
+    int decoder_heads; /* > 0: the decoder's head count, overriding the default */
+} cs_sam_load_options;
+
+/* Load a SAM checkpoint: Meta's torch.save archives (sam_vit_b_01ec64.pth,
+ * ...; read with the zip/pickle reader, nothing executed) or safetensors
+ * with the same tensor names. opts may be NULL. A file that is not a SAM
+ * checkpoint is CS_ERR_MISSING or CS_ERR_SHAPE naming the tensor. */
+cs_status cs_sam_load(const char *path, const cs_sam_load_options *opts, cs_sam **out);
+/* Random weights with the architecture of "vit_b", "vit_l" or "vit_h", for
+ * benchmarks. */
+cs_status cs_sam_synthetic(const char *arch, cs_sam **out);
+void cs_sam_free(cs_sam *m);
+const cs_sam_config *cs_sam_get_config(const cs_sam *m);
+
+/* Meta's checkpoint names: "vit_b", "vit_l", "vit_h" (also "sam_vit_b" and
+ * the file names) map to <cache_dir>/sam_vit_b_01ec64.pth etc. (cache_dir
+ * NULL: ~/.cache/clip, as for CLIP names). When absent and download is set
+ * the file is fetched from Meta's URL into a temporary file that must load
+ * as a SAM checkpoint before it is renamed (Meta publishes no checksum).
+ * A path that exists is returned as it is. */
+cs_status cs_sam_resolve(const char *name_or_path, const char *cache_dir, int download,
+                         cs_progress_fn progress, void *ctx, char *out, size_t out_len);
+
+/* One image encoded: a value the caller keeps and passes to any number of
+ * predictions. */
+typedef struct cs_sam_embedding {
+    int dim, grid;            /* E, G */
+    int image_w, image_h;     /* the original image */
+    int input_w, input_h;     /* its longest side resized to S */
+    float *data;              /* [E, G, G] */
+} cs_sam_embedding;
+
+/* SamPredictor.set_image: the longest side resized to S with Pillow's
+ * bilinear filter, normalized, zero padded, through the image encoder. */
+cs_status cs_sam_encode(cs_sam *m, const cs_image *img, cs_sam_embedding *out);
+void cs_sam_embedding_free(cs_sam_embedding *e);
+/* The embedding as raw bytes and back (the CLI's cache): a header of six
+ * int32 (E, G, image w, h, input w, h), then the floats. */
+size_t cs_sam_embedding_bytes(const cs_sam_embedding *e);
+cs_status cs_sam_embedding_from_bytes(const cs_sam *m, const void *buf, size_t len,
+                                      cs_sam_embedding *out);
+void cs_sam_embedding_to_bytes(const cs_sam_embedding *e, void *buf);
+
+/* One prompt set, in original image pixels (fractions allowed). */
+typedef struct cs_sam_prompt {
+    int n_points;
+    const float *points;     /* [n_points, 2] (x, y) */
+    const int32_t *labels;   /* [n_points]: 1 foreground, 0 background */
+    const float *box;        /* [4] x0, y0, x1, y1, or NULL */
+    const float *mask_input; /* [4G, 4G] low-res logits (a previous result's), or NULL */
+    int multimask;           /* 1: the 3 multimask outputs; 0: the single mask */
+} cs_sam_prompt;
+
+typedef struct cs_sam_result {
+    int n_masks;     /* C: 3 or 1 */
+    int width, height, lowres; /* image size; 4G */
+    uint8_t *masks;  /* [C, H, W] 0/1: logits > 0 */
+    float *logits;   /* [C, H, W] before the threshold */
+    float *iou;      /* [C] predicted IoU */
+    float *lowres_logits; /* [C, 4G, 4G]: a next prompt's mask_input as is */
+} cs_sam_result;
+
+/* SamPredictor.predict on an embedding. Points outside the image, a box
+ * with x1 < x0 or y1 < y0 or outside the image, labels other than 0/1, a
+ * prompt with neither points nor box nor mask: CS_ERR_ARG. */
+cs_status cs_sam_predict(cs_sam *m, const cs_sam_embedding *e, const cs_sam_prompt *p,
+                         cs_sam_result *out);
+void cs_sam_result_free(cs_sam_result *r);
+/* The mask with the largest predicted IoU (the first on ties). */
+int cs_sam_best_mask(const cs_sam_result *r);
+
+/* FLOPs of the image encoder, and of the decoder for a prompt of n sparse
+ * tokens (as cs_model_vision_flops counts). */
+double cs_sam_encoder_flops(const cs_sam *m);
+double cs_sam_decoder_flops(const cs_sam *m, int n_sparse);
+
 #ifdef __cplusplus
 }
 #endif

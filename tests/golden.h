@@ -19,6 +19,12 @@ const char *golden_path(const char *rel);
 cJSON *golden_manifest(void);
 /* The manifest entry of a golden file (relative to golden/), or NULL. */
 cJSON *golden_entry(const char *rel);
+/* The own manifest of a set that has one ("sam/tiny-sam"), or NULL. Files
+ * of such a set are found by golden_entry under "<set>/<file>". */
+cJSON *golden_set_manifest(const char *set);
+/* Load the array `entry` (without ".npy") of the archive golden/<rel>.npz;
+ * exits the test with a failure when it cannot. */
+void golden_npz_load(const char *rel, const char *entry, cs_array *out);
 /* Load golden/<rel>; exits the test with a failure when it cannot. */
 void golden_load(const char *rel, cs_array *out);
 

@@ -48,6 +48,26 @@ static void test_both_passes(void) {
     CHECK(dst[0] == 131 && dst[1] == 156 && dst[2] == 41 && dst[3] == 122);
 }
 
+/* Pillow's BILINEAR (SAM's resize): the triangle kernel, support 1 scaled by
+ * the downscale factor. 4 -> 2: output 0 is centred at 1.0 and reads inputs
+ * 0..2 at offsets -0.25, 0.25, 0.75 (kernel units), weights 0.75, 0.75,
+ * 0.25 normalized to 3/7, 3/7, 1/7: 100*3/7 + 200/7 = 71.4 -> 71; output 1
+ * reads 1..3 with 1/7, 3/7, 3/7: 209.3 -> 209. 2 -> 4 (support 1): the
+ * outer outputs see only their neighbour (100, 200), the inner ones 3:1
+ * blends: 125 and 175. */
+static void test_bilinear(void) {
+    const uint8_t src[4] = {0, 100, 200, 255};
+    uint8_t dst[4];
+    CHECK_OK(op_resize_pillow_u8(src, 4, 1, 1, dst, 2, 1, OP_RESAMPLE_BILINEAR));
+    CHECK(dst[0] == 71 && dst[1] == 209);
+    CHECK_OK(op_resize_pillow_u8(src, 1, 4, 1, dst, 1, 2, OP_RESAMPLE_BILINEAR));
+    CHECK(dst[0] == 71 && dst[1] == 209);
+    const uint8_t two[2] = {100, 200};
+    CHECK_OK(op_resize_pillow_u8(two, 2, 1, 1, dst, 4, 1, OP_RESAMPLE_BILINEAR));
+    CHECK(dst[0] == 100 && dst[1] == 125 && dst[2] == 175 && dst[3] == 200);
+    CHECK_STATUS(op_resize_pillow_u8(two, 2, 1, 1, dst, 4, 1, (op_resample)7), CS_ERR_ARG);
+}
+
 /* Channels are filtered independently: an RGB image whose channels are the
  * 1-channel cases above gives their results. */
 static void test_channels_independent(void) {
@@ -143,6 +163,7 @@ static void test_public_wrappers(void) {
 }
 
 int main(void) {
+    test_bilinear();
     test_downscale_two();
     test_upscale_two();
     test_both_passes();

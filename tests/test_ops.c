@@ -48,6 +48,26 @@ static void test_softmax_gelu(void) {
     CHECK(r[0] == 0.6f && r[1] == 0.8f && r[2] == 0 && r[3] == 0);
 }
 
+/* Exact GELU x Phi(x) against erf in double; LayerNorm2d over the channels
+ * of a CHW image: pixel values (1, 3) per channel pair -> (-1, 1) x w + b. */
+static void test_gelu_norm_channels(void) {
+    float g[9];
+    for (int i = 0; i < 9; i++) g[i] = (float)(i - 4);
+    op_gelu(g, 9);
+    for (int i = 0; i < 9; i++) {
+        double v = i - 4;
+        CHECK_NEAR(g[i], 0.5 * v * (1 + erf(v / sqrt(2.0))), 1e-6);
+    }
+    /* 2 channels, 3 pixels: pixel p has channel values (p, p + 2). */
+    float x[6] = {0, 1, 2, 2, 3, 4};
+    const float w[2] = {1, 2}, b[2] = {0, 10};
+    op_layer_norm_channels(x, 2, 3, w, b, 0.0f);
+    for (int p = 0; p < 3; p++) {
+        CHECK_NEAR(x[p], -1.0, 1e-6);
+        CHECK_NEAR(x[3 + p], 12.0, 1e-6);
+    }
+}
+
 /* Attention of one head (d = 2) over 2 tokens, by hand. */
 static void test_attention(void) {
     /* qkv rows: q | k | v for tokens a, b. */
@@ -105,6 +125,7 @@ int main(void) {
     test_layer_norm();
     test_softmax_gelu();
     test_attention();
+    test_gelu_norm_channels();
     test_bilinear();
     test_workspace();
     return test_finish();

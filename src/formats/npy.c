@@ -36,6 +36,22 @@ static const char *dict_value(const char *h, const char *key) {
     return p;
 }
 
+/* Column-major (Fortran order, what NumPy writes for a transposed array)
+ * to row-major: element (i0, .., in-1) sits at sum_k i_k * prod_{j<k} d_j. */
+static void from_fortran(const uint8_t *src, int ndim, const int64_t *shape, size_t esize, uint8_t *dst) {
+    int64_t idx[CS_MAX_DIMS] = {0}, n = 1;
+    for (int k = 0; k < ndim; k++) n *= shape[k];
+    for (int64_t c = 0; c < n; c++) {
+        int64_t off = 0, stride = 1;
+        for (int k = 0; k < ndim; k++) {
+            off += idx[k] * stride;
+            stride *= shape[k];
+        }
+        memcpy(dst + (size_t)c * esize, src + (size_t)off * esize, esize);
+        for (int k = ndim - 1; k >= 0 && ++idx[k] == shape[k]; k--) idx[k] = 0;
+    }
+}
+
 cs_status cs_npy_parse(const char *path, const uint8_t *buf, size_t len, cs_array *out) {
     memset(out, 0, sizeof *out);
     if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0)
@@ -70,8 +86,9 @@ cs_status cs_npy_parse(const char *path, const uint8_t *buf, size_t len, cs_arra
     }
     if (!found) return cs_fail(CS_ERR_UNSUPPORTED, "%s: .npy dtype %.8s is not supported", path, d);
     const char *fo = dict_value(header, "'fortran_order'");
-    if (!fo || strncmp(fo, "False", 5) != 0)
-        return cs_fail(CS_ERR_UNSUPPORTED, "%s: only C-order .npy arrays are supported", path);
+    int fortran = fo && !strncmp(fo, "True", 4);
+    if (!fo || (!fortran && strncmp(fo, "False", 5) != 0))
+        return cs_fail(CS_ERR_FORMAT, "%s: .npy header has no valid fortran_order", path);
     const char *s = dict_value(header, "'shape'");
     if (!s || *s != '(') return cs_fail(CS_ERR_FORMAT, "%s: .npy header has no shape", path);
     s++;
@@ -94,7 +111,8 @@ cs_status cs_npy_parse(const char *path, const uint8_t *buf, size_t len, cs_arra
                        len - data_off, total);
     out->data = cs_alloc(total ? total : 1, 1);
     if (!out->data) return CS_ERR_NOMEM;
-    memcpy(out->data, buf + data_off, total);
+    if (fortran) from_fortran(buf + data_off, out->ndim, out->shape, esize, out->data);
+    else memcpy(out->data, buf + data_off, total);
     out->nbytes = total;
     return CS_OK;
 }

@@ -5,7 +5,9 @@
 #include <immintrin.h>
 #endif
 #include <string.h>
+#include <stdio.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 size_t cs_dtype_size(cs_dtype dt) {
     switch (dt) {
@@ -155,3 +157,56 @@ cs_status cs_tensor_to_f32(const cs_tensor *x, float *out) {
                        cs_dtype_name(x->dtype));
     }
 }
+
+static void shape_text(char *buf, size_t n, int ndim, const int64_t *dims) {
+    size_t o = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && o < n; i++)
+        o += (size_t)snprintf(buf + o, n - o, i ? ", %lld" : "%lld", (long long)dims[i]);
+    if (o < n) snprintf(buf + o, n - o, "]");
+}
+
+/* A widened tensor's file pages are not needed any more: drop them from
+ * memory (the mapping is private and read-only, so a later read, e.g. by
+ * cs_model_save, simply faults them back in from the file). Keeps the peak
+ * RSS of an fp16 file near the fp32 weights alone. */
+static void release_source_pages(const cs_tensor_table *t, const cs_tensor *x) {
+    const uint8_t *map = t->map, *p = x->data;
+    if (!map || p < map || p + x->nbytes > map + t->map_len) return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1), hi = ((uintptr_t)p + x->nbytes) & ~(page - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+cs_status cs_tensors_f32(cs_tensor_table *t, const char *name, int ndim, const int64_t *dims,
+                         const float **out) {
+    const cs_tensor *x = cs_tensors_find(t, name);
+    if (!x)
+        return cs_fail(CS_ERR_MISSING, "%s: required tensor '%s' is missing", t->path, name);
+    int ok = x->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++) ok = dims[i] < 0 || x->shape[i] == dims[i];
+    if (!ok) {
+        char got[128], want[128];
+        shape_text(got, sizeof got, x->ndim, x->shape);
+        shape_text(want, sizeof want, ndim, dims);
+        return cs_fail(CS_ERR_SHAPE, "%s: tensor '%s' has shape %s, expected %s", t->path,
+                       name, got, want);
+    }
+    if (x->dtype == CS_DT_F32 && ((uintptr_t)x->data & 3) == 0) {
+        *out = x->data;
+        return CS_OK;
+    }
+    int64_t n = cs_tensor_numel(x);
+    float *buf = cs_alloc((size_t)(n ? n : 1), sizeof(float));
+    if (!buf) return CS_ERR_NOMEM;
+    cs_status s = cs_tensor_to_f32(x, buf);
+    if (s != CS_OK) {
+        cs_free(buf);
+        cs_error_prefix("%s", t->path);
+        return s;
+    }
+    s = cs_tensors_own(t, buf);
+    if (s == CS_OK) *out = buf;
+    release_source_pages(t, x);
+    return s;
+}
+

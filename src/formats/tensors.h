@@ -46,6 +46,13 @@ cs_status cs_tensors_own(cs_tensor_table *t, void *buf);
 const cs_tensor *cs_tensors_find(const cs_tensor_table *t, const char *name);
 int64_t cs_tensor_numel(const cs_tensor *x);
 
+/* Weight lookup with shape checks: an fp32 view of a named tensor (borrowed
+ * when the file holds aligned F32, widened into a table-owned buffer
+ * otherwise, and then the file's pages of it are dropped). ndim/dims give
+ * the expected shape; a dim < 0 matches any size. */
+cs_status cs_tensors_f32(cs_tensor_table *t, const char *name, int ndim, const int64_t *dims,
+                         const float **out);
+
 /* Copy a tensor into float32 (widening F16/BF16/F64). out has numel floats. */
 cs_status cs_tensor_to_f32(const cs_tensor *x, float *out);
 

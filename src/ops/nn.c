@@ -58,6 +58,38 @@ void op_quick_gelu(float *x, size_t n) {
     }
 }
 
+void op_gelu(float *x, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) x[i] = x[i] * 0.5f * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+}
+
+/* Pixel by pixel, with the channel sums of a block of pixels accumulated
+ * row by row so the reads stay contiguous. */
+void op_layer_norm_channels(float *x, int C, int HW, const float *w, const float *b, float eps) {
+    enum { BLOCK = 256 };
+    int blocks = (HW + BLOCK - 1) / BLOCK;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < blocks; blk++) {
+        int p0 = blk * BLOCK, n = HW - p0 < BLOCK ? HW - p0 : BLOCK;
+        float mean[BLOCK], var[BLOCK];
+        for (int i = 0; i < n; i++) mean[i] = var[i] = 0.0f;
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < n; i++) mean[i] += x[(size_t)c * HW + p0 + i];
+        for (int i = 0; i < n; i++) mean[i] /= (float)C;
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < n; i++) {
+                float d = x[(size_t)c * HW + p0 + i] - mean[i];
+                var[i] += d * d;
+            }
+        for (int i = 0; i < n; i++) var[i] = 1.0f / sqrtf(var[i] / (float)C + eps);
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < n; i++) {
+                float *v = &x[(size_t)c * HW + p0 + i];
+                *v = (*v - mean[i]) * var[i] * w[c] + b[c];
+            }
+    }
+}
+
 void op_softmax_rows(float *x, int rows, int cols) {
     for (int r = 0; r < rows; r++) {
         float *xr = x + (size_t)r * cols;

@@ -24,6 +24,14 @@ void op_layer_norm(const float *x, int rows, int dim, const float *w, const floa
 /* In place: x * sigmoid(1.702 x), CLIP's QuickGELU. */
 void op_quick_gelu(float *x, size_t n);
 
+/* In place x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)): PyTorch's exact GELU
+ * (nn.GELU()), as SAM uses it. */
+void op_gelu(float *x, size_t n);
+
+/* Layer norm over the channels of each pixel of a CHW image x [C, HW]
+ * (SAM's LayerNorm2d: biased variance; w, b [C]), in place. */
+void op_layer_norm_channels(float *x, int C, int HW, const float *w, const float *b, float eps);
+
 /* In place softmax over each row of [rows, cols]. */
 void op_softmax_rows(float *x, int rows, int cols);
 

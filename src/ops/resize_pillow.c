@@ -19,7 +19,6 @@
  * cubic's negative lobes let partial sums exceed 255 or drop below 0), 22 of
  * fraction. */
 #define WEIGHT_BITS 22
-#define CUBIC_SUPPORT 2.0
 
 /* The weights that map one image axis of in_size samples to out_size. Output
  * sample i reads inputs first[i] .. first[i] + count[i] - 1 with weights
@@ -47,6 +46,23 @@ static int32_t weight_to_fixed(double w) {
     double scaled = w * (double)(1 << WEIGHT_BITS);
     return (int32_t)(w < 0.0 ? scaled - 0.5 : scaled + 0.5);
 }
+
+/* The triangle (tent) kernel of Pillow's BILINEAR filter. */
+static double triangle_kernel(double x) {
+    if (x < 0.0) x = -x;
+    return x < 1.0 ? 1.0 - x : 0.0;
+}
+
+/* A Pillow filter: its kernel and its support at scale 1. */
+typedef struct pillow_filter {
+    double (*kernel)(double);
+    double support;
+} pillow_filter;
+
+static const pillow_filter k_filters[] = {
+    [OP_RESAMPLE_BICUBIC] = {cubic_kernel, 2.0},
+    [OP_RESAMPLE_BILINEAR] = {triangle_kernel, 1.0},
+};
 
 /* Pillow truncates (int) casts of these bounds; clamping in double first
  * gives the same integers and cannot overflow for huge axes. */
@@ -78,13 +94,14 @@ static void store_sample_weights(double *w, int count, int32_t *out, double *dou
     for (int j = count; j < taps; j++) out[j] = 0, dout[j] = 0.0;
 }
 
-static cs_status axis_filter_build(int in_size, int out_size, axis_filter *f) {
+static cs_status axis_filter_build(int in_size, int out_size, const pillow_filter *pf,
+                                   axis_filter *f) {
     memset(f, 0, sizeof *f);
     /* Pillow receives the source box as floats: keep that rounding for axes
      * longer than 2^24. */
     double scale = (double)(float)in_size / out_size;
     double filter_scale = scale < 1.0 ? 1.0 : scale;
-    double support = CUBIC_SUPPORT * filter_scale;
+    double support = pf->support * filter_scale;
     double taps_d = ceil(support) * 2.0 + 1.0;
     /* No sample reads more inputs than the axis has. */
     f->taps = taps_d < (double)in_size ? (int)taps_d : in_size;
@@ -105,7 +122,7 @@ static cs_status axis_filter_build(int in_size, int out_size, axis_filter *f) {
         int hi = clamped_bound(center + support + 0.5, in_size);
         int count = hi - lo;
         for (int j = 0; j < count; j++)
-            w[j] = cubic_kernel(((double)(j + lo) - center + 0.5) * inv_filter_scale);
+            w[j] = pf->kernel(((double)(j + lo) - center + 0.5) * inv_filter_scale);
         store_sample_weights(w, count, f->weights + (size_t)i * f->taps,
                              f->dweights + (size_t)i * f->taps, f->taps);
         f->first[i] = lo;
@@ -240,12 +257,12 @@ static const resampler k_i32 = {4, resample_rows_i32, resample_columns_i32};
 
 /* Both passes. Like Pillow, the horizontal pass runs only over the source
  * rows some output row reads. */
-static cs_status resample_both_axes(const resampler *rs, const void *src, int in_w, int in_h,
-                                    int channels, void *dst, int out_w, int out_h) {
+static cs_status resample_both_axes(const resampler *rs, const pillow_filter *pf, const void *src,
+                                    int in_w, int in_h, int channels, void *dst, int out_w, int out_h) {
     axis_filter fx, fy;
-    cs_status s = axis_filter_build(in_w, out_w, &fx);
+    cs_status s = axis_filter_build(in_w, out_w, pf, &fx);
     if (s != CS_OK) return s;
-    s = axis_filter_build(in_h, out_h, &fy);
+    s = axis_filter_build(in_h, out_h, pf, &fy);
     if (s != CS_OK) {
         axis_filter_free(&fx);
         return s;
@@ -265,22 +282,25 @@ static cs_status resample_both_axes(const resampler *rs, const void *src, int in
     return s;
 }
 
-static cs_status resample(const resampler *rs, const void *src, int in_w, int in_h, int channels,
-                          void *dst, int out_w, int out_h) {
+static cs_status resample(const resampler *rs, op_resample filter, const void *src, int in_w, int in_h,
+                          int channels, void *dst, int out_w, int out_h) {
+    if ((unsigned)filter >= sizeof k_filters / sizeof *k_filters)
+        return cs_fail(CS_ERR_ARG, "resize: unknown filter %d", (int)filter);
+    const pillow_filter *pf = &k_filters[filter];
     if (in_w < 1 || in_h < 1 || out_w < 1 || out_h < 1 || channels < 1 || channels > 4)
         return cs_fail(CS_ERR_ARG, "resize: bad sizes %dx%d -> %dx%d with %d channels", in_w,
                        in_h, out_w, out_h, channels);
     /* Like Pillow, skip the pass of an axis that keeps its size: at scale 1
-     * the cubic weighs the sample itself 1 and its neighbours 0. */
+     * both kernels weigh the sample itself 1 and its neighbours 0. */
     int need_x = out_w != in_w, need_y = out_h != in_h;
     if (need_x && need_y)
-        return resample_both_axes(rs, src, in_w, in_h, channels, dst, out_w, out_h);
+        return resample_both_axes(rs, pf, src, in_w, in_h, channels, dst, out_w, out_h);
     if (!need_x && !need_y) {
         memcpy(dst, src, (size_t)in_w * in_h * channels * rs->sample_bytes);
         return CS_OK;
     }
     axis_filter f;
-    cs_status s = axis_filter_build(need_x ? in_w : in_h, need_x ? out_w : out_h, &f);
+    cs_status s = axis_filter_build(need_x ? in_w : in_h, need_x ? out_w : out_h, pf, &f);
     if (s != CS_OK) return s;
     if (need_x)
         rs->rows(src, in_w, channels, 0, in_h, &f, dst, out_w);
@@ -292,12 +312,17 @@ static cs_status resample(const resampler *rs, const void *src, int in_w, int in
 
 cs_status op_resize_bicubic_u8(const uint8_t *src, int in_w, int in_h, int channels,
                                uint8_t *dst, int out_w, int out_h) {
-    return resample(&k_u8, src, in_w, in_h, channels, dst, out_w, out_h);
+    return resample(&k_u8, OP_RESAMPLE_BICUBIC, src, in_w, in_h, channels, dst, out_w, out_h);
+}
+
+cs_status op_resize_pillow_u8(const uint8_t *src, int in_w, int in_h, int channels, uint8_t *dst,
+                              int out_w, int out_h, op_resample filter) {
+    return resample(&k_u8, filter, src, in_w, in_h, channels, dst, out_w, out_h);
 }
 
 cs_status op_resize_bicubic_i32(const int32_t *src, int in_w, int in_h, int32_t *dst, int out_w,
                                 int out_h) {
-    return resample(&k_i32, src, in_w, in_h, 1, dst, out_w, out_h);
+    return resample(&k_i32, OP_RESAMPLE_BICUBIC, src, in_w, in_h, 1, dst, out_w, out_h);
 }
 
 /* Pillow's nearest neighbour (ImagingScaleAffine): the source position of

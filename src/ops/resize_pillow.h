@@ -1,5 +1,5 @@
 /* Layer 2: Pillow's resampling (bicubic on 8-bit and 32-bit integer
- * images, nearest for palettes), bit for bit.
+ * images, bilinear on 8-bit ones, nearest for palettes), bit for bit.
  *
  * This is what torchvision's Resize(BICUBIC) does to a PIL image, so the
  * pixels CLIP sees match the reference exactly: a separable convolution with
@@ -13,7 +13,16 @@
 #include <stdint.h>
 #include "clip_surgery.h"
 
-/* src: [in_h, in_w, channels] interleaved 8-bit; dst: [out_h, out_w,
+/* Pillow's filters for the 8-bit resampler: BICUBIC (a = -0.5 cubic,
+ * support 2; CLIP's preprocessing) and BILINEAR (the triangle, support 1;
+ * what SAM's ResizeLongestSide gets from torchvision). Both antialias when
+ * shrinking: the support scales with the downscale factor. */
+typedef enum op_resample { OP_RESAMPLE_BICUBIC = 0, OP_RESAMPLE_BILINEAR = 1 } op_resample;
+
+cs_status op_resize_pillow_u8(const uint8_t *src, int in_w, int in_h, int channels, uint8_t *dst,
+                              int out_w, int out_h, op_resample filter);
+
+/* The bicubic filter. src: [in_h, in_w, channels] interleaved 8-bit; dst: [out_h, out_w,
  * channels]. channels 1 to 4; every size at least 1. Returns CS_ERR_ARG for
  * bad sizes, CS_ERR_NOMEM when scratch memory cannot be had. */
 cs_status op_resize_bicubic_u8(const uint8_t *src, int in_w, int in_h, int channels,

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "base/fileio.h"
+#include "formats/zip.h"
 #include "test.h"
 
 const char *golden_shared_dir_if_present(void) {
@@ -64,7 +65,41 @@ cJSON *golden_manifest(void) {
     return m;
 }
 
+/* A set with its own manifest (golden/sam/tiny-sam/manifest.json), parsed
+ * once; its "files" are relative to its folder. */
+static const char *k_own_manifests[] = {"sam/tiny-sam"};
+#define N_OWN (int)(sizeof k_own_manifests / sizeof *k_own_manifests)
+
+cJSON *golden_set_manifest(const char *set) {
+    static cJSON *parsed[N_OWN];
+    for (int i = 0; i < N_OWN; i++) {
+        if (strcmp(set, k_own_manifests[i]) != 0) continue;
+        if (parsed[i]) return parsed[i];
+        char rel[256], *text;
+        size_t len;
+        snprintf(rel, sizeof rel, "golden/%s/manifest.json", set);
+        if (cs_read_file(golden_path(rel), 0, &text, &len) != CS_OK) {
+            fprintf(stderr, "FAIL: %s\n", cs_last_error());
+            exit(1);
+        }
+        parsed[i] = cJSON_Parse(text);
+        cs_free(text);
+        if (!parsed[i]) {
+            fprintf(stderr, "FAIL: %s does not parse\n", rel);
+            exit(1);
+        }
+        return parsed[i];
+    }
+    return NULL;
+}
+
 cJSON *golden_entry(const char *rel) {
+    for (int i = 0; i < N_OWN; i++) {
+        size_t n = strlen(k_own_manifests[i]);
+        if (!strncmp(rel, k_own_manifests[i], n) && rel[n] == '/')
+            return cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(golden_set_manifest(k_own_manifests[i]), "files"), rel + n + 1);
+    }
     cJSON *sets = cJSON_GetObjectItemCaseSensitive(golden_manifest(), "sets");
     cJSON *set;
     cJSON_ArrayForEach(set, sets) {
@@ -72,6 +107,32 @@ cJSON *golden_entry(const char *rel) {
         if (f) return f;
     }
     return NULL;
+}
+
+void golden_npz_load(const char *rel, const char *entry, cs_array *out) {
+    char full[4200], name[512];
+    snprintf(full, sizeof full, "golden/%s", rel);
+    snprintf(name, sizeof name, "%s.npy", entry);
+    const char *path = golden_path(full);
+    char *buf;
+    size_t len;
+    cs_zip z;
+    const uint8_t *data;
+    size_t n;
+    void *owned = NULL;
+    const cs_zip_entry *e = NULL;
+    cs_status s = cs_read_file(path, 0, &buf, &len);
+    if (s == CS_OK) s = cs_zip_open(&z, path, (const uint8_t *)buf, len);
+    if (s == CS_OK && !(e = cs_zip_find(&z, name))) s = cs_fail(CS_ERR_MISSING, "%s: no entry %s", path, name);
+    if (s == CS_OK) s = cs_zip_read(&z, e, (size_t)1 << 30, &data, &n, &owned);
+    if (s == CS_OK) s = cs_npy_parse(name, data, n, out);
+    if (s != CS_OK) {
+        fprintf(stderr, "FAIL: %s\n", cs_last_error());
+        exit(1);
+    }
+    cs_free(owned);
+    cs_zip_close(&z);
+    cs_free(buf);
 }
 
 void golden_load(const char *rel, cs_array *out) {

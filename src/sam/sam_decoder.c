@@ -1,0 +1,294 @@
+/* SAM's prompt encoder (PromptEncoder) and mask decoder (MaskDecoder with
+ * its TwoWayTransformer). Tokens are rows [N, E]; images CHW [C, H, W]. */
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+#include "base/workspace.h"
+#include "ops/ops.h"
+#include "sam.h"
+
+static void trace(const cs_sam *m, const char *name, const float *x, size_t n) {
+    if (m->trace) m->trace(m->trace_ctx, name, x, n);
+}
+
+static void linear(const float *x, int M, const sam_linear *l, float *y) {
+    op_linear(x, M, l->in, l->w, l->b, l->out, y);
+}
+
+/* ---------------------------------------------------------------- prompt encoder */
+
+/* PositionEmbeddingRandom._pe_encoding of one point (x, y) in [0, 1]:
+ * p = 2 pi ((2x - 1) G[0] + (2y - 1) G[1]); [sin p, cos p]. float32 as the
+ * reference computes it. */
+static void fourier_pe(const cs_sam *m, float x, float y, float *out) {
+    int H = m->cfg.embed_dim / 2;
+    const float *g0 = m->pe_gauss, *g1 = m->pe_gauss + H;
+    float cx = 2.0f * x - 1.0f, cy = 2.0f * y - 1.0f;
+    for (int i = 0; i < H; i++) {
+        float p = (float)(2.0 * M_PI) * (cx * g0[i] + cy * g1[i]);
+        out[i] = sinf(p);
+        out[H + i] = cosf(p);
+    }
+}
+
+void sam_dense_pe(const cs_sam *m, float *pe) {
+    int G = m->cfg.grid, E = m->cfg.embed_dim;
+    float v[1024];
+    for (int i = 0; i < G; i++)
+        for (int j = 0; j < G; j++) {
+            fourier_pe(m, ((float)j + 0.5f) / (float)G, ((float)i + 0.5f) / (float)G, v);
+            for (int c = 0; c < E; c++) pe[((size_t)c * G + i) * G + j] = v[c];
+        }
+}
+
+int sam_sparse_count(const sam_prompt_frame *p) {
+    /* Points without a box get one padding point (label -1). */
+    int n = p->n_points + (p->n_points > 0 && !p->box ? 1 : 0);
+    return n + (p->box ? 2 : 0);
+}
+
+/* A coordinate in the model frame to the PE's [0, 1]: (v + 0.5) / S. */
+static float unit(float v, int S) { return (v + 0.5f) / (float)S; }
+
+/* _embed_points and _embed_boxes: sparse [n, E]. */
+static void sparse_embeddings(const cs_sam *m, const sam_prompt_frame *p, float *sparse) {
+    int E = m->cfg.embed_dim, S = m->cfg.image_size, n = 0;
+    for (int i = 0; i < p->n_points; i++, n++) {
+        float *t = sparse + (size_t)n * E;
+        fourier_pe(m, unit(p->coords[2 * i], S), unit(p->coords[2 * i + 1], S), t);
+        op_add(t, m->point_emb[p->labels[i] ? 1 : 0], (size_t)E);
+    }
+    if (p->n_points > 0 && !p->box) /* the pad point: its PE zeroed */
+        memcpy(sparse + (size_t)n++ * E, m->not_a_point, sizeof(float) * E);
+    if (p->box)
+        for (int corner = 0; corner < 2; corner++, n++) {
+            float *t = sparse + (size_t)n * E;
+            fourier_pe(m, unit(p->box[2 * corner], S), unit(p->box[2 * corner + 1], S), t);
+            op_add(t, m->point_emb[2 + corner], (size_t)E);
+        }
+}
+
+/* _embed_masks: mask [4G, 4G] -> dense [E, G, G] through conv 2x2/2, LN2d,
+ * GELU, conv 2x2/2, LN2d, GELU, conv 1x1. Without a mask: no_mask_embed
+ * at every pixel. */
+static cs_status dense_embeddings(const cs_sam *m, const float *mask, float *dense) {
+    int G = m->cfg.grid, E = m->cfg.embed_dim, mc = m->cfg.mask_in_chans;
+    size_t GG = (size_t)G * G;
+    if (!mask) {
+        for (int c = 0; c < E; c++)
+            for (size_t i = 0; i < GG; i++) dense[c * GG + i] = m->no_mask[c];
+        return CS_OK;
+    }
+    op_conv_shape c0 = {1, 4 * G, 4 * G, mc / 4, 2, 2, 0}, c3 = {mc / 4, 2 * G, 2 * G, mc, 2, 2, 0},
+                  c6 = {mc, G, G, E, 1, 1, 0};
+    size_t n_col = op_conv2d_scratch(&c0) > op_conv2d_scratch(&c3) ? op_conv2d_scratch(&c0)
+                                                                    : op_conv2d_scratch(&c3);
+    float *a = cs_alloc((size_t)mc / 4 * 4 * GG, sizeof(float)), *b = cs_alloc((size_t)mc * GG, sizeof(float));
+    float *col = cs_alloc(n_col, sizeof(float));
+    if (!a || !b || !col) {
+        cs_free(a);
+        cs_free(b);
+        cs_free(col);
+        return CS_ERR_NOMEM;
+    }
+    op_conv2d(&c0, mask, m->md0_w, m->md0_b, 0, col, a);
+    op_layer_norm_channels(a, mc / 4, (int)(4 * GG), m->md1.w, m->md1.b, SAM_ENC_LN_EPS);
+    op_gelu(a, (size_t)mc / 4 * 4 * GG);
+    op_conv2d(&c3, a, m->md3_w, m->md3_b, 0, col, b);
+    op_layer_norm_channels(b, mc, (int)GG, m->md4.w, m->md4.b, SAM_ENC_LN_EPS);
+    op_gelu(b, (size_t)mc * GG);
+    op_conv2d(&c6, b, m->md6_w, m->md6_b, 0, NULL, dense);
+    cs_free(a);
+    cs_free(b);
+    cs_free(col);
+    return CS_OK;
+}
+
+/* ---------------------------------------------------------------- two-way transformer */
+
+/* Meta's decoder Attention: q, k, v projected to `inner`, split into heads,
+ * softmax(q k^T / sqrt(head dim)) v, heads joined, out_proj. out [Nq, E]
+ * (overwritten). scratch: attn_scratch floats. */
+static size_t attn_scratch(const sam_attn *a, int Nq, int Nk) {
+    return (size_t)a->q.out * (Nq + 2 * (size_t)Nk + Nq) + (size_t)omp_get_max_threads() * Nq * Nk;
+}
+
+static void attention(const sam_attn *a, int heads, const float *qin, int Nq, const float *kin,
+                      int Nk, const float *vin, float *out, float *scratch) {
+    int inner = a->q.out, hd = inner / heads;
+    float *q = scratch, *k = q + (size_t)Nq * inner, *v = k + (size_t)Nk * inner,
+          *o = v + (size_t)Nk * inner, *scores = o + (size_t)Nq * inner;
+    linear(qin, Nq, &a->q, q);
+    linear(kin, Nk, &a->k, k);
+    linear(vin, Nk, &a->v, v);
+    float scale = 1.0f / sqrtf((float)hd);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int h = 0; h < heads; h++) {
+        float *sc = scores + (size_t)omp_get_thread_num() * Nq * Nk;
+        op_gemm(0, 1, Nq, Nk, hd, scale, q + h * hd, inner, k + h * hd, inner, 0.0f, sc, Nk);
+        op_softmax_rows(sc, Nq, Nk);
+        op_gemm(0, 0, Nq, hd, Nk, 1.0f, sc, Nk, v + h * hd, inner, 0.0f, o + h * hd, inner);
+    }
+    linear(o, Nq, &a->out, out);
+}
+
+/* a + b into out, n floats. */
+static void add_to(const float *a, const float *b, size_t n, float *out) {
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+typedef struct twoway {
+    int Nq, Nk, E;
+    float *queries, *keys;    /* [Nq, E], [Nk, E]: updated */
+    const float *qpe, *kpe;   /* the initial tokens, the dense PE as rows */
+    float *qa, *ka, *tmp;     /* [Nq, E], [Nk, E], [max, E] */
+    float *hidden;            /* [Nq, mlp] */
+    float *scratch;
+} twoway;
+
+static void norm(float *x, int rows, int E, const cs_layer_norm *ln) {
+    op_layer_norm(x, rows, E, ln->w, ln->b, SAM_DEC_LN_EPS, x);
+}
+
+/* TwoWayAttentionBlock. Layer 0 (skip_first_layer_pe) replaces the queries
+ * with their self attention: no PE, no residual. */
+static void twoway_layer(const cs_sam *m, const sam_dec_layer *l, int first, twoway *t) {
+    int Nq = t->Nq, Nk = t->Nk, E = t->E, H = m->cfg.dec_heads;
+    size_t nq = (size_t)Nq * E, nk = (size_t)Nk * E;
+    if (first) {
+        attention(&l->self_attn, H, t->queries, Nq, t->queries, Nq, t->queries, t->tmp, t->scratch);
+        memcpy(t->queries, t->tmp, nq * sizeof(float));
+    } else {
+        add_to(t->queries, t->qpe, nq, t->qa);
+        attention(&l->self_attn, H, t->qa, Nq, t->qa, Nq, t->queries, t->tmp, t->scratch);
+        op_add(t->queries, t->tmp, nq);
+    }
+    norm(t->queries, Nq, E, &l->norm1);
+    /* tokens attend to the image */
+    add_to(t->queries, t->qpe, nq, t->qa);
+    add_to(t->keys, t->kpe, nk, t->ka);
+    attention(&l->t2i, H, t->qa, Nq, t->ka, Nk, t->keys, t->tmp, t->scratch);
+    op_add(t->queries, t->tmp, nq);
+    norm(t->queries, Nq, E, &l->norm2);
+    /* MLP (ReLU) */
+    linear(t->queries, Nq, &l->lin1, t->hidden);
+    op_relu(t->hidden, (size_t)Nq * l->lin1.out);
+    op_linear_accumulate(t->hidden, Nq, l->lin2.in, l->lin2.w, l->lin2.b, E, t->queries);
+    norm(t->queries, Nq, E, &l->norm3);
+    /* the image attends to the tokens */
+    add_to(t->queries, t->qpe, nq, t->qa);
+    attention(&l->i2t, H, t->ka, Nk, t->qa, Nq, t->queries, t->tmp, t->scratch);
+    op_add(t->keys, t->tmp, nk);
+    norm(t->keys, Nk, E, &l->norm4);
+}
+
+static void twoway_final(const cs_sam *m, twoway *t) {
+    size_t nq = (size_t)t->Nq * t->E, nk = (size_t)t->Nk * t->E;
+    add_to(t->queries, t->qpe, nq, t->qa);
+    add_to(t->keys, t->kpe, nk, t->ka);
+    attention(&m->final_attn, m->cfg.dec_heads, t->qa, t->Nq, t->ka, t->Nk, t->keys, t->tmp, t->scratch);
+    op_add(t->queries, t->tmp, nq);
+    norm(t->queries, t->Nq, t->E, &m->norm_final);
+}
+
+/* ---------------------------------------------------------------- output */
+
+/* ConvTranspose2d(k = 2, stride 2): out[o, 2y+dy, 2x+dx] = b[o] +
+ * sum_i x[i, y, x] W[i, o, dy, dx]. x CHW [cin, h, w]; W [cin, cout*4]
+ * is PyTorch's [cin, cout, 2, 2]; y CHW [cout, 2h, 2w]. One GEMM
+ * (x^T W: [h*w, cout*4]) then a scatter. */
+static void conv_transpose2x2(const float *x, int cin, int h, int w, const float *W, const float *b,
+                              int cout, float *tmp, float *y) {
+    int hw = h * w, n = cout * 4;
+    op_gemm(1, 0, hw, n, cin, 1.0f, x, hw, W, n, 0.0f, tmp, n);
+    for (int o = 0; o < cout; o++)
+        for (int yy = 0; yy < h; yy++)
+            for (int xx = 0; xx < w; xx++) {
+                const float *t = tmp + ((size_t)yy * w + xx) * n + o * 4;
+                float *d = y + ((size_t)o * 2 * h + 2 * yy) * 2 * w + 2 * xx;
+                d[0] = t[0] + b[o];
+                d[1] = t[1] + b[o];
+                d[2 * w] = t[2] + b[o];
+                d[2 * w + 1] = t[3] + b[o];
+            }
+}
+
+/* MLP with ReLU between layers: x [in] -> y [out] (vectors). */
+static void mlp_vector(const sam_mlp *mlp, const float *x, float *y) {
+    float a[4096], b[4096];
+    const float *in = x;
+    for (int i = 0; i < mlp->n; i++) {
+        float *out = i == mlp->n - 1 ? y : (i % 2 ? b : a);
+        linear(in, 1, &mlp->layer[i], out);
+        if (i < mlp->n - 1) op_relu(out, (size_t)mlp->layer[i].out);
+        in = out;
+    }
+}
+
+/* ---------------------------------------------------------------- decode */
+
+cs_status sam_decode(cs_sam *m, const float *embedding, const sam_prompt_frame *p, float *masks,
+                     float *iou) {
+    const cs_sam_config *c = &m->cfg;
+    int G = c->grid, E = c->embed_dim, T = c->n_mask_tokens, Ns = sam_sparse_count(p);
+    int Nq = 1 + T + Ns, Nk = G * G, E8 = E / 8;
+    size_t GG = (size_t)G * G, up = 16 * GG, rows = (size_t)(Nq > Nk ? Nq : Nk);
+    size_t att = attn_scratch(&m->final_attn, Nk, Nq);
+    for (int i = 0; i < c->dec_depth; i++) {
+        size_t a = attn_scratch(&m->layers[i].i2t, Nk, Nq), b = attn_scratch(&m->layers[i].self_attn, Nq, Nq);
+        if (a > att) att = a;
+        if (b > att) att = b;
+    }
+    cs_workspace ws = {0};
+    float *queries = ws_take(&ws, (size_t)Nq * E, 4), *query_pe = ws_take(&ws, (size_t)Nq * E, 4);
+    float *qa = ws_take(&ws, (size_t)Nq * E, 4), *hidden = ws_take(&ws, (size_t)Nq * c->dec_mlp, 4);
+    float *dense = ws_take(&ws, GG * E, 4), *keys = ws_take(&ws, GG * E, 4);
+    float *ka = ws_take(&ws, GG * E, 4), *kpe = ws_take(&ws, GG * E, 4), *chw = ws_take(&ws, GG * E, 4);
+    float *tmp = ws_take(&ws, rows * E, 4), *scratch = ws_take(&ws, att, 4);
+    float *tmp2 = ws_take(&ws, 2 * GG * E, 4), *up1 = ws_take(&ws, 4 * GG * (E / 4), 4);
+    float *upscaled = ws_take(&ws, up * E8, 4), *hyper = ws_take(&ws, (size_t)T * E8, 4);
+    cs_status s = queries && query_pe && qa && hidden && dense && keys && ka && kpe && chw && tmp &&
+                  scratch && tmp2 && up1 && upscaled && hyper ? CS_OK : CS_ERR_NOMEM;
+    if (s == CS_OK) s = dense_embeddings(m, p->mask, dense);
+    if (s != CS_OK) {
+        ws_free(&ws);
+        return s;
+    }
+    trace(m, "dense", dense, GG * E);
+    /* tokens = [iou_token, mask_tokens, sparse]; they are also the query PE */
+    memcpy(queries, m->iou_token, sizeof(float) * E);
+    memcpy(queries + E, m->mask_tokens, sizeof(float) * T * E);
+    sparse_embeddings(m, p, queries + (size_t)(1 + T) * E);
+    trace(m, "sparse", queries + (size_t)(1 + T) * E, (size_t)Ns * E);
+    memcpy(query_pe, queries, sizeof(float) * Nq * E);
+    /* src = embedding + dense and the key PE, as rows [G*G, E] */
+    sam_dense_pe(m, chw);
+    for (size_t i = 0; i < GG; i++)
+        for (int ch = 0; ch < E; ch++) {
+            keys[i * E + ch] = embedding[ch * GG + i] + dense[ch * GG + i];
+            kpe[i * E + ch] = chw[ch * GG + i];
+        }
+    twoway t = {Nq, Nk, E, queries, keys, query_pe, kpe, qa, ka, tmp, hidden, scratch};
+    for (int i = 0; i < c->dec_depth; i++) twoway_layer(m, &m->layers[i], i == 0, &t);
+    twoway_final(m, &t);
+    trace(m, "hs", queries, (size_t)Nq * E);
+    trace(m, "src", keys, GG * E);
+    /* upscaling: keys as CHW [E, G, G] -> ConvT, LN2d, GELU, ConvT, GELU */
+    for (size_t i = 0; i < GG; i++)
+        for (int ch = 0; ch < E; ch++) chw[ch * GG + i] = keys[i * E + ch];
+    conv_transpose2x2(chw, E, G, G, m->up0_w, m->up0_b, E / 4, tmp2, up1);
+    op_layer_norm_channels(up1, E / 4, (int)(4 * GG), m->up1.w, m->up1.b, SAM_ENC_LN_EPS);
+    op_gelu(up1, (size_t)E / 4 * 4 * GG);
+    conv_transpose2x2(up1, E / 4, 2 * G, 2 * G, m->up3_w, m->up3_b, E8, tmp2, upscaled);
+    op_gelu(upscaled, up * E8);
+    trace(m, "upscaled", upscaled, up * E8);
+    /* each mask token's hypernetwork weighs the upscaled channels */
+    for (int i = 0; i < T; i++) mlp_vector(&m->hyper[i], queries + (size_t)(1 + i) * E, hyper + (size_t)i * E8);
+    trace(m, "hyper_in", hyper, (size_t)T * E8);
+    op_gemm(0, 0, T, (int)up, E8, 1.0f, hyper, E8, upscaled, (int)up, 0.0f, masks, (int)up);
+    mlp_vector(&m->iou_head, queries, iou);
+    trace(m, "masks_all", masks, (size_t)T * up);
+    trace(m, "iou_all", iou, (size_t)T);
+    ws_free(&ws);
+    return CS_OK;
+}

@@ -1,0 +1,214 @@
+/* SAM's image encoder (ImageEncoderViT): patch embedding, absolute position
+ * embedding, transformer blocks with windowed or global attention and
+ * decomposed relative positions, and the convolutional neck.
+ * Tokens stay [G*G, D] (row-major over the grid, channels last). */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <string.h>
+#include "ops/ops.h"
+#include "sam.h"
+
+static void trace(const cs_sam *m, const char *name, const float *x, size_t n) {
+    if (m->trace) m->trace(m->trace_ctx, name, x, n);
+}
+
+static void linear(const float *x, int M, const sam_linear *l, float *y) {
+    op_linear(x, M, l->in, l->w, l->b, l->out, y);
+}
+
+/* Non-overlapping P x P patches of pixels [3, S, S] as rows [G*G, 3*P*P],
+ * each in the conv weight's (channel, ky, kx) order: the 16x16/16
+ * convolution becomes one GEMM. */
+static void patchify(const float *px, int S, int P, float *out) {
+    int G = S / P, K = 3 * P * P;
+#pragma omp parallel for schedule(static)
+    for (int gy = 0; gy < G; gy++)
+        for (int gx = 0; gx < G; gx++) {
+            float *row = out + ((size_t)gy * G + gx) * K;
+            for (int c = 0; c < 3; c++)
+                for (int ky = 0; ky < P; ky++)
+                    memcpy(row + (c * P + ky) * P, px + ((size_t)c * S + gy * P + ky) * S + gx * P,
+                           sizeof(float) * P);
+        }
+}
+
+/* Rows of one attention call: T = side^2 tokens whose q | k | v sit in
+ * qkv [T, 3D]; the result goes to out [T, D] (before the projection). */
+typedef struct attn_job {
+    const float *qkv;
+    float *out;
+    int side, D, heads;
+    const float *rel_h, *rel_w; /* [2 side - 1, hd] */
+} attn_job;
+
+/* Floats of one head's scratch: the scores and the two relative terms. */
+static size_t head_scratch(int side) {
+    size_t T = (size_t)side * side;
+    return T * T + 2 * T * (size_t)(2 * side - 1);
+}
+
+/* One head of Meta's Attention with add_decomposed_rel_pos:
+ * logits = (q * scale) k^T + rel_h[(i,j), kh] + rel_w[(i,j), kw], where
+ * rel_h[(i,j), kh] = q(i,j) . rel_pos_h[i - kh + side - 1] (q unscaled), and
+ * likewise for w. q . table^T is one GEMM per table ([T, 2 side - 1]); the
+ * terms are then picked out by index. */
+static void attention_head(const attn_job *j, int h, float *scratch) {
+    int s = j->side, T = s * s, D = j->D, hd = D / j->heads, R = 2 * s - 1, ld = 3 * D;
+    float *scores = scratch, *rh = scores + (size_t)T * T, *rw = rh + (size_t)T * R;
+    const float *q = j->qkv + h * hd, *k = q + D, *v = q + 2 * D;
+    op_gemm(0, 1, T, T, hd, 1.0f / sqrtf((float)hd), q, ld, k, ld, 0.0f, scores, T);
+    op_gemm(0, 1, T, R, hd, 1.0f, q, ld, j->rel_h, hd, 0.0f, rh, R);
+    op_gemm(0, 1, T, R, hd, 1.0f, q, ld, j->rel_w, hd, 0.0f, rw, R);
+    for (int qi = 0; qi < s; qi++)
+        for (int qj = 0; qj < s; qj++) {
+            size_t row = (size_t)qi * s + qj;
+            float *sc = scores + row * T;
+            const float *a = rh + row * R + qi + s - 1, *b = rw + row * R + qj + s - 1;
+            for (int ki = 0; ki < s; ki++)
+                for (int kj = 0; kj < s; kj++) sc[ki * s + kj] = (sc[ki * s + kj] + a[-ki]) + b[-kj];
+        }
+    op_softmax_rows(scores, T, T);
+    op_gemm(0, 0, T, hd, T, 1.0f, scores, T, v, ld, 0.0f, j->out + h * hd, D);
+}
+
+/* n_seq sequences (windows) of side^2 tokens each, every (window, head)
+ * pair a task; each thread owns one head's scratch, so global attention
+ * over G^2 tokens holds `threads` score matrices, never all heads'. */
+static cs_status attention(const float *qkv, int n_seq, int side, int D, int heads,
+                           const float *rel_h, const float *rel_w, float *out) {
+    size_t T = (size_t)side * side, per = head_scratch(side);
+    int threads = omp_get_max_threads();
+    float *scratch = cs_alloc(per, (size_t)threads * sizeof(float));
+    if (!scratch) return CS_ERR_NOMEM;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int task = 0; task < n_seq * heads; task++) {
+        int w = task / heads;
+        attn_job j = {qkv + w * T * 3 * D, out + w * T * D, side, D, heads, rel_h, rel_w};
+        attention_head(&j, task % heads, scratch + (size_t)omp_get_thread_num() * per);
+    }
+    cs_free(scratch);
+    return CS_OK;
+}
+
+/* window_partition: tokens [G, G, D] zero padded to Hp = ceil(G/ws)*ws, cut
+ * into (Hp/ws)^2 windows [ws*ws, D], row-major. */
+static void window_partition(const float *x, int G, int D, int ws, float *win) {
+    int nw = (G + ws - 1) / ws;
+#pragma omp parallel for schedule(static)
+    for (int wy = 0; wy < nw; wy++)
+        for (int wx = 0; wx < nw; wx++)
+            for (int i = 0; i < ws; i++)
+                for (int j = 0; j < ws; j++) {
+                    int y = wy * ws + i, xx = wx * ws + j;
+                    float *dst = win + (((size_t)(wy * nw + wx) * ws + i) * ws + j) * D;
+                    if (y < G && xx < G) memcpy(dst, x + ((size_t)y * G + xx) * D, sizeof(float) * D);
+                    else memset(dst, 0, sizeof(float) * D);
+                }
+}
+
+/* window_unpartition then the crop to G x G, added into x (the residual). */
+static void window_unpartition_add(const float *win, int G, int D, int ws, float *x) {
+    int nw = (G + ws - 1) / ws;
+#pragma omp parallel for schedule(static)
+    for (int y = 0; y < G; y++)
+        for (int xx = 0; xx < G; xx++) {
+            const float *src = win + (((size_t)((y / ws) * nw + xx / ws) * ws + y % ws) * ws + xx % ws) * D;
+            float *dst = x + ((size_t)y * G + xx) * D;
+            for (int c = 0; c < D; c++) dst[c] += src[c];
+        }
+}
+
+/* Scratch floats of one block: the attention input (padded windows), qkv,
+ * the attention output and its projection, the MLP's hidden layer. */
+size_t sam_block_scratch(const cs_sam_config *c) {
+    size_t GG = (size_t)c->grid * c->grid, Tp = GG;
+    if (c->window) {
+        size_t padded = (size_t)((c->grid + c->window - 1) / c->window) * c->window;
+        if (padded * padded > Tp) Tp = padded * padded;
+    }
+    size_t attn = 6 * Tp * c->enc_width, mlp = GG * c->enc_mlp;
+    return GG * c->enc_width + (attn > mlp ? attn : mlp);
+}
+
+/* x [G*G, D] += attn(norm1(x)); x += mlp(norm2(x)). */
+cs_status sam_encoder_block(cs_sam *m, int index, float *x, float *scratch) {
+    const cs_sam_config *c = &m->cfg;
+    const sam_enc_block *k = &m->blocks[index];
+    int G = c->grid, D = c->enc_width, ws = k->window ? k->window : G;
+    int nw = (G + ws - 1) / ws, n_seq = nw * nw;
+    size_t T = (size_t)n_seq * ws * ws; /* tokens incl. the padding */
+    float *h = scratch, *win = h + (size_t)G * G * D, *qkv = win + T * D, *att = qkv + T * 3 * D,
+          *proj = att + T * D;
+    op_layer_norm(x, G * G, D, k->norm1.w, k->norm1.b, SAM_ENC_LN_EPS, h);
+    const float *in = h;
+    if (k->window) {
+        window_partition(h, G, D, ws, win);
+        in = win;
+    }
+    linear(in, (int)T, &k->qkv, qkv);
+    cs_status s = attention(qkv, n_seq, ws, D, c->enc_heads, k->rel_h, k->rel_w, att);
+    if (s != CS_OK) return s;
+    linear(att, (int)T, &k->proj, proj);
+    char name[32];
+    snprintf(name, sizeof name, "block%02d_attn", index);
+    trace(m, name, proj, T * D);
+    if (k->window) window_unpartition_add(proj, G, D, ws, x);
+    else op_add(x, proj, (size_t)G * G * D);
+    /* MLP: lin1, exact GELU, lin2 added into x. */
+    float *hid = h + (size_t)G * G * D;
+    op_layer_norm(x, G * G, D, k->norm2.w, k->norm2.b, SAM_ENC_LN_EPS, h);
+    linear(h, G * G, &k->lin1, hid);
+    op_gelu(hid, (size_t)G * G * c->enc_mlp);
+    op_linear_accumulate(hid, G * G, c->enc_mlp, k->lin2.w, k->lin2.b, D, x);
+    snprintf(name, sizeof name, "block%02d", index);
+    trace(m, name, x, (size_t)G * G * D);
+    return CS_OK;
+}
+
+/* Neck: 1x1 conv D -> E (no bias), LayerNorm2d, 3x3 conv pad 1 (no bias),
+ * LayerNorm2d. x [G*G, D] tokens -> out [E, G, G]. */
+static cs_status neck(cs_sam *m, const float *x, float *out) {
+    const cs_sam_config *c = &m->cfg;
+    int G = c->grid, D = c->enc_width, E = c->embed_dim;
+    op_conv_shape cs = {E, G, G, E, 3, 1, 1};
+    float *a = cs_alloc((size_t)E * G * G, sizeof(float));
+    float *col = cs_alloc(op_conv2d_scratch(&cs), sizeof(float));
+    if (!a || !col) {
+        cs_free(a);
+        cs_free(col);
+        return CS_ERR_NOMEM;
+    }
+    /* CHW [E, G*G] = W [E, D] x^T: the 1x1 conv and the transpose in one GEMM. */
+    op_gemm(0, 1, E, G * G, D, 1.0f, m->neck0_w, D, x, D, 0.0f, a, G * G);
+    trace(m, "neck0", a, (size_t)E * G * G);
+    op_layer_norm_channels(a, E, G * G, m->neck1.w, m->neck1.b, SAM_ENC_LN_EPS);
+    trace(m, "neck1", a, (size_t)E * G * G);
+    op_conv2d(&cs, a, m->neck2_w, NULL, 0, col, out);
+    trace(m, "neck2", out, (size_t)E * G * G);
+    op_layer_norm_channels(out, E, G * G, m->neck3.w, m->neck3.b, SAM_ENC_LN_EPS);
+    cs_free(a);
+    cs_free(col);
+    return CS_OK;
+}
+
+cs_status sam_image_encoder(cs_sam *m, const float *pixels, float *embedding) {
+    const cs_sam_config *c = &m->cfg;
+    int G = c->grid, D = c->enc_width, P = c->patch_size;
+    size_t tokens = (size_t)G * G;
+    float *x = cs_alloc(tokens, sizeof(float) * D);
+    float *scratch = cs_alloc(sam_block_scratch(c) > tokens * 3 * P * P ? sam_block_scratch(c) : tokens * 3 * P * P,
+                              sizeof(float));
+    cs_status s = x && scratch ? CS_OK : CS_ERR_NOMEM;
+    if (s == CS_OK) {
+        patchify(pixels, c->image_size, P, scratch);
+        op_linear(scratch, (int)tokens, 3 * P * P, m->patch.w, m->patch.b, D, x);
+        trace(m, "patch_embed", x, tokens * D);
+        op_add(x, m->pos, tokens * D);
+    }
+    for (int i = 0; s == CS_OK && i < c->enc_depth; i++) s = sam_encoder_block(m, i, x, scratch);
+    if (s == CS_OK) s = neck(m, x, embedding);
+    cs_free(x);
+    cs_free(scratch);
+    return s;
+}
