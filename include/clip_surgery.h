@@ -884,6 +884,54 @@ void cs_sam_result_free(cs_sam_result *r);
 /* The mask with the largest predicted IoU (the first on ties). */
 int cs_sam_best_mask(const cs_sam_result *r);
 
+/* ---------------------------------------------------------------- SAM jobs (what `clip-surgery sam` runs) */
+/* One prompt set of a job, coordinates in original image pixels. */
+typedef struct cs_sam_prompt_set {
+    const char *name;        /* its subfolder and JSON name (NULL: "prompt_<i>") */
+    int n_points;
+    const float *points;     /* [n_points, 2] (x, y) */
+    const int32_t *labels;   /* [n_points]: 1 foreground, 0 background */
+    int has_box;
+    float box[4];            /* x0, y0, x1, y1 */
+    const char *mask_input;  /* .npy float32 low-res logits [4G, 4G] (leading 1s allowed), or NULL */
+    int multimask;           /* 1: three masks, the best IoU is mask.png; 0: the single mask */
+} cs_sam_prompt_set;
+
+/* A prompts file: a JSON list of objects {"name": "...", "points": [[x, y],
+ * ...], "labels": [1, 0, ...] (default all 1), "box": [x0, y0, x1, y1],
+ * "mask_input": "FILE.npy", "multimask": true|false (default
+ * multimask_default)}, each with points, a box or a mask input. *sets is
+ * one allocation (free with cs_sam_prompts_free). parse: the same on text. */
+cs_status cs_sam_prompts_load(const char *path, int multimask_default, cs_sam_prompt_set **sets, int *n);
+cs_status cs_sam_prompts_parse(const char *text, size_t len, const char *path, int multimask_default,
+                               cs_sam_prompt_set **sets, int *n);
+void cs_sam_prompts_free(cs_sam_prompt_set *sets);
+
+typedef struct cs_sam_job {
+    const char *image_path;
+    const cs_image_options *image_options; /* may be NULL */
+    const char *sam_label;     /* the model as the user named it (JSON) */
+    const char *sam_path;      /* its file: the embedding cache's key */
+    const cs_sam_prompt_set *sets;
+    int n_sets;
+    int subfolders;            /* 1: DIR/<name>/ per set; 0: the one set's files in DIR */
+    const char *out_dir;
+    int npy;                   /* also embedding.npy [E,G,G] (in DIR), masks.npy [C,H,W] uint8,
+                                  iou.npy [C], lowres.npy [C,4G,4G], logits.npy [C,H,W] */
+    const char *cache_dir;     /* the image-embedding cache (cs_cache_dir), NULL: none */
+} cs_sam_job;
+
+/* Encode the image once (or take its embedding from the cache, keyed by the
+ * SAM file's SHA-256 and the image file's bytes), predict every set, then
+ * write mask.png (the best-IoU mask, 0/255), overlay.png (mask, box and
+ * points on the photo) and, with npy, the arrays. Every prompt is checked
+ * before anything is computed or written; a failure while writing removes
+ * the files this call wrote. *json (free with cs_sam_prompts_free's
+ * counterpart cs_sam_json_free) summarizes: IoU, area and bounding box per
+ * mask, the prompts used, whether the encoder ran. */
+cs_status cs_sam_run(cs_sam *m, const cs_sam_job *job, char **json);
+void cs_sam_json_free(char *json);
+
 /* FLOPs of the image encoder, and of the decoder for a prompt of n sparse
  * tokens (as cs_model_vision_flops counts). */
 double cs_sam_encoder_flops(const cs_sam *m);

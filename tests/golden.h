@@ -25,6 +25,9 @@ cJSON *golden_set_manifest(const char *set);
 /* Load the array `entry` (without ".npy") of the archive golden/<rel>.npz;
  * exits the test with a failure when it cannot. */
 void golden_npz_load(const char *rel, const char *entry, cs_array *out);
+/* SAM masks [C, H, W] (0/1) against golden sam/tiny-sam/<file>.npy: a
+ * differing pixel must be one fragile.npz lists for that file. */
+void golden_check_sam_masks(const char *file, const uint8_t *got, size_t n, int H, int W);
 /* Load golden/<rel>; exits the test with a failure when it cannot. */
 void golden_load(const char *rel, cs_array *out);
 

@@ -56,34 +56,6 @@ static void check_traced(const capture *c, const char *name, const char *stem, c
 
 /* ---------------------------------------------------------------- masks */
 
-/* Masks [C, H, W] against the golden bool masks: a differing pixel must be
- * one fragile.npz lists for this file (its logit within 1e-3 of 0). */
-static void check_masks(const char *file, const uint8_t *got, size_t n, int H, int W) {
-    char rel[256], entry[256];
-    snprintf(rel, sizeof rel, SET "/%s.npy", file);
-    cs_array g, idx;
-    golden_load(rel, &g);
-    snprintf(entry, sizeof entry, "%s_idx", file);
-    golden_npz_load(SET "/fragile.npz", entry, &idx);
-    CHECK_MSG(g.nbytes == n, "%s: %zu pixels, golden %zu", file, n, g.nbytes);
-    size_t differ = 0, unexplained = 0;
-    uint8_t *fragile = calloc(n, 1);
-    const int32_t *cyx = idx.data;
-    for (int64_t i = 0; i < idx.shape[0]; i++)
-        fragile[((size_t)cyx[3 * i] * H + cyx[3 * i + 1]) * W + cyx[3 * i + 2]] = 1;
-    for (size_t i = 0; i < n && g.nbytes == n; i++)
-        if ((got[i] != 0) != (((uint8_t *)g.data)[i] != 0)) {
-            differ++;
-            unexplained += !fragile[i];
-        }
-    printf("%-52s %zu pixels differ, %zu of them not fragile  %s\n", rel, differ, unexplained,
-           unexplained ? "FAIL" : "ok");
-    CHECK_MSG(unexplained == 0, "%s: %zu non-fragile pixels differ", file, unexplained);
-    free(fragile);
-    cs_array_free(&idx);
-    cs_array_free(&g);
-}
-
 /* ---------------------------------------------------------------- prompts */
 
 typedef struct prompt {
@@ -156,7 +128,7 @@ static void check_prompt(cs_sam *m, capture *cap, const cs_sam_embedding *e, con
         snprintf(rel, sizeof rel, SET "/%s_%s_logits.npy", stem, kind);
         if (golden_entry(rel)) golden_check_floats(rel, r.logits, (int64_t)(r.n_masks * HW));
         snprintf(file, sizeof file, "%s_%s_masks", stem, kind);
-        check_masks(file, r.masks, r.n_masks * HW, r.height, r.width);
+        golden_check_sam_masks(file, r.masks, r.n_masks * HW, r.height, r.width);
         /* pt1's best low-res logits are what pt1mask feeds back */
         if (multi && !strcmp(stem, "chelsea_pt1")) {
             snprintf(rel, sizeof rel, SET "/chelsea_pt1mask_mask_input.npy");

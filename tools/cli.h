@@ -52,7 +52,7 @@ typedef struct cli_command {
 #define CLI_OPTIONS(table) table, (int)(sizeof table / sizeof *table)
 
 extern const cli_command cmd_tokenize, cmd_embed, cmd_explain, cmd_points, cmd_segment, cmd_classify,
-    cmd_eval, cmd_convert, cmd_bench, cmd_words;
+    cmd_eval, cmd_convert, cmd_bench, cmd_words, cmd_sam;
 
 /* ---------------------------------------------------------------- shared steps */
 /* --quiet, for the whole process (cli_parse sets it); notes and progress

@@ -5,7 +5,7 @@
 #include "cli.h"
 
 static const cli_command *const k_commands[] = {
-    &cmd_explain, &cmd_segment, &cmd_classify, &cmd_points, &cmd_words,
+    &cmd_explain, &cmd_segment, &cmd_classify, &cmd_points, &cmd_words, &cmd_sam,
     &cmd_embed,   &cmd_eval,    &cmd_bench,    &cmd_convert, &cmd_tokenize,
 };
 #define N_COMMANDS (int)(sizeof k_commands / sizeof *k_commands)

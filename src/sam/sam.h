@@ -108,6 +108,10 @@ int sam_sparse_count(const sam_prompt_frame *p);
 cs_status sam_decode(cs_sam *m, const float *embedding, const sam_prompt_frame *p,
                      float *masks, float *iou);
 
+/* The checks cs_sam_predict makes of a prompt on a W x H image (mask
+ * input [4G, 4G]), without the model. */
+cs_status sam_check_prompt(int W, int H, int grid, const cs_sam_prompt *p);
+
 /* ResizeLongestSide.apply_coords: original pixels -> model frame, in
  * double then rounded to float. */
 void sam_apply_coords(const float *xy, int n, int h, int w, int new_h, int new_w, float *out);

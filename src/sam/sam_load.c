@@ -292,9 +292,9 @@ cs_status sam_from_table(cs_tensor_table *t, const cs_sam_load_options *opts, cs
     m->table = *t;
     memset(t, 0, sizeof *t);
     binder b = {m, infer_config(m, opts)};
-    bind_encoder(&b);
-    bind_prompt_encoder(&b);
-    bind_decoder(&b);
+    if (b.s == CS_OK) bind_encoder(&b);
+    if (b.s == CS_OK) bind_prompt_encoder(&b);
+    if (b.s == CS_OK) bind_decoder(&b);
     if (b.s != CS_OK) {
         cs_sam_free(m);
         return b.s;

@@ -116,8 +116,7 @@ cs_status cs_sam_embedding_from_bytes(const cs_sam *m, const void *buf, size_t l
     return CS_OK;
 }
 
-static cs_status check_prompt(const cs_sam_embedding *e, const cs_sam_prompt *p) {
-    int W = e->image_w, H = e->image_h;
+cs_status sam_check_prompt(int W, int H, int grid, const cs_sam_prompt *p) {
     if (p->n_points < 0 || (p->n_points > 0 && (!p->points || !p->labels)) || p->n_points > 4096)
         return cs_fail(CS_ERR_ARG, "SAM prompt: bad point list (%d points)", p->n_points);
     if (p->n_points == 0 && !p->box && !p->mask_input)
@@ -142,7 +141,7 @@ static cs_status check_prompt(const cs_sam_embedding *e, const cs_sam_prompt *p)
                            b[0], b[1], b[2], b[3]);
     }
     if (p->mask_input)
-        for (size_t i = 0; i < (size_t)16 * e->grid * e->grid; i++)
+        for (size_t i = 0; i < (size_t)16 * grid * grid; i++)
             if (!isfinite(p->mask_input[i]))
                 return cs_fail(CS_ERR_ARG, "SAM prompt: the mask input holds a NaN or infinity");
     return CS_OK;
@@ -172,7 +171,7 @@ cs_status cs_sam_predict(cs_sam *m, const cs_sam_embedding *e, const cs_sam_prom
     const cs_sam_config *c = &m->cfg;
     if (!e || !e->data || e->dim != c->embed_dim || e->grid != c->grid)
         return cs_fail(CS_ERR_ARG, "SAM: the embedding does not come from this model");
-    cs_status s = check_prompt(e, p);
+    cs_status s = sam_check_prompt(e->image_w, e->image_h, e->grid, p);
     if (s != CS_OK) return s;
     int T = c->n_mask_tokens, L = 4 * c->grid, C = p->multimask ? T - 1 : 1, first = p->multimask ? 1 : 0;
     size_t LL = (size_t)L * L, HW = (size_t)e->image_w * e->image_h;
