@@ -46,7 +46,7 @@ cs_status cs_sam_encode(cs_sam *m, const cs_image *img, cs_sam_embedding *out) {
     if (nh < 1 || nw < 1)
         return cs_fail(CS_ERR_ARG, "SAM: a %dx%d image is too thin to resize to %d", img->width,
                        img->height, S);
-    cs_image small = {nw, nh, cs_alloc((size_t)nw * nh, 3)};
+    cs_image small = {.width = nw, .height = nh, .rgb = cs_alloc((size_t)nw * nh, 3)};
     float *pixels = cs_alloc((size_t)3 * S * S, sizeof(float));
     out->data = cs_alloc((size_t)c->embed_dim * c->grid * c->grid, sizeof(float));
     cs_status s = small.rgb && pixels && out->data ? CS_OK : CS_ERR_NOMEM;
