@@ -9,7 +9,8 @@
 
 static const cli_option k_options[] = {
     {"arch", "LIST", "synthetic architectures, comma-separated (default ViT-B/16): RN50, RN101, RN50x4, "
-                     "RN50x16, RN50x64, ViT-B/32, ViT-B/16, ViT-L/14, ViT-L/14@336px", 0},
+                     "RN50x16, RN50x64, ViT-B/32, ViT-B/16, ViT-L/14, ViT-L/14@336px; "
+                     "SAM: sam_vit_b, sam_vit_l, sam_vit_h (encoder, and one prompt to masks)", 0},
     {"model", "M", "benchmark this model instead (name, file or folder; its load time is reported)", 0},
     {"cache-dir", "DIR", "where named models live (default ~/.cache/clip)", 0},
     {"res", "LIST", "input resolutions, comma-separated (default: each model's native one)", 0},
@@ -27,7 +28,10 @@ static const char k_usage[] =
     "85-prompt ensemble (prompts of 12 tokens), and reports ms (median and min), GFLOP, GFLOP/s\n"
     "and the ratio of the time to FLOPs / (the machine's sgemm peak: median of 5 runs of\n"
     "2048^3 with the same BLAS and threads). 1.00 would be every FLOP at the GEMM's rate.\n"
-    "Example: clip-surgery bench --arch ViT-B/16,RN50 --res 224,512 --json bench.json";
+    "SAM archs time the image encoder at 1024 and one point prompt through the decoder and\n"
+    "post-processing (the figure's FLOPs are the decoder's).\n"
+    "Example: clip-surgery bench --arch ViT-B/16,RN50 --res 224,512 --json bench.json\n"
+    "         clip-surgery bench --arch sam_vit_b --runs 3";
 
 typedef struct figure {
     char model[64], stage[32];
@@ -117,6 +121,46 @@ static cs_status time_text(bench *b, cs_model *m, const char *name) {
     return s;
 }
 
+/* A SAM model (synthetic "sam_vit_b", "sam_vit_l", "sam_vit_h"): the image
+ * encoder on a 1024x768 photo-sized input (resize and normalization
+ * included), then one point through the prompt encoder, decoder and
+ * post-processing to masks at the image size (multimask), on that one
+ * embedding. */
+static cs_status time_sam(bench *b, const char *arch) {
+    cs_sam *m = NULL;
+    cs_status s = cs_sam_synthetic(arch + 4, &m);
+    if (s != CS_OK) return s;
+    cs_image img = {.width = 1024, .height = 768};
+    img.rgb = cli_xmalloc((size_t)img.width * img.height * 3);
+    for (size_t i = 0; i < (size_t)img.width * img.height * 3; i++) img.rgb[i] = (uint8_t)((i * 37) % 251);
+    double *t = cli_xmalloc(sizeof(double) * (size_t)b->runs);
+    cs_sam_embedding e = {0};
+    for (int r = 0; r < b->runs && s == CS_OK; r++) {
+        cs_sam_embedding_free(&e);
+        double t0 = cs_now();
+        s = cs_sam_encode(m, &img, &e);
+        t[r] = cs_now() - t0;
+    }
+    if (s == CS_OK) add_figure(b, arch, "sam encoder", 1024, t, cs_sam_encoder_flops(m));
+    float pt[2] = {500, 375};
+    int32_t label = 1;
+    cs_sam_prompt p = {1, pt, &label, NULL, NULL, 1};
+    cs_sam_result res;
+    if (s == CS_OK && (s = cs_sam_predict(m, &e, &p, &res)) == CS_OK) cs_sam_result_free(&res); /* warm-up */
+    for (int r = 0; r < b->runs && s == CS_OK; r++) {
+        double t0 = cs_now();
+        s = cs_sam_predict(m, &e, &p, &res);
+        t[r] = cs_now() - t0;
+        cs_sam_result_free(&res);
+    }
+    if (s == CS_OK) add_figure(b, arch, "sam 1 prompt", 1024, t, cs_sam_decoder_flops(m, 2));
+    cs_sam_embedding_free(&e);
+    free(t);
+    free(img.rgb);
+    cs_sam_free(m);
+    return s;
+}
+
 static cs_status bench_model(bench *b, const cli_args *a, cs_model *m, const char *name) {
     const char *res = cli_get(a, "res");
     cs_status s = CS_OK;
@@ -200,6 +244,10 @@ static int run(cli_ctx *c) {
         char *archs = cli_xstrdup(cli_get(a, "arch") ? cli_get(a, "arch") : "ViT-B/16"), *save = NULL;
         for (char *arch = strtok_r(archs, ",", &save); arch && s == CS_OK; arch = strtok_r(NULL, ",", &save)) {
             cs_model *m = NULL;
+            if (!strncmp(arch, "sam_", 4)) {
+                s = time_sam(&b, arch);
+                continue;
+            }
             s = cs_model_synthetic(arch, &m);
             if (s == CS_OK) s = cs_model_set_precision(m, precision);
             if (s == CS_OK) s = bench_model(&b, a, m, arch);
