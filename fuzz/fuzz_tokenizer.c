@@ -51,6 +51,37 @@ static void clean_and_split(const uint8_t *data, size_t size) {
     cs_u32_free(&clean);
 }
 
+/* The caption pieces of multimodal visualization (up to the first NUL):
+ * ids as clip.tokenize(truncate=True) up to the first end token, offsets
+ * inside the text, piece texts valid UTF-8. */
+static void pieces(cs_tokenizer *tok, const uint8_t *data, size_t size, int context) {
+    if (context < 2) return;
+    char *text = strndup((const char *)data, size);
+    if (!text) return;
+    text_pieces tp;
+    cs_status st = text_pieces_make(tok, text, context, &tp);
+    if (st == CS_OK) {
+        int32_t ids[80];
+        int n = 0;
+        cs_u32 cps = {0};
+        if (cs_tokenize(tok, text, context, 1, ids, &n) != CS_OK || tp.n > n ||
+            memcmp(ids, tp.ids, sizeof *ids * (size_t)tp.n) ||
+            cs_utf8_decode((const uint8_t *)text, strlen(text), 0, &cps) != 1)
+            abort();
+        for (int i = 0; i < tp.n; i++) {
+            const text_piece *p = &tp.p[i];
+            if ((p->start < 0) != (p->end < 0) || (p->start >= 0 && (p->start >= p->end || p->end > (int)cps.n)) ||
+                cs_utf8_valid_prefix((const uint8_t *)p->text, strlen(p->text)) != strlen(p->text))
+                abort();
+        }
+        cs_u32_free(&cps);
+        text_pieces_free(&tp);
+    } else if (st != CS_ERR_UTF8) {
+        abort();
+    }
+    free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static cs_tokenizer *tok;
     static int loaded;
@@ -70,6 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (st == CS_OK && (n < 2 - (context == 1) || n > context || ids[n - 1] != CS_EOT_TOKEN))
             abort();
         if (st != CS_OK && st != CS_ERR_UTF8 && st != CS_ERR_TOO_LONG) abort();
+        pieces(tok, data, size, context);
     }
     return 0;
 }

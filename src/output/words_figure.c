@@ -111,7 +111,7 @@ cs_status cs_words_figure(const cs_words_result *r, const char *caption, const u
     int shown = r->top[0] >= 0 ? r->top[0] : r->ranking[0];
     char *cap_m = NULL, *info_m = NULL;
     size_t cap_c = 0, info_c = 0;
-    int cw, ch, iw, ih;
+    int cw = 0, ch = 0, iw = 0, ih = 0;
     cs_status s = caption_markup(r, caption, &cap_m, &cap_c);
     if (s == CS_OK) s = info_markup(r, caption, shown, &info_m, &info_c);
     if (s == CS_OK) s = text_measure(cap_m, px, fig_w - 2 * margin, &cw, &ch);
