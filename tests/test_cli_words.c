@@ -160,6 +160,14 @@ static void test_errors(void) {
     snprintf(args, sizeof args, "--captions '%s'", tmp_path("missing.txt"));
     CHECK(run_words(tmp_path("bad5"), args) == 2);
     CHECK(stderr_lines() == 1 && stderr_has("missing.txt") && !exists(tmp_path("bad5")));
+    /* A write that fails midway (figure.png is a folder) removes the
+     * heatmaps written before it. */
+    mkdir(tmp_path("bad6"), 0755);
+    mkdir(tmp_path("bad6/figure.png"), 0755);
+    int rc = run_words(tmp_path("bad6"), "--caption 'a cat'");
+    CHECK_MSG(rc == 1 || rc == 2, "exit %d", rc);
+    CHECK(stderr_lines() == 1 && stderr_has("figure.png"));
+    CHECK(!exists(tmp_path("bad6/00_start.png")) && !exists(tmp_path("bad6/01_a.png")));
     CHECK(run_tool("words --help") == 0);
     read_text("stdout.txt", args, sizeof args);
     CHECK(strstr(args, "Example:") != NULL);
