@@ -21,9 +21,13 @@ static void exp_inplace(float *x, size_t n) {
     for (; i < n; i++) x[i] = expf(x[i]);
 }
 
+/* Small inputs (a few decoder tokens) stay on one thread: waking the team
+ * costs more than the work, and much more on a busy machine. */
+#define PARALLEL_MIN 32768
+
 void op_layer_norm(const float *x, int rows, int dim, const float *w, const float *b, float eps,
                    float *y) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)rows * dim > PARALLEL_MIN)
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * dim;
         float *yr = y + (size_t)r * dim;
@@ -59,7 +63,7 @@ void op_quick_gelu(float *x, size_t n) {
 }
 
 void op_gelu(float *x, size_t n) {
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (n > PARALLEL_MIN)
     for (size_t i = 0; i < n; i++) x[i] = x[i] * 0.5f * (1.0f + erff(x[i] * (float)M_SQRT1_2));
 }
 
@@ -68,7 +72,7 @@ void op_gelu(float *x, size_t n) {
 void op_layer_norm_channels(float *x, int C, int HW, const float *w, const float *b, float eps) {
     enum { BLOCK = 256 };
     int blocks = (HW + BLOCK - 1) / BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)C * HW > PARALLEL_MIN)
     for (int blk = 0; blk < blocks; blk++) {
         int p0 = blk * BLOCK, n = HW - p0 < BLOCK ? HW - p0 : BLOCK;
         float mean[BLOCK], var[BLOCK];
@@ -121,6 +125,6 @@ void op_l2_normalize_rows(float *x, int rows, int dim) {
 }
 
 void op_add(float *y, const float *x, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > PARALLEL_MIN)
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }

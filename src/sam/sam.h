@@ -9,6 +9,7 @@
 #define CS_SAM_H
 
 #include "clip_surgery.h"
+#include "base/workspace.h"
 #include "formats/tensors.h"
 #include "model/model.h"
 
@@ -66,6 +67,8 @@ struct cs_sam {
     cs_layer_norm up1;
     sam_mlp hyper[16];
     sam_mlp iou_head;
+    float *key_pe;         /* [G*G, E]: the dense PE as rows, computed once at load */
+    cs_workspace ws;       /* the decoder's scratch, reused across prompts */
     /* tests */
     sam_trace_fn trace;
     void *trace_ctx;

@@ -122,7 +122,7 @@ static void attention(const sam_attn *a, int heads, const float *qin, int Nq, co
     linear(kin, Nk, &a->k, k);
     linear(vin, Nk, &a->v, v);
     float scale = 1.0f / sqrtf((float)hd);
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if ((size_t)Nq * Nk * hd > 65536)
     for (int h = 0; h < heads; h++) {
         float *sc = scores + (size_t)omp_get_thread_num() * Nq * Nk;
         op_gemm(0, 1, Nq, Nk, hd, scale, q + h * hd, inner, k + h * hd, inner, 0.0f, sc, Nk);
@@ -239,19 +239,20 @@ cs_status sam_decode(cs_sam *m, const float *embedding, const sam_prompt_frame *
         if (a > att) att = a;
         if (b > att) att = b;
     }
-    cs_workspace ws = {0};
-    float *queries = ws_take(&ws, (size_t)Nq * E, 4), *query_pe = ws_take(&ws, (size_t)Nq * E, 4);
-    float *qa = ws_take(&ws, (size_t)Nq * E, 4), *hidden = ws_take(&ws, (size_t)Nq * c->dec_mlp, 4);
-    float *dense = ws_take(&ws, GG * E, 4), *keys = ws_take(&ws, GG * E, 4);
-    float *ka = ws_take(&ws, GG * E, 4), *kpe = ws_take(&ws, GG * E, 4), *chw = ws_take(&ws, GG * E, 4);
-    float *tmp = ws_take(&ws, rows * E, 4), *scratch = ws_take(&ws, att, 4);
-    float *tmp2 = ws_take(&ws, 2 * GG * E, 4), *up1 = ws_take(&ws, 4 * GG * (E / 4), 4);
-    float *upscaled = ws_take(&ws, up * E8, 4), *hyper = ws_take(&ws, (size_t)T * E8, 4);
-    cs_status s = queries && query_pe && qa && hidden && dense && keys && ka && kpe && chw && tmp &&
+    /* The model's workspace: a second prompt reuses the first's memory. */
+    cs_workspace *ws = &m->ws;
+    float *queries = ws_take(ws, (size_t)Nq * E, 4), *query_pe = ws_take(ws, (size_t)Nq * E, 4);
+    float *qa = ws_take(ws, (size_t)Nq * E, 4), *hidden = ws_take(ws, (size_t)Nq * c->dec_mlp, 4);
+    float *dense = ws_take(ws, GG * E, 4), *keys = ws_take(ws, GG * E, 4);
+    float *ka = ws_take(ws, GG * E, 4), *chw = ws_take(ws, GG * E, 4);
+    float *tmp = ws_take(ws, rows * E, 4), *scratch = ws_take(ws, att, 4);
+    float *tmp2 = ws_take(ws, 2 * GG * E, 4), *up1 = ws_take(ws, 4 * GG * (E / 4), 4);
+    float *upscaled = ws_take(ws, up * E8, 4), *hyper = ws_take(ws, (size_t)T * E8, 4);
+    cs_status s = queries && query_pe && qa && hidden && dense && keys && ka && chw && tmp &&
                   scratch && tmp2 && up1 && upscaled && hyper ? CS_OK : CS_ERR_NOMEM;
     if (s == CS_OK) s = dense_embeddings(m, p->mask, dense);
     if (s != CS_OK) {
-        ws_free(&ws);
+        ws_release(ws);
         return s;
     }
     trace(m, "dense", dense, GG * E);
@@ -261,14 +262,10 @@ cs_status sam_decode(cs_sam *m, const float *embedding, const sam_prompt_frame *
     sparse_embeddings(m, p, queries + (size_t)(1 + T) * E);
     trace(m, "sparse", queries + (size_t)(1 + T) * E, (size_t)Ns * E);
     memcpy(query_pe, queries, sizeof(float) * Nq * E);
-    /* src = embedding + dense and the key PE, as rows [G*G, E] */
-    sam_dense_pe(m, chw);
+    /* src = embedding + dense, as rows [G*G, E] */
     for (size_t i = 0; i < GG; i++)
-        for (int ch = 0; ch < E; ch++) {
-            keys[i * E + ch] = embedding[ch * GG + i] + dense[ch * GG + i];
-            kpe[i * E + ch] = chw[ch * GG + i];
-        }
-    twoway t = {Nq, Nk, E, queries, keys, query_pe, kpe, qa, ka, tmp, hidden, scratch};
+        for (int ch = 0; ch < E; ch++) keys[i * E + ch] = embedding[ch * GG + i] + dense[ch * GG + i];
+    twoway t = {Nq, Nk, E, queries, keys, query_pe, m->key_pe, qa, ka, tmp, hidden, scratch};
     for (int i = 0; i < c->dec_depth; i++) twoway_layer(m, &m->layers[i], i == 0, &t);
     twoway_final(m, &t);
     trace(m, "hs", queries, (size_t)Nq * E);
@@ -289,6 +286,6 @@ cs_status sam_decode(cs_sam *m, const float *embedding, const sam_prompt_frame *
     mlp_vector(&m->iou_head, queries, iou);
     trace(m, "masks_all", masks, (size_t)T * up);
     trace(m, "iou_all", iou, (size_t)T);
-    ws_free(&ws);
+    ws_release(ws);
     return CS_OK;
 }

@@ -282,6 +282,22 @@ static void bind_decoder(binder *b) {
     bind_mlp(b, DEC "iou_prediction_head", E, T, c->iou_depth, &m->iou_head);
 }
 
+/* The image's positional encoding never changes: as rows [G*G, E], once. */
+static cs_status key_pe(cs_sam *m) {
+    size_t GG = (size_t)m->cfg.grid * m->cfg.grid, E = (size_t)m->cfg.embed_dim;
+    float *chw = cs_alloc(GG * E, sizeof(float));
+    m->key_pe = cs_alloc(GG * E, sizeof(float));
+    if (!chw || !m->key_pe || cs_tensors_own(&m->table, m->key_pe) != CS_OK) {
+        cs_free(chw);
+        return CS_ERR_NOMEM;
+    }
+    sam_dense_pe(m, chw);
+    for (size_t i = 0; i < GG; i++)
+        for (size_t c = 0; c < E; c++) m->key_pe[i * E + c] = chw[c * GG + i];
+    cs_free(chw);
+    return CS_OK;
+}
+
 cs_status sam_from_table(cs_tensor_table *t, const cs_sam_load_options *opts, cs_sam **out) {
     *out = NULL;
     cs_sam *m = cs_calloc(1, sizeof *m);
@@ -295,6 +311,7 @@ cs_status sam_from_table(cs_tensor_table *t, const cs_sam_load_options *opts, cs
     if (b.s == CS_OK) bind_encoder(&b);
     if (b.s == CS_OK) bind_prompt_encoder(&b);
     if (b.s == CS_OK) bind_decoder(&b);
+    if (b.s == CS_OK) b.s = key_pe(m);
     if (b.s != CS_OK) {
         cs_sam_free(m);
         return b.s;
@@ -325,6 +342,7 @@ cs_status cs_sam_load(const char *path, const cs_sam_load_options *opts, cs_sam 
 
 void cs_sam_free(cs_sam *m) {
     if (!m) return;
+    ws_free(&m->ws);
     cs_tensors_free(&m->table);
     cs_free(m);
 }

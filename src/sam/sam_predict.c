@@ -149,27 +149,24 @@ cs_status sam_check_prompt(int W, int H, int grid, const cs_sam_prompt *p) {
 
 /* postprocess_masks: low-res [L, L] -> bilinear to S x S -> crop to the
  * resized image -> bilinear to H x W (align_corners False, no antialias). */
-static cs_status postprocess(const cs_sam_embedding *e, int S, const float *low, float *out) {
-    int L = 4 * e->grid, nh = e->input_h, nw = e->input_w;
-    float *big = cs_alloc((size_t)S * S, sizeof(float)), *crop = cs_alloc((size_t)nh * nw, sizeof(float));
-    if (!big || !crop) {
-        cs_free(big);
-        cs_free(crop);
-        return CS_ERR_NOMEM;
+static cs_status postprocess(cs_sam *m, const cs_sam_embedding *e, const float *low, float *out) {
+    int L = 4 * e->grid, nh = e->input_h, nw = e->input_w, S = m->cfg.image_size;
+    float *big = ws_take(&m->ws, (size_t)S * S, sizeof(float)), *crop = ws_take(&m->ws, (size_t)nh * nw, sizeof(float));
+    if (big && crop) {
+        op_resize_bilinear(low, L, L, 1, big, S, S);
+        for (int y = 0; y < nh; y++) memcpy(crop + (size_t)y * nw, big + (size_t)y * S, sizeof(float) * nw);
+        op_resize_bilinear(crop, nh, nw, 1, out, e->image_h, e->image_w);
     }
-    op_resize_bilinear(low, L, L, 1, big, S, S);
-    for (int y = 0; y < nh; y++) memcpy(crop + (size_t)y * nw, big + (size_t)y * S, sizeof(float) * nw);
-    op_resize_bilinear(crop, nh, nw, 1, out, e->image_h, e->image_w);
-    cs_free(big);
-    cs_free(crop);
-    return CS_OK;
+    ws_release(&m->ws);
+    return big && crop ? CS_OK : CS_ERR_NOMEM;
 }
 
 cs_status cs_sam_predict(cs_sam *m, const cs_sam_embedding *e, const cs_sam_prompt *p,
                          cs_sam_result *out) {
     memset(out, 0, sizeof *out);
     const cs_sam_config *c = &m->cfg;
-    if (!e || !e->data || e->dim != c->embed_dim || e->grid != c->grid)
+    if (!e || !e->data || e->dim != c->embed_dim || e->grid != c->grid || e->image_w < 1 || e->image_h < 1 ||
+        e->input_w < 1 || e->input_h < 1 || e->input_w > c->image_size || e->input_h > c->image_size)
         return cs_fail(CS_ERR_ARG, "SAM: the embedding does not come from this model");
     cs_status s = sam_check_prompt(e->image_w, e->image_h, e->grid, p);
     if (s != CS_OK) return s;
@@ -191,7 +188,7 @@ cs_status cs_sam_predict(cs_sam *m, const cs_sam_embedding *e, const cs_sam_prom
     for (int k = 0; s == CS_OK && k < C; k++) {
         memcpy(out->lowres_logits + k * LL, masks + (first + k) * LL, LL * sizeof(float));
         out->iou[k] = iou[first + k];
-        s = postprocess(e, c->image_size, masks + (first + k) * LL, out->logits + k * HW);
+        s = postprocess(m, e, masks + (first + k) * LL, out->logits + k * HW);
         for (size_t i = 0; s == CS_OK && i < HW; i++) out->masks[k * HW + i] = out->logits[k * HW + i] > 0.0f;
     }
     cs_free(coords);
