@@ -199,6 +199,17 @@ static void check_pipeline(cs_model *m) {
         free(maps);
         free(cos);
     }
+    /* A ViT's surgery token 0 is plain CLIP's image feature: the ranking's
+     * cosines are those of the plain model. */
+    float *plain = malloc(sizeof(float) * NT * D), *pcos = malloc(sizeof(float) * res[0].n_tokens);
+    CHECK_OK(cs_encode_image(m, px.data, R, CS_VISION_PLAIN, plain));
+    CHECK_OK(cs_similarity(plain, 1, res[0].token_features, res[0].n_tokens, D, pcos));
+    double worst = 0;
+    for (int t = 0; t < res[0].n_tokens; t++) worst = fmax(worst, fabs((double)pcos[t] - res[0].units[t].cosine));
+    CHECK_MSG(worst <= 1e-6, "cosines differ from the plain model's by %.3g", worst);
+    printf("ViT ranking cosines vs the plain model's CLS: max difference %.3g\n", worst);
+    free(plain);
+    free(pcos);
     /* The empty caption: two tokens, nothing to highlight. */
     CHECK(res[1].n_tokens == 2 && res[1].top[0] == -1);
     /* One word of byte pieces is one unit with the whole character. */
@@ -220,6 +231,39 @@ static void check_pipeline(cs_model *m) {
     cs_array_free(&px);
 }
 
+/* A ResNet: the ranking's CLS feature is the plain model's pooled
+ * feature (the surgery pool changes token 0), the maps the surgery tokens'. */
+static void check_resnet(void) {
+    cs_model *m = NULL;
+    cs_tokenizer *tok = NULL;
+    cs_array px;
+    CHECK_OK(cs_model_load(golden_path("golden/tiny-rn/model.safetensors"), &m));
+    CHECK_OK(cs_tokenizer_load(golden_path("clip/bpe_simple_vocab_16e6.txt.gz"), &tok));
+    if (!m || !tok) {
+        cs_tokenizer_free(tok);
+        cs_model_free(m);
+        return;
+    }
+    cs_model_set_tokenizer(m, tok);
+    golden_load("inputs/chelsea_pre_128.npy", &px);
+    const char *caption = "a cat";
+    cs_input in = {.pixels = px.data, .pixels_resolution = 128};
+    cs_words_result r;
+    CHECK_OK(cs_words(m, &in, &caption, 1, NULL, &r));
+    golden_check_floats("tiny-rn/chelsea_cs_tokens_128.npy", r.image_tokens,
+                        (int64_t)r.n_image_tokens * r.dim);
+    int D = r.dim, T = r.n_tokens;
+    float *plain = malloc(sizeof(float) * r.n_image_tokens * D), *cos = malloc(sizeof(float) * T);
+    CHECK_OK(cs_encode_image(m, px.data, 128, CS_VISION_PLAIN, plain));
+    CHECK_OK(cs_similarity(plain, 1, r.token_features, T, D, cos));
+    for (int t = 0; t < T; t++) CHECK(r.units[t].cosine == cos[t]);
+    free(plain);
+    free(cos);
+    cs_words_result_free(&r);
+    cs_array_free(&px);
+    cs_model_free(m);
+}
+
 int main(void) {
     golden_shared_dir();
     cs_model *m = NULL;
@@ -234,6 +278,7 @@ int main(void) {
         CHECK_OK(cs_tokenizer_load(golden_path("clip/bpe_simple_vocab_16e6.txt.gz"), &own));
         cs_model_set_tokenizer(m, own);
         check_pipeline(m);
+        check_resnet();
     }
     cs_tokenizer_free(tok);
     cs_model_free(m);
