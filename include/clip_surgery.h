@@ -220,9 +220,27 @@ const cs_config *cs_model_config(const cs_model *m);
 /* Number of image tokens (1 + N) the vision tower gives for an R x R input. */
 int cs_model_num_tokens(const cs_model *m, int resolution);
 
+/* The image tower's mode: plain CLIP, CLIP Surgery, or one of the later
+ * training-free dense-CLIP methods, each as its authors' code computes it
+ * (docs/methods.md; the jobs name them by cs_method, whose values 2..6 are
+ * these). All but plain and surgery need a ViT; they change the last
+ * block(s) only:
+ *   MASKCLIP   x_L = out_proj(v)                                 (no residual, no FFN)
+ *   SCLIP      x_L = x + out_proj((softmax(q q^T s) + softmax(k k^T s)) v), then the FFN
+ *   CLEARCLIP  x_L = out_proj(softmax(q q^T s) v)                (no residual, no FFN)
+ *   NACLIP     x_L = out_proj(softmax(k k^T s + Gaussian window, sigma 5) v)  (no residual, no FFN)
+ *   GEM        last 6 blocks: a second path x_gem += out_proj(self-self attention of
+ *              ln_1(x_ori)) beside the plain path; every token from x_gem
+ * with s = 1/sqrt(head dim). Tokens are [1+N, D] for every method (MaskCLIP's
+ * and ClearCLIP's authors drop token 0 afterwards). */
 typedef enum cs_vision_mode {
-    CS_VISION_PLAIN = 0,  /* plain CLIP */
-    CS_VISION_SURGERY = 1 /* architecture surgery (DESIGN.md section 4) */
+    CS_VISION_PLAIN = 0,     /* plain CLIP */
+    CS_VISION_SURGERY = 1,   /* architecture surgery (DESIGN.md section 4) */
+    CS_VISION_MASKCLIP = 2,  /* MaskCLIP (Zhou et al. 2022), as ClearCLIP's code runs it */
+    CS_VISION_SCLIP = 3,     /* SCLIP (Wang et al. 2024) */
+    CS_VISION_CLEARCLIP = 4, /* ClearCLIP (Lan et al. 2024) */
+    CS_VISION_NACLIP = 5,    /* NACLIP (Hajimiri et al. 2025) */
+    CS_VISION_GEM = 6        /* GEM (Bousselham et al. 2024) */
 } cs_vision_mode;
 
 /* Surgery settings: the number of ViT blocks with the dual path (default 6;
@@ -483,10 +501,39 @@ typedef struct cs_input {
     int width, height;
 } cs_input;
 
+/* The method a job runs (docs/methods.md): CLIP Surgery, plain CLIP, or a
+ * later training-free dense method on its own tower (cs_vision_mode) with
+ * its own settings (cs_method_defaults_of); those need a ViT. */
 typedef enum cs_method {
-    CS_METHOD_SURGERY = 0, /* CLIP Surgery: surgery tokens (and feature surgery) */
-    CS_METHOD_CLIP = 1     /* plain CLIP: plain tokens, cosine similarity */
+    CS_METHOD_SURGERY = 0,   /* CLIP Surgery: surgery tokens (and feature surgery) */
+    CS_METHOD_CLIP = 1,      /* plain CLIP: plain tokens, cosine similarity */
+    CS_METHOD_MASKCLIP = 2,  /* the later methods: their tokens, cosine similarity */
+    CS_METHOD_SCLIP = 3,
+    CS_METHOD_CLEARCLIP = 4,
+    CS_METHOD_NACLIP = 5,
+    CS_METHOD_GEM = 6
 } cs_method;
+#define CS_NUM_METHODS 7
+
+/* A method's name ("surgery", "clip", "maskclip", "sclip", "clearclip",
+ * "naclip", "gem"), or NULL for a value outside the enum. */
+const char *cs_method_name(cs_method method);
+/* The method of a name; CS_ERR_ARG (a message listing the names) otherwise. */
+cs_status cs_method_parse(const char *name, cs_method *out);
+/* The vision-tower mode a method runs. */
+cs_vision_mode cs_method_vision_mode(cs_method method);
+
+/* A method's own dense-prediction settings, as its authors' code has them. */
+typedef struct cs_method_defaults {
+    float logit_scale; /* class probabilities: softmax(logit_scale x cosine): 40, MaskCLIP
+                          and ClearCLIP 50, GEM 1 (its cosine is its logit) */
+    int minmax;        /* 1: scores are the per-class min-max of the cosine map over
+                          the image (GEM), and labels their argmax */
+    int drops_cls;     /* 1: the authors' dense features leave out token 0 (MaskCLIP,
+                          ClearCLIP) */
+    int needs_vit;     /* 1: the method changes ViT blocks (all but surgery and clip) */
+} cs_method_defaults;
+cs_method_defaults cs_method_defaults_of(cs_method method);
 
 typedef enum cs_redundancy {
     CS_REDUNDANT_AUTO = 0,   /* class-weighted, except with a single name: the empty prompt */
@@ -675,7 +722,7 @@ cs_status cs_segment_logits_sliding(cs_model *m, const float *pixels, int h, int
                                     int out_h, int out_w, float *logits);
 
 /* The segment job's options (defaults from cs_segment_defaults());
- * cs_segment_labels reads the last three. */
+ * cs_segment_labels reads method, bg_thresh, logit_scale and bg_class. */
 typedef struct cs_segment_options {
     int resolution;    /* whole-image input R (default 0: native) */
     cs_method method;  /* default CS_METHOD_SURGERY */
@@ -683,13 +730,24 @@ typedef struct cs_segment_options {
     int stride;        /* window stride (default 0: half the window) */
     int short_side;    /* with windows: resize the short side to this first (default 0: keep) */
     float bg_thresh;   /* > 0: background by probability (see cs_segment_labels; default 0) */
-    float logit_scale; /* <= 0: the common training-free protocol's 40 (default 40) */
+    float logit_scale; /* > 0: the scale of that probability; <= 0 (default): the method's
+                          own (40; MaskCLIP, ClearCLIP 50; GEM, which has none, 40) */
     int bg_class;      /* the label low-confidence pixels get (default -1: none) */
+    int pamr_steps;    /* > 0: refine the logits with PAMR (NACLIP's post-processing; its
+                          default is 10 steps; dilations 8 and 16) (default 0: off) */
 } cs_segment_options;
 cs_segment_options cs_segment_defaults(void);
 
+/* Per-pixel class scores from logits [n_pixels, n_classes] (the cosine map):
+ * softmax over classes of logit_scale x logits, or with minmax the per-class
+ * min-max of the logits over all pixels (GEM's map; a constant class gives
+ * zeros). scores: [n_pixels, n_classes]. */
+cs_status cs_segment_scores(const float *logits, size_t n_pixels, int n_classes, float logit_scale,
+                            int minmax, float *scores);
+
 /* Per-pixel labels from logits [n_pixels, n_classes] (n_classes <= 255):
- * the argmax (the first class on ties); with bg_thresh > 0, a pixel whose
+ * the argmax (the first class on ties; GEM: of its per-class min-max map);
+ * with bg_thresh > 0, a pixel whose
  * largest softmax(logit_scale x logits) probability is below bg_thresh gets
  * bg_class. The softmax runs over classes (each its best name); SCLIP's code
  * takes it over all names before the per-class maximum, which only changes
@@ -703,6 +761,35 @@ cs_status cs_segment_labels(const float *logits, size_t n_pixels, int n_classes,
  * background by probability when bg_thresh > 0. */
 cs_status cs_segment(cs_model *m, cs_classes *cl, const cs_image *img, const cs_segment_options *opts,
                      uint8_t *labels);
+
+/* The segment job with every stage kept, for one input (an image, or
+ * normalized pixels [3, R, R]; see cs_input): what `segment --npy` writes. */
+typedef struct cs_segment_result {
+    int width, height, n_classes, n_tokens, dim;
+    float *tokens;     /* [n_tokens, dim] the method's tokens (whole-image inference; NULL
+                          with sliding windows) */
+    float *cosine;     /* [n_tokens - 1, n_classes] patch-class cosine, each class its best
+                          name (NULL with windows) */
+    float *logits;     /* [height, width, n_classes] the upsampled cosine (after PAMR when
+                          asked), before any scale */
+    float *scores;     /* [height, width, n_classes] softmax(logit_scale x logits) over
+                          classes, GEM: the per-class min-max of logits */
+    uint8_t *labels;   /* [height, width] as cs_segment */
+    float logit_scale; /* the method's own (or the options' when > 0) */
+} cs_segment_result;
+cs_status cs_segment_arrays(cs_model *m, cs_classes *cl, const cs_input *in, const cs_segment_options *opts,
+                            cs_segment_result *out);
+void cs_segment_result_free(cs_segment_result *r);
+
+/* PAMR (Araslanov and Roth 2020), NACLIP's post-processing: logits
+ * [h, w, C] refined in place by `steps` rounds of averaging each pixel's
+ * logits over its 8 neighbours at each dilation (replicate padding), with
+ * weights softmax over the neighbours of the mean over channels of
+ * -|x_p - x_q| / (1e-8 + 0.1 std(x)), x the normalized image pixels [3, h, w]
+ * and std over the 3x3 neighbourhoods at every dilation. NACLIP: dilations
+ * 8 and 16. */
+cs_status cs_pamr(const float *pixels, int h, int w, const int *dilations, int n_dilations, int steps,
+                  float *logits, int C);
 
 /* Multi-label scores [n_classes] from image tokens [n_tokens, dim] (only
  * token 0 is used). surgery: row 0 of the class-weighted feature surgery over

@@ -43,6 +43,15 @@ int golden_check_floats_at(const char *rel, const float *got, const int64_t *ind
  * label names the comparison in the printout. Returns 1 on pass. */
 int golden_check_derived(const char *rel, const char *label, const float *got, const float *ref,
                          int64_t n);
+/* The same with explicit tolerances (golden sets with their own manifest). */
+int golden_check_floats_tol(const char *rel, const float *got, int64_t n, double rel_tol,
+                            double min_cosine);
+/* A per-pixel argmax [n] against golden/<rel> (int64): equal except at
+ * pixels whose golden top-1/top-2 score gap is below 1e-5 (gscore: the
+ * golden scores [C, n]). Returns the number of such exempt pixels that differ. */
+int golden_check_argmax(const char *rel, const int64_t *labels, const float *gscore, int C, int n);
+/* The tolerance of golden/methods/tiny-vit/manifest.json. */
+void golden_methods_tolerance(double *rel_tol, double *min_cosine);
 /* Exact comparison of integer/uint8 arrays with golden/<rel>. */
 int golden_check_exact(const char *rel, const void *got, size_t nbytes);
 

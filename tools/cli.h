@@ -74,7 +74,9 @@ int cli_precision(const cli_args *a, cs_precision *p);
 int cli_load_tokenizer(const cli_args *a, cs_tokenizer **tok);
 /* Set the thread count from --threads (0 or absent: OpenMP's default). */
 void cli_set_threads(const char *value);
-/* --method surgery|clip (default surgery); 0 and one line if neither. */
+/* --method NAME (default surgery; docs/methods.md); 0 and one line if it
+ * names no method. */
+#define CLI_METHOD_HELP "surgery (default) | clip | maskclip | sclip | clearclip | naclip | gem (docs/methods.md)"
 int cli_method(const cli_args *a, cs_method *method);
 /* Print a JSON string (quoted, escaped). */
 void cli_print_json_string(FILE *f, const char *s);

@@ -1,6 +1,6 @@
 /* clip-surgery classify: multi-label class scores of an image as JSON; CLIP
- * Surgery's (row 0 of class-weighted feature surgery) or plain CLIP's
- * softmax(100 x cos). The job is cs_classify. */
+ * Surgery's (row 0 of class-weighted feature surgery) or softmax(100 x cos)
+ * of token 0 of plain CLIP or a later method. The job is cs_classify. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,17 +10,18 @@ static const cli_option k_options[] = {
     {"image", "FILE", "input image (JPEG/PNG)", 0},
     {"classes", "LIST", "class names: a,b,c or @FILE (one class per line, synonyms comma-separated)", 0},
     CLI_OPT_CLASS_EMBEDDINGS,
-    {"method", "NAME", "surgery (default) | clip | both", 0},
+    {"method", "NAME", CLI_METHOD_HELP ", or both (surgery and clip)", 0},
     CLI_OPT_RES,
     CLI_OPTS_IMAGE_COMMAND,
 };
 
 static const char k_usage[] =
     "usage: clip-surgery classify --model M --image FILE (--classes LIST | --class-embeddings FILE.npy)\n"
-    "         [--method surgery|clip|both] [--res R]\n\n"
-    "Prints {\"image\": FILE, \"image_size\": [W, H], \"classes\": [...], \"surgery\": [scores], \"clip\": [scores]}\n"
+    "         [--method M|both] [--res R]\n\n"
+    "Prints {\"image\": FILE, \"image_size\": [W, H], \"classes\": [...], \"<method>\": [scores], ...}\n"
     "(the methods asked for): surgery = row 0 of class-weighted feature surgery (the authors' multi-label\n"
-    "protocol), clip = plain CLIP's softmax(100 x cosine) over classes; a class scores with its best name.\n"
+    "protocol), clip = plain CLIP's softmax(100 x cosine) over classes, the later methods the same softmax\n"
+    "of their tower's token 0; a class scores with its best name.\n"
     "Example: clip-surgery classify --model RN50 --image photo.jpg --classes @data/classes/nuswide81.txt";
 
 static void print_scores(const char *key, const float *scores, int C, int last) {
@@ -29,17 +30,19 @@ static void print_scores(const char *key, const float *scores, int C, int last) 
     printf("]%s\n", last ? "" : ",");
 }
 
-static int classify(const cli_args *a, cs_model *m, cs_classes *cl, int want_surgery, int want_clip) {
+/* Scores of methods[0..n-1], printed in that order. */
+static int classify(const cli_args *a, cs_model *m, cs_classes *cl, const cs_method *methods, int n) {
     cs_classify_options o = cs_classify_defaults();
     cli_int(a, "res", 0, 16, 4096, &o.resolution); /* checked already */
     int R = o.resolution ? o.resolution : cs_model_config(m)->image_resolution, C = cs_classes_count(cl);
     cs_image img = {0};
     cs_status s = cs_image_load(cli_get(a, "image"), cli_image_options(), &img);
     if (s != CS_OK) return cli_fail(s);
-    float *surgery = cli_xmalloc(sizeof(float) * C), *clip = cli_xmalloc(sizeof(float) * C);
-    if (want_surgery) s = cs_classify(m, cl, &img, &o, surgery);
-    o.method = CS_METHOD_CLIP;
-    if (s == CS_OK && want_clip) s = cs_classify(m, cl, &img, &o, clip);
+    float *scores = cli_xmalloc(sizeof(float) * C * n);
+    for (int i = 0; s == CS_OK && i < n; i++) {
+        o.method = methods[i];
+        s = cs_classify(m, cl, &img, &o, scores + (size_t)i * C);
+    }
     if (s == CS_OK) {
         printf("{\n  \"image\": ");
         cli_print_json_string(stdout, cli_get(a, "image"));
@@ -49,12 +52,10 @@ static int classify(const cli_args *a, cs_model *m, cs_classes *cl, int want_sur
             cli_print_json_string(stdout, cs_classes_name(cl, c));
         }
         printf("],\n");
-        if (want_surgery) print_scores("surgery", surgery, C, !want_clip);
-        if (want_clip) print_scores("clip", clip, C, 1);
+        for (int i = 0; i < n; i++) print_scores(cs_method_name(methods[i]), scores + (size_t)i * C, C, i == n - 1);
         printf("}\n");
     }
-    free(surgery);
-    free(clip);
+    free(scores);
     cs_image_free(&img);
     return s == CS_OK ? 0 : cli_fail(s);
 }
@@ -65,22 +66,23 @@ static int check(const cli_args *a) {
         return CLI_EXIT_USAGE;
     }
     const char *method = cli_get(a, "method");
-    if (method && strcmp(method, "surgery") && strcmp(method, "clip") && strcmp(method, "both")) {
-        cli_error("--method '%s' is not surgery, clip or both", method);
-        return CLI_EXIT_USAGE;
-    }
+    cs_method one;
+    if ((!method || strcmp(method, "both")) && !cli_method(a, &one)) return CLI_EXIT_USAGE;
     int res;
     return cli_int(a, "res", 0, 16, 4096, &res) ? 0 : CLI_EXIT_USAGE;
 }
 
 static int run(cli_ctx *c) {
     const char *method = cli_get(&c->a, "method");
-    int want_surgery = !method || strcmp(method, "clip"), want_clip = method && strcmp(method, "surgery");
+    cs_method methods[2] = {CS_METHOD_SURGERY, CS_METHOD_CLIP};
+    int n = method && !strcmp(method, "both") ? 2 : 1;
+    if (n == 1) cli_method(&c->a, &methods[0]); /* checked already */
+    int want_surgery = methods[0] == CS_METHOD_SURGERY;
     cs_classes *cl;
     int rc = cli_classes_load(&c->a, c->m, NULL, 0, &cl);
     if (!rc && want_surgery && cs_classes_num_names(cl) == 1)
         cli_note("note: one class: the empty prompt gives the redundant features");
-    if (!rc) rc = classify(&c->a, c->m, cl, want_surgery, want_clip);
+    if (!rc) rc = classify(&c->a, c->m, cl, methods, n);
     cs_classes_free(cl);
     return rc;
 }

@@ -10,7 +10,7 @@
 
 static const cli_option k_options[] = {
     {"task", "T", "seg (default) | explain | multilabel", 0},
-    {"method", "NAME", "surgery (default) | clip", 0},
+    {"method", "NAME", CLI_METHOD_HELP, 0},
     {"dataset", "LAYOUT:PATH", "a published layout: voc:DIR, context:DIR, cityscapes:DIR, cocostuff:DIR "
                                "(seg, explain); voc07:DIR, coco:FILE.json, csv:FILE (multilabel); docs/eval.md", 0},
     {"split", "S", "with voc, context, cityscapes, cocostuff: the split (default val); voc07: default test", 0},
@@ -26,7 +26,8 @@ static const cli_option k_options[] = {
     {"stride", "N", "seg: window stride (default: half the window)", 0},
     {"short-side", "N", "seg with --window: resize the short side to N first", 0},
     {"bg-thresh", "P", "seg: pixels with top probability below P become background", 0},
-    {"logit-scale", "S", "seg: scale in that probability (default 40)", 0},
+    {"logit-scale", "S", "seg: scale in that probability (default: the method's, 40 or 50)", 0},
+    {"pamr", "STEPS", "seg: refine the logits with PAMR, NACLIP's post-processing (its default: 10)", 0},
     {"background", "NAME", "the background class (default: the class named 'background'; none)", 0},
     {"limit", "N", "only the first N images", 0},
     {"shard", "K/N", "only images K, K+N, K+2N, ... (0 <= K < N); the report is a partial one", 0},
@@ -37,7 +38,7 @@ static const cli_option k_options[] = {
 };
 
 static const char k_usage[] =
-    "usage: clip-surgery eval --model M [--task seg|explain|multilabel] [--method surgery|clip]\n"
+    "usage: clip-surgery eval --model M [--task seg|explain|multilabel] [--method M]\n"
     "         (--dataset LAYOUT:PATH [--split S] [--images DIR] | --images DIR [--masks DIR]\n"
     "          [--image-suffix S] [--mask-suffix S]) [--labels labels.json] [--class-list FILE] [--limit N]\n"
     "         [--shard K/N] [--report FILE] [--save-predictions DIR]\n"
@@ -92,7 +93,7 @@ static void add_setting(cJSON *o, const cli_args *a, const char *name) {
  * each other. */
 static cJSON *settings_json(const cli_args *a, const eval_run *r, const eval_dataset *d) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "method", r->so.method == CS_METHOD_SURGERY ? "surgery" : "clip");
+    cJSON_AddStringToObject(o, "method", cs_method_name(r->so.method));
     cJSON_AddStringToObject(o, "dataset", d->spec);
     const char *names[] = {"model", "class-list", "class-embeddings", "templates", "images", "image-suffix",
                            "mask-suffix", "labels", "limit"};
@@ -103,9 +104,12 @@ static cJSON *settings_json(const cli_args *a, const eval_run *r, const eval_dat
         cJSON_AddNumberToObject(o, "stride", r->so.stride);
         cJSON_AddNumberToObject(o, "short_side", r->so.short_side);
     }
+    if (r->task == EVAL_SEG && r->so.pamr_steps > 0) cJSON_AddNumberToObject(o, "pamr_steps", r->so.pamr_steps);
     if (r->task == EVAL_SEG && r->so.bg_thresh > 0.0f) {
         cJSON_AddNumberToObject(o, "bg_thresh", r->so.bg_thresh);
-        cJSON_AddNumberToObject(o, "logit_scale", r->so.logit_scale);
+        cJSON_AddNumberToObject(o, "logit_scale", r->so.logit_scale > 0.0f ? r->so.logit_scale
+                                                  : cs_method_defaults_of(r->so.method).minmax ? 40.0f
+                                                  : cs_method_defaults_of(r->so.method).logit_scale);
     }
     if (r->so.bg_class >= 0) cJSON_AddStringToObject(o, "background", cs_classes_name(r->cl, r->so.bg_class));
     return o;

@@ -11,7 +11,7 @@ static const cli_option k_options[] = {
     {"pixels", "FILE.npy", "normalized pixels float32 [3,R,R] or [1,3,R,R] instead of an image", 0},
     {"size", "WxH", "with --pixels: map size (default R x R)", 0},
     CLI_OPT_RES,
-    {"method", "NAME", "surgery (default) | clip", 0},
+    {"method", "NAME", CLI_METHOD_HELP, 0},
     {"classes", "LIST", "class names: a,b,c or @FILE (one class per line, synonyms comma-separated)", 0},
     CLI_OPT_CLASS_EMBEDDINGS,
     {"text", "T", "one text; its redundant features come from the empty prompt", 0},
@@ -24,7 +24,7 @@ static const cli_option k_options[] = {
 
 static const char k_usage[] =
     "usage: clip-surgery explain --model M (--image FILE | --pixels FILE.npy [--size WxH]) [--res R]\n"
-    "         [--method surgery|clip] (--classes LIST | --class-embeddings FILE.npy | --text T)\n"
+    "         [--method M] (--classes LIST | --class-embeddings FILE.npy | --text T)\n"
     "         [--redundant classes|empty] [--npy] -o DIR\n\n"
     "Writes, per class, NAME.png (JET heatmap over the image) and NAME_map.png (the map in gray);\n"
     "with several images (or a folder), one subfolder per image. A class with synonyms\n"

@@ -154,11 +154,11 @@ int cli_load_tokenizer(const cli_args *a, cs_tokenizer **tok) {
 
 int cli_method(const cli_args *a, cs_method *method) {
     const char *v = cli_get(a, "method");
-    if (v && strcmp(v, "surgery") && strcmp(v, "clip")) {
-        cli_error("--method '%s' is not surgery or clip", v);
+    *method = CS_METHOD_SURGERY;
+    if (v && cs_method_parse(v, method) != CS_OK) {
+        cli_error("--method: %s", cs_last_error());
         return 0;
     }
-    *method = v && !strcmp(v, "clip") ? CS_METHOD_CLIP : CS_METHOD_SURGERY;
     return 1;
 }
 

@@ -146,7 +146,8 @@ int cli_segment_options(const cli_args *a, const cs_classes *cl, cs_segment_opti
         !cli_int(a, "stride", o->window / 2 > 0 ? o->window / 2 : 1, 1, 4096, &o->stride) ||
         !cli_int(a, "short-side", 0, 16, 16384, &o->short_side) ||
         !parse_float(a, "bg-thresh", 0.0f, 0.0f, 1.0f, &o->bg_thresh) ||
-        !parse_float(a, "logit-scale", 40.0f, 1e-3f, 1e4f, &o->logit_scale))
+        !parse_float(a, "logit-scale", 0.0f, 1e-3f, 1e4f, &o->logit_scale) ||
+        !cli_int(a, "pamr", 0, 0, 1000, &o->pamr_steps))
         return CLI_EXIT_USAGE;
     if ((cli_has(a, "stride") || cli_has(a, "short-side")) && !o->window) {
         cli_error("--stride and --short-side go with --window (sliding-window inference)");

@@ -77,10 +77,12 @@ void cs_explain_result_free(cs_explain_result *r) {
     memset(r, 0, sizeof *r);
 }
 
-static cs_status check_method(cs_method method) {
-    return method == CS_METHOD_SURGERY || method == CS_METHOD_CLIP
-               ? CS_OK
-               : cs_fail(CS_ERR_ARG, "unknown method %d (surgery or clip)", (int)method);
+cs_status job_method(const cs_model *m, cs_method method) {
+    if (!cs_method_name(method)) return cs_fail(CS_ERR_ARG, "unknown method %d", (int)method);
+    if (cs_method_defaults_of(method).needs_vit && m->cfg.vision_kind != CS_VISION_VIT)
+        return cs_fail(CS_ERR_UNSUPPORTED, "method %s needs a ViT model (this one is a ResNet)",
+                       cs_method_name(method));
+    return CS_OK;
 }
 
 /* Tokens (already in r) -> similarity -> maps. */
@@ -117,7 +119,7 @@ cs_status cs_explain(cs_model *m, cs_classes *cl, const cs_input *in, int n, con
     cs_redundancy used = CS_REDUNDANT_AUTO;
     const float *redundant = NULL;
     cs_name_set names;
-    cs_status s = check_method(o.method);
+    cs_status s = job_method(m, o.method);
     if (s == CS_OK) s = cs_classes_embed(cl, m, NULL, NULL);
     if (s == CS_OK && surgery) s = classes_redundancy(cl, m, o.redundant, &used, &redundant);
     if (s == CS_OK) s = classes_name_set(cl, m, redundant, &names);
@@ -138,7 +140,7 @@ cs_status cs_explain(cs_model *m, cs_classes *cl, const cs_input *in, int n, con
         }
     }
     /* Runs of inputs at one resolution go through the tower together. */
-    cs_vision_mode mode = surgery ? CS_VISION_SURGERY : CS_VISION_PLAIN;
+    cs_vision_mode mode = cs_method_vision_mode(o.method);
     for (int i = 0, j; s == CS_OK && i < n; i = j) {
         for (j = i + 1; j < n && out[j].resolution == out[i].resolution; j++) {}
         s = encode_batch(m, mode, out + i, j - i);

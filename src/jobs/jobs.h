@@ -30,6 +30,8 @@ cs_status image_pixels(const cs_image *img, int w, int h, float **pixels);
  * from `resolution` or the model's, or the pixels'), and the output size. */
 cs_status input_pixels(const cs_model *m, const cs_input *in, int resolution, float **pixels, int *R,
                        int *W, int *H);
+/* The method runs on this model: known, and a ViT for the later methods. */
+cs_status job_method(const cs_model *m, cs_method method);
 
 /* The input resolution a job runs at: opts' or the model's native one. */
 int job_resolution(const cs_model *m, int resolution);

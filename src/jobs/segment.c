@@ -1,11 +1,14 @@
 /* The segment and classify jobs on one decoded image, and eval's
  * per-image explain scoring. */
+#include <math.h>
 #include <string.h>
 #include "jobs.h"
+#include "ops/ops.h"
 
 cs_segment_options cs_segment_defaults(void) {
     return (cs_segment_options){.resolution = 0, .method = CS_METHOD_SURGERY, .window = 0, .stride = 0,
-                                .short_side = 0, .bg_thresh = 0.0f, .logit_scale = 40.0f, .bg_class = -1};
+                                .short_side = 0, .bg_thresh = 0.0f, .logit_scale = 0.0f, .bg_class = -1,
+                                .pamr_steps = 0};
 }
 
 /* The image's size with its short side scaled to `side` (rounded). */
@@ -15,11 +18,11 @@ static void short_side_size(const cs_image *img, int side, int *w, int *h) {
     *h = side ? (int)((double)img->height * side / s + 0.5) : img->height;
 }
 
-static cs_status check_segment(const cs_segment_options *o, const cs_classes *cl) {
+static cs_status check_segment(const cs_model *m, const cs_segment_options *o, const cs_classes *cl) {
     int C = cs_classes_count(cl);
     if (C > 255) return cs_fail(CS_ERR_ARG, "%d classes; at most 255 fit a label PNG", C);
-    if (o->method != CS_METHOD_SURGERY && o->method != CS_METHOD_CLIP)
-        return cs_fail(CS_ERR_ARG, "unknown method %d (surgery or clip)", (int)o->method);
+    cs_status s = job_method(m, o->method);
+    if (s != CS_OK) return s;
     if (o->window < 0 || o->stride < 0 || o->short_side < 0 || (!o->window && (o->stride || o->short_side)))
         return cs_fail(CS_ERR_ARG, "a window stride and short side go with a window (got %d, %d, %d)", o->window,
                        o->stride, o->short_side);
@@ -30,33 +33,126 @@ static cs_status check_segment(const cs_segment_options *o, const cs_classes *cl
         return cs_fail(CS_ERR_ARG, "short side %d is smaller than the window %d", o->short_side, o->window);
     if (o->bg_thresh > 0.0f && (o->bg_class < 0 || o->bg_class >= C))
         return cs_fail(CS_ERR_ARG, "a background threshold needs a background class (got %d)", o->bg_class);
+    if (o->pamr_steps < 0 || o->pamr_steps > 1000)
+        return cs_fail(CS_ERR_ARG, "PAMR steps %d are outside 0..1000", o->pamr_steps);
     return CS_OK;
+}
+
+/* The pixels the tower sees [3, h, w] and the output size W x H: an image
+ * resized to R x R (or its short side to short_side, for windows), or
+ * pixels as given. */
+static cs_status segment_input(const cs_model *m, const cs_input *in, const cs_segment_options *o, float **pixels,
+                               int *h, int *w, int *H, int *W) {
+    *pixels = NULL;
+    if (!in || (!in->image == !in->pixels))
+        return cs_fail(CS_ERR_ARG, "an input is an image or normalized pixels (one of them)");
+    if (in->image) {
+        *W = in->image->width;
+        *H = in->image->height;
+        *w = *h = job_resolution(m, o->resolution);
+        if (o->window) short_side_size(in->image, o->short_side, w, h);
+    } else {
+        *w = *h = in->pixels_resolution;
+        *W = in->width > 0 ? in->width : *w;
+        *H = in->height > 0 ? in->height : *h;
+        if (*w <= 0) return cs_fail(CS_ERR_ARG, "pixels need their resolution (got %d)", *w);
+    }
+    if (o->window && (*w < o->window || *h < o->window))
+        return cs_fail(CS_ERR_ARG, "a %dx%d image is smaller than the %d-pixel window (give --short-side)", *w, *h,
+                       o->window);
+    if (in->image) return image_pixels(in->image, *w, *h, pixels);
+    *pixels = cs_alloc((size_t)3 * *w, (size_t)*h * sizeof(float));
+    if (!*pixels) return CS_ERR_NOMEM;
+    memcpy(*pixels, in->pixels, sizeof(float) * 3 * (size_t)*w * *h);
+    return CS_OK;
+}
+
+/* PAMR as NACLIP runs it: the tower's pixels bilinearly resized to the
+ * output size, dilations 8 and 16. */
+static cs_status refine(const float *pixels, int h, int w, int H, int W, int steps, float *logits, int C) {
+    static const int dilations[2] = {8, 16};
+    float *big = cs_alloc((size_t)3 * W, (size_t)H * sizeof(float));
+    if (!big) return CS_ERR_NOMEM;
+    for (int c = 0; c < 3; c++)
+        op_resize_bilinear(pixels + (size_t)c * h * w, h, w, 1, big + (size_t)c * H * W, H, W);
+    cs_status s = cs_pamr(big, H, W, dilations, 2, steps, logits, C);
+    cs_free(big);
+    return s;
+}
+
+/* The segment job: logits (whole image: the method's tokens, their
+ * per-class cosine grid, upsampled; or sliding windows), PAMR when asked,
+ * labels; with `arrays`, the tokens, cosine and scores kept in r. */
+static cs_status segment_run(cs_model *m, cs_classes *cl, const cs_input *in, const cs_segment_options *opts,
+                             int arrays, cs_segment_result *r) {
+    cs_segment_options o = opts ? *opts : cs_segment_defaults();
+    memset(r, 0, sizeof *r);
+    cs_status s = check_segment(m, &o, cl);
+    cs_name_set names;
+    if (s == CS_OK) s = classes_name_set(cl, m, NULL, &names);
+    float *pixels = NULL;
+    int h = 0, w = 0, C = cs_classes_count(cl);
+    if (s == CS_OK) s = segment_input(m, in, &o, &pixels, &h, &w, &r->height, &r->width);
+    if (s != CS_OK) return s;
+    int W = r->width, H = r->height, stride = o.stride ? o.stride : (o.window / 2 > 0 ? o.window / 2 : 1);
+    size_t n = (size_t)W * H;
+    cs_vision_mode mode = cs_method_vision_mode(o.method);
+    cs_method_defaults d = cs_method_defaults_of(o.method);
+    r->n_classes = C;
+    r->dim = names.dim;
+    r->logit_scale = o.logit_scale > 0.0f ? o.logit_scale : d.logit_scale;
+    r->logits = cs_alloc(n, (size_t)C * sizeof(float));
+    r->labels = cs_alloc(n, 1);
+    if (!r->logits || !r->labels) s = CS_ERR_NOMEM;
+    if (s == CS_OK && !o.window) {
+        int T = cs_model_num_tokens(m, h), side = (int)lround(sqrt(T - 1.0));
+        r->n_tokens = T;
+        r->tokens = cs_alloc((size_t)T, (size_t)names.dim * sizeof(float));
+        r->cosine = cs_alloc((size_t)T, (size_t)C * sizeof(float));
+        s = r->tokens && r->cosine ? cs_encode_image(m, pixels, h, mode, r->tokens) : CS_ERR_NOMEM;
+        if (s == CS_OK) s = cs_segment_grid(r->tokens, T, &names, r->cosine);
+        if (s == CS_OK) op_resize_bilinear(r->cosine, side, side, C, r->logits, H, W);
+    } else if (s == CS_OK) {
+        s = cs_segment_logits_sliding(m, pixels, h, w, o.window, stride, mode, &names, H, W, r->logits);
+    }
+    if (s == CS_OK && o.pamr_steps > 0) s = refine(pixels, h, w, H, W, o.pamr_steps, r->logits, C);
+    if (s == CS_OK) s = cs_segment_labels(r->logits, n, C, &o, r->labels);
+    if (s == CS_OK && arrays) {
+        r->scores = cs_alloc(n, (size_t)C * sizeof(float));
+        s = r->scores ? cs_segment_scores(r->logits, n, C, r->logit_scale, d.minmax, r->scores) : CS_ERR_NOMEM;
+    }
+    cs_free(pixels);
+    if (s != CS_OK || !arrays) {
+        uint8_t *labels = s == CS_OK ? r->labels : NULL;
+        r->labels = NULL;
+        cs_segment_result_free(r);
+        r->labels = labels;
+    }
+    return s;
+}
+
+void cs_segment_result_free(cs_segment_result *r) {
+    if (!r) return;
+    cs_free(r->tokens);
+    cs_free(r->cosine);
+    cs_free(r->logits);
+    cs_free(r->scores);
+    cs_free(r->labels);
+    memset(r, 0, sizeof *r);
+}
+
+cs_status cs_segment_arrays(cs_model *m, cs_classes *cl, const cs_input *in, const cs_segment_options *opts,
+                            cs_segment_result *out) {
+    return segment_run(m, cl, in, opts, 1, out);
 }
 
 cs_status cs_segment(cs_model *m, cs_classes *cl, const cs_image *img, const cs_segment_options *opts,
                      uint8_t *labels) {
-    cs_segment_options o = opts ? *opts : cs_segment_defaults();
-    cs_status s = check_segment(&o, cl);
-    if (s != CS_OK) return s;
-    int W = img->width, H = img->height, R = job_resolution(m, o.resolution), w = R, h = R;
-    int stride = o.stride ? o.stride : (o.window / 2 > 0 ? o.window / 2 : 1);
-    if (o.window) short_side_size(img, o.short_side, &w, &h);
-    if (o.window && (w < o.window || h < o.window))
-        return cs_fail(CS_ERR_ARG, "a %dx%d image is smaller than the %d-pixel window (give --short-side)", w, h,
-                       o.window);
-    cs_name_set names;
-    s = classes_name_set(cl, m, NULL, &names);
-    if (s != CS_OK) return s;
-    float *pixels = NULL, *logits = cs_alloc((size_t)W * H, (size_t)names.n_classes * sizeof(float));
-    if (!logits) return CS_ERR_NOMEM;
-    s = image_pixels(img, w, h, &pixels);
-    cs_vision_mode mode = o.method == CS_METHOD_SURGERY ? CS_VISION_SURGERY : CS_VISION_PLAIN;
-    if (s == CS_OK)
-        s = o.window ? cs_segment_logits_sliding(m, pixels, h, w, o.window, stride, mode, &names, H, W, logits)
-                     : cs_segment_logits(m, pixels, R, mode, &names, H, W, logits);
-    if (s == CS_OK) s = cs_segment_labels(logits, (size_t)W * H, names.n_classes, &o, labels);
-    cs_free(pixels);
-    cs_free(logits);
+    cs_input in = {.image = img};
+    cs_segment_result r;
+    cs_status s = segment_run(m, cl, &in, opts, 0, &r);
+    if (s == CS_OK) memcpy(labels, r.labels, (size_t)img->width * img->height);
+    cs_free(r.labels);
     return s;
 }
 
@@ -67,13 +163,13 @@ cs_classify_options cs_classify_defaults(void) {
 cs_status cs_classify(cs_model *m, cs_classes *cl, const cs_image *img, const cs_classify_options *opts,
                       float *scores) {
     cs_classify_options o = opts ? *opts : cs_classify_defaults();
-    if (o.method != CS_METHOD_SURGERY && o.method != CS_METHOD_CLIP)
-        return cs_fail(CS_ERR_ARG, "unknown method %d (surgery or clip)", (int)o.method);
+    cs_status s = job_method(m, o.method);
+    if (s != CS_OK) return s;
     int surgery = o.method == CS_METHOD_SURGERY, R = job_resolution(m, o.resolution);
     cs_redundancy used;
     const float *redundant = NULL;
     cs_name_set names;
-    cs_status s = cs_classes_embed(cl, m, NULL, NULL);
+    s = cs_classes_embed(cl, m, NULL, NULL);
     /* One name: the empty prompt, as everywhere (the class-weighted row is zero). */
     if (s == CS_OK) s = classes_redundancy(cl, m, CS_REDUNDANT_AUTO, &used, &redundant);
     if (s == CS_OK) s = classes_name_set(cl, m, redundant, &names);
@@ -82,7 +178,7 @@ cs_status cs_classify(cs_model *m, cs_classes *cl, const cs_image *img, const cs
     float *pixels = NULL, *tokens = cs_alloc((size_t)T, (size_t)names.dim * sizeof(float));
     if (!tokens) return CS_ERR_NOMEM;
     s = image_pixels(img, R, R, &pixels);
-    if (s == CS_OK) s = cs_encode_image(m, pixels, R, surgery ? CS_VISION_SURGERY : CS_VISION_PLAIN, tokens);
+    if (s == CS_OK) s = cs_encode_image(m, pixels, R, cs_method_vision_mode(o.method), tokens);
     if (s == CS_OK) s = cs_multilabel_scores(tokens, T, &names, surgery, scores);
     cs_free(pixels);
     cs_free(tokens);

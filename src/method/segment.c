@@ -162,21 +162,56 @@ static float max_probability(const float *row, int C, float scale, float max) {
     return (float)(1.0 / sum);
 }
 
+/* Per class c: (x - min) / (max - min) over the pixels (GEMWrapper.min_max). */
+static void minmax_classes(const float *logits, size_t n, int C, float *out) {
+    for (int c = 0; c < C; c++) {
+        float lo = INFINITY, hi = -INFINITY;
+        for (size_t p = 0; p < n; p++) {
+            float v = logits[p * C + c];
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
+        for (size_t p = 0; p < n; p++) out[p * C + c] = hi > lo ? (logits[p * C + c] - lo) / (hi - lo) : 0.0f;
+    }
+}
+
+cs_status cs_segment_scores(const float *logits, size_t n_pixels, int C, float logit_scale, int minmax,
+                            float *scores) {
+    if (C <= 0 || n_pixels == 0) return cs_fail(CS_ERR_ARG, "scores need pixels and classes (got %zu, %d)",
+                                                n_pixels, C);
+    if (minmax) {
+        minmax_classes(logits, n_pixels, C, scores);
+        return CS_OK;
+    }
+    for (size_t i = 0; i < n_pixels * C; i++) scores[i] = logit_scale * logits[i];
+    op_softmax_rows(scores, (int)n_pixels, C);
+    return CS_OK;
+}
+
 cs_status cs_segment_labels(const float *logits, size_t n_pixels, int C, const cs_segment_options *o,
                             uint8_t *labels) {
     if (C <= 0 || C > 255) return cs_fail(CS_ERR_ARG, "segmentation labels need 1..255 classes (got %d)", C);
     int threshold = o && o->bg_thresh > 0.0f;
     if (threshold && (o->bg_class < 0 || o->bg_class >= C))
         return cs_fail(CS_ERR_ARG, "background class %d is outside 0..%d", o->bg_class, C - 1);
-    float scale = threshold && o->logit_scale > 0.0f ? o->logit_scale : 40.0f;
+    if (o && !cs_method_name(o->method)) return cs_fail(CS_ERR_ARG, "unknown method %d", (int)o->method);
+    cs_method_defaults d = cs_method_defaults_of(o ? o->method : CS_METHOD_SURGERY);
+    /* GEM has no probability of its own: its threshold takes the common 40. */
+    float scale = threshold && o->logit_scale > 0.0f ? o->logit_scale : d.minmax ? 40.0f : d.logit_scale;
+    float *map = NULL;
+    if (d.minmax) {
+        if (!(map = cs_alloc(n_pixels, (size_t)C * sizeof(float)))) return CS_ERR_NOMEM;
+        minmax_classes(logits, n_pixels, C, map);
+    }
     for (size_t p = 0; p < n_pixels; p++) {
-        const float *row = logits + p * C;
+        const float *row = logits + p * C, *rank = map ? map + p * C : row;
         int best = 0;
         for (int c = 1; c < C; c++)
-            if (row[c] > row[best]) best = c;
+            if (rank[c] > rank[best]) best = c;
         if (threshold && max_probability(row, C, scale, row[best]) < o->bg_thresh) best = o->bg_class;
         labels[p] = (uint8_t)best;
     }
+    cs_free(map);
     return CS_OK;
 }
 

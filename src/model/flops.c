@@ -47,11 +47,22 @@ double cs_model_vision_flops(const cs_model *m, int R, cs_vision_mode mode) {
     if (c->vision_kind == CS_VISION_RESNET) return resnet_trunk_flops(c, R) + resnet_pool_flops(c, T, mode);
     double P = c->patch_size, N = T - 1, W = c->vision_width;
     double f = 2.0 * N * 3 * P * P * W + 2.0 * T * W * c->embed_dim;
-    for (int l = 0; l < c->vision_layers; l++) {
-        f += block_flops(T, W);
-        /* The surgery path's v-v attention and its out-projection. */
-        if (mode == CS_VISION_SURGERY && l >= c->vision_layers - m->surgery_blocks)
-            f += 4.0 * T * T * W + 2.0 * T * W * W;
+    int L = c->vision_layers;
+    for (int l = 0; l < L; l++) f += block_flops(T, W);
+    /* What each method adds to (or leaves out of) the plain blocks. */
+    double attn = 4.0 * T * T * W, out_proj = 2.0 * T * W * W, ffn = 16.0 * T * W * W;
+    switch (mode) {
+    case CS_VISION_SURGERY: /* the v-v path and its out-projection */
+        f += (m->surgery_blocks < L ? m->surgery_blocks : L) * (attn + out_proj);
+        break;
+    case CS_VISION_GEM: /* per block six self-self attentions and their out-projection */
+        f += (L < 6 ? L : 6) * (6 * attn + out_proj);
+        break;
+    case CS_VISION_SCLIP: f += attn; break; /* two attentions in the last block */
+    case CS_VISION_MASKCLIP: f -= attn + ffn; break;
+    case CS_VISION_CLEARCLIP:
+    case CS_VISION_NACLIP: f -= ffn; break;
+    case CS_VISION_PLAIN: break;
     }
     return f;
 }

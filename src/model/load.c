@@ -331,8 +331,11 @@ cs_status cs_encode_images(cs_model *m, const float *pixels, int batch, int reso
     if (resolution <= 0 || resolution % unit || resolution > 8192)
         return cs_fail(CS_ERR_ARG, "input resolution %d is not a positive multiple of %d (at most 8192)",
                        resolution, unit);
-    if (mode != CS_VISION_PLAIN && mode != CS_VISION_SURGERY)
-        return cs_fail(CS_ERR_ARG, "unknown vision mode %d", (int)mode);
+    if ((int)mode < 0 || (int)mode > CS_VISION_GEM) return cs_fail(CS_ERR_ARG, "unknown vision mode %d", (int)mode);
+    /* The later methods' modes share their values with cs_method's. */
+    if (m->cfg.vision_kind != CS_VISION_VIT && mode > CS_VISION_SURGERY)
+        return cs_fail(CS_ERR_UNSUPPORTED, "method %s needs a ViT model (this one is a ResNet)",
+                       cs_method_name((cs_method)mode));
     if (batch < 1 || (int64_t)batch * cs_model_num_tokens(m, resolution) > (1 << 24))
         return cs_fail(CS_ERR_ARG, "batch of %d images at %d is out of range", batch, resolution);
     if (m->cfg.vision_kind == CS_VISION_VIT) return vit_encode(m, pixels, batch, resolution, mode, tokens);

@@ -118,6 +118,10 @@ int text_end_position(const int32_t *ids, int context);
  * position 0..end of each text, the texts one after another. */
 cs_status text_encode(cs_model *m, const int32_t *ids, int n, int context, int every_position,
                       float *out);
+/* NACLIP's attention addition for a G x G grid: bias[i][j] =
+ * exp(-|p_i - p_j|^2 / (2 sigma^2)) between patch tokens at grid positions
+ * p_i, p_j; 0 in the class token's row and column. bias: [1+G*G, 1+G*G]. */
+void vit_naclip_window(int G, double sigma, float *bias);
 cs_status resnet_load(cs_model *m);
 void resnet_free(struct cs_resnet *r);
 cs_status resnet_encode(cs_model *m, const float *pixels, int res, cs_vision_mode mode,

@@ -426,18 +426,18 @@ static cs_status attention_pool(cs_model *m, const float *x, int T, cs_vision_mo
     int E = r->embed;
     float *qkv = ws_take(&m->ws, (size_t)T * 3 * E, sizeof(float));
     float *attn = ws_take(&m->ws, (size_t)T * E, sizeof(float));
-    float *scores = ws_take(&m->ws, op_attention_scratch(T), sizeof(float));
+    float *scores = ws_take(&m->ws, op_attention_scratch(T, E / r->heads), sizeof(float));
     cs_status s = qkv && attn && scores ? CS_OK : CS_ERR_NOMEM;
     if (s == CS_OK) {
-        op_attention_kind kind = OP_ATTN_QK;
+        op_attention_spec a = {OP_ATTN_QK, 0, NULL, 0.0f};
         if (mode == CS_VISION_PLAIN) {
             for (int i = 0; i < 3; i++) project_into(x, T, E, r->proj_w[i], r->proj_b[i], i, qkv);
         } else {
             project_into(x, T, E, r->proj_w[2], r->proj_b[2], 2, qkv);
             if (m->surgery_normalize_v) normalized_v_queries(qkv, T, E, r->heads);
-            else kind = OP_ATTN_VV;
+            else a.kind = OP_ATTN_VV;
         }
-        op_attention(qkv, T, E, r->heads, kind, 0, scores, attn);
+        op_attention(qkv, T, E, r->heads, &a, scores, attn);
         op_linear(attn, T, E, r->c_w, r->c_b, m->cfg.embed_dim, tokens);
     }
     return s;

@@ -37,7 +37,7 @@ cs_status text_encode(cs_model *m, const int32_t *ids, int n, int context, int e
         return cs_fail(CS_ERR_LIMIT, "%d texts are too many for one batch", n);
     }
     block_scratch s;
-    cs_status st = block_scratch_init(&s, &m->ws, (int)total, longest, n, W);
+    cs_status st = block_scratch_init(&s, &m->ws, (int)total, longest, n, W, t->tr.heads);
     float *x = ws_take(&m->ws, total * W, sizeof(float));
     float *eot = ws_take(&m->ws, (size_t)n * W, sizeof(float));
     if (st != CS_OK || !x || !eot) {
@@ -51,8 +51,9 @@ cs_status text_encode(cs_model *m, const int32_t *ids, int n, int context, int e
             float *xr = x + (size_t)row * W;
             for (int k = 0; k < W; k++) xr[k] = te[k] + pe[k];
         }
+    static const op_attention_spec causal = {OP_ATTN_QK, 1, NULL, 0.0f};
     for (int l = 0; l < m->cfg.text_layers; l++) {
-        block_forward(&t->tr.blocks[l], W, t->tr.heads, n, len, 1, x, &s);
+        block_forward(&t->tr.blocks[l], W, t->tr.heads, n, len, &causal, x, &s);
         MODEL_TAP(m, "text_block", l, x, (int)total, W);
     }
     /* The rows that get ln_final and the projection: every position, or

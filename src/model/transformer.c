@@ -1,20 +1,22 @@
 /* The residual attention block shared by the image and text transformers,
  * and the dual-path (surgery) block of the ViT. */
+#include <math.h>
 #include <omp.h>
 #include <string.h>
 #include "ops/ops.h"
 #include "transformer.h"
 
 cs_status block_scratch_init(block_scratch *s, cs_workspace *ws, int max_tokens, int max_seq,
-                             int max_seqs, int width) {
+                             int max_seqs, int width, int heads) {
     size_t T = (size_t)max_tokens, W = (size_t)width;
     s->max_seq = max_seq;
+    s->head_dim = width / heads;
     s->offsets = ws_take(ws, (size_t)max_seqs, sizeof(size_t));
     s->h = ws_take(ws, T * W, sizeof(float));
     s->qkv = ws_take(ws, T * 3 * W, sizeof(float));
     s->attn = ws_take(ws, T * W, sizeof(float));
     s->hidden = ws_take(ws, T * 4 * W, sizeof(float));
-    s->scores = ws_take(ws, op_attention_scratch(max_seq), sizeof(float));
+    s->scores = ws_take(ws, op_attention_scratch(max_seq, s->head_dim), sizeof(float));
     return s->h && s->qkv && s->attn && s->hidden && s->scores && s->offsets ? CS_OK : CS_ERR_NOMEM;
 }
 
@@ -41,22 +43,40 @@ static void block_qkv(const cs_block *b, int T, int W, const float *x, block_scr
     block_linear(s->h, T, W, b->qkv_w, &b->qkv16, b->qkv_b, 3 * W, 0, s->qkv);
 }
 
-/* Attention over each sequence of a packed batch (qkv [T, 3W] -> out
- * [T, W]): many sequences run in parallel, one per thread (op_attention
- * then runs its heads serially); a single sequence parallelizes over heads. */
-static void attend(block_scratch *s, const float *qkv, float *out, int n_seq, const int *seq_len,
-                   int W, int heads, op_attention_kind kind, int causal) {
-    if (n_seq == 1) {
-        op_attention(qkv, seq_len[0], W, heads, kind, causal, s->scores, out);
-        return;
+/* GEM's inverse temperature for one sequence: the mean over its tokens of
+ * |ln_1(x)| (the attention's input), times 1/sqrt(d). h: [T, W]. */
+static float gem_inv_temp(const float *h, int T, int W, int d) {
+    double sum = 0.0;
+    for (int t = 0; t < T; t++) {
+        double ss = 0.0;
+        for (int i = 0; i < W; i++) ss += (double)h[(size_t)t * W + i] * h[(size_t)t * W + i];
+        sum += sqrt(ss);
     }
+    return (float)(sum / T / sqrt((double)d));
+}
+
+/* Attention over each sequence of a packed batch (qkv [T, 3W] of s->h =
+ * ln_1(x) -> out [T, W]): many sequences run in parallel, one per thread
+ * (op_attention then runs its heads serially); a single sequence
+ * parallelizes over heads. */
+static void attend(block_scratch *s, const float *qkv, float *out, int n_seq, const int *seq_len,
+                   int W, int heads, const op_attention_spec *a) {
     size_t *offset = s->offsets;
     for (int i = 0, off = 0; i < n_seq; off += seq_len[i], i++) offset[i] = (size_t)off;
+    if (n_seq == 1) {
+        op_attention_spec one = *a;
+        if (a->kind == OP_ATTN_GEM) one.inv_temp = gem_inv_temp(s->h, seq_len[0], W, s->head_dim);
+        op_attention(qkv, seq_len[0], W, heads, &one, s->scores, out);
+        return;
+    }
+    size_t per_thread = op_attention_thread_scratch(s->max_seq, s->head_dim);
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int i = 0; i < n_seq; i++)
-        op_attention(qkv + offset[i] * 3 * W, seq_len[i], W, heads, kind, causal,
-                     s->scores + (size_t)omp_get_thread_num() * s->max_seq * s->max_seq,
-                     out + offset[i] * W);
+    for (int i = 0; i < n_seq; i++) {
+        op_attention_spec one = *a;
+        if (a->kind == OP_ATTN_GEM) one.inv_temp = gem_inv_temp(s->h + offset[i] * W, seq_len[i], W, s->head_dim);
+        op_attention(qkv + offset[i] * 3 * W, seq_len[i], W, heads, &one,
+                     s->scores + (size_t)omp_get_thread_num() * per_thread, out + offset[i] * W);
+    }
 }
 
 static int total_rows(int n_seq, const int *seq_len) {
@@ -65,24 +85,33 @@ static int total_rows(int n_seq, const int *seq_len) {
     return T;
 }
 
-void block_forward(const cs_block *b, int W, int heads, int n_seq, const int *seq_len, int causal,
-                   float *x, block_scratch *s) {
+void block_forward(const cs_block *b, int W, int heads, int n_seq, const int *seq_len,
+                   const op_attention_spec *a, float *x, block_scratch *s) {
     int T = total_rows(n_seq, seq_len);
     block_qkv(b, T, W, x, s);
-    attend(s, s->qkv, s->attn, n_seq, seq_len, W, heads, OP_ATTN_QK, causal);
+    attend(s, s->qkv, s->attn, n_seq, seq_len, W, heads, a);
     block_linear(s->attn, T, W, b->out_w, &b->out16, b->out_b, W, 1, x);
     block_mlp(b, T, W, x, s);
 }
 
+void block_forward_reduced(const cs_block *b, int W, int heads, int n_seq, const int *seq_len,
+                           const op_attention_spec *a, float *x, block_scratch *s) {
+    int T = total_rows(n_seq, seq_len);
+    block_qkv(b, T, W, x, s);
+    attend(s, s->qkv, s->attn, n_seq, seq_len, W, heads, a);
+    block_linear(s->attn, T, W, b->out_w, &b->out16, b->out_b, W, 0, x);
+}
+
 void block_forward_dual(const cs_block *b, int W, int heads, int n_seq, const int *seq_len,
-                        float *x, block_scratch *s) {
+                        const op_attention_spec *a_new, float *x, block_scratch *s) {
+    static const op_attention_spec qk = {OP_ATTN_QK, 0, NULL, 0.0f};
     int T = total_rows(n_seq, seq_len);
     block_qkv(b, T, W, x, s);
     /* Both paths read the one QKV projection of the original path's ln_1;
      * their attention outputs sit one above the other, so one out-projection
      * GEMM of 2T rows updates both paths. */
-    attend(s, s->qkv, s->attn, n_seq, seq_len, W, heads, OP_ATTN_QK, 0);
-    attend(s, s->qkv, s->attn + (size_t)T * W, n_seq, seq_len, W, heads, OP_ATTN_VV, 0);
+    attend(s, s->qkv, s->attn, n_seq, seq_len, W, heads, &qk);
+    attend(s, s->qkv, s->attn + (size_t)T * W, n_seq, seq_len, W, heads, a_new);
     block_linear(s->attn, 2 * T, W, b->out_w, &b->out16, b->out_b, W, 1, x);
     /* The FFN runs on the original path only. */
     block_mlp(b, T, W, x, s);

@@ -1,4 +1,5 @@
 /* The CLIP ViT image tower, plain and with architecture surgery. */
+#include <math.h>
 #include <string.h>
 #include "ops/ops.h"
 #include "transformer.h"
@@ -31,29 +32,76 @@ void vit_position_embedding(const cs_model *m, int G, float *out) {
     op_resize_bilinear(v->pos_emb + W, native, native, W, out + W, G, G);
 }
 
+/* NACLIP's Gaussian window (its default sigma) and GEM's depth 7 (the last
+ * 6 blocks), as their authors run them. */
+#define NACLIP_SIGMA 5.0
+#define GEM_BLOCKS 6
+
+/* NACLIP's attention addition for a G x G grid: bias[i][j] =
+ * exp(-|p_i - p_j|^2 / (2 sigma^2)) between patches i and j (their grid
+ * positions), 0 in the class token's row and column. bias: [T, T]. */
+void vit_naclip_window(int G, double sigma, float *bias) {
+    int T = G * G + 1;
+    memset(bias, 0, (size_t)T * T * sizeof(float));
+    for (int i = 0; i < G * G; i++)
+        for (int j = 0; j < G * G; j++) {
+            double dy = i / G - j / G, dx = i % G - j % G;
+            bias[(size_t)(i + 1) * T + j + 1] = (float)exp(-(dy * dy + dx * dx) / (2.0 * sigma * sigma));
+        }
+}
+
+/* How many of the last blocks a method changes. */
+static int method_blocks(const cs_model *m, cs_vision_mode mode) {
+    int n = mode == CS_VISION_PLAIN ? 0 : mode == CS_VISION_SURGERY ? m->surgery_blocks
+                                        : mode == CS_VISION_GEM     ? GEM_BLOCKS : 1;
+    return n < m->cfg.vision_layers ? n : m->cfg.vision_layers;
+}
+
+/* One changed block of a method (DESIGN.md section 4 and the methods'
+ * papers): the dual path of surgery and GEM, SCLIP's full block with its
+ * correlative self-attention, the reduced block (no residual, no FFN) of
+ * MaskCLIP, ClearCLIP and NACLIP. */
+static void method_block(const cs_block *b, int W, int heads, int batch, const int *len,
+                         cs_vision_mode mode, const float *bias, float *x, block_scratch *s) {
+    op_attention_spec a = {OP_ATTN_VV, 0, NULL, 0.0f};
+    switch (mode) {
+    case CS_VISION_GEM: a.kind = OP_ATTN_GEM; /* fall through */
+    case CS_VISION_SURGERY: block_forward_dual(b, W, heads, batch, len, &a, x, s); return;
+    case CS_VISION_SCLIP: a.kind = OP_ATTN_CSA; block_forward(b, W, heads, batch, len, &a, x, s); return;
+    case CS_VISION_MASKCLIP: a.kind = OP_ATTN_SELF; break;
+    case CS_VISION_CLEARCLIP: a.kind = OP_ATTN_QQ; break;
+    case CS_VISION_NACLIP: a.kind = OP_ATTN_KK; a.bias = bias; break;
+    default: a.kind = OP_ATTN_QK; block_forward(b, W, heads, batch, len, &a, x, s); return;
+    }
+    block_forward_reduced(b, W, heads, batch, len, &a, x, s);
+}
+
+static int is_dual(cs_vision_mode mode) { return mode == CS_VISION_SURGERY || mode == CS_VISION_GEM; }
+
 cs_status vit_encode(cs_model *m, const float *pixels, int batch, int R, cs_vision_mode mode,
                      float *tokens) {
     const cs_config *c = &m->cfg;
     const cs_vit *v = &m->vit;
     int P = c->patch_size, G = R / P, N = G * G, T = N + 1, W = c->vision_width, BT = batch * T;
-    int first_dual = mode == CS_VISION_SURGERY ? c->vision_layers - m->surgery_blocks : c->vision_layers;
-    if (first_dual < 0) first_dual = 0;
+    int first = c->vision_layers - method_blocks(m, mode);
 
     /* The images are a packed batch of `batch` sequences of T tokens. x holds
-     * the original path's BT rows, then the surgery path's BT rows (used
-     * from the first dual block on); the block scratch holds 2BT rows of
-     * attention output for the dual blocks. */
+     * the original path's BT rows, then the second path's BT rows (dual-path
+     * methods, from their first block on); the block scratch holds 2BT rows
+     * of attention output for the dual blocks. */
     block_scratch s;
-    cs_status st = block_scratch_init(&s, &m->ws, 2 * BT, T, batch, W);
+    cs_status st = block_scratch_init(&s, &m->ws, 2 * BT, T, batch, W, v->tr.heads);
     float *patches = ws_take(&m->ws, (size_t)N * 3 * P * P, sizeof(float));
     float *x = ws_take(&m->ws, (size_t)2 * BT * W, sizeof(float));
     float *pos = ws_take(&m->ws, (size_t)T * W, sizeof(float));
     int *len = ws_take(&m->ws, (size_t)batch, sizeof(int));
-    if (st != CS_OK || !patches || !x || !pos || !len) {
+    float *bias = mode == CS_VISION_NACLIP ? ws_take(&m->ws, (size_t)T * T, sizeof(float)) : NULL;
+    if (st != CS_OK || !patches || !x || !pos || !len || (mode == CS_VISION_NACLIP && !bias)) {
         ws_release(&m->ws);
         return CS_ERR_NOMEM;
     }
     float *x_new = x + (size_t)BT * W;
+    if (bias) vit_naclip_window(G, NACLIP_SIGMA, bias);
     vit_position_embedding(m, G, pos);
     for (int i = 0; i < batch; i++) {
         float *xi = x + (size_t)i * T * W;
@@ -67,23 +115,32 @@ cs_status vit_encode(cs_model *m, const float *pixels, int batch, int R, cs_visi
     op_layer_norm(x, BT, W, v->ln_pre.w, v->ln_pre.b, 1e-5f, x);
     MODEL_TAP(m, "ln_pre", -1, x, BT, W);
 
+    static const op_attention_spec qk = {OP_ATTN_QK, 0, NULL, 0.0f};
     for (int l = 0; l < c->vision_layers; l++) {
         const cs_block *b = &v->tr.blocks[l];
-        if (l < first_dual) {
-            block_forward(b, W, v->tr.heads, batch, len, 0, x, &s);
+        if (l < first) {
+            block_forward(b, W, v->tr.heads, batch, len, &qk, x, &s);
             MODEL_TAP(m, "block", l, x, BT, W);
             continue;
         }
-        if (l == first_dual) memcpy(x_new, x, (size_t)BT * W * sizeof(float));
-        block_forward_dual(b, W, v->tr.heads, batch, len, x, &s);
-        MODEL_TAP(m, "block_xori", l, x, BT, W);
-        MODEL_TAP(m, "block_x", l, x_new, BT, W);
+        if (l == first && is_dual(mode)) memcpy(x_new, x, (size_t)BT * W * sizeof(float));
+        method_block(b, W, v->tr.heads, batch, len, mode, bias, x, &s);
+        if (is_dual(mode)) {
+            MODEL_TAP(m, "block_xori", l, x, BT, W);
+            MODEL_TAP(m, "block_x", l, x_new, BT, W);
+        } else {
+            MODEL_TAP(m, "block", l, x, BT, W);
+        }
     }
-    /* Surgery output: each image's class token from the original path, its
-     * patch tokens from the new one. */
-    if (first_dual < c->vision_layers)
+    /* Dual-path output: surgery takes each image's class token from the
+     * original path and its patch tokens from the new one; GEM takes every
+     * token from its path. */
+    if (is_dual(mode) && first < c->vision_layers) {
+        int from = mode == CS_VISION_GEM ? 0 : 1;
         for (int i = 0; i < batch; i++)
-            memcpy(x + ((size_t)i * T + 1) * W, x_new + ((size_t)i * T + 1) * W, (size_t)N * W * sizeof(float));
+            memcpy(x + ((size_t)i * T + from) * W, x_new + ((size_t)i * T + from) * W,
+                   (size_t)(T - from) * W * sizeof(float));
+    }
     op_layer_norm(x, BT, W, v->ln_post.w, v->ln_post.b, 1e-5f, x);
     MODEL_TAP(m, "ln_post", -1, x, BT, W);
     op_gemm(0, 0, BT, c->embed_dim, W, 1.0f, x, W, v->proj, c->embed_dim, 0.0f, tokens, c->embed_dim);

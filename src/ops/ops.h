@@ -42,18 +42,35 @@ void op_l2_normalize_rows(float *x, int rows, int dim);
 void op_add(float *y, const float *x, size_t n);
 
 typedef enum op_attention_kind {
-    OP_ATTN_QK = 0, /* softmax(q k^T / sqrt(d)) v: CLIP's attention */
-    OP_ATTN_VV = 1  /* softmax(v v^T / sqrt(d)) v: the surgery path */
+    OP_ATTN_QK = 0, /* softmax(q k^T s) v, s = 1/sqrt(d): CLIP's attention */
+    OP_ATTN_VV,     /* softmax(v v^T s) v: CLIP Surgery's path */
+    OP_ATTN_SELF,   /* v: every token attends to itself alone (MaskCLIP) */
+    OP_ATTN_QQ,     /* softmax(q q^T s) v (ClearCLIP) */
+    OP_ATTN_CSA,    /* (softmax(q q^T s) + softmax(k k^T s)) v (SCLIP) */
+    OP_ATTN_KK,     /* softmax(k k^T s + bias) v (NACLIP: bias is its Gaussian window) */
+    OP_ATTN_GEM     /* GEM's self-self attention: for z in v, k, q: zn = normalize(z),
+                       z1 = normalize(softmax(t zn zn^T) zn), softmax(t z1 z1^T) v;
+                       the mean of the three */
 } op_attention_kind;
+
+typedef struct op_attention_spec {
+    op_attention_kind kind;
+    int causal;        /* token i sees tokens 0..i only */
+    const float *bias; /* [T, T] added to the scaled scores before the softmax, or NULL */
+    float inv_temp;    /* OP_ATTN_GEM: t, the inverse temperature of its softmaxes */
+} op_attention_spec;
 
 /* Multi-head attention core over one sequence. qkv: [T, 3W] (q | k | v, each
  * W = heads * d wide, as one in-projection GEMM produces them); out: [T, W]
- * (before the out-projection). causal: token i sees tokens 0..i only.
- * scores: scratch of op_attention_scratch(T) floats. */
-void op_attention(const float *qkv, int T, int W, int heads, op_attention_kind kind, int causal,
-                  float *scores, float *out);
-/* Scratch floats op_attention needs for T tokens (one T x T per thread). */
-size_t op_attention_scratch(int T);
+ * (before the out-projection). scratch: op_attention_scratch(T, d) floats
+ * (op_attention_thread_scratch(T, d) when called inside a parallel region,
+ * where the heads run serially). */
+void op_attention(const float *qkv, int T, int W, int heads, const op_attention_spec *spec,
+                  float *scratch, float *out);
+/* Scratch floats of one thread, and of all threads, for T tokens of head
+ * dimension d. */
+size_t op_attention_thread_scratch(int T, int d);
+size_t op_attention_scratch(int T, int d);
 
 /* Bilinear resize with PyTorch's F.interpolate(mode="bilinear",
  * align_corners=False) semantics, no antialias. src: [in_h, in_w, C]

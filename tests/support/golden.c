@@ -146,6 +146,9 @@ void golden_load(const char *rel, cs_array *out) {
 
 /* got[i] against ref[index ? index[i] : i] under rel's allclose tolerance;
  * prints the figures under label. */
+static int compare_allclose(const char *label, const float *got, const float *ref, const int64_t *index, int64_t n,
+                            double rel_tol, double cos_tol);
+
 static int check_allclose(const char *rel, const char *label, const float *got, const float *ref,
                           const int64_t *index, int64_t n) {
     cJSON *e = golden_entry(rel);
@@ -154,6 +157,12 @@ static int check_allclose(const char *rel, const char *label, const float *got, 
     cJSON *cos_tol = tol ? cJSON_GetObjectItemCaseSensitive(tol, "min_cosine") : NULL;
     CHECK_MSG(rel_tol && cos_tol, "%s: no allclose tolerance in MANIFEST.json", rel);
     if (!rel_tol || !cos_tol) return 0;
+    return compare_allclose(label, got, ref, index, n, rel_tol->valuedouble, cos_tol->valuedouble);
+}
+
+/* got[i] against ref[index ? index[i] : i] under explicit tolerances. */
+static int compare_allclose(const char *label, const float *got, const float *ref, const int64_t *index, int64_t n,
+                            double rel_tol, double cos_tol) {
     double max_err = 0, max_ref = 0, dot = 0, na = 0, nb = 0;
     int finite = 1;
     for (int64_t i = 0; i < n; i++) {
@@ -168,9 +177,9 @@ static int check_allclose(const char *rel, const char *label, const float *got, 
     }
     double relerr = max_ref > 0 ? max_err / max_ref : max_err;
     double cosine = (na > 0 && nb > 0) ? dot / sqrt(na * nb) : (na == nb ? 1.0 : 0.0);
-    int ok = finite && relerr <= rel_tol->valuedouble && cosine >= cos_tol->valuedouble;
-    printf("%-52s rel_err %.3g (tol %.3g)  cosine %.9f (min %.5f)%s  %s\n", label, relerr,
-           rel_tol->valuedouble, cosine, cos_tol->valuedouble, index ? " [subset]" : "", ok ? "ok" : "FAIL");
+    int ok = finite && relerr <= rel_tol && cosine >= cos_tol;
+    printf("%-52s rel_err %.3g (tol %.3g)  cosine %.9f (min %.5f)%s  %s\n", label, relerr, rel_tol, cosine,
+           cos_tol, index ? " [subset]" : "", ok ? "ok" : "FAIL");
     CHECK_MSG(ok, "%s out of tolerance", label);
     return ok;
 }
@@ -195,6 +204,16 @@ int golden_check_floats_at(const char *rel, const float *got, const int64_t *ind
 int golden_check_derived(const char *rel, const char *label, const float *got, const float *ref,
                          int64_t n) {
     return check_allclose(rel, label, got, ref, NULL, n);
+}
+
+int golden_check_floats_tol(const char *rel, const float *got, int64_t n, double rel_tol, double cos_tol) {
+    cs_array g;
+    golden_load(rel, &g);
+    int fits = g.dtype == CS_DT_F32 && cs_array_numel(&g) == n;
+    CHECK_MSG(fits, "%s: golden has %lld values, got %lld", rel, (long long)cs_array_numel(&g), (long long)n);
+    int ok = fits && compare_allclose(rel, got, g.data, NULL, n, rel_tol, cos_tol);
+    cs_array_free(&g);
+    return ok;
 }
 
 int golden_check_exact(const char *rel, const void *got, size_t nbytes) {
@@ -235,3 +254,52 @@ void golden_check_sam_masks(const char *file, const uint8_t *got, size_t n, int 
     cs_array_free(&g);
 }
 
+int golden_check_argmax(const char *rel, const int64_t *labels, const float *gscore, int C, int n) {
+    cs_array g;
+    golden_load(rel, &g);
+    int ok_shape = g.dtype == CS_DT_I64 && cs_array_numel(&g) == n;
+    CHECK_MSG(ok_shape, "%s: golden is not int64 [%d]", rel, n);
+    const int64_t *want = g.data;
+    int bad = 0, fragile = 0;
+    for (int p = 0; p < n && ok_shape; p++) {
+        if (labels[p] == want[p]) continue;
+        float top1 = -INFINITY, top2 = -INFINITY;
+        for (int c = 0; c < C; c++) {
+            float v = gscore[(size_t)c * n + p];
+            if (v > top1) {
+                top2 = top1;
+                top1 = v;
+            } else if (v > top2) {
+                top2 = v;
+            }
+        }
+        if (top1 - top2 < 1e-5f) fragile++;
+        else bad++;
+    }
+    printf("%-52s argmax: %d differ, %d more at ties (gap < 1e-5)\n", rel, bad, fragile);
+    CHECK_MSG(bad == 0, "%s: %d pixels differ", rel, bad);
+    cs_array_free(&g);
+    return fragile;
+}
+
+void golden_methods_tolerance(double *rel_tol, double *min_cosine) {
+    char *text;
+    size_t len;
+    *rel_tol = 0;
+    *min_cosine = 1;
+    if (cs_read_file(golden_path("golden/methods/tiny-vit/manifest.json"), 0, &text, &len) != CS_OK) {
+        fprintf(stderr, "FAIL: %s\n", cs_last_error());
+        exit(1);
+    }
+    cJSON *j = cJSON_Parse(text);
+    cJSON *tol = cJSON_GetObjectItemCaseSensitive(j, "tolerance");
+    cJSON *r = cJSON_GetObjectItemCaseSensitive(tol, "max_abs_err_over_max_abs_golden");
+    cJSON *c = cJSON_GetObjectItemCaseSensitive(tol, "min_cosine");
+    CHECK_MSG(cJSON_IsNumber(r) && cJSON_IsNumber(c), "methods/tiny-vit/manifest.json: no tolerance");
+    if (cJSON_IsNumber(r) && cJSON_IsNumber(c)) {
+        *rel_tol = r->valuedouble;
+        *min_cosine = c->valuedouble;
+    }
+    cJSON_Delete(j);
+    cs_free(text);
+}
