@@ -208,9 +208,11 @@ cs_status cs_resolve_vocab(const char *cache_dir, int download, cs_progress_fn p
  * the current threads: the median of `runs` n x n x n sgemm runs, GFLOP/s. */
 double cs_gemm_peak_gflops(int n, int runs);
 
-/* Save the model's weights as safetensors under OpenAI names, F16 (fp16 != 0)
- * or F32, so it can be memory-mapped afterwards. */
-cs_status cs_model_save(const cs_model *m, const char *path, int fp16);
+/* Save the model's weights as safetensors under OpenAI names, so it can be
+ * memory-mapped afterwards: F32 weights are then used in place (no copy),
+ * F16 and BF16 are half the size and widened to fp32 at load. */
+typedef enum cs_save_dtype { CS_SAVE_F32 = 0, CS_SAVE_F16 = 1, CS_SAVE_BF16 = 2 } cs_save_dtype;
+cs_status cs_model_save(const cs_model *m, const char *path, cs_save_dtype dtype);
 
 /* A model with random weights and the real architecture of an OpenAI CLIP
  * release ("RN50", ..., "ViT-B/16", "ViT-L/14@336px"), for benchmarks. */

@@ -1,10 +1,14 @@
 /* cs_model_save: a model written as safetensors under OpenAI names loads
  * back with the same tensors: the Hugging Face form in F16 gives exactly the
  * golden OpenAI-named F16 file's numbers (every golden weight is
- * fp16-exact), and an F32 round trip keeps the parity outputs. */
+ * fp16-exact), an F32 round trip keeps the parity outputs and is used in
+ * place (the weights point into the file's map, no copy), and BF16 is each
+ * weight rounded to nearest even. */
+#include <math.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include "formats/tensors.h"
+#include "model/model.h"
 #include "golden.h"
 #include "test.h"
 
@@ -33,22 +37,64 @@ static void compare_tables(const char *written, const char *golden) {
     cs_tensors_free(&b);
 }
 
+/* BF16 rounding of the writer on chosen values: ties to even, carries into
+ * the exponent, NaN and infinity kept. */
+static void bf16_rounding(const char *dir) {
+    static const float in[] = {1.0f, 1.00390625f /* 1 + 2^-8: tie, down to even */,
+                               1.01171875f /* 1 + 3*2^-8: tie, up to even */, 1.0039064f /* just above the tie */,
+                               -2.9999999f, 3.0e38f, INFINITY, NAN, 0.0f, -0.0f};
+    static const uint16_t want[] = {0x3f80, 0x3f80, 0x3f82, 0x3f81, 0xc040, 0x7f62, 0x7f80, 0x7fc0,
+                                    0x0000, 0x8000};
+    int64_t shape = sizeof in / sizeof *in;
+    cs_tensor x = {.name = "x", .dtype = CS_DT_F32, .ndim = 1, .shape = {shape}, .data = in,
+                   .nbytes = sizeof in};
+    const cs_tensor *list[1] = {&x};
+    char path[256];
+    snprintf(path, sizeof path, "%s/bf16.safetensors", dir);
+    CHECK_OK(cs_safetensors_write(path, list, 1, CS_DT_BF16));
+    cs_tensor_table t;
+    CHECK_OK(cs_safetensors_open(path, &t));
+    const cs_tensor *y = cs_tensors_find(&t, "x");
+    CHECK_MSG(y && y->dtype == CS_DT_BF16 && y->nbytes == sizeof want, "x not written as BF16");
+    if (y && y->nbytes == sizeof want)
+        for (int i = 0; i < (int)shape; i++) {
+            uint16_t h;
+            memcpy(&h, (const uint8_t *)y->data + 2 * i, 2);
+            CHECK_MSG(h == want[i], "bf16(%g) = 0x%04x, expected 0x%04x", in[i], h, want[i]);
+        }
+    cs_tensors_free(&t);
+    CHECK(cs_safetensors_write(path, list, 1, CS_DT_I32) == CS_ERR_ARG);
+}
+
+/* Every fp32 weight of a model loaded from an F32 file lies in the file's map. */
+static void check_in_place(const cs_model *m) {
+    const uint8_t *lo = m->table.map, *hi = lo + m->table.map_len;
+    const cs_block *b = &m->text.tr.blocks[0];
+    const float *w[] = {b->qkv_w, b->out_w, b->fc_w, b->proj_w, m->text.tok_emb, m->text.proj};
+    for (size_t i = 0; i < sizeof w / sizeof *w; i++)
+        CHECK_MSG(lo && (const uint8_t *)w[i] >= lo && (const uint8_t *)w[i] < hi,
+                  "weight %zu of an F32 file was copied, not used in place", i);
+}
+
 int main(void) {
     char dir[] = "/tmp/cs_convert_XXXXXX", path[256];
     if (!mkdtemp(dir)) return 1;
     cs_model *m;
     CHECK_OK(cs_model_load(golden_path("golden/tiny-vit/hf"), &m));
     snprintf(path, sizeof path, "%s/from-hf.safetensors", dir);
-    CHECK_OK(cs_model_save(m, path, 1));
+    CHECK_OK(cs_model_save(m, path, CS_SAVE_F16));
+    CHECK(cs_model_save(m, path, (cs_save_dtype)3) == CS_ERR_ARG);
     cs_model_free(m);
     compare_tables(path, golden_path("golden/tiny-vit/model.safetensors"));
+    bf16_rounding(dir);
 
     CHECK_OK(cs_model_load(golden_path("golden/tiny-rn/model.safetensors"), &m));
     snprintf(path, sizeof path, "%s/rn32.safetensors", dir);
-    CHECK_OK(cs_model_save(m, path, 0));
+    CHECK_OK(cs_model_save(m, path, CS_SAVE_F32));
     cs_model_free(m);
     CHECK_OK(cs_model_load(path, &m));
     if (m) {
+        check_in_place(m);
         cs_array px;
         golden_load("inputs/synthetic_pre_128.npy", &px);
         int T = cs_model_num_tokens(m, 128);

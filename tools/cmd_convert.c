@@ -4,14 +4,14 @@
 
 static const cli_option k_options[] = {
     {"model", "M", "input: a clip.load name, a .pt/.safetensors file or a folder (or give it as IN)", 0},
-    {"dtype", "T", "f32 (default) or f16", 0},
+    {"dtype", "T", "f32 (default: used in place, no copy at load), f16 or bf16 (half the size, widened at load)", 0},
     {"cache-dir", "DIR", "where named models live (default ~/.cache/clip)", 0},
     {"output", "OUT.safetensors", "output file (-o)", 0},
     CLI_OPTS_QUIET,
 };
 
 static const char k_usage[] =
-    "usage: clip-surgery convert IN -o OUT.safetensors [--dtype f32|f16]\n\n"
+    "usage: clip-surgery convert IN -o OUT.safetensors [--dtype f32|f16|bf16]\n\n"
     "Writes the weights of any model clip-surgery loads (OpenAI .pt, torch.save state dicts,\n"
     "Hugging Face folders, safetensors) as safetensors with OpenAI names, to be memory-mapped later.\n"
     "Example: clip-surgery convert ViT-B/16 -o ViT-B-16.safetensors";
@@ -24,18 +24,22 @@ static int run(cli_ctx *c) {
         cli_error("convert needs one input model and -o OUT.safetensors (see --help)");
         return CLI_EXIT_USAGE;
     }
-    if (dtype && strcmp(dtype, "f32") && strcmp(dtype, "f16")) {
-        cli_error("--dtype '%s' is not f32 or f16", dtype);
+    static const char *k_dtypes[] = {"f32", "f16", "bf16"}; /* in cs_save_dtype order */
+    int dt = dtype ? -1 : CS_SAVE_F32;
+    for (int i = 0; dtype && i < 3; i++)
+        if (!strcmp(dtype, k_dtypes[i])) dt = i;
+    if (dt < 0) {
+        cli_error("--dtype '%s' is not f32, f16 or bf16", dtype);
         return CLI_EXIT_USAGE;
     }
     int rc = cli_load_model(a, &c->m);
     if (rc) return rc;
-    cs_status s = cs_model_save(c->m, out, dtype && !strcmp(dtype, "f16"));
+    cs_status s = cs_model_save(c->m, out, (cs_save_dtype)dt);
     return s == CS_OK ? 0 : cli_fail(s);
 }
 
 /* The input model may be positional, so the body opens it. */
 const cli_command cmd_convert = {
-    "convert", "write a model as safetensors (OpenAI names, f32 or f16)", CLI_OPTIONS(k_options), k_usage,
+    "convert", "write a model as safetensors (OpenAI names, f32, f16 or bf16)", CLI_OPTIONS(k_options), k_usage,
     CLI_POSITIONAL, NULL, run,
 };

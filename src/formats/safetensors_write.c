@@ -1,6 +1,8 @@
 /* Writing safetensors: a JSON header (names, dtypes, shapes, offsets), padded
  * with spaces to a multiple of 8 bytes, then the data, atomically. Float
- * tensors are stored as F32 or F16 (round to nearest even). */
+ * tensors are stored as F32, F16 or BF16 (round to nearest even). The padding
+ * keeps every F32 tensor 4-byte aligned in a page-aligned mmap, so the model
+ * loader uses F32 data in place, without a copy. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <string.h>
@@ -27,14 +29,27 @@ static uint16_t float_to_half(float f) {
     return (uint16_t)half;
 }
 
-cs_status cs_safetensors_write(const char *path, const cs_tensor *const *tensors, int n, int fp16) {
+/* Round to nearest even; NaN stays NaN (its top mantissa bit set). */
+static uint16_t float_to_bf16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40);
+    return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1)) >> 16);
+}
+
+cs_status cs_safetensors_write(const char *path, const cs_tensor *const *tensors, int n,
+                               cs_dtype dtype) {
+    if (dtype != CS_DT_F32 && dtype != CS_DT_F16 && dtype != CS_DT_BF16)
+        return cs_fail(CS_ERR_ARG, "%s: cannot write tensors as %s (F32, F16 or BF16)", path,
+                       cs_dtype_name(dtype));
+    size_t esize = cs_dtype_size(dtype);
     cJSON *root = cJSON_CreateObject();
     size_t offset = 0;
     for (int i = 0; i < n; i++) {
         const cs_tensor *x = tensors[i];
-        size_t bytes = (size_t)cs_tensor_numel(x) * (fp16 ? 2 : 4);
+        size_t bytes = (size_t)cs_tensor_numel(x) * esize;
         cJSON *e = cJSON_AddObjectToObject(root, x->name);
-        cJSON_AddStringToObject(e, "dtype", fp16 ? "F16" : "F32");
+        cJSON_AddStringToObject(e, "dtype", cs_dtype_name(dtype));
         cJSON *shape = cJSON_AddArrayToObject(e, "shape");
         for (int d = 0; d < x->ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)x->shape[d]));
         cJSON *off = cJSON_AddArrayToObject(e, "data_offsets");
@@ -63,11 +78,11 @@ cs_status cs_safetensors_write(const char *path, const cs_tensor *const *tensors
         float *f = cs_alloc((size_t)(count ? count : 1), sizeof(float));
         if (!f) s = CS_ERR_NOMEM;
         if (s == CS_OK) s = cs_tensor_to_f32(tensors[i], f);
-        if (s == CS_OK && fp16) {
-            for (int64_t k = 0; k < count; k++) {
-                uint16_t h = float_to_half(f[k]);
-                fwrite(&h, 2, 1, af.f);
-            }
+        if (s == CS_OK && dtype != CS_DT_F32) {
+            uint16_t *h = (uint16_t *)f; /* narrowed in place: h[k] never passes f[k] */
+            for (int64_t k = 0; k < count; k++)
+                h[k] = dtype == CS_DT_F16 ? float_to_half(f[k]) : float_to_bf16(f[k]);
+            fwrite(h, 2, (size_t)count, af.f);
         } else if (s == CS_OK) {
             fwrite(f, sizeof(float), (size_t)count, af.f);
         }

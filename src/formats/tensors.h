@@ -66,8 +66,9 @@ cs_status cs_safetensors_parse_header(const char *path, const char *json, size_t
                                       const uint8_t *data, size_t data_len, cs_tensor_table *out);
 
 /* Write tensors (any float dtype, widened or narrowed) as a safetensors file
- * of F16 (fp16 != 0) or F32 tensors, atomically. */
-cs_status cs_safetensors_write(const char *path, const cs_tensor *const *tensors, int n, int fp16);
+ * of F32, F16 or BF16 tensors, atomically. */
+cs_status cs_safetensors_write(const char *path, const cs_tensor *const *tensors, int n,
+                               cs_dtype dtype);
 
 /* PyTorch zip archives (torch.save state dicts, checkpoints wrapping one,
  * TorchScript archives such as OpenAI's .pt): tensors named by their

@@ -390,13 +390,16 @@ static int is_openai_weight(const cs_tensor *x) {
            x->dtype == CS_DT_F64;
 }
 
-cs_status cs_model_save(const cs_model *m, const char *path, int fp16) {
+cs_status cs_model_save(const cs_model *m, const char *path, cs_save_dtype dtype) {
+    static const cs_dtype k_file[] = {CS_DT_F32, CS_DT_F16, CS_DT_BF16};
+    if ((unsigned)dtype >= sizeof k_file / sizeof *k_file)
+        return cs_fail(CS_ERR_ARG, "%s: unknown save dtype %d", path, (int)dtype);
     const cs_tensor **list = cs_alloc((size_t)m->table.n + 1, sizeof *list);
     if (!list) return CS_ERR_NOMEM;
     int n = 0;
     for (int i = 0; i < m->table.n; i++)
         if (is_openai_weight(&m->table.items[i])) list[n++] = &m->table.items[i];
-    cs_status s = cs_safetensors_write(path, list, n, fp16);
+    cs_status s = cs_safetensors_write(path, list, n, k_file[dtype]);
     cs_free(list);
     return s;
 }
