@@ -134,8 +134,11 @@ cs_status cs_safetensors_open(const char *path, cs_tensor_table *out) {
         return cs_fail(CS_ERR_FORMAT, "%s: truncated: %zu bytes, too short for a safetensors header",
                        path, size);
     }
-    /* Populated up front: one bulk read instead of a fault per page. */
-    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    /* Not populated: F32 weights are used in place, so a page is read (and
+     * counts in the RSS) only when a forward pass first touches it; a run
+     * whose class embeddings are cached never reads the text tower. The
+     * model loader asks for read-ahead of the weights it uses in place. */
+    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (map == MAP_FAILED) return cs_fail(CS_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
     out->map = map;

@@ -15,9 +15,22 @@
 
 #define CLIP_HEAD_DIM 64
 
+/* The vision tower's in-place weights are read by every run: start reading
+ * them from the file now (asynchronous; a cold page cache then costs one
+ * bulk read instead of a read per fault), without mapping them yet. */
+static void read_ahead(const cs_tensor_table *t, const float *w, const char *name) {
+    const cs_tensor *x = cs_tensors_find(t, name);
+    const uint8_t *map = t->map, *p = (const uint8_t *)w;
+    if (!x || x->data != w || !map || p < map || p + x->nbytes > map + t->map_len) return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = (uintptr_t)p & ~(page - 1);
+    madvise((void *)lo, (uintptr_t)p + x->nbytes - lo, MADV_WILLNEED);
+}
+
 cs_status model_weight(cs_model *m, const char *name, int ndim, const int64_t *dims,
                        const float **out) {
-    return cs_tensors_f32(&m->table, name, ndim, dims, out);
+    cs_status s = cs_tensors_f32(&m->table, name, ndim, dims, out);
+    if (s == CS_OK && m->read_ahead) read_ahead(&m->table, *out, name);
+    return s;
 }
 
 static cs_status weight_1d(cs_model *m, const char *name, int64_t a, const float **out) {
@@ -260,7 +273,9 @@ cs_status model_from_table(cs_tensor_table *table, const char *hf_dir, cs_model 
     if (s == CS_OK && hf_dir) s = apply_hf_config(m, hf_dir);
     if (s == CS_OK) s = check_heads(m);
     if (s == CS_OK) s = load_text(m);
+    m->read_ahead = 1;
     if (s == CS_OK) s = m->cfg.vision_kind == CS_VISION_VIT ? load_vit(m) : resnet_load(m);
+    m->read_ahead = 0;
     if (s != CS_OK) {
         cs_model_free(m);
         return s;

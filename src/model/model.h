@@ -61,6 +61,7 @@ struct cs_model {
     cs_text text;
     float logit_scale;
     int surgery_blocks;    /* ViT blocks with the dual path (default 6) */
+    int read_ahead;        /* while loading: ask the kernel to read in-place weights early */
     cs_workspace ws;       /* scratch of the forward passes, reused across calls */
     cs_precision precision;
     int surgery_normalize_v; /* ResNet surgery: q = k = v / |v| per head, scale x8 (the
