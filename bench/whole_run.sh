@@ -47,14 +47,15 @@ run_once() {
 echo "# $(date -u +%FT%TZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx512f|avx512_bf16|avx512_vnni|amx_bf16|amx_int8|f16c|fma)$' | tr '\n' ' ')"
 echo "# $ARCH @$RES, --precision $PRECISION, $RUNS runs each, medians; OMP_NUM_THREADS=$OMP_NUM_THREADS"
-printf '%-6s %10s %11s %11s %11s %11s %10s\n' dtype file_MB encode_ms cold_ms cold_RSS warm_ms warm_RSS
+printf '%-6s %8s %8s %10s %9s %9s %9s %9s\n' dtype file_MB load_ms encode_ms cold_ms cold_RSS warm_ms warm_RSS
 for dtype in "$@"; do
     model="$WORK/$tag-$dtype.safetensors"
     [ -f "$model" ] || "$BIN" convert "synthetic:$ARCH" --dtype "$dtype" -o "$model" --quiet
     mb=$(( $(stat -c %s "$model") / 1048576 ))
     "$BIN" bench --model "$model" --res "$RES" --runs "$RUNS" --precision "$PRECISION" \
         --json "$WORK/bench.json" --quiet >/dev/null
-    enc=$(tr '{' '\n' <"$WORK/bench.json" | grep '"CLIP Surgery"' | grep -o '"median_ms": *[0-9.]*' | head -1 | grep -o '[0-9.]*$')
+    enc=$(tr '{' '\n' <"$WORK/bench.json" | grep -F '"image surgery"' | grep -o '"median_ms": *[0-9.]*' | head -1 | grep -o '[0-9.]*$')
+    load=$(grep -o '"load_ms": *[0-9.]*' "$WORK/bench.json" | grep -o '[0-9.]*$')
     run_once "$model" >/dev/null # fills the class cache (the text tower runs once)
     : >"$WORK/cold.txt"
     : >"$WORK/warm.txt"
@@ -65,7 +66,7 @@ for dtype in "$@"; do
         run_once "$model" >>"$WORK/warm.txt"
         i=$((i + 1))
     done
-    printf '%-6s %10d %11.1f %11.0f %11.0f %11.0f %11.0f\n' "$dtype" "$mb" "$enc" \
+    printf '%-6s %8d %8.1f %10.1f %9.0f %9.0f %9.0f %9.0f\n' "$dtype" "$mb" "$load" "$enc" \
         "$(cut -d' ' -f1 "$WORK/cold.txt" | median | awk '{print $1 * 1000}')" \
         "$(cut -d' ' -f2 "$WORK/cold.txt" | median)" \
         "$(cut -d' ' -f1 "$WORK/warm.txt" | median | awk '{print $1 * 1000}')" \

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include "golden.h"
 #include "cli_run.h"
 #include "test.h"
@@ -202,6 +203,19 @@ static void test_help_and_errors(void) {
              empty, embeddings(), g_tmp);
     CHECK(run_tool(args) == 2);
     CHECK(stderr_lines() == 1 && output_has("stderr.txt", "empty_folder"));
+
+    /* convert: an unknown --dtype is a usage error that writes nothing; bf16 loads back. */
+    char conv[512];
+    snprintf(conv, sizeof conv, "%s/bf16.safetensors", g_tmp);
+    snprintf(args, sizeof args, "convert '%s' --dtype f8 -o '%s'", model(), conv);
+    CHECK(run_tool(args) == 2);
+    CHECK(stderr_lines() == 1 && output_has("stderr.txt", "f8"));
+    CHECK(access(conv, F_OK) != 0);
+    snprintf(args, sizeof args, "convert '%s' --dtype bf16 -o '%s' --quiet", model(), conv);
+    CHECK(run_tool(args) == 0);
+    snprintf(args, sizeof args, "explain --model '%s' --image '%s' --class-embeddings '%s' --res 64 --quiet -o '%s/bf16'",
+             conv, golden_path("golden/inputs/chelsea.png"), embeddings(), g_tmp);
+    CHECK(run_tool(args) == 0);
 }
 
 int main(void) {
