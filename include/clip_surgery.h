@@ -86,6 +86,10 @@ cs_status cs_npy_read(const char *path, cs_array *out);
 /* Write an .npy file atomically (dtypes F32, F64, I32, I64, U8, BOOL). */
 cs_status cs_npy_write(const char *path, cs_dtype dtype, int ndim, const int64_t *shape,
                        const void *data);
+/* The same file's bytes in memory (*out freed with cs_free): what
+ * cs_npy_write would write, byte for byte (the server's ?format=npy). */
+cs_status cs_npy_encode(cs_dtype dtype, int ndim, const int64_t *shape, const void *data,
+                        uint8_t **out, size_t *len);
 
 /* ---------------------------------------------------------------- threads */
 /* Threads used by BLAS and the library's own loops (one pool: OpenMP). */
@@ -122,6 +126,11 @@ typedef struct cs_image_options {
 /* Decode a JPEG or PNG file as PIL 9.4 opens it (every PNG layout, the first
  * frame of an APNG; gray, RGB and CMYK JPEG). opts may be NULL. */
 cs_status cs_image_load(const char *path, const cs_image_options *opts, cs_image *out);
+/* The same from a file's bytes held in memory (an upload); `name` starts
+ * every error message. The pixel limit is checked from the header, before
+ * anything is decoded. */
+cs_status cs_image_decode_memory(const char *name, const uint8_t *buf, size_t len,
+                                 const cs_image_options *opts, cs_image *out);
 void cs_image_free(cs_image *img);
 
 /* Pillow's Image.resize(BICUBIC) to out_w x out_h, then convert("RGB"): in
@@ -393,6 +402,10 @@ cs_status cs_file_stems(const char *const *texts, int n, char **out);
 /* Write an 8-bit gray (channels 1) or RGB (3) PNG atomically. */
 cs_status cs_png_write(const char *path, int width, int height, int channels,
                        const uint8_t *pixels);
+/* The same PNG's bytes in memory (*out freed with cs_free), byte for byte
+ * what cs_png_write writes. */
+cs_status cs_png_encode(int width, int height, int channels, const uint8_t *pixels, uint8_t **out,
+                        size_t *len);
 
 /* ================================================================ jobs
  * One call per job and image, as every front end (the CLI, the Python

@@ -22,6 +22,9 @@ char *cli_xstrndup(const char *s, size_t n);
 
 /* Print "clip-surgery: <message>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* From now on in this thread, cli_error writes its message into buf (the
+ * last one, truncated to n bytes) instead of stderr; n 0: print again. */
+void cli_capture_errors(char *buf, size_t n);
 /* Print the library's last error for a failed call and return the exit code
  * that status maps to (out of memory: 1; everything else is bad input: 2). */
 int cli_fail(cs_status s);
@@ -52,7 +55,7 @@ typedef struct cli_command {
 #define CLI_OPTIONS(table) table, (int)(sizeof table / sizeof *table)
 
 extern const cli_command cmd_tokenize, cmd_embed, cmd_explain, cmd_points, cmd_segment, cmd_classify,
-    cmd_eval, cmd_convert, cmd_bench, cmd_words, cmd_sam;
+    cmd_eval, cmd_convert, cmd_bench, cmd_words, cmd_sam, cmd_serve;
 
 /* ---------------------------------------------------------------- shared steps */
 /* --quiet, for the whole process (cli_parse sets it); notes and progress
@@ -130,5 +133,11 @@ int cli_read_texts(const char *path, char **storage, char ***texts, int *n);
  * --method and the background class (--background NAME, default the class
  * named "background") as the segment job's options. */
 int cli_segment_options(const cli_args *a, const cs_classes *cl, cs_segment_options *o);
+
+/* The segment command's pictures (the server's too): the label colours with
+ * a legend strip below (*rows: H + the strip's height), and the colours
+ * blended half and half over the image. Freed with free. */
+uint8_t *cli_segment_color(const uint8_t *labels, int W, int H, const cs_classes *cl, int *rows);
+uint8_t *cli_segment_overlay(const uint8_t *labels, const cs_image *img);
 
 #endif

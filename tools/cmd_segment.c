@@ -49,21 +49,20 @@ static const char k_usage[] =
     "Example: clip-surgery segment --model ViT-B/16 --method sclip --image photo.jpg \\\n"
     "           --classes @data/classes/voc21.txt --window 224 --short-side 336 -o labels.png";
 
-static int write_color(const char *path, const uint8_t *labels, int W, int H, const cs_classes *cl) {
+uint8_t *cli_segment_color(const uint8_t *labels, int W, int H, const cs_classes *cl, int *rows) {
     int C = cs_classes_count(cl);
     const char **names = cli_xcalloc((size_t)C, sizeof *names);
     for (int c = 0; c < C; c++) names[c] = cs_classes_name(cl, c);
     int strip = cs_legend_height(W, labels, (size_t)W * H, names, C);
     uint8_t *rgb = cli_xmalloc((size_t)W * (H + strip) * 3);
     cs_colorize_labels(labels, W, H, names, C, rgb);
-    cs_status s = cs_png_write(path, W, H + strip, 3, rgb);
-    free(rgb);
     free(names);
-    return s == CS_OK ? 0 : cli_fail(s);
+    *rows = H + strip;
+    return rgb;
 }
 
 /* Half the image, half the label colour. */
-static int write_overlay(const char *path, const uint8_t *labels, const cs_image *img) {
+uint8_t *cli_segment_overlay(const uint8_t *labels, const cs_image *img) {
     size_t n = (size_t)img->width * img->height;
     uint8_t *rgb = cli_xmalloc(n * 3);
     for (size_t i = 0; i < n; i++) {
@@ -71,6 +70,19 @@ static int write_overlay(const char *path, const uint8_t *labels, const cs_image
         cs_label_color(labels[i], color);
         for (int c = 0; c < 3; c++) rgb[3 * i + c] = (uint8_t)((img->rgb[3 * i + c] + color[c] + 1) / 2);
     }
+    return rgb;
+}
+
+static int write_color(const char *path, const uint8_t *labels, int W, int H, const cs_classes *cl) {
+    int rows;
+    uint8_t *rgb = cli_segment_color(labels, W, H, cl, &rows);
+    cs_status s = cs_png_write(path, W, rows, 3, rgb);
+    free(rgb);
+    return s == CS_OK ? 0 : cli_fail(s);
+}
+
+static int write_overlay(const char *path, const uint8_t *labels, const cs_image *img) {
+    uint8_t *rgb = cli_segment_overlay(labels, img);
     cs_status s = cs_png_write(path, img->width, img->height, 3, rgb);
     free(rgb);
     return s == CS_OK ? 0 : cli_fail(s);

@@ -11,9 +11,25 @@
 #include <sys/stat.h>
 #include "cli.h"
 
+/* The server's worker captures the messages of the helpers it shares with
+ * the commands (option checks, class sets) for its JSON errors. */
+static __thread char *g_capture;
+static __thread size_t g_capture_size;
+
+void cli_capture_errors(char *buf, size_t n) {
+    g_capture = n ? buf : NULL;
+    g_capture_size = n;
+    if (g_capture) buf[0] = 0;
+}
+
 void cli_error(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
+    if (g_capture) {
+        vsnprintf(g_capture, g_capture_size, fmt, ap);
+        va_end(ap);
+        return;
+    }
     fputs("clip-surgery: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);

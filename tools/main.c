@@ -6,7 +6,7 @@
 
 static const cli_command *const k_commands[] = {
     &cmd_explain, &cmd_segment, &cmd_classify, &cmd_points, &cmd_words, &cmd_sam,
-    &cmd_embed,   &cmd_eval,    &cmd_bench,    &cmd_convert, &cmd_tokenize,
+    &cmd_embed,   &cmd_eval,    &cmd_serve,    &cmd_bench,   &cmd_convert, &cmd_tokenize,
 };
 #define N_COMMANDS (int)(sizeof k_commands / sizeof *k_commands)
 

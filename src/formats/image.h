@@ -13,11 +13,7 @@
 /* Used when cs_image_options.max_pixels is 0 (or no options are given). */
 #define CS_IMAGE_DEFAULT_MAX_PIXELS ((int64_t)100000000)
 
-/* Decode an image held in memory; the format is found from its first bytes.
- * `name` (a path) starts every error message. opts may be NULL. On failure
- * *out is left empty. */
-cs_status cs_image_decode_memory(const char *name, const uint8_t *buf, size_t len,
-                                 const cs_image_options *opts, cs_image *out);
+/* cs_image_decode_memory (decoding an image held in memory) is public. */
 
 /* Per-format decoders, called once the magic bytes are known: the pixels
  * in PIL's mode for the file. Both check width x height against max_pixels

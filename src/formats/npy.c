@@ -128,12 +128,14 @@ cs_status cs_npy_read(const char *path, cs_array *out) {
     return s;
 }
 
-cs_status cs_npy_write(const char *path, cs_dtype dtype, int ndim, const int64_t *shape,
-                       const void *data) {
+/* The whole .npy file (header, then the data) into f; the file writer and
+ * the in-memory encoder share it, so both give the same bytes. */
+static cs_status npy_to_stream(const char *name, FILE *f, cs_dtype dtype, int ndim,
+                               const int64_t *shape, const void *data) {
     const char *descr = NULL;
     for (size_t i = 0; i < sizeof k_descr / sizeof *k_descr; i++)
         if (k_descr[i].dtype == dtype) descr = k_descr[i].descr;
-    if (!descr) return cs_fail(CS_ERR_ARG, "%s: cannot write dtype %s", path, cs_dtype_name(dtype));
+    if (!descr) return cs_fail(CS_ERR_ARG, "%s: cannot write dtype %s", name, cs_dtype_name(dtype));
     char dict[512];
     int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
     size_t total = cs_dtype_size(dtype);
@@ -149,13 +151,42 @@ cs_status cs_npy_write(const char *path, cs_dtype dtype, int ndim, const int64_t
     hlen += pad;
     uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)(hlen & 0xff),
                        (uint8_t)(hlen >> 8)};
+    fwrite(pre, 1, 10, f);
+    fwrite(dict, 1, (size_t)n, f);
+    for (size_t i = 0; i < pad; i++) fputc(' ', f);
+    fputc('\n', f);
+    if (total) fwrite(data, 1, total, f);
+    return CS_OK;
+}
+
+cs_status cs_npy_write(const char *path, cs_dtype dtype, int ndim, const int64_t *shape,
+                       const void *data) {
     cs_atomic_file af;
     cs_status s = cs_atomic_open(&af, path);
     if (s != CS_OK) return s;
-    fwrite(pre, 1, 10, af.f);
-    fwrite(dict, 1, (size_t)n, af.f);
-    for (size_t i = 0; i < pad; i++) fputc(' ', af.f);
-    fputc('\n', af.f);
-    if (total) fwrite(data, 1, total, af.f);
+    s = npy_to_stream(path, af.f, dtype, ndim, shape, data);
+    if (s != CS_OK) {
+        cs_atomic_abort(&af);
+        return s;
+    }
     return cs_atomic_commit(&af);
+}
+
+cs_status cs_npy_encode(cs_dtype dtype, int ndim, const int64_t *shape, const void *data,
+                        uint8_t **out, size_t *len) {
+    char *buf = NULL;
+    size_t n = 0;
+    *out = NULL;
+    *len = 0;
+    FILE *f = open_memstream(&buf, &n);
+    if (!f) return cs_fail(CS_ERR_NOMEM, "npy: cannot open a memory stream");
+    cs_status s = npy_to_stream("npy", f, dtype, ndim, shape, data);
+    if (fclose(f) != 0 && s == CS_OK) s = cs_fail(CS_ERR_NOMEM, "npy: out of memory");
+    if (s != CS_OK) {
+        free(buf);
+        return s;
+    }
+    *out = (uint8_t *)buf;
+    *len = n;
+    return CS_OK;
 }

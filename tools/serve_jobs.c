@@ -1,0 +1,525 @@
+/* The server's jobs: one request's fields become the options of the
+ * matching CLI command (the same names, checks and messages: the helpers in
+ * common.c and inputs.c), its image is decoded from memory, the library runs
+ * the job, and the answer is JSON with PNG data URLs, or one array as the
+ * bytes of the .npy file the CLI's --npy writes. Nothing here reads or
+ * writes a file named by a request: options that name files (@FILE class
+ * lists, --class-embeddings, template files) are refused. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+#include "serve.h"
+
+/* The fields each endpoint takes: the CLI command's option names, plus
+ * format (json | npy | png) and, for npy, array (and the points' index). */
+#define OPT(name) {name, "V", "", 0}
+static const cli_option k_explain_fields[] = {
+    OPT("classes"), OPT("text"), OPT("res"), OPT("method"), OPT("redundant"), OPT("templates"),
+    OPT("format"), OPT("array"),
+};
+static const cli_option k_segment_fields[] = {
+    OPT("classes"), OPT("method"), OPT("res"), OPT("window"), OPT("stride"), OPT("short-side"),
+    OPT("bg-thresh"), OPT("logit-scale"), OPT("background"), OPT("templates"), OPT("format"),
+};
+static const cli_option k_points_fields[] = {
+    OPT("classes"), OPT("text"), OPT("target"), OPT("t"), OPT("res"), OPT("redundant"),
+    OPT("templates"), OPT("format"), OPT("array"), OPT("index"),
+};
+static const cli_option k_classify_fields[] = {
+    OPT("classes"), OPT("method"), OPT("res"), OPT("templates"), OPT("format"),
+};
+
+static const struct {
+    const char *name;
+    const cli_option *fields;
+    int n_fields;
+} k_jobs[SERVE_N_JOBS] = {
+    [SERVE_EXPLAIN] = {"explain", CLI_OPTIONS(k_explain_fields)},
+    [SERVE_SEGMENT] = {"segment", CLI_OPTIONS(k_segment_fields)},
+    [SERVE_POINTS] = {"points", CLI_OPTIONS(k_points_fields)},
+    [SERVE_CLASSIFY] = {"classify", CLI_OPTIONS(k_classify_fields)},
+};
+
+int serve_job_find(const char *path) {
+    if (strncmp(path, "/api/", 5)) return -1;
+    for (int k = 0; k < SERVE_N_JOBS; k++)
+        if (!strcmp(path + 5, k_jobs[k].name)) return k;
+    return -1;
+}
+
+const char *serve_job_name(serve_job_kind kind) { return k_jobs[kind].name; }
+
+/* ---------------------------------------------------------------- answers */
+void serve_answer_error(serve_answer *out, int status, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (char *p = msg; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' '; /* one line */
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", msg);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    free(out->body);
+    memset(out, 0, sizeof *out);
+    out->status = status;
+    out->content_type = "application/json";
+    out->len = text ? strlen(text) : 0;
+    out->body = text ? realloc(text, out->len + 2) : NULL;
+    if (out->body) {
+        out->body[out->len++] = '\n';
+        out->body[out->len] = 0;
+    }
+}
+
+/* The library's status as an HTTP one: the input's fault is 4xx. */
+static void fail_status(serve_answer *out, cs_status s) {
+    int status = s == CS_ERR_NOMEM ? 503 : s == CS_ERR_LIMIT ? 413 : s == CS_ERR_IO ? 500 : 400;
+    serve_answer_error(out, status, "%s", cs_last_error());
+}
+
+static void answer_json(serve_answer *out, cJSON *o) {
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!text) {
+        serve_answer_error(out, 503, "out of memory");
+        return;
+    }
+    out->status = 200;
+    out->content_type = "application/json";
+    out->body = text;
+    out->len = strlen(text);
+}
+
+/* One array as its .npy bytes (what the CLI's --npy writes). */
+static void answer_npy(serve_answer *out, const char *filename, cs_dtype dtype, int ndim,
+                       const int64_t *shape, const void *data) {
+    uint8_t *bytes;
+    size_t len;
+    cs_status s = cs_npy_encode(dtype, ndim, shape, data, &bytes, &len);
+    if (s != CS_OK) {
+        fail_status(out, s);
+        return;
+    }
+    out->status = 200;
+    out->content_type = "application/octet-stream";
+    out->body = (char *)bytes;
+    out->len = len;
+    snprintf(out->filename, sizeof out->filename, "%s", filename);
+}
+
+static char *base64(const uint8_t *in, size_t n) {
+    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = malloc(4 * ((n + 2) / 3) + 1), *p = out;
+    if (!out) return NULL;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) | (i + 2 < n ? in[i + 2] : 0);
+        *p++ = t[v >> 18 & 63];
+        *p++ = t[v >> 12 & 63];
+        *p++ = i + 1 < n ? t[v >> 6 & 63] : '=';
+        *p++ = i + 2 < n ? t[v & 63] : '=';
+    }
+    *p = 0;
+    return out;
+}
+
+/* obj[key] = "data:image/png;base64,..." of the picture (the bytes the CLI
+ * writes into its PNG file). */
+static cs_status add_png(cJSON *obj, const char *key, int w, int h, int channels, const uint8_t *px) {
+    uint8_t *png;
+    size_t len;
+    cs_status s = cs_png_encode(w, h, channels, px, &png, &len);
+    if (s != CS_OK) return s;
+    char *b64 = base64(png, len);
+    cs_free(png);
+    size_t n = b64 ? strlen(b64) + 32 : 0;
+    char *url = b64 ? malloc(n) : NULL;
+    if (url) snprintf(url, n, "data:image/png;base64,%s", b64);
+    free(b64);
+    if (!url) return CS_ERR_NOMEM;
+    cJSON_AddStringToObject(obj, key, url);
+    free(url);
+    return CS_OK;
+}
+
+static cJSON *int_pair(int a, int b) {
+    int v[2] = {a, b};
+    return cJSON_CreateIntArray(v, 2);
+}
+
+static cJSON *class_names(const cs_classes *cl) {
+    cJSON *names = cJSON_CreateArray();
+    for (int c = 0; c < cs_classes_count(cl); c++) cJSON_AddItemToArray(names, cJSON_CreateString(cs_classes_name(cl, c)));
+    return names;
+}
+
+static const char *redundancy_name(cs_redundancy r) {
+    return r == CS_REDUNDANT_EMPTY ? "empty" : r == CS_REDUNDANT_CLASSES ? "classes" : "none";
+}
+
+/* ---------------------------------------------------------------- one job */
+typedef struct job {
+    cs_model *m;
+    cli_args a;
+    cs_image img;
+    cs_input in;
+    cs_classes *cl;
+    serve_answer *out;
+    char msg[512]; /* the shared helpers' messages */
+} job;
+
+/* A helper's exit code as an answer: usage errors are the request's (400). */
+static int helper_failed(job *j, int rc) {
+    if (!rc) return 0;
+    serve_answer_error(j->out, rc == CLI_EXIT_USAGE ? 400 : 500, "%s", j->msg[0] ? j->msg : "failed");
+    return 1;
+}
+
+static int format_is(const job *j, const char *f) {
+    const char *v = cli_get(&j->a, "format");
+    return v ? !strcmp(v, f) : !strcmp(f, "json");
+}
+
+/* The class set: --classes or --text as the CLI takes them (split at '+'
+ * for combined points), no file names. */
+static int load_classes(job *j, int flags) {
+    const char *classes = cli_get(&j->a, "classes"), *text = cli_get(&j->a, "text"),
+               *templates = cli_get(&j->a, "templates");
+    if (!!classes + !!text != 1) {
+        serve_answer_error(j->out, 400, "give one of the fields classes (a,b,c) or text");
+        return 1;
+    }
+    if (classes && classes[0] == '@') {
+        serve_answer_error(j->out, 400, "classes: @FILE lists are not read from requests; give the names (a,b,c)");
+        return 1;
+    }
+    if (templates && strcmp(templates, "default") && strcmp(templates, "none")) {
+        serve_answer_error(j->out, 400, "templates '%s' is not default or none (files are not read from requests)",
+                           templates);
+        return 1;
+    }
+    return helper_failed(j, cli_classes_load(&j->a, j->m, NULL, flags, &j->cl));
+}
+
+/* The resolution field as the CLI checks it. */
+static int resolution(job *j, int *res) { return helper_failed(j, cli_int(&j->a, "res", 0, 16, 4096, res) ? 0 : CLI_EXIT_USAGE); }
+
+static void explain(job *j) {
+    cs_explain_options o = cs_explain_defaults();
+    const char *array = cli_get(&j->a, "array");
+    if (format_is(j, "npy") && array && strcmp(array, "maps") && strcmp(array, "similarity") &&
+        strcmp(array, "image_tokens") && strcmp(array, "pixels") && strcmp(array, "class_embeddings")) {
+        serve_answer_error(j->out, 400, "array '%s' is not maps, similarity, image_tokens, pixels or class_embeddings", array);
+        return;
+    }
+    if (!format_is(j, "npy") && !format_is(j, "json")) {
+        serve_answer_error(j->out, 400, "format '%s' is not json or npy", cli_get(&j->a, "format"));
+        return;
+    }
+    if (helper_failed(j, cli_method(&j->a, &o.method) ? 0 : CLI_EXIT_USAGE) || resolution(j, &o.resolution) ||
+        helper_failed(j, cli_redundancy(&j->a, &o.redundant)) || load_classes(j, 0))
+        return;
+    cs_explain_result r;
+    cs_status s = cs_explain(j->m, j->cl, &j->in, 1, &o, &r);
+    if (s != CS_OK) {
+        fail_status(j->out, s);
+        return;
+    }
+    int W = r.width, H = r.height, C = r.n_classes, D = r.dim, T = r.n_tokens, R = r.resolution;
+    if (format_is(j, "npy")) {
+        array = array ? array : "maps";
+        char name[64];
+        snprintf(name, sizeof name, "%s.npy", array);
+        int64_t shape[3];
+        if (!strcmp(array, "maps")) {
+            memcpy(shape, (int64_t[3]){H, W, C}, sizeof shape);
+            answer_npy(j->out, name, CS_DT_F32, 3, shape, r.maps);
+        } else if (!strcmp(array, "similarity")) {
+            memcpy(shape, (int64_t[2]){T, C}, 2 * sizeof *shape);
+            answer_npy(j->out, name, CS_DT_F32, 2, shape, r.similarity);
+        } else if (!strcmp(array, "image_tokens")) {
+            memcpy(shape, (int64_t[2]){T, D}, 2 * sizeof *shape);
+            answer_npy(j->out, name, CS_DT_F32, 2, shape, r.tokens);
+        } else if (!strcmp(array, "pixels")) {
+            memcpy(shape, (int64_t[3]){3, R, R}, sizeof shape);
+            answer_npy(j->out, name, CS_DT_F32, 3, shape, r.pixels);
+        } else {
+            memcpy(shape, (int64_t[2]){cs_classes_num_names(j->cl), D}, 2 * sizeof *shape);
+            answer_npy(j->out, name, CS_DT_F32, 2, shape, cs_classes_embeddings(j->cl));
+        }
+        cs_explain_result_free(&r);
+        return;
+    }
+    cJSON *o_json = cJSON_CreateObject(), *maps = cJSON_CreateArray();
+    cJSON_AddItemToObject(o_json, "image_size", int_pair(W, H));
+    cJSON_AddNumberToObject(o_json, "resolution", R);
+    cJSON_AddItemToObject(o_json, "classes", class_names(j->cl));
+    cJSON_AddStringToObject(o_json, "redundant", redundancy_name(r.redundant));
+    cJSON_AddItemToObject(o_json, "heatmaps", maps);
+    uint8_t *pic = malloc((size_t)W * H * 3);
+    s = pic ? CS_OK : CS_ERR_NOMEM;
+    for (int c = 0; s == CS_OK && c < C; c++) {
+        cJSON *item = cJSON_CreateObject();
+        cJSON_AddItemToArray(maps, item);
+        cJSON_AddStringToObject(item, "class", cs_classes_name(j->cl, c));
+        cs_heatmap_overlay(r.maps + c, C, (size_t)W * H, j->img.rgb, pic);
+        s = add_png(item, "overlay", W, H, 3, pic);
+        cs_map_to_gray(r.maps + c, C, (size_t)W * H, pic);
+        if (s == CS_OK) s = add_png(item, "map", W, H, 1, pic);
+    }
+    free(pic);
+    cs_explain_result_free(&r);
+    if (s != CS_OK) {
+        cJSON_Delete(o_json);
+        serve_answer_error(j->out, 503, "out of memory for the pictures");
+        return;
+    }
+    answer_json(j->out, o_json);
+}
+
+static void segment(job *j) {
+    cs_segment_options o;
+    if (!format_is(j, "json") && !format_is(j, "png") && !format_is(j, "npy")) {
+        serve_answer_error(j->out, 400, "format '%s' is not json, png or npy", cli_get(&j->a, "format"));
+        return;
+    }
+    if (load_classes(j, 0) || helper_failed(j, cli_segment_options(&j->a, j->cl, &o))) return;
+    int W = j->img.width, H = j->img.height, C = cs_classes_count(j->cl);
+    uint8_t *labels = malloc((size_t)W * H);
+    cs_status s = labels ? cs_segment(j->m, j->cl, &j->img, &o, labels) : CS_ERR_NOMEM;
+    if (s != CS_OK) {
+        free(labels);
+        fail_status(j->out, s);
+        return;
+    }
+    if (format_is(j, "npy")) {
+        answer_npy(j->out, "labels.npy", CS_DT_U8, 2, (int64_t[2]){H, W}, labels);
+    } else if (format_is(j, "png")) {
+        uint8_t *png;
+        size_t len;
+        if ((s = cs_png_encode(W, H, 1, labels, &png, &len)) == CS_OK) {
+            j->out->status = 200;
+            j->out->content_type = "image/png";
+            j->out->body = (char *)png;
+            j->out->len = len;
+            snprintf(j->out->filename, sizeof j->out->filename, "labels.png");
+        } else {
+            fail_status(j->out, s);
+        }
+    } else {
+        cJSON *res = cJSON_CreateObject(), *legend = cJSON_CreateArray();
+        cJSON_AddItemToObject(res, "image_size", int_pair(W, H));
+        cJSON_AddItemToObject(res, "classes", class_names(j->cl));
+        int *count = calloc((size_t)C, sizeof *count);
+        for (size_t i = 0; count && i < (size_t)W * H; i++) count[labels[i]]++;
+        for (int c = 0; count && c < C; c++) {
+            uint8_t rgb[3];
+            cs_label_color(c, rgb);
+            cJSON *item = cJSON_CreateObject();
+            cJSON_AddStringToObject(item, "class", cs_classes_name(j->cl, c));
+            cJSON_AddNumberToObject(item, "index", c);
+            cJSON_AddItemToObject(item, "color", cJSON_CreateIntArray((int[3]){rgb[0], rgb[1], rgb[2]}, 3));
+            cJSON_AddNumberToObject(item, "fraction", (double)count[c] / ((double)W * H));
+            cJSON_AddItemToArray(legend, item);
+        }
+        free(count);
+        cJSON_AddItemToObject(res, "legend", legend);
+        int rows;
+        uint8_t *color = cli_segment_color(labels, W, H, j->cl, &rows), *overlay = cli_segment_overlay(labels, &j->img);
+        s = add_png(res, "labels", W, H, 1, labels);
+        if (s == CS_OK) s = add_png(res, "color", W, rows, 3, color);
+        if (s == CS_OK) s = add_png(res, "overlay", W, H, 3, overlay);
+        free(color);
+        free(overlay);
+        if (s == CS_OK) answer_json(j->out, res);
+        else {
+            cJSON_Delete(res);
+            fail_status(j->out, s);
+        }
+    }
+    free(labels);
+}
+
+/* --t as the CLI checks it. */
+static int threshold(job *j, float *t) {
+    const char *v = cli_get(&j->a, "t");
+    char *end = NULL;
+    *t = v ? strtof(v, &end) : 0.8f;
+    if (v && (*end || !(*t >= 0.0f && *t <= 1.0f))) {
+        serve_answer_error(j->out, 400, "--t '%s' is not a number in [0, 1]", v);
+        return 1;
+    }
+    return 0;
+}
+
+static void points(job *j) {
+    cs_points_options o = cs_points_defaults();
+    const char *text = cli_get(&j->a, "text"), *array = cli_get(&j->a, "array"), *red = cli_get(&j->a, "redundant");
+    o.combined = text && strchr(text, '+') != NULL;
+    if (!format_is(j, "json") && !format_is(j, "npy")) {
+        serve_answer_error(j->out, 400, "format '%s' is not json or npy", cli_get(&j->a, "format"));
+        return;
+    }
+    if (format_is(j, "npy") && array && strcmp(array, "points") && strcmp(array, "labels")) {
+        serve_answer_error(j->out, 400, "array '%s' is not points or labels", array);
+        return;
+    }
+    if (o.combined && red && !strcmp(red, "classes")) {
+        serve_answer_error(j->out, 400, "combined targets use the empty prompt's redundant features; drop redundant=classes");
+        return;
+    }
+    if (threshold(j, &o.threshold) || resolution(j, &o.resolution) ||
+        helper_failed(j, cli_redundancy(&j->a, &o.redundant)) || load_classes(j, o.combined ? CLI_SPLIT_PLUS : 0))
+        return;
+    int C = cs_classes_count(j->cl), n_targets = o.combined ? 1 : C;
+    /* target: the classes to give points for (default all), as the CLI's --target */
+    int *chosen = calloc((size_t)C, sizeof *chosen);
+    const char *target = o.combined ? NULL : cli_get(&j->a, "target");
+    for (int c = 0; chosen && c < C; c++) chosen[c] = !target;
+    if (chosen && target) {
+        char *copy = strdup(target), *save = NULL;
+        for (char *name = copy ? strtok_r(copy, ",", &save) : NULL; name; name = strtok_r(NULL, ",", &save)) {
+            int c = cs_classes_find(j->cl, name);
+            if (c < 0) {
+                serve_answer_error(j->out, 400, "--target '%s' is not one of the classes", name);
+                break;
+            }
+            chosen[c] = 1;
+        }
+        free(copy);
+    }
+    cs_points_result p;
+    cs_status s = CS_OK;
+    if (!chosen) s = CS_ERR_NOMEM;
+    else if (!j->out->status) s = cs_points(j->m, j->cl, &j->in, &o, &p);
+    if (s != CS_OK) fail_status(j->out, s);
+    if (s != CS_OK || j->out->status) {
+        free(chosen);
+        return;
+    }
+    if (format_is(j, "npy")) {
+        int k;
+        if (!cli_int(&j->a, "index", 0, 0, n_targets - 1, &k)) {
+            serve_answer_error(j->out, 400, "index '%s' is not a target index in 0..%d", cli_get(&j->a, "index"),
+                               n_targets - 1);
+        } else {
+            int a = p.offsets[k], n = p.offsets[k + 1] - a;
+            char name[64];
+            array = array ? array : "points";
+            snprintf(name, sizeof name, "%s_%d.npy", array, k);
+            if (!strcmp(array, "points")) answer_npy(j->out, name, CS_DT_I32, 2, (int64_t[2]){n, 2}, p.points + 2 * a);
+            else answer_npy(j->out, name, CS_DT_U8, 1, (int64_t[1]){n}, p.labels + a);
+        }
+    } else {
+        cJSON *res = cJSON_CreateObject(), *targets = cJSON_CreateObject();
+        cJSON_AddItemToObject(res, "image_size", int_pair(p.width, p.height));
+        cJSON_AddStringToObject(res, "redundant", redundancy_name(p.redundant));
+        cJSON_AddItemToObject(res, "targets", targets);
+        size_t bytes = (size_t)p.width * p.height * 3;
+        uint8_t *rgb = malloc(bytes);
+        if (!rgb) s = CS_ERR_NOMEM;
+        for (int k = 0; s == CS_OK && k < n_targets; k++) {
+            if (!o.combined && !chosen[k]) continue;
+            int a = p.offsets[k], b = p.offsets[k + 1];
+            cJSON *t = cJSON_CreateObject(), *pts = cJSON_CreateArray(), *labels = cJSON_CreateArray();
+            for (int i = a; i < b; i++) {
+                cJSON_AddItemToArray(pts, int_pair(p.points[2 * i], p.points[2 * i + 1]));
+                cJSON_AddItemToArray(labels, cJSON_CreateNumber(p.labels[i]));
+            }
+            cJSON_AddItemToObject(t, "points", pts);
+            cJSON_AddItemToObject(t, "labels", labels);
+            cJSON_AddNumberToObject(t, "index", k);
+            cJSON_AddItemToObject(targets, o.combined ? text : cs_classes_name(j->cl, k), t);
+            memcpy(rgb, j->img.rgb, bytes);
+            s = cs_draw_points(rgb, p.width, p.height, p.points + 2 * a, p.labels + a, b - a);
+            if (s == CS_OK) s = add_png(t, "picture", p.width, p.height, 3, rgb);
+        }
+        free(rgb);
+        if (s == CS_OK) answer_json(j->out, res);
+        else {
+            cJSON_Delete(res);
+            fail_status(j->out, s);
+        }
+    }
+    free(chosen);
+    cs_points_result_free(&p);
+}
+
+static void classify(job *j) {
+    const char *method = cli_get(&j->a, "method");
+    if (method && strcmp(method, "surgery") && strcmp(method, "clip") && strcmp(method, "both")) {
+        serve_answer_error(j->out, 400, "--method '%s' is not surgery, clip or both", method);
+        return;
+    }
+    if (!format_is(j, "json")) {
+        serve_answer_error(j->out, 400, "format '%s': classify answers JSON only", cli_get(&j->a, "format"));
+        return;
+    }
+    cs_classify_options o = cs_classify_defaults();
+    if (resolution(j, &o.resolution) || load_classes(j, 0)) return;
+    int want_surgery = !method || strcmp(method, "clip"), want_clip = method && strcmp(method, "surgery");
+    int C = cs_classes_count(j->cl), R = o.resolution ? o.resolution : cs_model_config(j->m)->image_resolution;
+    float *scores = malloc(sizeof(float) * 2 * (size_t)C);
+    cs_status s = scores ? CS_OK : CS_ERR_NOMEM;
+    if (s == CS_OK && want_surgery) s = cs_classify(j->m, j->cl, &j->img, &o, scores);
+    o.method = CS_METHOD_CLIP;
+    if (s == CS_OK && want_clip) s = cs_classify(j->m, j->cl, &j->img, &o, scores + C);
+    if (s != CS_OK) {
+        free(scores);
+        fail_status(j->out, s);
+        return;
+    }
+    cJSON *res = cJSON_CreateObject();
+    cJSON_AddItemToObject(res, "image_size", int_pair(j->img.width, j->img.height));
+    cJSON_AddNumberToObject(res, "resolution", R);
+    cJSON_AddItemToObject(res, "classes", class_names(j->cl));
+    for (int k = 0; k < 2; k++) {
+        if (!(k ? want_clip : want_surgery)) continue;
+        cJSON *arr = cJSON_CreateArray();
+        for (int c = 0; c < C; c++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(scores[k * C + c]));
+        cJSON_AddItemToObject(res, k ? "clip" : "surgery", arr);
+    }
+    free(scores);
+    answer_json(j->out, res);
+}
+
+void serve_job_run(cs_model *m, serve_job_kind kind, const serve_field *fields, int n_fields,
+                   const uint8_t *image, size_t image_len, serve_answer *out) {
+    static job j; /* large (the parsed fields); one job at a time (the queue's worker) */
+    memset(&j, 0, sizeof j);
+    memset(out, 0, sizeof *out);
+    j.m = m;
+    j.out = out;
+    j.a.options = k_jobs[kind].fields;
+    j.a.n_options = k_jobs[kind].n_fields;
+    for (int i = 0; i < n_fields; i++) {
+        int known = 0;
+        for (int k = 0; k < j.a.n_options; k++) known |= !strcmp(j.a.options[k].name, fields[i].name);
+        if (!known) {
+            serve_answer_error(out, 400, "unknown field '%s' for /api/%s", fields[i].name, k_jobs[kind].name);
+            return;
+        }
+        cli_set(&j.a, fields[i].name, fields[i].value);
+    }
+    cli_capture_errors(j.msg, sizeof j.msg);
+    cs_status s = cs_image_decode_memory("the uploaded image", image, image_len, cli_image_options(), &j.img);
+    if (s != CS_OK) {
+        serve_answer_error(out, s == CS_ERR_LIMIT ? 413 : s == CS_ERR_NOMEM ? 503 : 415, "%s", cs_last_error());
+    } else {
+        j.in.image = &j.img;
+        switch (kind) {
+        case SERVE_EXPLAIN: explain(&j); break;
+        case SERVE_SEGMENT: segment(&j); break;
+        case SERVE_CLASSIFY: classify(&j); break;
+        case SERVE_POINTS: points(&j); break;
+        default: serve_answer_error(out, 404, "no such job"); break;
+        }
+    }
+    cli_capture_errors(NULL, 0);
+    cs_classes_free(j.cl);
+    cs_image_free(&j.img);
+}
