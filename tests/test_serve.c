@@ -441,15 +441,18 @@ int main(void) {
     test_server s;
     if (g_image && server_start(&s, "--model '%s' --vocab '%s' --max-upload-mb 1 --timeout 2 --max-megapixels 1 --quiet",
                                 g_model, g_vocab) == 0) {
-        test_page_and_headers(&s);
-        test_explain_equals_cli(&s);
-        test_points_equals_cli(&s);
-        test_segment_equals_cli(&s);
-        test_classify_equals_cli(&s);
-        test_concurrent(&s);
-        test_hostile(&s);
+        void (*steps[])(const test_server *) = {test_page_and_headers, test_explain_equals_cli, test_points_equals_cli,
+                                                 test_segment_equals_cli, test_classify_equals_cli, test_concurrent,
+                                                 test_hostile};
+        for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
+            double t0 = cs_now();
+            steps[i](&s);
+            printf("step %zu: %.1f s\n", i, cs_now() - t0);
+        }
         CHECK_MSG(server_stop(&s) == 0, "the server did not stop cleanly");
+        double t0 = cs_now();
         test_queue_full();
+        printf("queue: %.1f s\n", cs_now() - t0);
     } else {
         CHECK(0);
     }
