@@ -1,6 +1,6 @@
 /* clip-surgery serve against the CLI, with the tiny model: every endpoint's
  * answer equals what the CLI writes for the same inputs, byte for byte
- * (?format=npy against --npy files, PNG data URLs against the PNG files,
+ * (explain, points, segment, classify, words; ?format=npy against --npy files, PNG data URLs against the PNG files,
  * points and scores against its JSON); 32 requests from 8 concurrent
  * clients all match; about 200 hostile requests (truncated and malformed
  * multipart, huge Content-Length, non-images, bad fields, paths, slow
@@ -170,6 +170,32 @@ static void test_classify_equals_cli(const test_server *s) {
     http_reply_free(&r);
 }
 
+static void test_words_equals_cli(const test_server *s) {
+    const char *out = tmp_path("words");
+    CHECK(run_tool("words --model '%s' --vocab '%s' --image '%s' --res 64 --caption 'a cat on a bed' --npy -o '%s' --quiet",
+                   g_model, g_vocab, g_image_path, out) == 0);
+    static const char *const arrays[] = {"maps", "similarity", "image_tokens", "word_features"};
+    for (int i = 0; i < 4; i++) {
+        char path[256];
+        http_reply r;
+        snprintf(path, sizeof path, "/api/words?caption=a%%20cat%%20on%%20a%%20bed&res=64&format=npy&array=%s", arrays[i]);
+        post_raw(s, path, &r);
+        CHECK_MSG(r.status == 200 && same_as_file(r.body, r.len, tmp_path("words/%s.npy", arrays[i])), "%s: %ld", arrays[i],
+                  r.status);
+        http_reply_free(&r);
+    }
+    const char *fields[] = {"caption=a cat on a bed", "res=64", NULL};
+    http_reply r;
+    CHECK(http_multipart(s, "/api/words", g_image, g_image_len, fields, &r) == 0 && r.status == 200);
+    cJSON *j = cJSON_Parse(r.body), *units = cJSON_GetObjectItem(j, "units");
+    CHECK(data_url_same_as_file(cJSON_GetObjectItem(j, "figure"), tmp_path("words/figure.png")));
+    CHECK(cJSON_GetArraySize(units) == 7); /* start, a, cat, on, a, bed, end */
+    /* the first unit's overlay is 00_start.png */
+    CHECK(data_url_same_as_file(cJSON_GetObjectItem(cJSON_GetArrayItem(units, 0), "overlay"), tmp_path("words/00_start.png")));
+    cJSON_Delete(j);
+    http_reply_free(&r);
+}
+
 /* ---------------------------------------------------------------- concurrency */
 typedef struct client {
     const test_server *s;
@@ -279,6 +305,7 @@ static void test_hostile(const test_server *s) {
             {"POST", "/api/points?classes=a&t=2", "image/png", g_image, g_image_len, 400},
             {"POST", "/api/segment?classes=a&bg-thresh=0.5", "image/png", g_image, g_image_len, 400},
             {"POST", "/api/classify?text=a", "image/png", g_image, g_image_len, 400},
+            {"POST", "/api/words?caption=a&group=letters", "image/png", g_image, g_image_len, 400},
             {"POST", "/api/explain", "image/png", g_image, g_image_len, 400},                  /* no classes */
             {"POST", "/api/nope", "image/png", "x", 1, 404},
             {"GET", "/api/explain", NULL, NULL, 0, 405},
@@ -356,7 +383,10 @@ static void test_hostile(const test_server *s) {
     http_reply_free(&r);
     long rss1 = server_rss_kb(s, &peak1);
     printf("server RSS %ld kB -> %ld kB (peak %ld kB -> %ld kB)\n", rss0, rss1, peak0, peak1);
-    CHECK_MSG(rss1 < rss0 + 64 * 1024, "RSS grew from %ld to %ld kB", rss0, rss1);
+    /* Each request holds at most one upload (1 MB here) and one job's
+     * arrays; 80 MB leaves room for the allocator (and ASan's quarantine,
+     * capped in main) but not for a leak of ~200 uploads. */
+    CHECK_MSG(rss1 < rss0 + 80 * 1024, "RSS grew from %ld to %ld kB", rss0, rss1);
 }
 
 /* ---------------------------------------------------------------- page, headers, queue */
@@ -433,6 +463,12 @@ static void test_queue_full(void) {
 int main(void) {
     golden_shared_dir();
     tool_tmp_init("test_serve");
+    /* Under AddressSanitizer the server keeps freed memory in a quarantine
+     * (256 MB by default), which would read as growth: cap it. */
+    char asan[1024];
+    snprintf(asan, sizeof asan, "%s%squarantine_size_mb=16", getenv("ASAN_OPTIONS") ? getenv("ASAN_OPTIONS") : "",
+             getenv("ASAN_OPTIONS") ? ":" : "");
+    setenv("ASAN_OPTIONS", asan, 1);
     snprintf(g_model, sizeof g_model, "%s", golden_path("golden/tiny-vit/model.safetensors"));
     snprintf(g_vocab, sizeof g_vocab, "%s", golden_path("clip/bpe_simple_vocab_16e6.txt.gz"));
     snprintf(g_image_path, sizeof g_image_path, "%s", golden_path("images/chelsea.png"));
@@ -442,7 +478,8 @@ int main(void) {
     if (g_image && server_start(&s, "--model '%s' --vocab '%s' --max-upload-mb 1 --timeout 2 --max-megapixels 1 --quiet",
                                 g_model, g_vocab) == 0) {
         void (*steps[])(const test_server *) = {test_page_and_headers, test_explain_equals_cli, test_points_equals_cli,
-                                                 test_segment_equals_cli, test_classify_equals_cli, test_concurrent,
+                                                 test_segment_equals_cli, test_classify_equals_cli, test_words_equals_cli,
+                                                 test_concurrent,
                                                  test_hostile};
         for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
             double t0 = cs_now();

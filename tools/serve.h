@@ -18,7 +18,7 @@ typedef struct serve_field {
 
 /* The endpoints that run the model. */
 typedef enum serve_job_kind {
-    SERVE_EXPLAIN = 0, SERVE_SEGMENT, SERVE_POINTS, SERVE_CLASSIFY, SERVE_N_JOBS
+    SERVE_EXPLAIN = 0, SERVE_SEGMENT, SERVE_POINTS, SERVE_CLASSIFY, SERVE_WORDS, SERVE_N_JOBS
 } serve_job_kind;
 
 /* What a job sends back: status, body (malloc'd), its type and, for a

@@ -27,6 +27,9 @@ static const cli_option k_points_fields[] = {
     OPT("classes"), OPT("text"), OPT("target"), OPT("t"), OPT("res"), OPT("redundant"),
     OPT("templates"), OPT("format"), OPT("array"), OPT("index"),
 };
+static const cli_option k_words_fields[] = {
+    OPT("caption"), OPT("res"), OPT("group"), OPT("format"), OPT("array"),
+};
 static const cli_option k_classify_fields[] = {
     OPT("classes"), OPT("method"), OPT("res"), OPT("templates"), OPT("format"),
 };
@@ -40,6 +43,7 @@ static const struct {
     [SERVE_SEGMENT] = {"segment", CLI_OPTIONS(k_segment_fields)},
     [SERVE_POINTS] = {"points", CLI_OPTIONS(k_points_fields)},
     [SERVE_CLASSIFY] = {"classify", CLI_OPTIONS(k_classify_fields)},
+    [SERVE_WORDS] = {"words", CLI_OPTIONS(k_words_fields)},
 };
 
 int serve_job_find(const char *path) {
@@ -487,6 +491,87 @@ static void classify(job *j) {
     answer_json(j->out, res);
 }
 
+/* Which words of a caption CLIP sees where: as `words --caption`, one
+ * caption per request. */
+static void words(job *j) {
+    const char *caption = cli_get(&j->a, "caption"), *group = cli_get(&j->a, "group"), *array = cli_get(&j->a, "array");
+    cs_words_options o = cs_words_defaults();
+    if (!caption || !*caption) {
+        serve_answer_error(j->out, 400, "give the field caption");
+        return;
+    }
+    if (group && strcmp(group, "tokens") && strcmp(group, "words")) {
+        serve_answer_error(j->out, 400, "--group '%s' is not tokens or words", group);
+        return;
+    }
+    if (!format_is(j, "json") && !format_is(j, "npy")) {
+        serve_answer_error(j->out, 400, "format '%s' is not json or npy", cli_get(&j->a, "format"));
+        return;
+    }
+    if (format_is(j, "npy") && array && strcmp(array, "maps") && strcmp(array, "similarity") &&
+        strcmp(array, "image_tokens") && strcmp(array, "word_features")) {
+        serve_answer_error(j->out, 400, "array '%s' is not maps, similarity, image_tokens or word_features", array);
+        return;
+    }
+    o.group = group && !strcmp(group, "words") ? CS_WORDS_WORDS : CS_WORDS_TOKENS;
+    if (resolution(j, &o.resolution)) return;
+    cs_words_result r;
+    cs_status s = cs_words(j->m, &j->in, &caption, 1, &o, &r);
+    if (s != CS_OK) {
+        fail_status(j->out, s);
+        return;
+    }
+    int U = r.n_units, W = r.width, H = r.height, D = r.dim, NT = r.n_image_tokens;
+    if (format_is(j, "npy")) {
+        array = array ? array : "maps";
+        char name[64];
+        snprintf(name, sizeof name, "%s.npy", array);
+        if (!strcmp(array, "maps")) answer_npy(j->out, name, CS_DT_F32, 3, (int64_t[3]){H, W, U}, r.maps);
+        else if (!strcmp(array, "similarity")) answer_npy(j->out, name, CS_DT_F32, 2, (int64_t[2]){NT, U}, r.similarity);
+        else if (!strcmp(array, "image_tokens")) answer_npy(j->out, name, CS_DT_F32, 2, (int64_t[2]){NT, D}, r.image_tokens);
+        else answer_npy(j->out, name, CS_DT_F32, 2, (int64_t[2]){r.n_tokens, D}, r.token_features);
+        cs_words_result_free(&r);
+        return;
+    }
+    cJSON *res = cJSON_CreateObject(), *units = cJSON_CreateArray();
+    cJSON_AddItemToObject(res, "image_size", int_pair(W, H));
+    cJSON_AddStringToObject(res, "caption", caption);
+    cJSON_AddStringToObject(res, "group", group ? group : "tokens");
+    cJSON_AddBoolToObject(res, "truncated", r.truncated);
+    cJSON_AddNumberToObject(res, "dropped", r.dropped);
+    cJSON_AddItemToObject(res, "top", cJSON_CreateIntArray(r.top, 3));
+    cJSON_AddItemToObject(res, "units", units);
+    uint8_t *pic = malloc((size_t)W * H * 3);
+    s = pic ? CS_OK : CS_ERR_NOMEM;
+    for (int u = 0; s == CS_OK && u < U; u++) {
+        const cs_words_unit *x = &r.units[u];
+        cJSON *item = cJSON_CreateObject();
+        cJSON_AddItemToArray(units, item);
+        cJSON_AddStringToObject(item, "text", x->text);
+        if (x->start >= 0) {
+            cJSON_AddNumberToObject(item, "start", x->start);
+            cJSON_AddNumberToObject(item, "end", x->end);
+        }
+        cJSON_AddNumberToObject(item, "cosine", (double)x->cosine);
+        cJSON_AddNumberToObject(item, "rank", x->rank);
+        cs_heatmap_overlay(r.maps + u, U, (size_t)W * H, j->img.rgb, pic);
+        s = add_png(item, "overlay", W, H, 3, pic);
+    }
+    free(pic);
+    uint8_t *fig = NULL;
+    int fw, fh;
+    if (s == CS_OK) s = cs_words_figure(&r, caption, j->img.rgb, W, H, &fig, &fw, &fh);
+    if (s == CS_OK) s = add_png(res, "figure", fw, fh, 3, fig);
+    cs_free(fig);
+    cs_words_result_free(&r);
+    if (s != CS_OK) {
+        cJSON_Delete(res);
+        fail_status(j->out, s);
+        return;
+    }
+    answer_json(j->out, res);
+}
+
 void serve_job_run(cs_model *m, serve_job_kind kind, const serve_field *fields, int n_fields,
                    const uint8_t *image, size_t image_len, serve_answer *out) {
     static job j; /* large (the parsed fields); one job at a time (the queue's worker) */
@@ -516,6 +601,7 @@ void serve_job_run(cs_model *m, serve_job_kind kind, const serve_field *fields, 
         case SERVE_SEGMENT: segment(&j); break;
         case SERVE_CLASSIFY: classify(&j); break;
         case SERVE_POINTS: points(&j); break;
+        case SERVE_WORDS: words(&j); break;
         default: serve_answer_error(out, 404, "no such job"); break;
         }
     }

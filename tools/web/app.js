@@ -54,7 +54,8 @@ function fields() {
   const job = $('job').value;
   const f = {};
   const useText = $('use-text').checked && (job === 'explain' || job === 'points');
-  if (useText) f.text = $('text').value.trim();
+  if (job === 'words') f.caption = $('text').value.trim();
+  else if (useText) f.text = $('text').value.trim();
   else f.classes = $('classes').value.trim();
   if ($('res').value) f.res = $('res').value;
   if (job === 'classify') f.method = 'both';
@@ -83,7 +84,7 @@ async function run() {
   if (!state.file) return;
   showError('');
   const job = $('job').value, f = fields();
-  if (!f.classes && !f.text) {
+  if (!f.classes && !f.text && !f.caption) {
     showError('give some classes (a,b,c) or a caption');
     return;
   }
@@ -125,6 +126,8 @@ function items() {
     case 'explain': return a.heatmaps.map((h) => ({ name: h.class, url: h.overlay }));
     case 'points': return Object.entries(a.targets).map(([name, t]) => ({ name, points: t.points, labels: t.labels }));
     case 'segment': return [{ name: 'overlay', url: a.overlay }, { name: 'colours', url: a.color }];
+    case 'words': return [{ name: 'figure', url: a.figure, whole: true }].concat(
+      a.units.map((u) => ({ name: `${u.text} (${u.rank})`, url: u.overlay })));
     default: return [];
   }
 }
@@ -142,7 +145,7 @@ async function show() {
     b.addEventListener('click', () => { state.current = i; show(); });
     sw.appendChild(b);
   });
-  $('opacity-row').hidden = !(state.job === 'explain' || state.job === 'segment');
+  $('opacity-row').hidden = !(state.job === 'explain' || state.job === 'segment' || state.job === 'words');
   $('view').hidden = state.job === 'classify';
   draw(list);
   legend();
@@ -152,6 +155,13 @@ async function show() {
 function draw(list) {
   const c = $('view'), img = state.image;
   if (state.job === 'classify') return;
+  const it0 = list[state.current], pic0 = state.pictures[state.current];
+  if (it0 && it0.whole && pic0) { // a picture of its own (the words figure)
+    c.width = pic0.naturalWidth;
+    c.height = pic0.naturalHeight;
+    c.getContext('2d').drawImage(pic0, 0, 0);
+    return;
+  }
   c.width = img.naturalWidth;
   c.height = img.naturalHeight;
   const g = c.getContext('2d');
@@ -240,7 +250,10 @@ function wire() {
     chooseFile(e.dataTransfer.files[0]);
   });
   $('run').addEventListener('click', run);
-  $('job').addEventListener('change', run);
+  $('job').addEventListener('change', () => {
+    if ($('job').value === 'words') { $('use-text').checked = true; $('text').hidden = false; $('classes').hidden = true; }
+    run();
+  });
   $('opacity').addEventListener('input', () => draw(items()));
   for (const id of ['use-classes', 'use-text']) {
     $(id).addEventListener('change', () => {
@@ -258,7 +271,8 @@ function wire() {
       const extra = { format: 'npy' };
       if (state.job === 'points') extra.index = String(state.current);
       const r = await post(state.job, state.fields, extra);
-      save(await r.blob(), state.job === 'explain' ? 'maps.npy' : state.job === 'points' ? `points_${state.current}.npy` : 'labels.npy');
+      const names = { explain: 'maps.npy', words: 'maps.npy', segment: 'labels.npy', points: `points_${state.current}.npy` };
+      save(await r.blob(), names[state.job]);
     } catch (e) { showError(e.message); }
   });
 }
