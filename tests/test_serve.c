@@ -146,6 +146,18 @@ static void test_segment_equals_cli(const test_server *s) {
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(j, "legend")) == 3);
     cJSON_Delete(j);
     http_reply_free(&r);
+    /* segment --npy's arrays */
+    CHECK(run_tool("segment --model '%s' --vocab '%s' --image '%s' --res 64 --classes %s --npy -o '%s' --quiet",
+                   g_model, g_vocab, g_image_path, k_classes, tmp_path("segment_npy")) == 0);
+    static const char *const arrays[] = {"tokens", "cosine", "logits", "score", "argmax"};
+    for (int i = 0; i < 5; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "/api/segment?classes=%s&res=64&format=npy&array=%s", k_classes, arrays[i]);
+        post_raw(s, path, &r);
+        CHECK_MSG(r.status == 200 && same_as_file(r.body, r.len, tmp_path("segment_npy/%s.npy", arrays[i])), "%s: %ld",
+                  arrays[i], r.status);
+        http_reply_free(&r);
+    }
 }
 
 static void test_classify_equals_cli(const test_server *s) {

@@ -139,5 +139,12 @@ int cli_segment_options(const cli_args *a, const cs_classes *cl, cs_segment_opti
  * blended half and half over the image. Freed with free. */
 uint8_t *cli_segment_color(const uint8_t *labels, int W, int H, const cs_classes *cl, int *rows);
 uint8_t *cli_segment_overlay(const uint8_t *labels, const cs_image *img);
+/* segment --npy's arrays (the server's too): f indexes the names
+ * ("tokens", "cosine", "logits", "score", "argmax"); *data points into r or
+ * at *owned (free with free). skip_cls: the method drops token 0. */
+#define CLI_SEGMENT_NPY 5
+extern const char *const cli_segment_npy_names[CLI_SEGMENT_NPY];
+cs_status cli_segment_npy_array(int f, const cs_segment_result *r, int skip_cls, cs_dtype *dtype, int *ndim,
+                                int64_t shape[3], void **data, void **owned);
 
 #endif

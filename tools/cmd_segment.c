@@ -141,28 +141,54 @@ enum { NPY_TOKENS, NPY_COSINE, NPY_LOGITS, NPY_SCORE, NPY_ARGMAX, NPY_LABELS, NP
 static const char *const k_npy_files[NPY_FILES] = {"tokens.npy", "cosine.npy", "logits.npy",
                                                    "score.npy",  "argmax.npy", "labels.png"};
 
-/* One array of --npy into tmp. */
-static cs_status write_npy_file(int f, const char *tmp, const cs_segment_result *r, int skip_cls) {
+const char *const cli_segment_npy_names[CLI_SEGMENT_NPY] = {"tokens", "cosine", "logits", "score", "argmax"};
+
+cs_status cli_segment_npy_array(int f, const cs_segment_result *r, int skip_cls, cs_dtype *dtype, int *ndim,
+                                int64_t shape[3], void **data, void **owned) {
     size_t n = (size_t)r->width * r->height;
     int C = r->n_classes;
-    int64_t tok[2] = {r->n_tokens - skip_cls, r->dim}, cos[2] = {r->n_tokens - 1, C},
-            map[3] = {C, r->height, r->width}, hw[2] = {r->height, r->width};
-    if (f == NPY_TOKENS) return cs_npy_write(tmp, CS_DT_F32, 2, tok, r->tokens + (size_t)skip_cls * r->dim);
-    if (f == NPY_COSINE) return cs_npy_write(tmp, CS_DT_F32, 2, cos, r->cosine);
-    if (f == NPY_LABELS) return cs_png_write(tmp, r->width, r->height, 1, r->labels);
+    *owned = NULL;
+    *dtype = CS_DT_F32;
+    if (f == NPY_TOKENS || f == NPY_COSINE) {
+        if (!r->tokens) return CS_ERR_ARG; /* sliding windows: no whole-image tokens */
+        *ndim = 2;
+        shape[0] = f == NPY_TOKENS ? r->n_tokens - skip_cls : r->n_tokens - 1;
+        shape[1] = f == NPY_TOKENS ? r->dim : C;
+        *data = f == NPY_TOKENS ? (void *)(r->tokens + (size_t)skip_cls * r->dim) : (void *)r->cosine;
+        return CS_OK;
+    }
     if (f == NPY_ARGMAX) {
         int64_t *argmax = cli_xmalloc(sizeof(int64_t) * n);
         for (size_t i = 0; i < n; i++) argmax[i] = r->labels[i];
-        cs_status s = cs_npy_write(tmp, CS_DT_I64, 2, hw, argmax);
-        free(argmax);
-        return s;
+        *dtype = CS_DT_I64;
+        *ndim = 2;
+        shape[0] = r->height;
+        shape[1] = r->width;
+        *data = *owned = argmax;
+        return CS_OK;
     }
     /* logits (scaled as the method scales them) or scores, class-major */
     float *chw = transposed(f == NPY_LOGITS ? r->logits : r->scores, n, C);
     if (f == NPY_LOGITS)
         for (size_t i = 0; i < n * C; i++) chw[i] *= r->logit_scale;
-    cs_status s = cs_npy_write(tmp, CS_DT_F32, 3, map, chw);
-    free(chw);
+    *ndim = 3;
+    shape[0] = C;
+    shape[1] = r->height;
+    shape[2] = r->width;
+    *data = *owned = chw;
+    return CS_OK;
+}
+
+/* One array of --npy into tmp. */
+static cs_status write_npy_file(int f, const char *tmp, const cs_segment_result *r, int skip_cls) {
+    if (f == NPY_LABELS) return cs_png_write(tmp, r->width, r->height, 1, r->labels);
+    cs_dtype dtype;
+    int ndim;
+    int64_t shape[3];
+    void *data, *owned;
+    cs_status s = cli_segment_npy_array(f, r, skip_cls, &dtype, &ndim, shape, &data, &owned);
+    if (s == CS_OK) s = cs_npy_write(tmp, dtype, ndim, shape, data);
+    free(owned);
     return s;
 }
 

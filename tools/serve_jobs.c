@@ -21,7 +21,8 @@ static const cli_option k_explain_fields[] = {
 };
 static const cli_option k_segment_fields[] = {
     OPT("classes"), OPT("method"), OPT("res"), OPT("window"), OPT("stride"), OPT("short-side"),
-    OPT("bg-thresh"), OPT("logit-scale"), OPT("background"), OPT("templates"), OPT("format"),
+    OPT("bg-thresh"), OPT("logit-scale"), OPT("pamr"), OPT("background"), OPT("templates"), OPT("format"),
+    OPT("array"),
 };
 static const cli_option k_points_fields[] = {
     OPT("classes"), OPT("text"), OPT("target"), OPT("t"), OPT("res"), OPT("redundant"),
@@ -300,8 +301,30 @@ static void segment(job *j) {
         fail_status(j->out, s);
         return;
     }
-    if (format_is(j, "npy")) {
-        answer_npy(j->out, "labels.npy", CS_DT_U8, 2, (int64_t[2]){H, W}, labels);
+    if (format_is(j, "npy")) { /* segment --npy's arrays */
+        const char *array = cli_get(&j->a, "array") ? cli_get(&j->a, "array") : "logits";
+        int f = 0;
+        while (f < CLI_SEGMENT_NPY && strcmp(cli_segment_npy_names[f], array)) f++;
+        cs_segment_result r = {0};
+        if (f == CLI_SEGMENT_NPY) {
+            serve_answer_error(j->out, 400, "array '%s' is not tokens, cosine, logits, score or argmax", array);
+        } else if (f < 2 && o.window) {
+            serve_answer_error(j->out, 400, "array '%s': sliding windows have no whole-image tokens", array);
+        } else if ((s = cs_segment_arrays(j->m, j->cl, &j->in, &o, &r)) != CS_OK) {
+            fail_status(j->out, s);
+        } else {
+            cs_dtype dtype;
+            int ndim;
+            int64_t shape[3];
+            void *data, *owned;
+            char name[64];
+            snprintf(name, sizeof name, "%s.npy", array);
+            if (cli_segment_npy_array(f, &r, cs_method_defaults_of(o.method).drops_cls, &dtype, &ndim, shape, &data,
+                                      &owned) == CS_OK)
+                answer_npy(j->out, name, dtype, ndim, shape, data);
+            free(owned);
+        }
+        cs_segment_result_free(&r);
     } else if (format_is(j, "png")) {
         uint8_t *png;
         size_t len;
@@ -455,23 +478,22 @@ static void points(job *j) {
 
 static void classify(job *j) {
     const char *method = cli_get(&j->a, "method");
-    if (method && strcmp(method, "surgery") && strcmp(method, "clip") && strcmp(method, "both")) {
-        serve_answer_error(j->out, 400, "--method '%s' is not surgery, clip or both", method);
-        return;
-    }
+    cs_method methods[2] = {CS_METHOD_SURGERY, CS_METHOD_CLIP};
+    int n = method && !strcmp(method, "both") ? 2 : 1;
+    if (n == 1 && helper_failed(j, cli_method(&j->a, &methods[0]) ? 0 : CLI_EXIT_USAGE)) return;
     if (!format_is(j, "json")) {
         serve_answer_error(j->out, 400, "format '%s': classify answers JSON only", cli_get(&j->a, "format"));
         return;
     }
     cs_classify_options o = cs_classify_defaults();
     if (resolution(j, &o.resolution) || load_classes(j, 0)) return;
-    int want_surgery = !method || strcmp(method, "clip"), want_clip = method && strcmp(method, "surgery");
     int C = cs_classes_count(j->cl), R = o.resolution ? o.resolution : cs_model_config(j->m)->image_resolution;
     float *scores = malloc(sizeof(float) * 2 * (size_t)C);
     cs_status s = scores ? CS_OK : CS_ERR_NOMEM;
-    if (s == CS_OK && want_surgery) s = cs_classify(j->m, j->cl, &j->img, &o, scores);
-    o.method = CS_METHOD_CLIP;
-    if (s == CS_OK && want_clip) s = cs_classify(j->m, j->cl, &j->img, &o, scores + C);
+    for (int i = 0; s == CS_OK && i < n; i++) {
+        o.method = methods[i];
+        s = cs_classify(j->m, j->cl, &j->img, &o, scores + (size_t)i * C);
+    }
     if (s != CS_OK) {
         free(scores);
         fail_status(j->out, s);
@@ -481,11 +503,10 @@ static void classify(job *j) {
     cJSON_AddItemToObject(res, "image_size", int_pair(j->img.width, j->img.height));
     cJSON_AddNumberToObject(res, "resolution", R);
     cJSON_AddItemToObject(res, "classes", class_names(j->cl));
-    for (int k = 0; k < 2; k++) {
-        if (!(k ? want_clip : want_surgery)) continue;
+    for (int i = 0; i < n; i++) {
         cJSON *arr = cJSON_CreateArray();
-        for (int c = 0; c < C; c++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(scores[k * C + c]));
-        cJSON_AddItemToObject(res, k ? "clip" : "surgery", arr);
+        for (int c = 0; c < C; c++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(scores[(size_t)i * C + c]));
+        cJSON_AddItemToObject(res, cs_method_name(methods[i]), arr);
     }
     free(scores);
     answer_json(j->out, res);
