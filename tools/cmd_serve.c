@@ -216,7 +216,7 @@ static void *worker(void *arg) {
  * full, nothing when the client left before its job started. */
 static enum MHD_Result run_queued(struct MHD_Connection *c, request *r) {
     pthread_mutex_lock(&g_srv.lock);
-    if (g_srv.waiting >= g_srv.queue_cap && g_srv.running) {
+    if (g_srv.waiting + g_srv.running > g_srv.queue_cap) { /* one running, queue_cap waiting */
         int retry = (int)(g_srv.job_seconds * (g_srv.waiting + 1)) + 1;
         pthread_mutex_unlock(&g_srv.lock);
         return send_error(c, 503, retry, "busy: %d requests are waiting; retry in %d s", g_srv.queue_cap, retry);
