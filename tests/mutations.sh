@@ -13,6 +13,7 @@
 # regular expression) keeps the mutations whose name matches. Each mutation rebuilds the library,
 # the tool and the tests it runs: 10-60 s each on two busy cores. The working tree
 # must be clean for the files mutated (the script refuses otherwise).
+# MUTATIONS_DRY_RUN=1 only checks that every pattern still matches the code.
 set -u
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -29,13 +30,13 @@ mutations=(
 "identity-trusts-official-name~src/method/cache.c~s/if \(official && strcmp\(hex, official\) != 0\)/if (0)/~^test_cache$~"
 "cached-model-not-verified~src/model/hub.c~s/if \(!strcmp\(hex, sha256\)\) return CS_OK;/return CS_OK;/~^test_download$~"
 "wrong-published-hash~src/model/hub.c~s/8fa8567bab74a42d/8fa8567bab74a42e/~^test_download$~"
-"vocab-key-by-path~tools/inputs.c~s/cs_file_identity\(vocab, t->cache_dir, words\) == CS_OK/(cs_sha256_bytes(vocab, strlen(vocab), words), 1)/~^test_cli_paths$~"
-"precision-not-in-key~tools/inputs.c~s/p \? p : \"fp32\", words/\"fp32\", words/~^test_cli_paths$~"
+"vocab-key-by-path~src/jobs/classes.c~s/cs_file_identity\(vocab, dir, words\) != CS_OK/snprintf(words, 65, \"%.64s\", vocab) < 0/~^test_cli_paths$~"
+"precision-not-in-key~src/jobs/classes.c~s/m->precision == CS_PRECISION_BF16 \? \"bf16\" : \"fp32\"/\"fp32\"/~^test_cli_paths$~"
 "segment-writes-over-the-user-file~tools/cmd_segment.c~s/\"%s\.partial-%ld\", cli_get\(a, outputs\[i\]\), \(long\)getpid\(\)/\"%s\", cli_get(a, outputs[i])/~^test_cli_paths$~"
 "segment-keeps-outputs-on-failure~tools/cmd_segment.c~s/if \(rc\) unlink\(tmp\[i\]\);/if (0) unlink(tmp[i]);/~^test_cli_paths$~"
-"text-without-empty-prompt~tools/inputs.c~s/: cli_has\(a, \"text\"\);/: 0;/~^test_cli_paths$~"
+"text-without-empty-prompt~src/jobs/classes.c~s/\*used = asked == CS_REDUNDANT_EMPTY \|\| cl->K == 1 \?/*used = 0 ?/~^test_cli_paths$~"
 "cli-ignores-rn-normalize-v~tools/common.c~s/cli_has\(a, \"rn-normalize-v\"\)/0/~^test_cli_paths$~"
-"cli-ignores-surgery-blocks~tools/common.c~s/cs_model_set_surgery\(\*m, blocks,/cs_model_set_surgery(*m, 6,/~^test_cli_paths$~"
+"load-ignores-surgery-blocks~src/model/open.c~s/cs_model_set_surgery\(m, o\.surgery_blocks,/cs_model_set_surgery(m, 6,/~^test_cli_paths$~"
 "vit-ignores-surgery-blocks~src/model/vit.c~s/c->vision_layers - m->surgery_blocks/c->vision_layers - 6/~^test_cli_paths$~"
 "cli-ignores-exif-rotate~tools/common.c~s/exif_rotate = cli_has\(a, \"exif-rotate\"\)/exif_rotate = 0/~^test_cli_paths$~"
 "cli-ignores-max-megapixels~tools/common.c~s/max_pixels = \(int64_t\)mp \* 1000000/max_pixels = (int64_t)100 * 1000000/~^test_cli_paths$~"
@@ -46,7 +47,7 @@ mutations=(
 "text-not-causal~src/model/text.c~s/t->tr\.heads, n, len, 1, x, &s\)/t->tr.heads, n, len, 0, x, \&s)/~^test_inter_parity$~"
 "surgery-path-qk-attention~src/model/transformer.c~s/seq_len, W, heads, OP_ATTN_VV, 0\)/seq_len, W, heads, OP_ATTN_QK, 0)/~^test_inter_parity$~"
 "bench-without-peak~tools/cmd_bench.c~s/b\.peak = cs_gemm_peak_gflops\(2048, 5\);/b.peak = 0;/~^test_cli_paths$~"
-"synthetic-prefix-kept~tools/common.c~s/cs_model_synthetic\(name \+ 10, m\)/cs_model_synthetic(name, m)/~^test_cli_paths$~"
+"synthetic-prefix-kept~src/model/open.c~s/cs_model_synthetic\(name \+ 10, out\)/cs_model_synthetic(name, out)/~^test_cli_paths$~"
 "write-failure-is-bad-input~tools/common.c~s/s == CS_ERR_NOMEM \|\| s == CS_ERR_IO \? CLI_EXIT_RUNTIME/s == CS_ERR_NOMEM ? CLI_EXIT_RUNTIME/~^test_cli_(contracts|outputs|paths)$~"
 )
 
@@ -78,6 +79,9 @@ for m in "${mutations[@]}"; do
         restore
         result="NOT APPLIED"
         skipped=$((skipped + 1))
+    elif [ -n "${MUTATIONS_DRY_RUN:-}" ]; then
+        restore
+        result="applies"
     elif ! targets=$(cd "$build" && ctest -N -R "$tests" | sed -n 's/^ *Test *#[0-9]*: //p' | grep -v -e '^cli_' -e '^test_homes$') ||
          ! cmake --build "$build" -j2 --target clip-surgery $targets >"$tmp/build.log" 2>&1; then
         restore
