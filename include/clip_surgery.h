@@ -928,6 +928,10 @@ cs_status cs_sam_load(const char *path, const cs_sam_load_options *opts, cs_sam 
 cs_status cs_sam_synthetic(const char *arch, cs_sam **out);
 void cs_sam_free(cs_sam *m);
 const cs_sam_config *cs_sam_get_config(const cs_sam *m);
+/* The image encoder blocks' linear layers in bf16 (packed once here, fp32
+ * accumulation; the project's bf16 kernel, as cs_model_set_precision) or
+ * fp32 (the default and the parity path). */
+cs_status cs_sam_set_precision(cs_sam *m, cs_precision p);
 
 /* Meta's checkpoint names: "vit_b", "vit_l", "vit_h" (also "sam_vit_b" and
  * the file names) map to <cache_dir>/sam_vit_b_01ec64.pth etc. (cache_dir

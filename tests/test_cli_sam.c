@@ -74,6 +74,10 @@ static void test_manual(void) {
     CHECK(run_tool("sam --sam '%s' --decoder-heads 2 --image '%s' --point 230,120 --npy --no-cache -o '%s'",
                    golden_path("golden/" SAMSET "/model.pth"), chelsea(), tmp_path("pth")) == 0);
     check_outputs(tmp_path("pth"), "chelsea_pt1", "multi");
+    /* bf16 encoder weights: runs and writes everything (not the parity path) */
+    CHECK(run_tool("sam --sam '%s' --sam-precision bf16 --image '%s' --point 230,120 --no-cache -o '%s'", sam_file(),
+                   chelsea(), tmp_path("bf16")) == 0);
+    CHECK(exists(tmp_path("bf16/mask.png")) && exists(tmp_path("bf16/overlay.png")));
 }
 
 /* Two sets from a file on the rotated image: one subfolder each. */
@@ -150,6 +154,7 @@ static void test_bad_inputs(void) {
     bad("outside", "--box 0,0,500,290", "", "");
     bad("--box", "--box 1,2,3", "", "");
     bad("--point", "--point 1,x", "", "");
+    bad("--sam-precision", "--point 1,1 --sam-precision fp8", "", "");
     bad("float32 [64, 64]", "--point 10,10 --mask-input '%s'", golden_path("golden/" SAMSET "/image_pe.npy"), "");
     bad("not valid JSON", "--prompts '%s'", tmp_path("broken.json"), "");
     bad("one kind of prompt", "--point 1,1 --prompts '%s'", tmp_path("prompts.json"), "");

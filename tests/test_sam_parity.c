@@ -187,6 +187,43 @@ static void check_image(cs_sam *m, capture *cap, const char *image, cJSON *promp
     cs_image_free(&img);
 }
 
+/* bf16 encoder weights: not the parity path; its loss on the embedding is
+ * reported, and must stay small (cosine >= 0.999), and fp32 comes back
+ * bit for bit. */
+static void check_bf16(cs_sam *m) {
+    cs_image img;
+    CHECK_OK(cs_image_load(golden_path("golden/" SET "/chelsea.png"), NULL, &img));
+    cs_sam_embedding e32, e16;
+    m->trace = NULL;
+    CHECK_OK(cs_sam_encode(m, &img, &e32));
+    CHECK_OK(cs_sam_set_precision(m, CS_PRECISION_BF16));
+    CHECK_OK(cs_sam_encode(m, &img, &e16));
+    cs_array g;
+    golden_load(SET "/chelsea_embed.npy", &g);
+    const float *ref = g.data;
+    double max_err = 0, max_ref = 0, dot = 0, na = 0, nb = 0;
+    for (int64_t i = 0; e16.data && i < cs_array_numel(&g); i++) {
+        max_err = fmax(max_err, fabs(e16.data[i] - ref[i]));
+        max_ref = fmax(max_ref, fabs(ref[i]));
+        dot += (double)e16.data[i] * ref[i];
+        na += (double)e16.data[i] * e16.data[i];
+        nb += (double)ref[i] * ref[i];
+    }
+    double cosine = dot / sqrt(na * nb);
+    printf("bf16 encoder: chelsea_embed rel_err %.3g cosine %.6f (not the parity path)\n", max_err / max_ref, cosine);
+    CHECK(cosine >= 0.999);
+    cs_sam_embedding back;
+    CHECK_OK(cs_sam_set_precision(m, CS_PRECISION_FP32));
+    CHECK_OK(cs_sam_encode(m, &img, &back));
+    CHECK(back.data && e32.data && !memcmp(back.data, e32.data, sizeof(float) * (size_t)cs_array_numel(&g)));
+    CHECK_STATUS(cs_sam_set_precision(m, (cs_precision)9), CS_ERR_ARG);
+    cs_sam_embedding_free(&back);
+    cs_sam_embedding_free(&e16);
+    cs_sam_embedding_free(&e32);
+    cs_array_free(&g);
+    cs_image_free(&img);
+}
+
 static void check_model(const char *file, const cs_sam_load_options *opts) {
     printf("model %s\n", file);
     cJSON *man = golden_set_manifest(SET);
@@ -226,6 +263,7 @@ static void check_model(const char *file, const cs_sam_load_options *opts) {
     check_image(m, &cap, "chelsea", prompts, 1);
     check_image(m, &cap, "chelsearot", prompts, 0);
     capture_reset(&cap);
+    check_bf16(m);
     cs_sam_free(m);
 }
 

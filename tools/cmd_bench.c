@@ -126,10 +126,14 @@ static cs_status time_text(bench *b, cs_model *m, const char *name) {
  * included), then one point through the prompt encoder, decoder and
  * post-processing to masks at the image size (multimask), on that one
  * embedding. */
-static cs_status time_sam(bench *b, const char *arch) {
+static cs_status time_sam(bench *b, const char *arch, cs_precision precision) {
     cs_sam *m = NULL;
     cs_status s = cs_sam_synthetic(arch + 4, &m);
-    if (s != CS_OK) return s;
+    if (s == CS_OK) s = cs_sam_set_precision(m, precision);
+    if (s != CS_OK) {
+        cs_sam_free(m);
+        return s;
+    }
     cs_image img = {.width = 1024, .height = 768};
     img.rgb = cli_xmalloc((size_t)img.width * img.height * 3);
     for (size_t i = 0; i < (size_t)img.width * img.height * 3; i++) img.rgb[i] = (uint8_t)((i * 37) % 251);
@@ -245,7 +249,7 @@ static int run(cli_ctx *c) {
         for (char *arch = strtok_r(archs, ",", &save); arch && s == CS_OK; arch = strtok_r(NULL, ",", &save)) {
             cs_model *m = NULL;
             if (!strncmp(arch, "sam_", 4)) {
-                s = time_sam(&b, arch);
+                s = time_sam(&b, arch, precision);
                 continue;
             }
             s = cs_model_synthetic(arch, &m);

@@ -24,6 +24,7 @@ static const cli_option k_options[] = {
     {"t", "X", "threshold on the normalized map for the points (default 0.8)", 0},
     {"redundant", "MODE", "classes | empty, as for `points`", 0},
     {"res", "R", "CLIP input resolution for the points (default 512, as the authors' demo)", 0},
+    {"sam-precision", "P", "fp32 (default, the reference's numbers) | bf16 (the image encoder's linear layers)", 0},
     {"decoder-heads", "N", "the SAM decoder's heads when the file does not say (default 8, every Meta model)", 0},
     {"npy", NULL, "also write embedding.npy, masks.npy, iou.npy, lowres.npy, logits.npy", 0},
     {"output", "DIR", "output folder (-o): mask.png, overlay.png (and the arrays)", 0},
@@ -232,6 +233,11 @@ static int check(const cli_args *a) {
     }
     int v;
     if (!cli_int(a, "res", 512, 16, 4096, &v) || !cli_int(a, "decoder-heads", 8, 1, 64, &v)) return CLI_EXIT_USAGE;
+    const char *sp = cli_get(a, "sam-precision");
+    if (sp && strcmp(sp, "fp32") && strcmp(sp, "bf16")) {
+        cli_error("--sam-precision '%s' is not fp32 or bf16", sp);
+        return CLI_EXIT_USAGE;
+    }
     return 0;
 }
 
@@ -276,6 +282,8 @@ static int run(cli_ctx *c) {
                            path, sizeof path);
         cs_sam_load_options opts = {heads};
         if (s == CS_OK) s = cs_sam_load(path, &opts, &m);
+        const char *sp = cli_get(a, "sam-precision");
+        if (s == CS_OK && sp && !strcmp(sp, "bf16")) s = cs_sam_set_precision(m, CS_PRECISION_BF16);
         if (s != CS_OK) rc = cli_fail(s);
     }
     int use_cache = !cli_has(a, "no-cache") && cs_cache_dir(NULL, cache, sizeof cache) == CS_OK;

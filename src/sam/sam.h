@@ -12,13 +12,20 @@
 #include "base/workspace.h"
 #include "formats/tensors.h"
 #include "model/model.h"
+#include "ops/gemm_bf16.h"
 
 /* Fixed by Meta's architecture (build_sam.py), not by the weights. */
 #define SAM_ENC_LN_EPS 1e-6f /* encoder LayerNorm, LayerNorm2d */
 #define SAM_DEC_LN_EPS 1e-5f /* decoder LayerNorm (PyTorch's default) */
 #define SAM_DEFAULT_DECODER_HEADS 8
 
-typedef struct sam_linear { const float *w, *b; int out, in; } sam_linear;
+/* A linear layer [out, in]; w16 holds its bf16 copy under CS_PRECISION_BF16
+ * (data NULL: fp32). */
+typedef struct sam_linear {
+    const float *w, *b;
+    int out, in;
+    op_bf16_weights w16;
+} sam_linear;
 
 typedef struct sam_enc_block {
     cs_layer_norm norm1, norm2;
@@ -69,10 +76,14 @@ struct cs_sam {
     sam_mlp iou_head;
     float *key_pe;         /* [G*G, E]: the dense PE as rows, computed once at load */
     cs_workspace ws;       /* the decoder's scratch, reused across prompts */
+    cs_precision precision; /* of the encoder blocks' linear layers */
     /* tests */
     sam_trace_fn trace;
     void *trace_ctx;
 };
+
+/* Drop the bf16 copies (cs_sam_set_precision makes them). */
+void sam_free_bf16(cs_sam *m);
 
 /* Build from a table (taken over, also on failure). */
 cs_status sam_from_table(cs_tensor_table *t, const cs_sam_load_options *opts, cs_sam **out);

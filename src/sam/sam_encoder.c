@@ -13,9 +13,15 @@ static void trace(const cs_sam *m, const char *name, const float *x, size_t n) {
     if (m->trace) m->trace(m->trace_ctx, name, x, n);
 }
 
-static void linear(const float *x, int M, const sam_linear *l, float *y) {
-    op_linear(x, M, l->in, l->w, l->b, l->out, y);
+/* y = x w^T + b (accumulate: y +=), through the bf16 kernel when the layer
+ * has a packed copy. */
+static void linear_to(const float *x, int M, const sam_linear *l, int accumulate, float *y) {
+    if (l->w16.data) op_linear_bf16(x, M, l->in, &l->w16, l->b, accumulate, y);
+    else if (accumulate) op_linear_accumulate(x, M, l->in, l->w, l->b, l->out, y);
+    else op_linear(x, M, l->in, l->w, l->b, l->out, y);
 }
+
+static void linear(const float *x, int M, const sam_linear *l, float *y) { linear_to(x, M, l, 0, y); }
 
 /* Non-overlapping P x P patches of pixels [3, S, S] as rows [G*G, 3*P*P],
  * each in the conv weight's (channel, ky, kx) order: the 16x16/16
@@ -160,7 +166,7 @@ cs_status sam_encoder_block(cs_sam *m, int index, float *x, float *scratch) {
     op_layer_norm(x, G * G, D, k->norm2.w, k->norm2.b, SAM_ENC_LN_EPS, h);
     linear(h, G * G, &k->lin1, hid);
     op_gelu(hid, (size_t)G * G * c->enc_mlp);
-    op_linear_accumulate(hid, G * G, c->enc_mlp, k->lin2.w, k->lin2.b, D, x);
+    linear_to(hid, G * G, &k->lin2, 1, x);
     snprintf(name, sizeof name, "block%02d", index);
     trace(m, name, x, (size_t)G * G * D);
     return CS_OK;
@@ -211,4 +217,39 @@ cs_status sam_image_encoder(cs_sam *m, const float *pixels, float *embedding) {
     cs_free(x);
     cs_free(scratch);
     return s;
+}
+
+/* bf16 copies of the encoder blocks' four linear layers (where the time
+ * goes); the fp32 weights stay for fp32 and the rest of the model. */
+static void free_bf16(cs_sam *m) {
+    for (int i = 0; m->blocks && i < m->cfg.enc_depth; i++) {
+        sam_enc_block *k = &m->blocks[i];
+        op_bf16_free(&k->qkv.w16);
+        op_bf16_free(&k->proj.w16);
+        op_bf16_free(&k->lin1.w16);
+        op_bf16_free(&k->lin2.w16);
+    }
+}
+
+void sam_free_bf16(cs_sam *m) { free_bf16(m); }
+
+cs_status cs_sam_set_precision(cs_sam *m, cs_precision p) {
+    if (p != CS_PRECISION_FP32 && p != CS_PRECISION_BF16)
+        return cs_fail(CS_ERR_ARG, "unknown precision %d", (int)p);
+    if (p == m->precision) return CS_OK;
+    free_bf16(m);
+    m->precision = CS_PRECISION_FP32;
+    if (p == CS_PRECISION_FP32) return CS_OK;
+    cs_status s = CS_OK;
+    for (int i = 0; s == CS_OK && i < m->cfg.enc_depth; i++) {
+        sam_enc_block *k = &m->blocks[i];
+        sam_linear *l[4] = {&k->qkv, &k->proj, &k->lin1, &k->lin2};
+        for (int j = 0; s == CS_OK && j < 4; j++) s = op_bf16_pack(l[j]->w, l[j]->out, l[j]->in, &l[j]->w16);
+    }
+    if (s != CS_OK) {
+        free_bf16(m);
+        return s;
+    }
+    m->precision = CS_PRECISION_BF16;
+    return CS_OK;
 }

@@ -342,6 +342,7 @@ cs_status cs_sam_load(const char *path, const cs_sam_load_options *opts, cs_sam 
 
 void cs_sam_free(cs_sam *m) {
     if (!m) return;
+    sam_free_bf16(m);
     ws_free(&m->ws);
     cs_tensors_free(&m->table);
     cs_free(m);
