@@ -606,6 +606,7 @@ static int run(cli_ctx *ctx) {
     pthread_mutex_unlock(&g_srv.lock);
     pthread_join(worker_thread, NULL);
     pthread_join(watchdog_thread, NULL);
+    serve_jobs_free();
     return rc;
 }
 

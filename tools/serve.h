@@ -41,6 +41,9 @@ const char *serve_job_name(serve_job_kind kind);
 void serve_job_run(cs_model *m, serve_job_kind kind, const serve_field *fields, int n_fields,
                    const uint8_t *image, size_t image_len, serve_answer *out);
 
+/* Free what the jobs keep between requests (the last class set). */
+void serve_jobs_free(void);
+
 /* A one-line JSON error answer. */
 void serve_answer_error(serve_answer *out, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -173,6 +173,7 @@ typedef struct job {
     cs_image img;
     cs_input in;
     cs_classes *cl;
+    int cl_kept; /* cl is load_classes' kept set: not freed with the job */
     serve_answer *out;
     char msg[512]; /* the shared helpers' messages */
 } job;
@@ -187,6 +188,16 @@ static int helper_failed(job *j, int rc) {
 static int format_is(const job *j, const char *f) {
     const char *v = cli_get(&j->a, "format");
     return v ? !strcmp(v, f) : !strcmp(f, "json");
+}
+
+static cs_classes *last;  /* the kept class set and its key */
+static char *last_key;
+
+void serve_jobs_free(void) {
+    cs_classes_free(last);
+    free(last_key);
+    last = NULL;
+    last_key = NULL;
 }
 
 /* The class set: --classes or --text as the CLI takes them (split at '+'
@@ -207,7 +218,24 @@ static int load_classes(job *j, int flags) {
                            templates);
         return 1;
     }
-    return helper_failed(j, cli_classes_load(&j->a, j->m, NULL, flags, &j->cl));
+    /* The last class set stays embedded between jobs (the worker's alone):
+     * a page asking about one image and one set of classes again and again
+     * runs the text tower, or reads the embedding cache, once. */
+    char key[1024];
+    int n = snprintf(key, sizeof key, "%d|%s|%s|%s", flags, classes ? "c" : "t", templates ? templates : "",
+                     classes ? classes : text);
+    if (last && n < (int)sizeof key && !strcmp(key, last_key)) {
+        j->cl = last;
+        j->cl_kept = 1;
+        return 0;
+    }
+    serve_jobs_free();
+    if (helper_failed(j, cli_classes_load(&j->a, j->m, NULL, flags, &j->cl))) return 1;
+    if (n < (int)sizeof key && (last_key = strdup(key))) {
+        last = j->cl;
+        j->cl_kept = 1;
+    }
+    return 0;
 }
 
 /* The resolution field as the CLI checks it. */
@@ -627,6 +655,6 @@ void serve_job_run(cs_model *m, serve_job_kind kind, const serve_field *fields, 
         }
     }
     cli_capture_errors(NULL, 0);
-    cs_classes_free(j.cl);
+    if (!j.cl_kept) cs_classes_free(j.cl);
     cs_image_free(&j.img);
 }
