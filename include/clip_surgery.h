@@ -21,12 +21,12 @@ extern "C" {
 /* ---------------------------------------------------------------- errors */
 typedef enum cs_status {
     CS_OK = 0,
-    CS_ERR_IO,          /* file missing, unreadable, unwritable */
+    CS_ERR_IO,          /* file unreadable or unwritable (permission, disk full) */
     CS_ERR_FORMAT,      /* file or data does not follow its format */
     CS_ERR_NOMEM,       /* allocation failed or size overflows */
     CS_ERR_ARG,         /* bad argument from the caller */
     CS_ERR_SHAPE,       /* a tensor or array has the wrong shape */
-    CS_ERR_MISSING,     /* a required tensor/entry is absent */
+    CS_ERR_MISSING,     /* a required file, tensor or entry is absent */
     CS_ERR_UNSUPPORTED, /* valid but not handled (dtype, mode, opcode) */
     CS_ERR_LIMIT,       /* over a configured size limit */
     CS_ERR_TOO_LONG,    /* text longer than the context without truncation */
@@ -58,10 +58,23 @@ typedef struct cs_atomic_file {
     FILE *f;
     char *tmp_path;
     char *path;
+    struct cs_tmp_node *node; /* its entry in the process's list of temporaries */
 } cs_atomic_file;
 cs_status cs_atomic_open(cs_atomic_file *af, const char *path);
+/* Inside an output transaction the rename waits for cs_outputs_end. */
 cs_status cs_atomic_commit(cs_atomic_file *af);
 void cs_atomic_abort(cs_atomic_file *af);
+
+/* Output transactions, so that a run leaves all its outputs or none: while
+ * one is open, committed files keep their temporary names; cs_outputs_end(1)
+ * renames them all into place (a failed rename undoes the others),
+ * cs_outputs_end(0) removes them. */
+void cs_outputs_begin(void);
+cs_status cs_outputs_end(int commit);
+/* Remove every temporary file of this process, in flight or waiting for its
+ * transaction. Async-signal-safe: a front end calls it from its SIGINT /
+ * SIGTERM handler, so an interrupted run leaves no *.tmp.* file behind. */
+void cs_outputs_remove_temporaries(void);
 
 #define CS_MAX_DIMS 8
 typedef enum cs_dtype {
@@ -83,6 +96,10 @@ void cs_array_free(cs_array *a);
 /* Read an .npy file (version 1-3 headers; dtypes <f4 <f2 <f8 <i4 <i8 |u1
  * |b1; little-endian, C order). */
 cs_status cs_npy_read(const char *path, cs_array *out);
+/* CS_ERR_FORMAT naming the file and the first NaN or infinity of a float
+ * array: embeddings and pixels read from a file must be finite (every score
+ * computed from them would be NaN, and JSON cannot hold one). */
+cs_status cs_array_check_finite(const char *path, const cs_array *a);
 /* Write an .npy file atomically (dtypes F32, F64, I32, I64, U8, BOOL). */
 cs_status cs_npy_write(const char *path, cs_dtype dtype, int ndim, const int64_t *shape,
                        const void *data);

@@ -391,8 +391,8 @@ static const char *jpeg_claiming(const char *name, unsigned w, unsigned h) {
 }
 
 static void test_errors(void) {
-    expect_error(tmp_path("missing.png"), NULL, CS_ERR_IO, "cannot open");
-    expect_error(g_dir, NULL, CS_ERR_IO, "not a regular file");
+    expect_error(tmp_path("missing.png"), NULL, CS_ERR_MISSING, "cannot open");
+    expect_error(g_dir, NULL, CS_ERR_ARG, "not a regular file");
     write_bytes(tmp_path("empty.jpg"), "", 0);
     expect_error(tmp_path("empty.jpg"), NULL, CS_ERR_FORMAT, "empty file");
     const char text[] = "this is a text file, not a photo\n";

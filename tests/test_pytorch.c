@@ -161,13 +161,13 @@ static void test_damaged_golden(void) {
     CHECK(data != NULL);
     if (!data) return;
 
-    expect_open_error(tmp_file("missing.pt"), CS_ERR_IO, "cannot open");
+    expect_open_error(tmp_file("missing.pt"), CS_ERR_MISSING, "cannot open");
     const char *p = tmp_file("not-a-zip.pt");
     write_bytes(p, "this is plain text, not a PyTorch file\n", 39);
     expect_open_error(p, CS_ERR_FORMAT, "not a zip archive");
     p = tmp_file("empty.pt");
     write_bytes(p, "", 0);
-    expect_open_error(p, CS_ERR_FORMAT, "not a zip archive");
+    expect_open_error(p, CS_ERR_FORMAT, "empty file, not a PyTorch zip archive");
 
     size_t cuts[] = {4, 100, len / 3, len / 2, len - 4096, len - 30, len - 1};
     for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {

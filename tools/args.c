@@ -1,4 +1,8 @@
+#define _GNU_SOURCE /* sched_getaffinity */
 #include "args.h"
+
+#include <sched.h>
+#include <unistd.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,18 +115,61 @@ void cli_set(cli_args *a, const char *name, const char *value) {
     }
 }
 
+int cli_parse_int(const char *v, size_t len, long lo, long hi, int *out) {
+    size_t i = v[0] == '-' ? 1 : 0;
+    if (len <= i || len - i > 10) return 0; /* no digits, or more than an int can hold */
+    long long x = 0;
+    for (size_t k = i; k < len; k++) {
+        if (v[k] < '0' || v[k] > '9') return 0;
+        x = x * 10 + (v[k] - '0');
+    }
+    if (i) x = -x;
+    if (x < lo || x > hi) return 0;
+    *out = (int)x;
+    return 1;
+}
+
 int cli_int(const cli_args *a, const char *name, int dflt, int lo, int hi, int *out) {
     const char *v = cli_get(a, name);
     if (!v) {
         *out = dflt;
         return 1;
     }
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (*v == 0 || *end || x < lo || x > hi) {
+    if (!cli_parse_int(v, strlen(v), lo, hi, out)) {
         cli_error("--%s '%s' is not an integer in %d..%d", name, v, lo, hi);
         return 0;
     }
-    *out = (int)x;
+    return 1;
+}
+
+int cli_float(const cli_args *a, const char *name, float dflt, float lo, float hi, float *out) {
+    const char *v = cli_get(a, name);
+    *out = dflt;
+    if (!v) return 1;
+    /* strtod alone would also take " 1", "0x1p-2", "nan" and "inf". */
+    int ok = *v && strspn(v, "+-0123456789.eE") == strlen(v);
+    char *end = NULL;
+    double x = ok ? strtod(v, &end) : 0;
+    if (!ok || *end || !(x >= lo && x <= hi)) {
+        cli_error("--%s '%s' is not a number in [%g, %g]", name, v, lo, hi);
+        return 0;
+    }
+    *out = (float)x;
+    return 1;
+}
+
+int cli_threads(const cli_args *a) {
+    cpu_set_t set;
+    int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+    if (cpus < 1) cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1) cpus = 1;
+    int n;
+    if (!cli_has(a, "threads")) return 1;
+    if (!cli_parse_int(cli_get(a, "threads"), strlen(cli_get(a, "threads")), 1, cpus, &n)) {
+        cli_error("--threads '%s' is not an integer in 1..%d (the CPUs available)",
+                  cli_get(a, "threads"), cpus);
+        return 0;
+    }
+    cs_set_threads(n);
     return 1;
 }

@@ -63,7 +63,18 @@ int cli_count(const cli_args *a, const char *name);
 void cli_set(cli_args *a, const char *name, const char *value); /* as if given last */
 const char *cli_value(const cli_args *a, const char *name, int i);
 
-/* Parse a positive int option (default when absent); 0 and prints on error. */
+/* Every numeric option goes through these, so all are checked alike: plain
+ * decimal digits (an optional '-'; no spaces, no trailing text, no
+ * overflow) in [lo, hi], else one line naming the option and the range.
+ * cli_int and cli_float give the default when the option is absent and
+ * return 0 after printing on error. */
 int cli_int(const cli_args *a, const char *name, int dflt, int lo, int hi, int *out);
+int cli_float(const cli_args *a, const char *name, float dflt, float lo, float hi, float *out);
+/* The text form, for a value taken from a list or a part of one ("640x480",
+ * "2/8", "224,512"): silent, 1 when v[0..len) is an integer in [lo, hi]. */
+int cli_parse_int(const char *v, size_t len, long lo, long hi, int *out);
+/* --threads: 1 up to the CPUs this process may run on (more only slows
+ * the OpenMP kernels down); sets the library's thread count. */
+int cli_threads(const cli_args *a);
 
 #endif

@@ -26,8 +26,11 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * last one, truncated to n bytes) instead of stderr; n 0: print again. */
 void cli_capture_errors(char *buf, size_t n);
 /* Print the library's last error for a failed call and return the exit code
- * that status maps to (out of memory: 1; everything else is bad input: 2). */
+ * that status maps to (cli_exit_code). */
 int cli_fail(cs_status s);
+/* Out of memory and I/O failures (permission, a failed write, a full disk)
+ * are runtime failures: 1; everything else is bad input: 2. */
+int cli_exit_code(cs_status s);
 
 /* ---------------------------------------------------------------- the runner */
 /* One subcommand: its options, usage and needs, and its body. The runner
@@ -75,12 +78,13 @@ int cli_load_model(const cli_args *a, cs_model **m);
 int cli_precision(const cli_args *a, cs_precision *p);
 /* The vocabulary without a model (tokenize): --vocab, else clip.load's cache. */
 int cli_load_tokenizer(const cli_args *a, cs_tokenizer **tok);
-/* Set the thread count from --threads (0 or absent: OpenMP's default). */
-void cli_set_threads(const char *value);
 /* --method NAME (default surgery; docs/methods.md); 0 and one line if it
  * names no method. */
 #define CLI_METHOD_HELP "surgery (default) | clip | maskclip | sclip | clearclip | naclip | gem (docs/methods.md)"
 int cli_method(const cli_args *a, cs_method *method);
+/* Whether two output paths name one file (the same text, or the same folder
+ * and name once the folders are resolved). */
+int cli_same_file(const char *a, const char *b);
 /* Print a JSON string (quoted, escaped). */
 void cli_print_json_string(FILE *f, const char *s);
 

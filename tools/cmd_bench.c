@@ -172,8 +172,9 @@ static cs_status bench_model(bench *b, const cli_args *a, cs_model *m, const cha
         s = time_image(b, m, name, cs_model_config(m)->image_resolution);
     } else {
         char *copy = cli_xstrdup(res), *save = NULL;
+        int v;
         for (char *r = strtok_r(copy, ",", &save); r && s == CS_OK; r = strtok_r(NULL, ",", &save))
-            s = time_image(b, m, name, atoi(r)); /* checked already */
+            s = time_image(b, m, name, cli_parse_int(r, strlen(r), 16, 4096, &v) ? v : 0); /* checked already */
         free(copy);
     }
     return s == CS_OK ? time_text(b, m, name) : s;
@@ -208,9 +209,8 @@ static int check(const cli_args *a) {
     char *copy = cli_xstrdup(res), *save = NULL;
     int rc = 0;
     for (char *r = strtok_r(copy, ",", &save); r && !rc; r = strtok_r(NULL, ",", &save)) {
-        char *end;
-        long v = strtol(r, &end, 10);
-        if (*end || v < 16 || v > 4096) {
+        int v;
+        if (!cli_parse_int(r, strlen(r), 16, 4096, &v)) {
             cli_error("--res '%s' is not a resolution in 16..4096", r);
             rc = CLI_EXIT_USAGE;
         }

@@ -37,7 +37,7 @@ static int tokenize_texts(cs_tokenizer *tok, char **texts, int n, int context, i
         if (s != CS_OK) {
             free(row);
             cli_error("text %d: %s", i + 1, cs_last_error());
-            return s == CS_ERR_NOMEM ? CLI_EXIT_RUNTIME : CLI_EXIT_USAGE;
+            return cli_exit_code(s);
         }
         memset(ids + (size_t)i * context, 0, sizeof(int32_t) * (size_t)context);
         memcpy(ids + (size_t)i * context, row, sizeof(int32_t) * (size_t)count);

@@ -1,6 +1,7 @@
 /* clip-surgery eval: segmentation mIoU, multi-label mAP and explainability
  * mIoU over a dataset, with CLIP Surgery or plain CLIP; --shard K/N and
  * --merge spread a dataset over machines. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,11 +74,12 @@ static int parse_task(const char *v, eval_task *t) {
 }
 
 static int parse_shard(const char *v, int *k, int *n) {
-    char tail;
     *k = 0;
     *n = 0;
     if (!v) return 0;
-    if (sscanf(v, "%d/%d%c", k, n, &tail) != 2 || *n < 1 || *k < 0 || *k >= *n) {
+    const char *slash = strchr(v, '/');
+    if (!slash || !cli_parse_int(v, (size_t)(slash - v), 0, INT_MAX, k) ||
+        !cli_parse_int(slash + 1, strlen(slash + 1), 1, INT_MAX, n) || *k >= *n) {
         cli_error("--shard '%s' is not K/N with 0 <= K < N", v);
         return CLI_EXIT_USAGE;
     }
@@ -328,7 +330,13 @@ static int run(cli_ctx *c) {
     return evaluate(&c->a);
 }
 
+/* --shard before any file is read (run_dataset parses it again). */
+static int check(const cli_args *a) {
+    int k, n;
+    return parse_shard(cli_get(a, "shard"), &k, &n);
+}
+
 const cli_command cmd_eval = {
     "eval", "mIoU / mAP / explainability mIoU over a dataset", CLI_OPTIONS(k_options), k_usage, CLI_POSITIONAL,
-    NULL, run,
+    check, run,
 };

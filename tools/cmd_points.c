@@ -222,13 +222,8 @@ static int check(const cli_args *a) {
         cli_error("--npy needs -o DIR");
         return CLI_EXIT_USAGE;
     }
-    const char *tv = cli_get(a, "t");
-    char *end = NULL;
-    float t = tv ? strtof(tv, &end) : 0.8f;
-    if (tv && (*end || !(t >= 0.0f && t <= 1.0f))) {
-        cli_error("--t '%s' is not a number in [0, 1]", tv);
-        return CLI_EXIT_USAGE;
-    }
+    float t;
+    if (!cli_float(a, "t", 0.8f, 0.0f, 1.0f, &t)) return CLI_EXIT_USAGE;
     const char *text = cli_get(a, "text"), *redundant = cli_get(a, "redundant");
     int res;
     if (!cli_int(a, "res", 0, 16, 4096, &res)) return CLI_EXIT_USAGE;
@@ -240,10 +235,10 @@ static int check(const cli_args *a) {
 }
 
 static int run(cli_ctx *c) {
-    const char *text = cli_get(&c->a, "text"), *tv = cli_get(&c->a, "t");
+    const char *text = cli_get(&c->a, "text");
     points_run r = {.a = &c->a, .m = c->m, .o = cs_points_defaults()};
     r.o.combined = text && strchr(text, '+') != NULL;
-    if (tv) r.o.threshold = strtof(tv, NULL);
+    cli_float(&c->a, "t", r.o.threshold, 0.0f, 1.0f, &r.o.threshold); /* checked already */
     cli_int(&c->a, "res", 0, 16, 4096, &r.o.resolution); /* checked already */
     int rc = cli_redundancy(&c->a, &r.o.redundant);
     if (!rc) rc = cli_classes_load(&c->a, c->m, NULL, r.o.combined ? CLI_SPLIT_PLUS : 0, &r.cl);

@@ -257,6 +257,17 @@ static int check(const cli_args *a) {
         cli_error("--npy writes into the folder -o; --color and --overlay go without it");
         return CLI_EXIT_USAGE;
     }
+    static const char *extra[] = {"color", "overlay"};
+    for (int i = 0; i < 2; i++)
+        if (cli_has(a, extra[i]) && cli_same_file(cli_get(a, extra[i]), cli_get(a, "output"))) {
+            cli_error("--%s is the same file as -o (%s): give each output its own name", extra[i],
+                      cli_get(a, "output"));
+            return CLI_EXIT_USAGE;
+        }
+    if (cli_has(a, "color") && cli_has(a, "overlay") && cli_same_file(cli_get(a, "color"), cli_get(a, "overlay"))) {
+        cli_error("--overlay is the same file as --color (%s)", cli_get(a, "color"));
+        return CLI_EXIT_USAGE;
+    }
     cs_method method;
     return cli_method(a, &method) ? 0 : CLI_EXIT_USAGE;
 }

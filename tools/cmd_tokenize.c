@@ -52,7 +52,7 @@ static int tokenize_all(cs_tokenizer *tok, const tokenize_opts *o, int32_t *ids,
         }
         if (s != CS_OK) {
             cli_error("TEXT %d: %s", t + 1, cs_last_error());
-            return s == CS_ERR_NOMEM ? CLI_EXIT_RUNTIME : CLI_EXIT_USAGE;
+            return cli_exit_code(s);
         }
     }
     return 0;

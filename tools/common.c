@@ -38,7 +38,13 @@ void cli_error(const char *fmt, ...) {
 
 int cli_fail(cs_status s) {
     cli_error("%s", cs_last_error());
-    return s == CS_ERR_NOMEM ? CLI_EXIT_RUNTIME : CLI_EXIT_USAGE;
+    return cli_exit_code(s);
+}
+
+/* Exit 1 for what the input cannot help (memory, permission, a failed
+ * write, a full disk), 2 for what it can (bad or missing input). */
+int cli_exit_code(cs_status s) {
+    return s == CS_ERR_NOMEM || s == CS_ERR_IO ? CLI_EXIT_RUNTIME : CLI_EXIT_USAGE;
 }
 
 /* The CLI may exit: out of memory here ends the process with code 1 and one
@@ -161,7 +167,7 @@ int cli_load_tokenizer(const cli_args *a, cs_tokenizer **tok) {
         s = cs_resolve_vocab(cli_get(a, "cache-dir"), 1, vocab_progress, "the BPE vocabulary", path, sizeof path);
         if (s != CS_OK) {
             cli_error("no BPE vocabulary (give --vocab FILE): %s", cs_last_error());
-            return s == CS_ERR_NOMEM ? CLI_EXIT_RUNTIME : CLI_EXIT_USAGE;
+            return cli_exit_code(s);
         }
     }
     s = cs_tokenizer_load(path, tok);
@@ -178,6 +184,23 @@ int cli_method(const cli_args *a, cs_method *method) {
     return 1;
 }
 
+/* The folder part resolved (it may exist when the file does not yet). */
+static void resolved(const char *path, char *out, size_t n) {
+    const char *slash = strrchr(path, '/');
+    char dir[4096], real[4096];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    if (slash == path) snprintf(dir, sizeof dir, "/");
+    if (!realpath(dir, real)) snprintf(real, sizeof real, "%s", dir);
+    snprintf(out, n, "%s/%s", real, slash ? slash + 1 : path);
+}
+
+int cli_same_file(const char *a, const char *b) {
+    char ra[8192], rb[8192];
+    resolved(a, ra, sizeof ra);
+    resolved(b, rb, sizeof rb);
+    return !strcmp(a, b) || !strcmp(ra, rb);
+}
+
 void cli_print_json_string(FILE *f, const char *s) {
     fputc('"', f);
     for (; *s; s++) {
@@ -188,9 +211,6 @@ void cli_print_json_string(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-void cli_set_threads(const char *value) {
-    if (value) cs_set_threads(atoi(value));
-}
 
 static int is_image_name(const char *name) {
     const char *ext = strrchr(name, '.');

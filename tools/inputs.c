@@ -14,8 +14,9 @@ void cli_input_free(cli_input *in) {
 }
 
 static int parse_size(const char *v, int *w, int *h) {
-    char tail;
-    if (sscanf(v, "%dx%d%c", w, h, &tail) != 2 || *w <= 0 || *h <= 0 || *w > 65536 || *h > 65536 ||
+    const char *x = strchr(v, 'x');
+    if (!x || !cli_parse_int(v, (size_t)(x - v), 1, 65536, w) ||
+        !cli_parse_int(x + 1, strlen(x + 1), 1, 65536, h) ||
         (int64_t)*w * *h > cli_image_options()->max_pixels) {
         cli_error("--size '%s' is not WxH (e.g. 640x480) within the image limit (--max-megapixels)", v);
         return CLI_EXIT_USAGE;
@@ -26,7 +27,11 @@ static int parse_size(const char *v, int *w, int *h) {
 int cli_input_from_pixels(const char *path, const char *size, cli_input *in) {
     memset(in, 0, sizeof *in);
     cs_status s = cs_npy_read(path, &in->px);
-    if (s != CS_OK) return cli_fail(s);
+    if (s == CS_OK) s = cs_array_check_finite(path, &in->px);
+    if (s != CS_OK) {
+        cs_array_free(&in->px);
+        return cli_fail(s);
+    }
     const cs_array *px = &in->px;
     int lead = px->ndim == 4 ? 1 : 0;
     int ok = px->dtype == CS_DT_F32 && (px->ndim == 3 || (px->ndim == 4 && px->shape[0] == 1)) &&
@@ -62,6 +67,7 @@ static int from_embeddings(const char *file, cs_model *m, cs_classes **cl) {
     cs_array e;
     int D = cs_model_config(m)->embed_dim;
     cs_status s = cs_npy_read(file, &e);
+    if (s == CS_OK && (s = cs_array_check_finite(file, &e)) != CS_OK) cs_array_free(&e);
     if (s != CS_OK) return cli_fail(s);
     if (e.dtype != CS_DT_F32 || e.ndim != 2 || e.shape[1] != D || e.shape[0] < 1) {
         cs_array_free(&e);
@@ -128,25 +134,14 @@ void cli_note_redundancy(const cli_args *a, cs_redundancy used) {
                  "prompt gives the redundant features instead");
 }
 
-static int parse_float(const cli_args *a, const char *name, float dflt, float lo, float hi, float *out) {
-    const char *v = cli_get(a, name);
-    char *end = NULL;
-    *out = v ? strtof(v, &end) : dflt;
-    if (v && (*end || !(*out >= lo && *out <= hi))) {
-        cli_error("--%s '%s' is not a number in [%g, %g]", name, v, lo, hi);
-        return 0;
-    }
-    return 1;
-}
-
 int cli_segment_options(const cli_args *a, const cs_classes *cl, cs_segment_options *o) {
     *o = cs_segment_defaults();
     if (!cli_method(a, &o->method) || !cli_int(a, "res", 0, 16, 4096, &o->resolution) ||
         !cli_int(a, "window", 0, 16, 4096, &o->window) ||
         !cli_int(a, "stride", o->window / 2 > 0 ? o->window / 2 : 1, 1, 4096, &o->stride) ||
         !cli_int(a, "short-side", 0, 16, 16384, &o->short_side) ||
-        !parse_float(a, "bg-thresh", 0.0f, 0.0f, 1.0f, &o->bg_thresh) ||
-        !parse_float(a, "logit-scale", 0.0f, 1e-3f, 1e4f, &o->logit_scale) ||
+        !cli_float(a, "bg-thresh", 0.0f, 0.0f, 1.0f, &o->bg_thresh) ||
+        !cli_float(a, "logit-scale", 0.0f, 1e-3f, 1e4f, &o->logit_scale) ||
         !cli_int(a, "pamr", 0, 0, 1000, &o->pamr_steps))
         return CLI_EXIT_USAGE;
     if ((cli_has(a, "stride") || cli_has(a, "short-side")) && !o->window) {
@@ -209,7 +204,7 @@ int cli_read_texts(const char *path, char **storage, char ***texts, int *n) {
         cli_error("%s: contains a NUL byte; not a text file", path);
         return CLI_EXIT_USAGE;
     }
-    int lines = 1;
+    int lines = len ? 1 : 0;
     for (size_t i = 0; i < len; i++) lines += (*storage)[i] == '\n';
     if (len && (*storage)[len - 1] == '\n') lines--;
     *texts = cli_xcalloc((size_t)lines + 1, sizeof **texts);
@@ -221,5 +216,9 @@ int cli_read_texts(const char *path, char **storage, char ***texts, int *n) {
         p = nl ? nl + 1 : p + strlen(p);
     }
     *n = lines;
+    if (!lines) {
+        cli_error("%s: no texts in the file", path);
+        return CLI_EXIT_USAGE;
+    }
     return 0;
 }

@@ -1,5 +1,6 @@
 /* clip-surgery: the command table and the one runner every subcommand goes
  * through (cli.h says what it does). */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include "cli.h"
@@ -24,6 +25,25 @@ static int no_positional(const cli_args *a) {
     return CLI_EXIT_USAGE;
 }
 
+/* An interrupted run leaves nothing: its temporaries go, then the signal
+ * ends the process as it would have. */
+static void on_signal(int sig) {
+    cs_outputs_remove_temporaries();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static int run_body(const cli_command *cmd, cli_ctx *c) {
+    static const int signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+    for (size_t i = 0; i < sizeof signals / sizeof *signals; i++) signal(signals[i], on_signal);
+    /* Every command is one output transaction: its files appear together
+     * when it succeeds and not at all when it fails. */
+    cs_outputs_begin();
+    int rc = cmd->run(c);
+    if (cs_outputs_end(rc == CLI_EXIT_OK) != CS_OK && rc == CLI_EXIT_OK) rc = cli_fail(CS_ERR_IO);
+    return rc;
+}
+
 static int run_command(const cli_command *cmd, int argc, char **argv) {
     static cli_ctx c; /* large (the parsed values); one command per process */
     int rc;
@@ -31,9 +51,9 @@ static int run_command(const cli_command *cmd, int argc, char **argv) {
     if (cli_parse(&c.a, cmd->options, cmd->n_options, cmd->usage, argc, argv, &rc)) return rc;
     if (!(cmd->flags & CLI_POSITIONAL) && (rc = no_positional(&c.a))) return rc;
     if (cmd->check && (rc = cmd->check(&c.a))) return rc;
-    cli_set_threads(cli_get(&c.a, "threads"));
+    if (!cli_threads(&c.a)) return CLI_EXIT_USAGE;
     if ((cmd->flags & CLI_MODEL) && (rc = cli_load_model(&c.a, &c.m))) return rc;
-    rc = cmd->run(&c);
+    rc = run_body(cmd, &c);
     cs_model_free(c.m);
     return rc;
 }

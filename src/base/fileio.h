@@ -6,7 +6,23 @@
 #include <stdio.h>
 #include "base.h"
 
-/* cs_read_file, cs_atomic_file (open, commit, abort) and cs_mkdirs are
- * public (clip_surgery.h). */
+/* cs_read_file, cs_atomic_file (open, commit, abort), the output
+ * transactions and cs_mkdirs are public (clip_surgery.h). */
+
+/* Open an existing file for reading, refusing anything but a regular file
+ * BEFORE it can block: the open is non-blocking (a FIFO with no writer, a
+ * terminal or a device returns at once), then fstat decides, then blocking
+ * mode is restored. A missing file is CS_ERR_MISSING (bad input), a
+ * non-regular one CS_ERR_ARG, an unreadable one CS_ERR_IO (permission:
+ * a runtime failure). *size gets the file's size. Every reader opens its
+ * input through these. */
+cs_status cs_open_input(const char *path, int *fd, size_t *size);
+/* The same as a stdio stream. */
+cs_status cs_fopen_input(const char *path, FILE **f, size_t *size);
+
+/* cs_atomic_commit, renamed at once even inside an output transaction: for
+ * caches and downloads, which are not a run's outputs and are needed right
+ * away. */
+cs_status cs_atomic_commit_now(cs_atomic_file *af);
 
 #endif

@@ -21,8 +21,10 @@ void cs_sha256_bytes(const void *data, size_t len, char hex[65]) {
 }
 
 cs_status cs_sha256_file(const char *path, char hex[65]) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return cs_fail(CS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    size_t size;
+    cs_status s = cs_fopen_input(path, &f, &size);
+    if (s != CS_OK) return s;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
         fclose(f);
@@ -44,7 +46,9 @@ cs_status cs_sha256_file(const char *path, char hex[65]) {
 
 cs_status cs_sha256_file_memo(const char *path, const char *memo_dir, char hex[65]) {
     struct stat st;
-    if (stat(path, &st) != 0) return cs_fail(CS_ERR_MISSING, "%s: cannot stat: %s", path, strerror(errno));
+    if (stat(path, &st) != 0)
+        return cs_fail(errno == ENOENT || errno == ENOTDIR ? CS_ERR_MISSING : CS_ERR_IO,
+                       "%s: cannot stat: %s", path, strerror(errno));
     /* A FIFO or device would block the read (or never end): refused. */
     if (!S_ISREG(st.st_mode)) return cs_fail(CS_ERR_ARG, "%s: not a regular file", path);
     if (!memo_dir) return cs_sha256_file(path, hex);
@@ -58,8 +62,9 @@ cs_status cs_sha256_file_memo(const char *path, const char *memo_dir, char hex[6
     snprintf(stamp, sizeof stamp, "%lld %lld.%09ld %lld.%09ld %llu %llu ", (long long)st.st_size,
              (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec,
              st.st_ctim.tv_nsec, (unsigned long long)st.st_ino, (unsigned long long)st.st_dev);
-    FILE *f = fopen(memo, "r");
-    if (f) {
+    FILE *f;
+    size_t size;
+    if (cs_fopen_input(memo, &f, &size) == CS_OK) { /* never a FIFO planted there */
         size_t n = strlen(stamp);
         int ok = fgets(line, sizeof line, f) && !strncmp(line, stamp, n) && strlen(line) == n + 65 &&
                  strspn(line + n, "0123456789abcdef") == 64;
@@ -75,7 +80,7 @@ cs_status cs_sha256_file_memo(const char *path, const char *memo_dir, char hex[6
     cs_atomic_file af;
     if (cs_mkdirs(dir) == CS_OK && cs_atomic_open(&af, memo) == CS_OK) {
         fprintf(af.f, "%s%s\n", stamp, hex);
-        cs_atomic_commit(&af);
+        cs_atomic_commit_now(&af);
     }
     return CS_OK;
 }
@@ -142,5 +147,5 @@ cs_status cs_download(const char *url, const char *dest, const char *sha256_hex,
         return cs_fail(CS_ERR_FORMAT, "%s: SHA-256 %s does not match the expected %s; not saved", url,
                        hex, sha256_hex);
     }
-    return cs_atomic_commit(&af);
+    return cs_atomic_commit_now(&af);
 }

@@ -1,6 +1,7 @@
 #include "npy.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "../base/fileio.h"
@@ -84,7 +85,12 @@ cs_status cs_npy_parse(const char *path, const uint8_t *buf, size_t len, cs_arra
             found = 1;
         }
     }
-    if (!found) return cs_fail(CS_ERR_UNSUPPORTED, "%s: .npy dtype %.8s is not supported", path, d);
+    if (!found) {
+        const char *q = strchr(d + 1, '\'');
+        int n = q && q - d - 1 <= 16 ? (int)(q - d - 1) : 16;
+        return cs_fail(CS_ERR_UNSUPPORTED, "%s: .npy dtype '%.*s' is not supported (little-endian "
+                       "f4, f2, f8, i4, i8, u1 or b1)", path, n, d + 1);
+    }
     const char *fo = dict_value(header, "'fortran_order'");
     int fortran = fo && !strncmp(fo, "True", 4);
     if (!fo || (!fortran && strncmp(fo, "False", 5) != 0))
@@ -114,6 +120,18 @@ cs_status cs_npy_parse(const char *path, const uint8_t *buf, size_t len, cs_arra
     if (fortran) from_fortran(buf + data_off, out->ndim, out->shape, esize, out->data);
     else memcpy(out->data, buf + data_off, total);
     out->nbytes = total;
+    return CS_OK;
+}
+
+cs_status cs_array_check_finite(const char *path, const cs_array *a) {
+    int64_t n = cs_array_numel(a);
+    for (int64_t i = 0; i < n; i++) {
+        double v = a->dtype == CS_DT_F32 ? ((const float *)a->data)[i]
+                 : a->dtype == CS_DT_F64 ? ((const double *)a->data)[i] : 0.0;
+        if (!isfinite(v))
+            return cs_fail(CS_ERR_FORMAT, "%s: element %lld is %s (values must be finite)", path,
+                           (long long)i, isnan(v) ? "NaN" : "infinite");
+    }
     return CS_OK;
 }
 

@@ -4,7 +4,8 @@
 
 #include "tensors.h"
 
-/* cs_array, cs_npy_read and cs_npy_write are public (clip_surgery.h). */
+/* cs_array, cs_npy_read, cs_npy_write and cs_array_check_finite are public
+ * (clip_surgery.h). */
 
 /* Parse .npy bytes already in memory (exposed for tests and fuzzing). */
 cs_status cs_npy_parse(const char *path, const uint8_t *buf, size_t len, cs_array *out);

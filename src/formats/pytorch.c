@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "../base/fileio.h"
 #include "pickle.h"
 #include "zip.h"
 
@@ -21,11 +22,20 @@
 #define MAX_NAME 1024
 #define MAX_DEPTH 64
 
+/* A storage is read once: a stored one has its CRC checked the first time a
+ * tensor uses it; a deflated one is inflated up to the largest prefix any
+ * tensor has needed so far (owned by the table). */
+struct storage_state {
+    int checked;
+    const uint8_t *data;
+    size_t have;
+};
+
 typedef struct loader {
     const char *path;
     const cs_zip *zip;
     char prefix[MAX_NAME]; /* the archive's top folder, with its '/' (or empty) */
-    void **inflated;       /* per zip entry: a deflated storage inflated once, owned by the table */
+    struct storage_state *storages; /* per zip entry: what has been read of it */
     cs_tensor_table *out;
 } loader;
 
@@ -64,20 +74,23 @@ static cs_status check_byte_order(const loader *L) {
 
 /* ---------------------------------------------------------------- storages */
 
-/* A storage's bytes: borrowed from the image when stored, inflated once
- * into a buffer the table owns when deflated. */
-static cs_status read_storage(loader *L, const cs_zip_entry *e, const uint8_t **data, size_t *len) {
-    size_t idx = (size_t)(e - L->zip->entries);
-    if (L->inflated[idx]) {
-        *data = L->inflated[idx];
-        *len = (size_t)e->size;
+/* The first `need` bytes of a storage: borrowed from the image when stored,
+ * inflated into a buffer the table owns when deflated. Only what tensors
+ * use is kept, so a deflate bomb behind a small tensor costs nothing. */
+static cs_status read_storage(loader *L, const cs_zip_entry *e, size_t need, const uint8_t **data) {
+    struct storage_state *st = &L->storages[e - L->zip->entries];
+    if (st->checked && st->have >= need) {
+        *data = st->data;
         return CS_OK;
     }
+    size_t want = e->method == 0 ? (size_t)e->size : need;
     void *owned;
-    cs_status s = cs_zip_read(L->zip, e, SIZE_MAX, data, len, &owned);
-    if (s != CS_OK || !owned) return s;
-    if ((s = cs_tensors_own(L->out, owned)) != CS_OK) return s;
-    L->inflated[idx] = owned;
+    cs_status s = cs_zip_read_prefix(L->zip, e, want, data, &owned);
+    if (s != CS_OK) return s;
+    if (owned && (s = cs_tensors_own(L->out, owned)) != CS_OK) return s;
+    st->checked = 1;
+    st->data = *data;
+    st->have = want;
     return CS_OK;
 }
 
@@ -146,8 +159,8 @@ static cs_status add_tensor(loader *L, const char *name, const pk_tensor *t) {
         return cs_fail(CS_ERR_FORMAT, "%s: tensor '%s': size and stride exceed its storage '%s' of %lld elements",
                        L->path, name, entry_name, (long long)t->storage_numel);
     const uint8_t *storage;
-    size_t len;
-    cs_status s = read_storage(L, e, &storage, &len);
+    size_t need = numel ? ((size_t)last + 1) * esz : 0; /* last < storage_numel: no overflow */
+    cs_status s = read_storage(L, e, need, &storage);
     if (s != CS_OK) return s;
     size_t nbytes = (size_t)numel * esz;
     const uint8_t *first = numel ? storage + (size_t)t->offset * esz : storage;
@@ -257,24 +270,6 @@ static size_t common_module_prefix(const pk_node *attrs) {
     return any ? 7 : 0;
 }
 
-static int name_cmp(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static cs_status check_unique_names(const char *path, const cs_tensor_table *t) {
-    if (t->n < 2) return CS_OK;
-    char **names = cs_alloc((size_t)t->n, sizeof *names);
-    if (!names) return CS_ERR_NOMEM;
-    for (int i = 0; i < t->n; i++) names[i] = t->items[i].name;
-    qsort(names, (size_t)t->n, sizeof *names, name_cmp);
-    cs_status s = CS_OK;
-    for (int i = 1; i < t->n && s == CS_OK; i++)
-        if (strcmp(names[i - 1], names[i]) == 0)
-            s = cs_fail(CS_ERR_FORMAT, "%s: tensor '%s' appears twice", path, names[i]);
-    cs_free(names);
-    return s;
-}
-
 static cs_status load_object(loader *L, pk_node *root) {
     pk_node *sd = unwrap_checkpoint(root);
     const pk_node *attrs = attributes(sd);
@@ -287,7 +282,7 @@ static cs_status load_object(loader *L, pk_node *root) {
     cs_status s = walk(L, sd, name, 0, common_module_prefix(attrs), 0);
     if (s == CS_OK && L->out->n == 0)
         return cs_fail(CS_ERR_MISSING, "%s: the archive holds no tensors", L->path);
-    return s == CS_OK ? check_unique_names(L->path, L->out) : s;
+    return s == CS_OK ? cs_tensors_check_unique(L->out) : s;
 }
 
 static cs_status load_pickle(loader *L, const cs_zip_entry *pkl) {
@@ -317,33 +312,30 @@ cs_status cs_pytorch_parse_memory(const char *name, const uint8_t *buf, size_t l
     const cs_zip_entry *pkl = find_data_pkl(&z, L.prefix);
     if (!pkl) {
         s = cs_fail(CS_ERR_FORMAT, "%s: a zip archive without data.pkl, not a PyTorch file", name);
-    } else if ((L.inflated = cs_calloc((size_t)z.n, sizeof *L.inflated)) == NULL) {
+    } else if ((L.storages = cs_calloc((size_t)z.n, sizeof *L.storages)) == NULL) {
         s = CS_ERR_NOMEM;
     } else if ((s = check_byte_order(&L)) == CS_OK) {
         s = load_pickle(&L, pkl);
     }
-    cs_free(L.inflated);
+    cs_free(L.storages);
     cs_zip_close(&z);
     return s;
 }
 
 static cs_status map_file(const char *path, cs_tensor_table *out) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return cs_fail(CS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    int fd;
+    size_t size;
+    cs_status s = cs_open_input(path, &fd, &size);
+    if (s != CS_OK) return s;
+    if (size == 0) {
         close(fd);
-        return cs_fail(CS_ERR_IO, "%s: not a regular file", path);
+        return cs_fail(CS_ERR_FORMAT, "%s: empty file, not a PyTorch zip archive", path);
     }
-    if (st.st_size == 0) {
-        close(fd);
-        return cs_fail(CS_ERR_FORMAT, "%s: empty file, not a zip archive", path);
-    }
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (map == MAP_FAILED) return cs_fail(CS_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
     out->map = map;
-    out->map_len = (size_t)st.st_size;
+    out->map_len = size;
     return CS_OK;
 }
 

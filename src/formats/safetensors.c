@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "../base/fileio.h"
 #include "tensors.h"
 
 #define SAFETENSORS_MAX_HEADER ((uint64_t)100 << 20)
@@ -64,11 +65,13 @@ static cs_status parse_entry(const char *path, const cJSON *item, const uint8_t 
     }
     double b0 = cJSON_GetArrayItem(jo, 0)->valuedouble, b1 = cJSON_GetArrayItem(jo, 1)->valuedouble;
     if (!cJSON_IsNumber(cJSON_GetArrayItem(jo, 0)) || !cJSON_IsNumber(cJSON_GetArrayItem(jo, 1)) ||
-        b0 < 0 || b1 < b0 || b1 > (double)data_len || b0 != (double)(uint64_t)b0 ||
+        !(b0 >= 0 && b0 <= 9.0e15 && b1 >= 0 && b1 <= 9.0e15) || b0 != (double)(uint64_t)b0 ||
         b1 != (double)(uint64_t)b1)
-        return cs_fail(CS_ERR_FORMAT,
-                       "%s: tensor '%s': data_offsets [%.0f, %.0f] outside the data section of %zu bytes",
-                       path, name, b0, b1, data_len);
+        return cs_fail(CS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%.17g, %.17g] are not "
+                       "whole byte offsets", path, name, b0, b1);
+    if (b1 < b0 || b1 > (double)data_len)
+        return cs_fail(CS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%.17g, %.17g] outside the "
+                       "data section of %zu bytes", path, name, b0, b1, data_len);
     uint64_t begin = (uint64_t)b0, end = (uint64_t)b1;
     if (end - begin != bytes)
         return cs_fail(CS_ERR_FORMAT,
@@ -105,7 +108,14 @@ cs_status cs_safetensors_parse_header(const char *path, const char *json, size_t
         if (s != CS_OK) break;
         ns++;
     }
+    /* cJSON keeps both copies of a repeated key; the format allows one. */
+    if (s == CS_OK) s = cs_tensors_check_unique(out);
     if (s == CS_OK) {
+        /* Empty tensors occupy no bytes, so [x, x] overlaps nothing. */
+        int nz = 0;
+        for (int i = 0; i < ns; i++)
+            if (spans[i].end > spans[i].begin) spans[nz++] = spans[i];
+        ns = nz;
         qsort(spans, (size_t)ns, sizeof *spans, span_cmp);
         for (int i = 1; i < ns; i++)
             if (spans[i].begin < spans[i - 1].end) {
@@ -121,14 +131,10 @@ cs_status cs_safetensors_parse_header(const char *path, const char *json, size_t
 
 cs_status cs_safetensors_open(const char *path, cs_tensor_table *out) {
     cs_tensors_init(out, path);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return cs_fail(CS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return cs_fail(CS_ERR_IO, "%s: not a regular file", path);
-    }
-    size_t size = (size_t)st.st_size;
+    int fd;
+    size_t size;
+    cs_status s = cs_open_input(path, &fd, &size);
+    if (s != CS_OK) return s;
     if (size < 8) {
         close(fd);
         return cs_fail(CS_ERR_FORMAT, "%s: truncated: %zu bytes, too short for a safetensors header",

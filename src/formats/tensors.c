@@ -1,6 +1,7 @@
 #include "tensors.h"
 
 #include <math.h>
+#include <stdlib.h>
 #ifdef __F16C__
 #include <immintrin.h>
 #endif
@@ -86,6 +87,24 @@ const cs_tensor *cs_tensors_find(const cs_tensor_table *t, const char *name) {
     for (int i = 0; i < t->n; i++)
         if (strcmp(t->items[i].name, name) == 0) return &t->items[i];
     return NULL;
+}
+
+static int name_cmp(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+cs_status cs_tensors_check_unique(const cs_tensor_table *t) {
+    if (t->n < 2) return CS_OK;
+    char **names = cs_alloc((size_t)t->n, sizeof *names);
+    if (!names) return CS_ERR_NOMEM;
+    for (int i = 0; i < t->n; i++) names[i] = t->items[i].name;
+    qsort(names, (size_t)t->n, sizeof *names, name_cmp);
+    cs_status s = CS_OK;
+    for (int i = 1; i < t->n && s == CS_OK; i++)
+        if (strcmp(names[i - 1], names[i]) == 0)
+            s = cs_fail(CS_ERR_FORMAT, "%s: tensor '%s' appears twice", t->path, names[i]);
+    cs_free(names);
+    return s;
 }
 
 int64_t cs_tensor_numel(const cs_tensor *x) {
@@ -177,11 +196,35 @@ static void release_source_pages(const cs_tensor_table *t, const cs_tensor *x) {
     if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
+static int is_float_dtype(cs_dtype d) {
+    return d == CS_DT_F32 || d == CS_DT_F16 || d == CS_DT_BF16 || d == CS_DT_F64;
+}
+
+/* A NaN or an infinity in a weight poisons every output downstream (and a
+ * JSON writer cannot even print it): refuse the file, naming the tensor.
+ * One pass over the fp32 weights at load, branch-free so it vectorizes. */
+static cs_status check_finite(const cs_tensor_table *t, const char *name, const float *w, int64_t n) {
+    const uint32_t *bits = (const uint32_t *)w;
+    int64_t bad = 0;
+#pragma omp parallel for reduction(+ : bad) schedule(static) if (n > (1 << 20))
+    for (int64_t i = 0; i < n; i++) bad += (bits[i] & 0x7f800000u) == 0x7f800000u;
+    if (!bad) return CS_OK;
+    int64_t first = 0;
+    while ((bits[first] & 0x7f800000u) != 0x7f800000u) first++;
+    return cs_fail(CS_ERR_FORMAT, "%s: tensor '%s' holds %lld non-finite values (NaN or infinity; "
+                   "the first at element %lld)", t->path, name, (long long)bad, (long long)first);
+}
+
 cs_status cs_tensors_f32(cs_tensor_table *t, const char *name, int ndim, const int64_t *dims,
                          const float **out) {
-    const cs_tensor *x = cs_tensors_find(t, name);
+    cs_tensor *x = (cs_tensor *)cs_tensors_find(t, name);
     if (!x)
         return cs_fail(CS_ERR_MISSING, "%s: required tensor '%s' is missing", t->path, name);
+    if (x->used)
+        return cs_fail(CS_ERR_FORMAT, "%s: tensor '%s' is bound twice", t->path, name);
+    if (!is_float_dtype(x->dtype))
+        return cs_fail(CS_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s, not a float type",
+                       t->path, name, cs_dtype_name(x->dtype));
     int ok = x->ndim == ndim;
     for (int i = 0; ok && i < ndim; i++) ok = dims[i] < 0 || x->shape[i] == dims[i];
     if (!ok) {
@@ -191,11 +234,12 @@ cs_status cs_tensors_f32(cs_tensor_table *t, const char *name, int ndim, const i
         return cs_fail(CS_ERR_SHAPE, "%s: tensor '%s' has shape %s, expected %s", t->path,
                        name, got, want);
     }
+    x->used = 1;
+    int64_t n = cs_tensor_numel(x);
     if (x->dtype == CS_DT_F32 && ((uintptr_t)x->data & 3) == 0) {
         *out = x->data;
-        return CS_OK;
+        return check_finite(t, name, *out, n);
     }
-    int64_t n = cs_tensor_numel(x);
     float *buf = cs_alloc((size_t)(n ? n : 1), sizeof(float));
     if (!buf) return CS_ERR_NOMEM;
     cs_status s = cs_tensor_to_f32(x, buf);
@@ -207,6 +251,6 @@ cs_status cs_tensors_f32(cs_tensor_table *t, const char *name, int ndim, const i
     s = cs_tensors_own(t, buf);
     if (s == CS_OK) *out = buf;
     release_source_pages(t, x);
-    return s;
+    return s == CS_OK ? check_finite(t, name, buf, n) : s;
 }
 

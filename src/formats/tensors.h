@@ -19,6 +19,7 @@ typedef struct cs_tensor {
     int64_t shape[CS_MAX_DIMS];
     const void *data; /* contiguous, row-major, little-endian */
     size_t nbytes;
+    int used;         /* bound by the model loader (or consumed into another entry) */
 } cs_tensor;
 
 typedef struct cs_tensor_table {
@@ -44,6 +45,8 @@ cs_status cs_tensors_add(cs_tensor_table *t, const char *name, cs_dtype dtype, i
 cs_status cs_tensors_own(cs_tensor_table *t, void *buf);
 
 const cs_tensor *cs_tensors_find(const cs_tensor_table *t, const char *name);
+/* CS_ERR_FORMAT naming the first name that appears twice. */
+cs_status cs_tensors_check_unique(const cs_tensor_table *t);
 int64_t cs_tensor_numel(const cs_tensor *x);
 
 /* Weight lookup with shape checks: an fp32 view of a named tensor (borrowed

@@ -22,7 +22,8 @@
 #define MAX_COMMENT 65535
 #define ZIP64_EXTRA_ID 0x0001
 /* Deflate cannot expand data by more than about 1032:1; an entry claiming
- * more is refused before anything is allocated for it. */
+ * more is refused before anything is allocated for it (and inflating never
+ * runs past the declared size, so the time is bounded by the input too). */
 #define MAX_INFLATE_RATIO 1032u
 
 static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
@@ -223,17 +224,22 @@ const cs_zip_entry *cs_zip_find(const cs_zip *z, const char *name) {
     return bsearch(&key, z->entries, (size_t)z->n, sizeof *z->entries, entry_cmp);
 }
 
-/* Raw deflate into out[0..size); zlib counts in uInt, so feed it in slices. */
-static cs_status inflate_entry(const cs_zip *z, const cs_zip_entry *e, uint8_t *out) {
+/* Inflate the whole raw-deflate stream, keeping its first `keep` bytes in
+ * out and passing the rest through a small scratch buffer: memory grows
+ * with what the caller uses, never with what the entry claims, while the
+ * size and CRC-32 are still checked over all of it. Output past the
+ * declared size stops the stream at once (a bomb cannot run on). */
+static cs_status inflate_entry(const cs_zip *z, const cs_zip_entry *e, uint8_t *out, size_t keep) {
     const uInt slice = 1u << 30;
+    uint8_t scratch[1 << 16];
     z_stream st;
     memset(&st, 0, sizeof st);
     if (inflateInit2(&st, -MAX_WBITS) != Z_OK)
         return cs_fail(CS_ERR_NOMEM, "%s: cannot initialize zlib", z->path);
     const uint8_t *in = z->buf + e->data_offset;
-    uint64_t in_left = e->comp_size, out_left = e->size;
+    uint64_t in_left = e->comp_size, produced = 0;
+    uLong crc = crc32(0L, Z_NULL, 0);
     int rc = Z_OK;
-    st.next_out = out;
     while (rc == Z_OK) {
         if (st.avail_in == 0 && in_left) {
             st.next_in = (Bytef *)in;
@@ -241,20 +247,63 @@ static cs_status inflate_entry(const cs_zip *z, const cs_zip_entry *e, uint8_t *
             in += st.avail_in;
             in_left -= st.avail_in;
         }
-        if (st.avail_out == 0 && out_left) {
-            st.avail_out = out_left < slice ? (uInt)out_left : slice;
-            out_left -= st.avail_out;
+        uint8_t *dst = scratch;
+        size_t room = sizeof scratch;
+        if (produced < keep) {
+            dst = out + produced;
+            room = keep - produced < slice ? keep - produced : slice;
         }
+        st.next_out = dst;
+        st.avail_out = (uInt)room;
         rc = inflate(&st, Z_NO_FLUSH);
-        if (rc == Z_BUF_ERROR && (st.avail_in || in_left) && (st.avail_out || out_left)) rc = Z_OK;
+        size_t got = room - st.avail_out;
+        crc = crc32_z(crc, dst, got);
+        produced += got;
+        if (produced > e->size) break;
+        if (rc == Z_BUF_ERROR && in_left) rc = Z_OK;
     }
-    uint64_t produced = e->size - out_left - st.avail_out;
     inflateEnd(&st);
     if (rc != Z_STREAM_END || produced != e->size)
         return cs_fail(CS_ERR_FORMAT, "%s: entry '%s': deflated data is corrupt or does not match its size",
                        z->path, e->name);
-    if (crc32_z(0, out, (size_t)e->size) != e->crc)
+    if (crc != e->crc)
         return cs_fail(CS_ERR_FORMAT, "%s: entry '%s': CRC-32 mismatch", z->path, e->name);
+    return CS_OK;
+}
+
+cs_status cs_zip_check_stored(const cs_zip *z, const cs_zip_entry *e) {
+    if (e->method != 0) return CS_OK;
+    if (crc32_z(0, z->buf + e->data_offset, (size_t)e->size) != e->crc)
+        return cs_fail(CS_ERR_FORMAT, "%s: entry '%s': CRC-32 mismatch (the stored data was altered)",
+                       z->path, e->name);
+    return CS_OK;
+}
+
+cs_status cs_zip_read_prefix(const cs_zip *z, const cs_zip_entry *e, size_t prefix,
+                             const uint8_t **data, void **owned) {
+    *data = NULL;
+    *owned = NULL;
+    if (prefix > e->size)
+        return cs_fail(CS_ERR_FORMAT, "%s: entry '%s' is %llu bytes, fewer than the %zu needed",
+                       z->path, e->name, (unsigned long long)e->size, prefix);
+    if (e->method == 0) {
+        cs_status s = cs_zip_check_stored(z, e);
+        if (s == CS_OK) *data = z->buf + e->data_offset;
+        return s;
+    }
+    if (e->size / MAX_INFLATE_RATIO > e->comp_size)
+        return cs_fail(CS_ERR_FORMAT, "%s: entry '%s' claims %llu bytes from %llu deflated ones",
+                       z->path, e->name, (unsigned long long)e->size,
+                       (unsigned long long)e->comp_size);
+    uint8_t *out = cs_alloc(prefix ? prefix : 1, 1);
+    if (!out) return CS_ERR_NOMEM;
+    cs_status s = inflate_entry(z, e, out, prefix);
+    if (s != CS_OK) {
+        cs_free(out);
+        return s;
+    }
+    *data = out;
+    *owned = out;
     return CS_OK;
 }
 
@@ -266,26 +315,7 @@ cs_status cs_zip_read(const cs_zip *z, const cs_zip_entry *e, size_t max_size,
     if (e->size > max_size)
         return cs_fail(CS_ERR_LIMIT, "%s: entry '%s' is %llu bytes, over the %zu-byte limit", z->path,
                        e->name, (unsigned long long)e->size, max_size);
-    /* Stored data is borrowed from the image; its CRC is not checked so that
-     * a mapped file is only read where tensors are actually used. */
-    if (e->method == 0) {
-        *data = z->buf + e->data_offset;
-        *len = (size_t)e->size;
-        return CS_OK;
-    }
-    if (e->size / MAX_INFLATE_RATIO > e->comp_size)
-        return cs_fail(CS_ERR_FORMAT, "%s: entry '%s' claims %llu bytes from %llu deflated ones",
-                       z->path, e->name, (unsigned long long)e->size,
-                       (unsigned long long)e->comp_size);
-    uint8_t *out = cs_alloc(e->size ? (size_t)e->size : 1, 1);
-    if (!out) return CS_ERR_NOMEM;
-    cs_status s = inflate_entry(z, e, out);
-    if (s != CS_OK) {
-        cs_free(out);
-        return s;
-    }
-    *data = out;
-    *len = (size_t)e->size;
-    *owned = out;
-    return CS_OK;
+    cs_status s = cs_zip_read_prefix(z, e, (size_t)e->size, data, owned);
+    if (s == CS_OK) *len = (size_t)e->size;
+    return s;
 }

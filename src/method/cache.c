@@ -45,7 +45,9 @@ static cs_status folder_identity(const char *dir, const char *cache_dir, char he
 
 cs_status cs_file_identity(const char *path, const char *cache_dir, char hex[65]) {
     struct stat st;
-    if (stat(path, &st) != 0) return cs_fail(CS_ERR_MISSING, "%s: cannot stat: %s", path, strerror(errno));
+    if (stat(path, &st) != 0)
+        return cs_fail(errno == ENOENT || errno == ENOTDIR ? CS_ERR_MISSING : CS_ERR_IO,
+                       "%s: cannot stat: %s", path, strerror(errno));
     return S_ISDIR(st.st_mode) ? folder_identity(path, cache_dir, hex)
                                : cs_sha256_file_memo(path, cache_dir, hex);
 }
@@ -85,8 +87,10 @@ int cs_cache_lookup(const char *cache_dir, const char *model_hex, int dim,
                     const char *const *templates, int nt, const char *name, float *out) {
     char path[4400];
     entry_path(cache_dir, model_hex, dim, templates, nt, name, path, sizeof path);
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
+    FILE *f;
+    size_t size;
+    /* Only a regular file is read: a FIFO planted in the cache never blocks. */
+    if (cs_fopen_input(path, &f, &size) != CS_OK) return 0;
     char magic[8];
     int32_t d = 0;
     uint32_t crc = 0;
@@ -115,5 +119,5 @@ cs_status cs_cache_store(const char *cache_dir, const char *model_hex, int dim,
     fwrite(&d, 4, 1, af.f);
     fwrite(&crc, 4, 1, af.f);
     fwrite(emb, sizeof(float), (size_t)dim, af.f);
-    return cs_atomic_commit(&af);
+    return cs_atomic_commit_now(&af);
 }

@@ -4,6 +4,7 @@
  * chunks of whole classes, packed without padding. */
 #include <string.h>
 #include "method.h"
+#include "model/tokenizer_internal.h"
 #include "ops/ops.h"
 
 /* Prompts per text-tower call: bounds the packed batch's memory. */
@@ -34,13 +35,19 @@ static char *fill_template(const char *tmpl, const char *name) {
 cs_status ensemble_prompt_ids(cs_tokenizer *tok, const char *name, const char *const *templates,
                               int n_templates, int context, int32_t *ids) {
     int per = n_templates ? n_templates : 1;
+    /* Checked here, so an error points into the user's text, not into a
+     * prompt the user never wrote. */
+    size_t nl = strlen(name), valid = cs_utf8_valid_prefix((const uint8_t *)name, nl);
+    if (valid != nl)
+        return cs_fail(CS_ERR_UTF8, "class name: invalid UTF-8 at byte %zu (after '%.*s')", valid,
+                       (int)(valid < 64 ? valid : 64), name);
     for (int k = 0; k < per; k++) {
         char *text = n_templates ? fill_template(templates[k], name) : cs_strdup(name);
         if (!text) return CS_ERR_NOMEM;
         /* As the reference's clip.tokenize: a prompt too long is an error. */
         cs_status s = cs_tokenize_batch(tok, (const char *const *)&text, 1, context, 0,
                                         ids + (size_t)k * context);
-        if (s != CS_OK) cs_error_prefix("class '%s'", name);
+        if (s != CS_OK) cs_error_prefix("class '%.40s%s'", name, strlen(name) > 40 ? "..." : "");
         cs_free(text);
         if (s != CS_OK) return s;
     }

@@ -85,14 +85,64 @@ cs_status model_load_transformer(cs_model *m, const char *prefix, int width, int
     return s;
 }
 
-/* Number of consecutive blocks prefix0..prefix{n-1} that have `suffix`. */
-static int count_blocks(const cs_tensor_table *t, const char *prefix, const char *suffix) {
-    char name[256];
-    int n = 0;
-    for (;; n++) {
-        snprintf(name, sizeof name, "%s%d.%s", prefix, n, suffix);
-        if (!cs_tensors_find(t, name)) return n;
+#define MAX_BLOCKS 1024
+
+/* The number of blocks: one more than the largest index i of any name
+ * "<prefix><i>.*", so that blocks 0..L-1 must all be complete (a missing
+ * tensor in any of them is then reported by name) rather than the count
+ * stopping quietly at the first gap. -1 past MAX_BLOCKS. */
+static int count_blocks(const cs_tensor_table *t, const char *prefix) {
+    size_t plen = strlen(prefix);
+    long n = 0;
+    for (int i = 0; i < t->n; i++) {
+        const char *name = t->items[i].name;
+        if (strncmp(name, prefix, plen) != 0 || name[plen] < '0' || name[plen] > '9') continue;
+        char *end;
+        long idx = strtol(name + plen, &end, 10);
+        if (*end != '.') continue;
+        if (idx >= MAX_BLOCKS) return -1;
+        if (idx + 1 > n) n = idx + 1;
     }
+    return (int)n;
+}
+
+static cs_status check_block_count(const cs_model *m, const char *prefix, int n) {
+    if (n < 0)
+        return cs_fail(CS_ERR_LIMIT, "%s: a block index under '%s' is over the limit of %d blocks",
+                       m->table.path, prefix, MAX_BLOCKS);
+    if (n == 0) return cs_fail(CS_ERR_MISSING, "%s: no blocks found under '%s'", m->table.path, prefix);
+    return CS_OK;
+}
+
+/* Every tensor the file holds must have been bound: a leftover is a renamed,
+ * misplaced or foreign tensor, and a model that silently ignores it would
+ * run with part of its weights. Buffers that CLIP's own loaders skip are
+ * allowed. */
+static int is_ignorable(const cs_tensor *x) {
+    static const char *suffixes[] = {"num_batches_tracked", "position_ids", "attn_mask"};
+    static const char *names[] = {"input_resolution", "context_length", "vocab_size", "logit_scale"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (!strcmp(x->name, names[i])) return 1;
+    size_t n = strlen(x->name);
+    for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+        size_t k = strlen(suffixes[i]);
+        if (n >= k && !strcmp(x->name + n - k, suffixes[i])) return 1;
+    }
+    return 0;
+}
+
+static cs_status check_all_used(const cs_model *m) {
+    int unused = 0;
+    const char *first = NULL;
+    for (int i = 0; i < m->table.n; i++) {
+        const cs_tensor *x = &m->table.items[i];
+        if (x->used || is_ignorable(x)) continue;
+        if (!unused++) first = x->name;
+    }
+    if (!unused) return CS_OK;
+    return cs_fail(CS_ERR_FORMAT, "%s: %d tensor%s not used by the model, the first '%s' "
+                   "(renamed, misplaced or from another architecture)", m->table.path, unused,
+                   unused == 1 ? " is" : "s are", first);
 }
 
 static cs_status require(const cs_model *m, const char *name, int ndim, const cs_tensor **out) {
@@ -118,14 +168,12 @@ static cs_status infer_text_config(cs_model *m) {
     c->vocab_size = (int)te->shape[0];
     c->text_width = (int)lf->shape[0];
     c->text_heads = c->text_width / CLIP_HEAD_DIM > 0 ? c->text_width / CLIP_HEAD_DIM : 1;
-    c->text_layers = count_blocks(&m->table, "transformer.resblocks.", "attn.in_proj_weight");
+    c->text_layers = count_blocks(&m->table, "transformer.resblocks.");
     if (c->embed_dim < 1 || c->context_length < 1 || c->vocab_size < 1 || c->text_width < 1)
         return cs_fail(CS_ERR_SHAPE, "%s: the text tensors have an empty dimension (embedding %d, "
                        "context %d, vocabulary %d, width %d)", m->table.path, c->embed_dim,
                        c->context_length, c->vocab_size, c->text_width);
-    if (c->text_layers == 0)
-        return cs_fail(CS_ERR_MISSING, "%s: no text transformer blocks found", m->table.path);
-    return CS_OK;
+    return check_block_count(m, "transformer.resblocks.", c->text_layers);
 }
 
 static cs_status infer_vit_config(cs_model *m) {
@@ -137,7 +185,8 @@ static cs_status infer_vit_config(cs_model *m) {
     c->vision_kind = CS_VISION_VIT;
     c->vision_width = (int)conv->shape[0];
     c->patch_size = (int)conv->shape[3];
-    c->vision_layers = count_blocks(&m->table, "visual.transformer.resblocks.", "attn.in_proj_weight");
+    c->vision_layers = count_blocks(&m->table, "visual.transformer.resblocks.");
+    if ((s = check_block_count(m, "visual.transformer.resblocks.", c->vision_layers)) != CS_OK) return s;
     c->vision_heads = c->vision_width / CLIP_HEAD_DIM > 0 ? c->vision_width / CLIP_HEAD_DIM : 1;
     c->grid = (int)lround(sqrt((double)(pe->shape[0] - 1)));
     int64_t resolution = (int64_t)c->patch_size * c->grid;
@@ -182,7 +231,7 @@ static cs_status load_text(cs_model *m) {
     m->logit_scale = 100.0f;
     if (s == CS_OK && ls && cs_tensor_numel(ls) == 1) {
         float v;
-        if (cs_tensor_to_f32(ls, &v) == CS_OK) m->logit_scale = expf(v);
+        if (cs_tensor_to_f32(ls, &v) == CS_OK && isfinite(expf(v))) m->logit_scale = expf(v);
     }
     return s;
 }
@@ -209,9 +258,18 @@ static cs_status apply_hf_config(cs_model *m, const char *dir) {
         if (cJSON_IsString(act) && strcmp(act->valuestring, "quick_gelu") != 0)
             s = cs_fail(CS_ERR_UNSUPPORTED, "%s: %s.hidden_act '%s' is not supported (CLIP uses quick_gelu)",
                         path, sections[i], act->valuestring);
-        if (cJSON_IsNumber(heads) && heads->valueint > 0) {
-            if (i == 0) m->cfg.vision_heads = heads->valueint;
-            else m->cfg.text_heads = heads->valueint;
+        if (s != CS_OK || !heads) continue;
+        /* valueint saturates: test the double itself. */
+        if (!cJSON_IsNumber(heads) || !(heads->valuedouble >= 1 && heads->valuedouble <= 4096) ||
+            heads->valuedouble != (double)(int)heads->valuedouble) {
+            char *text = cJSON_PrintUnformatted(heads);
+            s = cs_fail(CS_ERR_FORMAT, "%s: %s.num_attention_heads %s is not an integer in 1..4096",
+                        path, sections[i], text ? text : "?");
+            free(text);
+        } else if (i == 0) {
+            m->cfg.vision_heads = (int)heads->valuedouble;
+        } else {
+            m->cfg.text_heads = (int)heads->valuedouble;
         }
     }
     cJSON_Delete(root);
@@ -229,10 +287,20 @@ static cs_status check_heads(const cs_model *m) {
     return CS_OK;
 }
 
+/* A file's kind by its first bytes (a zip is a PyTorch archive) or its
+ * extension, so that an empty, truncated or mislabelled .pt is reported as
+ * a PyTorch file, not as a broken safetensors header. */
+static int looks_like_pytorch(const char *path, const unsigned char *magic, size_t got) {
+    if (got >= 4 && memcmp(magic, "PK\x03\x04", 4) == 0) return 1;
+    const char *ext = strrchr(path, '.');
+    return ext && (!strcmp(ext, ".pt") || !strcmp(ext, ".pth") || !strcmp(ext, ".bin") ||
+                   !strcmp(ext, ".zip"));
+}
+
 static cs_status open_table(const char *path, cs_tensor_table *t, const char **weights_dir) {
     struct stat st;
     memset(t, 0, sizeof *t); /* the readers init it; freeing a zeroed table is a no-op */
-    if (stat(path, &st) != 0) return cs_fail(CS_ERR_IO, "%s: model file not found", path);
+    if (stat(path, &st) != 0) return cs_fail(CS_ERR_MISSING, "%s: model file not found", path);
     static _Thread_local char file[4096];
     *weights_dir = NULL;
     if (S_ISDIR(st.st_mode)) {
@@ -240,11 +308,15 @@ static cs_status open_table(const char *path, cs_tensor_table *t, const char **w
         *weights_dir = path;
         return cs_safetensors_open(file, t);
     }
-    FILE *f = fopen(path, "rb");
-    unsigned char magic[4] = {0};
-    size_t got = f ? fread(magic, 1, 4, f) : 0;
-    if (f) fclose(f);
-    if (got == 4 && memcmp(magic, "PK\x03\x04", 4) == 0) return cs_pytorch_open(path, t);
+    int fd;
+    size_t size;
+    cs_status s = cs_open_input(path, &fd, &size);
+    if (s != CS_OK) return s;
+    unsigned char magic[8] = {0};
+    ssize_t got = read(fd, magic, sizeof magic);
+    close(fd);
+    if (size == 0) return cs_fail(CS_ERR_FORMAT, "%s: empty file, not a model", path);
+    if (looks_like_pytorch(path, magic, got > 0 ? (size_t)got : 0)) return cs_pytorch_open(path, t);
     return cs_safetensors_open(path, t);
 }
 
@@ -259,6 +331,7 @@ cs_status model_from_table(cs_tensor_table *table, const char *hf_dir, cs_model 
     memset(table, 0, sizeof *table);
     m->surgery_blocks = 6;
     cs_status s = model_canonicalize_names(&m->table);
+    if (s == CS_OK) s = cs_tensors_check_unique(&m->table); /* e.g. both an HF and an OpenAI name */
     if (s == CS_OK) s = infer_text_config(m);
     if (s == CS_OK) {
         if (cs_tensors_find(&m->table, "visual.proj")) {
@@ -276,6 +349,7 @@ cs_status model_from_table(cs_tensor_table *table, const char *hf_dir, cs_model 
     m->read_ahead = 1;
     if (s == CS_OK) s = m->cfg.vision_kind == CS_VISION_VIT ? load_vit(m) : resnet_load(m);
     m->read_ahead = 0;
+    if (s == CS_OK) s = check_all_used(m);
     if (s != CS_OK) {
         cs_model_free(m);
         return s;

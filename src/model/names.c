@@ -14,17 +14,24 @@ static cs_status add_f32(cs_tensor_table *t, const char *name, int ndim, const i
 
 /* An alias: a second entry that shares the first one's data. */
 static cs_status alias(cs_tensor_table *t, const char *hf, const char *openai) {
-    const cs_tensor *x = cs_tensors_find(t, hf);
+    cs_tensor *x = (cs_tensor *)cs_tensors_find(t, hf);
     if (!x) return CS_OK; /* absence is reported by the loader, under the OpenAI name */
+    x->used = 1; /* consumed: the alias is what the loader binds */
     cs_tensor copy = *x;
     return cs_tensors_add(t, openai, copy.dtype, copy.ndim, copy.shape, copy.data, copy.nbytes, 0);
 }
 
 static cs_status transposed(cs_tensor_table *t, const char *hf, const char *openai) {
-    const cs_tensor *x = cs_tensors_find(t, hf);
+    cs_tensor *x = (cs_tensor *)cs_tensors_find(t, hf);
     if (!x) return CS_OK;
     if (x->ndim != 2)
         return cs_fail(CS_ERR_SHAPE, "%s: tensor '%s' should have 2 dimensions", t->path, hf);
+    /* Checked before any loop runs over the rows: [9e15, 0] holds nothing
+     * but would take 9e15 iterations to transpose. */
+    if (x->shape[0] < 1 || x->shape[1] < 1)
+        return cs_fail(CS_ERR_SHAPE, "%s: tensor '%s' has an empty dimension [%lld, %lld]", t->path,
+                       hf, (long long)x->shape[0], (long long)x->shape[1]);
+    x->used = 1;
     int64_t r = x->shape[0], c = x->shape[1];
     float *src = cs_alloc((size_t)(r * c), sizeof(float));
     float *dst = cs_alloc((size_t)(r * c), sizeof(float));
@@ -52,11 +59,15 @@ static cs_status concat_qkv(cs_tensor_table *t, const char *prefix, const char *
         x[i] = cs_tensors_find(t, name);
         if (!x[i]) return cs_fail(CS_ERR_MISSING, "%s: required tensor '%s' is missing", t->path, name);
         int want_ndim = strcmp(suffix, "weight") ? 1 : 2;
-        if (x[i]->ndim != want_ndim || x[i]->shape[0] != x[0]->shape[0] ||
+        if (x[i]->ndim != want_ndim || x[i]->shape[0] < 1 || (want_ndim == 2 && x[i]->shape[1] < 1))
+            return cs_fail(CS_ERR_SHAPE, "%s: tensor '%s' should be a non-empty %s", t->path, name,
+                           want_ndim == 2 ? "matrix" : "vector");
+        if (x[i]->shape[0] != x[0]->shape[0] ||
             (want_ndim == 2 && x[i]->shape[1] != x[0]->shape[1]))
             return cs_fail(CS_ERR_SHAPE, "%s: tensor '%s' does not match the shape of '%sq_proj.%s'",
                            t->path, name, prefix, suffix);
     }
+    for (int i = 0; i < 3; i++) ((cs_tensor *)x[i])->used = 1;
     int64_t each = cs_tensor_numel(x[0]);
     float *dst = cs_alloc((size_t)(3 * each), sizeof(float));
     if (!dst) return CS_ERR_NOMEM;

@@ -19,7 +19,9 @@
 #include "base/fileio.h"
 #include "model/tokenizer_internal.h"
 
-#define VOCAB_MAX_FILE_BYTES (256u << 20)
+/* The real files are 1.6 MB (merges) and 0.9 MB (vocab.json): a bound that
+ * refuses a decompression bomb early. */
+#define VOCAB_MAX_FILE_BYTES (32u << 20)
 /* SimpleTokenizer keeps merges[1 : 49152-256-2+1] of the openai file. */
 #define OPENAI_N_MERGE_LINES (49152 - 256 - 2)
 /* The cache forgets everything past these sizes (the reference never does;
@@ -292,6 +294,13 @@ static cs_status alloc_merges(cs_tokenizer *tok, size_t n) {
     return tok->merges ? CS_OK : CS_ERR_NOMEM;
 }
 
+static int contains(const char *s, size_t n, const char *needle) {
+    size_t k = strlen(needle);
+    for (size_t i = 0; i + k <= n; i++)
+        if (!memcmp(s + i, needle, k)) return 1;
+    return 0;
+}
+
 /* openai/CLIP's bpe_simple_vocab_16e6.txt(.gz): a version line, then merges;
  * the vocabulary is the 256 byte symbols, the same with </w>, every merge
  * joined, then the two special tokens. */
@@ -299,9 +308,19 @@ static cs_status load_openai(cs_tokenizer *tok, const char *path, const char *te
     line_iter it = {text, text + len};
     const char *line = NULL;
     size_t ll = 0, n_lines = 0;
-    while (next_line(&it, &line, &ll)) n_lines++;
-    size_t n_merges = n_lines > 1 ? n_lines - 1 : 0;
-    if (n_merges > OPENAI_N_MERGE_LINES) n_merges = OPENAI_N_MERGE_LINES;
+    /* The format is checked before anything is built from it: a version
+     * header, then at least the merges CLIP uses (49408 entries in all). */
+    if (memchr(text, 0, len))
+        return cs_fail(CS_ERR_FORMAT, "%s: not a BPE merges file (it holds binary data)", path);
+    if (!next_line(&it, &line, &ll) || ll > 256 || !contains(line, ll, "#version"))
+        return cs_fail(CS_ERR_FORMAT, "%s: not a BPE merges file (the first line is not a "
+                       "'#version' header)", path);
+    n_lines = 1;
+    while (n_lines <= OPENAI_N_MERGE_LINES && next_line(&it, &line, &ll)) n_lines++;
+    size_t n_merges = n_lines - 1;
+    if (n_merges < OPENAI_N_MERGE_LINES)
+        return cs_fail(CS_ERR_FORMAT, "%s: %zu merge lines, fewer than the %d of CLIP's vocabulary "
+                       "(49408 entries)", path, n_merges, OPENAI_N_MERGE_LINES);
     cs_status st = str_map_init(&tok->vocab, 512 + n_merges + 2);
     if (st == CS_OK) st = alloc_merges(tok, n_merges);
     int32_t id = 0;
@@ -438,7 +457,7 @@ cs_status cs_tokenizer_load(const char *path, cs_tokenizer **out) {
     if (!path || !out) return cs_fail(CS_ERR_ARG, "cs_tokenizer_load: NULL argument");
     *out = NULL;
     struct stat sb;
-    if (stat(path, &sb) != 0) return cs_fail(CS_ERR_IO, "%s: no such vocabulary file or folder", path);
+    if (stat(path, &sb) != 0) return cs_fail(CS_ERR_MISSING, "%s: no such vocabulary file or folder", path);
     cs_tokenizer *tok = cs_calloc(1, sizeof *tok);
     if (!tok) return CS_ERR_NOMEM;
     cs_status st = S_ISDIR(sb.st_mode) ? load_hf_folder(tok, path) : load_openai_file(tok, path);
