@@ -55,7 +55,7 @@ static void test_class_lists(void) {
 
     CHECK_STATUS(cs_classes_parse(" , ,", &cl), CS_ERR_ARG);
     CHECK(cl == NULL);
-    CHECK_STATUS(cs_classes_parse("@/nonexistent/classes.txt", &cl), CS_ERR_IO);
+    CHECK_STATUS(cs_classes_parse("@/nonexistent/classes.txt", &cl), CS_ERR_MISSING);
     CHECK_ERR_HAS("/nonexistent/classes.txt");
 
     float emb[6] = {1, 0, 0, 0, 1, 0};
@@ -324,7 +324,7 @@ static void test_segment_classify(cs_model *m) {
 
 static void test_errors(cs_model *m) {
     cs_model *none = NULL;
-    CHECK_STATUS(cs_load("/nonexistent/model.safetensors", NULL, &none), CS_ERR_IO);
+    CHECK_STATUS(cs_load("/nonexistent/model.safetensors", NULL, &none), CS_ERR_MISSING);
     CHECK(none == NULL);
     CHECK_ERR_HAS("/nonexistent/model.safetensors");
     float emb[5] = {1, 2, 3, 4, 5};
