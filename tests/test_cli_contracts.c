@@ -225,8 +225,7 @@ static void test_errors(void) {
              golden_path("golden/tiny-vit/model.safetensors"), golden_path("golden/inputs/chelsea.png"),
              golden_path("golden/tiny-vit/text_ensemble.npy"));
     /* A folder that cannot be made is a runtime failure (exit 1), not bad input. */
-    int rc = run_tool(args); /* 1 once write failures are runtime failures (issue 17) */
-    CHECK(rc == 1 || rc == 2);
+    CHECK(run_tool(args) == 1);
     CHECK(stderr_has("/proc/cs-no-such-dir"));
 }
 
