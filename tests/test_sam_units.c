@@ -223,7 +223,7 @@ static void check_not_sam(void) {
     CHECK(fd >= 0);
     close(fd);
     float w[4] = {1, 2, 3, 4};
-    cs_tensor t = {"visual.proj", CS_DT_F32, 2, {2, 2}, w, sizeof w};
+    cs_tensor t = {"visual.proj", CS_DT_F32, 2, {2, 2}, w, sizeof w, 0};
     const cs_tensor *list[1] = {&t};
     CHECK_OK(cs_safetensors_write(path, list, 1, 0));
     CHECK_STATUS(cs_sam_load(path, NULL, &m), CS_ERR_MISSING);
