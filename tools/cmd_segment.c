@@ -88,42 +88,20 @@ static int write_overlay(const char *path, const uint8_t *labels, const cs_image
     return s == CS_OK ? 0 : cli_fail(s);
 }
 
-/* All outputs or none, and never a user's file lost: each output is first
- * written complete under a temporary name beside its own; only when every
- * one is complete are they renamed over their names (so a file already at
- * -o stays as it was until its replacement is whole). A failure removes
- * only this run's temporaries. */
+/* All outputs or none, and never a user's file lost: the run is one output
+ * transaction (main.c), so every output is written complete under a
+ * temporary name and renamed over its name only when the command succeeds;
+ * a failure removes only this run's temporaries. */
 static int segment_image(const cli_args *a, cs_model *m, const cs_segment_options *o, cs_classes *cl) {
-    static const char *const outputs[3] = {"output", "color", "overlay"};
     cs_image img = {0};
     cs_status s = cs_image_load(cli_get(a, "image"), cli_image_options(), &img);
     if (s != CS_OK) return cli_fail(s);
     uint8_t *labels = cli_xmalloc((size_t)img.width * img.height);
     s = cs_segment(m, cl, &img, o, labels);
-    int rc = s == CS_OK ? 0 : cli_fail(s), written = 0;
-    char tmp[3][4200];
-    for (int i = 0; i < 3 && !rc; i++) {
-        if (!cli_has(a, outputs[i])) continue;
-        snprintf(tmp[i], sizeof tmp[i], "%s.partial-%ld", cli_get(a, outputs[i]), (long)getpid());
-        if (i == 0) {
-            s = cs_png_write(tmp[i], img.width, img.height, 1, labels);
-            rc = s == CS_OK ? 0 : cli_fail(s);
-        } else if (i == 1) {
-            rc = write_color(tmp[i], labels, img.width, img.height, cl);
-        } else {
-            rc = write_overlay(tmp[i], labels, &img);
-        }
-        written |= !rc << i;
-    }
-    for (int i = 0; i < 3; i++) {
-        if (!(written >> i & 1)) continue;
-        if (rc) unlink(tmp[i]);
-        else if (rename(tmp[i], cli_get(a, outputs[i])) != 0) {
-            cli_error("%s: cannot write: %s", cli_get(a, outputs[i]), strerror(errno));
-            rc = CLI_EXIT_RUNTIME;
-            unlink(tmp[i]);
-        }
-    }
+    if (s == CS_OK) s = cs_png_write(cli_get(a, "output"), img.width, img.height, 1, labels);
+    int rc = s == CS_OK ? 0 : cli_fail(s);
+    if (!rc && cli_has(a, "color")) rc = write_color(cli_get(a, "color"), labels, img.width, img.height, cl);
+    if (!rc && cli_has(a, "overlay")) rc = write_overlay(cli_get(a, "overlay"), labels, &img);
     free(labels);
     cs_image_free(&img);
     return rc;
@@ -192,8 +170,8 @@ static cs_status write_npy_file(int f, const char *tmp, const cs_segment_result 
     return s;
 }
 
-/* --npy: every stage into the folder -o, as segment_image writes its PNGs:
- * each complete under a temporary name, then all renamed. */
+/* --npy: every stage into the folder -o; like every output, renamed into
+ * place only when the whole command succeeds (main.c's transaction). */
 static int segment_npy(const cli_args *a, cs_model *m, const cs_segment_options *o, cs_classes *cl) {
     cs_image img = {0};
     cs_array px = {0};
@@ -216,26 +194,15 @@ static int segment_npy(const cli_args *a, cs_model *m, const cs_segment_options 
     }
     cs_segment_result r = {0};
     if (s == CS_OK) s = cs_segment_arrays(m, cl, &in, o, &r);
-    int rc = s == CS_OK ? 0 : cli_fail(s), written = 0;
+    int rc = s == CS_OK ? 0 : cli_fail(s);
     const char *dir = cli_get(a, "output");
-    char path[NPY_FILES][4200], tmp[NPY_FILES][4300];
     if (!rc && (s = cs_mkdirs(dir)) != CS_OK) rc = cli_fail(s);
     for (int f = 0; f < NPY_FILES && !rc; f++) {
         if ((f == NPY_TOKENS || f == NPY_COSINE) && !r.tokens) continue; /* sliding windows */
-        snprintf(path[f], sizeof path[f], "%s/%s", dir, k_npy_files[f]);
-        snprintf(tmp[f], sizeof tmp[f], "%s.partial-%ld", path[f], (long)getpid());
-        s = write_npy_file(f, tmp[f], &r, cs_method_defaults_of(o->method).drops_cls);
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, k_npy_files[f]);
+        s = write_npy_file(f, path, &r, cs_method_defaults_of(o->method).drops_cls);
         rc = s == CS_OK ? 0 : cli_fail(s);
-        written |= !rc << f;
-    }
-    for (int f = 0; f < NPY_FILES; f++) {
-        if (!(written >> f & 1)) continue;
-        if (rc) unlink(tmp[f]);
-        else if (rename(tmp[f], path[f]) != 0) {
-            cli_error("%s: cannot write: %s", path[f], strerror(errno));
-            rc = CLI_EXIT_RUNTIME;
-            unlink(tmp[f]);
-        }
     }
     cs_segment_result_free(&r);
     cs_array_free(&px);

@@ -185,7 +185,8 @@ static int client_gone(struct MHD_Connection *c) {
 
 static void *worker(void *arg) {
     const char *threads = arg;
-    cli_set_threads(threads); /* OpenMP's thread count is per thread */
+    int n; /* OpenMP's thread count is per thread; --threads was checked by the runner */
+    if (threads && cli_parse_int(threads, strlen(threads), 1, 1 << 20, &n)) cs_set_threads(n);
     pthread_mutex_lock(&g_srv.lock);
     for (;;) {
         while (!g_srv.head && !g_srv.stop) pthread_cond_wait(&g_srv.work, &g_srv.lock);
