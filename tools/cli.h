@@ -65,6 +65,9 @@ extern const cli_command cmd_tokenize, cmd_embed, cmd_explain, cmd_points, cmd_s
  * lines go through cli_note. */
 void cli_set_quiet(int quiet);
 int cli_quiet(void);
+/* A download's progress bar on stderr (ctx: the name shown), unless --quiet. */
+void cli_download_progress(void *what, int64_t done, int64_t total);
+
 /* A note or progress line on stderr (a newline added), unless --quiet. */
 void cli_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Image decoding options from --exif-rotate and --max-megapixels (set by cli_parse). */

@@ -241,17 +241,6 @@ static int check(const cli_args *a) {
     return 0;
 }
 
-/* The SAM file's download, as the CLIP names' (none with --quiet). */
-static void sam_progress(void *ctx, int64_t done, int64_t total) {
-    static int last = -1;
-    if (cli_quiet() || total <= 0) return;
-    int pct = (int)(100 * done / total);
-    if (pct == last) return;
-    last = pct;
-    fprintf(stderr, "\rdownloading %s: %3d%% (%lld of %lld MB)%s", (const char *)ctx, pct,
-            (long long)(done >> 20), (long long)(total >> 20), done == total ? "\n" : "");
-}
-
 static int run(cli_ctx *c) {
     const cli_args *a = &c->a;
     manual mp = {0};
@@ -278,7 +267,7 @@ static int run(cli_ctx *c) {
     char path[4096], cache[4096];
     cs_sam *m = NULL;
     if (!rc) {
-        s = cs_sam_resolve(cli_get(a, "sam"), cli_get(a, "cache-dir"), 1, sam_progress, (void *)cli_get(a, "sam"),
+        s = cs_sam_resolve(cli_get(a, "sam"), cli_get(a, "cache-dir"), 1, cli_download_progress, (void *)cli_get(a, "sam"),
                            path, sizeof path);
         cs_sam_load_options opts = {heads};
         if (s == CS_OK) s = cs_sam_load(path, &opts, &m);

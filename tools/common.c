@@ -124,7 +124,7 @@ static void download_progress(void *ctx, const char *what, int64_t done, int64_t
                 (long long)(total >> 20), done == total ? "\n" : "");
 }
 
-static void vocab_progress(void *ctx, int64_t done, int64_t total) { download_progress(ctx, ctx, done, total); }
+void cli_download_progress(void *what, int64_t done, int64_t total) { download_progress(what, what, done, total); }
 
 int cli_precision(const cli_args *a, cs_precision *p) {
     const char *v = cli_get(a, "precision");
@@ -164,7 +164,7 @@ int cli_load_tokenizer(const cli_args *a, cs_tokenizer **tok) {
     if (vocab) {
         snprintf(path, sizeof path, "%s", vocab);
     } else {
-        s = cs_resolve_vocab(cli_get(a, "cache-dir"), 1, vocab_progress, "the BPE vocabulary", path, sizeof path);
+        s = cs_resolve_vocab(cli_get(a, "cache-dir"), 1, cli_download_progress, "the BPE vocabulary", path, sizeof path);
         if (s != CS_OK) {
             cli_error("no BPE vocabulary (give --vocab FILE): %s", cs_last_error());
             return cli_exit_code(s);
