@@ -40,7 +40,7 @@ const char *cs_model_official_sha256(const char *name) {
     return i >= 0 ? k_models[i].sha256 : NULL;
 }
 
-static cs_status cache_folder(const char *cache_dir, char *out, size_t n) {
+cs_status hub_cache_folder(const char *cache_dir, char *out, size_t n) {
     if (cache_dir) {
         if (!*cache_dir) return cs_fail(CS_ERR_ARG, "the cache folder name is empty");
         snprintf(out, n, "%s", cache_dir);
@@ -91,7 +91,7 @@ cs_status cs_resolve_model(const char *name_or_path, const char *cache_dir, int 
         return CS_OK;
     }
     char dir[4096], url[512];
-    cs_status s = cache_folder(cache_dir, dir, sizeof dir);
+    cs_status s = hub_cache_folder(cache_dir, dir, sizeof dir);
     snprintf(url, sizeof url, OPENAI_BASE "%s/%s", k_models[i].sha256, k_models[i].file);
     return s != CS_OK ? s : fetch(dir, k_models[i].file, url, k_models[i].sha256, download, progress,
                                   ctx, out, out_len);
@@ -100,7 +100,7 @@ cs_status cs_resolve_model(const char *name_or_path, const char *cache_dir, int 
 cs_status cs_resolve_vocab(const char *cache_dir, int download, cs_progress_fn progress,
                            void *ctx, char *out, size_t out_len) {
     char dir[4096];
-    cs_status s = cache_folder(cache_dir, dir, sizeof dir);
+    cs_status s = hub_cache_folder(cache_dir, dir, sizeof dir);
     return s != CS_OK ? s : fetch(dir, VOCAB_FILE, VOCAB_URL, VOCAB_SHA256, download, progress, ctx,
                                   out, out_len);
 }

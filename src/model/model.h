@@ -77,6 +77,9 @@ struct cs_model {
         if ((m)->tap) (m)->tap((m)->tap_ctx, (stage), (layer), (x), (rows), (width)); \
     } while (0)
 
+/* The folder named model files live in: cache_dir, else ~/.cache/clip (hub.c). */
+cs_status hub_cache_folder(const char *cache_dir, char *out, size_t n);
+
 /* What cs_load remembered (open.c): the name given, the resolved weights
  * path (NULL for synthetic models), the vocabulary given, and whether the
  * class-embedding cache is wanted. NULL / 0 for models from cs_model_load. */

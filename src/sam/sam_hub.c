@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include "base/fileio.h"
 #include "formats/download.h"
+#include "model/model.h"
 #include "sam.h"
 
 #define SAM_URL_BASE "https://dl.fbaipublicfiles.com/segment_anything/"
@@ -180,19 +181,7 @@ cs_status cs_sam_synthetic(const char *arch, cs_sam **out) {
     return sam_from_table(&t, NULL, out);
 }
 
-/* The cache folder as CLIP names use it: cache_dir, else ~/.cache/clip. */
-static cs_status cache_folder(const char *cache_dir, char *out, size_t n) {
-    if (cache_dir) {
-        if (!*cache_dir) return cs_fail(CS_ERR_ARG, "the cache folder name is empty");
-        snprintf(out, n, "%s", cache_dir);
-        return CS_OK;
-    }
-    const char *home = getenv("HOME");
-    if (!home || !*home) return cs_fail(CS_ERR_ARG, "HOME is not set; give a cache folder (--cache-dir)");
-    snprintf(out, n, "%s/.cache/clip", home);
-    return CS_OK;
-}
-
+/* Meta's file names resolve in the CLIP names' cache folder (hub_cache_folder). */
 cs_status cs_sam_resolve(const char *name_or_path, const char *cache_dir, int download,
                          cs_progress_fn progress, void *ctx, char *out, size_t out_len) {
     struct stat st;
@@ -203,7 +192,7 @@ cs_status cs_sam_resolve(const char *name_or_path, const char *cache_dir, int do
         return CS_OK;
     }
     char dir[4096], url[512], part[4200];
-    cs_status s = cache_folder(cache_dir, dir, sizeof dir);
+    cs_status s = hub_cache_folder(cache_dir, dir, sizeof dir);
     if (s != CS_OK) return s;
     if ((size_t)snprintf(out, out_len, "%s/%s", dir, k_sam[a].file) >= out_len)
         return cs_fail(CS_ERR_ARG, "%s/%s: path too long", dir, k_sam[a].file);
