@@ -1,8 +1,8 @@
 /* eval's published dataset layouts, on tiny trees built here at run time
  * from two ../shared/data/voc14 images (scaled down, so the test is fast):
- * VOC 2012 against the same images through the generic layout; Context,
- * Cityscapes and COCO-Stuff against the label mapping their protocols
- * define; VOC 2007, COCO JSON and CSV multi-labels (difficult labels,
+ * VOC 2012 against the same images through the generic layout; VOC20,
+ * Context (59 and 60), Cityscapes, COCO-Stuff, COCO-Object and ADE20K
+ * against the label mapping their protocols define; VOC 2007, COCO JSON and CSV multi-labels (difficult labels,
  * shard + merge, class order); and the layouts' usage errors. Works with
  * the tiny golden model: the scores mean nothing, the bookkeeping does. */
 #include "clip_surgery.h"
@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include "base/fileio.h"
 #include "golden.h"
 #include "cli_run.h"
@@ -22,7 +23,7 @@
 #define H 48
 #define DOUBLE_TOL 1e-13
 
-static char g_model[4096], g_classes_dir[1024];
+static char g_model[4096], g_model_t[4096], g_classes_dir[1024]; /* g_model_t: with the templates */
 static cs_image g_img[2];    /* two voc14 photos at W x H */
 static uint8_t g_mask[2][W * H];
 
@@ -261,6 +262,68 @@ static void test_cocostuff(void) {
     run_seg_layout(spec, 171, preds, expected, 1, 0);
 }
 
+/* mmsegmentation's reduce_zero_label: 0 -> ignore, k -> k-1, 255 stays. */
+static uint8_t reduced(uint8_t v) { return v == 0 || v == 255 ? 255 : (uint8_t)(v - 1); }
+
+/* VOC20: the VOC folder of test_voc without background (0 ignored, k is
+ * class k-1). */
+static void test_voc20(void) {
+    uint8_t expected[2][W * H];
+    for (int i = 0; i < 2; i++)
+        for (int p = 0; p < W * H; p++) expected[i][p] = reduced(g_mask[i][p]);
+    const char *preds[] = {"2007_000032.png", "2007_000039.png"};
+    char spec[1200];
+    snprintf(spec, sizeof spec, "voc20:'%s'", tmp_path("voc"));
+    run_seg_layout(spec, 20, preds, expected, 2, 0);
+}
+
+/* Context60: the Context folder of test_context with background a class
+ * (values as stored; 60.. unknown). */
+static void test_context60(void) {
+    uint8_t expected[1][W * H];
+    int w = 0, h = 0;
+    uint8_t *stored = NULL;
+    CHECK_OK(cs_label_png_load(tmp_path("context/SegmentationClassContext/2008_000002.png"), &w, &h, &stored));
+    if (stored && w == W && h == H) memcpy(expected[0], stored, W * H);
+    cs_free(stored);
+    const char *preds[] = {"2008_000002.png"};
+    char spec[1200];
+    snprintf(spec, sizeof spec, "context60:'%s'", tmp_path("context"));
+    run_seg_layout(spec, 60, preds, expected, 1, 0);
+}
+
+/* COCO-Object: the COCO-Stuff folder of test_cocostuff with SCLIP's
+ * converted masks beside the stuff ones (0 background, 1..80 things, as
+ * stored; 81.. unknown). */
+static void test_cocoobject(void) {
+    uint8_t expected[1][W * H];
+    for (int p = 0; p < W * H; p++) expected[0][p] = p % 7 == 0 ? 255 : (uint8_t)((p % W + 3 * (p / W)) % 90);
+    CHECK_OK(cs_png_write(tmp_path("cocostuff/annotations/val2017/000000000139_instanceTrainIds.png"), W, H, 1,
+                          expected[0]));
+    const char *preds[] = {"000000000139.png"};
+    char spec[1200];
+    snprintf(spec, sizeof spec, "cocoobject:'%s'", tmp_path("cocostuff"));
+    run_seg_layout(spec, 81, preds, expected, 1, 0);
+}
+
+/* ADE20K (ADEChallengeData2016): images/validation, annotations/validation;
+ * 0 ignored, k is class k-1 of 150 (151.. unknown). */
+static void test_ade20k(void) {
+    make_dirs("ade/images/validation");
+    make_dirs("ade/annotations/validation");
+    uint8_t stored[W * H], expected[1][W * H];
+    for (int p = 0; p < W * H; p++) {
+        stored[p] = (uint8_t)((p % W + 7 * (p / W)) % 160);
+        expected[0][p] = reduced(stored[p]);
+    }
+    write_jpeg(tmp_path("ade/images/validation/ADE_val_00000001.jpg"), &g_img[0]);
+    CHECK_OK(cs_png_write(tmp_path("ade/annotations/validation/ADE_val_00000001.png"), W, H, 1, stored));
+    const char *preds[] = {"ADE_val_00000001.png"};
+    char spec[1200];
+    snprintf(spec, sizeof spec, "ade20k:'%s'", tmp_path("ade"));
+    run_seg_layout(spec, 150, preds, expected, 1, 0);
+}
+
 /* ------------------------------------------------------------ multi-label */
 
 /* Class indices of a JSON array, as a string "0,2". */
@@ -422,6 +485,144 @@ static void test_errors(void) {
                    tmp_path("coco")) == 2);
 }
 
+/* ------------------------------------------------------------ --benchmark */
+
+static double report_number(const char *path, const char *key) {
+    cJSON *r = read_json(path);
+    double v = r ? cJSON_GetNumberValue(get(r, key)) : NAN;
+    cJSON_Delete(r);
+    return v;
+}
+
+/* The report's settings hold these "key=value" pairs (numbers or strings). */
+static void check_settings(const char *report, const char *const *pairs, int n) {
+    cJSON *r = read_json(report);
+    const cJSON *set = r ? get(r, "settings") : NULL;
+    CHECK_MSG(set != NULL, "%s", report);
+    for (int i = 0; set && i < n; i++) {
+        char key[64];
+        const char *eq = strchr(pairs[i], '=');
+        snprintf(key, sizeof key, "%.*s", (int)(eq - pairs[i]), pairs[i]);
+        const cJSON *v = get(set, key);
+        int ok = cJSON_IsString(v) ? !strcmp(v->valuestring, eq + 1)
+                 : cJSON_IsNumber(v) ? fabs(v->valuedouble - atof(eq + 1)) < 1e-6 : !strcmp(eq + 1, "absent") && !v;
+        CHECK_MSG(ok, "%s: settings %s", report, pairs[i]);
+    }
+    cJSON_Delete(r);
+}
+
+/* The SCLIP preset of VOC21 is exactly the options and files it stands for
+ * (SCLIP's configs/cfg_voc21.py and clip_segmentor.py; data/benchmarks). */
+static void test_preset_voc21(const char *data_dir) {
+    CHECK(run_tool("eval %s --method sclip --benchmark voc21 --dataset '%s' --report '%s'", g_model_t,
+                   tmp_path("voc"), tmp_path("preset.json")) == 0);
+    CHECK(run_tool("eval %s --method sclip --dataset voc:'%s' --class-list '%s/benchmarks/sclip/cls_voc21.txt' "
+                   "--templates '%s/benchmarks/openai_imagenet_templates.txt' --window 224 --stride 112 "
+                   "--short-side 336 --bg-thresh 0.1 --logit-scale 65 --background sky --report '%s'",
+                   g_model_t, tmp_path("voc"), data_dir, data_dir, tmp_path("explicit.json")) == 0);
+    cJSON *a = read_json(tmp_path("preset.json")), *b = read_json(tmp_path("explicit.json"));
+    const char *keys[] = {"classes", "images", "confusion", "per_class", "miou"};
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
+        CHECK_MSG(a && b && cJSON_Compare(get(a, keys[k]), get(b, keys[k]), 1), "preset: %s differs", keys[k]);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    const char *sclip[] = {"benchmark=voc21", "protocol=sclip", "class_list=sclip/cls_voc21.txt",
+                           "template_list=openai_imagenet_templates.txt", "window=224", "stride=112",
+                           "short_side=336", "bg_thresh=0.1", "logit_scale=65", "background=sky"};
+    check_settings(tmp_path("preset.json"), sclip, 10);
+}
+
+/* Each method's own protocol by default, another by --protocol; options
+ * given on the command line win over the preset's. */
+static void test_protocols(void) {
+    CHECK(run_tool("eval %s --method clearclip --benchmark voc21 --dataset '%s' --limit 1 --report '%s'", g_model,
+                   tmp_path("voc"), tmp_path("clearclip.json")) == 0);
+    const char *clearclip[] = {"protocol=clearclip", "class_list=clearclip/cls_voc21.txt", "window=448",
+                               "stride=224", "short_side=448", "bg_thresh=0.5", "logit_scale=50",
+                               "background=background", "templates=none"};
+    check_settings(tmp_path("clearclip.json"), clearclip, 9);
+    CHECK(run_tool("eval %s --method naclip --benchmark voc20 --dataset '%s' --limit 1 --report '%s'", g_model,
+                   tmp_path("voc"), tmp_path("naclip.json")) == 0);
+    const char *naclip[] = {"protocol=naclip", "class_list=sclip/cls_voc20.txt", "resolution=336", "pamr_steps=10",
+                            "window=absent", "bg_thresh=absent"};
+    check_settings(tmp_path("naclip.json"), naclip, 6);
+    CHECK(run_tool("eval %s --benchmark cityscapes --dataset '%s' --protocol clearclip --stride 112 --limit 1 "
+                   "--report '%s'", g_model, tmp_path("cityscapes"), tmp_path("city.json")) == 0);
+    const char *city[] = {"method=surgery", "protocol=clearclip", "window=224", "stride=112", "short_side=448",
+                          "class_list=sclip/cls_city_scapes.txt"};
+    check_settings(tmp_path("city.json"), city, 6);
+}
+
+/* --benchmark all over an mmsegmentation data/ folder (links to the
+ * layouts above; no Cityscapes): the papers' columns, the mean, the absent
+ * dataset named on stderr; each number that of its single run. */
+static void test_all(void) {
+    make_dirs("root/VOCdevkit");
+    make_dirs("root/ade");
+    CHECK(symlink(tmp_path("voc"), tmp_path("root/VOCdevkit/VOC2012")) == 0);
+    CHECK(symlink(tmp_path("context"), tmp_path("root/VOCdevkit/VOC2010")) == 0);
+    CHECK(symlink(tmp_path("cocostuff"), tmp_path("root/coco_stuff164k")) == 0);
+    CHECK(symlink(tmp_path("ade"), tmp_path("root/ade/ADEChallengeData2016")) == 0);
+    CHECK(run_tool("eval %s --benchmark all --datasets-root '%s' --limit 1 --report '%s'", g_model, tmp_path("root"),
+                   tmp_path("all.json")) == 0);
+    CHECK(stderr_has("cityscapes: skipped"));
+    char out[4096];
+    read_text("stdout.txt", out, sizeof out);
+    const char *cols[] = {"VOC21", "Context60", "COCO-Object", "VOC20", "Context59", "COCO-Stuff", "Cityscapes",
+                          "ADE20K", "Avg"};
+    const char *at = out;
+    for (int i = 0; i < 9 && at; i++) at = strstr(at, cols[i]);
+    CHECK_MSG(at != NULL, "the summary's columns are not in the papers' order:\n%s", out);
+    cJSON *all = read_json(tmp_path("all.json"));
+    const cJSON *miou = all ? get(all, "miou") : NULL;
+    CHECK(miou && cJSON_IsNull(get(miou, "cityscapes")) && cJSON_GetNumberValue(get(all, "benchmarks_evaluated")) == 7);
+    double sum = 0.0;
+    const char *names[] = {"voc21", "context60", "coco-object", "voc20", "context59", "coco-stuff164k", "ade20k"};
+    for (int i = 0; miou && i < 7; i++) sum += cJSON_GetNumberValue(get(miou, names[i]));
+    CHECK(all && fabs(cJSON_GetNumberValue(get(all, "avg")) - sum / 7) < DOUBLE_TOL);
+    for (int i = 0; miou && i < 7; i += 3) { /* voc21, voc20, ade20k */
+        CHECK(run_tool("eval %s --benchmark %s --datasets-root '%s' --limit 1 --report '%s'", g_model, names[i],
+                       tmp_path("root"), tmp_path("one.json")) == 0);
+        CHECK_MSG(report_number(tmp_path("one.json"), "miou") == cJSON_GetNumberValue(get(miou, names[i])),
+                  "all: %s differs from its single run", names[i]);
+    }
+    cJSON_Delete(all);
+}
+
+/* Mistakes: one line, exit 2, no report. */
+static void test_bench_errors(void) {
+    char report[1100];
+    snprintf(report, sizeof report, "%s", tmp_path("bad.json"));
+    struct {
+        const char *args;
+        const char *dir;
+    } cases[] = {
+        {"--benchmark voc22 --dataset '%s'", "voc"},
+        {"--benchmark ade20k --dataset '%s'", "voc"},             /* another layout */
+        {"--benchmark voc21 --dataset '%s'", "context"},
+        {"--benchmark coco-object --dataset '%s'", "ade"},
+        {"--benchmark voc21 --dataset '%s' --task explain", "voc"},
+        {"--benchmark voc21 --dataset '%s' --protocol mmseg", "voc"},
+        {"--benchmark all --dataset '%s'", "voc"},
+        {"--benchmark all --datasets-root '%s'", "voc"},          /* none of the eight below */
+        {"--dataset voc:'%s' --protocol sclip", "voc"},
+        {"--benchmark voc21 --dataset '%s' --method sclip --model synthetic:RN50", "voc"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char args[2048];
+        snprintf(args, sizeof args, cases[i].args, tmp_path("%s", cases[i].dir));
+        remove(report);
+        CHECK_MSG(run_tool("eval %s %s --report '%s'", g_model, args, report) == 2 && stderr_lines() == 1,
+                  "case %zu: %s", i, args);
+        CHECK_MSG(access(report, F_OK) != 0, "case %zu wrote a report", i);
+    }
+    /* A COCO-Stuff folder without COCO-Object's converted masks. */
+    remove(tmp_path("cocostuff/annotations/val2017/000000000139_instanceTrainIds.png"));
+    CHECK(run_tool("eval %s --benchmark coco-object --dataset '%s' --report '%s'", g_model, tmp_path("cocostuff"),
+                   report) == 2 && stderr_has("_instanceTrainIds.png is missing"));
+    CHECK(access(report, F_OK) != 0);
+}
+
 int main(void) {
     golden_shared_dir();
     tool_tmp_init("cs_eval_layouts");
@@ -430,14 +631,26 @@ int main(void) {
              slash ? __FILE__ : ".");
     snprintf(g_model, sizeof g_model, "--model '%s' --vocab '%s' --templates none",
              golden_path("golden/tiny-vit/model.safetensors"), golden_path("clip/bpe_simple_vocab_16e6.txt.gz"));
+    snprintf(g_model_t, sizeof g_model_t, "--model '%s' --vocab '%s'", golden_path("golden/tiny-vit/model.safetensors"),
+             golden_path("clip/bpe_simple_vocab_16e6.txt.gz"));
     load_sources();
     test_voc();
     test_context();
     test_cityscapes();
     test_cocostuff();
+    test_voc20();
+    test_context60();
+    test_cocoobject();
+    test_ade20k();
     test_voc07();
     test_coco_and_csv();
     test_errors();
+    char data_dir[1100];
+    snprintf(data_dir, sizeof data_dir, "%s/..", g_classes_dir);
+    test_preset_voc21(data_dir);
+    test_protocols();
+    test_all();
+    test_bench_errors();
     for (int i = 0; i < 2; i++) cs_image_free(&g_img[i]);
     return test_finish();
 }

@@ -1,20 +1,29 @@
 /* clip-surgery eval: segmentation mIoU, multi-label mAP and explainability
- * mIoU over a dataset, with CLIP Surgery or plain CLIP; --shard K/N and
+ * mIoU over a dataset, with any method; --benchmark runs the eight-benchmark
+ * protocol of the training-free papers (eval_bench.c); --shard K/N and
  * --merge spread a dataset over machines. */
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "eval.h"
 
 static const cli_option k_options[] = {
     {"task", "T", "seg (default) | explain | multilabel", 0},
     {"method", "NAME", CLI_METHOD_HELP, 0},
-    {"dataset", "LAYOUT:PATH", "a published layout: voc:DIR, context:DIR, cityscapes:DIR, cocostuff:DIR "
-                               "(seg, explain); voc07:DIR, coco:FILE.json, csv:FILE (multilabel); docs/eval.md", 0},
-    {"split", "S", "with voc, context, cityscapes, cocostuff: the split (default val); voc07: default test", 0},
+    {"dataset", "LAYOUT:PATH", "a published layout: voc:DIR, voc20:DIR, context:DIR (59 classes), context60:DIR, "
+                               "cityscapes:DIR, cocostuff:DIR, cocoobject:DIR, ade20k:DIR (seg, explain); voc07:DIR, "
+                               "coco:FILE.json, csv:FILE (multilabel); with --benchmark: the folder alone; docs/eval.md", 0},
+    {"split", "S", "the split (default val; ade20k: validation; voc07: test)", 0},
+    {"benchmark", "NAME", "seg: the settings of a benchmark of the training-free papers: voc21, context60, coco-object, "
+                          "voc20, context59, coco-stuff164k, cityscapes, ade20k; or all (with --datasets-root)", 0},
+    {"protocol", "P", "with --benchmark: whose config files: sclip, clearclip, naclip (default: the method's own; "
+                      "sclip for the others)", 0},
+    {"datasets-root", "DIR", "with --benchmark: the folder holding mmsegmentation's data/ layout (VOCdevkit/VOC2012, "
+                             "VOCdevkit/VOC2010, coco_stuff164k, cityscapes, ade/ADEChallengeData2016)", 0},
     {"images", "DIR", "generic layout: the images (JPEG/PNG); coco:, csv: the folder of the file names", 0},
     {"masks", "DIR", "generic layout: the index masks (8-bit gray or palette PNG; 255 = ignore)", 0},
     {"image-suffix", "S", "generic layout: image stem suffix removed to pair with masks (e.g. _image)", 0},
@@ -43,6 +52,8 @@ static const char k_usage[] =
     "         (--dataset LAYOUT:PATH [--split S] [--images DIR] | --images DIR [--masks DIR]\n"
     "          [--image-suffix S] [--mask-suffix S]) [--labels labels.json] [--class-list FILE] [--limit N]\n"
     "         [--shard K/N] [--report FILE] [--save-predictions DIR]\n"
+    "       clip-surgery eval --model M --method M --benchmark NAME (--dataset DIR | --datasets-root DIR) [--protocol P]\n"
+    "       clip-surgery eval --model M --method M --benchmark all --datasets-root DIR [--report FILE]\n"
     "       clip-surgery eval --merge PART.json... [--report FILE]\n\n"
     "seg: confusion matrix (255 ignored), per-class IoU, mIoU, pixel accuracy. multilabel: per-class AP\n"
     "(all points, as scikit-learn; difficult labels left out), mAP over classes with positives.\n"
@@ -61,6 +72,7 @@ typedef struct eval_run {
     cs_classes *cl;
     cs_model *m;
     const char *save_dir;
+    const eval_preset *preset; /* --benchmark, or NULL */
 } eval_run;
 
 static int parse_task(const char *v, eval_task *t) {
@@ -97,6 +109,13 @@ static cJSON *settings_json(const cli_args *a, const eval_run *r, const eval_dat
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "method", cs_method_name(r->so.method));
     cJSON_AddStringToObject(o, "dataset", d->spec);
+    const eval_preset *p = r->preset;
+    if (p) {
+        cJSON_AddStringToObject(o, "benchmark", eval_bench_name(p->bench));
+        cJSON_AddStringToObject(o, "protocol", eval_protocol_name(p->protocol));
+        if (p->classes) cJSON_AddStringToObject(o, "class_list", p->classes);
+        if (p->templates) cJSON_AddStringToObject(o, "template_list", p->templates);
+    }
     const char *names[] = {"model", "class-list", "class-embeddings", "templates", "images", "image-suffix",
                            "mask-suffix", "labels", "limit"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) add_setting(o, a, names[i]);
@@ -249,7 +268,11 @@ static int run_dataset(const cli_args *a, eval_run *r, eval_dataset *d, eval_acc
 static int load_classes(const cli_args *a, eval_run *r, const eval_dataset *d) {
     char *list = NULL;
     int rc = 0;
-    if (cli_has(a, "class-list")) {
+    if (r->preset && !cli_has(a, "class-embeddings")) {
+        rc = eval_bench_classes(r->preset, cli_get(a, "class-list"), cli_get(a, "templates"), &r->cl);
+        cs_status s = rc ? CS_OK : cs_classes_embed(r->cl, r->m, NULL, NULL);
+        if (s != CS_OK) rc = cli_fail(s);
+    } else if (cli_has(a, "class-list")) {
         list = cli_xmalloc(strlen(cli_get(a, "class-list")) + 2);
         sprintf(list, "@%s", cli_get(a, "class-list"));
     } else if (d->n_names && !cli_has(a, "class-embeddings")) {
@@ -278,35 +301,272 @@ static int check_task(const eval_run *r, const eval_dataset *d) {
     return CLI_EXIT_USAGE;
 }
 
-static int evaluate(const cli_args *a) {
+/* A loaded dataset with the model: classes, options, the run into acc. */
+static int run_loaded(cli_args *a, const eval_preset *p, cs_model *m, eval_task task, eval_dataset *d,
+                      eval_acc *acc) {
     eval_run r;
     memset(&r, 0, sizeof r);
+    r.task = task;
+    r.m = m;
+    r.preset = p;
+    r.save_dir = cli_get(a, "save-predictions");
+    cs_method method;
+    if (!cli_method(a, &method)) return CLI_EXIT_USAGE;
+    /* Before the first image, so that the run fails with one line. */
+    if (cs_method_defaults_of(method).needs_vit && cs_model_config(m)->vision_kind != CS_VISION_VIT) {
+        cli_error("method %s needs a ViT model (this one is a ResNet)", cs_method_name(method));
+        return CLI_EXIT_USAGE;
+    }
+    int rc = load_classes(a, &r, d);
+    /* The presets with a threshold have background as label 0, whatever its names. */
+    if (!rc && p && p->bg_thresh[0] && !cli_has(a, "background")) cli_set(a, "background", cs_classes_name(r.cl, 0));
+    if (!rc) rc = cli_segment_options(a, r.cl, &r.so);
+    r.R = r.so.resolution ? r.so.resolution : (r.m ? cs_model_config(r.m)->image_resolution : 0);
+    if (!rc) rc = eval_dataset_resolve_labels(d, r.cl);
+    if (!rc) rc = run_dataset(a, &r, d, acc);
+    cs_classes_free(r.cl);
+    return rc;
+}
+
+static int evaluate(cli_args *a) {
+    eval_task task;
     eval_dataset d;
     eval_acc acc;
     memset(&acc, 0, sizeof acc);
-    int rc = parse_task(cli_get(a, "task"), &r.task);
+    int rc = parse_task(cli_get(a, "task"), &task);
     if (rc) return rc;
-    r.save_dir = cli_get(a, "save-predictions");
-    if (r.save_dir && r.task != EVAL_SEG) {
+    if (cli_has(a, "save-predictions") && task != EVAL_SEG) {
         cli_error("--save-predictions goes with --task seg (multilabel scores are in the report)");
         return CLI_EXIT_USAGE;
     }
+    eval_run r = {.task = task};
     if ((rc = eval_dataset_load(a, &d)) || (rc = check_task(&r, &d))) {
         eval_dataset_free(&d);
         return rc;
     }
-    rc = cli_load_model(a, &r.m);
-    if (!rc) rc = load_classes(a, &r, &d);
-    if (!rc) rc = cli_segment_options(a, r.cl, &r.so);
-    r.R = r.so.resolution ? r.so.resolution : (r.m ? cs_model_config(r.m)->image_resolution : 0);
-    if (!rc) rc = eval_dataset_resolve_labels(&d, r.cl);
-    if (!rc) rc = run_dataset(a, &r, &d, &acc);
+    cs_model *m = NULL;
+    rc = cli_load_model(a, &m);
+    if (!rc) rc = run_loaded(a, NULL, m, task, &d, &acc);
     if (!rc) rc = eval_report(&acc, cli_get(a, "report"));
     eval_acc_free(&acc);
-    cs_classes_free(r.cl);
     eval_dataset_free(&d);
-    if (r.m) cs_model_free(r.m);
+    if (m) cs_model_free(m);
     return rc;
+}
+
+/* ------------------------------------------------------------ --benchmark */
+
+/* A preset's dataset: loaded, and of the benchmark's layout (its first
+ * image has its mask: a COCO-Stuff folder without COCO-Object's converted
+ * masks is not a coco-object one). */
+static int load_bench_dataset(eval_preset *p, eval_dataset *d) {
+    int rc = eval_dataset_load(&p->a, d);
+    if (!rc && d->items[0].mask && access(d->items[0].mask, R_OK) != 0) {
+        cli_error("%s is not a %s layout: %s is missing", cli_get(&p->a, "dataset"), eval_bench_name(p->bench),
+                  d->items[0].mask);
+        rc = CLI_EXIT_USAGE;
+    }
+    if (rc) eval_dataset_free(d);
+    return rc;
+}
+
+static int bench_usage(const cli_args *a, int all) {
+    eval_task task;
+    if (parse_task(cli_get(a, "task"), &task)) return CLI_EXIT_USAGE;
+    if (task != EVAL_SEG) {
+        cli_error("--benchmark goes with --task seg (the papers' mIoU)");
+        return CLI_EXIT_USAGE;
+    }
+    const char *one_only[] = {"shard", "save-predictions", "dataset"};
+    for (int i = 0; all && i < 3; i++)
+        if (cli_has(a, one_only[i])) {
+            cli_error("--%s goes with one benchmark, not --benchmark all", one_only[i]);
+            return CLI_EXIT_USAGE;
+        }
+    if (all && !cli_has(a, "datasets-root")) {
+        cli_error("--benchmark all needs --datasets-root DIR (the folder of mmsegmentation's data/ layout)");
+        return CLI_EXIT_USAGE;
+    }
+    if (!all && !cli_has(a, "dataset") && !cli_has(a, "datasets-root")) {
+        cli_error("--benchmark %s needs --dataset DIR or --datasets-root DIR", cli_get(a, "benchmark"));
+        return CLI_EXIT_USAGE;
+    }
+    if (cli_has(a, "images") || cli_has(a, "labels")) {
+        cli_error("--%s does not go with --benchmark (the preset names the layout)",
+                  cli_has(a, "images") ? "images" : "labels");
+        return CLI_EXIT_USAGE;
+    }
+    return 0;
+}
+
+static int benchmark_one(cli_args *a, int b, int protocol) {
+    const char *dir = cli_get(a, "dataset");
+    char *root = dir ? NULL : eval_bench_root(b, cli_get(a, "datasets-root"));
+    eval_preset *p = cli_xcalloc(1, sizeof *p);
+    eval_dataset d;
+    eval_acc acc;
+    memset(&acc, 0, sizeof acc);
+    cs_model *m = NULL;
+    int rc = eval_bench_apply(p, a, b, protocol, dir ? dir : root);
+    if (!rc) rc = load_bench_dataset(p, &d);
+    if (!rc) {
+        rc = cli_load_model(&p->a, &m);
+        if (!rc) rc = run_loaded(&p->a, p, m, EVAL_SEG, &d, &acc);
+        if (!rc) rc = eval_report(&acc, cli_get(a, "report"));
+        eval_dataset_free(&d);
+    }
+    eval_acc_free(&acc);
+    if (m) cs_model_free(m);
+    free(root);
+    free(p);
+    return rc;
+}
+
+/* The summary: one column per benchmark in the papers' order, and the mean
+ * over the evaluated ones. */
+static void print_summary(const char *method, int protocol, const double *miou, const int *present) {
+    int n = 0;
+    double sum = 0.0;
+    printf("mIoU (%%), method %s, protocol %s\n", method, eval_protocol_name(protocol));
+    for (int b = 0; b < EVAL_N_BENCHMARKS; b++) printf("%*s", (int)strlen(eval_bench_title(b)) + 2, eval_bench_title(b));
+    printf("%7s\n", "Avg");
+    for (int b = 0; b < EVAL_N_BENCHMARKS; b++) {
+        int w = (int)strlen(eval_bench_title(b)) + 2;
+        if (present[b] && !isnan(miou[b])) {
+            printf("%*.2f", w, 100.0 * miou[b]);
+            sum += miou[b];
+            n++;
+        } else {
+            printf("%*s", w, "-");
+        }
+    }
+    if (n) printf("%7.2f\n", 100.0 * sum / n);
+    else printf("%7s\n", "-");
+    if (n < EVAL_N_BENCHMARKS) printf("(Avg over the %d of %d benchmarks evaluated)\n", n, EVAL_N_BENCHMARKS);
+}
+
+typedef struct bench_all {
+    eval_preset *p[EVAL_N_BENCHMARKS];
+    eval_dataset d[EVAL_N_BENCHMARKS];
+    int present[EVAL_N_BENCHMARKS];
+    double miou[EVAL_N_BENCHMARKS];
+    cJSON *reports[EVAL_N_BENCHMARKS];
+} bench_all;
+
+/* Every dataset found under the root, loaded and checked before the model
+ * runs, so a wrong folder fails at once and nothing is written. */
+static int load_all(cli_args *a, int protocol, bench_all *all) {
+    char *dir[EVAL_N_BENCHMARKS];
+    int rc = 0, found = 0;
+    for (int b = 0; b < EVAL_N_BENCHMARKS; b++) {
+        struct stat st;
+        dir[b] = eval_bench_root(b, cli_get(a, "datasets-root"));
+        all->present[b] = stat(dir[b], &st) == 0 && S_ISDIR(st.st_mode);
+        found += all->present[b];
+    }
+    if (!found) {
+        cli_error("--datasets-root '%s' holds none of the eight datasets (docs/eval.md lists the folders)",
+                  cli_get(a, "datasets-root"));
+        rc = CLI_EXIT_USAGE;
+    }
+    for (int b = 0; b < EVAL_N_BENCHMARKS && !rc; b++) {
+        if (!all->present[b]) {
+            cli_note("%s: skipped, %s not found", eval_bench_name(b), dir[b]);
+            continue;
+        }
+        all->p[b] = cli_xcalloc(1, sizeof *all->p[b]);
+        rc = eval_bench_apply(all->p[b], a, b, protocol, dir[b]);
+        if (!rc) rc = load_bench_dataset(all->p[b], &all->d[b]);
+        if (rc) all->present[b] = 0;
+        for (int k = b + 1; rc && k < EVAL_N_BENCHMARKS; k++) all->present[k] = 0;
+    }
+    for (int b = 0; b < EVAL_N_BENCHMARKS; b++) free(dir[b]);
+    return rc;
+}
+
+static cJSON *summary_json(const cli_args *a, int protocol, const bench_all *all) {
+    cJSON *o = cJSON_CreateObject(), *miou = cJSON_CreateObject(), *reports = cJSON_CreateObject();
+    cs_method method = CS_METHOD_SURGERY;
+    cli_method(a, &method);
+    cJSON_AddStringToObject(o, "method", cs_method_name(method));
+    cJSON_AddStringToObject(o, "protocol", eval_protocol_name(protocol));
+    double sum = 0.0;
+    int n = 0;
+    for (int b = 0; b < EVAL_N_BENCHMARKS; b++) {
+        int ok = all->present[b] && !isnan(all->miou[b]);
+        cJSON_AddItemToObject(miou, eval_bench_name(b), ok ? cJSON_CreateNumber(all->miou[b]) : cJSON_CreateNull());
+        if (ok) sum += all->miou[b], n++;
+        if (all->reports[b]) cJSON_AddItemReferenceToObject(reports, eval_bench_name(b), all->reports[b]);
+    }
+    cJSON_AddItemToObject(o, "miou", miou);
+    cJSON_AddItemToObject(o, "avg", n ? cJSON_CreateNumber(sum / n) : cJSON_CreateNull());
+    cJSON_AddNumberToObject(o, "benchmarks_evaluated", n);
+    cJSON_AddItemToObject(o, "reports", reports);
+    return o;
+}
+
+static int benchmark_all(cli_args *a, int protocol) {
+    bench_all *all = cli_xcalloc(1, sizeof *all);
+    cs_model *m = NULL;
+    int rc = load_all(a, protocol, all);
+    if (!rc) rc = cli_load_model(a, &m);
+    FILE *sink = rc ? NULL : fopen("/dev/null", "w");
+    if (!rc && !sink) {
+        cli_error("/dev/null: cannot open");
+        rc = CLI_EXIT_RUNTIME;
+    }
+    for (int b = 0; b < EVAL_N_BENCHMARKS && !rc; b++) {
+        if (!all->present[b]) continue;
+        eval_acc acc;
+        memset(&acc, 0, sizeof acc);
+        rc = run_loaded(&all->p[b]->a, all->p[b], m, EVAL_SEG, &all->d[b], &acc);
+        if (!rc) all->reports[b] = eval_report_json(&acc, sink, &rc);
+        if (!rc) {
+            double *iou = cli_xmalloc(sizeof(double) * (size_t)acc.C);
+            cs_seg_scores sc;
+            cs_confusion_scores(acc.conf, acc.C, iou, &sc);
+            all->miou[b] = sc.miou;
+            free(iou);
+            cli_note("%s: mIoU %.2f (%d images evaluated, %d skipped)", eval_bench_name(b), 100.0 * sc.miou,
+                     acc.evaluated, acc.n_skipped);
+        }
+        eval_acc_free(&acc);
+    }
+    if (sink) fclose(sink);
+    if (!rc) {
+        cs_method method = CS_METHOD_SURGERY;
+        cli_method(a, &method);
+        print_summary(cs_method_name(method), protocol, all->miou, all->present);
+        if (cli_has(a, "report")) {
+            cJSON *o = summary_json(a, protocol, all);
+            rc = eval_write_json(o, cli_get(a, "report"));
+            cJSON_Delete(o);
+        }
+    }
+    for (int b = 0; b < EVAL_N_BENCHMARKS; b++) {
+        if (all->present[b]) eval_dataset_free(&all->d[b]);
+        cJSON_Delete(all->reports[b]);
+        free(all->p[b]);
+    }
+    free(all);
+    if (m) cs_model_free(m);
+    return rc;
+}
+
+static int benchmark(cli_args *a) {
+    const char *name = cli_get(a, "benchmark");
+    int b = strcmp(name, "all") ? eval_bench_find(name) : EVAL_N_BENCHMARKS, protocol;
+    if (b < 0) {
+        cli_error("--benchmark '%s' is not voc21, context60, coco-object, voc20, context59, coco-stuff164k, "
+                  "cityscapes, ade20k or all", name);
+        return CLI_EXIT_USAGE;
+    }
+    cs_method method;
+    int rc = bench_usage(a, b == EVAL_N_BENCHMARKS);
+    if (!rc && !cli_method(a, &method)) rc = CLI_EXIT_USAGE;
+    if (!rc) rc = eval_protocol(a, method, &protocol);
+    if (rc) return rc;
+    return b == EVAL_N_BENCHMARKS ? benchmark_all(a, protocol) : benchmark_one(a, b, protocol);
 }
 
 static int merge(const cli_args *a) {
@@ -327,6 +587,13 @@ static int run(cli_ctx *c) {
         cli_error("unexpected argument '%s' (partial reports go with --merge)", c->a.positional[0]);
         return CLI_EXIT_USAGE;
     }
+    if (cli_has(&c->a, "benchmark")) return benchmark(&c->a);
+    const char *bench_only[] = {"protocol", "datasets-root"};
+    for (int i = 0; i < 2; i++)
+        if (cli_has(&c->a, bench_only[i])) {
+            cli_error("--%s goes with --benchmark", bench_only[i]);
+            return CLI_EXIT_USAGE;
+        }
     return evaluate(&c->a);
 }
 

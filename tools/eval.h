@@ -61,6 +61,10 @@ int eval_load_voc(const cli_args *a, const char *root, eval_dataset *d);
 int eval_load_context(const cli_args *a, const char *root, eval_dataset *d);
 int eval_load_cityscapes(const cli_args *a, const char *root, eval_dataset *d);
 int eval_load_cocostuff(const cli_args *a, const char *root, eval_dataset *d);
+int eval_load_voc20(const cli_args *a, const char *root, eval_dataset *d);
+int eval_load_context60(const cli_args *a, const char *root, eval_dataset *d);
+int eval_load_cocoobject(const cli_args *a, const char *root, eval_dataset *d);
+int eval_load_ade20k(const cli_args *a, const char *root, eval_dataset *d);
 int eval_load_voc07(const cli_args *a, const char *root, eval_dataset *d);
 int eval_load_coco(const cli_args *a, const char *json, eval_dataset *d);
 int eval_load_csv(const cli_args *a, const char *csv, eval_dataset *d);
@@ -102,7 +106,49 @@ void eval_acc_predict(eval_acc *acc, int index, const char *image, const float *
 /* The report as JSON (raw counts and metrics), written atomically to path
  * (NULL: not written), and the table on stdout. */
 int eval_report(const eval_acc *acc, const char *path);
+/* The report as JSON, its table written to `table`. */
+cJSON *eval_report_json(const eval_acc *acc, FILE *table, int *rc);
+/* JSON written atomically (no partial file on failure). */
+int eval_write_json(const cJSON *root, const char *path);
 /* Merge partial reports (one per shard, all shards) into acc. */
 int eval_merge(const char *const *paths, int n, eval_acc *acc);
+
+/* eval --benchmark NAME (eval_bench.c): the eight benchmarks of the
+ * training-free dense-CLIP papers, in their tables' column order, under the
+ * settings of one of three protocols (the methods' config files). */
+#define EVAL_N_BENCHMARKS 8
+enum { EVAL_PROTOCOL_SCLIP = 0, EVAL_PROTOCOL_CLEARCLIP = 1, EVAL_PROTOCOL_NACLIP = 2, EVAL_N_PROTOCOLS = 3 };
+
+/* data/benchmarks/ compiled in (eval_bench_files.c, generated at build time). */
+typedef struct eval_bench_file { const char *name, *text; } eval_bench_file;
+extern const eval_bench_file eval_bench_files[];
+extern const int eval_bench_n_files;
+
+/* One benchmark's run: the user's options with the preset's filled in. */
+typedef struct eval_preset {
+    int bench, protocol;
+    float setting_area_thd;        /* the config's area_thd (recorded, not applied) */
+    cli_args a;
+    const char *classes, *templates; /* data/benchmarks files, or NULL: the user's */
+    char dataset[4200], window[16], stride[16], short_side[16], res[16], bg_thresh[32], logit_scale[32], pamr[16];
+} eval_preset;
+
+int eval_bench_find(const char *name); /* index, or -1 */
+const char *eval_bench_name(int b);
+const char *eval_bench_title(int b);
+const char *eval_protocol_name(int p);
+/* --protocol, else the method's own (SCLIP's for methods without configs). */
+int eval_protocol(const cli_args *a, cs_method method, int *protocol);
+/* dir has the folders of benchmark b's layout. */
+int eval_bench_present(int b, const char *dir);
+/* mmsegmentation's folder of benchmark b under a datasets root. */
+char *eval_bench_root(int b, const char *datasets_root);
+/* p->a: the user's options plus the preset's (benchmark b under the
+ * protocol, dataset folder dir) where the user gave none; exit 2 when dir
+ * is not of the benchmark's layout. */
+int eval_bench_apply(eval_preset *p, const cli_args *user, int b, int protocol, const char *dir);
+/* The class list (the preset's, else class_list) with the preset's
+ * templates (else templates), not yet embedded. */
+int eval_bench_classes(const eval_preset *p, const char *class_list, const char *templates, cs_classes **cl);
 
 #endif

@@ -190,6 +190,10 @@ static const eval_layout k_layouts[] = {
     {"context", eval_load_context, 0, 0},
     {"cityscapes", eval_load_cityscapes, 0, 0},
     {"cocostuff", eval_load_cocostuff, 0, 0},
+    {"voc20", eval_load_voc20, 0, 0},
+    {"context60", eval_load_context60, 0, 0},
+    {"cocoobject", eval_load_cocoobject, 0, 0},
+    {"ade20k", eval_load_ade20k, 0, 0},
     {"voc07", eval_load_voc07, 0, 1},
     {"coco", eval_load_coco, 1, 1},
     {"csv", eval_load_csv, 1, 1},
@@ -206,8 +210,8 @@ static const eval_layout *find_layout(const char *spec) {
 static int load_layout(const cli_args *a, const char *spec, eval_dataset *d) {
     const eval_layout *l = find_layout(spec);
     if (!l) {
-        cli_error("--dataset '%s' is not voc:, context:, cityscapes:, cocostuff:, voc07:, coco: or csv: "
-                  "with a path (or use --images for the generic layout)", spec);
+        cli_error("--dataset '%s' is not voc:, voc20:, context:, context60:, cityscapes:, cocostuff:, cocoobject:, "
+                  "ade20k:, voc07:, coco: or csv: with a path (or use --images for the generic layout)", spec);
         return CLI_EXIT_USAGE;
     }
     if (cli_has(a, "images") && !l->uses_images) {

@@ -209,7 +209,7 @@ static int multilabel_metrics(const eval_acc *acc, cJSON *root, FILE *table) {
 
 /* ------------------------------------------------------------ report */
 
-static cJSON *report_json(const eval_acc *acc, FILE *table, int *rc) {
+cJSON *eval_report_json(const eval_acc *acc, FILE *table, int *rc) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "task", eval_task_name(acc->task));
     cJSON_AddItemToObject(root, "settings", cJSON_Duplicate(acc->settings, 1));
@@ -243,21 +243,23 @@ static cJSON *report_json(const eval_acc *acc, FILE *table, int *rc) {
     return root;
 }
 
+int eval_write_json(const cJSON *root, const char *path) {
+    char *text = cJSON_Print(root);
+    cs_atomic_file af;
+    cs_status s = cs_atomic_open(&af, path);
+    if (s == CS_OK) {
+        fputs(text, af.f);
+        fputc('\n', af.f);
+        s = cs_atomic_commit(&af);
+    }
+    free(text);
+    return s == CS_OK ? 0 : cli_fail(s);
+}
+
 int eval_report(const eval_acc *acc, const char *path) {
     int rc;
-    cJSON *root = report_json(acc, stdout, &rc);
-    if (!rc && path) {
-        char *text = cJSON_Print(root);
-        cs_atomic_file af;
-        cs_status s = cs_atomic_open(&af, path);
-        if (s == CS_OK) {
-            fputs(text, af.f);
-            fputc('\n', af.f);
-            s = cs_atomic_commit(&af);
-        }
-        if (s != CS_OK) rc = cli_fail(s);
-        free(text);
-    }
+    cJSON *root = eval_report_json(acc, stdout, &rc);
+    if (!rc && path) rc = eval_write_json(root, path);
     cJSON_Delete(root);
     return rc;
 }

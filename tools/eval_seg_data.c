@@ -1,7 +1,8 @@
-/* Segmentation datasets in their published layouts: PASCAL VOC 2012,
- * PASCAL Context (mmsegmentation's layout), Cityscapes and COCO-Stuff 164k.
- * Each lists images with their masks; Cityscapes and Context also map the
- * stored mask values to the evaluated labels (255 = ignore). */
+/* Segmentation datasets in their published layouts (as mmsegmentation
+ * prepares them): PASCAL VOC 2012 (with and without background), PASCAL
+ * Context (59 and 60 classes), Cityscapes, COCO-Stuff 164k, COCO-Object and
+ * ADE20K. Each lists images with their masks; some also map the stored mask
+ * values to the evaluated labels (255 = ignore). */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,22 +43,51 @@ int eval_load_voc(const cli_args *a, const char *root, eval_dataset *d) {
     return rc;
 }
 
-/* context:DIR (VOCdevkit/VOC2010 with the Detail API's masks, as
- * mmsegmentation prepares it): ImageSets/SegmentationContext/<split>.txt,
- * JPEGImages/<id>.jpg, SegmentationClassContext/<id>.png with 0 background
- * and 1..59 the classes. The 59-class protocol leaves background out of the
- * metric: 0 becomes ignore and k becomes class k-1 (mmsegmentation's
- * reduce_zero_label, the setting SCLIP/NACLIP/CLIP Surgery numbers use). */
-int eval_load_context(const cli_args *a, const char *root, eval_dataset *d) {
+/* mmsegmentation's reduce_zero_label: 0 (background) becomes ignore and k
+ * becomes k-1 (255 stays void). */
+static uint8_t *reduce_zero_label(void) {
+    uint8_t *map = cli_xmalloc(256);
+    map[0] = CS_IGNORE_LABEL;
+    for (int v = 1; v < 256; v++) map[v] = (uint8_t)(v == CS_IGNORE_LABEL ? v : v - 1);
+    return map;
+}
+
+/* voc20:DIR: voc: without the background class (SCLIP's PascalVOC20Dataset:
+ * reduce_zero_label), 20 classes. */
+int eval_load_voc20(const cli_args *a, const char *root, eval_dataset *d) {
+    int rc = eval_load_voc(a, root, d);
+    free(d->spec);
+    eval_set_spec(d, "voc20", root, eval_split(a, "val"));
+    d->label_map = reduce_zero_label();
+    return rc;
+}
+
+/* VOCdevkit/VOC2010 with the Detail API's masks, as mmsegmentation prepares
+ * it: ImageSets/SegmentationContext/<split>.txt, JPEGImages/<id>.jpg,
+ * SegmentationClassContext/<id>.png with 0 background and 1..59 the
+ * classes. */
+static int load_context(const cli_args *a, const char *root, const char *layout, eval_dataset *d) {
     const char *split = eval_split(a, "val");
     char *list = eval_path("ImageSets", "SegmentationContext/", split, ".txt");
     int rc = load_listed(root, list, "JPEGImages", "SegmentationClassContext", d);
     free(list);
-    eval_set_spec(d, "context", root, split);
-    d->label_map = cli_xmalloc(256);
-    d->label_map[0] = CS_IGNORE_LABEL;
-    for (int v = 1; v < 256; v++) d->label_map[v] = (uint8_t)(v == CS_IGNORE_LABEL ? v : v - 1);
+    eval_set_spec(d, layout, root, split);
     return rc;
+}
+
+/* context:DIR, the 59-class protocol: background left out of the metric
+ * (reduce_zero_label, the setting of SCLIP's PascalContext59Dataset and of
+ * the Context-59 numbers of SCLIP/NACLIP/CLIP Surgery). */
+int eval_load_context(const cli_args *a, const char *root, eval_dataset *d) {
+    int rc = load_context(a, root, "context", d);
+    d->label_map = reduce_zero_label();
+    return rc;
+}
+
+/* context60:DIR: the masks as stored, background (0) a class of its own
+ * (SCLIP's PascalContext60Dataset). */
+int eval_load_context60(const cli_args *a, const char *root, eval_dataset *d) {
+    return load_context(a, root, "context60", d);
 }
 
 /* Cityscapes' labelIds of the 19 evaluated classes in train-id order (the
@@ -98,18 +128,48 @@ int eval_load_cityscapes(const cli_args *a, const char *root, eval_dataset *d) {
     return rc;
 }
 
-/* cocostuff:DIR (COCO-Stuff 164k as mmsegmentation prepares it):
- * images/<split>2017/<stem>.jpg with annotations/<split>2017/<stem>_labelTrainIds.png
- * (0..170 the 171 classes, 255 unlabeled), evaluated as stored. */
-int eval_load_cocostuff(const cli_args *a, const char *root, eval_dataset *d) {
+/* The COCO 164k folder as mmsegmentation prepares it: images/<split>2017/<stem>.jpg
+ * with annotations/<split>2017/<stem><suffix>.png (--split val or val2017). */
+static int load_coco164k(const cli_args *a, const char *root, const char *layout, const char *suffix,
+                         eval_dataset *d) {
     const char *split = eval_split(a, "val");
     size_t n = strlen(split);
-    const char *year = n >= 4 && !strcmp(split + n - 4, "2017") ? "" : "2017"; /* val or val2017 */
+    const char *year = n >= 4 && !strcmp(split + n - 4, "2017") ? "" : "2017";
     char *images = eval_path(root, "images/", split, year), *masks = eval_path(root, "annotations/", split, year);
-    int rc = eval_scan_folder(d, images, "", masks, "_labelTrainIds");
+    int rc = eval_scan_folder(d, images, "", masks, suffix);
     free(images);
     free(masks);
-    eval_set_spec(d, "cocostuff", root, split);
+    eval_set_spec(d, layout, root, split);
     d->has_masks = 1;
+    return rc;
+}
+
+/* cocostuff:DIR (COCO-Stuff 164k): <stem>_labelTrainIds.png, 0..170 the 171
+ * classes, 255 unlabeled; evaluated as stored. */
+int eval_load_cocostuff(const cli_args *a, const char *root, eval_dataset *d) {
+    return load_coco164k(a, root, "cocostuff", "_labelTrainIds", d);
+}
+
+/* cocoobject:DIR (COCO-Object, the GroupViT/TCL/SCLIP convention): the same
+ * folder after SCLIP's datasets/cvt_coco_object.py, <stem>_instanceTrainIds.png
+ * holding 0 background (every stuff class, and unlabeled), 1..80 the thing
+ * classes in COCO's category order; evaluated as stored (SCLIP's
+ * COCOObjectDataset, reduce_zero_label=False). */
+int eval_load_cocoobject(const cli_args *a, const char *root, eval_dataset *d) {
+    return load_coco164k(a, root, "cocoobject", "_instanceTrainIds", d);
+}
+
+/* ade20k:DIR (ADEChallengeData2016): images/<split>/<stem>.jpg with
+ * annotations/<split>/<stem>.png (default split validation); 0 (other) is
+ * ignored and k is class k-1 of the 150 (ADE20KDataset's reduce_zero_label). */
+int eval_load_ade20k(const cli_args *a, const char *root, eval_dataset *d) {
+    const char *split = eval_split(a, "validation");
+    char *images = eval_path(root, "images/", split, ""), *masks = eval_path(root, "annotations/", split, "");
+    int rc = eval_scan_folder(d, images, "", masks, "");
+    free(images);
+    free(masks);
+    eval_set_spec(d, "ade20k", root, split);
+    d->has_masks = 1;
+    d->label_map = reduce_zero_label();
     return rc;
 }
