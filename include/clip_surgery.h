@@ -767,6 +767,11 @@ typedef struct cs_segment_options {
     int bg_class;      /* the label low-confidence pixels get (default -1: none) */
     int pamr_steps;    /* > 0: refine the logits with PAMR (NACLIP's post-processing; its
                           default is 10 steps; dilations 8 and 16) (default 0: off) */
+    int name_logits;   /* 1: every name keeps its own logits through window averaging,
+                          upsampling and PAMR, a pixel's class is that of its best name there,
+                          and the threshold's softmax runs over all names (the mmsegmentation
+                          code of SCLIP, ClearCLIP, NACLIP); 0 (default): each class takes its
+                          best name on the token grid. The same when no class has synonyms. */
 } cs_segment_options;
 cs_segment_options cs_segment_defaults(void);
 
@@ -783,7 +788,8 @@ cs_status cs_segment_scores(const float *logits, size_t n_pixels, int n_classes,
  * largest softmax(logit_scale x logits) probability is below bg_thresh gets
  * bg_class. The softmax runs over classes (each its best name); SCLIP's code
  * takes it over all names before the per-class maximum, which only changes
- * which pixels fall under the threshold. opts NULL: argmax alone. */
+ * which pixels fall under the threshold (cs_segment runs that with
+ * name_logits). opts NULL: argmax alone. */
 cs_status cs_segment_labels(const float *logits, size_t n_pixels, int n_classes,
                             const cs_segment_options *opts, uint8_t *labels);
 

@@ -38,6 +38,8 @@ static const cli_option k_options[] = {
     {"bg-thresh", "P", "seg: pixels with top probability below P become background", 0},
     {"logit-scale", "S", "seg: scale in that probability (default: the method's, 40 or 50)", 0},
     {"pamr", "STEPS", "seg: refine the logits with PAMR, NACLIP's post-processing (its default: 10)", 0},
+    {"name-logits", NULL, "seg: every synonym keeps its own logits to the end, the threshold's softmax over all "
+                          "names (as the papers' code; --benchmark sets it)", 0},
     {"background", "NAME", "the background class (default: the class named 'background'; none)", 0},
     {"limit", "N", "only the first N images", 0},
     {"shard", "K/N", "only images K, K+N, K+2N, ... (0 <= K < N); the report is a partial one", 0},
@@ -126,6 +128,7 @@ static cJSON *settings_json(const cli_args *a, const eval_run *r, const eval_dat
         cJSON_AddNumberToObject(o, "short_side", r->so.short_side);
     }
     if (r->task == EVAL_SEG && r->so.pamr_steps > 0) cJSON_AddNumberToObject(o, "pamr_steps", r->so.pamr_steps);
+    if (r->task == EVAL_SEG && r->so.name_logits) cJSON_AddNumberToObject(o, "name_logits", 1);
     if (r->task == EVAL_SEG && r->so.bg_thresh > 0.0f) {
         cJSON_AddNumberToObject(o, "bg_thresh", r->so.bg_thresh);
         cJSON_AddNumberToObject(o, "logit_scale", r->so.logit_scale > 0.0f ? r->so.logit_scale

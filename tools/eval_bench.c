@@ -163,6 +163,8 @@ int eval_bench_apply(eval_preset *p, const cli_args *user, int b, int protocol, 
         snprintf(p->logit_scale, sizeof p->logit_scale, "%g", s->logit_scale);
         cli_set(&p->a, "logit-scale", p->logit_scale);
     }
+    /* All three codes keep every name's logits to the softmax. */
+    cli_set(&p->a, "name-logits", "1");
     if (s->pamr && !cli_has(user, "pamr")) {
         snprintf(p->pamr, sizeof p->pamr, "%d", s->pamr);
         cli_set(&p->a, "pamr", p->pamr);

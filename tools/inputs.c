@@ -144,6 +144,7 @@ int cli_segment_options(const cli_args *a, const cs_classes *cl, cs_segment_opti
         !cli_float(a, "logit-scale", 0.0f, 1e-3f, 1e4f, &o->logit_scale) ||
         !cli_int(a, "pamr", 0, 0, 1000, &o->pamr_steps))
         return CLI_EXIT_USAGE;
+    o->name_logits = cli_has(a, "name-logits");
     if ((cli_has(a, "stride") || cli_has(a, "short-side")) && !o->window) {
         cli_error("--stride and --short-side go with --window (sliding-window inference)");
         return CLI_EXIT_USAGE;

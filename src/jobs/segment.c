@@ -3,12 +3,13 @@
 #include <math.h>
 #include <string.h>
 #include "jobs.h"
+#include "method/method.h"
 #include "ops/ops.h"
 
 cs_segment_options cs_segment_defaults(void) {
     return (cs_segment_options){.resolution = 0, .method = CS_METHOD_SURGERY, .window = 0, .stride = 0,
                                 .short_side = 0, .bg_thresh = 0.0f, .logit_scale = 0.0f, .bg_class = -1,
-                                .pamr_steps = 0};
+                                .pamr_steps = 0, .name_logits = 0};
 }
 
 /* The image's size with its short side scaled to `side` (rounded). */
@@ -104,19 +105,36 @@ static cs_status segment_run(cs_model *m, cs_classes *cl, const cs_input *in, co
     r->logits = cs_alloc(n, (size_t)C * sizeof(float));
     r->labels = cs_alloc(n, 1);
     if (!r->logits || !r->labels) s = CS_ERR_NOMEM;
+    /* name_logits: every name its own class up to the labels. */
+    cs_name_set run = names;
+    if (o.name_logits && names.n_names > names.n_classes) {
+        run.n_classes = names.n_names;
+        run.name_class = NULL;
+    }
+    int K = run.n_classes;
+    float *lg = K == C ? r->logits : cs_alloc(n, (size_t)K * sizeof(float));
+    if (s == CS_OK && !lg) s = CS_ERR_NOMEM;
     if (s == CS_OK && !o.window) {
         int T = cs_model_num_tokens(m, h), side = (int)lround(sqrt(T - 1.0));
         r->n_tokens = T;
         r->tokens = cs_alloc((size_t)T, (size_t)names.dim * sizeof(float));
         r->cosine = cs_alloc((size_t)T, (size_t)C * sizeof(float));
-        s = r->tokens && r->cosine ? cs_encode_image(m, pixels, h, mode, r->tokens) : CS_ERR_NOMEM;
-        if (s == CS_OK) s = cs_segment_grid(r->tokens, T, &names, r->cosine);
-        if (s == CS_OK) op_resize_bilinear(r->cosine, side, side, C, r->logits, H, W);
+        float *grid = K == C ? r->cosine : cs_alloc((size_t)T, (size_t)K * sizeof(float));
+        s = r->tokens && r->cosine && grid ? cs_encode_image(m, pixels, h, mode, r->tokens) : CS_ERR_NOMEM;
+        if (s == CS_OK) s = cs_segment_grid(r->tokens, T, &run, grid);
+        if (s == CS_OK) op_resize_bilinear(grid, side, side, K, lg, H, W);
+        if (s == CS_OK && K != C) cs_names_to_classes(grid, side * side, &names, r->cosine);
+        if (grid != r->cosine) cs_free(grid);
     } else if (s == CS_OK) {
-        s = cs_segment_logits_sliding(m, pixels, h, w, o.window, stride, mode, &names, H, W, r->logits);
+        s = cs_segment_logits_sliding(m, pixels, h, w, o.window, stride, mode, &run, H, W, lg);
     }
-    if (s == CS_OK && o.pamr_steps > 0) s = refine(pixels, h, w, H, W, o.pamr_steps, r->logits, C);
-    if (s == CS_OK) s = cs_segment_labels(r->logits, n, C, &o, r->labels);
+    if (s == CS_OK && o.pamr_steps > 0) s = refine(pixels, h, w, H, W, o.pamr_steps, lg, K);
+    if (s == CS_OK && K != C) cs_names_to_classes(lg, (int)n, &names, r->logits);
+    cs_segment_options argmax = o;
+    if (K != C) argmax.bg_thresh = 0.0f; /* over all names, below */
+    if (s == CS_OK) s = cs_segment_labels(r->logits, n, C, &argmax, r->labels);
+    if (s == CS_OK && K != C && o.bg_thresh > 0.0f) segment_threshold_names(lg, n, K, &o, r->labels);
+    if (lg != r->logits) cs_free(lg);
     if (s == CS_OK && arrays) {
         r->scores = cs_alloc(n, (size_t)C * sizeof(float));
         s = r->scores ? cs_segment_scores(r->logits, n, C, r->logit_scale, d.minmax, r->scores) : CS_ERR_NOMEM;

@@ -4,6 +4,7 @@
 #include "base/base.h"
 #include <math.h>
 #include <string.h>
+#include "method/method.h"
 #include "ops/ops.h"
 
 static int name_class(const cs_name_set *s, int i) { return s->name_class ? s->name_class[i] : i; }
@@ -188,6 +189,24 @@ cs_status cs_segment_scores(const float *logits, size_t n_pixels, int C, float l
     return CS_OK;
 }
 
+/* The threshold's logit scale: the option, else the method's; GEM has no
+ * probability of its own: its threshold takes the common 40. */
+static float threshold_scale(const cs_segment_options *o) {
+    cs_method_defaults d = cs_method_defaults_of(o ? o->method : CS_METHOD_SURGERY);
+    return o && o->logit_scale > 0.0f ? o->logit_scale : d.minmax ? 40.0f : d.logit_scale;
+}
+
+void segment_threshold_names(const float *name_logits, size_t n_pixels, int K, const cs_segment_options *o,
+                             uint8_t *labels) {
+    float scale = threshold_scale(o);
+    for (size_t p = 0; p < n_pixels; p++) {
+        const float *row = name_logits + p * K;
+        float best = row[0];
+        for (int k = 1; k < K; k++) best = row[k] > best ? row[k] : best;
+        if (max_probability(row, K, scale, best) < o->bg_thresh) labels[p] = (uint8_t)o->bg_class;
+    }
+}
+
 cs_status cs_segment_labels(const float *logits, size_t n_pixels, int C, const cs_segment_options *o,
                             uint8_t *labels) {
     if (C <= 0 || C > 255) return cs_fail(CS_ERR_ARG, "segmentation labels need 1..255 classes (got %d)", C);
@@ -196,8 +215,7 @@ cs_status cs_segment_labels(const float *logits, size_t n_pixels, int C, const c
         return cs_fail(CS_ERR_ARG, "background class %d is outside 0..%d", o->bg_class, C - 1);
     if (o && !cs_method_name(o->method)) return cs_fail(CS_ERR_ARG, "unknown method %d", (int)o->method);
     cs_method_defaults d = cs_method_defaults_of(o ? o->method : CS_METHOD_SURGERY);
-    /* GEM has no probability of its own: its threshold takes the common 40. */
-    float scale = threshold && o->logit_scale > 0.0f ? o->logit_scale : d.minmax ? 40.0f : d.logit_scale;
+    float scale = threshold_scale(o);
     float *map = NULL;
     if (d.minmax) {
         if (!(map = cs_alloc(n_pixels, (size_t)C * sizeof(float)))) return CS_ERR_NOMEM;
