@@ -772,6 +772,11 @@ typedef struct cs_segment_options {
                           and the threshold's softmax runs over all names (the mmsegmentation
                           code of SCLIP, ClearCLIP, NACLIP); 0 (default): each class takes its
                           best name on the token grid. The same when no class has synonyms. */
+    float area_thresh; /* > 0: SCLIP's area_thd: a class other than bg_class whose argmax
+                          pixels are at most this fraction of all non-background argmax pixels
+                          of the image is dropped, its pixels taking their best remaining class
+                          (by logits), before the background threshold (whose probability is then
+                          that of the class kept); needs bg_class (default 0: off) */
 } cs_segment_options;
 cs_segment_options cs_segment_defaults(void);
 

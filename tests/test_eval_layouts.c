@@ -518,7 +518,7 @@ static void test_preset_voc21(const char *data_dir) {
                    tmp_path("voc"), tmp_path("preset.json")) == 0);
     CHECK(run_tool("eval %s --method sclip --dataset voc:'%s' --class-list '%s/benchmarks/sclip/cls_voc21.txt' "
                    "--templates '%s/benchmarks/openai_imagenet_templates.txt' --window 224 --stride 112 "
-                   "--short-side 336 --bg-thresh 0.1 --logit-scale 65 --background sky --name-logits --limit 1 --report '%s'",
+                   "--short-side 336 --bg-thresh 0.1 --logit-scale 65 --background sky --name-logits --area-thresh 0.1 --limit 1 --report '%s'",
                    g_model_t, tmp_path("voc"), data_dir, data_dir, tmp_path("explicit.json")) == 0);
     cJSON *a = read_json(tmp_path("preset.json")), *b = read_json(tmp_path("explicit.json"));
     const char *keys[] = {"classes", "images", "confusion", "per_class", "miou"};
@@ -528,8 +528,9 @@ static void test_preset_voc21(const char *data_dir) {
     cJSON_Delete(b);
     const char *sclip[] = {"benchmark=voc21", "protocol=sclip", "class_list=sclip/cls_voc21.txt",
                            "template_list=openai_imagenet_templates.txt", "window=224", "stride=112",
-                           "short_side=336", "bg_thresh=0.1", "logit_scale=65", "background=sky", "name_logits=1"};
-    check_settings(tmp_path("preset.json"), sclip, 11);
+                           "short_side=336", "bg_thresh=0.1", "logit_scale=65", "background=sky", "name_logits=1",
+                           "area_thresh=0.1"};
+    check_settings(tmp_path("preset.json"), sclip, 12);
 }
 
 /* Each method's own protocol by default, another by --protocol; options

@@ -3,9 +3,11 @@
  * upsampling and PAMR; the label is the class of the best name and the
  * background threshold's softmax runs over all names. Checked against the
  * same image segmented with each name as a class of its own, on the tiny
- * model: whole image and sliding windows, with and without PAMR. */
+ * model: whole image and sliding windows, with and without PAMR, with and
+ * without SCLIP's area filter (area_thresh). */
 #include "clip_surgery.h"
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include "golden.h"
 #include "test.h"
@@ -42,6 +44,37 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* The labels the configs' code gives from per-name logits [n, 6]: the class
+ * of the best name (by class: the maximum over its names), SCLIP's area
+ * filter (area > 0), then the threshold over all names at the class kept. */
+static void expected_labels(const float *name_logits, size_t n, float scale, float thresh, float area,
+                            uint8_t *want) {
+    float (*cls)[3] = malloc(sizeof *cls * n);
+    size_t count[3] = {0};
+    for (size_t i = 0; i < n; i++) {
+        for (int c = 0; c < 3; c++) cls[i][c] = -INFINITY;
+        for (int k = 0; k < 6; k++)
+            if (name_logits[i * 6 + k] > cls[i][k_flat_class[k]]) cls[i][k_flat_class[k]] = name_logits[i * 6 + k];
+        want[i] = 0;
+        for (int c = 1; c < 3; c++)
+            if (cls[i][c] > cls[i][want[i]]) want[i] = (uint8_t)c;
+        count[want[i]]++;
+    }
+    size_t fg = count[0] + count[1]; /* background is class 2 */
+    int keep[3] = {!area || count[0] > area * fg, !area || count[1] > area * fg, 1};
+    for (size_t i = 0; i < n; i++) {
+        if (!keep[want[i]]) {
+            want[i] = 2;
+            for (int c = 0; c < 2; c++)
+                if (keep[c] && cls[i][c] > cls[i][want[i]]) want[i] = (uint8_t)c;
+        }
+        double sum = 0.0;
+        for (int k = 0; k < 6; k++) sum += exp((double)scale * ((double)name_logits[i * 6 + k] - cls[i][want[i]]));
+        if (1.0 / sum < thresh) want[i] = 2;
+    }
+    free(cls);
+}
+
 static void check_options(cs_model *m, cs_classes *syn, cs_classes *flat, const cs_image *img, cs_segment_options o,
                           const char *what) {
     size_t n = (size_t)img->width * img->height;
@@ -54,30 +87,38 @@ static void check_options(cs_model *m, cs_classes *syn, cs_classes *flat, const 
     CHECK_OK(cs_segment_arrays(m, flat, &in, &plain, &names));
     if (!names.logits) return;
     const float scale = 40.0f;
-    double *p = malloc(sizeof(double) * n), *sorted = malloc(sizeof(double) * n);
-    for (size_t i = 0; i < n; i++) sorted[i] = p[i] = max_probability(names.logits + i * 6, 6, scale);
+    double *sorted = malloc(sizeof(double) * n);
+    for (size_t i = 0; i < n; i++) sorted[i] = max_probability(names.logits + i * 6, 6, scale);
     qsort(sorted, n, sizeof(double), cmp_double);
     /* A threshold with pixels on both sides. */
     o.bg_thresh = (float)sorted[n / 2];
     o.logit_scale = scale;
     o.bg_class = 2;
     o.name_logits = 1;
-    uint8_t *got = malloc(n);
-    CHECK_OK(cs_segment(m, syn, img, &o, got));
-    int same = 1, below = 0;
-    for (size_t i = 0; i < n; i++) {
-        const float *row = names.logits + i * 6;
-        int best = 0;
-        for (int k = 1; k < 6; k++)
-            if (row[k] > row[best]) best = k;
-        int want = p[i] < o.bg_thresh ? 2 : k_flat_class[best];
-        below += p[i] < o.bg_thresh;
-        same &= got[i] == want;
+    uint8_t *got = malloc(n), *want = malloc(n);
+    size_t count[3] = {0};
+    expected_labels(names.logits, n, scale, 0.0f, 0.0f, want);
+    for (size_t i = 0; i < n; i++) count[want[i]]++;
+    /* An area threshold that drops the smaller foreground class. */
+    size_t small = count[0] < count[1] ? count[0] : count[1];
+    float area = (float)((small + 0.5) / (double)(count[0] + count[1]));
+    CHECK_MSG(small > 0 && area < 1.0f, "%s: both foreground classes predicted (%zu, %zu)", what, count[0], count[1]);
+    for (int with_area = 0; with_area < 2; with_area++) {
+        o.area_thresh = with_area ? area : 0.0f;
+        CHECK_OK(cs_segment(m, syn, img, &o, got));
+        expected_labels(names.logits, n, scale, o.bg_thresh, o.area_thresh, want);
+        int same = 1, below = 0, left = 0;
+        for (size_t i = 0; i < n; i++) {
+            same &= got[i] == want[i];
+            below += want[i] == 2;
+            left += want[i] == (count[0] < count[1] ? 0 : 1);
+        }
+        CHECK_MSG(same, "%s%s: labels differ from the per-name computation", what, with_area ? " + area" : "");
+        CHECK_MSG(below > 0 && below < (int)n, "%s: the threshold splits nothing", what);
+        CHECK_MSG(!with_area || left == 0, "%s: the small class is still there", what);
     }
-    CHECK_MSG(same, "%s: labels differ from the per-name computation", what);
-    CHECK_MSG(below > 0 && below < (int)n, "%s: the threshold splits nothing", what);
     free(got);
-    free(p);
+    free(want);
     free(sorted);
     cs_segment_result_free(&names);
 }

@@ -38,6 +38,8 @@ static const cli_option k_options[] = {
     {"bg-thresh", "P", "seg: pixels with top probability below P become background", 0},
     {"logit-scale", "S", "seg: scale in that probability (default: the method's, 40 or 50)", 0},
     {"pamr", "STEPS", "seg: refine the logits with PAMR, NACLIP's post-processing (its default: 10)", 0},
+    {"area-thresh", "F", "seg: SCLIP's area_thd: drop a class covering at most F of the image's non-background "
+                         "prediction (its pixels take their next class)", 0},
     {"name-logits", NULL, "seg: every synonym keeps its own logits to the end, the threshold's softmax over all "
                           "names (as the papers' code; --benchmark sets it)", 0},
     {"background", "NAME", "the background class (default: the class named 'background'; none)", 0},
@@ -129,6 +131,7 @@ static cJSON *settings_json(const cli_args *a, const eval_run *r, const eval_dat
     }
     if (r->task == EVAL_SEG && r->so.pamr_steps > 0) cJSON_AddNumberToObject(o, "pamr_steps", r->so.pamr_steps);
     if (r->task == EVAL_SEG && r->so.name_logits) cJSON_AddNumberToObject(o, "name_logits", 1);
+    if (r->task == EVAL_SEG && r->so.area_thresh > 0.0f) cJSON_AddNumberToObject(o, "area_thresh", r->so.area_thresh);
     if (r->task == EVAL_SEG && r->so.bg_thresh > 0.0f) {
         cJSON_AddNumberToObject(o, "bg_thresh", r->so.bg_thresh);
         cJSON_AddNumberToObject(o, "logit_scale", r->so.logit_scale > 0.0f ? r->so.logit_scale
@@ -322,7 +325,7 @@ static int run_loaded(cli_args *a, const eval_preset *p, cs_model *m, eval_task 
     }
     int rc = load_classes(a, &r, d);
     /* The presets with a threshold have background as label 0, whatever its names. */
-    if (!rc && p && p->bg_thresh[0] && !cli_has(a, "background")) cli_set(a, "background", cs_classes_name(r.cl, 0));
+    if (!rc && p && (p->bg_thresh[0] || p->area_thresh[0]) && !cli_has(a, "background")) cli_set(a, "background", cs_classes_name(r.cl, 0));
     if (!rc) rc = cli_segment_options(a, r.cl, &r.so);
     r.R = r.so.resolution ? r.so.resolution : (r.m ? cs_model_config(r.m)->image_resolution : 0);
     if (!rc) rc = eval_dataset_resolve_labels(d, r.cl);

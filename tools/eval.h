@@ -127,10 +127,10 @@ extern const int eval_bench_n_files;
 /* One benchmark's run: the user's options with the preset's filled in. */
 typedef struct eval_preset {
     int bench, protocol;
-    float setting_area_thd;        /* the config's area_thd (recorded, not applied) */
     cli_args a;
     const char *classes, *templates; /* data/benchmarks files, or NULL: the user's */
-    char dataset[4200], window[16], stride[16], short_side[16], res[16], bg_thresh[32], logit_scale[32], pamr[16];
+    char dataset[4200], window[16], stride[16], short_side[16], res[16], bg_thresh[32], logit_scale[32], pamr[16],
+        area_thresh[32];
 } eval_preset;
 
 int eval_bench_find(const char *name); /* index, or -1 */

@@ -18,7 +18,7 @@ typedef struct bench_setting {
     int stride;        /* slide_stride */
     float prob_thd;    /* 0: none */
     float logit_scale; /* of that probability */
-    float area_thd;    /* SCLIP VOC21 only (not applied: see docs/eval.md) */
+    float area_thd;    /* SCLIP VOC21 only */
     int pamr;          /* PAMR steps (NACLIP's default 10) */
     const char *classes; /* a data/benchmarks file */
 } bench_setting;
@@ -127,7 +127,6 @@ int eval_bench_apply(eval_preset *p, const cli_args *user, int b, int protocol, 
     memset(p, 0, sizeof *p);
     p->bench = b;
     p->protocol = protocol;
-    p->setting_area_thd = s->area_thd;
     p->a = *user;
     if (!eval_bench_present(b, dir)) {
         cli_error("--dataset '%s' is not a %s folder (%s: it has no %s/ and %s/)", dir, bn->name, bn->root,
@@ -162,6 +161,10 @@ int eval_bench_apply(eval_preset *p, const cli_args *user, int b, int protocol, 
     if (s->prob_thd > 0.0f && !cli_has(user, "logit-scale")) {
         snprintf(p->logit_scale, sizeof p->logit_scale, "%g", s->logit_scale);
         cli_set(&p->a, "logit-scale", p->logit_scale);
+    }
+    if (s->area_thd > 0.0f && !cli_has(user, "area-thresh")) {
+        snprintf(p->area_thresh, sizeof p->area_thresh, "%g", s->area_thd);
+        cli_set(&p->a, "area-thresh", p->area_thresh);
     }
     /* All three codes keep every name's logits to the softmax. */
     cli_set(&p->a, "name-logits", "1");

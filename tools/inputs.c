@@ -142,7 +142,7 @@ int cli_segment_options(const cli_args *a, const cs_classes *cl, cs_segment_opti
         !cli_int(a, "short-side", 0, 16, 16384, &o->short_side) ||
         !cli_float(a, "bg-thresh", 0.0f, 0.0f, 1.0f, &o->bg_thresh) ||
         !cli_float(a, "logit-scale", 0.0f, 1e-3f, 1e4f, &o->logit_scale) ||
-        !cli_int(a, "pamr", 0, 0, 1000, &o->pamr_steps))
+        !cli_int(a, "pamr", 0, 0, 1000, &o->pamr_steps) || !cli_float(a, "area-thresh", 0.0f, 0.0f, 0.99f, &o->area_thresh))
         return CLI_EXIT_USAGE;
     o->name_logits = cli_has(a, "name-logits");
     if ((cli_has(a, "stride") || cli_has(a, "short-side")) && !o->window) {
@@ -164,8 +164,9 @@ int cli_segment_options(const cli_args *a, const cs_classes *cl, cs_segment_opti
         cli_error("--background '%s' is not one of the classes", name);
         return CLI_EXIT_USAGE;
     }
-    if (o->bg_thresh > 0.0f && o->bg_class < 0) {
-        cli_error("--bg-thresh needs a background class: name one 'background' or give --background NAME");
+    if ((o->bg_thresh > 0.0f || o->area_thresh > 0.0f) && o->bg_class < 0) {
+        cli_error("--%s needs a background class: name one 'background' or give --background NAME",
+                  o->bg_thresh > 0.0f ? "bg-thresh" : "area-thresh");
         return CLI_EXIT_USAGE;
     }
     return 0;

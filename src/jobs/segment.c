@@ -9,7 +9,7 @@
 cs_segment_options cs_segment_defaults(void) {
     return (cs_segment_options){.resolution = 0, .method = CS_METHOD_SURGERY, .window = 0, .stride = 0,
                                 .short_side = 0, .bg_thresh = 0.0f, .logit_scale = 0.0f, .bg_class = -1,
-                                .pamr_steps = 0, .name_logits = 0};
+                                .pamr_steps = 0, .name_logits = 0, .area_thresh = 0.0f};
 }
 
 /* The image's size with its short side scaled to `side` (rounded). */
@@ -34,6 +34,10 @@ static cs_status check_segment(const cs_model *m, const cs_segment_options *o, c
         return cs_fail(CS_ERR_ARG, "short side %d is smaller than the window %d", o->short_side, o->window);
     if (o->bg_thresh > 0.0f && (o->bg_class < 0 || o->bg_class >= C))
         return cs_fail(CS_ERR_ARG, "a background threshold needs a background class (got %d)", o->bg_class);
+    if (!(o->area_thresh >= 0.0f && o->area_thresh < 1.0f))
+        return cs_fail(CS_ERR_ARG, "area threshold %g is outside [0, 1)", (double)o->area_thresh);
+    if (o->area_thresh > 0.0f && (o->bg_class < 0 || o->bg_class >= C))
+        return cs_fail(CS_ERR_ARG, "an area threshold needs a background class (got %d)", o->bg_class);
     if (o->pamr_steps < 0 || o->pamr_steps > 1000)
         return cs_fail(CS_ERR_ARG, "PAMR steps %d are outside 0..1000", o->pamr_steps);
     return CS_OK;
@@ -130,10 +134,13 @@ static cs_status segment_run(cs_model *m, cs_classes *cl, const cs_input *in, co
     }
     if (s == CS_OK && o.pamr_steps > 0) s = refine(pixels, h, w, H, W, o.pamr_steps, lg, K);
     if (s == CS_OK && K != C) cs_names_to_classes(lg, (int)n, &names, r->logits);
+    /* With names or the area filter, the threshold comes last (below). */
+    int after = K != C || o.area_thresh > 0.0f;
     cs_segment_options argmax = o;
-    if (K != C) argmax.bg_thresh = 0.0f; /* over all names, below */
+    if (after) argmax.bg_thresh = 0.0f;
     if (s == CS_OK) s = cs_segment_labels(r->logits, n, C, &argmax, r->labels);
-    if (s == CS_OK && K != C && o.bg_thresh > 0.0f) segment_threshold_names(lg, n, K, &o, r->labels);
+    if (s == CS_OK && o.area_thresh > 0.0f) segment_area_filter(r->logits, n, C, &o, r->labels);
+    if (s == CS_OK && after && o.bg_thresh > 0.0f) segment_threshold(lg, K, r->logits, C, n, &o, r->labels);
     if (lg != r->logits) cs_free(lg);
     if (s == CS_OK && arrays) {
         r->scores = cs_alloc(n, (size_t)C * sizeof(float));

@@ -10,10 +10,15 @@
 cs_status ensemble_prompt_ids(cs_tokenizer *tok, const char *name, const char *const *templates,
                               int n_templates, int context, int32_t *ids);
 
-/* cs_segment's threshold with name_logits: a pixel whose largest
- * softmax(scale x logits) over all K names [n_pixels, K] is below
- * o->bg_thresh gets o->bg_class (labels from the argmax already). */
-void segment_threshold_names(const float *name_logits, size_t n_pixels, int K, const cs_segment_options *o,
-                             uint8_t *labels);
+/* cs_segment's steps after the argmax (labels), for name_logits and
+ * area_thresh. The area filter: o->area_thresh's classes dropped, their
+ * pixels relabelled by class_logits [n, C]. The threshold: a pixel whose
+ * class's probability, softmax(scale x logits) over all K values of
+ * all_logits [n, K] taken at the class's logit, is below o->bg_thresh gets
+ * o->bg_class. */
+void segment_area_filter(const float *class_logits, size_t n_pixels, int C, const cs_segment_options *o,
+                         uint8_t *labels);
+void segment_threshold(const float *all_logits, int K, const float *class_logits, int C, size_t n_pixels,
+                       const cs_segment_options *o, uint8_t *labels);
 
 #endif

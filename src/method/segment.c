@@ -196,14 +196,29 @@ static float threshold_scale(const cs_segment_options *o) {
     return o && o->logit_scale > 0.0f ? o->logit_scale : d.minmax ? 40.0f : d.logit_scale;
 }
 
-void segment_threshold_names(const float *name_logits, size_t n_pixels, int K, const cs_segment_options *o,
-                             uint8_t *labels) {
+void segment_threshold(const float *all_logits, int K, const float *class_logits, int C, size_t n_pixels,
+                       const cs_segment_options *o, uint8_t *labels) {
     float scale = threshold_scale(o);
     for (size_t p = 0; p < n_pixels; p++) {
-        const float *row = name_logits + p * K;
-        float best = row[0];
-        for (int k = 1; k < K; k++) best = row[k] > best ? row[k] : best;
-        if (max_probability(row, K, scale, best) < o->bg_thresh) labels[p] = (uint8_t)o->bg_class;
+        float x = class_logits[p * C + labels[p]];
+        if (max_probability(all_logits + p * K, K, scale, x) < o->bg_thresh) labels[p] = (uint8_t)o->bg_class;
+    }
+}
+
+void segment_area_filter(const float *class_logits, size_t n_pixels, int C, const cs_segment_options *o,
+                         uint8_t *labels) {
+    size_t area[256] = {0}, foreground = 0;
+    for (size_t p = 0; p < n_pixels; p++) area[labels[p]]++;
+    for (int c = 0; c < C; c++) foreground += c == o->bg_class ? 0 : area[c];
+    uint8_t keep[256];
+    for (int c = 0; c < C; c++) keep[c] = c == o->bg_class || (double)area[c] > o->area_thresh * (double)foreground;
+    for (size_t p = 0; p < n_pixels; p++) {
+        if (keep[labels[p]]) continue;
+        const float *row = class_logits + p * C;
+        int best = o->bg_class;
+        for (int c = 0; c < C; c++)
+            if (keep[c] && row[c] > row[best]) best = c;
+        labels[p] = (uint8_t)best;
     }
 }
 
