@@ -292,18 +292,34 @@ static void test_context60(void) {
     run_seg_layout(spec, 60, preds, expected, 1, 0);
 }
 
-/* COCO-Object: the COCO-Stuff folder of test_cocostuff with SCLIP's
- * converted masks beside the stuff ones (0 background, 1..80 things, as
- * stored; 81.. unknown). */
+/* COCO-Object: the COCO-Stuff folder of test_cocostuff. From its
+ * stuff-and-thing map (COCO category id - 1 per pixel) as SCLIP's
+ * cvt_coco_object.py converts it: the 80 thing categories to 1..80 in id
+ * order, stuff (91..181) and unlabeled (255) to background 0, anything else
+ * as stored; then from that script's output (<stem>_instanceTrainIds.png,
+ * as stored; 81.. unknown), which wins when present. */
 static void test_cocoobject(void) {
-    uint8_t expected[1][W * H];
-    for (int p = 0; p < W * H; p++) expected[0][p] = p % 7 == 0 ? 255 : (uint8_t)((p % W + 3 * (p / W)) % 90);
-    CHECK_OK(cs_png_write(tmp_path("cocostuff/annotations/val2017/000000000139_instanceTrainIds.png"), W, H, 1,
-                          expected[0]));
+    static const int thing_ids[80] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21,
+                                      22, 23, 24, 25, 27, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44,
+                                      46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65,
+                                      67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90};
+    uint8_t raw[W * H], expected[1][W * H];
+    for (int p = 0; p < W * H; p++) {
+        raw[p] = p % 11 == 0 ? 255 : (uint8_t)((p % W + 3 * (p / W)) % 190);
+        expected[0][p] = raw[p] > 90 ? 0 : raw[p];
+        for (int k = 0; k < 80; k++)
+            if (raw[p] == thing_ids[k] - 1) expected[0][p] = (uint8_t)(k + 1);
+    }
     const char *preds[] = {"000000000139.png"};
     char spec[1200];
     snprintf(spec, sizeof spec, "cocoobject:'%s'", tmp_path("cocostuff"));
+    CHECK_OK(cs_png_write(tmp_path("cocostuff/annotations/val2017/000000000139.png"), W, H, 1, raw));
     run_seg_layout(spec, 81, preds, expected, 1, 0);
+    for (int p = 0; p < W * H; p++) expected[0][p] = p % 7 == 0 ? 255 : (uint8_t)((p % W + 3 * (p / W)) % 90);
+    CHECK_OK(cs_png_write(tmp_path("cocostuff/annotations/val2017/000000000139_instanceTrainIds.png"), W, H, 1,
+                          expected[0]));
+    run_seg_layout(spec, 81, preds, expected, 1, 0);
+    remove(tmp_path("cocostuff/annotations/val2017/000000000139.png"));
 }
 
 /* ADE20K (ADEChallengeData2016): images/validation, annotations/validation;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "eval.h"
 
 /* Ids listed one per line in root/list; image root/images/<id>.jpg, mask
@@ -150,13 +151,44 @@ int eval_load_cocostuff(const cli_args *a, const char *root, eval_dataset *d) {
     return load_coco164k(a, root, "cocostuff", "_labelTrainIds", d);
 }
 
+/* COCO's 80 thing categories as stored in COCO-Stuff 164k's stuff-and-thing
+ * maps (category id - 1), in category order: COCO-Object's classes 1..80
+ * (the clsID_to_trID table of SCLIP's datasets/cvt_coco_object.py). */
+static const uint8_t k_coco_things[80] = {
+    0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 26, 27, 30,
+    31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58,
+    59, 60, 61, 62, 63, 64, 66, 69, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 83, 84, 85, 86, 87, 88, 89};
+
+/* cvt_coco_object.py as a label map: things to 1..80, stuff (91..181) and
+ * unlabeled (255) to background 0, the (unused) rest as stored. */
+static uint8_t *coco_object_map(void) {
+    uint8_t *map = cli_xmalloc(256);
+    for (int v = 0; v < 256; v++) map[v] = (uint8_t)(v > 90 ? 0 : v);
+    for (int k = 0; k < 80; k++) map[k_coco_things[k]] = (uint8_t)(k + 1);
+    return map;
+}
+
+static int readable(const char *path) { return path && access(path, R_OK) == 0; }
+
 /* cocoobject:DIR (COCO-Object, the GroupViT/TCL/SCLIP convention): the same
  * folder after SCLIP's datasets/cvt_coco_object.py, <stem>_instanceTrainIds.png
  * holding 0 background (every stuff class, and unlabeled), 1..80 the thing
  * classes in COCO's category order; evaluated as stored (SCLIP's
- * COCOObjectDataset, reduce_zero_label=False). */
+ * COCOObjectDataset, reduce_zero_label=False). Without those files the
+ * stuff-and-thing maps <stem>.png go through the script's mapping here. */
 int eval_load_cocoobject(const cli_args *a, const char *root, eval_dataset *d) {
-    return load_coco164k(a, root, "cocoobject", "_instanceTrainIds", d);
+    int rc = load_coco164k(a, root, "cocoobject", "_instanceTrainIds", d);
+    if (rc || !d->n || readable(d->items[0].mask)) return rc;
+    eval_dataset raw = {0};
+    rc = load_coco164k(a, root, "cocoobject", "", &raw);
+    if (rc || !raw.n || !readable(raw.items[0].mask)) {
+        eval_dataset_free(&raw);
+        return rc;
+    }
+    eval_dataset_free(d);
+    *d = raw;
+    d->label_map = coco_object_map();
+    return 0;
 }
 
 /* ade20k:DIR (ADEChallengeData2016): images/<split>/<stem>.jpg with
