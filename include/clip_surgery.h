@@ -761,6 +761,10 @@ typedef struct cs_segment_options {
     int window;        /* > 0: sliding windows of window x window (default 0) */
     int stride;        /* window stride (default 0: half the window) */
     int short_side;    /* with windows: resize the short side to this first (default 0: keep) */
+    int max_long_side; /* with short_side: the long side at most this; the scale is the smaller
+                          of short_side / short side and max_long_side / long side, sizes
+                          rounded as mmsegmentation's Resize(scale=(max_long_side, short_side),
+                          keep_ratio=True) rounds them (default 0: no bound) */
     float bg_thresh;   /* > 0: background by probability (see cs_segment_labels; default 0) */
     float logit_scale; /* > 0: the scale of that probability; <= 0 (default): the method's
                           own (40; MaskCLIP, ClearCLIP 50; GEM, which has none, 40) */

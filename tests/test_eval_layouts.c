@@ -534,7 +534,7 @@ static void test_preset_voc21(const char *data_dir) {
                    tmp_path("voc"), tmp_path("preset.json")) == 0);
     CHECK(run_tool("eval %s --method sclip --dataset voc:'%s' --class-list '%s/benchmarks/sclip/cls_voc21.txt' "
                    "--templates '%s/benchmarks/openai_imagenet_templates.txt' --window 224 --stride 112 "
-                   "--short-side 336 --bg-thresh 0.1 --logit-scale 65 --background sky --name-logits --area-thresh 0.1 --limit 1 --report '%s'",
+                   "--short-side 336 --bg-thresh 0.1 --logit-scale 65 --background sky --name-logits --area-thresh 0.1 --max-long-side 2048 --limit 1 --report '%s'",
                    g_model_t, tmp_path("voc"), data_dir, data_dir, tmp_path("explicit.json")) == 0);
     cJSON *a = read_json(tmp_path("preset.json")), *b = read_json(tmp_path("explicit.json"));
     const char *keys[] = {"classes", "images", "confusion", "per_class", "miou"};
@@ -545,8 +545,8 @@ static void test_preset_voc21(const char *data_dir) {
     const char *sclip[] = {"benchmark=voc21", "protocol=sclip", "class_list=sclip/cls_voc21.txt",
                            "template_list=openai_imagenet_templates.txt", "window=224", "stride=112",
                            "short_side=336", "bg_thresh=0.1", "logit_scale=65", "background=sky", "name_logits=1",
-                           "area_thresh=0.1"};
-    check_settings(tmp_path("preset.json"), sclip, 12);
+                           "area_thresh=0.1", "max_long_side=2048"};
+    check_settings(tmp_path("preset.json"), sclip, 13);
 }
 
 /* Each method's own protocol by default, another by --protocol; options
@@ -561,8 +561,8 @@ static void test_protocols(void) {
     CHECK(run_tool("eval %s --method naclip --benchmark voc20 --dataset '%s' --limit 1 --report '%s'", g_model,
                    tmp_path("voc"), tmp_path("naclip.json")) == 0);
     const char *naclip[] = {"protocol=naclip", "class_list=sclip/cls_voc20.txt", "resolution=336", "pamr_steps=10",
-                            "window=absent", "bg_thresh=absent"};
-    check_settings(tmp_path("naclip.json"), naclip, 6);
+                            "window=absent", "bg_thresh=absent", "max_long_side=absent"};
+    check_settings(tmp_path("naclip.json"), naclip, 7);
     CHECK(run_tool("eval %s --benchmark cityscapes --dataset '%s' --protocol clearclip --short-side 224 --limit 1 "
                    "--report '%s'", g_model, tmp_path("cityscapes"), tmp_path("city.json")) == 0);
     const char *city[] = {"method=surgery", "protocol=clearclip", "window=224", "stride=224", "short_side=224",

@@ -4,11 +4,13 @@
  * background threshold's softmax runs over all names. Checked against the
  * same image segmented with each name as a class of its own, on the tiny
  * model: whole image and sliding windows, with and without PAMR, with and
- * without SCLIP's area filter (area_thresh). */
+ * without SCLIP's area filter (area_thresh); and the long-side bound of the
+ * resize (max_long_side). */
 #include "clip_surgery.h"
 #include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include "golden.h"
 #include "test.h"
 
@@ -148,6 +150,24 @@ int main(void) {
     check_options(m, syn, flat, &small, o, "windows");
     o.pamr_steps = 2;
     check_options(m, syn, flat, &small, o, "windows + PAMR");
+    /* The long-side bound: 80x60 at short side 48 is 64x48; bounded to 56
+     * it is 56x42, the size short side 42 gives. */
+    o = cs_segment_defaults();
+    o.window = 32;
+    o.stride = 16;
+    o.short_side = 48;
+    o.max_long_side = 56;
+    uint8_t *a = malloc(80 * 60), *b = malloc(80 * 60);
+    CHECK_OK(cs_segment(m, syn, &small, &o, a));
+    o.short_side = 42;
+    o.max_long_side = 0;
+    CHECK_OK(cs_segment(m, syn, &small, &o, b));
+    CHECK_MSG(!memcmp(a, b, 80 * 60), "the long-side bound is not the smaller scale");
+    o.short_side = 0;
+    o.max_long_side = 56;
+    CHECK_STATUS(cs_segment(m, syn, &small, &o, a), CS_ERR_ARG);
+    free(a);
+    free(b);
     cs_classes_free(syn);
     cs_classes_free(flat);
     cs_image_free(&small);

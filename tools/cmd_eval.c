@@ -35,6 +35,7 @@ static const cli_option k_options[] = {
     {"window", "N", "seg: sliding-window inference with N x N windows", 0},
     {"stride", "N", "seg: window stride (default: half the window)", 0},
     {"short-side", "N", "seg with --window: resize the short side to N first", 0},
+    {"max-long-side", "N", "with --short-side: the long side at most N (mmsegmentation's Resize scale=(N, short side))", 0},
     {"bg-thresh", "P", "seg: pixels with top probability below P become background", 0},
     {"logit-scale", "S", "seg: scale in that probability (default: the method's, 40 or 50)", 0},
     {"pamr", "STEPS", "seg: refine the logits with PAMR, NACLIP's post-processing (its default: 10)", 0},
@@ -128,6 +129,7 @@ static cJSON *settings_json(const cli_args *a, const eval_run *r, const eval_dat
         cJSON_AddNumberToObject(o, "window", r->so.window);
         cJSON_AddNumberToObject(o, "stride", r->so.stride);
         cJSON_AddNumberToObject(o, "short_side", r->so.short_side);
+        if (r->so.max_long_side) cJSON_AddNumberToObject(o, "max_long_side", r->so.max_long_side);
     }
     if (r->task == EVAL_SEG && r->so.pamr_steps > 0) cJSON_AddNumberToObject(o, "pamr_steps", r->so.pamr_steps);
     if (r->task == EVAL_SEG && r->so.name_logits) cJSON_AddNumberToObject(o, "name_logits", 1);

@@ -13,7 +13,7 @@
 /* One benchmark under one protocol: a model dict and test_pipeline of
  * configs/cfg_<dataset>.py over the segmentor's defaults. */
 typedef struct bench_setting {
-    int short_side;    /* Resize scale=(2048, S), keep_ratio */
+    int short_side;    /* Resize scale=(2048, S), keep_ratio (2048 in every config) */
     int window;        /* slide_crop; 0: the whole image (at short_side x short_side here) */
     int stride;        /* slide_stride */
     float prob_thd;    /* 0: none */
@@ -150,6 +150,7 @@ int eval_bench_apply(eval_preset *p, const cli_args *user, int b, int protocol, 
         snprintf(p->short_side, sizeof p->short_side, "%d", s->short_side);
         cli_set(&p->a, "short-side", p->short_side);
     }
+    if (cli_has(&p->a, "window") && !cli_has(user, "max-long-side")) cli_set(&p->a, "max-long-side", "2048");
     if (!s->window && !cli_has(&p->a, "window") && !cli_has(user, "res")) {
         snprintf(p->res, sizeof p->res, "%d", s->short_side);
         cli_set(&p->a, "res", p->res);

@@ -140,6 +140,7 @@ int cli_segment_options(const cli_args *a, const cs_classes *cl, cs_segment_opti
         !cli_int(a, "window", 0, 16, 4096, &o->window) ||
         !cli_int(a, "stride", o->window / 2 > 0 ? o->window / 2 : 1, 1, 4096, &o->stride) ||
         !cli_int(a, "short-side", 0, 16, 16384, &o->short_side) ||
+        !cli_int(a, "max-long-side", 0, 16, 65536, &o->max_long_side) ||
         !cli_float(a, "bg-thresh", 0.0f, 0.0f, 1.0f, &o->bg_thresh) ||
         !cli_float(a, "logit-scale", 0.0f, 1e-3f, 1e4f, &o->logit_scale) ||
         !cli_int(a, "pamr", 0, 0, 1000, &o->pamr_steps) || !cli_float(a, "area-thresh", 0.0f, 0.0f, 0.99f, &o->area_thresh))
@@ -147,6 +148,10 @@ int cli_segment_options(const cli_args *a, const cs_classes *cl, cs_segment_opti
     o->name_logits = cli_has(a, "name-logits");
     if ((cli_has(a, "stride") || cli_has(a, "short-side")) && !o->window) {
         cli_error("--stride and --short-side go with --window (sliding-window inference)");
+        return CLI_EXIT_USAGE;
+    }
+    if (cli_has(a, "max-long-side") && !o->short_side) {
+        cli_error("--max-long-side goes with --short-side");
         return CLI_EXIT_USAGE;
     }
     if (!o->window) o->stride = 0;

@@ -8,15 +8,19 @@
 
 cs_segment_options cs_segment_defaults(void) {
     return (cs_segment_options){.resolution = 0, .method = CS_METHOD_SURGERY, .window = 0, .stride = 0,
-                                .short_side = 0, .bg_thresh = 0.0f, .logit_scale = 0.0f, .bg_class = -1,
+                                .short_side = 0, .max_long_side = 0, .bg_thresh = 0.0f, .logit_scale = 0.0f, .bg_class = -1,
                                 .pamr_steps = 0, .name_logits = 0, .area_thresh = 0.0f};
 }
 
-/* The image's size with its short side scaled to `side` (rounded). */
-static void short_side_size(const cs_image *img, int side, int *w, int *h) {
-    int s = img->width < img->height ? img->width : img->height;
-    *w = side ? (int)((double)img->width * side / s + 0.5) : img->width;
-    *h = side ? (int)((double)img->height * side / s + 0.5) : img->height;
+/* The image's size with its short side scaled to `side`, the long side at
+ * most max_long (0: unbounded): mmcv's rescale_size, operation for
+ * operation (the factor first, then int(size x factor + 0.5)). */
+static void short_side_size(const cs_image *img, int side, int max_long, int *w, int *h) {
+    int s = img->width < img->height ? img->width : img->height, l = img->width + img->height - s;
+    double f = side ? (double)side / s : 1.0;
+    if (side && max_long > 0 && (double)max_long / l < f) f = (double)max_long / l;
+    *w = side ? (int)(img->width * f + 0.5) : img->width;
+    *h = side ? (int)(img->height * f + 0.5) : img->height;
 }
 
 static cs_status check_segment(const cs_model *m, const cs_segment_options *o, const cs_classes *cl) {
@@ -27,6 +31,9 @@ static cs_status check_segment(const cs_model *m, const cs_segment_options *o, c
     if (o->window < 0 || o->stride < 0 || o->short_side < 0 || (!o->window && (o->stride || o->short_side)))
         return cs_fail(CS_ERR_ARG, "a window stride and short side go with a window (got %d, %d, %d)", o->window,
                        o->stride, o->short_side);
+    if (o->max_long_side < 0 || (o->max_long_side && !o->short_side))
+        return cs_fail(CS_ERR_ARG, "a long-side bound goes with a short side (got %d, %d)", o->max_long_side,
+                       o->short_side);
     if (o->window && o->stride > o->window)
         return cs_fail(CS_ERR_ARG, "stride %d is larger than the window %d: some pixels would be in no window",
                        o->stride, o->window);
@@ -55,7 +62,7 @@ static cs_status segment_input(const cs_model *m, const cs_input *in, const cs_s
         *W = in->image->width;
         *H = in->image->height;
         *w = *h = job_resolution(m, o->resolution);
-        if (o->window) short_side_size(in->image, o->short_side, w, h);
+        if (o->window) short_side_size(in->image, o->short_side, o->max_long_side, w, h);
     } else {
         *w = *h = in->pixels_resolution;
         *W = in->width > 0 ? in->width : *w;
