@@ -336,6 +336,9 @@ cs_status cs_class_embeddings(cs_model *m, cs_tokenizer *tok, const char *const 
 /* The class-embedding cache. Folder: override, else $XDG_CACHE_HOME/clip-surgery,
  * else ~/.cache/clip-surgery. */
 cs_status cs_cache_dir(const char *override, char *out, size_t n);
+/* SHA-256 of bytes as 64 lowercase hex digits (the server's key for an
+ * uploaded image). */
+void cs_sha256_bytes(const void *data, size_t len, char hex[65]);
 /* The SHA-256 of a file's content, memoized in <cache_dir>/hashes by path,
  * size, mtime, ctime and inode (cache_dir NULL: not memoized). A folder's
  * identity covers those of its model.safetensors, config.json, vocab.json
@@ -1069,6 +1072,11 @@ typedef struct cs_sam_job {
  * mask, the prompts used, whether the encoder ran. */
 cs_status cs_sam_run(cs_sam *m, const cs_sam_job *job, char **json);
 void cs_sam_json_free(char *json);
+
+/* overlay.png's pixels: the photo rgb [H, W, 3] with mask [H, W] (0/1)
+ * blended in SAM's demo colour, the set's box and points on top (what
+ * cs_sam_run writes; the server draws the same). */
+cs_status cs_sam_overlay(const cs_image *img, const uint8_t *mask, const cs_sam_prompt_set *set, uint8_t *rgb);
 
 /* FLOPs of the image encoder, and of the decoder for a prompt of n sparse
  * tokens (as cs_model_vision_flops counts). */

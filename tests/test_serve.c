@@ -1,6 +1,6 @@
 /* clip-surgery serve against the CLI, with the tiny model: every endpoint's
  * answer equals what the CLI writes for the same inputs, byte for byte
- * (explain, points, segment, classify, words; ?format=npy against --npy files, PNG data URLs against the PNG files,
+ * (explain, points, segment, classify, words, sam; ?format=npy against --npy files, PNG data URLs against the PNG files,
  * points and scores against its JSON); 32 requests from 8 concurrent
  * clients all match; about 200 hostile requests (truncated and malformed
  * multipart, huge Content-Length, non-images, bad fields, paths, slow
@@ -21,7 +21,7 @@
 #include "test.h"
 
 static const char *k_classes = "cat,dog,grass";
-static char g_model[1024], g_vocab[1024], g_image_path[1024];
+static char g_model[1024], g_vocab[1024], g_image_path[1024], g_sam[1024];
 static unsigned char *g_image;
 static size_t g_image_len;
 
@@ -208,6 +208,56 @@ static void test_words_equals_cli(const test_server *s) {
     http_reply_free(&r);
 }
 
+/* /api/sam against `sam`: every --npy array and the mask/overlay PNGs, for
+ * a point, points + box with --single, and a text through CLIP Surgery's
+ * points; the second request on the image skips the encoder. */
+static const char *const k_sam_arrays[] = {"masks", "iou", "lowres", "logits", "embedding"};
+
+static void sam_case(const test_server *s, const char *query, const char *cli_dir, int want_ran) {
+    char path[512];
+    http_reply r;
+    snprintf(path, sizeof path, "/api/sam?%s", query);
+    post_raw(s, path, &r);
+    CHECK_MSG(r.status == 200, "%s: %ld %s", path, r.status, r.body);
+    cJSON *j = cJSON_Parse(r.body);
+    const char *enc = cJSON_GetStringValue(cJSON_GetObjectItem(j, "encoder"));
+    CHECK_MSG(enc && !strcmp(enc, want_ran ? "ran" : "cached"), "%s: encoder %s", path, enc ? enc : "?");
+    char file[1024];
+    snprintf(file, sizeof file, "%s/mask.png", cli_dir);
+    CHECK_MSG(data_url_same_as_file(cJSON_GetObjectItem(j, "mask"), file), "%s: mask", path);
+    snprintf(file, sizeof file, "%s/overlay.png", cli_dir);
+    CHECK_MSG(data_url_same_as_file(cJSON_GetObjectItem(j, "overlay"), file), "%s: overlay", path);
+    cJSON_Delete(j);
+    http_reply_free(&r);
+    for (int i = 0; i < 5; i++) {
+        snprintf(path, sizeof path, "/api/sam?%s&format=npy&array=%s", query, k_sam_arrays[i]);
+        post_raw(s, path, &r);
+        /* embedding.npy is in the output folder, above a text's subfolder */
+        snprintf(file, sizeof file, "%s/%s%s.npy", cli_dir, i == 4 && strstr(query, "text=") ? "../" : "",
+                 k_sam_arrays[i]);
+        CHECK_MSG(r.status == 200 && same_as_file(r.body, r.len, file), "%s: %ld", path, r.status);
+        http_reply_free(&r);
+    }
+}
+
+static void test_sam_equals_cli(const test_server *s) {
+    CHECK(run_tool("sam --sam '%s' --image '%s' --point 230,120 --npy --no-cache -o '%s' --quiet", g_sam, g_image_path,
+                   tmp_path("sam_pt")) == 0);
+    sam_case(s, "point=230,120", tmp_path("sam_pt"), 1);
+    CHECK(run_tool("sam --sam '%s' --image '%s' --point 230.5,120.25 --point 310,200,1 --point 450,299,0 "
+                   "--box 120,40,380,290 --single --npy --no-cache -o '%s' --quiet",
+                   g_sam, g_image_path, tmp_path("sam_box")) == 0);
+    sam_case(s, "point=230.5,120.25&point=310,200,1&point=450,299,0&box=120,40,380,290&single=1", tmp_path("sam_box"), 0);
+    CHECK(run_tool("sam --model '%s' --vocab '%s' --text 'a cat' --res 64 --sam '%s' --image '%s' --npy --no-cache "
+                   "-o '%s' --quiet",
+                   g_model, g_vocab, g_sam, g_image_path, tmp_path("sam_text")) == 0);
+    cJSON *cli = read_json(tmp_path("stdout.txt"));
+    const char *dir = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(cli, "prompts"), 0), "dir"));
+    CHECK(dir != NULL);
+    if (dir) sam_case(s, "text=a%20cat&res=64", dir, 0);
+    cJSON_Delete(cli);
+}
+
 /* ---------------------------------------------------------------- concurrency */
 typedef struct client {
     const test_server *s;
@@ -320,6 +370,13 @@ static void test_hostile(const test_server *s) {
             {"POST", "/api/words?caption=a&group=letters", "image/png", g_image, g_image_len, 400},
             {"POST", "/api/explain", "image/png", g_image, g_image_len, 400},                  /* no classes */
             {"POST", "/api/nope", "image/png", "x", 1, 404},
+            {"POST", "/api/sam?point=2300,120", "image/png", g_image, g_image_len, 400},         /* outside */
+            {"POST", "/api/sam?point=230,120,5", "image/png", g_image, g_image_len, 400},
+            {"POST", "/api/sam?point=230,120&text=a", "image/png", g_image, g_image_len, 400},
+            {"POST", "/api/sam", "image/png", g_image, g_image_len, 400},                       /* no prompt */
+            {"POST", "/api/sam?box=1,2,3", "image/png", g_image, g_image_len, 400},
+            {"POST", "/api/sam?point=1,1&mask-input=/etc/passwd", "image/png", g_image, g_image_len, 400},
+            {"POST", "/api/sam?point=1,1&format=npy&array=x", "image/png", g_image, g_image_len, 400},
             {"GET", "/api/explain", NULL, NULL, 0, 405},
             {"GET", "/../../etc/passwd", NULL, NULL, 0, 404},
             {"DELETE", "/api/info", NULL, NULL, 0, 405},
@@ -417,6 +474,7 @@ static void test_page_and_headers(const test_server *s) {
     CHECK(http_request(s, "GET", "/api/info", NULL, NULL, 0, &r) == 0 && r.status == 200);
     cJSON *j = cJSON_Parse(r.body);
     CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "resolution")) == 64);
+    CHECK(cJSON_IsString(cJSON_GetObjectItem(j, "sam")));
     CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "version")), cs_version()));
     cJSON_Delete(j);
     http_reply_free(&r);
@@ -470,6 +528,14 @@ static void test_queue_full(void) {
     http_reply_free(&r);
     CHECK(http_request(&s, "OPTIONS", "/api/explain", NULL, NULL, 0, &r) == 0 && r.status == 204);
     http_reply_free(&r);
+    /* no --sam: no /api/sam, and /api/info says so */
+    CHECK(http_request(&s, "POST", "/api/sam?point=1,1", "image/png", g_image, g_image_len, &r) == 0 && r.status == 404);
+    http_reply_free(&r);
+    CHECK(http_request(&s, "GET", "/api/info", NULL, NULL, 0, &r) == 0);
+    cJSON *info = cJSON_Parse(r.body);
+    CHECK(cJSON_IsNull(cJSON_GetObjectItem(info, "sam")));
+    cJSON_Delete(info);
+    http_reply_free(&r);
     CHECK(server_stop(&s) == 0);
 }
 
@@ -485,14 +551,15 @@ int main(void) {
     snprintf(g_model, sizeof g_model, "%s", golden_path("golden/tiny-vit/model.safetensors"));
     snprintf(g_vocab, sizeof g_vocab, "%s", golden_path("clip/bpe_simple_vocab_16e6.txt.gz"));
     snprintf(g_image_path, sizeof g_image_path, "%s", golden_path("images/chelsea.png"));
+    snprintf(g_sam, sizeof g_sam, "%s", golden_path("golden/sam/tiny-sam/model.safetensors"));
     g_image = read_all(g_image_path, &g_image_len);
     CHECK(g_image != NULL);
     test_server s;
-    if (g_image && server_start(&s, "--model '%s' --vocab '%s' --max-upload-mb 1 --timeout 2 --max-megapixels 1 --quiet",
-                                g_model, g_vocab) == 0) {
+    if (g_image && server_start(&s, "--model '%s' --vocab '%s' --sam '%s' --max-upload-mb 1 --timeout 2 "
+                                "--max-megapixels 1 --quiet", g_model, g_vocab, g_sam) == 0) {
         void (*steps[])(const test_server *) = {test_page_and_headers, test_explain_equals_cli, test_points_equals_cli,
                                                  test_segment_equals_cli, test_classify_equals_cli, test_words_equals_cli,
-                                                 test_concurrent,
+                                                 test_sam_equals_cli, test_concurrent,
                                                  test_hostile};
         for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
             double t0 = cs_now();

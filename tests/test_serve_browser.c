@@ -4,7 +4,8 @@
  * fd 4), loads the page from the server (tiny model), puts an image of
  * ../shared/images into the real file input, waits until the heatmaps are
  * drawn and checks the DOM (canvas drawn, one switcher button per class,
- * no error shown), then the segmentation legend; no console error, no
+ * no error shown), then the segmentation legend, then SAM by real mouse
+ * events (a click, a shift-click, a drag: the mask drawn); no console error, no
  * exception, no CSP violation on the way. Saves a screenshot
  * ($CS_SCREENSHOT, default under the test's temporary folder).
  * Skipped without Chromium (a failure under CI=true). Loopback only. */
@@ -206,6 +207,72 @@ static void screenshot(const char *session) {
     cJSON_Delete(r);
 }
 
+/* A real mouse event (DevTools Input) at image pixel (x, y) of the canvas. */
+static void mouse(const char *session, const char *type, double x, double y, int shift) {
+    char *rect = eval_string(session, "(() => { const c = document.getElementById('view');"
+                                      " const r = c.getBoundingClientRect();"
+                                      " return [r.left, r.top, r.width / c.width, r.height / c.height].join(' '); })()");
+    double left = 0, top = 0, sx = 1, sy = 1;
+    CHECK(sscanf(rect, "%lf %lf %lf %lf", &left, &top, &sx, &sy) == 4);
+    free(rect);
+    char params[512];
+    snprintf(params, sizeof params,
+             "{\"type\":\"%s\",\"x\":%.2f,\"y\":%.2f,\"button\":\"left\",\"buttons\":%d,\"clickCount\":1,"
+             "\"modifiers\":%d}",
+             type, left + x * sx, top + y * sy, strcmp(type, "mouseReleased") ? 1 : 0, shift ? 8 : 0);
+    cJSON_Delete(call(session, "Input.dispatchMouseEvent", params));
+}
+
+/* Pixels of the canvas where SAM's mask colour (30, 144, 255) at 0.6 over
+ * any photo pixel leaves blue above red by more than 30. */
+static int blue_pixels(const char *session) {
+    char *v = eval_string(session, "(() => { const c = document.getElementById('view');"
+                                   " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+                                   " let n = 0; for (let i = 0; i < d.length; i += 4) n += d[i + 2] > d[i] + 30;"
+                                   " return String(n); })()");
+    int n = atoi(v);
+    free(v);
+    return n;
+}
+
+/* SAM (the server has tiny-sam): the job offered, a click on the cat gives
+ * a mask drawn over the photo, a shift-click adds a negative point (the
+ * encoder skipped: the embedding is cached), a drag gives a box. */
+static void sam_clicks(const char *session) {
+    char *v = eval_string(session, "(() => { const j = document.getElementById('job'); j.value = 'sam';"
+                                   " j.dispatchEvent(new Event('change')); return String(!document.getElementById('job-sam').disabled); })()");
+    CHECK_MSG(!strcmp(v, "true"), "the page offers no SAM job");
+    free(v);
+    CHECK(wait_for(session, "String(document.getElementById('sam-row').hidden)", "false"));
+    int before = blue_pixels(session);
+    mouse(session, "mousePressed", 230, 120, 0);
+    mouse(session, "mouseReleased", 230, 120, 0);
+    CHECK_MSG(wait_for(session, "(document.body.dataset.samPoints || '') + (document.getElementById('error').textContent)", "1"),
+              "no SAM mask: %s", eval_string(session, "document.getElementById('error').textContent"));
+    v = eval_string(session, "(() => { const a = state.answer; return [a.masks[a.best].area, a.encoder, "
+                             "a.labels.join(','), document.getElementById('sam-info').textContent.includes('IoU')].join(' '); })()");
+    int area = 0;
+    char encoder[16] = "", labels[16] = "", info[8] = "";
+    CHECK_MSG(sscanf(v, "%d %15s %15s %7s", &area, encoder, labels, info) == 4 && area > 0 && !strcmp(encoder, "ran") &&
+                  !strcmp(labels, "1") && !strcmp(info, "true"),
+              "SAM answer: '%s'", v);
+    free(v);
+    int after = blue_pixels(session);
+    CHECK_MSG(after - before >= area / 2, "mask not drawn: %d blue pixels before, %d after, mask area %d", before, after, area);
+    mouse(session, "mousePressed", 300, 250, 1);
+    mouse(session, "mouseReleased", 300, 250, 1);
+    CHECK(wait_for(session, "(document.body.dataset.samPoints || '') + ' ' + document.body.dataset.samEncoder", "2 cached"));
+    v = eval_string(session, "state.answer.labels.join(',')");
+    CHECK_MSG(!strcmp(v, "1,0"), "labels after a shift-click: %s", v);
+    free(v);
+    mouse(session, "mousePressed", 100, 40, 0);
+    mouse(session, "mouseMoved", 250, 160, 0);
+    mouse(session, "mouseMoved", 380, 290, 0);
+    mouse(session, "mouseReleased", 380, 290, 0);
+    CHECK(wait_for(session, "String(Array.isArray(state.answer.box) && state.answer.box.length === 4 && "
+                            "Math.round(state.answer.box[2]) === 380)", "true"));
+}
+
 static void drive(const test_server *s, const char *image) {
     g_deadline = cs_now() + 60;
     cJSON *t = call(NULL, "Target.createTarget", "{\"url\":\"about:blank\"}");
@@ -271,9 +338,12 @@ static void drive(const test_server *s, const char *image) {
     CHECK_MSG(atoi(v) >= 1 && atoi(v) <= 4, "legend: %s", v);
     free(v);
     CHECK_MSG(g_errors == 0, "browser errors: %d", g_errors);
+    sam_clicks(session);
+    CHECK_MSG(g_errors == 0, "browser errors: %d", g_errors);
     /* A bad request shows a message, not a broken page (the browser logs
      * the 400 itself). */
-    v = eval_string(session, "(() => { document.getElementById('res').value = '7';"
+    v = eval_string(session, "(() => { const j = document.getElementById('job'); j.value = 'explain';"
+                             " document.getElementById('res').value = '7';"
                              " document.getElementById('run').click(); return 'ok'; })()");
     free(v);
     CHECK(wait_for(session, "String(document.getElementById('error').textContent.includes('res'))", "true"));
@@ -296,8 +366,8 @@ int main(void) {
         return test_finish();
     }
     test_server s;
-    if (server_start(&s, "--model '%s' --vocab '%s' --quiet", golden_path("golden/tiny-vit/model.safetensors"),
-                     golden_path("clip/bpe_simple_vocab_16e6.txt.gz"))) {
+    if (server_start(&s, "--model '%s' --vocab '%s' --sam '%s' --quiet", golden_path("golden/tiny-vit/model.safetensors"),
+                     golden_path("clip/bpe_simple_vocab_16e6.txt.gz"), golden_path("golden/sam/tiny-sam/model.safetensors"))) {
         CHECK(0);
         return test_finish();
     }

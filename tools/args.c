@@ -107,12 +107,13 @@ const char *cli_value(const cli_args *a, const char *name, int i) {
     return k >= 0 && i < a->counts[k] ? a->values[k][i] : NULL;
 }
 
-void cli_set(cli_args *a, const char *name, const char *value) {
+int cli_set(cli_args *a, const char *name, const char *value) {
     int k = index_of(a, name);
-    if (k >= 0) {
-        a->values[k][0] = value;
-        a->counts[k] = 1;
-    }
+    if (k < 0) return 0;
+    if (!a->options[k].repeatable) a->counts[k] = 0; /* the last one wins */
+    if (a->counts[k] == CLI_MAX_VALUES) return 0;
+    a->values[k][a->counts[k]++] = value;
+    return 1;
 }
 
 int cli_parse_int(const char *v, size_t len, long lo, long hi, int *out) {

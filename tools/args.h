@@ -60,7 +60,9 @@ int cli_parse(cli_args *a, const cli_option *opts, int n_opts, const char *usage
 const char *cli_get(const cli_args *a, const char *name);   /* last value or NULL */
 int cli_has(const cli_args *a, const char *name);           /* given at least once */
 int cli_count(const cli_args *a, const char *name);
-void cli_set(cli_args *a, const char *name, const char *value); /* as if given last */
+/* As if given last (a repeatable option gets one more value); 0 when the
+ * name is not an option or it has too many values. */
+int cli_set(cli_args *a, const char *name, const char *value);
 const char *cli_value(const cli_args *a, const char *name, int i);
 
 /* Every numeric option goes through these, so all are checked alike: plain

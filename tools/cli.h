@@ -13,6 +13,9 @@
 #define CLI_EXIT_RUNTIME 1
 #define CLI_EXIT_USAGE 2
 
+/* One line "out of memory"; returns CLI_EXIT_RUNTIME (what the helpers
+ * the server shares do instead of the x-functions' exit). */
+int cli_out_of_memory(void);
 /* Allocation for the CLI: out of memory prints one line and exits with 1. */
 void *cli_xmalloc(size_t n);
 void *cli_xcalloc(size_t n, size_t size);
@@ -136,6 +139,24 @@ void cli_image_dir(const char *out, const cli_image_list *list, int i, char *dir
  * the texts (free each and the array) are the caller's. */
 int cli_read_texts(const char *path, char **storage, char ***texts, int *n);
 
+/* The one SAM prompt set of --point X,Y[,L] (repeated; L 1 or 0),
+ * --box X0,Y0,X1,Y1, --mask-input FILE and --single (sam, and the
+ * server's /api/sam). Prints one line and returns an exit code on failure;
+ * free with cli_sam_manual_free in every case. */
+typedef struct cli_sam_manual {
+    cs_sam_prompt_set set;
+    float *points;
+    int32_t *labels;
+} cli_sam_manual;
+int cli_sam_manual_prompt(const cli_args *a, cli_sam_manual *mp);
+void cli_sam_manual_free(cli_sam_manual *mp);
+
+/* --sam NAME|FILE resolved (fetched into --cache-dir when a name is
+ * missing) and loaded with --decoder-heads and --sam-precision; the file's
+ * path into path. cli_sam_check: those two options' values. */
+int cli_sam_load(const cli_args *a, char *path, size_t path_len, cs_sam **m);
+int cli_sam_check(const cli_args *a);
+
 /* --res, --window, --stride, --short-side, --bg-thresh, --logit-scale,
  * --method and the background class (--background NAME, default the class
  * named "background") as the segment job's options. */
@@ -143,15 +164,17 @@ int cli_segment_options(const cli_args *a, const cs_classes *cl, cs_segment_opti
 
 /* The segment command's pictures (the server's too): the label colours with
  * a legend strip below (*rows: H + the strip's height), and the colours
- * blended half and half over the image. Freed with free. */
+ * blended half and half over the image. Freed with free; NULL when out of
+ * memory (no exit: the server calls them). */
 uint8_t *cli_segment_color(const uint8_t *labels, int W, int H, const cs_classes *cl, int *rows);
 uint8_t *cli_segment_overlay(const uint8_t *labels, const cs_image *img);
 /* segment --npy's arrays (the server's too): f indexes the names
  * ("tokens", "cosine", "logits", "score", "argmax"); *data points into r or
- * at *owned (free with free). skip_cls: the method drops token 0. */
+ * at *owned (free with free). skip_cls: the method drops token 0. Prints
+ * one line and returns an exit code on failure (no exit). */
 #define CLI_SEGMENT_NPY 5
 extern const char *const cli_segment_npy_names[CLI_SEGMENT_NPY];
-cs_status cli_segment_npy_array(int f, const cs_segment_result *r, int skip_cls, cs_dtype *dtype, int *ndim,
-                                int64_t shape[3], void **data, void **owned);
+int cli_segment_npy_array(int f, const cs_segment_result *r, int skip_cls, cs_dtype *dtype, int *ndim,
+                          int64_t shape[3], void **data, void **owned);
 
 #endif

@@ -45,67 +45,6 @@ static const char k_usage[] =
     "  clip-surgery sam --sam vit_h --image photo.jpg --point 500,375 -o out/\n"
     "  clip-surgery sam --model ViT-B/16 --sam vit_h --image photo.jpg --text \"person+bench\" -o out/";
 
-/* Parse n comma-separated numbers (n_opt more allowed) of option `what`. */
-static int parse_numbers(const char *text, const char *what, int n, int n_opt, float *out, int *got) {
-    const char *p = text;
-    int k = 0;
-    for (; k < n + n_opt; k++) {
-        char *end;
-        out[k] = strtof(p, &end);
-        if (end == p || !(out[k] == out[k])) break;
-        p = end;
-        if (*p == ',') p++;
-        else if (!*p) {
-            k++;
-            break;
-        } else {
-            break;
-        }
-    }
-    if (*p || k < n) {
-        cli_error("--%s '%s' is not %d%s comma-separated numbers", what, text, n, n_opt ? " (or more)" : "");
-        return CLI_EXIT_USAGE;
-    }
-    *got = k;
-    return 0;
-}
-
-/* The one prompt set of --point / --box / --mask-input. */
-typedef struct manual {
-    cs_sam_prompt_set set;
-    float *points;
-    int32_t *labels;
-} manual;
-
-static int manual_prompt(const cli_args *a, manual *mp) {
-    memset(mp, 0, sizeof *mp);
-    int n = cli_count(a, "point"), got;
-    mp->points = cli_xcalloc((size_t)n + 1, 2 * sizeof(float));
-    mp->labels = cli_xcalloc((size_t)n + 1, sizeof(int32_t));
-    for (int i = 0; i < n; i++) {
-        float v[3];
-        if (parse_numbers(cli_value(a, "point", i), "point", 2, 1, v, &got)) return CLI_EXIT_USAGE;
-        if (got == 3 && v[2] != 0.0f && v[2] != 1.0f) {
-            cli_error("--point '%s': the label must be 1 (foreground) or 0 (background)", cli_value(a, "point", i));
-            return CLI_EXIT_USAGE;
-        }
-        mp->points[2 * i] = v[0];
-        mp->points[2 * i + 1] = v[1];
-        mp->labels[i] = got == 3 ? (int32_t)v[2] : 1;
-    }
-    cs_sam_prompt_set *s = &mp->set;
-    s->n_points = n;
-    s->points = mp->points;
-    s->labels = mp->labels;
-    if (cli_has(a, "box")) {
-        if (parse_numbers(cli_get(a, "box"), "box", 4, 0, s->box, &got)) return CLI_EXIT_USAGE;
-        s->has_box = 1;
-    }
-    s->mask_input = cli_get(a, "mask-input");
-    s->multimask = !cli_has(a, "single");
-    return 0;
-}
-
 /* ---------------------------------------------------------------- text -> points */
 
 typedef struct text_sets {
@@ -232,23 +171,17 @@ static int check(const cli_args *a) {
         return CLI_EXIT_USAGE;
     }
     int v;
-    if (!cli_int(a, "res", 512, 16, 4096, &v) || !cli_int(a, "decoder-heads", 8, 1, 64, &v)) return CLI_EXIT_USAGE;
-    const char *sp = cli_get(a, "sam-precision");
-    if (sp && strcmp(sp, "fp32") && strcmp(sp, "bf16")) {
-        cli_error("--sam-precision '%s' is not fp32 or bf16", sp);
-        return CLI_EXIT_USAGE;
-    }
-    return 0;
+    if (!cli_int(a, "res", 512, 16, 4096, &v)) return CLI_EXIT_USAGE;
+    return cli_sam_check(a);
 }
 
 static int run(cli_ctx *c) {
     const cli_args *a = &c->a;
-    manual mp = {0};
+    cli_sam_manual mp = {0};
     text_sets ts = {0};
     cs_sam_prompt_set *file_sets = NULL;
     const cs_sam_prompt_set *sets = NULL;
-    int n_sets = 0, subfolders = 1, rc = 0, heads = 0;
-    cli_int(a, "decoder-heads", 0, 1, 64, &heads); /* checked already */
+    int n_sets = 0, subfolders = 1, rc = 0;
     cs_status s = CS_OK;
     if (cli_has(a, "prompts")) {
         s = cs_sam_prompts_load(cli_get(a, "prompts"), !cli_has(a, "single"), &file_sets, &n_sets);
@@ -259,22 +192,14 @@ static int run(cli_ctx *c) {
         sets = ts.sets;
         n_sets = ts.n;
     } else {
-        rc = manual_prompt(a, &mp);
+        rc = cli_sam_manual_prompt(a, &mp);
         sets = &mp.set;
         n_sets = 1;
         subfolders = 0;
     }
     char path[4096], cache[4096];
     cs_sam *m = NULL;
-    if (!rc) {
-        s = cs_sam_resolve(cli_get(a, "sam"), cli_get(a, "cache-dir"), 1, cli_download_progress, (void *)cli_get(a, "sam"),
-                           path, sizeof path);
-        cs_sam_load_options opts = {heads};
-        if (s == CS_OK) s = cs_sam_load(path, &opts, &m);
-        const char *sp = cli_get(a, "sam-precision");
-        if (s == CS_OK && sp && !strcmp(sp, "bf16")) s = cs_sam_set_precision(m, CS_PRECISION_BF16);
-        if (s != CS_OK) rc = cli_fail(s);
-    }
+    if (!rc) rc = cli_sam_load(a, path, sizeof path, &m);
     int use_cache = !cli_has(a, "no-cache") && cs_cache_dir(NULL, cache, sizeof cache) == CS_OK;
     if (!rc) {
         cs_sam_job job = {cli_get(a, "image"), cli_image_options(), cli_get(a, "sam"), path, sets, n_sets,
@@ -288,8 +213,7 @@ static int run(cli_ctx *c) {
     cs_sam_free(m);
     text_sets_free(&ts);
     cs_sam_prompts_free(file_sets);
-    free(mp.points);
-    free(mp.labels);
+    cli_sam_manual_free(&mp);
     return rc;
 }
 

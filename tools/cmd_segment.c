@@ -51,11 +51,12 @@ static const char k_usage[] =
 
 uint8_t *cli_segment_color(const uint8_t *labels, int W, int H, const cs_classes *cl, int *rows) {
     int C = cs_classes_count(cl);
-    const char **names = cli_xcalloc((size_t)C, sizeof *names);
+    const char **names = calloc((size_t)C, sizeof *names);
+    if (!names) return NULL;
     for (int c = 0; c < C; c++) names[c] = cs_classes_name(cl, c);
     int strip = cs_legend_height(W, labels, (size_t)W * H, names, C);
-    uint8_t *rgb = cli_xmalloc((size_t)W * (H + strip) * 3);
-    cs_colorize_labels(labels, W, H, names, C, rgb);
+    uint8_t *rgb = malloc((size_t)W * (H + strip) * 3);
+    if (rgb) cs_colorize_labels(labels, W, H, names, C, rgb);
     free(names);
     *rows = H + strip;
     return rgb;
@@ -64,8 +65,8 @@ uint8_t *cli_segment_color(const uint8_t *labels, int W, int H, const cs_classes
 /* Half the image, half the label colour. */
 uint8_t *cli_segment_overlay(const uint8_t *labels, const cs_image *img) {
     size_t n = (size_t)img->width * img->height;
-    uint8_t *rgb = cli_xmalloc(n * 3);
-    for (size_t i = 0; i < n; i++) {
+    uint8_t *rgb = malloc(n * 3);
+    for (size_t i = 0; rgb && i < n; i++) {
         uint8_t color[3];
         cs_label_color(labels[i], color);
         for (int c = 0; c < 3; c++) rgb[3 * i + c] = (uint8_t)((img->rgb[3 * i + c] + color[c] + 1) / 2);
@@ -76,6 +77,7 @@ uint8_t *cli_segment_overlay(const uint8_t *labels, const cs_image *img) {
 static int write_color(const char *path, const uint8_t *labels, int W, int H, const cs_classes *cl) {
     int rows;
     uint8_t *rgb = cli_segment_color(labels, W, H, cl, &rows);
+    if (!rgb) return cli_out_of_memory();
     cs_status s = cs_png_write(path, W, rows, 3, rgb);
     free(rgb);
     return s == CS_OK ? 0 : cli_fail(s);
@@ -83,6 +85,7 @@ static int write_color(const char *path, const uint8_t *labels, int W, int H, co
 
 static int write_overlay(const char *path, const uint8_t *labels, const cs_image *img) {
     uint8_t *rgb = cli_segment_overlay(labels, img);
+    if (!rgb) return cli_out_of_memory();
     cs_status s = cs_png_write(path, img->width, img->height, 3, rgb);
     free(rgb);
     return s == CS_OK ? 0 : cli_fail(s);
@@ -109,8 +112,8 @@ static int segment_image(const cli_args *a, cs_model *m, const cs_segment_option
 
 /* float32 [rows, cols] -> [cols, rows] (the reference layouts are class-major). */
 static float *transposed(const float *in, size_t rows, int cols) {
-    float *out = cli_xmalloc(sizeof(float) * rows * cols);
-    for (size_t r = 0; r < rows; r++)
+    float *out = malloc(sizeof(float) * rows * cols);
+    for (size_t r = 0; out && r < rows; r++)
         for (int c = 0; c < cols; c++) out[(size_t)c * rows + r] = in[r * cols + c];
     return out;
 }
@@ -121,32 +124,37 @@ static const char *const k_npy_files[NPY_FILES] = {"tokens.npy", "cosine.npy", "
 
 const char *const cli_segment_npy_names[CLI_SEGMENT_NPY] = {"tokens", "cosine", "logits", "score", "argmax"};
 
-cs_status cli_segment_npy_array(int f, const cs_segment_result *r, int skip_cls, cs_dtype *dtype, int *ndim,
-                                int64_t shape[3], void **data, void **owned) {
+int cli_segment_npy_array(int f, const cs_segment_result *r, int skip_cls, cs_dtype *dtype, int *ndim,
+                          int64_t shape[3], void **data, void **owned) {
     size_t n = (size_t)r->width * r->height;
     int C = r->n_classes;
     *owned = NULL;
     *dtype = CS_DT_F32;
     if (f == NPY_TOKENS || f == NPY_COSINE) {
-        if (!r->tokens) return CS_ERR_ARG; /* sliding windows: no whole-image tokens */
+        if (!r->tokens) {
+            cli_error("%s: sliding windows have no whole-image tokens", cli_segment_npy_names[f]);
+            return CLI_EXIT_USAGE;
+        }
         *ndim = 2;
         shape[0] = f == NPY_TOKENS ? r->n_tokens - skip_cls : r->n_tokens - 1;
         shape[1] = f == NPY_TOKENS ? r->dim : C;
         *data = f == NPY_TOKENS ? (void *)(r->tokens + (size_t)skip_cls * r->dim) : (void *)r->cosine;
-        return CS_OK;
+        return 0;
     }
     if (f == NPY_ARGMAX) {
-        int64_t *argmax = cli_xmalloc(sizeof(int64_t) * n);
+        int64_t *argmax = malloc(sizeof(int64_t) * n);
+        if (!argmax) return cli_out_of_memory();
         for (size_t i = 0; i < n; i++) argmax[i] = r->labels[i];
         *dtype = CS_DT_I64;
         *ndim = 2;
         shape[0] = r->height;
         shape[1] = r->width;
         *data = *owned = argmax;
-        return CS_OK;
+        return 0;
     }
     /* logits (scaled as the method scales them) or scores, class-major */
     float *chw = transposed(f == NPY_LOGITS ? r->logits : r->scores, n, C);
+    if (!chw) return cli_out_of_memory();
     if (f == NPY_LOGITS)
         for (size_t i = 0; i < n * C; i++) chw[i] *= r->logit_scale;
     *ndim = 3;
@@ -154,20 +162,22 @@ cs_status cli_segment_npy_array(int f, const cs_segment_result *r, int skip_cls,
     shape[1] = r->height;
     shape[2] = r->width;
     *data = *owned = chw;
-    return CS_OK;
+    return 0;
 }
 
 /* One array of --npy into tmp. */
-static cs_status write_npy_file(int f, const char *tmp, const cs_segment_result *r, int skip_cls) {
-    if (f == NPY_LABELS) return cs_png_write(tmp, r->width, r->height, 1, r->labels);
+static int write_npy_file(int f, const char *tmp, const cs_segment_result *r, int skip_cls) {
+    cs_status s = CS_OK;
+    if (f == NPY_LABELS) s = cs_png_write(tmp, r->width, r->height, 1, r->labels);
+    if (f == NPY_LABELS) return s == CS_OK ? 0 : cli_fail(s);
     cs_dtype dtype;
     int ndim;
     int64_t shape[3];
     void *data, *owned;
-    cs_status s = cli_segment_npy_array(f, r, skip_cls, &dtype, &ndim, shape, &data, &owned);
-    if (s == CS_OK) s = cs_npy_write(tmp, dtype, ndim, shape, data);
+    int rc = cli_segment_npy_array(f, r, skip_cls, &dtype, &ndim, shape, &data, &owned);
+    if (!rc && (s = cs_npy_write(tmp, dtype, ndim, shape, data)) != CS_OK) rc = cli_fail(s);
     free(owned);
-    return s;
+    return rc;
 }
 
 /* --npy: every stage into the folder -o; like every output, renamed into
@@ -201,8 +211,7 @@ static int segment_npy(const cli_args *a, cs_model *m, const cs_segment_options 
         if ((f == NPY_TOKENS || f == NPY_COSINE) && !r.tokens) continue; /* sliding windows */
         char path[4200];
         snprintf(path, sizeof path, "%s/%s", dir, k_npy_files[f]);
-        s = write_npy_file(f, path, &r, cs_method_defaults_of(o->method).drops_cls);
-        rc = s == CS_OK ? 0 : cli_fail(s);
+        rc = write_npy_file(f, path, &r, cs_method_defaults_of(o->method).drops_cls);
     }
     cs_segment_result_free(&r);
     cs_array_free(&px);

@@ -33,18 +33,22 @@ static const cli_option k_options[] = {
     {"queue", "N", "requests that may wait while one runs (default 16); more get 503", 0},
     {"timeout", "S", "seconds to receive a whole request, and idle limit (default 30)", 0},
     {"cors", "ORIGIN", "allow this origin (e.g. http://localhost:3000) to call the API (default: none)", 0},
+    {"sam", "FILE", "also serve POST /api/sam: vit_b | vit_l | vit_h (fetched into --cache-dir) or a SAM file", 0},
+    {"sam-precision", "P", "fp32 (default) | bf16: SAM's image encoder linear layers", 0},
+    {"decoder-heads", "N", "the SAM decoder's heads when the file does not say (default 8)", 0},
+    {"sam-cache", "N", "SAM image embeddings kept in memory, by image (default 8): clicks skip the encoder", 0},
     CLI_OPTS_IMAGE_COMMAND,
 };
 
 static const char k_usage[] =
-    "usage: clip-surgery serve --model M [--host 127.0.0.1] [--port 8080] [--max-upload-mb 20]\n"
-    "         [--queue 16] [--timeout 30] [--cors ORIGIN] [--max-megapixels 40]\n\n"
-    "A web page (open the printed address) and a JSON API on one model loaded once:\n"
-    "POST /api/explain, /api/segment, /api/points, /api/classify with the image (multipart\n"
-    "field 'image', or the raw body) and the commands' options as fields (classes=a,b&res=224);\n"
-    "?format=npy gives an array as the CLI's --npy writes it. GET /api/info, /healthz.\n"
-    "See docs/serve.md. Stop with Ctrl-C.\n"
-    "Example: clip-surgery serve --model ViT-B/16 --port 8080";
+    "usage: clip-surgery serve --model M [--sam vit_b] [--host 127.0.0.1] [--port 8080] [--max-upload-mb 20]\n"
+    "         [--queue 16] [--timeout 30] [--cors ORIGIN] [--max-megapixels 100] [--sam-cache 8]\n\n"
+    "A web page (open the printed address) and a JSON API on the models loaded once:\n"
+    "POST /api/explain, /api/segment, /api/points, /api/classify, /api/words (and /api/sam with\n"
+    "--sam) with the image (multipart field 'image', or the raw body) and the commands' options as\n"
+    "fields (classes=a,b&res=224); ?format=npy gives an array as the CLI's --npy writes it.\n"
+    "GET /api/info, /healthz. See docs/serve.md. Stop with Ctrl-C.\n"
+    "Example: clip-surgery serve --model ViT-B/16 --sam vit_b --port 8080";
 
 /* Security headers on every answer: the page loads only its own files
  * (and data: pictures), nothing sniffs types, nothing frames it. */
@@ -54,7 +58,8 @@ static const char k_csp[] =
 
 typedef struct server {
     cs_model *m;
-    const char *model_name, *precision;
+    serve_models models; /* the worker's */
+    const char *model_name, *precision, *sam_name;
     size_t max_upload;
     int queue_cap, timeout;
     const char *cors;
@@ -166,11 +171,13 @@ static enum MHD_Result send_info(struct MHD_Connection *c) {
     cJSON_AddNumberToObject(o, "queue", g_srv.queue_cap);
     cJSON_AddNumberToObject(o, "max_upload_bytes", (double)g_srv.max_upload);
     cJSON_AddNumberToObject(o, "max_pixels", (double)g_srv.max_pixels);
-    for (int k = 0; k < SERVE_N_JOBS; k++) cJSON_AddItemToArray(jobs, cJSON_CreateString(serve_job_name(k)));
+    for (int k = 0; k < SERVE_N_JOBS; k++)
+        if (k != SERVE_SAM || g_srv.models.sam) cJSON_AddItemToArray(jobs, cJSON_CreateString(serve_job_name(k)));
     cJSON_AddItemToObject(o, "jobs", jobs);
+    cJSON_AddItemToObject(o, "sam", g_srv.sam_name ? cJSON_CreateString(g_srv.sam_name) : cJSON_CreateNull());
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    if (!text) return MHD_NO;
+    if (!text) return send_error(c, 503, 1, "out of memory");
     return send_buffer(c, 200, "application/json", text, strlen(text), MHD_RESPMEM_MUST_FREE, NULL, 0);
 }
 
@@ -199,7 +206,7 @@ static void *worker(void *arg) {
         r->state = JOB_RUNNING;
         pthread_mutex_unlock(&g_srv.lock);
         double t0 = cs_now();
-        serve_job_run(g_srv.m, (serve_job_kind)r->kind, r->fields, r->n_fields, r->body, r->len, &r->answer);
+        serve_job_run(&g_srv.models, (serve_job_kind)r->kind, r->fields, r->n_fields, r->body, r->len, &r->answer);
         double dt = cs_now() - t0;
         if (!cli_quiet())
             fprintf(stderr, "clip-surgery: /api/%s %d %.0f ms\n", serve_job_name(r->kind), r->answer.status, dt * 1e3);
@@ -251,6 +258,14 @@ static enum MHD_Result run_queued(struct MHD_Connection *c, request *r) {
 }
 
 /* ---------------------------------------------------------------- receiving */
+/* A failed allocation while receiving: the request gets 503 (the server
+ * goes on). */
+static void request_oom(request *r) {
+    r->error_status = 503;
+    snprintf(r->error, sizeof r->error, "out of memory; try again later");
+}
+
+/* 0 when there are too many fields (400), -1 out of memory. */
 static int add_field(request *r, const char *name, const char *value, size_t len) {
     if (r->n_fields == SERVE_MAX_FIELDS) return 0;
     serve_field *f = &r->fields[r->n_fields];
@@ -259,7 +274,7 @@ static int add_field(request *r, const char *name, const char *value, size_t len
     if (!f->name || !f->value) {
         free(f->name);
         free(f->value);
-        return 0;
+        return -1;
     }
     r->n_fields++;
     return 1;
@@ -267,14 +282,16 @@ static int add_field(request *r, const char *name, const char *value, size_t len
 
 static enum MHD_Result query_field(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
     request *r = cls;
-    if (!add_field(r, key, value, value ? strlen(value) : 0)) {
+    int ok = add_field(r, key, value, value ? strlen(value) : 0);
+    if (ok < 0) request_oom(r);
+    if (ok == 0) {
         r->error_status = 400;
         snprintf(r->error, sizeof r->error, "too many fields (at most %d)", SERVE_MAX_FIELDS);
-        return MHD_NO;
     }
-    return MHD_YES;
+    return ok > 0 ? MHD_YES : MHD_NO;
 }
 
+/* 1, 0 over --max-upload-mb, -1 out of memory. */
 static int append(request *r, const char *data, size_t size) {
     if (size > g_srv.max_upload - r->len) return 0;
     if (r->len + size > r->cap) {
@@ -282,7 +299,7 @@ static int append(request *r, const char *data, size_t size) {
         while (cap < r->len + size) cap *= 2;
         if (cap > g_srv.max_upload) cap = g_srv.max_upload;
         uint8_t *b = realloc(r->body, cap);
-        if (!b) return 0;
+        if (!b) return -1;
         r->body = b;
         r->cap = cap;
     }
@@ -303,12 +320,13 @@ static enum MHD_Result post_field(void *cls, enum MHD_ValueKind kind, const char
             snprintf(r->error, sizeof r->error, "more than one image in the request");
             return MHD_NO;
         }
-        if (!append(r, data, size)) {
+        int ok = append(r, data, size);
+        if (ok < 0) request_oom(r);
+        if (ok == 0) {
             r->error_status = 413;
             snprintf(r->error, sizeof r->error, "the image is larger than the limit (%zu MB)", g_srv.max_upload >> 20);
-            return MHD_NO;
         }
-        return MHD_YES;
+        return ok > 0 ? MHD_YES : MHD_NO;
     }
     serve_field *last = r->n_fields ? &r->fields[r->n_fields - 1] : NULL;
     if (off > 0 && last && !strcmp(last->name, key)) {
@@ -319,18 +337,22 @@ static enum MHD_Result post_field(void *cls, enum MHD_ValueKind kind, const char
             return MHD_NO;
         }
         char *v = realloc(last->value, old + size + 1);
-        if (!v) return MHD_NO;
+        if (!v) {
+            request_oom(r);
+            return MHD_NO;
+        }
         memcpy(v + old, data, size);
         v[old + size] = 0;
         last->value = v;
         return MHD_YES;
     }
-    if (size > 65536 || !add_field(r, key, data, size)) {
+    int ok = size > 65536 ? 0 : add_field(r, key, data, size);
+    if (ok < 0) request_oom(r);
+    if (ok == 0) {
         r->error_status = 400;
         snprintf(r->error, sizeof r->error, "too many or too long fields");
-        return MHD_NO;
     }
-    return MHD_YES;
+    return ok > 0 ? MHD_YES : MHD_NO;
 }
 
 static void request_free(request *r) {
@@ -446,6 +468,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         }
         if (strcmp(method, "POST")) return send_error(c, 405, 0, "method %.20s is not GET or POST", method);
         if (kind < 0) return send_error(c, 404, 0, "no such endpoint: %.100s", url);
+        if (kind == SERVE_SAM && !g_srv.models.sam)
+            return send_error(c, 404, 0, "this server has no SAM model (start it with --sam vit_b)");
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             char *end;
@@ -455,7 +479,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                                   g_srv.max_upload >> 20);
         }
         r = calloc(1, sizeof *r);
-        if (!r) return MHD_NO;
+        if (!r) return send_error(c, 503, 1, "out of memory; try again later");
         r->kind = kind;
         *con_cls = r;
         MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_field, r);
@@ -477,8 +501,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                 r->error_status = 400;
                 snprintf(r->error, sizeof r->error, "malformed multipart body");
             }
-        } else if (!append(r, upload_data, n)) {
-            return MHD_NO; /* over the limit without a Content-Length (chunked): close */
+        } else {
+            int ok = append(r, upload_data, n);
+            if (ok < 0) request_oom(r); /* answered once the body is in */
+            if (ok == 0) return MHD_NO; /* over the limit without a Content-Length (chunked): close */
         }
         return r->error_status == 413 ? MHD_NO : MHD_YES;
     }
@@ -508,7 +534,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
 static int check(const cli_args *a) {
     int v;
     if (!cli_int(a, "port", 8080, 0, 65535, &v) || !cli_int(a, "max-upload-mb", 20, 1, 4096, &v) ||
-        !cli_int(a, "queue", 16, 0, 4096, &v) || !cli_int(a, "timeout", 30, 1, 86400, &v))
+        !cli_int(a, "queue", 16, 0, 4096, &v) || !cli_int(a, "timeout", 30, 1, 86400, &v) ||
+        !cli_int(a, "sam-cache", 8, 0, 4096, &v) || cli_sam_check(a))
         return CLI_EXIT_USAGE;
     const char *cors = cli_get(a, "cors");
     if (cors && ((strncmp(cors, "http://", 7) && strncmp(cors, "https://", 8)) || strpbrk(cors, "\r\n \t,"))) {
@@ -550,6 +577,11 @@ static int run(cli_ctx *ctx) {
     int rc = listen_address(host, port, &addr, &ipv6);
     if (rc) return rc;
     g_srv.m = ctx->m;
+    g_srv.models.clip = ctx->m;
+    cli_int(a, "sam-cache", 8, 0, 4096, &g_srv.models.sam_cache);
+    char sam_path[4096];
+    if (cli_has(a, "sam") && (rc = cli_sam_load(a, sam_path, sizeof sam_path, &g_srv.models.sam))) return rc;
+    g_srv.sam_name = cli_get(a, "sam");
     g_srv.model_name = cli_get(a, "model");
     g_srv.max_upload = (size_t)mb << 20;
     g_srv.timeout = timeout;
@@ -573,6 +605,7 @@ static int run(cli_ctx *ctx) {
     if (pthread_create(&worker_thread, NULL, worker, (void *)cli_get(a, "threads")) ||
         pthread_create(&watchdog_thread, NULL, watchdog, NULL)) {
         cli_error("cannot start the server's threads");
+        cs_sam_free(g_srv.models.sam);
         return CLI_EXIT_RUNTIME;
     }
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
@@ -591,8 +624,9 @@ static int run(cli_ctx *ctx) {
         if (strcmp(host, "127.0.0.1") && strcmp(host, "localhost") && strcmp(host, "::1"))
             fprintf(stderr, "clip-surgery: note: listening on %s, not only this machine: anyone who can reach it "
                             "can use the model\n", host);
-        printf("clip-surgery: serving %s on http://%s%s%s:%d/ (Ctrl-C to stop)\n", g_srv.model_name,
-               ipv6 ? "[" : "", host, ipv6 ? "]" : "", bound);
+        printf("clip-surgery: serving %s%s%s on http://%s%s%s:%d/ (Ctrl-C to stop)\n", g_srv.model_name,
+               g_srv.sam_name ? " and SAM " : "", g_srv.sam_name ? g_srv.sam_name : "", ipv6 ? "[" : "", host,
+               ipv6 ? "]" : "", bound);
         fflush(stdout);
         int sig;
         sigwait(&stop_signals, &sig);
@@ -608,6 +642,7 @@ static int run(cli_ctx *ctx) {
     pthread_join(worker_thread, NULL);
     pthread_join(watchdog_thread, NULL);
     serve_jobs_free();
+    cs_sam_free(g_srv.models.sam);
     return rc;
 }
 

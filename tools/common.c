@@ -47,6 +47,11 @@ int cli_exit_code(cs_status s) {
     return s == CS_ERR_NOMEM || s == CS_ERR_IO ? CLI_EXIT_RUNTIME : CLI_EXIT_USAGE;
 }
 
+int cli_out_of_memory(void) {
+    cli_error("out of memory");
+    return CLI_EXIT_RUNTIME;
+}
+
 /* The CLI may exit: out of memory here ends the process with code 1 and one
  * line (the library itself returns CS_ERR_NOMEM instead). */
 void *cli_xrealloc(void *p, size_t n) {

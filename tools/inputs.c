@@ -84,15 +84,22 @@ static int from_text(const char *text, int split_plus, cs_classes **cl) {
     char **names = NULL;
     int n = 0;
     const char *p = text;
-    do {
+    int oom = 0;
+    do { /* no exit on a failed allocation: the server calls this */
         const char *plus = split_plus ? strchr(p, '+') : NULL;
-        names = cli_xrealloc(names, sizeof *names * (size_t)(n + 1));
-        names[n++] = cli_xstrndup(p, plus ? (size_t)(plus - p) : strlen(p));
+        char **more = realloc(names, sizeof *names * (size_t)(n + 1));
+        if (more) names = more;
+        if (!more || !(names[n] = strndup(p, plus ? (size_t)(plus - p) : strlen(p)))) {
+            oom = 1;
+            break;
+        }
+        n++;
         p = plus ? plus + 1 : NULL;
     } while (p);
-    cs_status s = cs_classes_from_names((const char *const *)names, n, cl);
+    cs_status s = oom ? CS_ERR_NOMEM : cs_classes_from_names((const char *const *)names, n, cl);
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);
+    if (oom) return cli_out_of_memory();
     return s == CS_OK ? 0 : cli_fail(s);
 }
 
@@ -225,6 +232,99 @@ int cli_read_texts(const char *path, char **storage, char ***texts, int *n) {
     *n = lines;
     if (!lines) {
         cli_error("%s: no texts in the file", path);
+        return CLI_EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- SAM prompts */
+/* Parse n comma-separated numbers (n_opt more allowed) of option `what`. */
+static int parse_numbers(const char *text, const char *what, int n, int n_opt, float *out, int *got) {
+    const char *p = text;
+    int k = 0;
+    for (; k < n + n_opt; k++) {
+        char *end;
+        out[k] = strtof(p, &end);
+        if (end == p || !(out[k] == out[k])) break;
+        p = end;
+        if (*p == ',') p++;
+        else if (!*p) {
+            k++;
+            break;
+        } else {
+            break;
+        }
+    }
+    if (*p || k < n) {
+        cli_error("--%s '%s' is not %d%s comma-separated numbers", what, text, n, n_opt ? " (or more)" : "");
+        return CLI_EXIT_USAGE;
+    }
+    *got = k;
+    return 0;
+}
+
+/* No exit on a failed allocation: the server calls this too. */
+int cli_sam_manual_prompt(const cli_args *a, cli_sam_manual *mp) {
+    memset(mp, 0, sizeof *mp);
+    int n = cli_count(a, "point"), got;
+    mp->points = calloc((size_t)n + 1, 2 * sizeof(float));
+    mp->labels = calloc((size_t)n + 1, sizeof(int32_t));
+    if (!mp->points || !mp->labels) {
+        cli_error("out of memory for %d points", n);
+        return CLI_EXIT_RUNTIME;
+    }
+    for (int i = 0; i < n; i++) {
+        float v[3];
+        if (parse_numbers(cli_value(a, "point", i), "point", 2, 1, v, &got)) return CLI_EXIT_USAGE;
+        if (got == 3 && v[2] != 0.0f && v[2] != 1.0f) {
+            cli_error("--point '%s': the label must be 1 (foreground) or 0 (background)", cli_value(a, "point", i));
+            return CLI_EXIT_USAGE;
+        }
+        mp->points[2 * i] = v[0];
+        mp->points[2 * i + 1] = v[1];
+        mp->labels[i] = got == 3 ? (int32_t)v[2] : 1;
+    }
+    cs_sam_prompt_set *s = &mp->set;
+    s->n_points = n;
+    s->points = mp->points;
+    s->labels = mp->labels;
+    if (cli_has(a, "box")) {
+        if (parse_numbers(cli_get(a, "box"), "box", 4, 0, s->box, &got)) return CLI_EXIT_USAGE;
+        s->has_box = 1;
+    }
+    s->mask_input = cli_get(a, "mask-input");
+    s->multimask = !cli_has(a, "single");
+    return 0;
+}
+
+void cli_sam_manual_free(cli_sam_manual *mp) {
+    free(mp->points);
+    free(mp->labels);
+    memset(mp, 0, sizeof *mp);
+}
+
+int cli_sam_load(const cli_args *a, char *path, size_t path_len, cs_sam **m) {
+    int heads = 0;
+    *m = NULL;
+    cli_int(a, "decoder-heads", 0, 1, 64, &heads); /* checked already */
+    cs_status s = cs_sam_resolve(cli_get(a, "sam"), cli_get(a, "cache-dir"), 1, cli_download_progress,
+                                 (void *)cli_get(a, "sam"), path, path_len);
+    cs_sam_load_options opts = {heads};
+    if (s == CS_OK) s = cs_sam_load(path, &opts, m);
+    const char *sp = cli_get(a, "sam-precision");
+    if (s == CS_OK && sp && !strcmp(sp, "bf16")) s = cs_sam_set_precision(*m, CS_PRECISION_BF16);
+    if (s == CS_OK) return 0;
+    cs_sam_free(*m);
+    *m = NULL;
+    return cli_fail(s);
+}
+
+int cli_sam_check(const cli_args *a) {
+    int v;
+    if (!cli_int(a, "decoder-heads", 8, 1, 64, &v)) return CLI_EXIT_USAGE;
+    const char *sp = cli_get(a, "sam-precision");
+    if (sp && strcmp(sp, "fp32") && strcmp(sp, "bf16")) {
+        cli_error("--sam-precision '%s' is not fp32 or bf16", sp);
         return CLI_EXIT_USAGE;
     }
     return 0;

@@ -18,8 +18,15 @@ typedef struct serve_field {
 
 /* The endpoints that run the model. */
 typedef enum serve_job_kind {
-    SERVE_EXPLAIN = 0, SERVE_SEGMENT, SERVE_POINTS, SERVE_CLASSIFY, SERVE_WORDS, SERVE_N_JOBS
+    SERVE_EXPLAIN = 0, SERVE_SEGMENT, SERVE_POINTS, SERVE_CLASSIFY, SERVE_WORDS, SERVE_SAM, SERVE_N_JOBS
 } serve_job_kind;
+
+/* The models the worker owns. */
+typedef struct serve_models {
+    cs_model *clip;
+    cs_sam *sam;   /* NULL: no /api/sam */
+    int sam_cache; /* image embeddings kept between SAM requests (by the image's bytes) */
+} serve_models;
 
 /* What a job sends back: status, body (malloc'd), its type and, for a
  * download, the file name. */
@@ -38,10 +45,11 @@ const char *serve_job_name(serve_job_kind kind);
 /* Run one job on the model (the caller holds it alone): the image's bytes
  * and the request's fields; the answer is filled in every case (an error is
  * a 4xx/5xx with {"error": "one line"}). */
-void serve_job_run(cs_model *m, serve_job_kind kind, const serve_field *fields, int n_fields,
+void serve_job_run(const serve_models *m, serve_job_kind kind, const serve_field *fields, int n_fields,
                    const uint8_t *image, size_t image_len, serve_answer *out);
 
-/* Free what the jobs keep between requests (the last class set). */
+/* Free what the jobs keep between requests (the last class set, the SAM
+ * image embeddings). */
 void serve_jobs_free(void);
 
 /* A one-line JSON error answer. */

@@ -34,6 +34,10 @@ static const cli_option k_words_fields[] = {
 static const cli_option k_classify_fields[] = {
     OPT("classes"), OPT("method"), OPT("res"), OPT("templates"), OPT("format"),
 };
+static const cli_option k_sam_fields[] = {
+    {"point", "V", "", 1}, OPT("box"), OPT("single"), OPT("text"), OPT("t"), OPT("res"), OPT("redundant"),
+    OPT("templates"), OPT("format"), OPT("array"),
+};
 
 static const struct {
     const char *name;
@@ -45,6 +49,7 @@ static const struct {
     [SERVE_POINTS] = {"points", CLI_OPTIONS(k_points_fields)},
     [SERVE_CLASSIFY] = {"classify", CLI_OPTIONS(k_classify_fields)},
     [SERVE_WORDS] = {"words", CLI_OPTIONS(k_words_fields)},
+    [SERVE_SAM] = {"sam", CLI_OPTIONS(k_sam_fields)},
 };
 
 int serve_job_find(const char *path) {
@@ -81,9 +86,15 @@ void serve_answer_error(serve_answer *out, int status, const char *fmt, ...) {
     }
 }
 
-/* The library's status as an HTTP one: the input's fault is 4xx. */
+/* The library's status as an HTTP one: the input's fault is 4xx. Out of
+ * memory is 503 with its own message: the failed allocation may be the
+ * server's, and cs_last_error() then an older failure's. */
 static void fail_status(serve_answer *out, cs_status s) {
-    int status = s == CS_ERR_NOMEM ? 503 : s == CS_ERR_LIMIT ? 413 : s == CS_ERR_IO ? 500 : 400;
+    if (s == CS_ERR_NOMEM) {
+        serve_answer_error(out, 503, "out of memory; try again later or with a smaller image");
+        return;
+    }
+    int status = s == CS_ERR_LIMIT ? 413 : s == CS_ERR_IO ? 500 : 400;
     serve_answer_error(out, status, "%s", cs_last_error());
 }
 
@@ -168,7 +179,10 @@ static const char *redundancy_name(cs_redundancy r) {
 
 /* ---------------------------------------------------------------- one job */
 typedef struct job {
+    const serve_models *models;
     cs_model *m;
+    const uint8_t *image; /* the upload's bytes */
+    size_t image_len;
     cli_args a;
     cs_image img;
     cs_input in;
@@ -178,10 +192,11 @@ typedef struct job {
     char msg[512]; /* the shared helpers' messages */
 } job;
 
-/* A helper's exit code as an answer: usage errors are the request's (400). */
+/* A helper's exit code as an answer: usage errors are the request's (400),
+ * the others (memory, the class-embedding cache's disk) are the server's. */
 static int helper_failed(job *j, int rc) {
     if (!rc) return 0;
-    serve_answer_error(j->out, rc == CLI_EXIT_USAGE ? 400 : 500, "%s", j->msg[0] ? j->msg : "failed");
+    serve_answer_error(j->out, rc == CLI_EXIT_USAGE ? 400 : 503, "%s", j->msg[0] ? j->msg : "failed");
     return 1;
 }
 
@@ -193,7 +208,7 @@ static int format_is(const job *j, const char *f) {
 static cs_classes *last;  /* the kept class set and its key */
 static char *last_key;
 
-void serve_jobs_free(void) {
+static void classes_forget(void) {
     cs_classes_free(last);
     free(last_key);
     last = NULL;
@@ -229,7 +244,7 @@ static int load_classes(job *j, int flags) {
         j->cl_kept = 1;
         return 0;
     }
-    serve_jobs_free();
+    classes_forget();
     if (helper_failed(j, cli_classes_load(&j->a, j->m, NULL, flags, &j->cl))) return 1;
     if (n < (int)sizeof key && (last_key = strdup(key))) {
         last = j->cl;
@@ -347,8 +362,8 @@ static void segment(job *j) {
             void *data, *owned;
             char name[64];
             snprintf(name, sizeof name, "%s.npy", array);
-            if (cli_segment_npy_array(f, &r, cs_method_defaults_of(o.method).drops_cls, &dtype, &ndim, shape, &data,
-                                      &owned) == CS_OK)
+            if (!helper_failed(j, cli_segment_npy_array(f, &r, cs_method_defaults_of(o.method).drops_cls, &dtype,
+                                                        &ndim, shape, &data, &owned)))
                 answer_npy(j->out, name, dtype, ndim, shape, data);
             free(owned);
         }
@@ -385,7 +400,7 @@ static void segment(job *j) {
         cJSON_AddItemToObject(res, "legend", legend);
         int rows;
         uint8_t *color = cli_segment_color(labels, W, H, j->cl, &rows), *overlay = cli_segment_overlay(labels, &j->img);
-        s = add_png(res, "labels", W, H, 1, labels);
+        s = color && overlay ? add_png(res, "labels", W, H, 1, labels) : CS_ERR_NOMEM;
         if (s == CS_OK) s = add_png(res, "color", W, rows, 3, color);
         if (s == CS_OK) s = add_png(res, "overlay", W, H, 3, overlay);
         free(color);
@@ -621,12 +636,209 @@ static void words(job *j) {
     answer_json(j->out, res);
 }
 
-void serve_job_run(cs_model *m, serve_job_kind kind, const serve_field *fields, int n_fields,
+/* ---------------------------------------------------------------- SAM */
+/* Image embeddings by the SHA-256 of the uploaded bytes (the image options
+ * are the server's, the same for every request), the least recently used
+ * replaced first: clicks on one image run SAM's encoder once. The worker's
+ * alone, as the models. */
+typedef struct sam_entry {
+    char key[65];
+    unsigned long used;
+    cs_sam_embedding e;
+} sam_entry;
+static sam_entry *sam_cache;
+static int sam_cached;
+static unsigned long sam_clock;
+
+/* The image's embedding: the cache's, or *own's when it cannot be kept
+ * (--sam-cache 0, no memory for the table). *ran: the encoder ran. */
+static cs_status sam_embedding(job *j, cs_sam_embedding *own, const cs_sam_embedding **e, int *ran) {
+    int cap = j->models->sam_cache;
+    char key[65];
+    cs_sha256_bytes(j->image, j->image_len, key);
+    *ran = 0;
+    for (int i = 0; i < sam_cached; i++)
+        if (!strcmp(sam_cache[i].key, key)) {
+            sam_cache[i].used = ++sam_clock;
+            *e = &sam_cache[i].e;
+            return CS_OK;
+        }
+    cs_status s = cs_sam_encode(j->models->sam, &j->img, own);
+    if (s != CS_OK) return s;
+    *ran = 1;
+    *e = own;
+    if (cap > 0 && !sam_cache && !(sam_cache = calloc((size_t)cap, sizeof *sam_cache))) return CS_OK;
+    if (cap <= 0) return CS_OK;
+    int slot = sam_cached < cap ? sam_cached++ : 0;
+    for (int i = 0; i < sam_cached; i++)
+        if (sam_cache[i].used < sam_cache[slot].used) slot = i;
+    cs_sam_embedding_free(&sam_cache[slot].e);
+    sam_cache[slot] = (sam_entry){.used = ++sam_clock, .e = *own};
+    memcpy(sam_cache[slot].key, key, sizeof key);
+    memset(own, 0, sizeof *own); /* the cache's now */
+    *e = &sam_cache[slot].e;
+    return CS_OK;
+}
+
+/* CLIP Surgery's points for the field text, as `sam --text` makes them
+ * (the points job, res 512 by default as the authors' demo; "a+b" one
+ * combined target): the prompt set's points and labels into *pts, *lab. */
+static int text_points(job *j, const char *text, cs_sam_prompt_set *set, float **pts, int32_t **lab) {
+    cs_points_options o = cs_points_defaults();
+    const char *red = cli_get(&j->a, "redundant");
+    o.combined = strchr(text, '+') != NULL;
+    if (o.combined && red && !strcmp(red, "classes")) {
+        serve_answer_error(j->out, 400, "combined targets use the empty prompt's redundant features; drop redundant=classes");
+        return 1;
+    }
+    if (threshold(j, &o.threshold) ||
+        helper_failed(j, cli_int(&j->a, "res", 512, 16, 4096, &o.resolution) ? 0 : CLI_EXIT_USAGE) ||
+        helper_failed(j, cli_redundancy(&j->a, &o.redundant)) || load_classes(j, o.combined ? CLI_SPLIT_PLUS : 0))
+        return 1;
+    cs_points_result p;
+    cs_status s = cs_points(j->m, j->cl, &j->in, &o, &p);
+    if (s != CS_OK) {
+        fail_status(j->out, s);
+        return 1;
+    }
+    int n = p.offsets[1] - p.offsets[0];
+    *pts = malloc(sizeof(float) * 2 * ((size_t)n + 1));
+    *lab = malloc(sizeof(int32_t) * ((size_t)n + 1));
+    if (!n) serve_answer_error(j->out, 400, "no points for '%s' (its map is flat)", text);
+    else if (!*pts || !*lab) fail_status(j->out, CS_ERR_NOMEM);
+    for (int i = 0; !j->out->status && i < n; i++) {
+        (*pts)[2 * i] = (float)p.points[2 * i];
+        (*pts)[2 * i + 1] = (float)p.points[2 * i + 1];
+        (*lab)[i] = p.labels[i];
+    }
+    cs_points_result_free(&p);
+    *set = (cs_sam_prompt_set){.name = text, .n_points = n, .points = *pts, .labels = *lab,
+                               .multimask = !cli_has(&j->a, "single")};
+    return j->out->status != 0;
+}
+
+static cJSON *float_list(const float *x, int n) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(x[i]));
+    return a;
+}
+
+/* The answer's JSON: the prompts used, each mask's IoU and area, the best
+ * mask (mask.png's bytes) and the overlay (overlay.png's). */
+static void sam_json(job *j, const cs_sam_prompt_set *set, const cs_sam_result *r, int ran) {
+    int W = r->width, H = r->height, best = cs_sam_best_mask(r);
+    size_t HW = (size_t)W * H;
+    cJSON *res = cJSON_CreateObject(), *pts = cJSON_CreateArray(), *labels = cJSON_CreateArray(),
+          *masks = cJSON_CreateArray();
+    cJSON_AddItemToObject(res, "image_size", int_pair(W, H));
+    cJSON_AddStringToObject(res, "encoder", ran ? "ran" : "cached");
+    for (int k = 0; k < set->n_points; k++) {
+        cJSON_AddItemToArray(pts, float_list(set->points + 2 * k, 2));
+        cJSON_AddItemToArray(labels, cJSON_CreateNumber(set->labels[k]));
+    }
+    cJSON_AddItemToObject(res, "points", pts);
+    cJSON_AddItemToObject(res, "labels", labels);
+    cJSON_AddItemToObject(res, "box", set->has_box ? float_list(set->box, 4) : cJSON_CreateNull());
+    cJSON_AddBoolToObject(res, "multimask", set->multimask);
+    cJSON_AddNumberToObject(res, "best", best);
+    for (int c = 0; c < r->n_masks; c++) {
+        cJSON *m = cJSON_CreateObject();
+        size_t area = 0;
+        for (size_t i = 0; i < HW; i++) area += r->masks[c * HW + i];
+        cJSON_AddNumberToObject(m, "iou", r->iou[c]);
+        cJSON_AddNumberToObject(m, "area", (double)area);
+        cJSON_AddItemToArray(masks, m);
+    }
+    cJSON_AddItemToObject(res, "masks", masks);
+    uint8_t *px = malloc(HW * 3);
+    cs_status s = px ? CS_OK : CS_ERR_NOMEM;
+    for (size_t i = 0; px && i < HW; i++) px[i] = r->masks[best * HW + i] ? 255 : 0;
+    if (s == CS_OK) s = add_png(res, "mask", W, H, 1, px);
+    if (s == CS_OK) s = cs_sam_overlay(&j->img, r->masks + best * HW, set, px);
+    if (s == CS_OK) s = add_png(res, "overlay", W, H, 3, px);
+    free(px);
+    if (s != CS_OK) {
+        cJSON_Delete(res);
+        fail_status(j->out, s);
+        return;
+    }
+    answer_json(j->out, res);
+}
+
+static const char *const k_sam_arrays[] = {"masks", "iou", "lowres", "logits", "embedding"};
+
+/* Segment Anything on the upload: point=X,Y[,L] (repeated), box=X0,Y0,X1,Y1
+ * and single, as `sam --point/--box/--single`, or text=T through CLIP
+ * Surgery's points, as `sam --model M --text T`. */
+static void sam(job *j) {
+    const char *text = cli_get(&j->a, "text"), *array = cli_get(&j->a, "array");
+    int manual = cli_has(&j->a, "point") || cli_has(&j->a, "box"), a = 0;
+    if (manual == (text != NULL)) {
+        serve_answer_error(j->out, 400, "give points (point=X,Y[,L], repeated) and/or a box (box=X0,Y0,X1,Y1), or a text");
+        return;
+    }
+    if (!format_is(j, "json") && !format_is(j, "npy")) {
+        serve_answer_error(j->out, 400, "format '%s' is not json or npy", cli_get(&j->a, "format"));
+        return;
+    }
+    while (array && a < 5 && strcmp(array, k_sam_arrays[a])) a++;
+    if (format_is(j, "npy") && a == 5) {
+        serve_answer_error(j->out, 400, "array '%s' is not masks, iou, lowres, logits or embedding", array);
+        return;
+    }
+    cli_sam_manual mp = {0};
+    cs_sam_prompt_set set;
+    float *pts = NULL;
+    int32_t *lab = NULL;
+    int failed = manual ? helper_failed(j, cli_sam_manual_prompt(&j->a, &mp)) : text_points(j, text, &set, &pts, &lab);
+    if (manual) set = mp.set;
+    cs_sam_embedding own = {0};
+    const cs_sam_embedding *e = NULL;
+    cs_sam_result r = {0};
+    int ran = 0;
+    cs_status s = failed ? CS_OK : sam_embedding(j, &own, &e, &ran);
+    if (!failed && s == CS_OK) {
+        cs_sam_prompt p = {set.n_points, set.points, set.labels, set.has_box ? set.box : NULL, NULL, set.multimask};
+        s = cs_sam_predict(j->models->sam, e, &p, &r);
+    }
+    if (s != CS_OK) {
+        fail_status(j->out, s);
+    } else if (!failed && format_is(j, "npy")) { /* the files `sam --npy` writes */
+        int C = r.n_masks, H = r.height, W = r.width, L = r.lowres;
+        char name[64];
+        snprintf(name, sizeof name, "%s.npy", k_sam_arrays[a]);
+        if (a == 0) answer_npy(j->out, name, CS_DT_U8, 3, (int64_t[3]){C, H, W}, r.masks);
+        else if (a == 1) answer_npy(j->out, name, CS_DT_F32, 1, (int64_t[1]){C}, r.iou);
+        else if (a == 2) answer_npy(j->out, name, CS_DT_F32, 3, (int64_t[3]){C, L, L}, r.lowres_logits);
+        else if (a == 3) answer_npy(j->out, name, CS_DT_F32, 3, (int64_t[3]){C, H, W}, r.logits);
+        else answer_npy(j->out, name, CS_DT_F32, 3, (int64_t[3]){e->dim, e->grid, e->grid}, e->data);
+    } else if (!failed) {
+        sam_json(j, &set, &r, ran);
+    }
+    cs_sam_result_free(&r);
+    cs_sam_embedding_free(&own);
+    cli_sam_manual_free(&mp);
+    free(pts);
+    free(lab);
+}
+
+void serve_jobs_free(void) {
+    classes_forget();
+    for (int i = 0; i < sam_cached; i++) cs_sam_embedding_free(&sam_cache[i].e);
+    free(sam_cache);
+    sam_cache = NULL;
+    sam_cached = 0;
+}
+
+void serve_job_run(const serve_models *m, serve_job_kind kind, const serve_field *fields, int n_fields,
                    const uint8_t *image, size_t image_len, serve_answer *out) {
     static job j; /* large (the parsed fields); one job at a time (the queue's worker) */
     memset(&j, 0, sizeof j);
     memset(out, 0, sizeof *out);
-    j.m = m;
+    j.models = m;
+    j.m = m->clip;
+    j.image = image;
+    j.image_len = image_len;
     j.out = out;
     j.a.options = k_jobs[kind].fields;
     j.a.n_options = k_jobs[kind].n_fields;
@@ -637,12 +849,16 @@ void serve_job_run(cs_model *m, serve_job_kind kind, const serve_field *fields, 
             serve_answer_error(out, 400, "unknown field '%s' for /api/%s", fields[i].name, k_jobs[kind].name);
             return;
         }
-        cli_set(&j.a, fields[i].name, fields[i].value);
+        if (!cli_set(&j.a, fields[i].name, fields[i].value)) {
+            serve_answer_error(out, 400, "field '%s' given too many times", fields[i].name);
+            return;
+        }
     }
     cli_capture_errors(j.msg, sizeof j.msg);
     cs_status s = cs_image_decode_memory("the uploaded image", image, image_len, cli_image_options(), &j.img);
     if (s != CS_OK) {
-        serve_answer_error(out, s == CS_ERR_LIMIT ? 413 : s == CS_ERR_NOMEM ? 503 : 415, "%s", cs_last_error());
+        if (s == CS_ERR_LIMIT || s == CS_ERR_NOMEM) fail_status(out, s);
+        else serve_answer_error(out, 415, "%s", cs_last_error());
     } else {
         j.in.image = &j.img;
         switch (kind) {
@@ -651,6 +867,7 @@ void serve_job_run(cs_model *m, serve_job_kind kind, const serve_field *fields, 
         case SERVE_CLASSIFY: classify(&j); break;
         case SERVE_POINTS: points(&j); break;
         case SERVE_WORDS: words(&j); break;
+        case SERVE_SAM: sam(&j); break;
         default: serve_answer_error(out, 404, "no such job"); break;
         }
     }

@@ -4,9 +4,6 @@
 
 #include "base/base.h"
 
-/* SHA-256 of bytes as 64 lowercase hex digits. */
-void cs_sha256_bytes(const void *data, size_t len, char hex[65]);
-
 /* SHA-256 of a file as 64 lowercase hex digits. */
 cs_status cs_sha256_file(const char *path, char hex[65]);
 

@@ -108,7 +108,7 @@ static void draw_box(uint8_t *rgb, int W, int H, const float *box) {
 }
 
 /* The photo with the mask blended in, the box and the points on top. */
-static cs_status overlay(const cs_image *img, const uint8_t *mask, const cs_sam_prompt_set *set, uint8_t *rgb) {
+cs_status cs_sam_overlay(const cs_image *img, const uint8_t *mask, const cs_sam_prompt_set *set, uint8_t *rgb) {
     size_t HW = (size_t)img->width * img->height;
     for (size_t i = 0; i < HW; i++)
         for (int c = 0; c < 3; c++) {
@@ -145,7 +145,7 @@ static cs_status write_set(const cs_image *img, const cs_sam_prompt_set *set, co
         snprintf(path, sizeof path, "%s/mask.png", dir);
         s = note_written(w, path, cs_png_write(path, W, H, 1, png));
     }
-    if (s == CS_OK) s = overlay(img, r->masks + best * HW, set, png);
+    if (s == CS_OK) s = cs_sam_overlay(img, r->masks + best * HW, set, png);
     if (s == CS_OK) {
         snprintf(path, sizeof path, "%s/overlay.png", dir);
         s = note_written(w, path, cs_png_write(path, W, H, 3, png));

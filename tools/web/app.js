@@ -4,7 +4,8 @@
 'use strict';
 
 const $ = (id) => document.getElementById(id);
-const state = { file: null, image: null, job: null, answer: null, fields: null, current: 0, pictures: [] };
+const state = { file: null, image: null, job: null, answer: null, fields: null, current: 0, pictures: [],
+  sam: { points: [], labels: [], box: null, drag: null }, seq: 0 };
 
 function showError(message) {
   $('error').textContent = message;
@@ -24,6 +25,11 @@ async function loadInfo() {
     $('model').textContent = `${info.model} · ${info.vision} · ${info.resolution}px · ${info.precision} · ` +
       `${info.threads} threads · v${info.version}`;
     state.maxUpload = info.max_upload_bytes;
+    if (info.sam) { // the server has SAM: clicks on the image become its prompts
+      $('job-sam').hidden = false;
+      $('job-sam').disabled = false;
+      $('model').textContent += ` · SAM ${info.sam}`;
+    }
   } catch (e) {
     $('model').textContent = 'server not reachable';
   }
@@ -42,6 +48,7 @@ function chooseFile(file) {
     return;
   }
   state.file = file;
+  clearPrompts();
   $('drop-text').textContent = file.name;
   const img = new Image();
   img.onload = () => { state.image = img; run(); };
@@ -53,6 +60,7 @@ function chooseFile(file) {
 function fields() {
   const job = $('job').value;
   const f = {};
+  if (job === 'sam') return samFields();
   const useText = $('use-text').checked && (job === 'explain' || job === 'points');
   if (job === 'words') f.caption = $('text').value.trim();
   else if (useText) f.text = $('text').value.trim();
@@ -64,7 +72,9 @@ function fields() {
 
 function form(f, extra) {
   const body = new FormData();
-  for (const [k, v] of Object.entries(Object.assign({}, f, extra || {}))) body.append(k, v);
+  for (const [k, v] of Object.entries(Object.assign({}, f, extra || {}))) {
+    for (const one of Array.isArray(v) ? v : [v]) body.append(k, one); // point=... repeats
+  }
   body.append('image', state.file, state.file.name);
   return body;
 }
@@ -84,7 +94,17 @@ async function run() {
   if (!state.file) return;
   showError('');
   const job = $('job').value, f = fields();
-  if (!f.classes && !f.text && !f.caption) {
+  showSamRow(job === 'sam');
+  const seq = ++state.seq; // a later click's answer wins over an earlier one still on its way
+  if (job === 'sam' && !f.point && !f.box && !f.text) { // nothing to ask yet: the photo, waiting for clicks
+    Object.assign(state, { job, answer: null, fields: f, current: 0 });
+    $('sam-info').textContent = 'Click the image: a point on the object (shift-click or right-click: a point off ' +
+      'it); drag for a box.';
+    await show();
+    $('result').hidden = false;
+    return;
+  }
+  if (!f.classes && !f.text && !f.caption && !f.point && !f.box) {
     showError('give some classes (a,b,c) or a caption');
     return;
   }
@@ -95,6 +115,7 @@ async function run() {
   }, 100);
   try {
     const answer = await (await post(job, f)).json();
+    if (seq !== state.seq) return;
     state.job = job;
     state.answer = answer;
     state.fields = f;
@@ -103,10 +124,10 @@ async function run() {
     $('result').hidden = false;
     document.body.dataset.done = job; // for scripts and tests: the answer is drawn
   } catch (e) {
-    showError(e.message);
+    if (seq === state.seq) showError(e.message);
   } finally {
     clearInterval(tick);
-    setBusy(false);
+    if (seq === state.seq) setBusy(false);
   }
 }
 
@@ -128,6 +149,8 @@ function items() {
     case 'segment': return [{ name: 'overlay', url: a.overlay }, { name: 'colours', url: a.color }];
     case 'words': return [{ name: 'figure', url: a.figure, whole: true }].concat(
       a.units.map((u) => ({ name: `${u.text} (${u.rank})`, url: u.overlay })));
+    case 'sam': return a ? [{ name: 'overlay', url: a.overlay, opaque: true }, { name: 'mask', url: a.mask, opaque: true }]
+      : [];
     default: return [];
   }
 }
@@ -150,6 +173,7 @@ async function show() {
   draw(list);
   legend();
   scores();
+  samInfo();
 }
 
 function draw(list) {
@@ -170,7 +194,7 @@ function draw(list) {
   const it = list[state.current];
   const pic = state.pictures[state.current];
   if (pic) {
-    g.globalAlpha = $('opacity').value / 100;
+    g.globalAlpha = it.opaque ? 1 : $('opacity').value / 100;
     g.drawImage(pic, 0, 0, pic.naturalWidth, Math.min(pic.naturalHeight, c.height), 0, 0, c.width,
       Math.min(pic.naturalHeight, c.height));
     g.globalAlpha = 1;
@@ -187,6 +211,102 @@ function draw(list) {
       g.stroke();
     });
   }
+  if (state.job === 'sam') drawPrompts(g);
+}
+
+// ---------------------------------------------------------------- SAM
+// The prompts as the page holds them (image pixels), as the API's fields;
+// with none, the caption (if chosen) goes through CLIP Surgery's points.
+function samFields() {
+  const s = state.sam, f = {};
+  if (s.points.length) f.point = s.points.map(([x, y], k) => `${x.toFixed(1)},${y.toFixed(1)},${s.labels[k]}`);
+  if (s.box) f.box = s.box.map((v) => v.toFixed(1)).join(',');
+  if (!s.points.length && !s.box && $('use-text').checked && $('text').value.trim()) f.text = $('text').value.trim();
+  if ($('res').value && f.text) f.res = $('res').value;
+  return f;
+}
+
+function clearPrompts() {
+  state.sam = { points: [], labels: [], box: null, drag: null };
+}
+
+function showSamRow(on) {
+  $('sam-row').hidden = !on;
+  $('view').classList.toggle('sam', on);
+}
+
+// Pending prompts drawn over the picture (the answer's overlay has them too).
+function drawPrompts(g) {
+  const s = state.sam, c = $('view');
+  const r = Math.max(4, Math.min(c.width, c.height) / 60);
+  const box = s.drag && s.drag.moved ? [s.drag.x0, s.drag.y0, s.drag.x1, s.drag.y1] : s.box;
+  if (box) {
+    g.setLineDash([6, 4]);
+    g.lineWidth = 2;
+    g.strokeStyle = '#1fbf3a';
+    g.strokeRect(Math.min(box[0], box[2]), Math.min(box[1], box[3]), Math.abs(box[2] - box[0]), Math.abs(box[3] - box[1]));
+    g.setLineDash([]);
+  }
+  s.points.forEach(([x, y], k) => {
+    g.beginPath();
+    g.arc(x, y, r, 0, 2 * Math.PI);
+    g.strokeStyle = s.labels[k] ? '#1fbf3a' : '#e02424';
+    g.lineWidth = 2;
+    g.stroke();
+  });
+}
+
+function samInfo() {
+  if (state.job !== 'sam' || !state.answer) return;
+  const a = state.answer, best = a.masks[a.best];
+  $('sam-info').textContent = `${a.points.length} point(s)${a.box ? ' + box' : ''} · mask ${a.best + 1} of ` +
+    `${a.masks.length} · predicted IoU ${best.iou.toFixed(3)} · ${best.area} pixels · encoder ${a.encoder}`;
+  document.body.dataset.samPoints = String(a.points.length);
+  document.body.dataset.samEncoder = a.encoder;
+}
+
+// A mouse event's position in image pixels (the canvas may be scaled).
+function imageXY(e) {
+  const c = $('view'), r = c.getBoundingClientRect();
+  const x = (e.clientX - r.left) * c.width / r.width, y = (e.clientY - r.top) * c.height / r.height;
+  return [Math.min(Math.max(x, 0), c.width - 1), Math.min(Math.max(y, 0), c.height - 1)];
+}
+
+// Click: a point (shift or the right button: a negative one); drag: a box.
+function wireSam() {
+  const c = $('view');
+  c.addEventListener('contextmenu', (e) => { if (state.job === 'sam') e.preventDefault(); });
+  c.addEventListener('mousedown', (e) => {
+    if (state.job !== 'sam') return;
+    e.preventDefault();
+    const [x, y] = imageXY(e);
+    state.sam.drag = { x0: x, y0: y, x1: x, y1: y, moved: false, negative: e.shiftKey || e.button === 2 };
+  });
+  c.addEventListener('mousemove', (e) => {
+    const d = state.sam.drag;
+    if (!d) return;
+    [d.x1, d.y1] = imageXY(e);
+    d.moved = d.moved || Math.hypot(d.x1 - d.x0, d.y1 - d.y0) * c.getBoundingClientRect().width / c.width > 5;
+    if (d.moved) draw(items());
+  });
+  c.addEventListener('mouseup', (e) => {
+    const d = state.sam.drag;
+    if (!d) return;
+    state.sam.drag = null;
+    [d.x1, d.y1] = imageXY(e);
+    if (d.moved) {
+      state.sam.box = [Math.min(d.x0, d.x1), Math.min(d.y0, d.y1), Math.max(d.x0, d.x1), Math.max(d.y0, d.y1)];
+    } else {
+      state.sam.points.push([d.x0, d.y0]);
+      state.sam.labels.push(d.negative ? 0 : 1);
+    }
+    draw(items());
+    run();
+  });
+  $('sam-clear').addEventListener('click', () => {
+    clearPrompts();
+    run();
+  });
 }
 
 function legend() {
@@ -252,6 +372,7 @@ function wire() {
   $('run').addEventListener('click', run);
   $('job').addEventListener('change', () => {
     if ($('job').value === 'words') { $('use-text').checked = true; $('text').hidden = false; $('classes').hidden = true; }
+    state.answer = null;
     run();
   });
   $('opacity').addEventListener('input', () => draw(items()));
@@ -270,8 +391,10 @@ function wire() {
     try {
       const extra = { format: 'npy' };
       if (state.job === 'points') extra.index = String(state.current);
+      if (state.job === 'sam') extra.array = 'masks';
       const r = await post(state.job, state.fields, extra);
-      const names = { explain: 'maps.npy', words: 'maps.npy', segment: 'labels.npy', points: `points_${state.current}.npy` };
+      const names = { explain: 'maps.npy', words: 'maps.npy', segment: 'labels.npy', points: `points_${state.current}.npy`,
+        sam: 'masks.npy' };
       save(await r.blob(), names[state.job]);
     } catch (e) { showError(e.message); }
   });
@@ -285,4 +408,5 @@ function dataUrlBlob(url) {
 }
 
 wire();
+wireSam();
 loadInfo();
