@@ -179,6 +179,11 @@ void cs_tokenizer_free(cs_tokenizer *tok);
 cs_status cs_tokenize(cs_tokenizer *tok, const char *text, int context, int truncate,
                       int32_t *ids, int *n_ids);
 
+/* The same on a text of len bytes, which may hold NUL (Python strings do;
+ * clip.tokenize treats U+0000 as any control character). */
+cs_status cs_tokenize_bytes(cs_tokenizer *tok, const char *text, size_t len, int context,
+                            int truncate, int32_t *ids, int *n_ids);
+
 /* Batch form: ids is int32 [n, context], zero padded. */
 cs_status cs_tokenize_batch(cs_tokenizer *tok, const char *const *texts, int n, int context,
                             int truncate, int32_t *ids);

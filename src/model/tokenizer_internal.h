@@ -138,10 +138,6 @@ typedef struct cs_span {
 /* regex.findall of the pattern on a cleaned text. *spans is cs_alloc'ed. */
 cs_status cs_clip_pretokenize(const cs_u32 *text, cs_span **spans, size_t *n_spans);
 
-/* cs_tokenize on a byte string of known length (the text may hold NUL). */
-cs_status cs_tokenize_bytes(cs_tokenizer *tok, const char *text, size_t len, int context,
-                            int truncate, int32_t *ids, int *n_ids);
-
 /* ------------------------------------------------------------ pieces */
 /* The ids of one pre-token (its UTF-8 bytes), as the tokenizer encodes it;
  * *ids stays valid until the tokenizer's next call. */
