@@ -599,11 +599,13 @@ class Model:
             _lib.cs_points_result_free(byref(r))
 
     def segment(self, image, classes, method="surgery", resolution=None, window=0, stride=0,
-                short_side=0, bg_thresh=0.0, logit_scale=0.0, bg_class=-1, pamr_steps=0,
-                templates="default", details=False):
+                short_side=0, max_long_side=0, bg_thresh=0.0, logit_scale=0.0, bg_class=-1,
+                pamr_steps=0, name_logits=False, area_thresh=0.0, templates="default",
+                details=False):
         """Open-vocabulary segmentation: labels [H, W] uint8, each pixel the
-        class whose best name is most similar. details: a Segmentation
-        (labels, logits, scores, cosine, tokens)."""
+        class whose best name is most similar (options as cs_segment_options
+        in the header). details: a Segmentation (labels, logits, scores,
+        cosine, tokens)."""
         cl = _as_classes(classes, templates)
         opts = _lib.cs_segment_defaults()
         opts.method = _method(method)
@@ -611,6 +613,8 @@ class Model:
         opts.window, opts.stride, opts.short_side = int(window), int(stride), int(short_side)
         opts.bg_thresh, opts.logit_scale = float(bg_thresh), float(logit_scale)
         opts.bg_class, opts.pamr_steps = int(bg_class), int(pamr_steps)
+        opts.max_long_side, opts.name_logits = int(max_long_side), int(bool(name_logits))
+        opts.area_thresh = float(area_thresh)
         r = _n.SegmentResult()
         with _ImageArg(image) as img, self._lock, cl.lock:
             inp = img.input()

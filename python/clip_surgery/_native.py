@@ -1,7 +1,8 @@
 """ctypes declarations of libclip_surgery's public header (include/clip_surgery.h).
 
 Only what the package calls is declared. Structs mirror the header field by
-field (same order, same C types), so a change there must be made here too.
+field (same order, same C types), so a change there must be made here too
+(tests/test_binding.py compares their sizes and offsets with the header's).
 """
 import ctypes
 import ctypes.util
@@ -104,8 +105,9 @@ class ClassifyOptions(Structure):
 
 class SegmentOptions(Structure):
     _fields_ = [("resolution", c_int), ("method", c_int), ("window", c_int), ("stride", c_int),
-                ("short_side", c_int), ("bg_thresh", c_float), ("logit_scale", c_float),
-                ("bg_class", c_int), ("pamr_steps", c_int)]
+                ("short_side", c_int), ("max_long_side", c_int), ("bg_thresh", c_float),
+                ("logit_scale", c_float), ("bg_class", c_int), ("pamr_steps", c_int),
+                ("name_logits", c_int), ("area_thresh", c_float)]
 
 
 class SegmentResult(Structure):

@@ -86,3 +86,56 @@ def test_offline_pip_install(tmp_path):
                          env={**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
                               "CLIP_SURGERY_LIB": _native.lib._name}).stdout
     assert str(venv) in out
+
+
+STRUCTS = {"cs_image": "Image", "cs_input": "Input", "cs_config": "Config",
+           "cs_load_options": "LoadOptions", "cs_explain_options": "ExplainOptions",
+           "cs_explain_result": "ExplainResult", "cs_points_options": "PointsOptions",
+           "cs_points_result": "PointsResult", "cs_classify_options": "ClassifyOptions",
+           "cs_segment_options": "SegmentOptions", "cs_segment_result": "SegmentResult",
+           "cs_words_options": "WordsOptions", "cs_words_unit": "WordsUnit",
+           "cs_words_result": "WordsResult", "cs_sam_load_options": "SamLoadOptions",
+           "cs_sam_embedding": "SamEmbedding", "cs_sam_prompt": "SamPrompt",
+           "cs_sam_result": "SamResult"}
+
+
+def test_structs_mirror_the_header(tmp_path):
+    """Every ctypes struct has the header's size and field offsets (a field
+    added in C and not here fails this)."""
+    import ctypes
+    import shutil
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        pytest.skip("no C compiler to read the header's layout")
+    lines = ['#include <stddef.h>', '#include <stdio.h>', '#include "clip_surgery.h"',
+             "int main(void) {"]
+    expect = []
+    for c_name, py_name in STRUCTS.items():
+        st = getattr(_native, py_name)
+        lines.append(f'printf("%zu\\n", sizeof({c_name}));')
+        expect.append(ctypes.sizeof(st))
+        for field, _ in st._fields_:
+            lines.append(f'printf("%zu\\n", offsetof({c_name}, {field}));')
+            expect.append(getattr(st, field).offset)
+    lines.append("return 0; }")
+    src = tmp_path / "layout.c"
+    src.write_text("\n".join(lines))
+    exe = tmp_path / "layout"
+    subprocess.run([cc, "-I", os.path.join(ROOT, "include"), str(src), "-o", str(exe)], check=True)
+    got = [int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True,
+                                          check=True).stdout.split()]
+    assert got == expect
+
+
+def test_segment_classify_words(tiny_vit, inputs):
+    path = os.path.join(inputs, "chelsea.png")
+    names = ["cat", "bench", "potted plant"]
+    seg = tiny_vit.segment(path, names, details=True)
+    assert seg.labels.shape == (300, 451) and seg.logits.shape == (300, 451, 3)
+    assert np.array_equal(seg.labels, np.argmax(seg.logits, axis=2))
+    assert np.array_equal(tiny_vit.segment(path, names), seg.labels)
+    scores = tiny_vit.classify(path, names)
+    assert scores.shape == (3,) and np.all(np.isfinite(scores))
+    w = tiny_vit.words(path, "a cat on a bench")
+    assert [u.text for u in w.units][1:3] == ["a", "cat"]
+    assert w.maps.shape == (300, 451, len(w.units)) and sorted(w.ranking) == list(range(len(w.units)))
