@@ -84,7 +84,7 @@ def test_offline_pip_install(tmp_path):
     out = subprocess.run([py, "-c", "import clip_surgery as cs; print(cs.__file__)"],
                          capture_output=True, text=True, check=True, cwd=tmp_path,
                          env={**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
-                              "CLIP_SURGERY_LIB": _native.lib._name}).stdout
+                              "CLIP_SURGERY_LIB": os.path.abspath(_native.lib._name)}).stdout
     assert str(venv) in out
 
 
