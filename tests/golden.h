@@ -28,6 +28,10 @@ void golden_npz_load(const char *rel, const char *entry, cs_array *out);
 /* SAM masks [C, H, W] (0/1) against golden sam/tiny-sam/<file>.npy: a
  * differing pixel must be one fragile.npz lists for that file. */
 void golden_check_sam_masks(const char *file, const uint8_t *got, size_t n, int H, int W);
+/* The model golden/<set>/model.safetensors ("tiny-vit", "tiny-rn") with the
+ * shared BPE vocabulary attached, no embedding cache, no download; exits the
+ * test (failure) when it cannot load. Free with cs_model_free. */
+cs_model *golden_model(const char *set);
 /* Load golden/<rel>; exits the test with a failure when it cannot. */
 void golden_load(const char *rel, cs_array *out);
 

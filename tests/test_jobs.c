@@ -82,17 +82,6 @@ static void test_eval_scoring(void) {
     CHECK(!memcmp(counts[1], want, sizeof want));
 }
 
-static cs_model *open_model(void) {
-    cs_load_options o = cs_load_defaults();
-    o.vocab = golden_path("clip/bpe_simple_vocab_16e6.txt.gz");
-    o.embedding_cache = 0;
-    o.download = 0;
-    cs_model *m = NULL;
-    CHECK_OK(cs_load(golden_path("golden/tiny-vit/model.safetensors"), &o, &m));
-    if (!m) exit(test_finish());
-    return m;
-}
-
 static cs_classes *golden_classes(void) {
     cs_array e;
     cs_classes *cl = NULL;
@@ -369,7 +358,7 @@ int main(void) {
     test_eval_scoring();
     golden_shared_dir();
     setenv("OMP_NUM_THREADS", "1", 1);
-    cs_model *m = open_model();
+    cs_model *m = golden_model("tiny-vit");
     test_explain_pixels(m);
     test_explain_image(m);
     test_synonyms(m);

@@ -127,12 +127,7 @@ static void check_options(cs_model *m, cs_classes *syn, cs_classes *flat, const 
 
 int main(void) {
     golden_shared_dir();
-    cs_model *m = NULL;
-    cs_tokenizer *tok = NULL;
-    CHECK_OK(cs_model_load(golden_path("golden/tiny-vit/model.safetensors"), &m));
-    CHECK_OK(cs_tokenizer_load(golden_path("clip/bpe_simple_vocab_16e6.txt.gz"), &tok));
-    if (!m || !tok) return test_finish();
-    cs_model_set_tokenizer(m, tok);
+    cs_model *m = golden_model("tiny-vit");
     cs_image img;
     char path[1024];
     snprintf(path, sizeof path, "%s/0_image.png", golden_path("data/voc14/images"));

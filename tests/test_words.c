@@ -234,17 +234,8 @@ static void check_pipeline(cs_model *m) {
 /* A ResNet: the ranking's CLS feature is the plain model's pooled
  * feature (the surgery pool changes token 0), the maps the surgery tokens'. */
 static void check_resnet(void) {
-    cs_model *m = NULL;
-    cs_tokenizer *tok = NULL;
+    cs_model *m = golden_model("tiny-rn");
     cs_array px;
-    CHECK_OK(cs_model_load(golden_path("golden/tiny-rn/model.safetensors"), &m));
-    CHECK_OK(cs_tokenizer_load(golden_path("clip/bpe_simple_vocab_16e6.txt.gz"), &tok));
-    if (!m || !tok) {
-        cs_tokenizer_free(tok);
-        cs_model_free(m);
-        return;
-    }
-    cs_model_set_tokenizer(m, tok);
     golden_load("inputs/chelsea_pre_128.npy", &px);
     const char *caption = "a cat";
     cs_input in = {.pixels = px.data, .pixels_resolution = 128};
@@ -266,17 +257,13 @@ static void check_resnet(void) {
 
 int main(void) {
     golden_shared_dir();
-    cs_model *m = NULL;
-    cs_tokenizer *tok = NULL;
-    CHECK_OK(cs_model_load(golden_path("golden/tiny-vit/model.safetensors"), &m));
+    cs_model *m = golden_model("tiny-vit");
+    cs_tokenizer *tok = NULL; /* a second one: the model owns its own */
     CHECK_OK(cs_tokenizer_load(golden_path("clip/bpe_simple_vocab_16e6.txt.gz"), &tok));
-    if (m && tok) {
+    if (tok) {
         check_token_features(m);
         check_pieces_ids(tok);
         check_pieces(tok);
-        cs_tokenizer *own = NULL; /* the model takes its tokenizer over */
-        CHECK_OK(cs_tokenizer_load(golden_path("clip/bpe_simple_vocab_16e6.txt.gz"), &own));
-        cs_model_set_tokenizer(m, own);
         check_pipeline(m);
         check_resnet();
     }

@@ -303,3 +303,16 @@ void golden_methods_tolerance(double *rel_tol, double *min_cosine) {
     cJSON_Delete(j);
     cs_free(text);
 }
+
+cs_model *golden_model(const char *set) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "golden/%s/model.safetensors", set);
+    cs_load_options o = cs_load_defaults();
+    o.vocab = golden_path("clip/bpe_simple_vocab_16e6.txt.gz");
+    o.embedding_cache = 0;
+    o.download = 0;
+    cs_model *m = NULL;
+    CHECK_OK(cs_load(golden_path(rel), &o, &m));
+    if (!m) exit(test_finish());
+    return m;
+}
