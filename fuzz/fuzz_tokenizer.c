@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "model/tokenizer_internal.h"
+#include "text/tokenizer.h"
 
 static cs_tokenizer *load_vocab(void) {
     const char *candidates[4];

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate src/model/ftfy_tables.c (run by hand; the build never needs Python).
+"""Regenerate src/text/ftfy_tables.c (run by hand; the build never needs Python).
 
 The tables are data that ftfy 6.3.1 and Python's standard library define:
 the single-byte codecs ftfy tries (with ftfy's "sloppy" filling of holes), the
@@ -7,7 +7,7 @@ HTML5 entity names of html.entities.html5 (plus ftfy's upper-case variants),
 and the character categories of ftfy's mojibake heuristic (badness.py and the
 UTF-8 clue sets of chardata.py), rebuilt from their definitions.
 
-    python3 scripts/gen_ftfy_tables.py > src/model/ftfy_tables.c
+    python3 scripts/gen_ftfy_tables.py > src/text/ftfy_tables.c
 """
 import html
 import html.entities

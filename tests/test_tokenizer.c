@@ -8,7 +8,7 @@
 #include <string.h>
 #include "base/fileio.h"
 #include "golden.h"
-#include "model/tokenizer_internal.h"
+#include "text/tokenizer.h"
 #include "test.h"
 
 #define CONTEXT 77

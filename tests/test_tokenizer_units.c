@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "golden.h"
-#include "model/tokenizer_internal.h"
+#include "text/tokenizer.h"
 #include "test.h"
 
 typedef cs_status (*step_fn)(const cs_u32 *in, cs_u32 *out);

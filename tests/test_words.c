@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include "golden.h"
 #include "model/model.h"
-#include "model/tokenizer_internal.h"
+#include "text/tokenizer.h"
 #include "test.h"
 
 #define L 77

@@ -193,7 +193,7 @@ cs_status cs_points(cs_model *m, cs_classes *cl, const cs_input *in, const cs_po
     if (o.combined && o.redundant == CS_REDUNDANT_CLASSES)
         return cs_fail(CS_ERR_ARG, "combined targets use the empty prompt's redundant features, not "
                        "class-weighted redundancy");
-    cs_redundancy used;
+    cs_redundancy used = o.redundant; /* reported even when embedding fails */
     const float *redundant = NULL;
     cs_name_set names;
     float *pixels = NULL, *tokens = NULL, *sim = NULL;

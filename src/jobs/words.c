@@ -15,7 +15,7 @@
  *     place in the caption (the start and end tokens have none). */
 #include <string.h>
 #include "jobs.h"
-#include "model/tokenizer_internal.h"
+#include "text/tokenizer.h"
 #include "ops/ops.h"
 
 void cs_words_result_free(cs_words_result *r) {

@@ -4,7 +4,7 @@
  * chunks of whole classes, packed without padding. */
 #include <string.h>
 #include "method.h"
-#include "model/tokenizer_internal.h"
+#include "text/tokenizer.h"
 #include "ops/ops.h"
 
 /* Prompts per text-tower call: bounds the packed batch's memory. */

@@ -96,11 +96,27 @@ cs_status model_vocab_path(const cs_model *m, int download, char *out, size_t n)
  * loader and the benchmarks' synthetic models both come through here. */
 cs_status model_from_table(cs_tensor_table *table, const char *hf_dir, cs_model **out);
 
-/* Weight lookup with shape checks: fp32 view of a named tensor (borrowed
- * when the file holds aligned F32, widened into a table-owned buffer
- * otherwise). ndim/dims give the expected shape. */
+/* Weight lookup (weights.c). An fp32 view of a named tensor with its shape
+ * checked (borrowed when the file holds aligned F32, widened into a
+ * table-owned buffer otherwise); ndim/dims give the expected shape. */
 cs_status model_weight(cs_model *m, const char *name, int ndim, const int64_t *dims,
                        const float **out);
+cs_status model_weight_1d(cs_model *m, const char *name, int64_t a, const float **out);
+cs_status model_weight_2d(cs_model *m, const char *name, int64_t a, int64_t b, const float **out);
+/* "<prefix>.weight" and "<prefix>.bias", both [width]. */
+cs_status model_layer_norm(cs_model *m, const char *prefix, int width, cs_layer_norm *ln);
+/* A tensor that must exist with ndim dimensions (any sizes). */
+cs_status model_require(const cs_model *m, const char *name, int ndim, const cs_tensor **out);
+/* The number of blocks "<prefix><i>.*": one more than the largest index, so
+ * that a gap is reported by the missing tensor's name; -1 past the limit. */
+int model_count_blocks(const cs_tensor_table *t, const char *prefix);
+/* An error for a count of -1 (over the limit) or 0 (no blocks). */
+cs_status model_check_block_count(const cs_model *m, const char *prefix, int n);
+/* Every tensor of the file bound (buffers CLIP's loaders skip excepted). */
+cs_status model_check_all_used(const cs_model *m);
+/* Open a weight file (safetensors or PyTorch zip, by its first bytes and
+ * extension) or a Hugging Face folder (*hf_dir set to it) as a table. */
+cs_status model_open_table(const char *path, cs_tensor_table *t, const char **hf_dir);
 
 /* Rename Hugging Face transformers CLIP tensors to OpenAI names in place
  * (q/k/v concatenated, projections transposed). No-op for OpenAI names. */
@@ -108,6 +124,14 @@ cs_status model_canonicalize_names(cs_tensor_table *t);
 
 cs_status model_load_transformer(cs_model *m, const char *prefix, int width, int layers,
                                  int heads, cs_transformer *tr);
+
+/* CLIP's head width, from which build_model derives the head counts. */
+#define CLIP_HEAD_DIM 64
+/* Each tower's configuration and weights (text.c, vit.c, resnet.c). */
+cs_status text_infer_config(cs_model *m);
+cs_status text_load(cs_model *m);
+cs_status vit_infer_config(cs_model *m);
+cs_status vit_load(cs_model *m);
 
 /* Forward passes (vit.c, text.c, resnet.c). */
 /* pixels [batch, 3, R, R] -> tokens [batch, 1+N, D]. */

@@ -98,10 +98,6 @@ static cs_status infer_config(cs_model *m) {
     return CS_OK;
 }
 
-static cs_status weight_1d(cs_model *m, const char *name, int64_t n, const float **out) {
-    return model_weight(m, name, 1, &n, out);
-}
-
 /* Bind a bias-free convolution and the batch norm after it, folded. The
  * weights are folded in place where model_weight widened them into a
  * buffer the table owns; a borrowed F32 view (read-only mmap) is copied. */
@@ -115,7 +111,7 @@ static cs_status load_conv(cs_model *m, const char *conv_name, const char *bn_pr
     char name[256];
     for (int i = 0; s == CS_OK && i < 4; i++) {
         snprintf(name, sizeof name, "%s.%s", bn_prefix, bn_parts[i]);
-        s = weight_1d(m, name, cout, &bn[i]);
+        s = model_weight_1d(m, name, cout, &bn[i]);
     }
     if (s != CS_OK) return s;
     size_t n = (size_t)cin * k * k;
@@ -184,10 +180,10 @@ static cs_status load_attention_pool(cs_model *m, struct cs_resnet *r) {
         snprintf(name, sizeof name, "visual.attnpool.%s.weight", projs[i]);
         s = model_weight(m, name, 2, sq, &r->proj_w[i]);
         snprintf(name, sizeof name, "visual.attnpool.%s.bias", projs[i]);
-        if (s == CS_OK) s = weight_1d(m, name, E, &r->proj_b[i]);
+        if (s == CS_OK) s = model_weight_1d(m, name, E, &r->proj_b[i]);
     }
     if (s == CS_OK) s = model_weight(m, "visual.attnpool.c_proj.weight", 2, c_dims, &r->c_w);
-    if (s == CS_OK) s = weight_1d(m, "visual.attnpool.c_proj.bias", m->cfg.embed_dim, &r->c_b);
+    if (s == CS_OK) s = model_weight_1d(m, "visual.attnpool.c_proj.bias", m->cfg.embed_dim, &r->c_b);
     return s;
 }
 

@@ -4,6 +4,7 @@
  * same pass serves the per-token features of multimodal visualization: they
  * are ln_final and the projection applied at every position instead of at
  * the end token alone. */
+#include <math.h>
 #include <string.h>
 #include "ops/ops.h"
 #include "transformer.h"
@@ -71,4 +72,48 @@ cs_status text_encode(cs_model *m, const int32_t *ids, int n, int context, int e
     op_gemm(0, 0, n_rows, D, W, 1.0f, rows, W, t->proj, D, 0.0f, out, D);
     ws_release(&m->ws);
     return CS_OK;
+}
+
+/* The text tower's configuration from its tensors' names and shapes, as
+ * openai/CLIP's build_model infers it. */
+cs_status text_infer_config(cs_model *m) {
+    cs_config *c = &m->cfg;
+    const cs_tensor *tp, *pe, *te, *lf;
+    cs_status s = model_require(m, "text_projection", 2, &tp);
+    if (s == CS_OK) s = model_require(m, "positional_embedding", 2, &pe);
+    if (s == CS_OK) s = model_require(m, "token_embedding.weight", 2, &te);
+    if (s == CS_OK) s = model_require(m, "ln_final.weight", 1, &lf);
+    if (s != CS_OK) return s;
+    c->embed_dim = (int)tp->shape[1];
+    c->context_length = (int)pe->shape[0];
+    c->vocab_size = (int)te->shape[0];
+    c->text_width = (int)lf->shape[0];
+    c->text_heads = c->text_width / CLIP_HEAD_DIM > 0 ? c->text_width / CLIP_HEAD_DIM : 1;
+    c->text_layers = model_count_blocks(&m->table, "transformer.resblocks.");
+    if (c->embed_dim < 1 || c->context_length < 1 || c->vocab_size < 1 || c->text_width < 1)
+        return cs_fail(CS_ERR_SHAPE, "%s: the text tensors have an empty dimension (embedding %d, "
+                       "context %d, vocabulary %d, width %d)", m->table.path, c->embed_dim,
+                       c->context_length, c->vocab_size, c->text_width);
+    return model_check_block_count(m, "transformer.resblocks.", c->text_layers);
+}
+
+/* Bind the text tower's weights and the logit scale (100 when the file has
+ * none). Its configuration is inferred first by text_infer_config. */
+cs_status text_load(cs_model *m) {
+    const cs_config *c = &m->cfg;
+    int W = c->text_width;
+    cs_status s = model_weight_2d(m, "token_embedding.weight", c->vocab_size, W, &m->text.tok_emb);
+    if (s == CS_OK) s = model_weight_2d(m, "positional_embedding", c->context_length, W, &m->text.pos_emb);
+    if (s == CS_OK) s = model_layer_norm(m, "ln_final", W, &m->text.ln_final);
+    if (s == CS_OK) s = model_weight_2d(m, "text_projection", W, c->embed_dim, &m->text.proj);
+    if (s == CS_OK)
+        s = model_load_transformer(m, "transformer.resblocks.", W, c->text_layers, c->text_heads,
+                                   &m->text.tr);
+    const cs_tensor *ls = cs_tensors_find(&m->table, "logit_scale");
+    m->logit_scale = 100.0f;
+    if (s == CS_OK && ls && cs_tensor_numel(ls) == 1) {
+        float v;
+        if (cs_tensor_to_f32(ls, &v) == CS_OK && isfinite(expf(v))) m->logit_scale = expf(v);
+    }
+    return s;
 }

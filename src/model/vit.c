@@ -147,3 +147,48 @@ cs_status vit_encode(cs_model *m, const float *pixels, int batch, int R, cs_visi
     ws_release(&m->ws);
     return CS_OK;
 }
+
+/* The ViT's configuration from its tensors' names and shapes, as openai/CLIP's
+ * build_model infers it (64-dimensional heads unless a config.json says
+ * otherwise). */
+cs_status vit_infer_config(cs_model *m) {
+    cs_config *c = &m->cfg;
+    const cs_tensor *conv, *pe;
+    cs_status s = model_require(m, "visual.conv1.weight", 4, &conv);
+    if (s == CS_OK) s = model_require(m, "visual.positional_embedding", 2, &pe);
+    if (s != CS_OK) return s;
+    c->vision_kind = CS_VISION_VIT;
+    c->vision_width = (int)conv->shape[0];
+    c->patch_size = (int)conv->shape[3];
+    c->vision_layers = model_count_blocks(&m->table, "visual.transformer.resblocks.");
+    if ((s = model_check_block_count(m, "visual.transformer.resblocks.", c->vision_layers)) != CS_OK) return s;
+    c->vision_heads = c->vision_width / CLIP_HEAD_DIM > 0 ? c->vision_width / CLIP_HEAD_DIM : 1;
+    c->grid = (int)lround(sqrt((double)(pe->shape[0] - 1)));
+    int64_t resolution = (int64_t)c->patch_size * c->grid;
+    c->image_resolution = resolution <= 8192 ? (int)resolution : 0;
+    if (conv->shape[1] != 3 || conv->shape[2] != conv->shape[3] || c->patch_size <= 0 ||
+        c->vision_width < 1 || pe->shape[0] < 2 || pe->shape[1] != c->vision_width ||
+        (int64_t)c->grid * c->grid + 1 != pe->shape[0] || c->image_resolution == 0 ||
+        c->vision_layers == 0)
+        return cs_fail(CS_ERR_SHAPE, "%s: the ViT tensors do not describe a CLIP ViT "
+                       "(conv1 [W, 3, P, P], positional_embedding [1 + G*G, W], blocks)",
+                       m->table.path);
+    return CS_OK;
+}
+
+/* Bind the ViT's weights (its configuration inferred by vit_infer_config). */
+cs_status vit_load(cs_model *m) {
+    const cs_config *c = &m->cfg;
+    int W = c->vision_width, P = c->patch_size, T = c->grid * c->grid + 1;
+    int64_t conv_dims[4] = {W, 3, P, P};
+    cs_status s = model_weight(m, "visual.conv1.weight", 4, conv_dims, &m->vit.conv1_w);
+    if (s == CS_OK) s = model_weight_1d(m, "visual.class_embedding", W, &m->vit.class_emb);
+    if (s == CS_OK) s = model_weight_2d(m, "visual.positional_embedding", T, W, &m->vit.pos_emb);
+    if (s == CS_OK) s = model_layer_norm(m, "visual.ln_pre", W, &m->vit.ln_pre);
+    if (s == CS_OK) s = model_layer_norm(m, "visual.ln_post", W, &m->vit.ln_post);
+    if (s == CS_OK) s = model_weight_2d(m, "visual.proj", W, c->embed_dim, &m->vit.proj);
+    if (s == CS_OK)
+        s = model_load_transformer(m, "visual.transformer.resblocks.", W, c->vision_layers,
+                                   c->vision_heads, &m->vit.tr);
+    return s;
+}

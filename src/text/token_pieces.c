@@ -9,7 +9,7 @@
  * of such characters alone has no offsets (-1). */
 #include <string.h>
 #include <utf8proc.h>
-#include "model/tokenizer_internal.h"
+#include "text/tokenizer.h"
 
 /* Original characters a cleaned character may be looked for past (besides
  * whitespace): enough for the text an entity like "&amp;" leaves out. */

@@ -1,6 +1,6 @@
 /* UTF-32 text buffers and strict UTF-8 for the tokenizer's text cleaning. */
 #include <string.h>
-#include "model/tokenizer_internal.h"
+#include "text/tokenizer.h"
 
 cs_status cs_u32_reserve(cs_u32 *s, size_t cap) {
     if (cap <= s->cap) return CS_OK;

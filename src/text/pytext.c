@@ -4,7 +4,7 @@
  * with the reason. */
 #include <string.h>
 #include <utf8proc.h>
-#include "model/tokenizer_internal.h"
+#include "text/tokenizer.h"
 
 int cs_regex_isspace(uint32_t c) {
     /* The White_Space property. */

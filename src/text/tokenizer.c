@@ -17,7 +17,7 @@
 #include <utf8proc.h>
 #include <zlib.h>
 #include "base/fileio.h"
-#include "model/tokenizer_internal.h"
+#include "text/tokenizer.h"
 
 /* The real files are 1.6 MB (merges) and 0.9 MB (vocab.json): a bound that
  * refuses a decompression bomb early. */

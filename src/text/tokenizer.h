@@ -1,11 +1,12 @@
-/* Layer 4, model: the pieces of the CLIP tokenizer, exposed for unit tests.
+/* Layer 3, text: the CLIP tokenizer's pieces (ftfy, html.unescape, BPE), exposed
+ * for unit tests; it never touches the model.
  *
  * openai/CLIP cleans a text with ftfy.fix_text, html.unescape (twice), a
  * whitespace collapse and str.lower() before its BPE. Python's semantics are
  * per code point, so the cleaning works on UTF-32 buffers (cs_u32). Every
  * step reads `in` and writes `out` (distinct buffers; out is overwritten). */
-#ifndef CS_TOKENIZER_INTERNAL_H
-#define CS_TOKENIZER_INTERNAL_H
+#ifndef CS_TEXT_TOKENIZER_H
+#define CS_TEXT_TOKENIZER_H
 
 #include <stddef.h>
 #include <stdint.h>

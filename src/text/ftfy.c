@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
-#include "model/tokenizer_internal.h"
+#include "text/tokenizer.h"
 
 /* ftfy's max_decode_length: longer lines are fixed in pieces. */
 #define FTFY_MAX_SEGMENT 1000000
