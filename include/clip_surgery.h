@@ -103,6 +103,10 @@ cs_status cs_array_check_finite(const char *path, const cs_array *a);
 /* Write an .npy file atomically (dtypes F32, F64, I32, I64, U8, BOOL). */
 cs_status cs_npy_write(const char *path, cs_dtype dtype, int ndim, const int64_t *shape,
                        const void *data);
+/* The header of an .npy file; the data follow in C order. A writer that
+ * produces the data in pieces: cs_atomic_open, this, the pieces,
+ * cs_atomic_commit. */
+cs_status cs_npy_write_header(FILE *f, cs_dtype dtype, int ndim, const int64_t *shape);
 /* The same file's bytes in memory (*out freed with cs_free): what
  * cs_npy_write would write, byte for byte (the server's ?format=npy). */
 cs_status cs_npy_encode(cs_dtype dtype, int ndim, const int64_t *shape, const void *data,
@@ -587,6 +591,8 @@ typedef struct cs_explain_options {
     int resolution;          /* R for images (default 0: the model's native one) */
     cs_method method;        /* default CS_METHOD_SURGERY */
     cs_redundancy redundant; /* default CS_REDUNDANT_AUTO */
+    int no_maps;             /* 1: leave maps NULL; cs_explain_maps gives them a block at a
+                                time (memory bounded for many classes or a large image) */
 } cs_explain_options;
 cs_explain_options cs_explain_defaults(void);
 
@@ -606,6 +612,11 @@ typedef struct cs_explain_result {
 cs_status cs_explain(cs_model *m, cs_classes *cl, const cs_input *in, int n,
                      const cs_explain_options *opts, cs_explain_result *out);
 void cs_explain_result_free(cs_explain_result *r);
+/* Classes first_class..+n_classes-1, rows row0..+n_rows-1 of a result's
+ * maps, computed from its similarity (with or without no_maps): out
+ * [n_rows, width, n_classes], the same values as that block of maps. */
+cs_status cs_explain_maps(const cs_explain_result *r, int first_class, int n_classes, int row0, int n_rows,
+                          float *out);
 
 /* ---------------------------------------------------------------- points for SAM */
 typedef struct cs_points_options {

@@ -45,7 +45,9 @@ enum { CLI_POSITIONAL = 1, CLI_MODEL = 2 };
 
 typedef struct cli_ctx {
     cli_args a;
-    cs_model *m; /* with CLI_MODEL */
+    cs_model *m;      /* with CLI_MODEL */
+    int keep_outputs; /* set by a body whose files stand although it exits 1
+                         (--keep-going skipped inputs) */
 } cli_ctx;
 
 typedef struct cli_command {
@@ -99,7 +101,11 @@ void cli_print_json_string(FILE *f, const char *s);
  * class file), or --text T (CLI_SPLIT_PLUS: "a+b" is two texts); with
  * --templates. A note for a long text-tower run. */
 #define CLI_SPLIT_PLUS 1
+/* CLI_EMBED_LATER: the classes parsed only (their count known, for checks
+ * before any work); cli_classes_embed embeds them. */
+#define CLI_EMBED_LATER 2
 int cli_classes_load(const cli_args *a, cs_model *m, const char *list, int flags, cs_classes **cl);
+int cli_classes_embed(cs_model *m, cs_classes *cl);
 /* --redundant classes|empty (default: empty with --text, else auto). */
 int cli_redundancy(const cli_args *a, cs_redundancy *r);
 /* The note for a single class under class-weighted redundancy. */

@@ -112,13 +112,18 @@ int cli_classes_load(const cli_args *a, cs_model *m, const char *list, int flags
     else if (text && !list) rc = from_text(text, flags & CLI_SPLIT_PLUS, cl);
     else if ((s = cs_classes_parse(list ? list : cli_get(a, "classes"), cl)) != CS_OK) rc = cli_fail(s);
     if (!rc) s = cs_classes_set_templates(*cl, cli_get(a, "templates"));
-    if (!rc && s == CS_OK) s = cs_classes_embed(*cl, m, text_progress, *cl);
+    if (!rc && s == CS_OK && !(flags & CLI_EMBED_LATER)) s = cs_classes_embed(*cl, m, text_progress, *cl);
     if (!rc && s != CS_OK) rc = cli_fail(s);
     if (rc) {
         cs_classes_free(*cl);
         *cl = NULL;
     }
     return rc;
+}
+
+int cli_classes_embed(cs_model *m, cs_classes *cl) {
+    cs_status s = cs_classes_embed(cl, m, text_progress, cl);
+    return s == CS_OK ? 0 : cli_fail(s);
 }
 
 int cli_redundancy(const cli_args *a, cs_redundancy *r) {

@@ -40,7 +40,8 @@ static int run_body(const cli_command *cmd, cli_ctx *c) {
      * when it succeeds and not at all when it fails. */
     cs_outputs_begin();
     int rc = cmd->run(c);
-    if (cs_outputs_end(rc == CLI_EXIT_OK) != CS_OK && rc == CLI_EXIT_OK) rc = cli_fail(CS_ERR_IO);
+    int commit = rc == CLI_EXIT_OK || (rc == CLI_EXIT_RUNTIME && c->keep_outputs);
+    if (cs_outputs_end(commit) != CS_OK && commit) rc = cli_fail(CS_ERR_IO);
     return rc;
 }
 

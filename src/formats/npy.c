@@ -146,21 +146,20 @@ cs_status cs_npy_read(const char *path, cs_array *out) {
     return s;
 }
 
-/* The whole .npy file (header, then the data) into f; the file writer and
- * the in-memory encoder share it, so both give the same bytes. */
-static cs_status npy_to_stream(const char *name, FILE *f, cs_dtype dtype, int ndim,
-                               const int64_t *shape, const void *data) {
+/* The header of the .npy file into f, with the data's size in bytes. */
+static cs_status npy_header(const char *name, FILE *f, cs_dtype dtype, int ndim, const int64_t *shape,
+                            size_t *total) {
     const char *descr = NULL;
     for (size_t i = 0; i < sizeof k_descr / sizeof *k_descr; i++)
         if (k_descr[i].dtype == dtype) descr = k_descr[i].descr;
     if (!descr) return cs_fail(CS_ERR_ARG, "%s: cannot write dtype %s", name, cs_dtype_name(dtype));
     char dict[512];
     int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
-    size_t total = cs_dtype_size(dtype);
+    *total = cs_dtype_size(dtype);
     for (int i = 0; i < ndim; i++) {
         n += snprintf(dict + n, sizeof dict - (size_t)n, "%lld%s", (long long)shape[i],
                       ndim == 1 ? "," : (i + 1 < ndim ? ", " : ""));
-        total *= (size_t)shape[i];
+        *total *= (size_t)shape[i];
     }
     n += snprintf(dict + n, sizeof dict - (size_t)n, "), }");
     /* Pad with spaces so magic + length + dict + '\n' is a multiple of 64. */
@@ -173,8 +172,22 @@ static cs_status npy_to_stream(const char *name, FILE *f, cs_dtype dtype, int nd
     fwrite(dict, 1, (size_t)n, f);
     for (size_t i = 0; i < pad; i++) fputc(' ', f);
     fputc('\n', f);
-    if (total) fwrite(data, 1, total, f);
     return CS_OK;
+}
+
+cs_status cs_npy_write_header(FILE *f, cs_dtype dtype, int ndim, const int64_t *shape) {
+    size_t total;
+    return npy_header("npy", f, dtype, ndim, shape, &total);
+}
+
+/* The whole .npy file (header, then the data) into f; the file writer and
+ * the in-memory encoder share it, so both give the same bytes. */
+static cs_status npy_to_stream(const char *name, FILE *f, cs_dtype dtype, int ndim,
+                               const int64_t *shape, const void *data) {
+    size_t total;
+    cs_status s = npy_header(name, f, dtype, ndim, shape, &total);
+    if (s == CS_OK && total) fwrite(data, 1, total, f);
+    return s;
 }
 
 cs_status cs_npy_write(const char *path, cs_dtype dtype, int ndim, const int64_t *shape,

@@ -3,6 +3,7 @@
  * point prompts. */
 #include <string.h>
 #include "jobs.h"
+#include "method/method.h"
 
 int job_resolution(const cs_model *m, int resolution) {
     return resolution > 0 ? resolution : m->cfg.image_resolution;
@@ -64,7 +65,8 @@ cs_status input_pixels(const cs_model *m, const cs_input *in, int resolution, fl
 }
 
 cs_explain_options cs_explain_defaults(void) {
-    return (cs_explain_options){.resolution = 0, .method = CS_METHOD_SURGERY, .redundant = CS_REDUNDANT_AUTO};
+    return (cs_explain_options){
+        .resolution = 0, .method = CS_METHOD_SURGERY, .redundant = CS_REDUNDANT_AUTO, .no_maps = 0};
 }
 
 void cs_explain_result_free(cs_explain_result *r) {
@@ -85,14 +87,21 @@ cs_status job_method(const cs_model *m, cs_method method) {
     return CS_OK;
 }
 
-/* Tokens (already in r) -> similarity -> maps. */
-static cs_status explain_finish(const cs_name_set *names, int surgery, cs_explain_result *r) {
+/* Tokens (already in r) -> similarity -> maps (unless no_maps). */
+static cs_status explain_finish(const cs_name_set *names, int surgery, int no_maps, cs_explain_result *r) {
     int T = r->n_tokens, C = r->n_classes;
     r->similarity = cs_alloc((size_t)T, (size_t)C * sizeof(float));
-    r->maps = cs_alloc((size_t)r->width * r->height, (size_t)C * sizeof(float));
-    if (!r->similarity || !r->maps) return CS_ERR_NOMEM;
+    if (!no_maps) r->maps = cs_alloc((size_t)r->width * r->height, (size_t)C * sizeof(float));
+    if (!r->similarity || (!no_maps && !r->maps)) return CS_ERR_NOMEM;
     cs_status s = classes_similarity(names, r->tokens, T, surgery, r->similarity);
-    return s == CS_OK ? cs_similarity_maps(r->similarity, T, C, r->height, r->width, r->maps) : s;
+    return s == CS_OK && !no_maps ? cs_similarity_maps(r->similarity, T, C, r->height, r->width, r->maps) : s;
+}
+
+cs_status cs_explain_maps(const cs_explain_result *r, int first_class, int n_classes, int row0, int n_rows,
+                          float *maps) {
+    if (!r || !r->similarity) return cs_fail(CS_ERR_ARG, "explain maps need a result with its similarity");
+    return similarity_maps_block(r->similarity, r->n_tokens, r->n_classes, first_class, n_classes, r->height,
+                                 r->width, row0, n_rows, maps);
 }
 
 /* Encode inputs first..first+n-1 (all at resolution R) as one batch. */
@@ -145,7 +154,7 @@ cs_status cs_explain(cs_model *m, cs_classes *cl, const cs_input *in, int n, con
         for (j = i + 1; j < n && out[j].resolution == out[i].resolution; j++) {}
         s = encode_batch(m, mode, out + i, j - i);
     }
-    for (int i = 0; s == CS_OK && i < n; i++) s = explain_finish(&names, surgery, &out[i]);
+    for (int i = 0; s == CS_OK && i < n; i++) s = explain_finish(&names, surgery, o.no_maps, &out[i]);
     if (s != CS_OK)
         for (int i = 0; i < n; i++) cs_explain_result_free(&out[i]);
     return s;

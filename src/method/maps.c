@@ -28,20 +28,28 @@ static void min_max_normalize(float *x, int n, int stride) {
     }
 }
 
-cs_status cs_similarity_maps(const float *sim, int n_tokens, int C, int out_h, int out_w,
-                             float *maps) {
+cs_status similarity_maps_block(const float *sim, int n_tokens, int C, int first, int n, int out_h, int out_w,
+                                int row0, int n_rows, float *maps) {
     int side = grid_side(n_tokens);
     if (!side || C <= 0 || out_h <= 0 || out_w <= 0)
         return cs_fail(CS_ERR_ARG, "similarity maps need 1 + side^2 tokens, classes and a size "
                        "(got %d tokens, %d classes, %dx%d)", n_tokens, C, out_w, out_h);
+    if (first < 0 || n < 1 || first > C - n || row0 < 0 || n_rows < 1 || row0 > out_h - n_rows)
+        return cs_fail(CS_ERR_ARG, "map block of classes %d+%d, rows %d+%d is outside %d classes, %d rows",
+                       first, n, row0, n_rows, C, out_h);
     int N = side * side;
-    float *grid = cs_alloc((size_t)N * C, sizeof(float));
+    float *grid = cs_alloc((size_t)N * n, sizeof(float));
     if (!grid) return CS_ERR_NOMEM;
-    memcpy(grid, sim + C, (size_t)N * C * sizeof(float));
-    for (int c = 0; c < C; c++) min_max_normalize(grid + c, N, C);
-    op_resize_bilinear(grid, side, side, C, maps, out_h, out_w);
+    for (int i = 0; i < N; i++) memcpy(grid + (size_t)i * n, sim + (size_t)(1 + i) * C + first, (size_t)n * sizeof(float));
+    for (int c = 0; c < n; c++) min_max_normalize(grid + c, N, n);
+    op_resize_bilinear_rows(grid, side, side, n, maps, out_h, out_w, row0, n_rows);
     cs_free(grid);
     return CS_OK;
+}
+
+cs_status cs_similarity_maps(const float *sim, int n_tokens, int C, int out_h, int out_w,
+                             float *maps) {
+    return similarity_maps_block(sim, n_tokens, C, 0, C, out_h, out_w, 0, out_h, maps);
 }
 
 typedef struct ranked { float v; int idx; } ranked;

@@ -21,4 +21,10 @@ void segment_area_filter(const float *class_logits, size_t n_pixels, int C, cons
 void segment_threshold(const float *all_logits, int K, const float *class_logits, int C, size_t n_pixels,
                        const cs_segment_options *o, uint8_t *labels);
 
+/* Classes first..first+n-1 and rows row0..row0+n_rows-1 of
+ * cs_similarity_maps' output: maps [n_rows, out_w, n], the same values, so
+ * many classes or a large image can be mapped a block at a time. */
+cs_status similarity_maps_block(const float *sim, int n_tokens, int n_classes, int first, int n, int out_h,
+                                int out_w, int row0, int n_rows, float *maps);
+
 #endif

@@ -14,9 +14,14 @@ static void source_index(int dst, int in, int out, int *i0, int *i1, float *l1) 
     *l1 = src - (float)i;
 }
 
-/* The column taps are the same for every row: computed once per call. */
 void op_resize_bilinear(const float *src, int in_h, int in_w, int C, float *dst, int out_h,
                         int out_w) {
+    op_resize_bilinear_rows(src, in_h, in_w, C, dst, out_h, out_w, 0, out_h);
+}
+
+/* The column taps are the same for every row: computed once per call. */
+void op_resize_bilinear_rows(const float *src, int in_h, int in_w, int C, float *dst, int out_h,
+                             int out_w, int row0, int n_rows) {
     int *x0 = cs_alloc((size_t)out_w, 2 * sizeof(int));
     float *lx = cs_alloc((size_t)out_w, sizeof(float));
     if (!x0 || !lx) { /* no memory for the table: the taps row by row */
@@ -26,9 +31,9 @@ void op_resize_bilinear(const float *src, int in_h, int in_w, int C, float *dst,
         lx = NULL;
     }
     for (int x = 0; x0 && x < out_w; x++) source_index(x, in_w, out_w, &x0[2 * x], &x0[2 * x + 1], &lx[x]);
-#pragma omp parallel for schedule(static) if ((size_t)out_h * out_w * C > 32768)
-    for (int y = 0; y < out_h; y++) {
-        int y0, y1;
+#pragma omp parallel for schedule(static) if ((size_t)n_rows * out_w * C > 32768)
+    for (int r = 0; r < n_rows; r++) {
+        int y = row0 + r, y0, y1;
         float ly1;
         source_index(y, in_h, out_h, &y0, &y1, &ly1);
         float ly0 = 1.0f - ly1;
@@ -45,7 +50,7 @@ void op_resize_bilinear(const float *src, int in_h, int in_w, int C, float *dst,
             float lx0 = 1.0f - lx1;
             const float *p00 = src + ((size_t)y0 * in_w + xa) * C, *p01 = src + ((size_t)y0 * in_w + xb) * C;
             const float *p10 = src + ((size_t)y1 * in_w + xa) * C, *p11 = src + ((size_t)y1 * in_w + xb) * C;
-            float *o = dst + ((size_t)y * out_w + x) * C;
+            float *o = dst + ((size_t)r * out_w + x) * C;
             for (int c = 0; c < C; c++)
                 o[c] = ly0 * (lx0 * p00[c] + lx1 * p01[c]) + ly1 * (lx0 * p10[c] + lx1 * p11[c]);
         }
