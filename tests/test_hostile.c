@@ -60,6 +60,7 @@ typedef struct hcase {
     const char *fragment; /* in the one stderr line */
     int flags;
     int rss_mb;           /* 0: DEFAULT_RSS_MB */
+    int files;            /* with OUTPUT_OK: the files expected (0: not counted) */
 } hcase;
 
 /* Shorthands for the commands most cases run. */
@@ -243,6 +244,7 @@ static const hcase k_cases[] = {
     {"img-png-truncated", "a PNG cut in half", "explain --quiet --model {M} --vocab {V} --image {D}/half.png --classes cat -o {O}", 2, "half.png"},
     {"img-png-no-idat", "a PNG with no image data", "explain --quiet --model {M} --vocab {V} --image {D}/no-idat.png --classes cat -o {O}", 2, "no-idat.png"},
     {"img-folder-bad-last", "a folder of 5 images whose 5th is truncated (item 10)", "explain --quiet --model {M} --vocab {V} --image {D}/five --classes cat -o {O}", 2, "e.jpg: truncated JPEG data"},
+    {"img-folder-keep-going", "the same folder with --keep-going: the 4 good images written, the 5th listed", "explain --quiet --model {M} --vocab {V} --image {D}/five --classes cat -o {O} --keep-going", 1, "five/e.jpg: truncated JPEG data (1 of 5)", OUTPUT_OK, 0, 8},
     {"img-list-bad-first", "two --image files, the first a text file", "explain --quiet --model {M} --vocab {V} --image {D}/text.jpg --image {I} --classes cat -o {O}", 2, "text.jpg: not a JPEG or PNG image"},
     {"img-segment-truncated", "segment of a truncated JPEG", "segment --quiet --model {M} --vocab {V} --image {D}/half.jpg --classes cat,dog -o {O}/l.png", 2, "truncated JPEG data"},
     {"img-classify-truncated", "classify of a truncated JPEG", CLS "--classes cat,dog --image {D}/half.jpg", 2, "truncated JPEG data"},
@@ -292,6 +294,8 @@ static const hcase k_cases[] = {
     {"texts-empty", "embed --texts of an empty file", "embed --quiet --model {M} --vocab {V} --raw --texts {D}/empty.txt -o {O}/e.npy", 2, "empty.txt"},
 
     /* ---------------------------------------------------------- outputs (items 10, 11) */
+    {"out-max-output-mb", "explain --npy whose files could pass --max-output-mb 1", EXPL " --npy --max-output-mb 1", 2, "more than --max-output-mb 1"},
+    {"out-max-output-mb-zero", "--max-output-mb 0", EXPL " --max-output-mb 0", 2, "--max-output-mb '0'"},
     {"out-under-file", "-o below a regular file (runtime failure)", "explain --quiet --model {M} --vocab {V} --image {I} --classes cat -o {D}/text.jpg/out", 1, "Not a directory"},
     {"out-disk-full", "writing past a file-size limit (runtime failure)", "explain --quiet --model {M} --vocab {V} --image {I} --classes cat -o {O} --npy {FSIZE}", 1, "write failed"},
     {"out-embed-disk-full", "embed writing past a file-size limit", "embed --quiet --model {M} --vocab {V} --classes a,b,c,d,e -o {O}/e.npy {FSIZE}", 1, "write failed"},
@@ -1202,13 +1206,14 @@ static void check_result(const hcase *c, result r) {
     if (nl && lines == 1) *nl = 0;
     int rss_bound = c->rss_mb ? c->rss_mb * (SANITIZED ? 3 : 1) : DEFAULT_RSS_MB;
     char left[2048] = "";
-    int files = (c->flags & OUTPUT_OK) ? 0 : count_files(out_dir, left, sizeof left);
+    int counted = !(c->flags & OUTPUT_OK) || c->files;
+    int files = counted ? count_files(out_dir, left, sizeof left) : 0, want_files = counted ? c->files : 0;
     int ok = !r.timed_out && r.exit_code == c->exit_code &&
              (c->exit_code == 0 ? lines == 0 : lines == 1) && strstr(err, c->fragment) &&
-             files == 0 && r.rss_mb <= rss_bound;
-    CHECK_MSG(ok, "case %s: exit %d (want %d)%s, %d stderr line(s) '%s' (want '%s'), %d file(s) left%s%s, "
+             files == want_files && r.rss_mb <= rss_bound;
+    CHECK_MSG(ok, "case %s: exit %d (want %d)%s, %d stderr line(s) '%s' (want '%s'), %d file(s) left (want %d)%s%s, "
               "%ld MB (bound %d), %.2f s", c->name, r.exit_code, c->exit_code,
-              r.timed_out ? " TIMED OUT" : "", lines, err, c->fragment, files, files ? ": " : "", left,
+              r.timed_out ? " TIMED OUT" : "", lines, err, c->fragment, files, want_files, files ? ": " : "", left,
               r.rss_mb, rss_bound, r.seconds);
     if (getenv("CS_HOSTILE_VERBOSE"))
         fprintf(stderr, "%-28s exit %d %6.2f s %5ld MB  %s\n", c->name, r.exit_code, r.seconds, r.rss_mb, err);

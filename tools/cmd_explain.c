@@ -167,27 +167,33 @@ static int explain_inputs(explain_run *r, cli_input *in, int n, const cli_image_
 }
 
 /* Every image is read before any work: a bad one stops the run (or, with
- * --keep-going, is skipped), and the output total is known. A single
- * image stays decoded; several are read again in their batch, so memory
- * holds EXPLAIN_BATCH images, not all. ok[i]: image i is usable. */
+ * --keep-going, is skipped: its message joins *why), and the output total
+ * is known. A single image stays decoded; several are read again in their
+ * batch, so memory holds EXPLAIN_BATCH images, not all. ok[i]: image i is
+ * usable. */
 static int check_images(explain_run *r, const cli_image_list *images, int keep_going, cli_input *first, int *ok,
-                        int *skipped) {
+                        int *skipped, char *why, size_t why_size) {
     int R = r->o.resolution ? r->o.resolution : cs_model_config(r->m)->image_resolution, rc = 0;
+    size_t used = 0;
     *skipped = 0;
     for (int i = 0; !rc && i < images->n; i++) {
         cli_input in;
-        int bad = cli_input_from_image(images->paths[i], &in);
-        ok[i] = !bad;
-        if (bad && keep_going) {
+        memset(&in, 0, sizeof in);
+        cs_status s = cs_image_load(images->paths[i], cli_image_options(), &in.img);
+        in.in.image = &in.img;
+        ok[i] = s == CS_OK;
+        if (s != CS_OK && keep_going) {
             ++*skipped;
+            if (used < why_size)
+                used += (size_t)snprintf(why + used, why_size - used, "%s%s", used ? "; " : "", cs_last_error());
             continue;
         }
-        rc = bad ? bad : count_output(r, in.img.width, in.img.height, R, images->paths[i]);
+        rc = s != CS_OK ? cli_fail(s) : count_output(r, in.img.width, in.img.height, R, images->paths[i]);
         if (!rc && images->n == 1) *first = in;
         else cli_input_free(&in);
     }
     if (!rc && *skipped == images->n) {
-        cli_error("no readable image (%d skipped)", *skipped);
+        cli_error("no readable image: %s", why);
         rc = CLI_EXIT_USAGE;
     }
     return rc;
@@ -214,16 +220,6 @@ static int explain_images(explain_run *r, const cli_image_list *images, const in
         for (int k = 0; k < loaded; k++) cli_input_free(&in[k]);
     }
     return rc;
-}
-
-/* --keep-going's summary: the skipped images in one line, exit 1. */
-static int report_skipped(const cli_image_list *images, const int *ok, int skipped) {
-    char list[1024] = "";
-    size_t used = 0;
-    for (int i = 0; i < images->n && used < sizeof list; i++)
-        if (!ok[i]) used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "", images->paths[i]);
-    cli_error("%d of %d images skipped (unreadable): %s", skipped, images->n, list);
-    return CLI_EXIT_RUNTIME;
 }
 
 /* Stems for the heatmaps (names) and the gray maps (names + "_map"), made
@@ -297,15 +293,17 @@ static int run(cli_ctx *c) {
         cli_image_list images;
         cli_input first = {0};
         int skipped = 0, *ok = NULL;
+        char why[2048] = "";
         rc = cli_image_list_collect(&c->a, &images);
         if (!rc) {
             ok = cli_xcalloc((size_t)images.n, sizeof *ok);
-            rc = check_images(&r, &images, cli_has(&c->a, "keep-going"), &first, ok, &skipped);
+            rc = check_images(&r, &images, cli_has(&c->a, "keep-going"), &first, ok, &skipped, why, sizeof why);
             if (!rc) rc = cli_classes_embed(c->m, r.cl);
             if (!rc) rc = explain_images(&r, &images, ok, &first, out);
             else cli_input_free(&first);
-            if (!rc && skipped) {
-                rc = report_skipped(&images, ok, skipped);
+            if (!rc && skipped) { /* --keep-going: the others' files stand, exit 1 */
+                cli_error("images skipped: %s (%d of %d)", why, skipped, images.n);
+                rc = CLI_EXIT_RUNTIME;
                 c->keep_outputs = 1;
             }
             free(ok);

@@ -78,7 +78,7 @@ class LoadOptions(Structure):
 
 
 class ExplainOptions(Structure):
-    _fields_ = [("resolution", c_int), ("method", c_int), ("redundant", c_int)]
+    _fields_ = [("resolution", c_int), ("method", c_int), ("redundant", c_int), ("no_maps", c_int)]
 
 
 class ExplainResult(Structure):
