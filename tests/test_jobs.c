@@ -112,6 +112,25 @@ static void test_explain_pixels(cs_model *m) {
     golden_check_floats("tiny-vit/synthetic_cs_similarity_64.npy", r.similarity, (int64_t)r.n_tokens * 3);
     golden_check_floats("tiny-vit/synthetic_cs_simmap_64.npy", r.maps, (int64_t)300 * 200 * 3);
     CHECK(!memcmp(r.pixels, px.data, px.nbytes));
+    /* A block of the maps (classes 1..2, rows 37..49) is that block of the
+     * whole, without maps (no_maps) as with them; a block outside is refused. */
+    float block[13][300][2];
+    cs_explain_result lean;
+    cs_explain_options no_maps = o;
+    no_maps.no_maps = 1;
+    CHECK_OK(cs_explain(m, cl, &in, 1, &no_maps, &lean));
+    CHECK(lean.maps == NULL);
+    for (int pass = 0; pass < 2; pass++) {
+        CHECK_OK(cs_explain_maps(pass ? &lean : &r, 1, 2, 37, 13, &block[0][0][0]));
+        int same = 1;
+        for (int y = 0; y < 13; y++)
+            for (int x = 0; x < 300; x++)
+                for (int c = 0; c < 2; c++) same &= block[y][x][c] == r.maps[((size_t)(37 + y) * 300 + x) * 3 + 1 + c];
+        CHECK_MSG(same, "cs_explain_maps block (pass %d) differs from the whole maps", pass);
+    }
+    CHECK(cs_explain_maps(&lean, 2, 2, 0, 1, &block[0][0][0]) == CS_ERR_ARG);
+    CHECK(cs_explain_maps(&lean, 0, 1, 190, 11, &block[0][0][0]) == CS_ERR_ARG);
+    cs_explain_result_free(&lean);
     cs_explain_result_free(&r);
 
     /* The explicit mode: the empty prompt's ensemble through the tokenizer. */

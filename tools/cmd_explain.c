@@ -189,8 +189,12 @@ static int check_images(explain_run *r, const cli_image_list *images, int keep_g
             continue;
         }
         rc = s != CS_OK ? cli_fail(s) : count_output(r, in.img.width, in.img.height, R, images->paths[i]);
-        if (!rc && images->n == 1) *first = in;
-        else cli_input_free(&in);
+        if (!rc && images->n == 1) {
+            *first = in;
+            first->in.image = &first->img; /* in.image pointed at this frame's copy */
+        } else {
+            cli_input_free(&in);
+        }
     }
     if (!rc && *skipped == images->n) {
         cli_error("no readable image: %s", why);
@@ -210,7 +214,8 @@ static int explain_images(explain_run *r, const cli_image_list *images, const in
             if (ok[i]) index[n++] = i;
         if (n == 0) break;
         if (images->n == 1) {
-            in[0] = *first;
+            in[0] = *first; /* moved: freed below as in[0] */
+            in[0].in.image = &in[0].img;
             loaded = 1;
         } else {
             for (; !rc && loaded < n; loaded++) rc = cli_input_from_image(images->paths[index[loaded]], &in[loaded]);
