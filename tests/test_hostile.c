@@ -187,6 +187,7 @@ static const hcase k_cases[] = {
     {"hf-projection-degenerate", "visual_projection of shape [9e15, 0] (item 12)", CONV "{D}/hf-degenerate", 2, "'visual_projection.weight' has an empty dimension [9000000000000000, 0]"},
     {"hf-qproj-empty", "a q_proj of shape [0, 64]", CONV "{D}/hf-qproj-empty", 2, "should be a non-empty matrix"},
     {"hf-both-names", "an HF file that also has the OpenAI name", CONV "{D}/hf-both-names", 2, "'visual.conv1.weight' appears twice"},
+    {"hf-layer-gap", "HF layers 0, 1, 3.. (layer 2 gone)", CONV "{D}/hf-layer-gap", 2, "layer 2 ('vision_model.encoder.layers.2.*') is missing; the file has layers up to 7"},
     {"hf-vocab-not-object", "vocab.json that is a list", TOK "{D}/hf-vocab-list hello", 2, "vocab.json: not a JSON object"},
     {"hf-vocab-negative-id", "vocab.json with a negative id", TOK "{D}/hf-vocab-negative hello", 2, "is not a non-negative integer"},
     {"hf-vocab-no-bytes", "vocab.json without the byte symbols", TOK "{D}/hf-vocab-small hello", 2, "is not in the vocabulary"},
@@ -511,10 +512,11 @@ static void make_hf(void) {
     /* Weight variants of the HF file. */
     cs_tensor_table t;
     if (cs_safetensors_open(weights, &t) != CS_OK) return;
-    struct { const char *folder, *target, *shape; int add_openai; } v[] = {
+    struct { const char *folder, *target, *shape; int add_openai; const char *drop; } v[] = {
         {"hf-degenerate", "visual_projection.weight", "[9000000000000000,0]", 0},
         {"hf-qproj-empty", "vision_model.encoder.layers.0.self_attn.q_proj.weight", "[0,64]", 0},
         {"hf-both-names", NULL, NULL, 1},
+        {"hf-layer-gap", NULL, NULL, 0, "vision_model.encoder.layers.2."},
     };
     for (size_t k = 0; k < sizeof v / sizeof *v; k++) {
         buf h = {0}, data = {0};
@@ -523,7 +525,8 @@ static void make_hf(void) {
             const cs_tensor *x = &t.items[i];
             size_t off = data.n;
             int hit = v[k].target && !strcmp(x->name, v[k].target);
-            b_printf(&h, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":", i ? "," : "", x->name,
+            if (v[k].drop && !strncmp(x->name, v[k].drop, strlen(v[k].drop))) continue;
+            b_printf(&h, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":", h.n > 1 ? "," : "", x->name,
                      cs_dtype_name(x->dtype));
             if (hit) {
                 b_printf(&h, "%s,\"data_offsets\":[%zu,%zu]}", v[k].shape, off, off);

@@ -108,7 +108,8 @@ cs_status model_layer_norm(cs_model *m, const char *prefix, int width, cs_layer_
 /* A tensor that must exist with ndim dimensions (any sizes). */
 cs_status model_require(const cs_model *m, const char *name, int ndim, const cs_tensor **out);
 /* The number of blocks "<prefix><i>.*": one more than the largest index, so
- * that a gap is reported by the missing tensor's name; -1 past the limit. */
+ * that a gap is reported by the missing tensor's name; -1 past MAX_BLOCKS. */
+#define MAX_BLOCKS 1024
 int model_count_blocks(const cs_tensor_table *t, const char *prefix);
 /* An error for a count of -1 (over the limit) or 0 (no blocks). */
 cs_status model_check_block_count(const cs_model *m, const char *prefix, int n);

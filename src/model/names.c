@@ -82,13 +82,31 @@ static cs_status concat_qkv(cs_tensor_table *t, const char *prefix, const char *
     return add_f32(t, openai, x[0]->ndim, shape, dst);
 }
 
-static int count_layers(const cs_tensor_table *t, const char *prefix) {
-    int n = 0;
+/* Whether any tensor's name starts with prefix. */
+static int has_prefix(const cs_tensor_table *t, const char *prefix) {
+    size_t n = strlen(prefix);
+    for (int i = 0; i < t->n; i++)
+        if (!strncmp(t->items[i].name, prefix, n)) return 1;
+    return 0;
+}
+
+/* The layers under hf: up to the highest index, none missing. A gap
+ * (layers 0, 1, 3) is named here: counting up to the first gap would load
+ * a shorter model and leave the later layers to the unused-tensor check,
+ * which cannot say which layer is missing. */
+static int count_layers(const cs_tensor_table *t, const char *hf, cs_status *s) {
+    int n = model_count_blocks(t, hf);
+    *s = n < 0 ? cs_fail(CS_ERR_LIMIT, "%s: a layer index under '%s' is over the limit of %d", t->path, hf,
+                                       MAX_BLOCKS)
+               : CS_OK;
     char name[256];
-    for (;; n++) {
-        snprintf(name, sizeof name, "%s%d.layer_norm1.weight", prefix, n);
-        if (!cs_tensors_find(t, name)) return n;
+    for (int l = 0; *s == CS_OK && l < n; l++) {
+        snprintf(name, sizeof name, "%s%d.", hf, l);
+        if (!has_prefix(t, name))
+            *s = cs_fail(CS_ERR_MISSING, "%s: layer %d ('%s*') is missing; the file has layers up to %d", t->path,
+                         l, name, n - 1);
     }
+    return n;
 }
 
 static cs_status map_layers(cs_tensor_table *t, const char *hf, const char *openai) {
@@ -100,18 +118,19 @@ static cs_status map_layers(cs_tensor_table *t, const char *hf, const char *open
         {"mlp.fc1.weight", "mlp.c_fc.weight"},          {"mlp.fc1.bias", "mlp.c_fc.bias"},
         {"mlp.fc2.weight", "mlp.c_proj.weight"},        {"mlp.fc2.bias", "mlp.c_proj.bias"},
     };
-    int layers = count_layers(t, hf);
+    cs_status s;
+    int layers = count_layers(t, hf, &s);
+    if (s != CS_OK) return s;
     char a[256], b[256];
     for (int l = 0; l < layers; l++) {
         for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) {
             snprintf(a, sizeof a, "%s%d.%s", hf, l, pairs[i][0]);
             snprintf(b, sizeof b, "%s%d.%s", openai, l, pairs[i][1]);
-            cs_status s = alias(t, a, b);
-            if (s != CS_OK) return s;
+            if ((s = alias(t, a, b)) != CS_OK) return s;
         }
         snprintf(a, sizeof a, "%s%d.self_attn.", hf, l);
         snprintf(b, sizeof b, "%s%d.attn.in_proj_weight", openai, l);
-        cs_status s = concat_qkv(t, a, "weight", b);
+        s = concat_qkv(t, a, "weight", b);
         snprintf(b, sizeof b, "%s%d.attn.in_proj_bias", openai, l);
         if (s == CS_OK) s = concat_qkv(t, a, "bias", b);
         if (s != CS_OK) return s;

@@ -82,8 +82,6 @@ cs_status model_load_transformer(cs_model *m, const char *prefix, int width, int
     return s;
 }
 
-#define MAX_BLOCKS 1024
-
 /* The number of blocks: one more than the largest index i of any name
  * "<prefix><i>.*", so that blocks 0..L-1 must all be complete (a missing
  * tensor in any of them is then reported by name) rather than the count
