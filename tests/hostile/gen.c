@@ -132,12 +132,17 @@ void pk_op(buf *b, int op) { b_byte(b, op); }
 
 void pk_tensor(buf *b, const char *key, int64_t storage_numel, int64_t offset, int ndim,
                const int64_t *size, const int64_t *stride) {
+    pk_tensor_of(b, "FloatStorage", key, storage_numel, offset, ndim, size, stride);
+}
+
+void pk_tensor_of(buf *b, const char *storage, const char *key, int64_t storage_numel, int64_t offset, int ndim,
+                  const int64_t *size, const int64_t *stride) {
     pk_global(b, "torch._utils", "_rebuild_tensor_v2");
     pk_op(b, '(');
-    /* persistent id: ('storage', torch.FloatStorage, key, 'cpu', numel) */
+    /* persistent id: ('storage', torch.<storage>, key, 'cpu', numel) */
     pk_op(b, '(');
     pk_unicode(b, "storage");
-    pk_global(b, "torch", "FloatStorage");
+    pk_global(b, "torch", storage);
     pk_unicode(b, key);
     pk_unicode(b, "cpu");
     pk_int(b, storage_numel);

@@ -42,6 +42,9 @@ void pk_op(buf *b, int op);
 /* A _rebuild_tensor_v2 call for a float tensor viewing storage `key`. */
 void pk_tensor(buf *b, const char *key, int64_t storage_numel, int64_t offset, int ndim,
                const int64_t *size, const int64_t *stride);
+/* The same for a storage class of torch ("HalfStorage", ...). */
+void pk_tensor_of(buf *b, const char *storage, const char *key, int64_t storage_numel, int64_t offset, int ndim,
+                  const int64_t *size, const int64_t *stride);
 
 /* ---- zip archives */
 typedef struct zentry {
