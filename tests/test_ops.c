@@ -123,6 +123,13 @@ static void test_bilinear(void) {
     float two[8] = {1, -1, 2, -2, 3, -3, 4, -4}, same[8];
     op_resize_bilinear(two, 2, 2, 2, same, 2, 2);
     CHECK(!memcmp(two, same, sizeof two));
+    /* A window of an upscale equals that crop of the whole output. */
+    float whole[6 * 8 * 2], win[3 * 4 * 2];
+    op_resize_bilinear(two, 2, 2, 2, whole, 6, 8);
+    op_resize_bilinear_window(two, 2, 2, 2, win, 6, 8, 2, 3, 3, 4);
+    int eq = 1;
+    for (int y = 0; y < 3; y++) eq &= !memcmp(win + y * 8, whole + ((y + 2) * 8 + 3) * 2, sizeof(float) * 8);
+    CHECK(eq);
 }
 
 static void test_workspace(void) {

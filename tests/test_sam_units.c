@@ -151,6 +151,25 @@ static void check_block(cs_sam *m, int index) {
 
 /* The full-size decoder and post-processing run and give finite results of
  * the right shapes; bad prompts fail with CS_ERR_ARG and name the fault. */
+/* postprocess_masks as Meta writes it (low-res -> S x S, crop, -> H x W)
+ * against the predictor's logits, which resize only the crop: bit for bit. */
+static void check_postprocess(const cs_sam_result *r, const cs_sam_embedding *e, int S) {
+    int L = r->lowres, nh = e->input_h, nw = e->input_w, W = r->width, H = r->height;
+    float *big = malloc(sizeof(float) * S * S), *crop = malloc(sizeof(float) * nh * nw);
+    float *want = malloc(sizeof(float) * W * H);
+    int same = 1;
+    for (int k = 0; k < r->n_masks; k++) {
+        op_resize_bilinear(r->lowres_logits + (size_t)k * L * L, L, L, 1, big, S, S);
+        for (int y = 0; y < nh; y++) memcpy(crop + (size_t)y * nw, big + (size_t)y * S, sizeof(float) * nw);
+        op_resize_bilinear(crop, nh, nw, 1, want, H, W);
+        same &= !memcmp(want, r->logits + (size_t)k * W * H, sizeof(float) * W * H);
+    }
+    CHECK(same);
+    free(big);
+    free(crop);
+    free(want);
+}
+
 static void check_prompts(cs_sam *m) {
     const cs_sam_config *c = cs_sam_get_config(m);
     cs_sam_embedding e = {c->embed_dim, c->grid, 640, 480, 1024, 768, NULL};
@@ -166,6 +185,14 @@ static void check_prompts(cs_sam *m) {
     int finite = 1;
     for (size_t i = 0; r.logits && i < (size_t)3 * 640 * 480; i++) finite &= isfinite(r.logits[i]);
     CHECK(finite);
+    check_postprocess(&r, &e, c->image_size);
+    cs_sam_result_free(&r);
+    /* an image whose resize is the model's frame: no second resize */
+    cs_sam_embedding e2 = e;
+    e2.image_w = 1024;
+    e2.image_h = 768;
+    CHECK_OK(cs_sam_predict(m, &e2, &p, &r));
+    check_postprocess(&r, &e2, c->image_size);
     cs_sam_result_free(&r);
     p.multimask = 0;
     CHECK_OK(cs_sam_predict(m, &e, &p, &r));

@@ -81,6 +81,10 @@ void op_resize_bilinear(const float *src, int in_h, int in_w, int C, float *dst,
  * large output can be made a block at a time. */
 void op_resize_bilinear_rows(const float *src, int in_h, int in_w, int C, float *dst, int out_h,
                              int out_w, int row0, int n_rows);
+/* The window of rows row0.. (n_rows) and columns col0.. (n_cols) of that
+ * output (dst: [n_rows, n_cols, C]): a crop without the rest. */
+void op_resize_bilinear_window(const float *src, int in_h, int in_w, int C, float *dst, int out_h,
+                               int out_w, int row0, int n_rows, int col0, int n_cols);
 
 /* Convolution over one image in NCHW layout (conv.c). x: [cin, h, w];
  * weights [cout, cin * k * k] (PyTorch's [cout, cin, k, k] flattened);

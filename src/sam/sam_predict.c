@@ -148,17 +148,23 @@ cs_status sam_check_prompt(int W, int H, int grid, const cs_sam_prompt *p) {
 }
 
 /* postprocess_masks: low-res [L, L] -> bilinear to S x S -> crop to the
- * resized image -> bilinear to H x W (align_corners False, no antialias). */
+ * resized image -> bilinear to H x W (align_corners False, no antialias).
+ * Only the crop of the S x S resize is computed. When the crop already has
+ * the image's size the second resize is the identity (every tap weight is
+ * 1 or 0), so the crop is written straight to out. */
 static cs_status postprocess(cs_sam *m, const cs_sam_embedding *e, const float *low, float *out) {
     int L = 4 * e->grid, nh = e->input_h, nw = e->input_w, S = m->cfg.image_size;
-    float *big = ws_take(&m->ws, (size_t)S * S, sizeof(float)), *crop = ws_take(&m->ws, (size_t)nh * nw, sizeof(float));
-    if (big && crop) {
-        op_resize_bilinear(low, L, L, 1, big, S, S);
-        for (int y = 0; y < nh; y++) memcpy(crop + (size_t)y * nw, big + (size_t)y * S, sizeof(float) * nw);
+    if (nh == e->image_h && nw == e->image_w) {
+        op_resize_bilinear_window(low, L, L, 1, out, S, S, 0, nh, 0, nw);
+        return CS_OK;
+    }
+    float *crop = ws_take(&m->ws, (size_t)nh * nw, sizeof(float));
+    if (crop) {
+        op_resize_bilinear_window(low, L, L, 1, crop, S, S, 0, nh, 0, nw);
         op_resize_bilinear(crop, nh, nw, 1, out, e->image_h, e->image_w);
     }
     ws_release(&m->ws);
-    return big && crop ? CS_OK : CS_ERR_NOMEM;
+    return crop ? CS_OK : CS_ERR_NOMEM;
 }
 
 cs_status cs_sam_predict(cs_sam *m, const cs_sam_embedding *e, const cs_sam_prompt *p,
