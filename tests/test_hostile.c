@@ -296,6 +296,7 @@ static const hcase k_cases[] = {
 
     /* ---------------------------------------------------------- outputs (items 10, 11) */
     {"out-max-output-mb", "explain --npy whose files could pass --max-output-mb 1", EXPL " --npy --max-output-mb 1", 2, "more than --max-output-mb 1"},
+    {"out-10000-classes", "explain of 10000 classes on a 512x600 image (item 2: 12 GB of PNGs)", "explain --quiet --model {M} --image {I} --class-embeddings {D}/emb10000.npy -o {O}", 2, "more than --max-output-mb 4096"},
     {"out-max-output-mb-zero", "--max-output-mb 0", EXPL " --max-output-mb 0", 2, "--max-output-mb '0'"},
     {"out-under-file", "-o below a regular file (runtime failure)", "explain --quiet --model {M} --vocab {V} --image {I} --classes cat -o {D}/text.jpg/out", 1, "Not a directory"},
     {"out-disk-full", "writing past a file-size limit (runtime failure)", "explain --quiet --model {M} --vocab {V} --image {I} --classes cat -o {O} --npy {FSIZE}", 1, "write failed"},
@@ -964,6 +965,10 @@ static void make_npy_and_text(void) {
     for (int i = 0; i < 256 * 64; i++) e256[i] = (float)(i % 7) - 3.0f;
     npy_raw("emb256.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (256, 64), }", e256, 256 * 64 * 4);
     free(e256);
+    float *e10k = calloc(10000 * 64, sizeof(float));
+    for (int i = 0; i < 10000 * 64; i++) e10k[i] = (float)(i % 11) - 5.0f;
+    npy_raw("emb10000.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (10000, 64), }", e10k, 10000 * 64 * 4);
+    free(e10k);
     npy_raw("pixels-shape.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 8, 9), }", px, 3 * 8 * 9 * 4);
     px[5] = NAN;
     npy_raw("pixels-nan.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 64, 64), }", px, sizeof px);
