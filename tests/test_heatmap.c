@@ -130,6 +130,34 @@ static void test_file_stems(void) {
     CHECK(!strcmp(stems[6], "cat_5_6")); /* taken by the duplicate above */
     CHECK(!strcmp(stems[7], "___"));
     for (int i = 0; i < 8; i++) cs_free(stems[i]);
+
+    /* Nine rounds of suffixes: past the first allocation of the stem. */
+    const char *chain[] = {"c", "c_9", "c_9_9", "c_9_9_9", "c_9_9_9_9", "c_9_9_9_9_9", "c_9_9_9_9_9_9",
+                           "c_9_9_9_9_9_9_9", "c_9_9_9_9_9_9_9_9", "c"};
+    char *chained[10];
+    CHECK_OK(cs_file_stems(chain, 10, chained));
+    CHECK(!strcmp(chained[9], "c_9_9_9_9_9_9_9_9_9"));
+    for (int i = 0; i < 10; i++) cs_free(chained[i]);
+
+    /* 20000 equal names (10000 classes and their gray maps): "same",
+     * then "same_<i>", quickly (a table, not a scan of the earlier ones). */
+    enum { N = 20000 };
+    const char **same = malloc(N * sizeof *same);
+    char **many = malloc(N * sizeof *many), want[32];
+    for (int i = 0; i < N; i++) same[i] = "same";
+    double t0 = cs_now();
+    CHECK_OK(cs_file_stems(same, N, many));
+    double seconds = cs_now() - t0;
+    int ok = !strcmp(many[0], "same");
+    for (int i = 1; i < N; i++) {
+        snprintf(want, sizeof want, "same_%d", i);
+        ok &= !strcmp(many[i], want);
+    }
+    CHECK(ok);
+    CHECK_MSG(seconds < 1.0, "20000 stems took %.2f s", seconds);
+    for (int i = 0; i < N; i++) cs_free(many[i]);
+    free(many);
+    free(same);
 }
 
 int main(void) {

@@ -50,6 +50,13 @@ void cs_error_prefix(const char *fmt, ...) {
     snprintf(g_message, sizeof g_message, "%s: %s", prefix, old);
 }
 
+uint64_t hash_bytes(const void *data, size_t n) {
+    const uint8_t *p = data;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h ^ (h >> 29);
+}
+
 int cs_mul_size(size_t a, size_t b, size_t *out) {
     if (a != 0 && b > SIZE_MAX / a) return 0;
     *out = a * b;

@@ -24,6 +24,10 @@ void *cs_alloc(size_t n, size_t size);
 void *cs_calloc(size_t n, size_t size);
 char *cs_strdup(const char *s);
 
+/* FNV-1a of n bytes, its high bits folded in (for tables indexed by the
+ * low bits). */
+uint64_t hash_bytes(const void *data, size_t n);
+
 /* Overflow-checked size arithmetic: return 0 on overflow. */
 int cs_mul_size(size_t a, size_t b, size_t *out);
 

@@ -33,13 +33,6 @@ static const char k_sot[] = "<|startoftext|>";
 static const char k_eot[] = "<|endoftext|>";
 
 /* ------------------------------------------------------------ hashing */
-static uint64_t hash_bytes(const void *data, size_t n) {
-    const uint8_t *p = data;
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
-    return h ^ (h >> 29);
-}
-
 static uint64_t hash_u64(uint64_t x) {
     x ^= x >> 33;
     x *= 0xff51afd7ed558ccdull;
