@@ -171,16 +171,17 @@ static void lib_block(const cs_block *b, cs_vision_mode mode, const float *x0, f
     cs_workspace ws = {0};
     block_scratch s;
     CHECK_OK(block_scratch_init(&s, &ws, 2 * T, T, 1, W, H));
-    float *x = malloc(sizeof(float) * 2 * T * W), *bias = malloc(sizeof(float) * T * T);
+    float *x = malloc(sizeof(float) * 2 * T * W);
+    vit_window window = {G, malloc(sizeof(float) * (2 * G - 1) * (2 * G - 1))};
     int len[1] = {T};
     memcpy(x, x0, sizeof(float) * T * W);
     memcpy(x + T * W, x0, sizeof(float) * T * W);
-    vit_naclip_window(G, 5.0, bias);
-    op_attention_spec a = {OP_ATTN_QK, 0, NULL, 0};
+    vit_naclip_window(5.0, &window);
+    op_attention_spec a = {OP_ATTN_QK, 0, NULL, 0, NULL};
     switch (mode) {
     case CS_VISION_MASKCLIP: a.kind = OP_ATTN_SELF; block_forward_reduced(b, W, H, 1, len, &a, x, &s); break;
     case CS_VISION_CLEARCLIP: a.kind = OP_ATTN_QQ; block_forward_reduced(b, W, H, 1, len, &a, x, &s); break;
-    case CS_VISION_NACLIP: a.kind = OP_ATTN_KK; a.bias = bias; block_forward_reduced(b, W, H, 1, len, &a, x, &s); break;
+    case CS_VISION_NACLIP: a.kind = OP_ATTN_KK, a.bias = vit_naclip_bias, a.bias_ctx = &window; block_forward_reduced(b, W, H, 1, len, &a, x, &s); break;
     case CS_VISION_SCLIP: a.kind = OP_ATTN_CSA; block_forward(b, W, H, 1, len, &a, x, &s); break;
     case CS_VISION_SURGERY: a.kind = OP_ATTN_VV; block_forward_dual(b, W, H, 1, len, &a, x, &s); break;
     case CS_VISION_GEM: a.kind = OP_ATTN_GEM; block_forward_dual(b, W, H, 1, len, &a, x, &s); break;
@@ -189,7 +190,7 @@ static void lib_block(const cs_block *b, cs_vision_mode mode, const float *x0, f
     int dual = mode == CS_VISION_SURGERY || mode == CS_VISION_GEM;
     memcpy(y, x + (dual ? T * W : 0), sizeof(float) * T * W);
     free(x);
-    free(bias);
+    free(window.gauss);
     ws_release(&ws);
     ws_free(&ws);
 }

@@ -68,45 +68,150 @@ static void test_gelu_norm_channels(void) {
     }
 }
 
+/* The bias of the k-k case below: -inf off the diagonal. */
+static void diagonal_only(const void *ctx, int head, int q0, int nq, int k0, int nk, float *s, int lds) {
+    for (int i = 0; i < nq; i++)
+        for (int j = 0; j < nk; j++)
+            if (q0 + i != k0 + j) s[i * lds + j] += -INFINITY;
+}
+
 /* Attention of one head (d = 2) over 2 tokens, by hand. */
 static void test_attention(void) {
     /* qkv rows: q | k | v for tokens a, b. */
     float qkv[12] = {1, 0, 1, 0, 1, 2, /* a: q=(1,0) k=(1,0) v=(1,2) */
                      0, 1, 0, 1, 3, 4}; /* b: q=(0,1) k=(0,1) v=(3,4) */
     float out[4], *scores = malloc(sizeof(float) * op_attention_scratch(2, 2));
-    op_attention(qkv, 2, 2, 1, &(op_attention_spec){OP_ATTN_QK, 0, NULL, 0}, scores, out);
+    op_attention(qkv, 2, 2, 1, &(op_attention_spec){OP_ATTN_QK, 0, NULL, 0, NULL}, scores, out);
     /* a: scores (1, 0)/sqrt2 -> p = (e^s, 1)/(e^s + 1) with s = 1/sqrt2 */
     double s = exp(1 / sqrt(2.0)), pa = s / (s + 1);
     CHECK_NEAR(out[0], pa * 1 + (1 - pa) * 3, 1e-6);
     CHECK_NEAR(out[1], pa * 2 + (1 - pa) * 4, 1e-6);
     /* causal: token a sees only itself. */
-    op_attention(qkv, 2, 2, 1, &(op_attention_spec){OP_ATTN_QK, 1, NULL, 0}, scores, out);
+    op_attention(qkv, 2, 2, 1, &(op_attention_spec){OP_ATTN_QK, 1, NULL, 0, NULL}, scores, out);
     CHECK_NEAR(out[0], 1, 1e-6);
     CHECK_NEAR(out[1], 2, 1e-6);
     /* v-v: a's scores are (v_a.v_a, v_a.v_b)/sqrt2 = (5, 11)/sqrt2. */
-    op_attention(qkv, 2, 2, 1, &(op_attention_spec){OP_ATTN_VV, 0, NULL, 0}, scores, out);
+    op_attention(qkv, 2, 2, 1, &(op_attention_spec){OP_ATTN_VV, 0, NULL, 0, NULL}, scores, out);
     double e = exp((5 - 11) / sqrt(2.0)), p = e / (e + 1);
     CHECK_NEAR(out[0], p * 1 + (1 - p) * 3, 1e-5);
     /* self (MaskCLIP): out = v. */
-    op_attention(qkv, 2, 2, 1, &(op_attention_spec){OP_ATTN_SELF, 0, NULL, 0}, scores, out);
+    op_attention(qkv, 2, 2, 1, &(op_attention_spec){OP_ATTN_SELF, 0, NULL, 0, NULL}, scores, out);
     CHECK(out[0] == 1 && out[1] == 2 && out[2] == 3 && out[3] == 4);
     /* q-q (ClearCLIP): here q = k, so the q-k result. */
-    op_attention(qkv, 2, 2, 1, &(op_attention_spec){OP_ATTN_QQ, 0, NULL, 0}, scores, out);
+    op_attention(qkv, 2, 2, 1, &(op_attention_spec){OP_ATTN_QQ, 0, NULL, 0, NULL}, scores, out);
     CHECK_NEAR(out[0], pa * 1 + (1 - pa) * 3, 1e-6);
     /* SCLIP: softmax(qq) + softmax(kk), both the q-k one here: twice it. */
-    op_attention(qkv, 2, 2, 1, &(op_attention_spec){OP_ATTN_CSA, 0, NULL, 0}, scores, out);
+    op_attention(qkv, 2, 2, 1, &(op_attention_spec){OP_ATTN_CSA, 0, NULL, 0, NULL}, scores, out);
     CHECK_NEAR(out[0], 2 * (pa * 1 + (1 - pa) * 3), 1e-6);
     /* k-k with a bias (NACLIP): bias -inf off the diagonal leaves v. */
-    float bias[4] = {0, -INFINITY, -INFINITY, 0};
-    op_attention(qkv, 2, 2, 1, &(op_attention_spec){OP_ATTN_KK, 0, bias, 0}, scores, out);
+    op_attention(qkv, 2, 2, 1, &(op_attention_spec){OP_ATTN_KK, 0, diagonal_only, 0, NULL}, scores, out);
     CHECK_NEAR(out[0], 1, 1e-6);
     CHECK_NEAR(out[3], 4, 1e-6);
     /* GEM with t = 0: every softmax is uniform, so each of the three
      * attentions gives the mean of v. */
-    op_attention(qkv, 2, 2, 1, &(op_attention_spec){OP_ATTN_GEM, 0, NULL, 0}, scores, out);
+    op_attention(qkv, 2, 2, 1, &(op_attention_spec){OP_ATTN_GEM, 0, NULL, 0, NULL}, scores, out);
     CHECK_NEAR(out[0], 2, 1e-6);
     CHECK_NEAR(out[3], 3, 1e-6);
     free(scores);
+}
+
+/* ------------------------------------------------- the fused kernel over many tiles */
+enum { TT = 600, TD = 16, TH = 2, TW = TD * TH }; /* several query and key tiles */
+
+static double wave(int i, int j) { return 0.5 * sin(0.1 * i + 0.07 * j); }
+
+static void wave_bias(const void *ctx, int head, int q0, int nq, int k0, int nk, float *s, int lds) {
+    for (int i = 0; i < nq; i++)
+        for (int j = 0; j < nk; j++) s[i * lds + j] += (float)wave(q0 + i, k0 + j);
+}
+
+/* out = softmax(scale a b^T (+ wave) (causal)) v in double, the textbook way;
+ * a, b, v, out: [TT, TD]. */
+static void ref_attend(const double *a, const double *b, const double *v, double scale, int causal,
+                       int biased, double *out) {
+    static double p[TT];
+    for (int i = 0; i < TT; i++) {
+        double mx = -INFINITY, sum = 0;
+        int n = causal ? i + 1 : TT;
+        for (int j = 0; j < n; j++) {
+            double dot = 0;
+            for (int c = 0; c < TD; c++) dot += a[i * TD + c] * b[j * TD + c];
+            p[j] = scale * dot + (biased ? wave(i, j) : 0);
+            mx = p[j] > mx ? p[j] : mx;
+        }
+        for (int j = 0; j < n; j++) sum += p[j] = exp(p[j] - mx);
+        for (int c = 0; c < TD; c++) {
+            double acc = 0;
+            for (int j = 0; j < n; j++) acc += p[j] * v[j * TD + c];
+            out[i * TD + c] = acc / sum;
+        }
+    }
+}
+
+static void ref_normalize(double *z) {
+    for (int i = 0; i < TT; i++) {
+        double ss = 0;
+        for (int c = 0; c < TD; c++) ss += z[i * TD + c] * z[i * TD + c];
+        for (int c = 0; c < TD; c++) z[i * TD + c] /= sqrt(ss);
+    }
+}
+
+/* One head of every kind in double; z: q, k, v of the head. */
+static void ref_kind(const op_attention_spec *a, double *const z[3], double *out) {
+    static double zn[TT * TD], z1[TT * TD], tmp[TT * TD];
+    double scale = 1 / sqrt((double)TD);
+    int biased = a->bias != NULL;
+    switch (a->kind) {
+    case OP_ATTN_QK: ref_attend(z[0], z[1], z[2], scale, a->causal, biased, out); return;
+    case OP_ATTN_VV: ref_attend(z[2], z[2], z[2], scale, a->causal, biased, out); return;
+    case OP_ATTN_CSA:
+        ref_attend(z[0], z[0], z[2], scale, a->causal, biased, out);
+        ref_attend(z[1], z[1], z[2], scale, a->causal, biased, tmp);
+        for (int i = 0; i < TT * TD; i++) out[i] += tmp[i];
+        return;
+    default: /* GEM */
+        for (int i = 0; i < TT * TD; i++) out[i] = 0;
+        for (int r = 2; r >= 0; r--) {
+            for (int i = 0; i < TT * TD; i++) zn[i] = z[r][i];
+            ref_normalize(zn);
+            ref_attend(zn, zn, zn, a->inv_temp, 0, 0, z1);
+            ref_normalize(z1);
+            ref_attend(z1, z1, z[2], a->inv_temp, 0, 0, tmp);
+            for (int i = 0; i < TT * TD; i++) out[i] += tmp[i] / 3;
+        }
+    }
+}
+
+/* The tiled, online-softmax kernel against the textbook attention over
+ * 600 tokens: several query and key tiles, causal rows ending mid-tile, a
+ * bias added tile by tile, and GEM's composed attentions. */
+static void test_attention_tiled(void) {
+    float *qkv = malloc(sizeof(float) * TT * 3 * TW), *out = malloc(sizeof(float) * TT * TW);
+    float *scratch = malloc(sizeof(float) * op_attention_scratch(TT, TD));
+    double *z[3], *ref = malloc(sizeof(double) * TT * TD);
+    for (int p = 0; p < 3; p++) z[p] = malloc(sizeof(double) * TT * TD);
+    for (int i = 0; i < TT * 3 * TW; i++) qkv[i] = (float)(sin(1.3 * i) * 1.5 + 0.2 * cos(0.01 * i));
+    const op_attention_spec specs[] = {{OP_ATTN_QK, 0, NULL, 0, NULL}, {OP_ATTN_QK, 1, NULL, 0, NULL},
+                                       {OP_ATTN_QK, 1, wave_bias, 0, NULL}, {OP_ATTN_VV, 0, wave_bias, 0, NULL},
+                                       {OP_ATTN_CSA, 0, NULL, 0, NULL}, {OP_ATTN_GEM, 0, NULL, 3.0f, NULL}};
+    for (size_t n = 0; n < sizeof specs / sizeof specs[0]; n++) {
+        op_attention(qkv, TT, TW, TH, &specs[n], scratch, out);
+        double worst = 0;
+        for (int h = 0; h < TH; h++) {
+            for (int p = 0; p < 3; p++)
+                for (int i = 0; i < TT; i++)
+                    for (int c = 0; c < TD; c++) z[p][i * TD + c] = qkv[(size_t)i * 3 * TW + p * TW + h * TD + c];
+            ref_kind(&specs[n], z, ref);
+            for (int i = 0; i < TT; i++)
+                for (int c = 0; c < TD; c++) {
+                    double e = fabs(out[i * TW + h * TD + c] - ref[i * TD + c]);
+                    worst = e > worst ? e : worst;
+                }
+        }
+        CHECK(worst < 2e-5);
+    }
+    for (int p = 0; p < 3; p++) free(z[p]);
+    free(qkv), free(out), free(scratch), free(ref);
 }
 
 static void test_bilinear(void) {
@@ -152,6 +257,7 @@ int main(void) {
     test_layer_norm();
     test_softmax_gelu();
     test_attention();
+    test_attention_tiled();
     test_gelu_norm_channels();
     test_bilinear();
     test_workspace();

@@ -149,8 +149,16 @@ cs_status text_encode(cs_model *m, const int32_t *ids, int n, int context, int e
                       float *out);
 /* NACLIP's attention addition for a G x G grid: bias[i][j] =
  * exp(-|p_i - p_j|^2 / (2 sigma^2)) between patch tokens at grid positions
- * p_i, p_j; 0 in the class token's row and column. bias: [1+G*G, 1+G*G]. */
-void vit_naclip_window(int G, double sigma, float *bias);
+ * p_i, p_j; 0 in the class token's row and column. It depends on p_i - p_j
+ * only, so it is kept as a table of (2G - 1)^2 offsets (gauss, filled by
+ * vit_naclip_window) and added tile by tile (vit_naclip_bias, an
+ * op_attention_bias_fn whose context is the vit_window). */
+typedef struct vit_window {
+    int G;
+    float *gauss; /* [(2G - 1)^2]: row dy + G - 1, column dx + G - 1 */
+} vit_window;
+void vit_naclip_window(double sigma, vit_window *w);
+void vit_naclip_bias(const void *window, int head, int q0, int nq, int k0, int nk, float *s, int lds);
 cs_status resnet_load(cs_model *m);
 void resnet_free(struct cs_resnet *r);
 cs_status resnet_encode(cs_model *m, const float *pixels, int res, cs_vision_mode mode,

@@ -37,17 +37,27 @@ void vit_position_embedding(const cs_model *m, int G, float *out) {
 #define NACLIP_SIGMA 5.0
 #define GEM_BLOCKS 6
 
-/* NACLIP's attention addition for a G x G grid: bias[i][j] =
- * exp(-|p_i - p_j|^2 / (2 sigma^2)) between patches i and j (their grid
- * positions), 0 in the class token's row and column. bias: [T, T]. */
-void vit_naclip_window(int G, double sigma, float *bias) {
-    int T = G * G + 1;
-    memset(bias, 0, (size_t)T * T * sizeof(float));
-    for (int i = 0; i < G * G; i++)
-        for (int j = 0; j < G * G; j++) {
-            double dy = i / G - j / G, dx = i % G - j % G;
-            bias[(size_t)(i + 1) * T + j + 1] = (float)exp(-(dy * dy + dx * dx) / (2.0 * sigma * sigma));
+void vit_naclip_window(double sigma, vit_window *w) {
+    int G = w->G, R = 2 * G - 1;
+    for (int dy = 1 - G; dy < G; dy++)
+        for (int dx = 1 - G; dx < G; dx++)
+            w->gauss[(dy + G - 1) * R + dx + G - 1] =
+                (float)exp(-((double)dy * dy + (double)dx * dx) / (2.0 * sigma * sigma));
+}
+
+void vit_naclip_bias(const void *window, int head, int q0, int nq, int k0, int nk, float *s, int lds) {
+    const vit_window *w = window;
+    int G = w->G, R = 2 * G - 1;
+    for (int i = 0; i < nq; i++) {
+        int pi = q0 + i - 1; /* patch index; -1 is the class token */
+        if (pi < 0) continue;
+        const float *row = w->gauss + (pi / G + G - 1) * R + pi % G + G - 1;
+        float *si = s + (size_t)i * lds;
+        for (int j = k0 ? 0 : 1; j < nk; j++) {
+            int pj = k0 + j - 1;
+            si[j] += row[-(pj / G) * R - pj % G];
         }
+    }
 }
 
 /* How many of the last blocks a method changes. */
@@ -62,15 +72,15 @@ static int method_blocks(const cs_model *m, cs_vision_mode mode) {
  * correlative self-attention, the reduced block (no residual, no FFN) of
  * MaskCLIP, ClearCLIP and NACLIP. */
 static void method_block(const cs_block *b, int W, int heads, int batch, const int *len,
-                         cs_vision_mode mode, const float *bias, float *x, block_scratch *s) {
-    op_attention_spec a = {OP_ATTN_VV, 0, NULL, 0.0f};
+                         cs_vision_mode mode, const vit_window *window, float *x, block_scratch *s) {
+    op_attention_spec a = {OP_ATTN_VV, 0, NULL, 0.0f, NULL};
     switch (mode) {
     case CS_VISION_GEM: a.kind = OP_ATTN_GEM; /* fall through */
     case CS_VISION_SURGERY: block_forward_dual(b, W, heads, batch, len, &a, x, s); return;
     case CS_VISION_SCLIP: a.kind = OP_ATTN_CSA; block_forward(b, W, heads, batch, len, &a, x, s); return;
     case CS_VISION_MASKCLIP: a.kind = OP_ATTN_SELF; break;
     case CS_VISION_CLEARCLIP: a.kind = OP_ATTN_QQ; break;
-    case CS_VISION_NACLIP: a.kind = OP_ATTN_KK; a.bias = bias; break;
+    case CS_VISION_NACLIP: a.kind = OP_ATTN_KK, a.bias = vit_naclip_bias, a.bias_ctx = window; break;
     default: a.kind = OP_ATTN_QK; block_forward(b, W, heads, batch, len, &a, x, s); return;
     }
     block_forward_reduced(b, W, heads, batch, len, &a, x, s);
@@ -95,13 +105,14 @@ cs_status vit_encode(cs_model *m, const float *pixels, int batch, int R, cs_visi
     float *x = ws_take(&m->ws, (size_t)2 * BT * W, sizeof(float));
     float *pos = ws_take(&m->ws, (size_t)T * W, sizeof(float));
     int *len = ws_take(&m->ws, (size_t)batch, sizeof(int));
-    float *bias = mode == CS_VISION_NACLIP ? ws_take(&m->ws, (size_t)T * T, sizeof(float)) : NULL;
-    if (st != CS_OK || !patches || !x || !pos || !len || (mode == CS_VISION_NACLIP && !bias)) {
+    vit_window window = {G, NULL};
+    if (mode == CS_VISION_NACLIP) window.gauss = ws_take(&m->ws, (size_t)(2 * G - 1) * (2 * G - 1), sizeof(float));
+    if (st != CS_OK || !patches || !x || !pos || !len || (mode == CS_VISION_NACLIP && !window.gauss)) {
         ws_release(&m->ws);
         return CS_ERR_NOMEM;
     }
     float *x_new = x + (size_t)BT * W;
-    if (bias) vit_naclip_window(G, NACLIP_SIGMA, bias);
+    if (window.gauss) vit_naclip_window(NACLIP_SIGMA, &window);
     vit_position_embedding(m, G, pos);
     for (int i = 0; i < batch; i++) {
         float *xi = x + (size_t)i * T * W;
@@ -115,7 +126,7 @@ cs_status vit_encode(cs_model *m, const float *pixels, int batch, int R, cs_visi
     op_layer_norm(x, BT, W, v->ln_pre.w, v->ln_pre.b, 1e-5f, x);
     MODEL_TAP(m, "ln_pre", -1, x, BT, W);
 
-    static const op_attention_spec qk = {OP_ATTN_QK, 0, NULL, 0.0f};
+    static const op_attention_spec qk = {OP_ATTN_QK, 0, NULL, 0.0f, NULL};
     for (int l = 0; l < c->vision_layers; l++) {
         const cs_block *b = &v->tr.blocks[l];
         if (l < first) {
@@ -124,7 +135,7 @@ cs_status vit_encode(cs_model *m, const float *pixels, int batch, int R, cs_visi
             continue;
         }
         if (l == first && is_dual(mode)) memcpy(x_new, x, (size_t)BT * W * sizeof(float));
-        method_block(b, W, v->tr.heads, batch, len, mode, bias, x, &s);
+        method_block(b, W, v->tr.heads, batch, len, mode, &window, x, &s);
         if (is_dual(mode)) {
             MODEL_TAP(m, "block_xori", l, x, BT, W);
             MODEL_TAP(m, "block_x", l, x_new, BT, W);

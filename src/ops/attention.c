@@ -3,17 +3,82 @@
 #include <string.h>
 #include "ops.h"
 
-/* scores [T, T] = scale a b^T (+ bias) (causally masked), softmaxed. a and
- * b are one head's columns read straight out of qkv (row stride ld). */
-static void softmax_scores(const float *a, const float *b, int ld, int T, int d, float scale,
-                           const float *bias, int causal, float *scores) {
-    op_gemm(0, 1, T, T, d, scale, a, ld, b, ld, 0.0f, scores, T);
-    if (bias) op_add(scores, bias, (size_t)T * T);
-    if (causal)
-        for (int i = 0; i < T; i++)
-            for (int j = i + 1; j < T; j++) scores[(size_t)i * T + j] = -INFINITY;
-    op_softmax_rows(scores, T, T);
+/* The fused attention's tiles: a query tile's BQ x BK scores (64 KB) and its
+ * BQ x d accumulator stay in the core's L2 while the key tiles stream past,
+ * so the T x T score matrix never reaches memory and the scratch grows with
+ * T, not T^2. BK covers a 224 ViT's 197 tokens in one tile, where the online
+ * softmax reduces to the plain one. */
+enum { BQ = 64, BK = 256 };
+
+/* One head's operands: q and k rows of stride ldqk, v rows of stride ldv. */
+typedef struct head_operands {
+    const float *q, *k, *v;
+    int ldqk, ldv;
+} head_operands;
+
+/* Row i of a score tile after the bias and the mask: its first n entries
+ * (the keys it may see) become exp(s - new max), the rest 0; the running
+ * max m, sum l and accumulator row acc (d floats) are rescaled to the new
+ * max (the online softmax). */
+static void online_softmax_row(float *s, int n, int nk, float *m, float *l, float *acc, int d) {
+    float mx = *m;
+#pragma omp simd reduction(max : mx)
+    for (int j = 0; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+    if (mx == -INFINITY) { /* nothing visible yet: all masked */
+        memset(s, 0, (size_t)nk * sizeof *s);
+        return;
+    }
+    for (int j = 0; j < n; j++) s[j] -= mx;
+    op_exp_inplace(s, (size_t)n);
+    if (n < nk) memset(s + n, 0, (size_t)(nk - n) * sizeof *s);
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < n; j++) sum += s[j];
+    if (mx != *m) {
+        float c = expf(*m - mx); /* 0 on the first visible tile */
+        for (int j = 0; j < d; j++) acc[j] *= c;
+        *l *= c;
+        *m = mx;
+    }
+    *l += sum;
 }
+
+/* out (+)= softmax(scale q k^T + bias, causally masked) v for one head of T
+ * tokens (flash-attention style): per query tile, each key tile's scores are
+ * one small GEMM, softmaxed online into a running max and sum, and their
+ * product with the key tile's v is accumulated; out = acc / sum at the end.
+ * tile: fused_tile_floats(d) floats. */
+static void fused_head(const head_operands *o, int T, int d, float scale, const op_attention_spec *a,
+                       int head, int accumulate, float *out, int ldo, float *tile) {
+    float *s = tile, *acc = s + BQ * BK, *m = acc + (size_t)BQ * d, *l = m + BQ;
+    for (int q0 = 0; q0 < T; q0 += BQ) {
+        int nq = T - q0 < BQ ? T - q0 : BQ, kend = a->causal ? q0 + nq : T;
+        for (int i = 0; i < nq; i++) m[i] = -INFINITY, l[i] = 0.0f;
+        memset(acc, 0, (size_t)nq * d * sizeof *acc);
+        for (int k0 = 0; k0 < kend; k0 += BK) {
+            int nk = kend - k0 < BK ? kend - k0 : BK;
+            op_gemm(0, 1, nq, nk, d, scale, o->q + (size_t)q0 * o->ldqk, o->ldqk,
+                    o->k + (size_t)k0 * o->ldqk, o->ldqk, 0.0f, s, nk);
+            if (a->bias) a->bias(a->bias_ctx, head, q0, nq, k0, nk, s, nk);
+            for (int i = 0; i < nq; i++) {
+                int n = a->causal ? q0 + i + 1 - k0 : nk; /* keys k0 + j <= q0 + i */
+                n = n < 0 ? 0 : n > nk ? nk : n;
+                online_softmax_row(s + (size_t)i * nk, n, nk, m + i, l + i, acc + (size_t)i * d, d);
+            }
+            op_gemm(0, 0, nq, d, nk, 1.0f, s, nk, o->v + (size_t)k0 * o->ldv, o->ldv, 1.0f, acc, d);
+        }
+        for (int i = 0; i < nq; i++) {
+            float inv = 1.0f / l[i], *dst = out + (size_t)(q0 + i) * ldo;
+            const float *src = acc + (size_t)i * d;
+            if (accumulate)
+                for (int j = 0; j < d; j++) dst[j] += src[j] * inv;
+            else
+                for (int j = 0; j < d; j++) dst[j] = src[j] * inv;
+        }
+    }
+}
+
+static size_t fused_tile_floats(int d) { return (size_t)BQ * BK + (size_t)BQ * d + 2 * BQ; }
 
 /* z [T, d] (row stride ld) copied into zn and each row L2-normalized. */
 static void normalized_copy(const float *z, int ld, int T, int d, float *zn) {
@@ -26,15 +91,14 @@ static void normalized_copy(const float *z, int ld, int T, int d, float *zn) {
  * out += softmax(t z1 z1^T) v; then out /= 3. The sum runs in GEM's order
  * (v, k, q). zn, z1: [T, d] scratch. */
 static void gem_head(const float *q, const float *k, const float *v, int ld, int T, int d, float t,
-                     float *scores, float *zn, float *z1, float *out, int ldo) {
+                     int head, float *zn, float *z1, float *tile, float *out, int ldo) {
+    static const op_attention_spec plain = {OP_ATTN_QK, 0, NULL, 0.0f, NULL};
     const float *z[3] = {v, k, q};
     for (int i = 0; i < 3; i++) {
         normalized_copy(z[i], ld, T, d, zn);
-        softmax_scores(zn, zn, d, T, d, t, NULL, 0, scores);
-        op_gemm(0, 0, T, d, T, 1.0f, scores, T, zn, d, 0.0f, z1, d);
+        fused_head(&(head_operands){zn, zn, zn, d, d}, T, d, t, &plain, head, 0, z1, d, tile);
         op_l2_normalize_rows(z1, T, d);
-        softmax_scores(z1, z1, d, T, d, t, NULL, 0, scores);
-        op_gemm(0, 0, T, d, T, 1.0f, scores, T, v, ld, i ? 1.0f : 0.0f, out, ldo);
+        fused_head(&(head_operands){z1, z1, v, d, ld}, T, d, t, &plain, head, i > 0, out, ldo, tile);
     }
     for (int r = 0; r < T; r++)
         for (int c = 0; c < d; c++) out[(size_t)r * ldo + c] /= 3.0f;
@@ -47,28 +111,22 @@ static void attention_head(const float *qkv, int T, int W, int d, int h, const o
     int ld = 3 * W;
     float scale = 1.0f / sqrtf((float)d);
     const float *q = qkv + h * d, *k = qkv + W + h * d, *v = qkv + 2 * W + h * d;
-    float *o = out + h * d;
+    float *o = out + h * d, *zn = scratch + fused_tile_floats(d), *z1 = zn + (size_t)T * d;
     switch (a->kind) {
     case OP_ATTN_SELF: /* softmax of a mask that is 0 on the diagonal, -inf elsewhere */
         for (int t = 0; t < T; t++) memcpy(o + (size_t)t * W, v + (size_t)t * ld, (size_t)d * sizeof(float));
         return;
-    case OP_ATTN_GEM:
-        gem_head(q, k, v, ld, T, d, a->inv_temp, scratch, scratch + (size_t)T * T,
-                 scratch + (size_t)T * T + (size_t)T * d, o, W);
-        return;
+    case OP_ATTN_GEM: gem_head(q, k, v, ld, T, d, a->inv_temp, h, zn, z1, scratch, o, W); return;
     case OP_ATTN_CSA:
-        softmax_scores(q, q, ld, T, d, scale, a->bias, a->causal, scratch);
-        op_gemm(0, 0, T, d, T, 1.0f, scratch, T, v, ld, 0.0f, o, W);
-        softmax_scores(k, k, ld, T, d, scale, a->bias, a->causal, scratch);
-        op_gemm(0, 0, T, d, T, 1.0f, scratch, T, v, ld, 1.0f, o, W);
+        fused_head(&(head_operands){q, q, v, ld, ld}, T, d, scale, a, h, 0, o, W, scratch);
+        fused_head(&(head_operands){k, k, v, ld, ld}, T, d, scale, a, h, 1, o, W, scratch);
         return;
     case OP_ATTN_VV: q = k = v; break;
     case OP_ATTN_QQ: k = q; break;
     case OP_ATTN_KK: q = k; break;
     case OP_ATTN_QK: break;
     }
-    softmax_scores(q, k, ld, T, d, scale, a->bias, a->causal, scratch);
-    op_gemm(0, 0, T, d, T, 1.0f, scratch, T, v, ld, 0.0f, o, W);
+    fused_head(&(head_operands){q, k, v, ld, ld}, T, d, scale, a, h, 0, o, W, scratch);
 }
 
 /* Heads run in parallel, each on its own slice of the scratch; inside an
@@ -88,8 +146,8 @@ void op_attention(const float *qkv, int T, int W, int heads, const op_attention_
         attention_head(qkv, T, W, d, h, a, scratch + (size_t)omp_get_thread_num() * per_thread, out);
 }
 
-/* A T x T score matrix, and GEM's two [T, d] buffers. */
-size_t op_attention_thread_scratch(int T, int d) { return (size_t)T * T + (size_t)2 * T * d; }
+/* The fused kernel's tiles, and GEM's two [T, d] buffers: linear in T. */
+size_t op_attention_thread_scratch(int T, int d) { return fused_tile_floats(d) + (size_t)2 * T * d; }
 
 size_t op_attention_scratch(int T, int d) {
     return (size_t)omp_get_max_threads() * op_attention_thread_scratch(T, d);

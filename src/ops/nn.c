@@ -14,8 +14,7 @@ static void exp_block(float *x) { _mm512_storeu_ps(x, _ZGVeN16v_expf(_mm512_load
 static void exp_block(float *x) { x[0] = expf(x[0]); }
 #endif
 
-/* In place exp of n floats. */
-static void exp_inplace(float *x, size_t n) {
+void op_exp_inplace(float *x, size_t n) {
     size_t i = 0;
     for (; i + EXP_WIDTH <= n; i += EXP_WIDTH) exp_block(x + i);
     for (; i < n; i++) x[i] = expf(x[i]);
@@ -57,7 +56,7 @@ void op_quick_gelu(float *x, size_t n) {
         float e[CHUNK], *xc = x + c * CHUNK;
         size_t len = n - c * CHUNK < CHUNK ? n - c * CHUNK : CHUNK;
         for (size_t i = 0; i < len; i++) e[i] = -1.702f * xc[i];
-        exp_inplace(e, len);
+        op_exp_inplace(e, len);
         for (size_t i = 0; i < len; i++) xc[i] = xc[i] / (1.0f + e[i]);
     }
 }
@@ -103,7 +102,7 @@ void op_softmax_rows(float *x, int rows, int cols) {
 #pragma omp simd reduction(max : m)
         for (int i = 0; i < cols; i++) m = xr[i] > m ? xr[i] : m;
         for (int i = 0; i < cols; i++) xr[i] -= m;
-        exp_inplace(xr, (size_t)cols);
+        op_exp_inplace(xr, (size_t)cols);
         float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
         for (int i = 0; i < cols; i++) sum += xr[i];

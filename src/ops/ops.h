@@ -35,6 +35,9 @@ void op_layer_norm_channels(float *x, int C, int HW, const float *w, const float
 /* In place softmax over each row of [rows, cols]. */
 void op_softmax_rows(float *x, int rows, int cols);
 
+/* In place exp of n floats (vectorized where the CPU allows). */
+void op_exp_inplace(float *x, size_t n);
+
 /* In place L2 normalization of each row (a zero row stays zero). */
 void op_l2_normalize_rows(float *x, int rows, int dim);
 
@@ -53,16 +56,26 @@ typedef enum op_attention_kind {
                        the mean of the three */
 } op_attention_kind;
 
+/* Adds an attention bias to a tile of head `head`'s scaled scores:
+ * s[i * lds + j] += bias(query q0 + i, key k0 + j) for i < nq, j < nk. The
+ * kernel asks for tiles only, so a bias is computed (or looked up in
+ * something smaller than T x T), never stored whole. */
+typedef void (*op_attention_bias_fn)(const void *ctx, int head, int q0, int nq, int k0, int nk,
+                                     float *s, int lds);
+
 typedef struct op_attention_spec {
     op_attention_kind kind;
-    int causal;        /* token i sees tokens 0..i only */
-    const float *bias; /* [T, T] added to the scaled scores before the softmax, or NULL */
-    float inv_temp;    /* OP_ATTN_GEM: t, the inverse temperature of its softmaxes */
+    int causal;                /* token i sees tokens 0..i only */
+    op_attention_bias_fn bias; /* added to the scaled scores before the softmax, or NULL */
+    float inv_temp;            /* OP_ATTN_GEM: t, the inverse temperature of its softmaxes */
+    const void *bias_ctx;      /* the bias's first argument */
 } op_attention_spec;
 
 /* Multi-head attention core over one sequence. qkv: [T, 3W] (q | k | v, each
  * W = heads * d wide, as one in-projection GEMM produces them); out: [T, W]
- * (before the out-projection). scratch: op_attention_scratch(T, d) floats
+ * (before the out-projection). One fused kernel serves every kind: scores
+ * are made, softmaxed online and multiplied by v one cache-sized tile at a
+ * time, so no T x T matrix is ever stored. scratch: op_attention_scratch(T, d) floats
  * (op_attention_thread_scratch(T, d) when called inside a parallel region,
  * where the heads run serially). */
 void op_attention(const float *qkv, int T, int W, int heads, const op_attention_spec *spec,
