@@ -194,13 +194,15 @@ static void twoway_final(const cs_sam *m, twoway *t) {
 /* ---------------------------------------------------------------- output */
 
 /* ConvTranspose2d(k = 2, stride 2): out[o, 2y+dy, 2x+dx] = b[o] +
- * sum_i x[i, y, x] W[i, o, dy, dx]. x CHW [cin, h, w]; W [cin, cout*4]
- * is PyTorch's [cin, cout, 2, 2]; y CHW [cout, 2h, 2w]. One GEMM
- * (x^T W: [h*w, cout*4]) then a scatter. */
-static void conv_transpose2x2(const float *x, int cin, int h, int w, const float *W, const float *b,
-                              int cout, float *tmp, float *y) {
+ * sum_i x[i, y, x] W[i, o, dy, dx]. x is CHW [cin, h, w] or, with
+ * rows set, tokens [h*w, cin]; W [cin, cout*4] is PyTorch's
+ * [cin, cout, 2, 2]; y CHW [cout, 2h, 2w]. One GEMM (x^T W: [h*w, cout*4])
+ * then a scatter, one output channel per iteration. */
+static void conv_transpose2x2(const float *x, int rows, int cin, int h, int w, const float *W,
+                              const float *b, int cout, float *tmp, float *y) {
     int hw = h * w, n = cout * 4;
-    op_gemm(1, 0, hw, n, cin, 1.0f, x, hw, W, n, 0.0f, tmp, n);
+    op_gemm(!rows, 0, hw, n, cin, 1.0f, x, rows ? cin : hw, W, n, 0.0f, tmp, n);
+#pragma omp parallel for schedule(static)
     for (int o = 0; o < cout; o++)
         for (int yy = 0; yy < h; yy++)
             for (int xx = 0; xx < w; xx++) {
@@ -244,11 +246,11 @@ cs_status sam_decode(cs_sam *m, const float *embedding, const sam_prompt_frame *
     float *queries = ws_take(ws, (size_t)Nq * E, 4), *query_pe = ws_take(ws, (size_t)Nq * E, 4);
     float *qa = ws_take(ws, (size_t)Nq * E, 4), *hidden = ws_take(ws, (size_t)Nq * c->dec_mlp, 4);
     float *dense = ws_take(ws, GG * E, 4), *keys = ws_take(ws, GG * E, 4);
-    float *ka = ws_take(ws, GG * E, 4), *chw = ws_take(ws, GG * E, 4);
+    float *ka = ws_take(ws, GG * E, 4);
     float *tmp = ws_take(ws, rows * E, 4), *scratch = ws_take(ws, att, 4);
     float *tmp2 = ws_take(ws, 2 * GG * E, 4), *up1 = ws_take(ws, 4 * GG * (E / 4), 4);
     float *upscaled = ws_take(ws, up * E8, 4), *hyper = ws_take(ws, (size_t)T * E8, 4);
-    cs_status s = queries && query_pe && qa && hidden && dense && keys && ka && chw && tmp &&
+    cs_status s = queries && query_pe && qa && hidden && dense && keys && ka && tmp &&
                   scratch && tmp2 && up1 && upscaled && hyper ? CS_OK : CS_ERR_NOMEM;
     if (s == CS_OK) s = dense_embeddings(m, p->mask, dense);
     if (s != CS_OK) {
@@ -262,21 +264,23 @@ cs_status sam_decode(cs_sam *m, const float *embedding, const sam_prompt_frame *
     sparse_embeddings(m, p, queries + (size_t)(1 + T) * E);
     trace(m, "sparse", queries + (size_t)(1 + T) * E, (size_t)Ns * E);
     memcpy(query_pe, queries, sizeof(float) * Nq * E);
-    /* src = embedding + dense, as rows [G*G, E] */
-    for (size_t i = 0; i < GG; i++)
-        for (int ch = 0; ch < E; ch++) keys[i * E + ch] = embedding[ch * GG + i] + dense[ch * GG + i];
+    /* src = embedding + dense, as rows [G*G, E]: a transpose in tiles of
+     * 32 pixels so that both sides stay in cache */
+#pragma omp parallel for schedule(static)
+    for (size_t i0 = 0; i0 < GG; i0 += 32)
+        for (int ch = 0; ch < E; ch++)
+            for (size_t i = i0; i < i0 + 32 && i < GG; i++)
+                keys[i * E + ch] = embedding[ch * GG + i] + dense[ch * GG + i];
     twoway t = {Nq, Nk, E, queries, keys, query_pe, m->key_pe, qa, ka, tmp, hidden, scratch};
     for (int i = 0; i < c->dec_depth; i++) twoway_layer(m, &m->layers[i], i == 0, &t);
     twoway_final(m, &t);
     trace(m, "hs", queries, (size_t)Nq * E);
     trace(m, "src", keys, GG * E);
-    /* upscaling: keys as CHW [E, G, G] -> ConvT, LN2d, GELU, ConvT, GELU */
-    for (size_t i = 0; i < GG; i++)
-        for (int ch = 0; ch < E; ch++) chw[ch * GG + i] = keys[i * E + ch];
-    conv_transpose2x2(chw, E, G, G, m->up0_w, m->up0_b, E / 4, tmp2, up1);
+    /* upscaling: keys (the image as rows) -> ConvT, LN2d, GELU, ConvT, GELU */
+    conv_transpose2x2(keys, 1, E, G, G, m->up0_w, m->up0_b, E / 4, tmp2, up1);
     op_layer_norm_channels(up1, E / 4, (int)(4 * GG), m->up1.w, m->up1.b, SAM_ENC_LN_EPS);
     op_gelu(up1, (size_t)E / 4 * 4 * GG);
-    conv_transpose2x2(up1, E / 4, 2 * G, 2 * G, m->up3_w, m->up3_b, E8, tmp2, upscaled);
+    conv_transpose2x2(up1, 0, E / 4, 2 * G, 2 * G, m->up3_w, m->up3_b, E8, tmp2, upscaled);
     op_gelu(upscaled, up * E8);
     trace(m, "upscaled", upscaled, up * E8);
     /* each mask token's hypernetwork weighs the upscaled channels */
