@@ -108,8 +108,13 @@ cs_status vit_encode(cs_model *m, const float *pixels, int batch, int R, cs_visi
     vit_window window = {G, NULL};
     if (mode == CS_VISION_NACLIP) window.gauss = ws_take(&m->ws, (size_t)(2 * G - 1) * (2 * G - 1), sizeof(float));
     if (st != CS_OK || !patches || !x || !pos || !len || (mode == CS_VISION_NACLIP && !window.gauss)) {
+        /* The arena counted every request, also the failed ones: the whole
+         * need, so the message says what the input would cost. */
+        double need_mb = (double)m->ws.used / (1 << 20);
         ws_release(&m->ws);
-        return CS_ERR_NOMEM;
+        return cs_fail(CS_ERR_NOMEM, "%d image%s at %dx%d (%d tokens each) need %.0f MB of working "
+                       "memory, which could not be allocated: use a smaller resolution",
+                       batch, batch == 1 ? "" : "s", R, R, T, need_mb);
     }
     float *x_new = x + (size_t)BT * W;
     if (window.gauss) vit_naclip_window(NACLIP_SIGMA, &window);

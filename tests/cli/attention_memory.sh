@@ -30,3 +30,15 @@ growth=$(( (large - small) / 1024 ))
 echo "peak RSS: --res 64 $((small / 1024)) MB, --res 512 $((large / 1024)) MB, growth $growth MB"
 if [ "$growth" -ge 67 ]; then echo "FAIL: growth $growth MB >= 67 MB"; exit 1; fi
 echo "ok   attention memory linear in T"
+
+# What cannot fit is refused with one line naming the need, exit 1 (a
+# runtime failure), nothing written: --res 4096 needs about 3.1 GB of
+# working memory, here capped at 1.5 GB of address space.
+msg=$( (ulimit -v 1500000; "$tool" explain --model "$model" --vocab "$shared/clip/bpe_simple_vocab_16e6.txt.gz" \
+        --image "$shared/images/chelsea.png" --classes cat --res 4096 --threads 2 --no-cache \
+        -o "$tmp/big") 2>&1 >/dev/null)
+rc=$?
+if [ "$rc" -ne 1 ] || [[ "$msg" != *"4096x4096"*"MB of working memory"*"smaller resolution"* ]] || [ -e "$tmp/big" ]; then
+    echo "FAIL: --res 4096 under a 1.5 GB cap: rc $rc, message '$msg'"; exit 1
+fi
+echo "ok   --res 4096 refused: $msg"
