@@ -45,8 +45,8 @@ static float frand(void) { return (float)rand() / (float)RAND_MAX - 0.5f; }
  * written without AMX. */
 static void bench_shape(const shape *s, int runs, int amx, double *t32, double *t16, double *tamx) {
     size_t nx = (size_t)s->M * s->K, nw = (size_t)s->N * s->K, ny = (size_t)s->M * s->N;
-    float *x = cs_alloc(nx, sizeof *x), *w = cs_alloc(nw, sizeof *w), *b = cs_alloc(s->N, sizeof *b);
-    float *y = cs_alloc(ny, sizeof *y);
+    float *x = mem_alloc(nx, sizeof *x), *w = mem_alloc(nw, sizeof *w), *b = mem_alloc(s->N, sizeof *b);
+    float *y = mem_alloc(ny, sizeof *y);
     op_bf16_weights p = {0};
     if (!x || !w || !b || !y) {
         fprintf(stderr, "bench_gemm_bf16: %s\n", cs_last_error());
@@ -138,8 +138,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     int max_threads = cs_get_threads(), amx = op_bf16_amx_supported();
-    double *t32 = cs_alloc((size_t)runs, sizeof(double)), *t16 = cs_alloc((size_t)runs, sizeof(double));
-    double *tamx = cs_alloc((size_t)runs, sizeof(double));
+    double *t32 = mem_alloc((size_t)runs, sizeof(double)), *t16 = mem_alloc((size_t)runs, sizeof(double));
+    double *tamx = mem_alloc((size_t)runs, sizeof(double));
     printf("y = x w^T + b, median of %d runs; fp32 = OpenBLAS sgemm via op_linear; "
            "ratios = fp32 time / bf16 time\n", runs);
     if (!amx) printf("this CPU (or OS) lacks AMX-BF16 tiles: AVX512-BF16 only\n");

@@ -30,12 +30,12 @@ int main(int argc, char **argv) {
             }
         } else {
             img.width = 4000, img.height = 3000;
-            img.rgb = cs_alloc((size_t)img.width * img.height, 3);
+            img.rgb = mem_alloc((size_t)img.width * img.height, 3);
             for (size_t k = 0; k < (size_t)img.width * img.height * 3; k++) img.rgb[k] = (uint8_t)rand();
         }
         t_decode[i] = cs_now() - t0;
     }
-    float *px = cs_alloc((size_t)3 * r * r, sizeof(float));
+    float *px = mem_alloc((size_t)3 * r * r, sizeof(float));
     for (int i = 0; i < 5; i++) {
         cs_image small;
         double t0 = cs_now();

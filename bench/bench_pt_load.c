@@ -3,7 +3,7 @@
  * written as a PyTorch archive of fp16 storages, one stored entry per
  * tensor like the official files (about 300 MB), then timed: the whole
  * cs_model_load of it, and the CRC-32 check alone over the same entries
- * (cs_zip_check_stored, what the load runs on each). Medians of 5, the
+ * (zip_check_stored, what the load runs on each). Medians of 5, the
  * file warm in the page cache.
  *
  *   bench_pt_load [ARCH] [DIR]      (default ViT-B/16, $TMPDIR or /tmp) */
@@ -33,7 +33,7 @@ static int fail(const char *what) {
  * tensors, storage i holding tensor i. */
 static int write_pt(const char *st_path, const char *pt_path) {
     cs_tensor_table t;
-    if (cs_safetensors_open(st_path, &t) != CS_OK) return fail(st_path);
+    if (safetensors_open(st_path, &t) != CS_OK) return fail(st_path);
     buf pkl = {0}, out = {0};
     zentry *e = calloc((size_t)t.n + 1, sizeof *e);
     char (*names)[32] = calloc((size_t)t.n, sizeof *names);
@@ -65,7 +65,7 @@ static int write_pt(const char *st_path, const char *pt_path) {
     b_free(&out);
     free(e);
     free(names);
-    cs_tensors_free(&t);
+    tensors_free(&t);
     if (!ok) fprintf(stderr, "bench_pt_load: cannot write %s\n", pt_path);
     return !ok;
 }
@@ -104,18 +104,18 @@ int main(int argc, char **argv) {
     uint64_t stored = 0;
     for (int i = 0; i < 5 && !rc; i++) {
         cs_zip z;
-        if (cs_zip_open(&z, pt_path, map, (size_t)st.st_size) != CS_OK) {
+        if (zip_open(&z, pt_path, map, (size_t)st.st_size) != CS_OK) {
             rc = fail(pt_path);
             break;
         }
         stored = 0;
         double t0 = cs_now();
         for (int k = 0; k < z.n && !rc; k++) {
-            if (cs_zip_check_stored(&z, &z.entries[k]) != CS_OK) rc = fail(pt_path);
+            if (zip_check_stored(&z, &z.entries[k]) != CS_OK) rc = fail(pt_path);
             if (z.entries[k].method == 0) stored += z.entries[k].size;
         }
         t_crc[i] = cs_now() - t0;
-        cs_zip_close(&z);
+        zip_close(&z);
     }
     if (map != MAP_FAILED) munmap((void *)map, (size_t)st.st_size);
     if (fd >= 0) close(fd);

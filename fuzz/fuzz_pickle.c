@@ -81,15 +81,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *buf, size_t len) {
     if (!z.d) return 0;
     write_zip(&z, names, data, lens, N_STORAGES + 1);
     cs_tensor_table t;
-    cs_tensors_init(&t, "fuzz");
-    cs_pytorch_parse_memory("fuzz", z.d, z.n, &t);
+    tensors_init(&t, "fuzz");
+    pytorch_parse_memory("fuzz", z.d, z.n, &t);
     for (int i = 0; i < t.n; i++) {
         volatile uint8_t sink = 0;
         const uint8_t *p = t.items[i].data;
         for (size_t k = 0; k < t.items[i].nbytes; k++) sink ^= p[k];
         (void)sink;
     }
-    cs_tensors_free(&t);
+    tensors_free(&t);
     free(z.d);
     return 0;
 }

@@ -6,8 +6,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *buf, size_t len) {
     cs_tensor_table t;
-    cs_tensors_init(&t, "fuzz");
-    cs_pytorch_parse_memory("fuzz", buf, len, &t);
+    tensors_init(&t, "fuzz");
+    pytorch_parse_memory("fuzz", buf, len, &t);
     for (int i = 0; i < t.n; i++) {
         /* Touch every byte the reader vouched for. */
         volatile uint8_t sink = 0;
@@ -15,6 +15,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *buf, size_t len) {
         for (size_t k = 0; k < t.items[i].nbytes; k++) sink ^= p[k];
         (void)sink;
     }
-    cs_tensors_free(&t);
+    tensors_free(&t);
     return 0;
 }

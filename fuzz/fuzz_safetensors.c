@@ -10,8 +10,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *buf, size_t len) {
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | buf[i];
     if (hlen > len - 8) hlen = len - 8;
     cs_tensor_table t;
-    cs_tensors_init(&t, "fuzz");
-    cs_safetensors_parse_header("fuzz", (const char *)buf + 8, (size_t)hlen, buf + 8 + hlen,
+    tensors_init(&t, "fuzz");
+    safetensors_parse_header("fuzz", (const char *)buf + 8, (size_t)hlen, buf + 8 + hlen,
                                 len - 8 - (size_t)hlen, &t);
     for (int i = 0; i < t.n; i++) {
         /* Touch every byte the parser vouched for. */
@@ -20,6 +20,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *buf, size_t len) {
         for (size_t k = 0; k < t.items[i].nbytes; k++) sink ^= p[k];
         (void)sink;
     }
-    cs_tensors_free(&t);
+    tensors_free(&t);
     return 0;
 }

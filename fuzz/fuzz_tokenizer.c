@@ -37,18 +37,18 @@ static cs_tokenizer *load_vocab(void) {
 
 static void clean_and_split(const uint8_t *data, size_t size) {
     cs_u32 raw = {0}, clean = {0};
-    size_t valid = cs_utf8_valid_prefix(data, size);
-    if (cs_utf8_decode(data, valid, 0, &raw) == 1 && cs_clip_clean(&raw, &clean) == CS_OK) {
+    size_t valid = utf8_valid_prefix(data, size);
+    if (utf8_decode(data, valid, 0, &raw) == 1 && clip_clean(&raw, &clean) == CS_OK) {
         cs_span *spans = NULL;
         size_t n = 0;
-        if (cs_clip_pretokenize(&clean, &spans, &n) == CS_OK) {
+        if (clip_pretokenize(&clean, &spans, &n) == CS_OK) {
             for (size_t i = 0; i < n; i++)
                 if (spans[i].start >= spans[i].end || spans[i].end > clean.n) abort();
             cs_free(spans);
         }
     }
-    cs_u32_free(&raw);
-    cs_u32_free(&clean);
+    u32_free(&raw);
+    u32_free(&clean);
 }
 
 /* The caption pieces of multimodal visualization (up to the first NUL):
@@ -66,15 +66,15 @@ static void pieces(cs_tokenizer *tok, const uint8_t *data, size_t size, int cont
         cs_u32 cps = {0};
         if (cs_tokenize(tok, text, context, 1, ids, &n) != CS_OK || tp.n > n ||
             memcmp(ids, tp.ids, sizeof *ids * (size_t)tp.n) ||
-            cs_utf8_decode((const uint8_t *)text, strlen(text), 0, &cps) != 1)
+            utf8_decode((const uint8_t *)text, strlen(text), 0, &cps) != 1)
             abort();
         for (int i = 0; i < tp.n; i++) {
             const text_piece *p = &tp.p[i];
             if ((p->start < 0) != (p->end < 0) || (p->start >= 0 && (p->start >= p->end || p->end > (int)cps.n)) ||
-                cs_utf8_valid_prefix((const uint8_t *)p->text, strlen(p->text)) != strlen(p->text))
+                utf8_valid_prefix((const uint8_t *)p->text, strlen(p->text)) != strlen(p->text))
                 abort();
         }
-        cs_u32_free(&cps);
+        u32_free(&cps);
         text_pieces_free(&tp);
     } else if (st != CS_ERR_UTF8) {
         abort();

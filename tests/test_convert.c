@@ -14,27 +14,27 @@
 
 static void compare_tables(const char *written, const char *golden) {
     cs_tensor_table a, b;
-    CHECK_OK(cs_safetensors_open(written, &a));
-    CHECK_OK(cs_safetensors_open(golden, &b));
+    CHECK_OK(safetensors_open(written, &a));
+    CHECK_OK(safetensors_open(golden, &b));
     CHECK_MSG(a.n == b.n, "%d tensors written, golden has %d", a.n, b.n);
     int same = 0;
     for (int i = 0; i < b.n; i++) {
-        const cs_tensor *x = cs_tensors_find(&a, b.items[i].name), *y = &b.items[i];
-        if (!x || x->ndim != y->ndim || cs_tensor_numel(x) != cs_tensor_numel(y)) {
+        const cs_tensor *x = tensors_find(&a, b.items[i].name), *y = &b.items[i];
+        if (!x || x->ndim != y->ndim || tensor_numel(x) != tensor_numel(y)) {
             CHECK_MSG(0, "tensor %s missing or reshaped", y->name);
             continue;
         }
-        int64_t n = cs_tensor_numel(x);
+        int64_t n = tensor_numel(x);
         float *fx = malloc(sizeof(float) * (size_t)(n + 1)), *fy = malloc(sizeof(float) * (size_t)(n + 1));
-        cs_tensor_to_f32(x, fx);
-        cs_tensor_to_f32(y, fy);
+        tensor_to_f32(x, fx);
+        tensor_to_f32(y, fy);
         same += !memcmp(fx, fy, sizeof(float) * (size_t)n);
         free(fx);
         free(fy);
     }
     CHECK_MSG(same == b.n, "%d of %d tensors bit-identical", same, b.n);
-    cs_tensors_free(&a);
-    cs_tensors_free(&b);
+    tensors_free(&a);
+    tensors_free(&b);
 }
 
 /* BF16 rounding of the writer on chosen values: ties to even, carries into
@@ -51,10 +51,10 @@ static void bf16_rounding(const char *dir) {
     const cs_tensor *list[1] = {&x};
     char path[256];
     snprintf(path, sizeof path, "%s/bf16.safetensors", dir);
-    CHECK_OK(cs_safetensors_write(path, list, 1, CS_DT_BF16));
+    CHECK_OK(safetensors_write(path, list, 1, CS_DT_BF16));
     cs_tensor_table t;
-    CHECK_OK(cs_safetensors_open(path, &t));
-    const cs_tensor *y = cs_tensors_find(&t, "x");
+    CHECK_OK(safetensors_open(path, &t));
+    const cs_tensor *y = tensors_find(&t, "x");
     CHECK_MSG(y && y->dtype == CS_DT_BF16 && y->nbytes == sizeof want, "x not written as BF16");
     if (y && y->nbytes == sizeof want)
         for (int i = 0; i < (int)shape; i++) {
@@ -62,8 +62,8 @@ static void bf16_rounding(const char *dir) {
             memcpy(&h, (const uint8_t *)y->data + 2 * i, 2);
             CHECK_MSG(h == want[i], "bf16(%g) = 0x%04x, expected 0x%04x", in[i], h, want[i]);
         }
-    cs_tensors_free(&t);
-    CHECK(cs_safetensors_write(path, list, 1, CS_DT_I32) == CS_ERR_ARG);
+    tensors_free(&t);
+    CHECK(safetensors_write(path, list, 1, CS_DT_I32) == CS_ERR_ARG);
 }
 
 /* Every fp32 weight of a model loaded from an F32 file lies in the file's map. */

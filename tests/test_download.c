@@ -121,19 +121,19 @@ int main(void) {
     FILE *f = fopen(src, "wb");
     fwrite(k_body, 1, sizeof k_body - 1, f);
     fclose(f);
-    CHECK_OK(cs_sha256_file(src, hex));
+    CHECK_OK(sha256_file(src, hex));
     unlink(src);
 
     snprintf(url, sizeof url, "http://127.0.0.1:%d/file", port);
     snprintf(dest, sizeof dest, "%s/good.bin", dir);
-    CHECK_OK(cs_download(url, dest, hex, NULL, NULL));
+    CHECK_OK(download_to_file(url, dest, hex, NULL, NULL));
     char got[128] = {0};
     f = fopen(dest, "rb");
     CHECK(f && fread(got, 1, sizeof got, f) == sizeof k_body - 1 && !strcmp(got, k_body));
     if (f) fclose(f);
 
     snprintf(dest, sizeof dest, "%s/bad.bin", dir);
-    CHECK_STATUS(cs_download(url, dest, "00000000000000000000000000000000000000000000000000000000000000ff",
+    CHECK_STATUS(download_to_file(url, dest, "00000000000000000000000000000000000000000000000000000000000000ff",
                              NULL, NULL), CS_ERR_FORMAT);
     CHECK_ERR_HAS("does not match");
     struct stat st;
@@ -141,7 +141,7 @@ int main(void) {
 
     snprintf(url, sizeof url, "http://127.0.0.1:%d/missing", port);
     snprintf(dest, sizeof dest, "%s/missing.bin", dir);
-    CHECK_STATUS(cs_download(url, dest, NULL, NULL, NULL), CS_ERR_IO);
+    CHECK_STATUS(download_to_file(url, dest, NULL, NULL, NULL), CS_ERR_IO);
     CHECK_ERR_HAS(url);
     CHECK(count_files(dir) == 1); /* only good.bin: no temporaries left */
     waitpid(child, NULL, 0);

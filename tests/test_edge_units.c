@@ -24,21 +24,21 @@ static void test_bf16_values(void) {
           write(fd, bits, sizeof bits) == (ssize_t)sizeof bits);
     close(fd);
     cs_tensor_table t;
-    CHECK_OK(cs_safetensors_open(path, &t));
-    const cs_tensor *w = cs_tensors_find(&t, "w");
+    CHECK_OK(safetensors_open(path, &t));
+    const cs_tensor *w = tensors_find(&t, "w");
     CHECK(w && w->dtype == CS_DT_BF16 && w->ndim == 2 && w->shape[0] == 2 && w->shape[1] == 4);
     float got[8] = {0}, two = 0;
-    if (w) CHECK_OK(cs_tensor_to_f32(w, got));
+    if (w) CHECK_OK(tensor_to_f32(w, got));
     for (int i = 0; i < 8; i++) {
         uint32_t g, e;
         memcpy(&g, &got[i], 4);
         memcpy(&e, &want[i], 4);
         CHECK_MSG(g == e, "bf16 0x%04x widened to %g (0x%08x), want %g", bits[i], got[i], g, want[i]);
     }
-    const cs_tensor *x = cs_tensors_find(&t, "a");
-    if (x) CHECK_OK(cs_tensor_to_f32(x, &two));
+    const cs_tensor *x = tensors_find(&t, "a");
+    if (x) CHECK_OK(tensor_to_f32(x, &two));
     CHECK(two == 2.0f);
-    cs_tensors_free(&t);
+    tensors_free(&t);
     unlink(path);
 }
 

@@ -140,9 +140,9 @@ typedef struct errors {
 static errors run_case(shape s, int with_bias, int accumulate, float **yout) {
     int M = s.M, N = s.N, K = s.K;
     size_t nx = (size_t)M * K, nw = (size_t)N * K, ny = (size_t)M * N;
-    float *x = cs_alloc(nx, sizeof *x), *w = cs_alloc(nw, sizeof *w), *b = cs_alloc(N, sizeof *b);
-    float *y0 = cs_alloc(ny, sizeof *y0), *y = cs_alloc(ny, sizeof *y), *yf = cs_alloc(ny, sizeof *yf);
-    float *xr = cs_alloc(nx, sizeof *xr), *wr = cs_alloc(nw, sizeof *wr);
+    float *x = mem_alloc(nx, sizeof *x), *w = mem_alloc(nw, sizeof *w), *b = mem_alloc(N, sizeof *b);
+    float *y0 = mem_alloc(ny, sizeof *y0), *y = mem_alloc(ny, sizeof *y), *yf = mem_alloc(ny, sizeof *yf);
+    float *xr = mem_alloc(nx, sizeof *xr), *wr = mem_alloc(nw, sizeof *wr);
     for (size_t i = 0; i < nx; i++) xr[i] = round_bf16(x[i] = frand());
     for (size_t i = 0; i < nw; i++) wr[i] = round_bf16(w[i] = frand() * 0.05f);
     for (int j = 0; j < N; j++) b[j] = frand();
@@ -290,8 +290,8 @@ static void test_threads(void) {
     run_case(s, 1, 0, &y2);
     CHECK(memcmp(y1, y2, (size_t)s.M * s.N * sizeof *y1) == 0);
     /* Nested: each of two threads does its own product, serially inside. */
-    float *x = cs_alloc((size_t)s.M * s.K, sizeof *x), *w = cs_alloc((size_t)s.N * s.K, sizeof *w);
-    float *yy = cs_alloc((size_t)2 * s.M * s.N, sizeof *yy);
+    float *x = mem_alloc((size_t)s.M * s.K, sizeof *x), *w = mem_alloc((size_t)s.N * s.K, sizeof *w);
+    float *yy = mem_alloc((size_t)2 * s.M * s.N, sizeof *yy);
     for (size_t i = 0; i < (size_t)s.M * s.K; i++) x[i] = frand();
     for (size_t i = 0; i < (size_t)s.N * s.K; i++) w[i] = frand();
     op_bf16_weights p;

@@ -329,9 +329,9 @@ static void model_variant(const char *name, const cs_tensor_table *t, model_edit
         if (e.drop && !strcmp(x->name, e.drop)) continue;
         for (int copy = 0; copy < ((e.dup && !strcmp(x->name, e.dup)) ? 2 : 1); copy++) {
             const char *nm = e.rename_from && !strcmp(x->name, e.rename_from) ? e.rename_to : x->name;
-            const char *dt = e.dtype && !strcmp(x->name, "ln_final.weight") ? e.dtype : cs_dtype_name(x->dtype);
-            size_t esz = !strcmp(dt, cs_dtype_name(x->dtype)) ? cs_dtype_size(x->dtype) : 8;
-            size_t nbytes = (size_t)cs_tensor_numel(x) * esz, off = data.n;
+            const char *dt = e.dtype && !strcmp(x->name, "ln_final.weight") ? e.dtype : dtype_name(x->dtype);
+            size_t esz = !strcmp(dt, dtype_name(x->dtype)) ? dtype_size(x->dtype) : 8;
+            size_t nbytes = (size_t)tensor_numel(x) * esz, off = data.n;
             b_printf(&h, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", first ? "" : ",", nm, dt);
             first = 0;
             if (e.empty && !strcmp(x->name, e.empty)) {
@@ -339,12 +339,12 @@ static void model_variant(const char *name, const cs_tensor_table *t, model_edit
                 continue;
             }
             if (e.reshape && !strcmp(x->name, e.reshape)) {
-                b_printf(&h, "%lld,1", (long long)cs_tensor_numel(x));
+                b_printf(&h, "%lld,1", (long long)tensor_numel(x));
             } else {
                 for (int d = 0; d < x->ndim; d++) b_printf(&h, d ? ",%lld" : "%lld", (long long)x->shape[d]);
             }
             b_printf(&h, "],\"data_offsets\":[%zu,%zu]}", off, off + nbytes);
-            if (esz == cs_dtype_size(x->dtype)) b_put(&data, x->data, nbytes);
+            if (esz == dtype_size(x->dtype)) b_put(&data, x->data, nbytes);
             else for (size_t k = 0; k < nbytes; k++) b_byte(&data, 0);
             if (e.poison && !strcmp(x->name, e.poison)) {
                 uint8_t *p = data.p + off;
@@ -373,7 +373,7 @@ static void model_variant(const char *name, const cs_tensor_table *t, model_edit
 
 static void make_models(void) {
     cs_tensor_table t;
-    if (cs_safetensors_open(g_model, &t) != CS_OK) {
+    if (safetensors_open(g_model, &t) != CS_OK) {
         fprintf(stderr, "test_hostile: cannot read %s: %s\n", g_model, cs_last_error());
         exit(1);
     }
@@ -405,7 +405,7 @@ static void make_models(void) {
                   (model_edit){.extra = "\"text_model.embeddings.position_ids\":{\"dtype\":\"I64\",\"shape\":[1,0],\"data_offsets\":[%zu,%zu]}",
                                .extra_len = 0}, 0);
     model_variant("model-empty-dim.safetensors", &t, (model_edit){.empty = "token_embedding.weight"}, 0);
-    cs_tensors_free(&t);
+    tensors_free(&t);
 }
 
 static void make_safetensors_raw(void) {
@@ -512,7 +512,7 @@ static void make_hf(void) {
 
     /* Weight variants of the HF file. */
     cs_tensor_table t;
-    if (cs_safetensors_open(weights, &t) != CS_OK) return;
+    if (safetensors_open(weights, &t) != CS_OK) return;
     struct { const char *folder, *target, *shape; int add_openai; const char *drop; } v[] = {
         {"hf-degenerate", "visual_projection.weight", "[9000000000000000,0]", 0},
         {"hf-qproj-empty", "vision_model.encoder.layers.0.self_attn.q_proj.weight", "[0,64]", 0},
@@ -528,7 +528,7 @@ static void make_hf(void) {
             int hit = v[k].target && !strcmp(x->name, v[k].target);
             if (v[k].drop && !strncmp(x->name, v[k].drop, strlen(v[k].drop))) continue;
             b_printf(&h, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":", h.n > 1 ? "," : "", x->name,
-                     cs_dtype_name(x->dtype));
+                     dtype_name(x->dtype));
             if (hit) {
                 b_printf(&h, "%s,\"data_offsets\":[%zu,%zu]}", v[k].shape, off, off);
                 continue;
@@ -540,8 +540,8 @@ static void make_hf(void) {
         }
         if (v[k].add_openai) {
             size_t off = data.n;
-            const cs_tensor *x = cs_tensors_find(&t, "vision_model.embeddings.patch_embedding.weight");
-            b_printf(&h, ",\"visual.conv1.weight\":{\"dtype\":\"%s\",\"shape\":[", cs_dtype_name(x->dtype));
+            const cs_tensor *x = tensors_find(&t, "vision_model.embeddings.patch_embedding.weight");
+            b_printf(&h, ",\"visual.conv1.weight\":{\"dtype\":\"%s\",\"shape\":[", dtype_name(x->dtype));
             for (int d = 0; d < x->ndim; d++) b_printf(&h, d ? ",%lld" : "%lld", (long long)x->shape[d]);
             b_printf(&h, "],\"data_offsets\":[%zu,%zu]}", off, off + x->nbytes);
             b_put(&data, x->data, x->nbytes);
@@ -559,7 +559,7 @@ static void make_hf(void) {
         b_free(&data);
         b_free(&f);
     }
-    cs_tensors_free(&t);
+    tensors_free(&t);
 
     /* Vocabulary folders. */
     char *merges = golden_text("golden/tiny-vit/hf/merges.txt");
@@ -590,7 +590,7 @@ static void make_pytorch(void) {
     put("cut.pt", pt, n / 2);
     put("cut-end.pt", pt, n - 1);
     cs_zip z;
-    if (cs_zip_open(&z, "model.pt", pt, n) == CS_OK) {
+    if (zip_open(&z, "model.pt", pt, n) == CS_OK) {
         /* the largest stored storage, one byte flipped */
         const cs_zip_entry *big = NULL;
         for (int i = 0; i < z.n; i++)
@@ -601,7 +601,7 @@ static void make_pytorch(void) {
         copy[big->data_offset + big->size / 2] ^= 0x40;
         put("altered.pt", copy, n);
         free(copy);
-        cs_zip_close(&z);
+        zip_close(&z);
     }
     free(pt);
 
@@ -687,11 +687,11 @@ static void make_pytorch(void) {
         zentry st[] = {{"0", data, sizeof data, 1}};
         pt_build(&a, &p, st, 1);
         cs_zip zz;
-        cs_zip_open(&zz, "x", a.p, a.n);
-        const cs_zip_entry *e = cs_zip_find(&zz, "archive/data/0");
+        zip_open(&zz, "x", a.p, a.n);
+        const cs_zip_entry *e = zip_find(&zz, "archive/data/0");
         /* the storage must be read: reference it from the pickle instead */
         uint64_t off = e->data_offset, comp = e->comp_size;
-        cs_zip_close(&zz);
+        zip_close(&zz);
         b_free(&a);
         buf q = {0};
         pk_begin(&q);
@@ -705,14 +705,14 @@ static void make_pytorch(void) {
         (void)off;
         (void)comp;
         pt_build(&a, &q, st, 1);
-        cs_zip_open(&zz, "x", a.p, a.n);
-        e = cs_zip_find(&zz, "archive/data/0");
+        zip_open(&zz, "x", a.p, a.n);
+        e = zip_find(&zz, "archive/data/0");
         off = e->data_offset;
         comp = e->comp_size;
         size_t ce = 0; /* the central record of data/0 */
         for (size_t k = 0; k + 4 <= a.n; k++)
             if (!memcmp(a.p + k, "PK\x01\x02", 4) && !memcmp(a.p + k + 46, "archive/data/0", 14)) ce = k;
-        cs_zip_close(&zz);
+        zip_close(&zz);
         uint8_t *c = malloc(a.n);
         memcpy(c, a.p, a.n);
         memset(c + off, 0xff, comp);

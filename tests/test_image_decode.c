@@ -276,15 +276,15 @@ static size_t tiff_with_orientation(uint8_t *b, int big_endian, int orientation)
 static void test_exif_parse(void) {
     uint8_t t[32];
     size_t n = tiff_with_orientation(t, 0, 6);
-    CHECK(cs_exif_orientation(t, n) == 6);
+    CHECK(exif_orientation(t, n) == 6);
     n = tiff_with_orientation(t, 1, 8);
-    CHECK(cs_exif_orientation(t, n) == 8);
-    CHECK(cs_exif_orientation(t, 12) == 1); /* entry cut off */
+    CHECK(exif_orientation(t, n) == 8);
+    CHECK(exif_orientation(t, 12) == 1); /* entry cut off */
     n = tiff_with_orientation(t, 0, 9);
-    CHECK(cs_exif_orientation(t, n) == 1); /* out of range */
+    CHECK(exif_orientation(t, n) == 1); /* out of range */
     t[4] = 0xff;                            /* IFD offset past the end */
-    CHECK(cs_exif_orientation(t, n) == 1);
-    CHECK(cs_exif_orientation((const uint8_t *)"garbage!", 8) == 1);
+    CHECK(exif_orientation(t, n) == 1);
+    CHECK(exif_orientation((const uint8_t *)"garbage!", 8) == 1);
 }
 
 static void test_exif_rotate(void) {

@@ -144,7 +144,7 @@ static void test_bad_sizes(void) {
 /* The public wrapper, in place too; normalization is torchvision's float32
  * (x / 255 - mean) / std. */
 static void test_public_wrappers(void) {
-    uint8_t *rgb = cs_alloc(12, 1);
+    uint8_t *rgb = mem_alloc(12, 1);
     const uint8_t vals[12] = {0, 255, 7, 100, 200, 7, 200, 100, 7, 255, 0, 7};
     memcpy(rgb, vals, 12);
     cs_image img = {.width = 4, .height = 1, .rgb = rgb}, out;

@@ -52,9 +52,9 @@ static int is_extra(const char *name) {
 }
 
 static int same_floats(const cs_tensor *a, const cs_tensor *b) {
-    int64_t n = cs_tensor_numel(a);
+    int64_t n = tensor_numel(a);
     float *x = malloc((size_t)n * 4 + 4), *y = malloc((size_t)n * 4 + 4);
-    int same = cs_tensor_to_f32(a, x) == CS_OK && cs_tensor_to_f32(b, y) == CS_OK &&
+    int same = tensor_to_f32(a, x) == CS_OK && tensor_to_f32(b, y) == CS_OK &&
                memcmp(x, y, (size_t)n * 4) == 0;
     free(x);
     free(y);
@@ -65,13 +65,13 @@ static int same_floats(const cs_tensor *a, const cs_tensor *b) {
  * reference tensor is present. Returns the number compared. */
 static int compare_with_reference(const char *pt_rel, const char *st_rel) {
     cs_tensor_table pt, st;
-    CHECK_OK(cs_pytorch_open(golden_path(pt_rel), &pt));
-    CHECK_OK(cs_safetensors_open(golden_path(st_rel), &st));
+    CHECK_OK(pytorch_open(golden_path(pt_rel), &pt));
+    CHECK_OK(safetensors_open(golden_path(st_rel), &st));
     int compared = 0;
     for (int i = 0; i < pt.n; i++) {
         const cs_tensor *a = &pt.items[i];
         if (ends_with(a->name, "num_batches_tracked") || is_extra(a->name)) continue;
-        const cs_tensor *b = cs_tensors_find(&st, a->name);
+        const cs_tensor *b = tensors_find(&st, a->name);
         CHECK_MSG(b != NULL, "%s: '%s' is not in the reference", pt_rel, a->name);
         if (!b) continue;
         int same_shape = a->ndim == b->ndim;
@@ -81,18 +81,18 @@ static int compare_with_reference(const char *pt_rel, const char *st_rel) {
         compared++;
     }
     CHECK_MSG(compared == st.n, "%s: %d tensors compared, the reference has %d", pt_rel, compared, st.n);
-    cs_tensors_free(&pt);
-    cs_tensors_free(&st);
+    tensors_free(&pt);
+    tensors_free(&st);
     return compared;
 }
 
 static void check_extras(const char *rel, int64_t resolution) {
     cs_tensor_table t;
-    CHECK_OK(cs_pytorch_open(golden_path(rel), &t));
+    CHECK_OK(pytorch_open(golden_path(rel), &t));
     const char *names[3] = {"input_resolution", "context_length", "vocab_size"};
     int64_t want[3] = {resolution, 77, 49408};
     for (int i = 0; i < 3; i++) {
-        const cs_tensor *x = cs_tensors_find(&t, names[i]);
+        const cs_tensor *x = tensors_find(&t, names[i]);
         CHECK_MSG(x && x->dtype == CS_DT_I64 && x->ndim == 0 && x->nbytes == 8, "%s: %s", rel, names[i]);
         if (!x || x->nbytes != 8) continue;
         int64_t v;
@@ -101,11 +101,11 @@ static void check_extras(const char *rel, int64_t resolution) {
     }
     /* fp16 storages stay F16 (the model layer widens); norms and embeddings
      * are float32 in OpenAI's files. */
-    const cs_tensor *proj = cs_tensors_find(&t, "text_projection");
-    const cs_tensor *pos = cs_tensors_find(&t, "positional_embedding");
+    const cs_tensor *proj = tensors_find(&t, "text_projection");
+    const cs_tensor *pos = tensors_find(&t, "positional_embedding");
     CHECK(proj && proj->dtype == CS_DT_F16);
     CHECK(pos && pos->dtype == CS_DT_F32);
-    cs_tensors_free(&t);
+    tensors_free(&t);
 }
 
 static void test_parity(void) {
@@ -116,20 +116,20 @@ static void test_parity(void) {
     check_extras("golden/tiny-rn/model-jit.pt", 128);
 
     cs_tensor_table t;
-    CHECK_OK(cs_pytorch_open(golden_path("golden/tiny-vit/model.pt"), &t));
-    const cs_tensor *w = cs_tensors_find(&t, "visual.transformer.resblocks.0.attn.in_proj_weight");
+    CHECK_OK(pytorch_open(golden_path("golden/tiny-vit/model.pt"), &t));
+    const cs_tensor *w = tensors_find(&t, "visual.transformer.resblocks.0.attn.in_proj_weight");
     CHECK(w && w->dtype == CS_DT_F32 && w->ndim == 2 && w->shape[0] == 384 && w->shape[1] == 128);
-    CHECK(cs_tensors_find(&t, "input_resolution") == NULL);
-    cs_tensors_free(&t);
+    CHECK(tensors_find(&t, "input_resolution") == NULL);
+    tensors_free(&t);
 }
 
 static void expect_open_error(const char *path, cs_status want, const char *problem) {
     cs_tensor_table t;
-    CHECK_STATUS(cs_pytorch_open(path, &t), want);
+    CHECK_STATUS(pytorch_open(path, &t), want);
     CHECK_ERR_HAS(path);
     CHECK_ERR_HAS(problem);
     CHECK(t.n == 0);
-    cs_tensors_free(&t);
+    tensors_free(&t);
 }
 
 static uint64_t rd64(const uint8_t *p) {

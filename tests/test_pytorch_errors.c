@@ -229,11 +229,11 @@ static const char *write_archive(const char *name, const buf *pkl, int flags) {
 
 static void expect_open_error(const char *path, cs_status want, const char *problem) {
     cs_tensor_table t;
-    CHECK_STATUS(cs_pytorch_open(path, &t), want);
+    CHECK_STATUS(pytorch_open(path, &t), want);
     CHECK_ERR_HAS(path);
     CHECK_ERR_HAS(problem);
     CHECK(t.n == 0);
-    cs_tensors_free(&t);
+    tensors_free(&t);
 }
 
 static void expect_pickle_error(const char *name, const buf *pkl, cs_status want, const char *problem) {
@@ -242,8 +242,8 @@ static void expect_pickle_error(const char *name, const buf *pkl, cs_status want
 
 static int has_floats(const cs_tensor_table *t, const char *name, int ndim, const int64_t *shape,
                       int n, const float *want) {
-    const cs_tensor *x = cs_tensors_find(t, name);
-    if (!x || x->dtype != CS_DT_F32 || x->ndim != ndim || cs_tensor_numel(x) != n ||
+    const cs_tensor *x = tensors_find(t, name);
+    if (!x || x->dtype != CS_DT_F32 || x->ndim != ndim || tensor_numel(x) != n ||
         x->nbytes != (size_t)n * 4)
         return 0;
     for (int i = 0; i < ndim; i++)
@@ -272,14 +272,14 @@ static buf views_pickle(void) {
 
 static void check_views(const char *path) {
     cs_tensor_table t;
-    CHECK_OK(cs_pytorch_open(path, &t));
+    CHECK_OK(pytorch_open(path, &t));
     CHECK(t.n == 5);
     CHECK(has_floats(&t, "full", 1, (int64_t[]){6}, 6, (float[]){0, 1, 2, 3, 4, 5}));
     CHECK(has_floats(&t, "transposed", 2, (int64_t[]){3, 2}, 6, (float[]){0, 3, 1, 4, 2, 5}));
     CHECK(has_floats(&t, "offset", 1, (int64_t[]){2}, 2, (float[]){1, 3}));
     CHECK(has_floats(&t, "scalar", 0, NULL, 1, (float[]){5}));
     CHECK(has_floats(&t, "empty", 2, (int64_t[]){0, 4}, 0, NULL));
-    cs_tensors_free(&t);
+    tensors_free(&t);
 }
 
 static void test_views(void) {
@@ -314,11 +314,11 @@ static void test_checkpoint(void) {
     put8(&p, 'b');
     pk_end_dict(&p);
     cs_tensor_table t;
-    CHECK_OK(cs_pytorch_open(write_archive("checkpoint.pt", &p, STORED), &t));
+    CHECK_OK(pytorch_open(write_archive("checkpoint.pt", &p, STORED), &t));
     CHECK(t.n == 2);
     CHECK(has_floats(&t, "visual.proj", 2, (int64_t[]){2, 3}, 6, (float[]){0, 1, 2, 3, 4, 5}));
     CHECK(has_floats(&t, "logit_scale", 0, NULL, 1, (float[]){4}));
-    cs_tensors_free(&t);
+    tensors_free(&t);
     free(p.d);
 }
 
@@ -360,14 +360,14 @@ static void test_torchscript(void) {
     pk_end_module(&p);
     put8(&p, '.');
     cs_tensor_table t;
-    CHECK_OK(cs_pytorch_open(write_archive("torchscript.pt", &p, STORED), &t));
+    CHECK_OK(pytorch_open(write_archive("torchscript.pt", &p, STORED), &t));
     CHECK(t.n == 2);
-    const cs_tensor *w = cs_tensors_find(&t, "visual.conv1.weight");
+    const cs_tensor *w = tensors_find(&t, "visual.conv1.weight");
     CHECK(w && w->dtype == CS_DT_F16 && w->ndim == 2 && w->shape[1] == 4 && w->nbytes == 24);
-    const cs_tensor *r = cs_tensors_find(&t, "input_resolution");
+    const cs_tensor *r = tensors_find(&t, "input_resolution");
     CHECK(r && r->dtype == CS_DT_I64 && r->ndim == 0 && *(const int64_t *)r->data == 224);
-    CHECK(cs_tensors_find(&t, "layers") == NULL);
-    cs_tensors_free(&t);
+    CHECK(tensors_find(&t, "layers") == NULL);
+    tensors_free(&t);
     free(p.d);
 }
 

@@ -101,17 +101,17 @@ static void check_position_embedding(cs_model *m, int R) {
  * borrows them, so the batch norms fold into copies, not in place. */
 static void check_f32_table(void) {
     cs_tensor_table f16, f32;
-    CHECK_OK(cs_safetensors_open(golden_path("golden/tiny-rn/model.safetensors"), &f16));
-    cs_tensors_init(&f32, "tiny-rn widened to F32");
+    CHECK_OK(safetensors_open(golden_path("golden/tiny-rn/model.safetensors"), &f16));
+    tensors_init(&f32, "tiny-rn widened to F32");
     for (int i = 0; i < f16.n; i++) {
         const cs_tensor *x = &f16.items[i];
-        int64_t n = cs_tensor_numel(x);
-        float *data = cs_alloc((size_t)(n ? n : 1), sizeof(float));
-        CHECK_OK(cs_tensor_to_f32(x, data));
-        CHECK_OK(cs_tensors_add(&f32, x->name, CS_DT_F32, x->ndim, x->shape, data,
+        int64_t n = tensor_numel(x);
+        float *data = mem_alloc((size_t)(n ? n : 1), sizeof(float));
+        CHECK_OK(tensor_to_f32(x, data));
+        CHECK_OK(tensors_add(&f32, x->name, CS_DT_F32, x->ndim, x->shape, data,
                                 (size_t)n * sizeof(float), 1));
     }
-    cs_tensors_free(&f16);
+    tensors_free(&f16);
     cs_model *m;
     CHECK_OK(model_from_table(&f32, NULL, &m));
     if (!m) return;
@@ -128,7 +128,7 @@ static void check_f32_table(void) {
  * with `want`, the message names the tensor, and nothing leaks. */
 static void check_broken_model(const char *tensor, int rename, int64_t dim0, cs_status want) {
     cs_tensor_table t;
-    CHECK_OK(cs_safetensors_open(golden_path("golden/tiny-rn/model.safetensors"), &t));
+    CHECK_OK(safetensors_open(golden_path("golden/tiny-rn/model.safetensors"), &t));
     for (int i = 0; i < t.n; i++) {
         if (strcmp(t.items[i].name, tensor) != 0) continue;
         if (rename) t.items[i].name[0] = '_';

@@ -36,10 +36,10 @@ static const char *write_raw(const char *name, const char *header, size_t data_l
 
 static void expect_open_error(const char *path, cs_status want, const char *problem) {
     cs_tensor_table t;
-    CHECK_STATUS(cs_safetensors_open(path, &t), want);
+    CHECK_STATUS(safetensors_open(path, &t), want);
     CHECK_ERR_HAS(path);
     CHECK_ERR_HAS(problem);
-    cs_tensors_free(&t);
+    tensors_free(&t);
 }
 
 /* Rewrite a table as a safetensors file, skipping `drop`, giving `reshape`
@@ -56,7 +56,7 @@ static const char *rewrite(const char *name, const cs_tensor_table *src, const c
         n += (size_t)snprintf(h + n, cap - n, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", n > 1 ? "," : "",
                               x->name, dt[x->dtype]);
         if (reshape && !strcmp(x->name, reshape)) {
-            n += (size_t)snprintf(h + n, cap - n, "%lld,1", (long long)cs_tensor_numel(x));
+            n += (size_t)snprintf(h + n, cap - n, "%lld,1", (long long)tensor_numel(x));
         } else {
             for (int d = 0; d < x->ndim; d++)
                 n += (size_t)snprintf(h + n, cap - n, d ? ",%lld" : "%lld", (long long)x->shape[d]);
@@ -133,13 +133,13 @@ static void test_file_errors(void) {
 
     /* A well-formed file with metadata and an empty tensor opens. */
     cs_tensor_table t;
-    CHECK_OK(cs_safetensors_open(write_raw("ok.safetensors",
+    CHECK_OK(safetensors_open(write_raw("ok.safetensors",
                                            "{\"__metadata__\":{\"k\":\"v\"},"
                                            "\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]},"
                                            "\"w\":{\"dtype\":\"BF16\",\"shape\":[2,2],\"data_offsets\":[0,8]}}", 8),
                                  &t));
-    CHECK(t.n == 2 && cs_tensors_find(&t, "w") && cs_tensors_find(&t, "w")->ndim == 2);
-    cs_tensors_free(&t);
+    CHECK(t.n == 2 && tensors_find(&t, "w") && tensors_find(&t, "w")->ndim == 2);
+    tensors_free(&t);
 }
 
 static void expect_model_error(const char *path, cs_status want, const char *problem) {
@@ -153,7 +153,7 @@ static void expect_model_error(const char *path, cs_status want, const char *pro
 static void test_model_errors(void) {
     expect_model_error(tmp_file("nothing-here.safetensors"), CS_ERR_MISSING, "not found");
     cs_tensor_table t;
-    CHECK_OK(cs_safetensors_open(golden_path("golden/tiny-vit/model.safetensors"), &t));
+    CHECK_OK(safetensors_open(golden_path("golden/tiny-vit/model.safetensors"), &t));
 
     /* The golden file cut short: the last tensors' offsets run past the end. */
     const char *p = rewrite("full.safetensors", &t, NULL, NULL, NULL);
@@ -183,7 +183,7 @@ static void test_model_errors(void) {
     /* A NaN in a weight is refused at load, naming the tensor. */
     expect_model_error(rewrite("nan.safetensors", &t, NULL, NULL, "visual.ln_post.bias"),
                        CS_ERR_FORMAT, "'visual.ln_post.bias' holds 1 non-finite value");
-    cs_tensors_free(&t);
+    tensors_free(&t);
 }
 
 int main(void) {

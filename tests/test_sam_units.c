@@ -252,7 +252,7 @@ static void check_not_sam(void) {
     float w[4] = {1, 2, 3, 4};
     cs_tensor t = {"visual.proj", CS_DT_F32, 2, {2, 2}, w, sizeof w, 0};
     const cs_tensor *list[1] = {&t};
-    CHECK_OK(cs_safetensors_write(path, list, 1, 0));
+    CHECK_OK(safetensors_write(path, list, 1, 0));
     CHECK_STATUS(cs_sam_load(path, NULL, &m), CS_ERR_MISSING);
     CHECK_ERR_HAS("not a SAM checkpoint");
     remove(path);
@@ -271,7 +271,7 @@ static void check_npy_fortran(void) {
     int32_t colmajor[6] = {0, 1, 2, 3, 4, 5}; /* column j holds 2j, 2j+1 */
     memcpy(buf + 10 + hl, colmajor, sizeof colmajor);
     cs_array a;
-    CHECK_OK(cs_npy_parse("f.npy", buf, 10 + hl + sizeof colmajor, &a));
+    CHECK_OK(npy_parse("f.npy", buf, 10 + hl + sizeof colmajor, &a));
     const int32_t want[6] = {0, 2, 4, 1, 3, 5};
     CHECK(a.data && a.ndim == 2 && a.shape[0] == 2 && a.shape[1] == 3 && !memcmp(a.data, want, sizeof want));
     cs_array_free(&a);

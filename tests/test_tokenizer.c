@@ -72,7 +72,7 @@ static size_t json_string_bytes(const char *raw, char *out) {
         }
         default: c = (uint32_t)e; break;
         }
-        k += (size_t)cs_utf8_put((uint8_t *)out + k, c);
+        k += (size_t)utf8_put((uint8_t *)out + k, c);
     }
     return k;
 }

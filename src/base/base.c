@@ -32,7 +32,7 @@ const char *cs_status_name(cs_status s) {
     return "unknown error";
 }
 
-cs_status cs_fail(cs_status code, const char *fmt, ...) {
+cs_status error_set(cs_status code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(g_message, sizeof g_message, fmt, ap);
@@ -40,7 +40,7 @@ cs_status cs_fail(cs_status code, const char *fmt, ...) {
     return code;
 }
 
-void cs_error_prefix(const char *fmt, ...) {
+void error_prefix(const char *fmt, ...) {
     char prefix[512], old[sizeof g_message];
     va_list ap;
     va_start(ap, fmt);
@@ -57,7 +57,7 @@ uint64_t hash_bytes(const void *data, size_t n) {
     return h ^ (h >> 29);
 }
 
-int cs_mul_size(size_t a, size_t b, size_t *out) {
+int size_mul(size_t a, size_t b, size_t *out) {
     if (a != 0 && b > SIZE_MAX / a) return 0;
     *out = a * b;
     return 1;
@@ -69,10 +69,10 @@ int cs_mul_size(size_t a, size_t b, size_t *out) {
 #define HUGE_ALLOC_BYTES ((size_t)4 << 20)
 #define HUGE_PAGE ((size_t)2 << 20)
 
-void *cs_alloc(size_t n, size_t size) {
+void *mem_alloc(size_t n, size_t size) {
     size_t bytes;
-    if (!cs_mul_size(n, size, &bytes) || bytes > SIZE_MAX - HUGE_PAGE) {
-        cs_fail(CS_ERR_NOMEM, "allocation of %zu x %zu bytes overflows", n, size);
+    if (!size_mul(n, size, &bytes) || bytes > SIZE_MAX - HUGE_PAGE) {
+        error_set(CS_ERR_NOMEM, "allocation of %zu x %zu bytes overflows", n, size);
         return NULL;
     }
     /* aligned_alloc wants a multiple of the alignment; 0 bytes still gets a
@@ -80,22 +80,22 @@ void *cs_alloc(size_t n, size_t size) {
     size_t align = bytes >= HUGE_ALLOC_BYTES ? HUGE_PAGE : 64;
     size_t rounded = (bytes + align - 1) & ~(align - 1);
     void *p = aligned_alloc(align, rounded ? rounded : align);
-    if (!p) cs_fail(CS_ERR_NOMEM, "out of memory allocating %zu bytes", bytes);
+    if (!p) error_set(CS_ERR_NOMEM, "out of memory allocating %zu bytes", bytes);
     else if (align == HUGE_PAGE) madvise(p, rounded, MADV_HUGEPAGE);
     return p;
 }
 
-void *cs_calloc(size_t n, size_t size) {
-    void *p = cs_alloc(n, size);
+void *mem_calloc(size_t n, size_t size) {
+    void *p = mem_alloc(n, size);
     if (p) memset(p, 0, n * size);
     return p;
 }
 
 void cs_free(void *p) { free(p); }
 
-char *cs_strdup(const char *s) {
+char *mem_strdup(const char *s) {
     size_t n = strlen(s) + 1;
-    char *d = cs_alloc(n, 1);
+    char *d = mem_alloc(n, 1);
     if (d) memcpy(d, s, n);
     return d;
 }

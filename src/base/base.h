@@ -9,26 +9,26 @@
 #include "clip_surgery.h"
 
 /* Record an error message (printf-style) and return `code`, so error paths
- * read `return cs_fail(CS_ERR_FORMAT, "%s: bad header", path);`. */
-cs_status cs_fail(cs_status code, const char *fmt, ...)
+ * read `return error_set(CS_ERR_FORMAT, "%s: bad header", path);`. */
+cs_status error_set(cs_status code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Prefix the current message with "prefix: " (adds context on the way up). */
-void cs_error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Checked allocation: on failure record CS_ERR_NOMEM and return NULL.
  * Sizes are multiplied with overflow checks. Memory is 64-byte aligned
  * (so the GEMM and vector loops see aligned rows); free with cs_free
  * (public). */
-void *cs_alloc(size_t n, size_t size);
-void *cs_calloc(size_t n, size_t size);
-char *cs_strdup(const char *s);
+void *mem_alloc(size_t n, size_t size);
+void *mem_calloc(size_t n, size_t size);
+char *mem_strdup(const char *s);
 
 /* FNV-1a of n bytes, its high bits folded in (for tables indexed by the
  * low bits). */
 uint64_t hash_bytes(const void *data, size_t n);
 
 /* Overflow-checked size arithmetic: return 0 on overflow. */
-int cs_mul_size(size_t a, size_t b, size_t *out);
+int size_mul(size_t a, size_t b, size_t *out);
 
 #endif

@@ -9,25 +9,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-cs_status cs_open_input(const char *path, int *fd, size_t *size) {
+cs_status file_open_input(const char *path, int *fd, size_t *size) {
     *fd = -1;
     *size = 0;
     int f = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (f < 0) {
         int e = errno;
         if (e == ENOENT || e == ENOTDIR || e == ENAMETOOLONG || e == ELOOP)
-            return cs_fail(CS_ERR_MISSING, "%s: cannot open: %s", path, strerror(e));
-        return cs_fail(CS_ERR_IO, "%s: cannot open: %s", path, strerror(e));
+            return error_set(CS_ERR_MISSING, "%s: cannot open: %s", path, strerror(e));
+        return error_set(CS_ERR_IO, "%s: cannot open: %s", path, strerror(e));
     }
     struct stat st;
     if (fstat(f, &st) != 0) {
         int e = errno;
         close(f);
-        return cs_fail(CS_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
+        return error_set(CS_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
     }
     if (!S_ISREG(st.st_mode)) {
         close(f);
-        return cs_fail(CS_ERR_ARG, "%s: not a regular file (%s)", path,
+        return error_set(CS_ERR_ARG, "%s: not a regular file (%s)", path,
                        S_ISDIR(st.st_mode) ? "a folder" : S_ISFIFO(st.st_mode) ? "a FIFO" :
                        S_ISSOCK(st.st_mode) ? "a socket" : "a device");
     }
@@ -38,15 +38,15 @@ cs_status cs_open_input(const char *path, int *fd, size_t *size) {
     return CS_OK;
 }
 
-cs_status cs_fopen_input(const char *path, FILE **f, size_t *size) {
+cs_status file_fopen_input(const char *path, FILE **f, size_t *size) {
     int fd;
     *f = NULL;
-    cs_status s = cs_open_input(path, &fd, size);
+    cs_status s = file_open_input(path, &fd, size);
     if (s != CS_OK) return s;
     *f = fdopen(fd, "rb");
     if (!*f) {
         close(fd);
-        return cs_fail(CS_ERR_NOMEM, "%s: cannot open a stream", path);
+        return error_set(CS_ERR_NOMEM, "%s: cannot open a stream", path);
     }
     return CS_OK;
 }
@@ -56,14 +56,14 @@ cs_status cs_read_file(const char *path, size_t max_bytes, char **data, size_t *
     *len = 0;
     FILE *f;
     size_t size;
-    cs_status s = cs_fopen_input(path, &f, &size);
+    cs_status s = file_fopen_input(path, &f, &size);
     if (s != CS_OK) return s;
     if (max_bytes && size > max_bytes) {
         fclose(f);
-        return cs_fail(CS_ERR_LIMIT, "%s: file is %zu bytes, more than the limit of %zu", path,
+        return error_set(CS_ERR_LIMIT, "%s: file is %zu bytes, more than the limit of %zu", path,
                        size, max_bytes);
     }
-    char *buf = cs_alloc(size + 1, 1);
+    char *buf = mem_alloc(size + 1, 1);
     if (!buf) {
         fclose(f);
         return CS_ERR_NOMEM;
@@ -73,7 +73,7 @@ cs_status cs_read_file(const char *path, size_t max_bytes, char **data, size_t *
     fclose(f);
     if (err || got != size) {
         cs_free(buf);
-        return cs_fail(CS_ERR_IO, "%s: read error", path);
+        return error_set(CS_ERR_IO, "%s: read error", path);
     }
     buf[size] = 0;
     *data = buf;
@@ -95,9 +95,9 @@ static pthread_mutex_t g_tmps_lock = PTHREAD_MUTEX_INITIALIZER;
 static int g_transaction;
 
 static cs_tmp_node *tmp_track(const char *tmp) {
-    cs_tmp_node *n = cs_calloc(1, sizeof *n);
+    cs_tmp_node *n = mem_calloc(1, sizeof *n);
     if (!n) return NULL;
-    n->tmp = cs_strdup(tmp);
+    n->tmp = mem_strdup(tmp);
     if (!n->tmp) {
         cs_free(n);
         return NULL;
@@ -136,14 +136,14 @@ cs_status cs_outputs_end(int commit) {
     /* Oldest first, so a later write of one path wins as it would have. */
     int n = 0;
     for (cs_tmp_node *x = g_tmps; x; x = x->next) n += x->final != NULL;
-    cs_tmp_node **pending = cs_alloc((size_t)n + 1, sizeof *pending);
+    cs_tmp_node **pending = mem_alloc((size_t)n + 1, sizeof *pending);
     int k = n;
     for (cs_tmp_node *x = g_tmps; x && pending; x = x->next)
         if (x->final) pending[--k] = x;
     int done = 0;
     for (; commit && pending && done < n; done++)
         if (rename(pending[done]->tmp, pending[done]->final) != 0) {
-            s = cs_fail(CS_ERR_IO, "%s: cannot rename into place: %s", pending[done]->final,
+            s = error_set(CS_ERR_IO, "%s: cannot rename into place: %s", pending[done]->final,
                         strerror(errno));
             break;
         }
@@ -164,8 +164,8 @@ cs_status cs_outputs_end(int commit) {
 cs_status cs_atomic_open(cs_atomic_file *af, const char *path) {
     memset(af, 0, sizeof *af);
     size_t n = strlen(path) + 32;
-    af->path = cs_strdup(path);
-    af->tmp_path = cs_alloc(n, 1);
+    af->path = mem_strdup(path);
+    af->tmp_path = mem_alloc(n, 1);
     if (!af->path || !af->tmp_path) {
         cs_atomic_abort(af);
         return CS_ERR_NOMEM;
@@ -181,7 +181,7 @@ cs_status cs_atomic_open(cs_atomic_file *af, const char *path) {
     int fd = mkstemp(af->tmp_path);
     if (fd < 0) {
         int e = errno;
-        cs_status s = cs_fail(CS_ERR_IO, "%s: cannot create: %s", path, strerror(e));
+        cs_status s = error_set(CS_ERR_IO, "%s: cannot create: %s", path, strerror(e));
         cs_free(af->tmp_path);
         af->tmp_path = NULL;
         cs_atomic_abort(af);
@@ -193,7 +193,7 @@ cs_status cs_atomic_open(cs_atomic_file *af, const char *path) {
     if (!af->f) {
         close(fd);
         cs_atomic_abort(af);
-        return cs_fail(CS_ERR_IO, "%s: cannot open for writing", path);
+        return error_set(CS_ERR_IO, "%s: cannot open for writing", path);
     }
     return CS_OK;
 }
@@ -226,7 +226,7 @@ static cs_status atomic_commit(cs_atomic_file *af, int defer) {
     }
     if (bad || rename(af->tmp_path, af->path) != 0) {
         if (!bad) e = errno;
-        cs_status s = cs_fail(CS_ERR_IO, "%s: write failed: %s", af->path,
+        cs_status s = error_set(CS_ERR_IO, "%s: write failed: %s", af->path,
                               e ? strerror(e) : "unknown error");
         cs_atomic_abort(af);
         return s;
@@ -239,18 +239,18 @@ static cs_status atomic_commit(cs_atomic_file *af, int defer) {
 
 cs_status cs_atomic_commit(cs_atomic_file *af) { return atomic_commit(af, g_transaction); }
 
-cs_status cs_atomic_commit_now(cs_atomic_file *af) { return atomic_commit(af, 0); }
+cs_status atomic_commit_now(cs_atomic_file *af) { return atomic_commit(af, 0); }
 
 cs_status cs_mkdirs(const char *path) {
-    if (!*path) return cs_fail(CS_ERR_ARG, "an empty folder name");
-    char *p = cs_strdup(path);
+    if (!*path) return error_set(CS_ERR_ARG, "an empty folder name");
+    char *p = mem_strdup(path);
     if (!p) return CS_ERR_NOMEM;
     for (char *s = p + 1;; s++) {
         if (*s == '/' || *s == 0) {
             char c = *s;
             *s = 0;
             if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-                cs_status st = cs_fail(CS_ERR_IO, "%s: cannot create directory: %s", p,
+                cs_status st = error_set(CS_ERR_IO, "%s: cannot create directory: %s", p,
                                        strerror(errno));
                 cs_free(p);
                 return st;

@@ -16,13 +16,13 @@
  * non-regular one CS_ERR_ARG, an unreadable one CS_ERR_IO (permission:
  * a runtime failure). *size gets the file's size. Every reader opens its
  * input through these. */
-cs_status cs_open_input(const char *path, int *fd, size_t *size);
+cs_status file_open_input(const char *path, int *fd, size_t *size);
 /* The same as a stdio stream. */
-cs_status cs_fopen_input(const char *path, FILE **f, size_t *size);
+cs_status file_fopen_input(const char *path, FILE **f, size_t *size);
 
 /* cs_atomic_commit, renamed at once even inside an output transaction: for
  * caches and downloads, which are not a run's outputs and are needed right
  * away. */
-cs_status cs_atomic_commit_now(cs_atomic_file *af);
+cs_status atomic_commit_now(cs_atomic_file *af);
 
 #endif

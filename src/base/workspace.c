@@ -4,8 +4,8 @@
 
 void *ws_take(cs_workspace *w, size_t n, size_t size) {
     size_t bytes;
-    if (!cs_mul_size(n, size, &bytes) || bytes > SIZE_MAX - 64) {
-        cs_fail(CS_ERR_NOMEM, "workspace request of %zu x %zu bytes overflows", n, size);
+    if (!size_mul(n, size, &bytes) || bytes > SIZE_MAX - 64) {
+        error_set(CS_ERR_NOMEM, "workspace request of %zu x %zu bytes overflows", n, size);
         return NULL;
     }
     bytes = (bytes + 63) & ~(size_t)63;
@@ -18,14 +18,14 @@ void *ws_take(cs_workspace *w, size_t n, size_t size) {
     w->used += bytes; /* counted, so the arena grows to fit next time */
     if (w->n_spill == w->cap_spill) {
         int cap = w->cap_spill ? 2 * w->cap_spill : 16;
-        void **grown = cs_alloc((size_t)cap, sizeof *grown);
+        void **grown = mem_alloc((size_t)cap, sizeof *grown);
         if (!grown) return NULL;
         if (w->spill) memcpy(grown, w->spill, sizeof *grown * (size_t)w->n_spill);
         cs_free(w->spill);
         w->spill = grown;
         w->cap_spill = cap;
     }
-    void *p = cs_alloc(bytes, 1);
+    void *p = mem_alloc(bytes, 1);
     if (p) w->spill[w->n_spill++] = p;
     return p;
 }
@@ -37,7 +37,7 @@ void ws_release(cs_workspace *w) {
         /* Grow once to the high-water mark; a failure only means spilling
          * again next time. */
         cs_free(w->base);
-        w->base = cs_alloc(w->peak, 1);
+        w->base = mem_alloc(w->peak, 1);
         w->cap = w->base ? w->peak : 0;
     }
     w->used = 0;

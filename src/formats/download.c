@@ -20,16 +20,16 @@ void cs_sha256_bytes(const void *data, size_t len, char hex[65]) {
     to_hex(md, n, hex);
 }
 
-cs_status cs_sha256_file(const char *path, char hex[65]) {
+cs_status sha256_file(const char *path, char hex[65]) {
     FILE *f;
     size_t size;
-    cs_status s = cs_fopen_input(path, &f, &size);
+    cs_status s = file_fopen_input(path, &f, &size);
     if (s != CS_OK) return s;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
         fclose(f);
         EVP_MD_CTX_free(ctx);
-        return cs_fail(CS_ERR_NOMEM, "%s: cannot start SHA-256", path);
+        return error_set(CS_ERR_NOMEM, "%s: cannot start SHA-256", path);
     }
     unsigned char buf[1 << 16], md[EVP_MAX_MD_SIZE];
     size_t n;
@@ -39,19 +39,19 @@ cs_status cs_sha256_file(const char *path, char hex[65]) {
     unsigned len = 0;
     EVP_DigestFinal_ex(ctx, md, &len);
     EVP_MD_CTX_free(ctx);
-    if (err) return cs_fail(CS_ERR_IO, "%s: read error", path);
+    if (err) return error_set(CS_ERR_IO, "%s: read error", path);
     to_hex(md, len, hex);
     return CS_OK;
 }
 
-cs_status cs_sha256_file_memo(const char *path, const char *memo_dir, char hex[65]) {
+cs_status sha256_file_memo(const char *path, const char *memo_dir, char hex[65]) {
     struct stat st;
     if (stat(path, &st) != 0)
-        return cs_fail(errno == ENOENT || errno == ENOTDIR ? CS_ERR_MISSING : CS_ERR_IO,
+        return error_set(errno == ENOENT || errno == ENOTDIR ? CS_ERR_MISSING : CS_ERR_IO,
                        "%s: cannot stat: %s", path, strerror(errno));
     /* A FIFO or device would block the read (or never end): refused. */
-    if (!S_ISREG(st.st_mode)) return cs_fail(CS_ERR_ARG, "%s: not a regular file", path);
-    if (!memo_dir) return cs_sha256_file(path, hex);
+    if (!S_ISREG(st.st_mode)) return error_set(CS_ERR_ARG, "%s: not a regular file", path);
+    if (!memo_dir) return sha256_file(path, hex);
     char real[4096], key[65], dir[4200], memo[4300], stamp[160], line[256];
     if (!realpath(path, real)) snprintf(real, sizeof real, "%s", path);
     cs_sha256_bytes(real, strlen(real), key);
@@ -64,7 +64,7 @@ cs_status cs_sha256_file_memo(const char *path, const char *memo_dir, char hex[6
              st.st_ctim.tv_nsec, (unsigned long long)st.st_ino, (unsigned long long)st.st_dev);
     FILE *f;
     size_t size;
-    if (cs_fopen_input(memo, &f, &size) == CS_OK) { /* never a FIFO planted there */
+    if (file_fopen_input(memo, &f, &size) == CS_OK) { /* never a FIFO planted there */
         size_t n = strlen(stamp);
         int ok = fgets(line, sizeof line, f) && !strncmp(line, stamp, n) && strlen(line) == n + 65 &&
                  strspn(line + n, "0123456789abcdef") == 64;
@@ -75,12 +75,12 @@ cs_status cs_sha256_file_memo(const char *path, const char *memo_dir, char hex[6
             return CS_OK;
         }
     }
-    cs_status s = cs_sha256_file(path, hex);
+    cs_status s = sha256_file(path, hex);
     if (s != CS_OK) return s;
     cs_atomic_file af;
     if (cs_mkdirs(dir) == CS_OK && cs_atomic_open(&af, memo) == CS_OK) {
         fprintf(af.f, "%s%s\n", stamp, hex);
-        cs_atomic_commit_now(&af);
+        atomic_commit_now(&af);
     }
     return CS_OK;
 }
@@ -105,7 +105,7 @@ static int on_progress(void *user, curl_off_t total, curl_off_t done, curl_off_t
     return 0;
 }
 
-cs_status cs_download(const char *url, const char *dest, const char *sha256_hex,
+cs_status download_to_file(const char *url, const char *dest, const char *sha256_hex,
                       cs_progress_fn progress, void *ctx) {
     cs_atomic_file af;
     cs_status s = cs_atomic_open(&af, dest);
@@ -116,7 +116,7 @@ cs_status cs_download(const char *url, const char *dest, const char *sha256_hex,
         curl_easy_cleanup(curl);
         EVP_MD_CTX_free(t.md);
         cs_atomic_abort(&af);
-        return cs_fail(CS_ERR_NOMEM, "%s: cannot start the download", url);
+        return error_set(CS_ERR_NOMEM, "%s: cannot start the download", url);
     }
     char curl_err[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(curl, CURLOPT_URL, url);
@@ -139,13 +139,13 @@ cs_status cs_download(const char *url, const char *dest, const char *sha256_hex,
     to_hex(md, len, hex);
     if (rc != CURLE_OK) {
         cs_atomic_abort(&af);
-        return cs_fail(CS_ERR_IO, "%s: download failed: %s", url,
+        return error_set(CS_ERR_IO, "%s: download failed: %s", url,
                        curl_err[0] ? curl_err : curl_easy_strerror(rc));
     }
     if (sha256_hex && strcmp(hex, sha256_hex) != 0) {
         cs_atomic_abort(&af);
-        return cs_fail(CS_ERR_FORMAT, "%s: SHA-256 %s does not match the expected %s; not saved", url,
+        return error_set(CS_ERR_FORMAT, "%s: SHA-256 %s does not match the expected %s; not saved", url,
                        hex, sha256_hex);
     }
-    return cs_atomic_commit_now(&af);
+    return atomic_commit_now(&af);
 }

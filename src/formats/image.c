@@ -21,13 +21,13 @@ static int has_prefix(const uint8_t *buf, size_t len, const char *magic, size_t 
     return len >= n && memcmp(buf, magic, n) == 0;
 }
 
-cs_status cs_image_check_size(const char *name, int64_t width, int64_t height,
+cs_status image_check_size(const char *name, int64_t width, int64_t height,
                               int64_t max_pixels) {
     if (width < 1 || height < 1)
-        return cs_fail(CS_ERR_FORMAT, "%s: image has no pixels (%lldx%lld)", name,
+        return error_set(CS_ERR_FORMAT, "%s: image has no pixels (%lldx%lld)", name,
                        (long long)width, (long long)height);
     if (width > max_pixels / height)
-        return cs_fail(CS_ERR_LIMIT, "%s: image is %lldx%lld, more than the limit of %lld pixels",
+        return error_set(CS_ERR_LIMIT, "%s: image is %lldx%lld, more than the limit of %lld pixels",
                        name, (long long)width, (long long)height, (long long)max_pixels);
     return CS_OK;
 }
@@ -35,16 +35,16 @@ cs_status cs_image_check_size(const char *name, int64_t width, int64_t height,
 static cs_status decode_by_magic(const char *name, const uint8_t *buf, size_t len,
                                  int64_t max_pixels, int png16_highbyte, image_source *out,
                                  int *orientation) {
-    if (len == 0) return cs_fail(CS_ERR_FORMAT, "%s: empty file", name);
+    if (len == 0) return error_set(CS_ERR_FORMAT, "%s: empty file", name);
     if (has_prefix(buf, len, "\x89PNG\r\n\x1a\n", 8))
-        return cs_png_decode(name, buf, len, max_pixels, png16_highbyte, out, orientation);
+        return image_png_decode(name, buf, len, max_pixels, png16_highbyte, out, orientation);
     if (has_prefix(buf, len, "\xff\xd8\xff", 3))
-        return cs_jpeg_decode(name, buf, len, max_pixels, out, orientation);
+        return image_jpeg_decode(name, buf, len, max_pixels, out, orientation);
     for (size_t i = 0; i < sizeof k_other_formats / sizeof k_other_formats[0]; i++)
         if (has_prefix(buf, len, k_other_formats[i].magic, k_other_formats[i].len))
-            return cs_fail(CS_ERR_UNSUPPORTED, "%s: %s images are not supported (JPEG or PNG only)",
+            return error_set(CS_ERR_UNSUPPORTED, "%s: %s images are not supported (JPEG or PNG only)",
                            name, k_other_formats[i].format);
-    return cs_fail(CS_ERR_FORMAT, "%s: not a JPEG or PNG image", name);
+    return error_set(CS_ERR_FORMAT, "%s: not a JPEG or PNG image", name);
 }
 
 /* The RGB view of a decoded image, keeping the source where resizing it
@@ -58,10 +58,10 @@ static cs_status image_from_source(const char *name, image_source *src, cs_image
         src->pixels = NULL;
         return CS_OK;
     }
-    out->rgb = cs_alloc((size_t)src->width * src->height, 3);
-    if (out->rgb && src->mode != IMAGE_MODE_L) out->source = cs_calloc(1, sizeof *src);
+    out->rgb = mem_alloc((size_t)src->width * src->height, 3);
+    if (out->rgb && src->mode != IMAGE_MODE_L) out->source = mem_calloc(1, sizeof *src);
     if (!out->rgb || (src->mode != IMAGE_MODE_L && !out->source)) {
-        cs_error_prefix("%s", name);
+        error_prefix("%s", name);
         return CS_ERR_NOMEM;
     }
     image_source_to_rgb(src, out->rgb);
@@ -77,14 +77,14 @@ cs_status cs_image_decode_memory(const char *name, const uint8_t *buf, size_t le
     memset(out, 0, sizeof *out);
     int64_t max_pixels = opts && opts->max_pixels ? opts->max_pixels : CS_IMAGE_DEFAULT_MAX_PIXELS;
     if (max_pixels < 0)
-        return cs_fail(CS_ERR_ARG, "%s: negative pixel limit %lld", name, (long long)max_pixels);
+        return error_set(CS_ERR_ARG, "%s: negative pixel limit %lld", name, (long long)max_pixels);
     int want_orientation = opts && opts->exif_rotate;
     int orientation = 1;
     image_source src = {0};
     cs_status s = decode_by_magic(name, buf, len, max_pixels, opts && opts->png16_highbyte, &src,
                                   want_orientation ? &orientation : NULL);
     if (s != CS_OK) return s;
-    if (want_orientation) s = cs_image_apply_orientation(name, &src, orientation);
+    if (want_orientation) s = image_apply_orientation(name, &src, orientation);
     if (s == CS_OK) s = image_from_source(name, &src, out);
     image_source_free(&src);
     if (s != CS_OK) cs_image_free(out);

@@ -20,23 +20,23 @@
  * from the header, before allocating. When orientation is not NULL it
  * receives the EXIF orientation tag (1..8; 1 when there is none) that the
  * file carries. On failure *out is left empty. */
-cs_status cs_jpeg_decode(const char *name, const uint8_t *buf, size_t len, int64_t max_pixels,
+cs_status image_jpeg_decode(const char *name, const uint8_t *buf, size_t len, int64_t max_pixels,
                          image_source *out, int *orientation);
 /* png16_highbyte: 16-bit gray becomes "L" from the high bytes, not "I". */
-cs_status cs_png_decode(const char *name, const uint8_t *buf, size_t len, int64_t max_pixels,
+cs_status image_png_decode(const char *name, const uint8_t *buf, size_t len, int64_t max_pixels,
                         int png16_highbyte, image_source *out, int *orientation);
 
 /* CS_OK when a width x height image fits the limit; otherwise CS_ERR_LIMIT
  * (or CS_ERR_FORMAT for an empty size) with a message naming the file. */
-cs_status cs_image_check_size(const char *name, int64_t width, int64_t height,
+cs_status image_check_size(const char *name, int64_t width, int64_t height,
                               int64_t max_pixels);
 
 /* The Orientation tag (0x0112) of IFD0 of an EXIF TIFF block, 1..8; 1 when
  * the block is malformed or has no valid tag. */
-int cs_exif_orientation(const uint8_t *tiff, size_t len);
+int exif_orientation(const uint8_t *tiff, size_t len);
 
 /* Turn an image upright for an EXIF orientation the way PIL's
  * ImageOps.exif_transpose does (2..8 flip or rotate; 1 leaves it). */
-cs_status cs_image_apply_orientation(const char *name, image_source *img, int orientation);
+cs_status image_apply_orientation(const char *name, image_source *img, int orientation);
 
 #endif

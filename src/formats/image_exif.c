@@ -18,7 +18,7 @@ static uint32_t read_u32(const uint8_t *p, int big_endian) {
                       : (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
 }
 
-int cs_exif_orientation(const uint8_t *tiff, size_t len) {
+int exif_orientation(const uint8_t *tiff, size_t len) {
     if (len < 8) return 1;
     int big_endian;
     if (memcmp(tiff, "II*\0", 4) == 0)
@@ -57,15 +57,15 @@ static void source_of(int orientation, int x, int y, int w, int h, int *sx, int 
     }
 }
 
-cs_status cs_image_apply_orientation(const char *name, image_source *img, int orientation) {
+cs_status image_apply_orientation(const char *name, image_source *img, int orientation) {
     if (orientation < 2 || orientation > 8) return CS_OK;
     int w = img->width, h = img->height;
     int swap = orientation >= 5;
     int out_w = swap ? h : w, out_h = swap ? w : h;
     size_t bytes = (size_t)image_mode_bytes(img->mode);
-    uint8_t *px = cs_alloc((size_t)w * h, bytes);
+    uint8_t *px = mem_alloc((size_t)w * h, bytes);
     if (!px) {
-        cs_error_prefix("%s", name);
+        error_prefix("%s", name);
         return CS_ERR_NOMEM;
     }
     for (int y = 0; y < out_h; y++)

@@ -72,7 +72,7 @@ static int exif_orientation_of(j_decompress_ptr cinfo) {
     for (jpeg_saved_marker_ptr m = cinfo->marker_list; m; m = m->next) {
         if (m->marker == JPEG_APP0 + 1 && m->data_length >= 6 &&
             memcmp(m->data, k_exif, 6) == 0)
-            return cs_exif_orientation(m->data + 6, m->data_length - 6);
+            return exif_orientation(m->data + 6, m->data_length - 6);
     }
     return 1;
 }
@@ -107,21 +107,21 @@ static void read_all_rows(jpeg_job *job) {
 static cs_status jpeg_run(jpeg_job *job) {
     j_decompress_ptr cinfo = &job->cinfo;
     if (setjmp(job->guard.jump)) {
-        if (job->guard.truncated) return cs_fail(CS_ERR_FORMAT, "%s: truncated JPEG data", job->name);
-        return cs_fail(CS_ERR_FORMAT, "%s: corrupt JPEG: %s", job->name, job->guard.message);
+        if (job->guard.truncated) return error_set(CS_ERR_FORMAT, "%s: truncated JPEG data", job->name);
+        return error_set(CS_ERR_FORMAT, "%s: corrupt JPEG: %s", job->name, job->guard.message);
     }
     jpeg_create_decompress(cinfo);
     cinfo->progress = &job->progress;
     jpeg_mem_src(cinfo, job->buf, (unsigned long)job->len);
     if (job->orientation) jpeg_save_markers(cinfo, JPEG_APP0 + 1, 0xffff);
     jpeg_read_header(cinfo, TRUE);
-    cs_status s = cs_image_check_size(job->name, cinfo->image_width, cinfo->image_height,
+    cs_status s = image_check_size(job->name, cinfo->image_width, cinfo->image_height,
                                       job->max_pixels);
     if (s != CS_OK) return s;
     image_mode mode = IMAGE_MODE_RGB;
     int space = output_space_for(cinfo->jpeg_color_space, &mode);
     if (space < 0)
-        return cs_fail(CS_ERR_UNSUPPORTED, "%s: unsupported JPEG colour space (%d components)",
+        return error_set(CS_ERR_UNSUPPORTED, "%s: unsupported JPEG colour space (%d components)",
                        job->name, cinfo->num_components);
     cinfo->out_color_space = (J_COLOR_SPACE)space;
     if (job->orientation) *job->orientation = exif_orientation_of(cinfo);
@@ -135,7 +135,7 @@ static cs_status jpeg_run(jpeg_job *job) {
     return CS_OK;
 }
 
-cs_status cs_jpeg_decode(const char *name, const uint8_t *buf, size_t len, int64_t max_pixels,
+cs_status image_jpeg_decode(const char *name, const uint8_t *buf, size_t len, int64_t max_pixels,
                          image_source *out, int *orientation) {
     memset(out, 0, sizeof *out);
     jpeg_job job;

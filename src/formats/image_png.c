@@ -106,13 +106,13 @@ static void copy_palette(png_job *job) {
 static int exif_orientation_of(png_job *job) {
     png_uint_32 n = 0;
     png_bytep exif = NULL;
-    if (png_get_eXIf_1(job->png, job->info, &n, &exif) && exif) return cs_exif_orientation(exif, n);
+    if (png_get_eXIf_1(job->png, job->info, &n, &exif) && exif) return exif_orientation(exif, n);
     return 1;
 }
 
 static cs_status png_run(png_job *job) {
     if (setjmp(png_jmpbuf(job->png)))
-        return cs_fail(CS_ERR_FORMAT, "%s: corrupt PNG: %s", job->name, job->message);
+        return error_set(CS_ERR_FORMAT, "%s: corrupt PNG: %s", job->name, job->message);
     png_set_read_fn(job->png, job, read_from_buffer);
     /* check_header_size has applied our pixel limit; libpng's own per-side
      * cap (a million) would refuse some images within it. */
@@ -128,7 +128,7 @@ static cs_status png_run(png_job *job) {
     if (job->orientation) *job->orientation = exif_orientation_of(job);
     if (job->labels) {
         if ((color_type != PNG_COLOR_TYPE_GRAY && color_type != PNG_COLOR_TYPE_PALETTE) || bit_depth > 8)
-            return cs_fail(CS_ERR_UNSUPPORTED, "%s: a label mask must be an 8-bit grayscale or palette "
+            return error_set(CS_ERR_UNSUPPORTED, "%s: a label mask must be an 8-bit grayscale or palette "
                            "PNG (colour type %d, %d bits)", job->name, color_type, bit_depth);
         /* Samples below 8 bits: one byte each, the value unscaled. */
         if (bit_depth < 8) png_set_packing(job->png);
@@ -138,12 +138,12 @@ static cs_status png_run(png_job *job) {
     }
     png_read_update_info(job->png, job->info);
     if (png_get_rowbytes(job->png, job->info) != (size_t)width * delivered)
-        return cs_fail(CS_ERR_UNSUPPORTED, "%s: PNG layout (colour type %d, %d bits) not handled",
+        return error_set(CS_ERR_UNSUPPORTED, "%s: PNG layout (colour type %d, %d bits) not handled",
                        job->name, color_type, bit_depth);
     if (image_source_alloc(&job->image, mode, (int)width, (int)height) != CS_OK) return CS_ERR_NOMEM;
     if (mode == IMAGE_MODE_P) copy_palette(job);
     size_t stride = (size_t)width * image_mode_bytes(mode);
-    job->rows = cs_alloc(height, sizeof(png_bytep));
+    job->rows = mem_alloc(height, sizeof(png_bytep));
     if (!job->rows) return CS_ERR_NOMEM;
     for (png_uint_32 y = 0; y < height; y++) job->rows[y] = job->image.pixels + (size_t)y * stride;
     png_read_image(job->png, job->rows);
@@ -158,7 +158,7 @@ static cs_status check_header_size(const char *name, const uint8_t *buf, size_t 
                                    int64_t max_pixels) {
     if (len < 24 || memcmp(buf + 12, "IHDR", 4) != 0) return CS_OK;
     uint32_t width = png_get_uint_32(buf + 16), height = png_get_uint_32(buf + 20);
-    return cs_image_check_size(name, width, height, max_pixels);
+    return image_check_size(name, width, height, max_pixels);
 }
 
 /* Decode into job->image (left empty on failure). */
@@ -167,14 +167,14 @@ static cs_status png_decode(png_job *job) {
     if (s != CS_OK) return s;
     job->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, job, on_png_error, on_png_warning);
     if (job->png) job->info = png_create_info_struct(job->png);
-    s = job->info ? png_run(job) : cs_fail(CS_ERR_NOMEM, "%s: cannot set up libpng", job->name);
+    s = job->info ? png_run(job) : error_set(CS_ERR_NOMEM, "%s: cannot set up libpng", job->name);
     png_destroy_read_struct(job->png ? &job->png : NULL, job->info ? &job->info : NULL, NULL);
     cs_free(job->rows);
     if (s != CS_OK) image_source_free(&job->image);
     return s;
 }
 
-cs_status cs_png_decode(const char *name, const uint8_t *buf, size_t len, int64_t max_pixels,
+cs_status image_png_decode(const char *name, const uint8_t *buf, size_t len, int64_t max_pixels,
                         int png16_highbyte, image_source *out, int *orientation) {
     memset(out, 0, sizeof *out);
     if (orientation) *orientation = 1;
@@ -195,7 +195,7 @@ cs_status cs_label_png_load(const char *path, int *width, int *height, uint8_t *
     png_job job = {.name = path, .buf = (const uint8_t *)data, .len = len,
                    .max_pixels = CS_IMAGE_DEFAULT_MAX_PIXELS, .labels = 1};
     if (len < 8 || png_sig_cmp((png_const_bytep)data, 0, 8))
-        s = cs_fail(CS_ERR_FORMAT, "%s: not a PNG file", path);
+        s = error_set(CS_ERR_FORMAT, "%s: not a PNG file", path);
     else
         s = png_decode(&job);
     cs_free(data);

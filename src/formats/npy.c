@@ -53,30 +53,30 @@ static void from_fortran(const uint8_t *src, int ndim, const int64_t *shape, siz
     }
 }
 
-cs_status cs_npy_parse(const char *path, const uint8_t *buf, size_t len, cs_array *out) {
+cs_status npy_parse(const char *path, const uint8_t *buf, size_t len, cs_array *out) {
     memset(out, 0, sizeof *out);
     if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0)
-        return cs_fail(CS_ERR_FORMAT, "%s: not an .npy file (bad magic)", path);
+        return error_set(CS_ERR_FORMAT, "%s: not an .npy file (bad magic)", path);
     int major = buf[6];
     size_t hlen, off;
     if (major == 1) {
         hlen = buf[8] | (size_t)buf[9] << 8;
         off = 10;
     } else if (major == 2 || major == 3) {
-        if (len < 12) return cs_fail(CS_ERR_FORMAT, "%s: truncated .npy header", path);
+        if (len < 12) return error_set(CS_ERR_FORMAT, "%s: truncated .npy header", path);
         hlen = buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
         off = 12;
     } else {
-        return cs_fail(CS_ERR_UNSUPPORTED, "%s: .npy version %d is not supported", path, major);
+        return error_set(CS_ERR_UNSUPPORTED, "%s: .npy version %d is not supported", path, major);
     }
-    if (hlen > len - off) return cs_fail(CS_ERR_FORMAT, "%s: truncated .npy header", path);
+    if (hlen > len - off) return error_set(CS_ERR_FORMAT, "%s: truncated .npy header", path);
     char header[4096];
-    if (hlen >= sizeof header) return cs_fail(CS_ERR_FORMAT, "%s: .npy header too long", path);
+    if (hlen >= sizeof header) return error_set(CS_ERR_FORMAT, "%s: .npy header too long", path);
     memcpy(header, buf + off, hlen);
     header[hlen] = 0;
 
     const char *d = dict_value(header, "'descr'");
-    if (!d || *d != '\'') return cs_fail(CS_ERR_FORMAT, "%s: .npy header has no descr", path);
+    if (!d || *d != '\'') return error_set(CS_ERR_FORMAT, "%s: .npy header has no descr", path);
     int found = 0;
     for (size_t i = 0; i < sizeof k_descr / sizeof *k_descr; i++) {
         size_t n = strlen(k_descr[i].descr);
@@ -88,34 +88,34 @@ cs_status cs_npy_parse(const char *path, const uint8_t *buf, size_t len, cs_arra
     if (!found) {
         const char *q = strchr(d + 1, '\'');
         int n = q && q - d - 1 <= 16 ? (int)(q - d - 1) : 16;
-        return cs_fail(CS_ERR_UNSUPPORTED, "%s: .npy dtype '%.*s' is not supported (little-endian "
+        return error_set(CS_ERR_UNSUPPORTED, "%s: .npy dtype '%.*s' is not supported (little-endian "
                        "f4, f2, f8, i4, i8, u1 or b1)", path, n, d + 1);
     }
     const char *fo = dict_value(header, "'fortran_order'");
     int fortran = fo && !strncmp(fo, "True", 4);
     if (!fo || (!fortran && strncmp(fo, "False", 5) != 0))
-        return cs_fail(CS_ERR_FORMAT, "%s: .npy header has no valid fortran_order", path);
+        return error_set(CS_ERR_FORMAT, "%s: .npy header has no valid fortran_order", path);
     const char *s = dict_value(header, "'shape'");
-    if (!s || *s != '(') return cs_fail(CS_ERR_FORMAT, "%s: .npy header has no shape", path);
+    if (!s || *s != '(') return error_set(CS_ERR_FORMAT, "%s: .npy header has no shape", path);
     s++;
-    size_t esize = cs_dtype_size(out->dtype), total = esize;
+    size_t esize = dtype_size(out->dtype), total = esize;
     for (;;) {
         while (*s == ' ' || *s == ',') s++;
         if (*s == ')') break;
         if (!isdigit((unsigned char)*s) || out->ndim == CS_MAX_DIMS)
-            return cs_fail(CS_ERR_FORMAT, "%s: bad .npy shape", path);
+            return error_set(CS_ERR_FORMAT, "%s: bad .npy shape", path);
         char *end;
         unsigned long long v = strtoull(s, &end, 10);
-        if (v > (1ull << 40) || !cs_mul_size(total, (size_t)v, &total))
-            return cs_fail(CS_ERR_FORMAT, "%s: .npy shape too large", path);
+        if (v > (1ull << 40) || !size_mul(total, (size_t)v, &total))
+            return error_set(CS_ERR_FORMAT, "%s: .npy shape too large", path);
         out->shape[out->ndim++] = (int64_t)v;
         s = end;
     }
     size_t data_off = off + hlen;
     if (len - data_off != total)
-        return cs_fail(CS_ERR_FORMAT, "%s: .npy data is %zu bytes, the header says %zu", path,
+        return error_set(CS_ERR_FORMAT, "%s: .npy data is %zu bytes, the header says %zu", path,
                        len - data_off, total);
-    out->data = cs_alloc(total ? total : 1, 1);
+    out->data = mem_alloc(total ? total : 1, 1);
     if (!out->data) return CS_ERR_NOMEM;
     if (fortran) from_fortran(buf + data_off, out->ndim, out->shape, esize, out->data);
     else memcpy(out->data, buf + data_off, total);
@@ -129,7 +129,7 @@ cs_status cs_array_check_finite(const char *path, const cs_array *a) {
         double v = a->dtype == CS_DT_F32 ? ((const float *)a->data)[i]
                  : a->dtype == CS_DT_F64 ? ((const double *)a->data)[i] : 0.0;
         if (!isfinite(v))
-            return cs_fail(CS_ERR_FORMAT, "%s: element %lld is %s (values must be finite)", path,
+            return error_set(CS_ERR_FORMAT, "%s: element %lld is %s (values must be finite)", path,
                            (long long)i, isnan(v) ? "NaN" : "infinite");
     }
     return CS_OK;
@@ -141,7 +141,7 @@ cs_status cs_npy_read(const char *path, cs_array *out) {
     memset(out, 0, sizeof *out);
     cs_status s = cs_read_file(path, NPY_MAX_BYTES, &buf, &len);
     if (s != CS_OK) return s;
-    s = cs_npy_parse(path, (const uint8_t *)buf, len, out);
+    s = npy_parse(path, (const uint8_t *)buf, len, out);
     cs_free(buf);
     return s;
 }
@@ -152,10 +152,10 @@ static cs_status npy_header(const char *name, FILE *f, cs_dtype dtype, int ndim,
     const char *descr = NULL;
     for (size_t i = 0; i < sizeof k_descr / sizeof *k_descr; i++)
         if (k_descr[i].dtype == dtype) descr = k_descr[i].descr;
-    if (!descr) return cs_fail(CS_ERR_ARG, "%s: cannot write dtype %s", name, cs_dtype_name(dtype));
+    if (!descr) return error_set(CS_ERR_ARG, "%s: cannot write dtype %s", name, dtype_name(dtype));
     char dict[512];
     int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
-    *total = cs_dtype_size(dtype);
+    *total = dtype_size(dtype);
     for (int i = 0; i < ndim; i++) {
         n += snprintf(dict + n, sizeof dict - (size_t)n, "%lld%s", (long long)shape[i],
                       ndim == 1 ? "," : (i + 1 < ndim ? ", " : ""));
@@ -210,9 +210,9 @@ cs_status cs_npy_encode(cs_dtype dtype, int ndim, const int64_t *shape, const vo
     *out = NULL;
     *len = 0;
     FILE *f = open_memstream(&buf, &n);
-    if (!f) return cs_fail(CS_ERR_NOMEM, "npy: cannot open a memory stream");
+    if (!f) return error_set(CS_ERR_NOMEM, "npy: cannot open a memory stream");
     cs_status s = npy_to_stream("npy", f, dtype, ndim, shape, data);
-    if (fclose(f) != 0 && s == CS_OK) s = cs_fail(CS_ERR_NOMEM, "npy: out of memory");
+    if (fclose(f) != 0 && s == CS_OK) s = error_set(CS_ERR_NOMEM, "npy: out of memory");
     if (s != CS_OK) {
         free(buf);
         return s;

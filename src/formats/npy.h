@@ -8,6 +8,6 @@
  * (clip_surgery.h). */
 
 /* Parse .npy bytes already in memory (exposed for tests and fuzzing). */
-cs_status cs_npy_parse(const char *path, const uint8_t *buf, size_t len, cs_array *out);
+cs_status npy_parse(const char *path, const uint8_t *buf, size_t len, cs_array *out);
 
 #endif

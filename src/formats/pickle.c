@@ -51,7 +51,7 @@ static const char *type_name(pk_type t) {
 }
 
 static cs_status fail_at(const pk_machine *m, cs_status code, const char *what) {
-    return cs_fail(code, "%s: %s (pickle offset %zu)", m->where, what, m->op_pos);
+    return error_set(code, "%s: %s (pickle offset %zu)", m->where, what, m->op_pos);
 }
 
 /* ---------------------------------------------------------------- arena */
@@ -78,7 +78,7 @@ static pk_node *new_node(pk_machine *m, pk_type type) {
         return NULL;
     }
     if (!a->blocks || a->blocks->used == PK_BLOCK) {
-        pk_block *b = cs_alloc(1, sizeof *b);
+        pk_block *b = mem_alloc(1, sizeof *b);
         if (!b) {
             m->node_fail = CS_ERR_NOMEM;
             return NULL;
@@ -98,7 +98,7 @@ static int grow_array(void **arr, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return 1;
     size_t ncap = *cap ? *cap : 16;
     while (ncap < need) ncap *= 2;
-    void *p = cs_alloc(ncap, elem);
+    void *p = mem_alloc(ncap, elem);
     if (!p) return 0;
     if (*arr) memcpy(p, *arr, *cap * elem);
     cs_free(*arr);
@@ -380,14 +380,14 @@ static cs_status classify_global(pk_machine *m, const char *module, const char *
             }
         size_t n = strlen(name);
         if (n > 7 && !strcmp(name + n - 7, "Storage"))
-            return cs_fail(CS_ERR_UNSUPPORTED, "%s: storage type 'torch.%s' is not supported (pickle offset %zu)",
+            return error_set(CS_ERR_UNSUPPORTED, "%s: storage type 'torch.%s' is not supported (pickle offset %zu)",
                            m->where, name, m->op_pos);
     }
     if (is_torchscript_module(module)) {
         g->global = PK_G_CLASS;
         return CS_OK;
     }
-    return cs_fail(CS_ERR_UNSUPPORTED,
+    return error_set(CS_ERR_UNSUPPORTED,
                    "%s: global '%s.%s' is not allowed: only PyTorch tensors and modules are read, nothing is executed (pickle offset %zu)",
                    m->where, module, name, m->op_pos);
 }
@@ -405,7 +405,7 @@ static cs_status push_global(pk_machine *m, const char *module, size_t mlen, con
     nm[nlen] = 0;
     pk_node *g = new_node(m, PK_GLOBAL);
     if (!g) return m->node_fail;
-    char *full = cs_alloc(mlen + nlen + 2, 1);
+    char *full = mem_alloc(mlen + nlen + 2, 1);
     if (!full) return CS_ERR_NOMEM;
     snprintf(full, mlen + nlen + 2, "%s.%s", mod, nm);
     g->s = full;
@@ -461,7 +461,7 @@ static cs_status rebuild_tensor(pk_machine *m, const pk_node *args) {
     t.ndim = size->n;
     pk_node *x = new_node(m, PK_TENSOR);
     if (!x) return m->node_fail;
-    x->tensor = cs_alloc(1, sizeof *x->tensor);
+    x->tensor = mem_alloc(1, sizeof *x->tensor);
     if (!x->tensor) return CS_ERR_NOMEM;
     *x->tensor = t;
     return push(m, x);
@@ -483,7 +483,7 @@ static cs_status op_reduce(pk_machine *m) {
         if (args->n != 0) return fail_at(m, CS_ERR_UNSUPPORTED, "OrderedDict called with arguments");
         return push(m, new_node(m, PK_DICT));
     default:
-        return cs_fail(CS_ERR_UNSUPPORTED, "%s: '%s' cannot be called (pickle offset %zu)", m->where,
+        return error_set(CS_ERR_UNSUPPORTED, "%s: '%s' cannot be called (pickle offset %zu)", m->where,
                        fn->s, m->op_pos);
     }
 }
@@ -540,7 +540,7 @@ static cs_status op_persid(pk_machine *m) {
                        "persistent id is not a ('storage', type, key, location, numel) tuple");
     pk_node *x = new_node(m, PK_STORAGE);
     if (!x) return m->node_fail;
-    x->tensor = cs_calloc(1, sizeof *x->tensor);
+    x->tensor = mem_calloc(1, sizeof *x->tensor);
     if (!x->tensor) return CS_ERR_NOMEM;
     x->tensor->dtype = it[1]->dtype;
     x->tensor->key = it[2]->s;
@@ -687,10 +687,10 @@ static cs_status step(pk_machine *m, int *done) {
     }
 }
 
-cs_status cs_pickle_load(const char *where, const uint8_t *buf, size_t len, cs_pickle *out) {
+cs_status pickle_load(const char *where, const uint8_t *buf, size_t len, cs_pickle *out) {
     memset(out, 0, sizeof *out);
     pk_machine m = {.where = where, .buf = buf, .len = len};
-    m.arena = cs_calloc(1, sizeof *m.arena);
+    m.arena = mem_calloc(1, sizeof *m.arena);
     if (!m.arena) return CS_ERR_NOMEM;
     cs_status s = CS_OK;
     int done = 0;
@@ -714,7 +714,7 @@ cs_status cs_pickle_load(const char *where, const uint8_t *buf, size_t len, cs_p
     return s;
 }
 
-void cs_pickle_free(cs_pickle *p) {
+void pickle_free(cs_pickle *p) {
     free_arena(p->arena);
     memset(p, 0, sizeof *p);
 }

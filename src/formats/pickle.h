@@ -65,8 +65,8 @@ typedef struct cs_pickle {
 /* Run the pickle in buf[0..len); `where` names it in messages ("f.pt:
  * data.pkl"). buf must outlive the tree (strings point into it). On failure
  * nothing is left to free. */
-cs_status cs_pickle_load(const char *where, const uint8_t *buf, size_t len, cs_pickle *out);
-void cs_pickle_free(cs_pickle *p);
+cs_status pickle_load(const char *where, const uint8_t *buf, size_t len, cs_pickle *out);
+void pickle_free(cs_pickle *p);
 
 /* The value of a DICT under a string key, or NULL. */
 const pk_node *pk_dict_get(const pk_node *dict, const char *key);

@@ -57,17 +57,17 @@ static const cs_zip_entry *find_data_pkl(const cs_zip *z, char *prefix) {
 static cs_status check_byte_order(const loader *L) {
     char name[MAX_NAME + 16];
     snprintf(name, sizeof name, "%sbyteorder", L->prefix);
-    const cs_zip_entry *e = cs_zip_find(L->zip, name);
+    const cs_zip_entry *e = zip_find(L->zip, name);
     if (!e) return CS_OK; /* older archives: always little-endian */
     const uint8_t *data;
     size_t len;
     void *owned;
-    cs_status s = cs_zip_read(L->zip, e, 64, &data, &len, &owned);
+    cs_status s = zip_read(L->zip, e, 64, &data, &len, &owned);
     if (s != CS_OK) return s;
     int little = len == 6 && memcmp(data, "little", 6) == 0;
     cs_free(owned);
     if (!little)
-        return cs_fail(CS_ERR_UNSUPPORTED, "%s: '%s' says the storages are not little-endian", L->path,
+        return error_set(CS_ERR_UNSUPPORTED, "%s: '%s' says the storages are not little-endian", L->path,
                        name);
     return CS_OK;
 }
@@ -85,9 +85,9 @@ static cs_status read_storage(loader *L, const cs_zip_entry *e, size_t need, con
     }
     size_t want = e->method == 0 ? (size_t)e->size : need;
     void *owned;
-    cs_status s = cs_zip_read_prefix(L->zip, e, want, data, &owned);
+    cs_status s = zip_read_prefix(L->zip, e, want, data, &owned);
     if (s != CS_OK) return s;
-    if (owned && (s = cs_tensors_own(L->out, owned)) != CS_OK) return s;
+    if (owned && (s = tensors_own(L->out, owned)) != CS_OK) return s;
     st->checked = 1;
     st->data = *data;
     st->have = want;
@@ -142,21 +142,21 @@ static void gather(uint8_t *dst, const uint8_t *base, const pk_tensor *t, size_t
 static cs_status add_tensor(loader *L, const char *name, const pk_tensor *t) {
     char entry_name[2 * MAX_NAME];
     if (t->key_len >= MAX_NAME || memchr(t->key, 0, t->key_len))
-        return cs_fail(CS_ERR_FORMAT, "%s: tensor '%s': bad storage key", L->path, name);
+        return error_set(CS_ERR_FORMAT, "%s: tensor '%s': bad storage key", L->path, name);
     snprintf(entry_name, sizeof entry_name, "%sdata/%.*s", L->prefix, (int)t->key_len, t->key);
-    const cs_zip_entry *e = cs_zip_find(L->zip, entry_name);
+    const cs_zip_entry *e = zip_find(L->zip, entry_name);
     if (!e)
-        return cs_fail(CS_ERR_MISSING, "%s: tensor '%s': storage '%s' is missing from the archive",
+        return error_set(CS_ERR_MISSING, "%s: tensor '%s': storage '%s' is missing from the archive",
                        L->path, name, entry_name);
-    size_t esz = cs_dtype_size(t->dtype), storage_bytes;
-    if (!cs_mul_size((size_t)t->storage_numel, esz, &storage_bytes) || storage_bytes > e->size)
-        return cs_fail(CS_ERR_FORMAT, "%s: tensor '%s': storage '%s' holds %llu bytes, fewer than %lld elements of %s",
+    size_t esz = dtype_size(t->dtype), storage_bytes;
+    if (!size_mul((size_t)t->storage_numel, esz, &storage_bytes) || storage_bytes > e->size)
+        return error_set(CS_ERR_FORMAT, "%s: tensor '%s': storage '%s' holds %llu bytes, fewer than %lld elements of %s",
                        L->path, name, entry_name, (unsigned long long)e->size,
-                       (long long)t->storage_numel, cs_dtype_name(t->dtype));
+                       (long long)t->storage_numel, dtype_name(t->dtype));
     uint64_t numel, last;
     if (!view_extent(t, &numel, &last) ||
         (numel && (last >= (uint64_t)t->storage_numel || numel > (uint64_t)t->storage_numel)))
-        return cs_fail(CS_ERR_FORMAT, "%s: tensor '%s': size and stride exceed its storage '%s' of %lld elements",
+        return error_set(CS_ERR_FORMAT, "%s: tensor '%s': size and stride exceed its storage '%s' of %lld elements",
                        L->path, name, entry_name, (long long)t->storage_numel);
     const uint8_t *storage;
     size_t need = numel ? ((size_t)last + 1) * esz : 0; /* last < storage_numel: no overflow */
@@ -166,23 +166,23 @@ static cs_status add_tensor(loader *L, const char *name, const pk_tensor *t) {
     const uint8_t *first = numel ? storage + (size_t)t->offset * esz : storage;
     if (numel == 0 || is_contiguous(t)) {
         if ((uintptr_t)first % esz == 0)
-            return cs_tensors_add(L->out, name, t->dtype, t->ndim, t->size, first, nbytes, 0);
-        uint8_t *copy = cs_alloc(nbytes, 1);
+            return tensors_add(L->out, name, t->dtype, t->ndim, t->size, first, nbytes, 0);
+        uint8_t *copy = mem_alloc(nbytes, 1);
         if (!copy) return CS_ERR_NOMEM;
         memcpy(copy, first, nbytes);
-        return cs_tensors_add(L->out, name, t->dtype, t->ndim, t->size, copy, nbytes, 1);
+        return tensors_add(L->out, name, t->dtype, t->ndim, t->size, copy, nbytes, 1);
     }
-    uint8_t *dense = cs_alloc(nbytes, 1);
+    uint8_t *dense = mem_alloc(nbytes, 1);
     if (!dense) return CS_ERR_NOMEM;
     gather(dense, first, t, esz);
-    return cs_tensors_add(L->out, name, t->dtype, t->ndim, t->size, dense, nbytes, 1);
+    return tensors_add(L->out, name, t->dtype, t->ndim, t->size, dense, nbytes, 1);
 }
 
 static cs_status add_int_scalar(loader *L, const char *name, int64_t v) {
-    int64_t *p = cs_alloc(1, sizeof *p);
+    int64_t *p = mem_alloc(1, sizeof *p);
     if (!p) return CS_ERR_NOMEM;
     *p = v;
-    return cs_tensors_add(L->out, name, CS_DT_I64, 0, NULL, p, sizeof *p, 1);
+    return tensors_add(L->out, name, CS_DT_I64, 0, NULL, p, sizeof *p, 1);
 }
 
 /* ---------------------------------------------------------------- the walk */
@@ -212,10 +212,10 @@ static cs_status visit_entry(loader *L, const pk_node *key, pk_node *value, char
     if (value->type != PK_TENSOR && !is_container(value) && !(depth == 0 && value->type == PK_INT))
         return CS_OK;
     if (memchr(key->s, 0, key->len))
-        return cs_fail(CS_ERR_FORMAT, "%s: a name contains a NUL byte", L->path);
+        return error_set(CS_ERR_FORMAT, "%s: a name contains a NUL byte", L->path);
     size_t cut = key->len > strip ? strip : 0, klen = key->len - cut;
     if (name_len + klen + 2 > MAX_NAME)
-        return cs_fail(CS_ERR_LIMIT, "%s: a tensor name is longer than %d bytes", L->path, MAX_NAME);
+        return error_set(CS_ERR_LIMIT, "%s: a tensor name is longer than %d bytes", L->path, MAX_NAME);
     memcpy(name + name_len, key->s + cut, klen);
     name[name_len + klen] = 0;
     switch (value->type) {
@@ -231,7 +231,7 @@ static cs_status visit_entry(loader *L, const pk_node *key, pk_node *value, char
  * container reached twice (shared, or a cycle) is walked once. */
 static cs_status walk(loader *L, pk_node *node, char *name, size_t name_len, size_t strip, int depth) {
     if (depth > MAX_DEPTH)
-        return cs_fail(CS_ERR_LIMIT, "%s: objects nested deeper than %d levels", L->path, MAX_DEPTH);
+        return error_set(CS_ERR_LIMIT, "%s: objects nested deeper than %d levels", L->path, MAX_DEPTH);
     const pk_node *attrs = attributes(node);
     if (node->visited || !attrs) return CS_OK;
     node->visited = 1;
@@ -274,79 +274,79 @@ static cs_status load_object(loader *L, pk_node *root) {
     pk_node *sd = unwrap_checkpoint(root);
     const pk_node *attrs = attributes(sd);
     if (!attrs)
-        return cs_fail(CS_ERR_FORMAT, "%s: the pickled object is a %s, not a state dict or a module",
+        return error_set(CS_ERR_FORMAT, "%s: the pickled object is a %s, not a state dict or a module",
                        L->path, sd->type == PK_OBJECT ? "module without attributes" :
                        sd->type == PK_TENSOR ? "single tensor" : "value of another kind");
     char name[MAX_NAME];
     name[0] = 0;
     cs_status s = walk(L, sd, name, 0, common_module_prefix(attrs), 0);
     if (s == CS_OK && L->out->n == 0)
-        return cs_fail(CS_ERR_MISSING, "%s: the archive holds no tensors", L->path);
-    return s == CS_OK ? cs_tensors_check_unique(L->out) : s;
+        return error_set(CS_ERR_MISSING, "%s: the archive holds no tensors", L->path);
+    return s == CS_OK ? tensors_check_unique(L->out) : s;
 }
 
 static cs_status load_pickle(loader *L, const cs_zip_entry *pkl) {
     const uint8_t *bytes;
     size_t len;
     void *owned;
-    cs_status s = cs_zip_read(L->zip, pkl, MAX_PICKLE_BYTES, &bytes, &len, &owned);
+    cs_status s = zip_read(L->zip, pkl, MAX_PICKLE_BYTES, &bytes, &len, &owned);
     if (s != CS_OK) return s;
     char where[MAX_NAME + 512];
     snprintf(where, sizeof where, "%s: %s", L->path, pkl->name);
     cs_pickle p;
-    s = cs_pickle_load(where, bytes, len, &p);
+    s = pickle_load(where, bytes, len, &p);
     if (s == CS_OK) {
         s = load_object(L, p.root);
-        cs_pickle_free(&p);
+        pickle_free(&p);
     }
     cs_free(owned);
     return s;
 }
 
-cs_status cs_pytorch_parse_memory(const char *name, const uint8_t *buf, size_t len,
+cs_status pytorch_parse_memory(const char *name, const uint8_t *buf, size_t len,
                                   cs_tensor_table *out) {
     cs_zip z;
-    cs_status s = cs_zip_open(&z, name, buf, len);
+    cs_status s = zip_open(&z, name, buf, len);
     if (s != CS_OK) return s;
     loader L = {.path = name, .zip = &z, .out = out};
     const cs_zip_entry *pkl = find_data_pkl(&z, L.prefix);
     if (!pkl) {
-        s = cs_fail(CS_ERR_FORMAT, "%s: a zip archive without data.pkl, not a PyTorch file", name);
-    } else if ((L.storages = cs_calloc((size_t)z.n, sizeof *L.storages)) == NULL) {
+        s = error_set(CS_ERR_FORMAT, "%s: a zip archive without data.pkl, not a PyTorch file", name);
+    } else if ((L.storages = mem_calloc((size_t)z.n, sizeof *L.storages)) == NULL) {
         s = CS_ERR_NOMEM;
     } else if ((s = check_byte_order(&L)) == CS_OK) {
         s = load_pickle(&L, pkl);
     }
     cs_free(L.storages);
-    cs_zip_close(&z);
+    zip_close(&z);
     return s;
 }
 
 static cs_status map_file(const char *path, cs_tensor_table *out) {
     int fd;
     size_t size;
-    cs_status s = cs_open_input(path, &fd, &size);
+    cs_status s = file_open_input(path, &fd, &size);
     if (s != CS_OK) return s;
     if (size == 0) {
         close(fd);
-        return cs_fail(CS_ERR_FORMAT, "%s: empty file, not a PyTorch zip archive", path);
+        return error_set(CS_ERR_FORMAT, "%s: empty file, not a PyTorch zip archive", path);
     }
     void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
-    if (map == MAP_FAILED) return cs_fail(CS_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
+    if (map == MAP_FAILED) return error_set(CS_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
     out->map = map;
     out->map_len = size;
     return CS_OK;
 }
 
-cs_status cs_pytorch_open(const char *path, cs_tensor_table *out) {
-    cs_tensors_init(out, path);
+cs_status pytorch_open(const char *path, cs_tensor_table *out) {
+    tensors_init(out, path);
     if (!out->path) return CS_ERR_NOMEM;
     cs_status s = map_file(path, out);
-    if (s == CS_OK) s = cs_pytorch_parse_memory(out->path, out->map, out->map_len, out);
+    if (s == CS_OK) s = pytorch_parse_memory(out->path, out->map, out->map_len, out);
     if (s != CS_OK) { /* leave an empty table, still to be freed by the caller */
-        cs_tensors_free(out);
-        cs_tensors_init(out, path);
+        tensors_free(out);
+        tensors_init(out, path);
     }
     return s;
 }

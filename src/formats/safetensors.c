@@ -31,67 +31,67 @@ static cs_status parse_entry(const char *path, const cJSON *item, const uint8_t 
                              size_t data_len, cs_tensor_table *out, span *sp) {
     const char *name = item->string;
     if (!cJSON_IsObject(item))
-        return cs_fail(CS_ERR_FORMAT, "%s: tensor '%s': header entry is not an object", path, name);
+        return error_set(CS_ERR_FORMAT, "%s: tensor '%s': header entry is not an object", path, name);
     const cJSON *jd = cJSON_GetObjectItemCaseSensitive(item, "dtype");
     const cJSON *js = cJSON_GetObjectItemCaseSensitive(item, "shape");
     const cJSON *jo = cJSON_GetObjectItemCaseSensitive(item, "data_offsets");
     if (!cJSON_IsString(jd) || !cJSON_IsArray(js) || !cJSON_IsArray(jo) ||
         cJSON_GetArraySize(jo) != 2)
-        return cs_fail(CS_ERR_FORMAT, "%s: tensor '%s': needs dtype, shape and data_offsets",
+        return error_set(CS_ERR_FORMAT, "%s: tensor '%s': needs dtype, shape and data_offsets",
                        path, name);
     int found = -1;
     for (int i = 0; i < (int)(sizeof k_dtypes / sizeof *k_dtypes); i++)
         if (strcmp(jd->valuestring, k_dtypes[i].name) == 0) found = i;
     if (found < 0)
-        return cs_fail(CS_ERR_UNSUPPORTED, "%s: tensor '%s': unknown dtype '%s'", path, name,
+        return error_set(CS_ERR_UNSUPPORTED, "%s: tensor '%s': unknown dtype '%s'", path, name,
                        jd->valuestring);
     cs_dtype dtype = k_dtypes[found].dtype;
 
     int ndim = cJSON_GetArraySize(js);
     if (ndim > CS_MAX_DIMS)
-        return cs_fail(CS_ERR_FORMAT, "%s: tensor '%s': %d dimensions (at most %d)", path, name,
+        return error_set(CS_ERR_FORMAT, "%s: tensor '%s': %d dimensions (at most %d)", path, name,
                        ndim, CS_MAX_DIMS);
     int64_t shape[CS_MAX_DIMS];
-    size_t bytes = cs_dtype_size(dtype);
+    size_t bytes = dtype_size(dtype);
     for (int i = 0; i < ndim; i++) {
         const cJSON *d = cJSON_GetArrayItem(js, i);
         /* Reject what a double cannot hold exactly, then multiply with checks. */
         if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble > 9.0e15 ||
             d->valuedouble != (double)(int64_t)d->valuedouble)
-            return cs_fail(CS_ERR_FORMAT, "%s: tensor '%s': bad shape", path, name);
+            return error_set(CS_ERR_FORMAT, "%s: tensor '%s': bad shape", path, name);
         shape[i] = (int64_t)d->valuedouble;
-        if (!cs_mul_size(bytes, (size_t)shape[i], &bytes))
-            return cs_fail(CS_ERR_FORMAT, "%s: tensor '%s': shape overflows", path, name);
+        if (!size_mul(bytes, (size_t)shape[i], &bytes))
+            return error_set(CS_ERR_FORMAT, "%s: tensor '%s': shape overflows", path, name);
     }
     double b0 = cJSON_GetArrayItem(jo, 0)->valuedouble, b1 = cJSON_GetArrayItem(jo, 1)->valuedouble;
     if (!cJSON_IsNumber(cJSON_GetArrayItem(jo, 0)) || !cJSON_IsNumber(cJSON_GetArrayItem(jo, 1)) ||
         !(b0 >= 0 && b0 <= 9.0e15 && b1 >= 0 && b1 <= 9.0e15) || b0 != (double)(uint64_t)b0 ||
         b1 != (double)(uint64_t)b1)
-        return cs_fail(CS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%.17g, %.17g] are not "
+        return error_set(CS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%.17g, %.17g] are not "
                        "whole byte offsets", path, name, b0, b1);
     if (b1 < b0 || b1 > (double)data_len)
-        return cs_fail(CS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%.17g, %.17g] outside the "
+        return error_set(CS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%.17g, %.17g] outside the "
                        "data section of %zu bytes", path, name, b0, b1, data_len);
     uint64_t begin = (uint64_t)b0, end = (uint64_t)b1;
     if (end - begin != bytes)
-        return cs_fail(CS_ERR_FORMAT,
+        return error_set(CS_ERR_FORMAT,
                        "%s: tensor '%s': shape x dtype size is %zu bytes but data_offsets span %llu",
                        path, name, bytes, (unsigned long long)(end - begin));
     sp->begin = begin;
     sp->end = end;
     sp->name = name;
-    return cs_tensors_add(out, name, dtype, ndim, shape, data + begin, bytes, 0);
+    return tensors_add(out, name, dtype, ndim, shape, data + begin, bytes, 0);
 }
 
-cs_status cs_safetensors_parse_header(const char *path, const char *json, size_t json_len,
+cs_status safetensors_parse_header(const char *path, const char *json, size_t json_len,
                                       const uint8_t *data, size_t data_len, cs_tensor_table *out) {
     cJSON *root = cJSON_ParseWithLength(json, json_len);
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        return cs_fail(CS_ERR_FORMAT, "%s: header is not a JSON object", path);
+        return error_set(CS_ERR_FORMAT, "%s: header is not a JSON object", path);
     }
     int n = cJSON_GetArraySize(root);
-    span *spans = cs_alloc((size_t)n + 1, sizeof *spans);
+    span *spans = mem_alloc((size_t)n + 1, sizeof *spans);
     if (!spans) {
         cJSON_Delete(root);
         return CS_ERR_NOMEM;
@@ -109,7 +109,7 @@ cs_status cs_safetensors_parse_header(const char *path, const char *json, size_t
         ns++;
     }
     /* cJSON keeps both copies of a repeated key; the format allows one. */
-    if (s == CS_OK) s = cs_tensors_check_unique(out);
+    if (s == CS_OK) s = tensors_check_unique(out);
     if (s == CS_OK) {
         /* Empty tensors occupy no bytes, so [x, x] overlaps nothing. */
         int nz = 0;
@@ -119,7 +119,7 @@ cs_status cs_safetensors_parse_header(const char *path, const char *json, size_t
         qsort(spans, (size_t)ns, sizeof *spans, span_cmp);
         for (int i = 1; i < ns; i++)
             if (spans[i].begin < spans[i - 1].end) {
-                s = cs_fail(CS_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap in the data section",
+                s = error_set(CS_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap in the data section",
                             path, spans[i - 1].name, spans[i].name);
                 break;
             }
@@ -129,15 +129,15 @@ cs_status cs_safetensors_parse_header(const char *path, const char *json, size_t
     return s;
 }
 
-cs_status cs_safetensors_open(const char *path, cs_tensor_table *out) {
-    cs_tensors_init(out, path);
+cs_status safetensors_open(const char *path, cs_tensor_table *out) {
+    tensors_init(out, path);
     int fd;
     size_t size;
-    cs_status s = cs_open_input(path, &fd, &size);
+    cs_status s = file_open_input(path, &fd, &size);
     if (s != CS_OK) return s;
     if (size < 8) {
         close(fd);
-        return cs_fail(CS_ERR_FORMAT, "%s: truncated: %zu bytes, too short for a safetensors header",
+        return error_set(CS_ERR_FORMAT, "%s: truncated: %zu bytes, too short for a safetensors header",
                        path, size);
     }
     /* Not populated: F32 weights are used in place, so a page is read (and
@@ -146,18 +146,18 @@ cs_status cs_safetensors_open(const char *path, cs_tensor_table *out) {
      * model loader asks for read-ahead of the weights it uses in place. */
     void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
-    if (map == MAP_FAILED) return cs_fail(CS_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
+    if (map == MAP_FAILED) return error_set(CS_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
     out->map = map;
     out->map_len = size;
     const uint8_t *p = map;
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | p[i];
     if (hlen > SAFETENSORS_MAX_HEADER)
-        return cs_fail(CS_ERR_FORMAT, "%s: header length %llu is over the 100 MB limit", path,
+        return error_set(CS_ERR_FORMAT, "%s: header length %llu is over the 100 MB limit", path,
                        (unsigned long long)hlen);
     if (hlen > size - 8)
-        return cs_fail(CS_ERR_FORMAT, "%s: truncated: header length %llu is larger than the file",
+        return error_set(CS_ERR_FORMAT, "%s: truncated: header length %llu is larger than the file",
                        path, (unsigned long long)hlen);
-    return cs_safetensors_parse_header(path, (const char *)p + 8, (size_t)hlen, p + 8 + hlen,
+    return safetensors_parse_header(path, (const char *)p + 8, (size_t)hlen, p + 8 + hlen,
                                        size - 8 - (size_t)hlen, out);
 }

@@ -37,19 +37,19 @@ static uint16_t float_to_bf16(float f) {
     return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1)) >> 16);
 }
 
-cs_status cs_safetensors_write(const char *path, const cs_tensor *const *tensors, int n,
+cs_status safetensors_write(const char *path, const cs_tensor *const *tensors, int n,
                                cs_dtype dtype) {
     if (dtype != CS_DT_F32 && dtype != CS_DT_F16 && dtype != CS_DT_BF16)
-        return cs_fail(CS_ERR_ARG, "%s: cannot write tensors as %s (F32, F16 or BF16)", path,
-                       cs_dtype_name(dtype));
-    size_t esize = cs_dtype_size(dtype);
+        return error_set(CS_ERR_ARG, "%s: cannot write tensors as %s (F32, F16 or BF16)", path,
+                       dtype_name(dtype));
+    size_t esize = dtype_size(dtype);
     cJSON *root = cJSON_CreateObject();
     size_t offset = 0;
     for (int i = 0; i < n; i++) {
         const cs_tensor *x = tensors[i];
-        size_t bytes = (size_t)cs_tensor_numel(x) * esize;
+        size_t bytes = (size_t)tensor_numel(x) * esize;
         cJSON *e = cJSON_AddObjectToObject(root, x->name);
-        cJSON_AddStringToObject(e, "dtype", cs_dtype_name(dtype));
+        cJSON_AddStringToObject(e, "dtype", dtype_name(dtype));
         cJSON *shape = cJSON_AddArrayToObject(e, "shape");
         for (int d = 0; d < x->ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)x->shape[d]));
         cJSON *off = cJSON_AddArrayToObject(e, "data_offsets");
@@ -59,7 +59,7 @@ cs_status cs_safetensors_write(const char *path, const cs_tensor *const *tensors
     }
     char *header = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
-    if (!header) return cs_fail(CS_ERR_NOMEM, "%s: cannot build the header", path);
+    if (!header) return error_set(CS_ERR_NOMEM, "%s: cannot build the header", path);
     size_t hlen = strlen(header), padded = (hlen + 7) & ~(size_t)7;
     cs_atomic_file af;
     cs_status s = cs_atomic_open(&af, path);
@@ -74,10 +74,10 @@ cs_status cs_safetensors_write(const char *path, const cs_tensor *const *tensors
     for (size_t i = hlen; i < padded; i++) fputc(' ', af.f);
     cJSON_free(header);
     for (int i = 0; i < n && s == CS_OK; i++) {
-        int64_t count = cs_tensor_numel(tensors[i]);
-        float *f = cs_alloc((size_t)(count ? count : 1), sizeof(float));
+        int64_t count = tensor_numel(tensors[i]);
+        float *f = mem_alloc((size_t)(count ? count : 1), sizeof(float));
         if (!f) s = CS_ERR_NOMEM;
-        if (s == CS_OK) s = cs_tensor_to_f32(tensors[i], f);
+        if (s == CS_OK) s = tensor_to_f32(tensors[i], f);
         if (s == CS_OK && dtype != CS_DT_F32) {
             uint16_t *h = (uint16_t *)f; /* narrowed in place: h[k] never passes f[k] */
             for (int64_t k = 0; k < count; k++)

@@ -10,7 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-size_t cs_dtype_size(cs_dtype dt) {
+size_t dtype_size(cs_dtype dt) {
     switch (dt) {
     case CS_DT_F32: case CS_DT_I32: return 4;
     case CS_DT_F16: case CS_DT_BF16: return 2;
@@ -20,17 +20,17 @@ size_t cs_dtype_size(cs_dtype dt) {
     return 0;
 }
 
-const char *cs_dtype_name(cs_dtype dt) {
+const char *dtype_name(cs_dtype dt) {
     static const char *names[] = {"F32", "F16", "BF16", "F64", "I64", "I32", "U8", "BOOL"};
     return (unsigned)dt < sizeof names / sizeof *names ? names[dt] : "?";
 }
 
-void cs_tensors_init(cs_tensor_table *t, const char *path) {
+void tensors_init(cs_tensor_table *t, const char *path) {
     memset(t, 0, sizeof *t);
-    t->path = cs_strdup(path ? path : "");
+    t->path = mem_strdup(path ? path : "");
 }
 
-void cs_tensors_free(cs_tensor_table *t) {
+void tensors_free(cs_tensor_table *t) {
     for (int i = 0; i < t->n; i++) cs_free(t->items[i].name);
     for (int i = 0; i < t->n_owned; i++) cs_free(t->owned[i]);
     cs_free(t->items);
@@ -45,7 +45,7 @@ static int grow(void **arr, int *cap, int need, size_t elem) {
     if (need <= *cap) return 1;
     int ncap = *cap ? *cap * 2 : 64;
     while (ncap < need) ncap *= 2;
-    void *p = cs_alloc((size_t)ncap, elem);
+    void *p = mem_alloc((size_t)ncap, elem);
     if (!p) return 0;
     if (*arr) memcpy(p, *arr, (size_t)*cap * elem);
     cs_free(*arr);
@@ -54,7 +54,7 @@ static int grow(void **arr, int *cap, int need, size_t elem) {
     return 1;
 }
 
-cs_status cs_tensors_own(cs_tensor_table *t, void *buf) {
+cs_status tensors_own(cs_tensor_table *t, void *buf) {
     if (!grow((void **)&t->owned, &t->cap_owned, t->n_owned + 1, sizeof(void *))) {
         cs_free(buf);
         return CS_ERR_NOMEM;
@@ -63,16 +63,16 @@ cs_status cs_tensors_own(cs_tensor_table *t, void *buf) {
     return CS_OK;
 }
 
-cs_status cs_tensors_add(cs_tensor_table *t, const char *name, cs_dtype dtype, int ndim,
+cs_status tensors_add(cs_tensor_table *t, const char *name, cs_dtype dtype, int ndim,
                          const int64_t *shape, const void *data, size_t nbytes, int take) {
-    if (take && cs_tensors_own(t, (void *)data) != CS_OK) return CS_ERR_NOMEM;
+    if (take && tensors_own(t, (void *)data) != CS_OK) return CS_ERR_NOMEM;
     if (ndim < 0 || ndim > CS_MAX_DIMS)
-        return cs_fail(CS_ERR_FORMAT, "%s: tensor '%s' has %d dimensions (at most %d)", t->path,
+        return error_set(CS_ERR_FORMAT, "%s: tensor '%s' has %d dimensions (at most %d)", t->path,
                        name, ndim, CS_MAX_DIMS);
     if (!grow((void **)&t->items, &t->cap, t->n + 1, sizeof(cs_tensor))) return CS_ERR_NOMEM;
     cs_tensor *x = &t->items[t->n];
     memset(x, 0, sizeof *x);
-    x->name = cs_strdup(name);
+    x->name = mem_strdup(name);
     if (!x->name) return CS_ERR_NOMEM;
     x->dtype = dtype;
     x->ndim = ndim;
@@ -83,7 +83,7 @@ cs_status cs_tensors_add(cs_tensor_table *t, const char *name, cs_dtype dtype, i
     return CS_OK;
 }
 
-const cs_tensor *cs_tensors_find(const cs_tensor_table *t, const char *name) {
+const cs_tensor *tensors_find(const cs_tensor_table *t, const char *name) {
     for (int i = 0; i < t->n; i++)
         if (strcmp(t->items[i].name, name) == 0) return &t->items[i];
     return NULL;
@@ -93,21 +93,21 @@ static int name_cmp(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-cs_status cs_tensors_check_unique(const cs_tensor_table *t) {
+cs_status tensors_check_unique(const cs_tensor_table *t) {
     if (t->n < 2) return CS_OK;
-    char **names = cs_alloc((size_t)t->n, sizeof *names);
+    char **names = mem_alloc((size_t)t->n, sizeof *names);
     if (!names) return CS_ERR_NOMEM;
     for (int i = 0; i < t->n; i++) names[i] = t->items[i].name;
     qsort(names, (size_t)t->n, sizeof *names, name_cmp);
     cs_status s = CS_OK;
     for (int i = 1; i < t->n && s == CS_OK; i++)
         if (strcmp(names[i - 1], names[i]) == 0)
-            s = cs_fail(CS_ERR_FORMAT, "%s: tensor '%s' appears twice", t->path, names[i]);
+            s = error_set(CS_ERR_FORMAT, "%s: tensor '%s' appears twice", t->path, names[i]);
     cs_free(names);
     return s;
 }
 
-int64_t cs_tensor_numel(const cs_tensor *x) {
+int64_t tensor_numel(const cs_tensor *x) {
     int64_t n = 1;
     for (int i = 0; i < x->ndim; i++) n *= x->shape[i];
     return n;
@@ -150,8 +150,8 @@ static void widen_f16(const uint8_t *p, float *out, int64_t n) {
     }
 }
 
-cs_status cs_tensor_to_f32(const cs_tensor *x, float *out) {
-    int64_t n = cs_tensor_numel(x);
+cs_status tensor_to_f32(const cs_tensor *x, float *out) {
+    int64_t n = tensor_numel(x);
     const uint8_t *p = x->data;
     switch (x->dtype) {
     case CS_DT_F32: memcpy(out, p, (size_t)n * 4); return CS_OK;
@@ -172,8 +172,8 @@ cs_status cs_tensor_to_f32(const cs_tensor *x, float *out) {
         }
         return CS_OK;
     default:
-        return cs_fail(CS_ERR_UNSUPPORTED, "tensor '%s': dtype %s is not a float type", x->name,
-                       cs_dtype_name(x->dtype));
+        return error_set(CS_ERR_UNSUPPORTED, "tensor '%s': dtype %s is not a float type", x->name,
+                       dtype_name(x->dtype));
     }
 }
 
@@ -211,44 +211,44 @@ static cs_status check_finite(const cs_tensor_table *t, const char *name, const 
     if (!bad) return CS_OK;
     int64_t first = 0;
     while ((bits[first] & 0x7f800000u) != 0x7f800000u) first++;
-    return cs_fail(CS_ERR_FORMAT, "%s: tensor '%s' holds %lld non-finite values (NaN or infinity; "
+    return error_set(CS_ERR_FORMAT, "%s: tensor '%s' holds %lld non-finite values (NaN or infinity; "
                    "the first at element %lld)", t->path, name, (long long)bad, (long long)first);
 }
 
-cs_status cs_tensors_f32(cs_tensor_table *t, const char *name, int ndim, const int64_t *dims,
+cs_status tensors_f32(cs_tensor_table *t, const char *name, int ndim, const int64_t *dims,
                          const float **out) {
-    cs_tensor *x = (cs_tensor *)cs_tensors_find(t, name);
+    cs_tensor *x = (cs_tensor *)tensors_find(t, name);
     if (!x)
-        return cs_fail(CS_ERR_MISSING, "%s: required tensor '%s' is missing", t->path, name);
+        return error_set(CS_ERR_MISSING, "%s: required tensor '%s' is missing", t->path, name);
     if (x->used)
-        return cs_fail(CS_ERR_FORMAT, "%s: tensor '%s' is bound twice", t->path, name);
+        return error_set(CS_ERR_FORMAT, "%s: tensor '%s' is bound twice", t->path, name);
     if (!is_float_dtype(x->dtype))
-        return cs_fail(CS_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s, not a float type",
-                       t->path, name, cs_dtype_name(x->dtype));
+        return error_set(CS_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s, not a float type",
+                       t->path, name, dtype_name(x->dtype));
     int ok = x->ndim == ndim;
     for (int i = 0; ok && i < ndim; i++) ok = dims[i] < 0 || x->shape[i] == dims[i];
     if (!ok) {
         char got[128], want[128];
         shape_text(got, sizeof got, x->ndim, x->shape);
         shape_text(want, sizeof want, ndim, dims);
-        return cs_fail(CS_ERR_SHAPE, "%s: tensor '%s' has shape %s, expected %s", t->path,
+        return error_set(CS_ERR_SHAPE, "%s: tensor '%s' has shape %s, expected %s", t->path,
                        name, got, want);
     }
     x->used = 1;
-    int64_t n = cs_tensor_numel(x);
+    int64_t n = tensor_numel(x);
     if (x->dtype == CS_DT_F32 && ((uintptr_t)x->data & 3) == 0) {
         *out = x->data;
         return check_finite(t, name, *out, n);
     }
-    float *buf = cs_alloc((size_t)(n ? n : 1), sizeof(float));
+    float *buf = mem_alloc((size_t)(n ? n : 1), sizeof(float));
     if (!buf) return CS_ERR_NOMEM;
-    cs_status s = cs_tensor_to_f32(x, buf);
+    cs_status s = tensor_to_f32(x, buf);
     if (s != CS_OK) {
         cs_free(buf);
-        cs_error_prefix("%s", t->path);
+        error_prefix("%s", t->path);
         return s;
     }
-    s = cs_tensors_own(t, buf);
+    s = tensors_own(t, buf);
     if (s == CS_OK) *out = buf;
     release_source_pages(t, x);
     return s == CS_OK ? check_finite(t, name, buf, n) : s;

@@ -9,8 +9,8 @@
 #include "../base/base.h"
 
 /* cs_dtype and CS_MAX_DIMS are public (clip_surgery.h). */
-size_t cs_dtype_size(cs_dtype dt);
-const char *cs_dtype_name(cs_dtype dt);
+size_t dtype_size(cs_dtype dt);
+const char *dtype_name(cs_dtype dt);
 
 typedef struct cs_tensor {
     char *name;
@@ -33,44 +33,44 @@ typedef struct cs_tensor_table {
     char *metadata;     /* optional JSON text (safetensors __metadata__, config.json) */
 } cs_tensor_table;
 
-void cs_tensors_init(cs_tensor_table *t, const char *path);
-void cs_tensors_free(cs_tensor_table *t);
+void tensors_init(cs_tensor_table *t, const char *path);
+void tensors_free(cs_tensor_table *t);
 
 /* Append an entry; the name is copied. When `take` is non-zero the table
- * takes ownership of data (allocated with cs_alloc). */
-cs_status cs_tensors_add(cs_tensor_table *t, const char *name, cs_dtype dtype, int ndim,
+ * takes ownership of data (allocated with mem_alloc). */
+cs_status tensors_add(cs_tensor_table *t, const char *name, cs_dtype dtype, int ndim,
                          const int64_t *shape, const void *data, size_t nbytes, int take);
 
-/* Take ownership of a cs_alloc'ed buffer without adding an entry. */
-cs_status cs_tensors_own(cs_tensor_table *t, void *buf);
+/* Take ownership of a mem_alloc'ed buffer without adding an entry. */
+cs_status tensors_own(cs_tensor_table *t, void *buf);
 
-const cs_tensor *cs_tensors_find(const cs_tensor_table *t, const char *name);
+const cs_tensor *tensors_find(const cs_tensor_table *t, const char *name);
 /* CS_ERR_FORMAT naming the first name that appears twice. */
-cs_status cs_tensors_check_unique(const cs_tensor_table *t);
-int64_t cs_tensor_numel(const cs_tensor *x);
+cs_status tensors_check_unique(const cs_tensor_table *t);
+int64_t tensor_numel(const cs_tensor *x);
 
 /* Weight lookup with shape checks: an fp32 view of a named tensor (borrowed
  * when the file holds aligned F32, widened into a table-owned buffer
  * otherwise, and then the file's pages of it are dropped). ndim/dims give
  * the expected shape; a dim < 0 matches any size. */
-cs_status cs_tensors_f32(cs_tensor_table *t, const char *name, int ndim, const int64_t *dims,
+cs_status tensors_f32(cs_tensor_table *t, const char *name, int ndim, const int64_t *dims,
                          const float **out);
 
 /* Copy a tensor into float32 (widening F16/BF16/F64). out has numel floats. */
-cs_status cs_tensor_to_f32(const cs_tensor *x, float *out);
+cs_status tensor_to_f32(const cs_tensor *x, float *out);
 
 /* Readers. safetensors: mmap'ed, F32 data borrowed. */
-cs_status cs_safetensors_open(const char *path, cs_tensor_table *out);
+cs_status safetensors_open(const char *path, cs_tensor_table *out);
 
 /* Parse a safetensors header (the bytes after the 8-byte length) against a
  * data section of data_len bytes; entries get data pointers into `data`.
  * Exposed for the fuzz target. */
-cs_status cs_safetensors_parse_header(const char *path, const char *json, size_t json_len,
+cs_status safetensors_parse_header(const char *path, const char *json, size_t json_len,
                                       const uint8_t *data, size_t data_len, cs_tensor_table *out);
 
 /* Write tensors (any float dtype, widened or narrowed) as a safetensors file
  * of F32, F16 or BF16 tensors, atomically. */
-cs_status cs_safetensors_write(const char *path, const cs_tensor *const *tensors, int n,
+cs_status safetensors_write(const char *path, const cs_tensor *const *tensors, int n,
                                cs_dtype dtype);
 
 /* PyTorch zip archives (torch.save state dicts, checkpoints wrapping one,
@@ -78,6 +78,6 @@ cs_status cs_safetensors_write(const char *path, const cs_tensor *const *tensors
  * state-dict names, made contiguous; nothing in the file is executed.
  * TorchScript's extra int64 scalars (input_resolution, context_length,
  * vocab_size) are entries of dtype I64 and shape []. */
-cs_status cs_pytorch_open(const char *path, cs_tensor_table *out);
+cs_status pytorch_open(const char *path, cs_tensor_table *out);
 
 #endif

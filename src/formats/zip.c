@@ -61,13 +61,13 @@ static cs_status read_zip64_end(const cs_zip *z, size_t locator, zip_directory *
     const uint8_t *l = z->buf + locator;
     uint64_t rec = rd64(l + 8);
     if (rd32(l + 4) != 0 || rd32(l + 16) > 1)
-        return cs_fail(CS_ERR_UNSUPPORTED, "%s: multi-disk zip archives are not supported", z->path);
+        return error_set(CS_ERR_UNSUPPORTED, "%s: multi-disk zip archives are not supported", z->path);
     if (!in_range(rec, EOCD64_SIZE, locator) || rd32(z->buf + rec) != SIG_EOCD64)
-        return cs_fail(CS_ERR_FORMAT, "%s: ZIP64 end record offset %llu is out of range", z->path,
+        return error_set(CS_ERR_FORMAT, "%s: ZIP64 end record offset %llu is out of range", z->path,
                        (unsigned long long)rec);
     const uint8_t *r = z->buf + rec;
     if (rd32(r + 16) != 0 || rd32(r + 20) != 0 || rd64(r + 24) != rd64(r + 32))
-        return cs_fail(CS_ERR_UNSUPPORTED, "%s: multi-disk zip archives are not supported", z->path);
+        return error_set(CS_ERR_UNSUPPORTED, "%s: multi-disk zip archives are not supported", z->path);
     dir->count = rd64(r + 32);
     dir->size = rd64(r + 40);
     dir->offset = rd64(r + 48);
@@ -79,13 +79,13 @@ static cs_status read_end_records(const cs_zip *z, zip_directory *dir) {
     size_t eocd;
     if (!find_eocd(z->buf, z->len, &eocd)) {
         if (z->len >= 4 && rd32(z->buf) == SIG_LOCAL)
-            return cs_fail(CS_ERR_FORMAT,
+            return error_set(CS_ERR_FORMAT,
                            "%s: truncated zip archive: no end of central directory record", z->path);
-        return cs_fail(CS_ERR_FORMAT, "%s: not a zip archive (a PyTorch file is one)", z->path);
+        return error_set(CS_ERR_FORMAT, "%s: not a zip archive (a PyTorch file is one)", z->path);
     }
     const uint8_t *e = z->buf + eocd;
     if (rd16(e + 4) != 0 || rd16(e + 6) != 0 || rd16(e + 8) != rd16(e + 10))
-        return cs_fail(CS_ERR_UNSUPPORTED, "%s: multi-disk zip archives are not supported", z->path);
+        return error_set(CS_ERR_UNSUPPORTED, "%s: multi-disk zip archives are not supported", z->path);
     if (eocd >= LOCATOR64_SIZE && rd32(z->buf + eocd - LOCATOR64_SIZE) == SIG_LOCATOR64)
         return read_zip64_end(z, eocd - LOCATOR64_SIZE, dir);
     dir->count = rd16(e + 10);
@@ -109,7 +109,7 @@ static cs_status apply_zip64_extra(const cs_zip *z, const uint8_t *extra, size_t
             for (int k = 0; k < 3; k++) {
                 if (*fields[k] != 0xffffffffu) continue;
                 if (end - p < 8)
-                    return cs_fail(CS_ERR_FORMAT, "%s: ZIP64 extra field too short", z->path);
+                    return error_set(CS_ERR_FORMAT, "%s: ZIP64 extra field too short", z->path);
                 *fields[k] = rd64(p);
                 p += 8;
             }
@@ -118,7 +118,7 @@ static cs_status apply_zip64_extra(const cs_zip *z, const uint8_t *extra, size_t
         i += 4 + (size_t)flen;
     }
     if (*size == 0xffffffffu || *comp == 0xffffffffu || *local == 0xffffffffu)
-        return cs_fail(CS_ERR_FORMAT, "%s: entry needs a ZIP64 extra field and has none", z->path);
+        return error_set(CS_ERR_FORMAT, "%s: entry needs a ZIP64 extra field and has none", z->path);
     return CS_OK;
 }
 
@@ -127,17 +127,17 @@ static cs_status read_central_entry(const cs_zip *z, const zip_directory *dir, u
                                     cs_zip_entry *e) {
     uint64_t dir_end = dir->offset + dir->size;
     if (!in_range(*pos, CENTRAL_SIZE, dir_end) || rd32(z->buf + *pos) != SIG_CENTRAL)
-        return cs_fail(CS_ERR_FORMAT, "%s: central directory record at offset %llu is damaged",
+        return error_set(CS_ERR_FORMAT, "%s: central directory record at offset %llu is damaged",
                        z->path, (unsigned long long)*pos);
     const uint8_t *c = z->buf + *pos;
     uint16_t flags = rd16(c + 8), nlen = rd16(c + 28), xlen = rd16(c + 30), clen = rd16(c + 32);
     if (!in_range(*pos + CENTRAL_SIZE, (uint64_t)nlen + xlen + clen, dir_end))
-        return cs_fail(CS_ERR_FORMAT, "%s: central directory record at offset %llu overruns the directory",
+        return error_set(CS_ERR_FORMAT, "%s: central directory record at offset %llu overruns the directory",
                        z->path, (unsigned long long)*pos);
     const char *name = (const char *)c + CENTRAL_SIZE;
     if (memchr(name, 0, nlen))
-        return cs_fail(CS_ERR_FORMAT, "%s: entry name contains a NUL byte", z->path);
-    e->name = cs_alloc((size_t)nlen + 1, 1);
+        return error_set(CS_ERR_FORMAT, "%s: entry name contains a NUL byte", z->path);
+    e->name = mem_alloc((size_t)nlen + 1, 1);
     if (!e->name) return CS_ERR_NOMEM;
     memcpy(e->name, name, nlen);
     e->name[nlen] = 0;
@@ -151,22 +151,22 @@ static cs_status read_central_entry(const cs_zip *z, const zip_directory *dir, u
     cs_status s = apply_zip64_extra(z, c + CENTRAL_SIZE + nlen, xlen, &e->size, &e->comp_size, &local);
     if (s != CS_OK) return s;
     if (flags & 1)
-        return cs_fail(CS_ERR_UNSUPPORTED, "%s: entry '%s' is encrypted", z->path, e->name);
+        return error_set(CS_ERR_UNSUPPORTED, "%s: entry '%s' is encrypted", z->path, e->name);
     if (e->method != 0 && e->method != 8)
-        return cs_fail(CS_ERR_UNSUPPORTED, "%s: entry '%s' uses compression method %u (only stored and deflated are supported)",
+        return error_set(CS_ERR_UNSUPPORTED, "%s: entry '%s' uses compression method %u (only stored and deflated are supported)",
                        z->path, e->name, e->method);
     if (e->method == 0 && e->comp_size != e->size)
-        return cs_fail(CS_ERR_FORMAT, "%s: stored entry '%s' has different sizes (%llu and %llu)",
+        return error_set(CS_ERR_FORMAT, "%s: stored entry '%s' has different sizes (%llu and %llu)",
                        z->path, e->name, (unsigned long long)e->comp_size, (unsigned long long)e->size);
     /* The local header may carry its own extra field (PyTorch pads there to
      * align the data), so the data offset comes from it, not the directory. */
     if (!in_range(local, LOCAL_SIZE, dir->offset) || rd32(z->buf + local) != SIG_LOCAL)
-        return cs_fail(CS_ERR_FORMAT, "%s: entry '%s': local header offset %llu is out of range",
+        return error_set(CS_ERR_FORMAT, "%s: entry '%s': local header offset %llu is out of range",
                        z->path, e->name, (unsigned long long)local);
     const uint8_t *l = z->buf + local;
     e->data_offset = local + LOCAL_SIZE + rd16(l + 26) + rd16(l + 28);
     if (!in_range(e->data_offset, e->comp_size, dir->offset))
-        return cs_fail(CS_ERR_FORMAT, "%s: entry '%s': data (offset %llu, %llu bytes) lies outside the archive",
+        return error_set(CS_ERR_FORMAT, "%s: entry '%s': data (offset %llu, %llu bytes) lies outside the archive",
                        z->path, e->name, (unsigned long long)e->data_offset,
                        (unsigned long long)e->comp_size);
     return CS_OK;
@@ -178,13 +178,13 @@ static int entry_cmp(const void *a, const void *b) {
 
 static cs_status read_directory(cs_zip *z, const zip_directory *dir) {
     if (!in_range(dir->offset, dir->size, dir->end))
-        return cs_fail(CS_ERR_FORMAT,
+        return error_set(CS_ERR_FORMAT,
                        "%s: central directory (offset %llu, %llu bytes) lies outside the archive (%zu bytes)",
                        z->path, (unsigned long long)dir->offset, (unsigned long long)dir->size, z->len);
     if (dir->count > dir->size / CENTRAL_SIZE || dir->count > INT_MAX)
-        return cs_fail(CS_ERR_FORMAT, "%s: central directory of %llu bytes cannot hold %llu entries",
+        return error_set(CS_ERR_FORMAT, "%s: central directory of %llu bytes cannot hold %llu entries",
                        z->path, (unsigned long long)dir->size, (unsigned long long)dir->count);
-    z->entries = cs_calloc(dir->count ? (size_t)dir->count : 1, sizeof *z->entries);
+    z->entries = mem_calloc(dir->count ? (size_t)dir->count : 1, sizeof *z->entries);
     if (!z->entries) return CS_ERR_NOMEM;
     uint64_t pos = dir->offset;
     for (uint64_t i = 0; i < dir->count; i++) {
@@ -195,11 +195,11 @@ static cs_status read_directory(cs_zip *z, const zip_directory *dir) {
     qsort(z->entries, (size_t)z->n, sizeof *z->entries, entry_cmp);
     for (int i = 1; i < z->n; i++)
         if (strcmp(z->entries[i - 1].name, z->entries[i].name) == 0)
-            return cs_fail(CS_ERR_FORMAT, "%s: entry '%s' appears twice", z->path, z->entries[i].name);
+            return error_set(CS_ERR_FORMAT, "%s: entry '%s' appears twice", z->path, z->entries[i].name);
     return CS_OK;
 }
 
-cs_status cs_zip_open(cs_zip *z, const char *path, const uint8_t *buf, size_t len) {
+cs_status zip_open(cs_zip *z, const char *path, const uint8_t *buf, size_t len) {
     memset(z, 0, sizeof *z);
     z->path = path;
     z->buf = buf;
@@ -207,18 +207,18 @@ cs_status cs_zip_open(cs_zip *z, const char *path, const uint8_t *buf, size_t le
     zip_directory dir = {0};
     cs_status s = read_end_records(z, &dir);
     if (s == CS_OK) s = read_directory(z, &dir);
-    if (s != CS_OK) cs_zip_close(z);
+    if (s != CS_OK) zip_close(z);
     return s;
 }
 
-void cs_zip_close(cs_zip *z) {
+void zip_close(cs_zip *z) {
     for (int i = 0; i < z->n; i++) cs_free(z->entries[i].name);
     cs_free(z->entries);
     z->entries = NULL;
     z->n = 0;
 }
 
-const cs_zip_entry *cs_zip_find(const cs_zip *z, const char *name) {
+const cs_zip_entry *zip_find(const cs_zip *z, const char *name) {
     cs_zip_entry key = {.name = (char *)name};
     if (z->n == 0) return NULL;
     return bsearch(&key, z->entries, (size_t)z->n, sizeof *z->entries, entry_cmp);
@@ -235,7 +235,7 @@ static cs_status inflate_entry(const cs_zip *z, const cs_zip_entry *e, uint8_t *
     z_stream st;
     memset(&st, 0, sizeof st);
     if (inflateInit2(&st, -MAX_WBITS) != Z_OK)
-        return cs_fail(CS_ERR_NOMEM, "%s: cannot initialize zlib", z->path);
+        return error_set(CS_ERR_NOMEM, "%s: cannot initialize zlib", z->path);
     const uint8_t *in = z->buf + e->data_offset;
     uint64_t in_left = e->comp_size, produced = 0;
     uLong crc = crc32(0L, Z_NULL, 0);
@@ -264,38 +264,38 @@ static cs_status inflate_entry(const cs_zip *z, const cs_zip_entry *e, uint8_t *
     }
     inflateEnd(&st);
     if (rc != Z_STREAM_END || produced != e->size)
-        return cs_fail(CS_ERR_FORMAT, "%s: entry '%s': deflated data is corrupt or does not match its size",
+        return error_set(CS_ERR_FORMAT, "%s: entry '%s': deflated data is corrupt or does not match its size",
                        z->path, e->name);
     if (crc != e->crc)
-        return cs_fail(CS_ERR_FORMAT, "%s: entry '%s': CRC-32 mismatch", z->path, e->name);
+        return error_set(CS_ERR_FORMAT, "%s: entry '%s': CRC-32 mismatch", z->path, e->name);
     return CS_OK;
 }
 
-cs_status cs_zip_check_stored(const cs_zip *z, const cs_zip_entry *e) {
+cs_status zip_check_stored(const cs_zip *z, const cs_zip_entry *e) {
     if (e->method != 0) return CS_OK;
     if (crc32_z(0, z->buf + e->data_offset, (size_t)e->size) != e->crc)
-        return cs_fail(CS_ERR_FORMAT, "%s: entry '%s': CRC-32 mismatch (the stored data was altered)",
+        return error_set(CS_ERR_FORMAT, "%s: entry '%s': CRC-32 mismatch (the stored data was altered)",
                        z->path, e->name);
     return CS_OK;
 }
 
-cs_status cs_zip_read_prefix(const cs_zip *z, const cs_zip_entry *e, size_t prefix,
+cs_status zip_read_prefix(const cs_zip *z, const cs_zip_entry *e, size_t prefix,
                              const uint8_t **data, void **owned) {
     *data = NULL;
     *owned = NULL;
     if (prefix > e->size)
-        return cs_fail(CS_ERR_FORMAT, "%s: entry '%s' is %llu bytes, fewer than the %zu needed",
+        return error_set(CS_ERR_FORMAT, "%s: entry '%s' is %llu bytes, fewer than the %zu needed",
                        z->path, e->name, (unsigned long long)e->size, prefix);
     if (e->method == 0) {
-        cs_status s = cs_zip_check_stored(z, e);
+        cs_status s = zip_check_stored(z, e);
         if (s == CS_OK) *data = z->buf + e->data_offset;
         return s;
     }
     if (e->size / MAX_INFLATE_RATIO > e->comp_size)
-        return cs_fail(CS_ERR_FORMAT, "%s: entry '%s' claims %llu bytes from %llu deflated ones",
+        return error_set(CS_ERR_FORMAT, "%s: entry '%s' claims %llu bytes from %llu deflated ones",
                        z->path, e->name, (unsigned long long)e->size,
                        (unsigned long long)e->comp_size);
-    uint8_t *out = cs_alloc(prefix ? prefix : 1, 1);
+    uint8_t *out = mem_alloc(prefix ? prefix : 1, 1);
     if (!out) return CS_ERR_NOMEM;
     cs_status s = inflate_entry(z, e, out, prefix);
     if (s != CS_OK) {
@@ -307,15 +307,15 @@ cs_status cs_zip_read_prefix(const cs_zip *z, const cs_zip_entry *e, size_t pref
     return CS_OK;
 }
 
-cs_status cs_zip_read(const cs_zip *z, const cs_zip_entry *e, size_t max_size,
+cs_status zip_read(const cs_zip *z, const cs_zip_entry *e, size_t max_size,
                       const uint8_t **data, size_t *len, void **owned) {
     *data = NULL;
     *len = 0;
     *owned = NULL;
     if (e->size > max_size)
-        return cs_fail(CS_ERR_LIMIT, "%s: entry '%s' is %llu bytes, over the %zu-byte limit", z->path,
+        return error_set(CS_ERR_LIMIT, "%s: entry '%s' is %llu bytes, over the %zu-byte limit", z->path,
                        e->name, (unsigned long long)e->size, max_size);
-    cs_status s = cs_zip_read_prefix(z, e, (size_t)e->size, data, owned);
+    cs_status s = zip_read_prefix(z, e, (size_t)e->size, data, owned);
     if (s == CS_OK) *len = (size_t)e->size;
     return s;
 }

@@ -27,25 +27,25 @@ typedef struct cs_zip {
 
 /* Read the central directory of the archive image buf[0..len). `path` names
  * the archive in messages and must outlive the cs_zip. On failure z is left
- * empty (cs_zip_close is still safe). */
-cs_status cs_zip_open(cs_zip *z, const char *path, const uint8_t *buf, size_t len);
-void cs_zip_close(cs_zip *z);
+ * empty (zip_close is still safe). */
+cs_status zip_open(cs_zip *z, const char *path, const uint8_t *buf, size_t len);
+void zip_close(cs_zip *z);
 
 /* The entry with exactly this name, or NULL. */
-const cs_zip_entry *cs_zip_find(const cs_zip *z, const char *name);
+const cs_zip_entry *zip_find(const cs_zip *z, const char *name);
 
 /* The bytes of an entry, its CRC-32 checked. Stored entries point into the
  * image (*owned is NULL); deflated ones are inflated into *owned
- * (cs_alloc'ed, the caller frees it). Entries larger than max_size fail
+ * (mem_alloc'ed, the caller frees it). Entries larger than max_size fail
  * with CS_ERR_LIMIT. */
-cs_status cs_zip_read(const cs_zip *z, const cs_zip_entry *e, size_t max_size,
+cs_status zip_read(const cs_zip *z, const cs_zip_entry *e, size_t max_size,
                       const uint8_t **data, size_t *len, void **owned);
 /* The first `prefix` bytes of an entry: a deflated entry is inflated whole
  * (its size and CRC checked) but only the prefix is kept, so a tensor that
  * uses 64 elements of a huge storage costs 64 elements of memory. */
-cs_status cs_zip_read_prefix(const cs_zip *z, const cs_zip_entry *e, size_t prefix,
+cs_status zip_read_prefix(const cs_zip *z, const cs_zip_entry *e, size_t prefix,
                              const uint8_t **data, void **owned);
 /* Check a stored entry's CRC-32 (one pass over its bytes). */
-cs_status cs_zip_check_stored(const cs_zip *z, const cs_zip_entry *e);
+cs_status zip_check_stored(const cs_zip *z, const cs_zip_entry *e);
 
 #endif

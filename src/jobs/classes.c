@@ -23,7 +23,7 @@ struct cs_classes {
 };
 
 static cs_status new_set(cs_classes **out) {
-    *out = cs_calloc(1, sizeof **out);
+    *out = mem_calloc(1, sizeof **out);
     if (!*out) return CS_ERR_NOMEM;
     (*out)->templates = (const char **)cs_default_templates;
     (*out)->n_templates = CS_NUM_DEFAULT_TEMPLATES;
@@ -52,24 +52,24 @@ void cs_classes_free(cs_classes *cl) {
 
 static void *grow(void *p, size_t n, size_t size) {
     size_t bytes;
-    if (!cs_mul_size(n, size, &bytes)) return NULL;
+    if (!size_mul(n, size, &bytes)) return NULL;
     return realloc(p, bytes ? bytes : 1);
 }
 
 cs_status cs_classes_add(cs_classes *cl, const char *const *synonyms, int n) {
-    if (n < 1) return cs_fail(CS_ERR_ARG, "a class needs at least one name");
-    if (cl->given || cl->emb) return cs_fail(CS_ERR_ARG, "classes cannot be added once embedded");
+    if (n < 1) return error_set(CS_ERR_ARG, "a class needs at least one name");
+    if (cl->given || cl->emb) return error_set(CS_ERR_ARG, "classes cannot be added once embedded");
     char **names = grow(cl->names, (size_t)cl->K + n, sizeof *names);
     if (names) cl->names = names;
     int *name_class = grow(cl->name_class, (size_t)cl->K + n, sizeof *name_class);
     if (name_class) cl->name_class = name_class;
     int *first = grow(cl->first, (size_t)cl->C + 1, sizeof *first);
     if (first) cl->first = first;
-    if (!names || !name_class || !first) return cs_fail(CS_ERR_NOMEM, "out of memory for %d classes", cl->C + 1);
-    char **copies = cs_calloc((size_t)n, sizeof *copies);
+    if (!names || !name_class || !first) return error_set(CS_ERR_NOMEM, "out of memory for %d classes", cl->C + 1);
+    char **copies = mem_calloc((size_t)n, sizeof *copies);
     cs_status s = copies ? CS_OK : CS_ERR_NOMEM;
     for (int i = 0; s == CS_OK && i < n; i++)
-        if (!(copies[i] = cs_strdup(synonyms[i]))) s = CS_ERR_NOMEM;
+        if (!(copies[i] = mem_strdup(synonyms[i]))) s = CS_ERR_NOMEM;
     for (int i = 0; i < n; i++) {
         if (s != CS_OK) {
             cs_free(copies ? copies[i] : NULL);
@@ -88,7 +88,7 @@ cs_status cs_classes_new(cs_classes **out) { return new_set(out); }
 cs_status cs_classes_from_names(const char *const *names, int n, cs_classes **out) {
     cs_status s = new_set(out);
     for (int i = 0; s == CS_OK && i < n; i++) s = cs_classes_add(*out, &names[i], 1);
-    if (s == CS_OK && n < 1) s = cs_fail(CS_ERR_ARG, "no class names given");
+    if (s == CS_OK && n < 1) s = error_set(CS_ERR_ARG, "no class names given");
     if (s != CS_OK) {
         cs_classes_free(*out);
         *out = NULL;
@@ -100,7 +100,7 @@ cs_status cs_classes_from_embeddings(const float *emb, int n, int dim, const cha
                                      cs_classes **out) {
     if (n < 1 || dim < 1 || !emb) {
         *out = NULL;
-        return cs_fail(CS_ERR_SHAPE, "class embeddings must be [C, D] with C, D >= 1 (got [%d, %d])", n, dim);
+        return error_set(CS_ERR_SHAPE, "class embeddings must be [C, D] with C, D >= 1 (got [%d, %d])", n, dim);
     }
     cs_status s = new_set(out);
     for (int c = 0; s == CS_OK && c < n; c++) {
@@ -111,7 +111,7 @@ cs_status cs_classes_from_embeddings(const float *emb, int n, int dim, const cha
         s = cs_classes_add(*out, &p, 1);
     }
     if (s == CS_OK) {
-        (*out)->emb = cs_alloc((size_t)n * dim, sizeof(float));
+        (*out)->emb = mem_alloc((size_t)n * dim, sizeof(float));
         if (!(*out)->emb) s = CS_ERR_NOMEM;
         else memcpy((*out)->emb, emb, sizeof(float) * (size_t)n * dim);
         (*out)->dim = dim;
@@ -141,7 +141,7 @@ static cs_status add_item(cs_classes *cl, char *text, int synonyms) {
          tok = synonyms ? strtok_r(NULL, ",", &save) : NULL) {
         char *name = trim(tok);
         if (!*name) continue;
-        if (n == 256) return cs_fail(CS_ERR_LIMIT, "class '%s' has more than 256 synonyms", syn[0]);
+        if (n == 256) return error_set(CS_ERR_LIMIT, "class '%s' has more than 256 synonyms", syn[0]);
         syn[n++] = name;
     }
     return n ? cs_classes_add(cl, syn, n) : CS_OK;
@@ -149,12 +149,12 @@ static cs_status add_item(cs_classes *cl, char *text, int synonyms) {
 
 cs_status cs_classes_parse(const char *list, cs_classes **out) {
     *out = NULL;
-    if (!list) return cs_fail(CS_ERR_ARG, "no class list given");
+    if (!list) return error_set(CS_ERR_ARG, "no class list given");
     char *text;
     size_t len;
     int from_file = list[0] == '@';
     cs_status s = from_file ? cs_read_file(list + 1, 16 << 20, &text, &len)
-                            : ((text = cs_strdup(list)) ? CS_OK : CS_ERR_NOMEM);
+                            : ((text = mem_strdup(list)) ? CS_OK : CS_ERR_NOMEM);
     if (s != CS_OK) return s;
     s = new_set(out);
     char *save = NULL;
@@ -162,7 +162,7 @@ cs_status cs_classes_parse(const char *list, cs_classes **out) {
          item = strtok_r(NULL, from_file ? "\n" : ",", &save))
         s = add_item(*out, item, from_file);
     cs_free(text);
-    if (s == CS_OK && (*out)->C == 0) s = cs_fail(CS_ERR_ARG, "--classes '%s' names no class", list);
+    if (s == CS_OK && (*out)->C == 0) s = error_set(CS_ERR_ARG, "--classes '%s' names no class", list);
     if (s != CS_OK) {
         cs_classes_free(*out);
         *out = NULL;
@@ -171,15 +171,15 @@ cs_status cs_classes_parse(const char *list, cs_classes **out) {
 }
 
 cs_status cs_classes_set_template_list(cs_classes *cl, const char *const *templates, int n) {
-    if (cl->emb && !cl->given) return cs_fail(CS_ERR_ARG, "templates cannot change once the names are embedded");
-    if (n < 0 || (n > 0 && !templates)) return cs_fail(CS_ERR_ARG, "bad template list (%d templates)", n);
+    if (cl->emb && !cl->given) return error_set(CS_ERR_ARG, "templates cannot change once the names are embedded");
+    if (n < 0 || (n > 0 && !templates)) return error_set(CS_ERR_ARG, "bad template list (%d templates)", n);
     for (int i = 0; i < n; i++)
         if (!strstr(templates[i], "{}"))
-            return cs_fail(CS_ERR_ARG, "template '%s' has no '{}' for the class name", templates[i]);
+            return error_set(CS_ERR_ARG, "template '%s' has no '{}' for the class name", templates[i]);
     /* One block: the pointers, then the strings. */
     size_t bytes = sizeof(char *) * (size_t)n;
     for (int i = 0; i < n; i++) bytes += strlen(templates[i]) + 1;
-    const char **list = n ? cs_alloc(bytes, 1) : NULL;
+    const char **list = n ? mem_alloc(bytes, 1) : NULL;
     if (n && !list) return CS_ERR_NOMEM;
     char *p = (char *)(list + n);
     for (int i = 0; i < n; i++) {
@@ -209,12 +209,12 @@ cs_status cs_classes_set_templates(cs_classes *cl, const char *spec) {
     for (char *line = strtok_r(text, "\n", &save); line && s == CS_OK; line = strtok_r(NULL, "\n", &save)) {
         line = trim(line);
         if (!*line) continue;
-        if (!strstr(line, "{}")) s = cs_fail(CS_ERR_ARG, "%s: template '%s' has no '{}' for the class name", spec, line);
+        if (!strstr(line, "{}")) s = error_set(CS_ERR_ARG, "%s: template '%s' has no '{}' for the class name", spec, line);
         const char **more = s == CS_OK ? grow(list, (size_t)n + 1, sizeof *list) : NULL;
         if (s == CS_OK && !more) s = CS_ERR_NOMEM;
         if (s == CS_OK) (list = more)[n++] = line;
     }
-    if (s == CS_OK && !n) s = cs_fail(CS_ERR_ARG, "%s: no templates in the file", spec);
+    if (s == CS_OK && !n) s = error_set(CS_ERR_ARG, "%s: no templates in the file", spec);
     if (s == CS_OK) s = cs_classes_set_template_list(cl, list, n);
     free(list);
     cs_free(text);
@@ -262,8 +262,8 @@ static cs_status embed_names(const cs_classes *cl, cs_model *m, const char *cons
     int D = m->cfg.embed_dim, missing = 0;
     char dir[4096], hex[65];
     int cache = cache_key(m, dir, hex);
-    const char **todo = cs_calloc((size_t)n + 1, sizeof *todo);
-    int *where = cs_calloc((size_t)n + 1, sizeof *where);
+    const char **todo = mem_calloc((size_t)n + 1, sizeof *todo);
+    int *where = mem_calloc((size_t)n + 1, sizeof *where);
     cs_status s = todo && where ? CS_OK : CS_ERR_NOMEM;
     for (int i = 0; s == CS_OK && i < n; i++)
         if (!cache || !cs_cache_lookup(dir, hex, D, cl->templates, cl->n_templates, names[i], out + (size_t)i * D)) {
@@ -272,7 +272,7 @@ static cs_status embed_names(const cs_classes *cl, cs_model *m, const char *cons
         }
     cs_tokenizer *tok = NULL;
     if (s == CS_OK && missing) s = cs_model_tokenizer(m, &tok);
-    float *fresh = s == CS_OK && missing ? cs_alloc((size_t)missing * D, sizeof(float)) : NULL;
+    float *fresh = s == CS_OK && missing ? mem_alloc((size_t)missing * D, sizeof(float)) : NULL;
     if (s == CS_OK && missing && !fresh) s = CS_ERR_NOMEM;
     if (s == CS_OK && missing) {
         if (progress) progress(ctx, 0, missing);
@@ -293,11 +293,11 @@ cs_status cs_classes_embed(cs_classes *cl, cs_model *m, cs_progress_fn progress,
     int D = m->cfg.embed_dim;
     if (cl->emb) {
         if (cl->dim != D)
-            return cs_fail(CS_ERR_SHAPE, "class embeddings have %d dimensions, the model %d", cl->dim, D);
+            return error_set(CS_ERR_SHAPE, "class embeddings have %d dimensions, the model %d", cl->dim, D);
         return CS_OK;
     }
-    if (cl->C < 1) return cs_fail(CS_ERR_ARG, "the class set is empty");
-    float *emb = cs_alloc((size_t)cl->K * D, sizeof(float));
+    if (cl->C < 1) return error_set(CS_ERR_ARG, "the class set is empty");
+    float *emb = mem_alloc((size_t)cl->K * D, sizeof(float));
     if (!emb) return CS_ERR_NOMEM;
     cs_status s = embed_names(cl, m, (const char *const *)cl->names, cl->K, emb, progress, ctx);
     if (s != CS_OK) {
@@ -314,7 +314,7 @@ cs_status cs_classes_empty_prompt(cs_classes *cl, cs_model *m, const float **out
     int D = m->cfg.embed_dim;
     if (!cl->empty) {
         const char *empty = "";
-        float *e = cs_alloc((size_t)D, sizeof(float));
+        float *e = mem_alloc((size_t)D, sizeof(float));
         if (!e) return CS_ERR_NOMEM;
         cs_status s = embed_names(cl, m, &empty, 1, e, NULL, NULL);
         if (s != CS_OK) {
@@ -339,7 +339,7 @@ cs_status classes_redundancy(cs_classes *cl, cs_model *m, cs_redundancy asked, c
                              const float **features) {
     *features = NULL;
     if (asked != CS_REDUNDANT_AUTO && asked != CS_REDUNDANT_CLASSES && asked != CS_REDUNDANT_EMPTY)
-        return cs_fail(CS_ERR_ARG, "unknown redundancy mode %d", (int)asked);
+        return error_set(CS_ERR_ARG, "unknown redundancy mode %d", (int)asked);
     /* Class-weighted feature surgery is identically zero for one name
      * (DESIGN.md section 4): the empty prompt gives the features then. */
     *used = asked == CS_REDUNDANT_EMPTY || cl->K == 1 ? CS_REDUNDANT_EMPTY : CS_REDUNDANT_CLASSES;

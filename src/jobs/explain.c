@@ -18,7 +18,7 @@ cs_status image_pixels(const cs_image *img, int w, int h, float **pixels) {
         if (s != CS_OK) return s;
         src = &small;
     }
-    *pixels = cs_alloc((size_t)3 * w, (size_t)h * sizeof(float));
+    *pixels = mem_alloc((size_t)3 * w, (size_t)h * sizeof(float));
     if (*pixels) cs_image_normalize(src, *pixels);
     cs_image_free(&small);
     return *pixels ? CS_OK : CS_ERR_NOMEM;
@@ -28,7 +28,7 @@ cs_status classes_similarity(const cs_name_set *names, const float *tokens, int 
     if (names->n_names == names->n_classes) /* one name per class: no reduction */
         return surgery ? cs_feature_surgery(tokens, T, names->emb, names->n_names, names->dim, names->redundant, sim)
                        : cs_similarity(tokens, T, names->emb, names->n_names, names->dim, sim);
-    float *per_name = cs_alloc((size_t)T, (size_t)names->n_names * sizeof(float));
+    float *per_name = mem_alloc((size_t)T, (size_t)names->n_names * sizeof(float));
     if (!per_name) return CS_ERR_NOMEM;
     cs_status s = surgery ? cs_feature_surgery(tokens, T, names->emb, names->n_names, names->dim, names->redundant,
                                                per_name)
@@ -42,9 +42,9 @@ cs_status input_pixels(const cs_model *m, const cs_input *in, int resolution, fl
                               int *W, int *H) {
     *pixels = NULL;
     if (!in || (!in->image == !in->pixels))
-        return cs_fail(CS_ERR_ARG, "an input is an image or normalized pixels (one of them)");
+        return error_set(CS_ERR_ARG, "an input is an image or normalized pixels (one of them)");
     if (in->width < 0 || in->height < 0 || (!in->width != !in->height))
-        return cs_fail(CS_ERR_ARG, "output size %dx%d is not a size", in->width, in->height);
+        return error_set(CS_ERR_ARG, "output size %dx%d is not a size", in->width, in->height);
     cs_status s;
     if (in->image) {
         *R = job_resolution(m, resolution);
@@ -55,8 +55,8 @@ cs_status input_pixels(const cs_model *m, const cs_input *in, int resolution, fl
         *R = in->pixels_resolution;
         *W = in->width ? in->width : *R;
         *H = in->height ? in->height : *R;
-        if (*R <= 0) return cs_fail(CS_ERR_ARG, "pixels need their resolution (got %d)", *R);
-        *pixels = cs_alloc((size_t)3 * *R, (size_t)*R * sizeof(float));
+        if (*R <= 0) return error_set(CS_ERR_ARG, "pixels need their resolution (got %d)", *R);
+        *pixels = mem_alloc((size_t)3 * *R, (size_t)*R * sizeof(float));
         if (!*pixels) return CS_ERR_NOMEM;
         memcpy(*pixels, in->pixels, sizeof(float) * 3 * (size_t)*R * *R);
         s = CS_OK;
@@ -80,9 +80,9 @@ void cs_explain_result_free(cs_explain_result *r) {
 }
 
 cs_status job_method(const cs_model *m, cs_method method) {
-    if (!cs_method_name(method)) return cs_fail(CS_ERR_ARG, "unknown method %d", (int)method);
+    if (!cs_method_name(method)) return error_set(CS_ERR_ARG, "unknown method %d", (int)method);
     if (cs_method_defaults_of(method).needs_vit && m->cfg.vision_kind != CS_VISION_VIT)
-        return cs_fail(CS_ERR_UNSUPPORTED, "method %s needs a ViT model (this one is a ResNet)",
+        return error_set(CS_ERR_UNSUPPORTED, "method %s needs a ViT model (this one is a ResNet)",
                        cs_method_name(method));
     return CS_OK;
 }
@@ -90,8 +90,8 @@ cs_status job_method(const cs_model *m, cs_method method) {
 /* Tokens (already in r) -> similarity -> maps (unless no_maps). */
 static cs_status explain_finish(const cs_name_set *names, int surgery, int no_maps, cs_explain_result *r) {
     int T = r->n_tokens, C = r->n_classes;
-    r->similarity = cs_alloc((size_t)T, (size_t)C * sizeof(float));
-    if (!no_maps) r->maps = cs_alloc((size_t)r->width * r->height, (size_t)C * sizeof(float));
+    r->similarity = mem_alloc((size_t)T, (size_t)C * sizeof(float));
+    if (!no_maps) r->maps = mem_alloc((size_t)r->width * r->height, (size_t)C * sizeof(float));
     if (!r->similarity || (!no_maps && !r->maps)) return CS_ERR_NOMEM;
     cs_status s = classes_similarity(names, r->tokens, T, surgery, r->similarity);
     return s == CS_OK && !no_maps ? cs_similarity_maps(r->similarity, T, C, r->height, r->width, r->maps) : s;
@@ -99,7 +99,7 @@ static cs_status explain_finish(const cs_name_set *names, int surgery, int no_ma
 
 cs_status cs_explain_maps(const cs_explain_result *r, int first_class, int n_classes, int row0, int n_rows,
                           float *maps) {
-    if (!r || !r->similarity) return cs_fail(CS_ERR_ARG, "explain maps need a result with its similarity");
+    if (!r || !r->similarity) return error_set(CS_ERR_ARG, "explain maps need a result with its similarity");
     return similarity_maps_block(r->similarity, r->n_tokens, r->n_classes, first_class, n_classes, r->height,
                                  r->width, row0, n_rows, maps);
 }
@@ -109,7 +109,7 @@ static cs_status encode_batch(cs_model *m, cs_vision_mode mode, cs_explain_resul
     int R = out[0].resolution, T = out[0].n_tokens, D = out[0].dim;
     size_t n_px = (size_t)3 * R * R, n_tok = (size_t)T * D;
     if (n == 1) return cs_encode_image(m, out[0].pixels, R, mode, out[0].tokens);
-    float *px = cs_alloc((size_t)n * n_px, sizeof(float)), *tok = cs_alloc((size_t)n * n_tok, sizeof(float));
+    float *px = mem_alloc((size_t)n * n_px, sizeof(float)), *tok = mem_alloc((size_t)n * n_tok, sizeof(float));
     cs_status s = px && tok ? CS_OK : CS_ERR_NOMEM;
     for (int i = 0; s == CS_OK && i < n; i++) memcpy(px + i * n_px, out[i].pixels, sizeof(float) * n_px);
     if (s == CS_OK) s = cs_encode_images(m, px, n, R, mode, tok);
@@ -122,7 +122,7 @@ static cs_status encode_batch(cs_model *m, cs_vision_mode mode, cs_explain_resul
 cs_status cs_explain(cs_model *m, cs_classes *cl, const cs_input *in, int n, const cs_explain_options *opts,
                      cs_explain_result *out) {
     cs_explain_options o = opts ? *opts : cs_explain_defaults();
-    if (n < 1) return cs_fail(CS_ERR_ARG, "explain needs at least one input");
+    if (n < 1) return error_set(CS_ERR_ARG, "explain needs at least one input");
     memset(out, 0, sizeof *out * (size_t)n);
     int surgery = o.method == CS_METHOD_SURGERY;
     cs_redundancy used = CS_REDUNDANT_AUTO;
@@ -140,10 +140,10 @@ cs_status cs_explain(cs_model *m, cs_classes *cl, const cs_input *in, int n, con
         r->dim = D;
         r->n_classes = cs_classes_count(cl);
         r->redundant = used;
-        r->tokens = s == CS_OK ? cs_alloc((size_t)r->n_tokens, (size_t)D * sizeof(float)) : NULL;
+        r->tokens = s == CS_OK ? mem_alloc((size_t)r->n_tokens, (size_t)D * sizeof(float)) : NULL;
         if (s == CS_OK && !r->tokens) s = CS_ERR_NOMEM;
         if (s == CS_OK && redundant) {
-            r->redundant_features = cs_alloc((size_t)D, sizeof(float));
+            r->redundant_features = mem_alloc((size_t)D, sizeof(float));
             if (!r->redundant_features) s = CS_ERR_NOMEM;
             else memcpy(r->redundant_features, redundant, sizeof(float) * (size_t)D);
         }
@@ -177,9 +177,9 @@ static cs_status collect_points(const float *sim, int T, int C, const cs_points_
     int targets = o->combined ? 1 : C;
     size_t cap = (size_t)T * (C + 1); /* what one target can have at most */
     r->n_targets = targets;
-    r->offsets = cs_calloc((size_t)targets + 1, sizeof(int));
-    r->points = cs_alloc(cap * targets, 2 * sizeof(int32_t));
-    r->labels = cs_alloc(cap * targets, 1);
+    r->offsets = mem_calloc((size_t)targets + 1, sizeof(int));
+    r->points = mem_alloc(cap * targets, 2 * sizeof(int32_t));
+    r->labels = mem_alloc(cap * targets, 1);
     if (!r->offsets || !r->points || !r->labels) return CS_ERR_NOMEM;
     cs_status s = CS_OK;
     for (int i = 0; s == CS_OK && i < targets; i++) {
@@ -198,9 +198,9 @@ cs_status cs_points(cs_model *m, cs_classes *cl, const cs_input *in, const cs_po
     cs_points_options o = opts ? *opts : cs_points_defaults();
     memset(out, 0, sizeof *out);
     if (!(o.threshold >= 0.0f && o.threshold <= 1.0f))
-        return cs_fail(CS_ERR_ARG, "the points threshold %g is not in [0, 1]", o.threshold);
+        return error_set(CS_ERR_ARG, "the points threshold %g is not in [0, 1]", o.threshold);
     if (o.combined && o.redundant == CS_REDUNDANT_CLASSES)
-        return cs_fail(CS_ERR_ARG, "combined targets use the empty prompt's redundant features, not "
+        return error_set(CS_ERR_ARG, "combined targets use the empty prompt's redundant features, not "
                        "class-weighted redundancy");
     cs_redundancy used = o.redundant; /* reported even when embedding fails */
     const float *redundant = NULL;
@@ -213,8 +213,8 @@ cs_status cs_points(cs_model *m, cs_classes *cl, const cs_input *in, const cs_po
     if (s == CS_OK) s = input_pixels(m, in, o.resolution, &pixels, &R, &out->width, &out->height);
     if (s == CS_OK) {
         T = cs_model_num_tokens(m, R);
-        tokens = cs_alloc((size_t)T, (size_t)names.dim * sizeof(float));
-        sim = cs_alloc((size_t)T, (size_t)cs_classes_count(cl) * sizeof(float));
+        tokens = mem_alloc((size_t)T, (size_t)names.dim * sizeof(float));
+        sim = mem_alloc((size_t)T, (size_t)cs_classes_count(cl) * sizeof(float));
         if (!tokens || !sim) s = CS_ERR_NOMEM;
     }
     /* The reference takes points from the surgery path's similarity. */

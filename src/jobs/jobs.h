@@ -26,7 +26,7 @@ cs_status classes_similarity(const cs_name_set *names, const float *tokens, int 
 /* Normalized pixels [3, h, w] of an image resized to w x h (Pillow bicubic). */
 cs_status image_pixels(const cs_image *img, int w, int h, float **pixels);
 
-/* Normalized pixels [3, R, R] of an input (cs_alloc'ed), R (the image's
+/* Normalized pixels [3, R, R] of an input (mem_alloc'ed), R (the image's
  * from `resolution` or the model's, or the pixels'), and the output size. */
 cs_status input_pixels(const cs_model *m, const cs_input *in, int resolution, float **pixels, int *R,
                        int *W, int *H);

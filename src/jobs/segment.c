@@ -25,28 +25,28 @@ static void short_side_size(const cs_image *img, int side, int max_long, int *w,
 
 static cs_status check_segment(const cs_model *m, const cs_segment_options *o, const cs_classes *cl) {
     int C = cs_classes_count(cl);
-    if (C > 255) return cs_fail(CS_ERR_ARG, "%d classes; at most 255 fit a label PNG", C);
+    if (C > 255) return error_set(CS_ERR_ARG, "%d classes; at most 255 fit a label PNG", C);
     cs_status s = job_method(m, o->method);
     if (s != CS_OK) return s;
     if (o->window < 0 || o->stride < 0 || o->short_side < 0 || (!o->window && (o->stride || o->short_side)))
-        return cs_fail(CS_ERR_ARG, "a window stride and short side go with a window (got %d, %d, %d)", o->window,
+        return error_set(CS_ERR_ARG, "a window stride and short side go with a window (got %d, %d, %d)", o->window,
                        o->stride, o->short_side);
     if (o->max_long_side < 0 || (o->max_long_side && !o->short_side))
-        return cs_fail(CS_ERR_ARG, "a long-side bound goes with a short side (got %d, %d)", o->max_long_side,
+        return error_set(CS_ERR_ARG, "a long-side bound goes with a short side (got %d, %d)", o->max_long_side,
                        o->short_side);
     if (o->window && o->stride > o->window)
-        return cs_fail(CS_ERR_ARG, "stride %d is larger than the window %d: some pixels would be in no window",
+        return error_set(CS_ERR_ARG, "stride %d is larger than the window %d: some pixels would be in no window",
                        o->stride, o->window);
     if (o->window && o->short_side && o->short_side < o->window)
-        return cs_fail(CS_ERR_ARG, "short side %d is smaller than the window %d", o->short_side, o->window);
+        return error_set(CS_ERR_ARG, "short side %d is smaller than the window %d", o->short_side, o->window);
     if (o->bg_thresh > 0.0f && (o->bg_class < 0 || o->bg_class >= C))
-        return cs_fail(CS_ERR_ARG, "a background threshold needs a background class (got %d)", o->bg_class);
+        return error_set(CS_ERR_ARG, "a background threshold needs a background class (got %d)", o->bg_class);
     if (!(o->area_thresh >= 0.0f && o->area_thresh < 1.0f))
-        return cs_fail(CS_ERR_ARG, "area threshold %g is outside [0, 1)", (double)o->area_thresh);
+        return error_set(CS_ERR_ARG, "area threshold %g is outside [0, 1)", (double)o->area_thresh);
     if (o->area_thresh > 0.0f && (o->bg_class < 0 || o->bg_class >= C))
-        return cs_fail(CS_ERR_ARG, "an area threshold needs a background class (got %d)", o->bg_class);
+        return error_set(CS_ERR_ARG, "an area threshold needs a background class (got %d)", o->bg_class);
     if (o->pamr_steps < 0 || o->pamr_steps > 1000)
-        return cs_fail(CS_ERR_ARG, "PAMR steps %d are outside 0..1000", o->pamr_steps);
+        return error_set(CS_ERR_ARG, "PAMR steps %d are outside 0..1000", o->pamr_steps);
     return CS_OK;
 }
 
@@ -57,7 +57,7 @@ static cs_status segment_input(const cs_model *m, const cs_input *in, const cs_s
                                int *h, int *w, int *H, int *W) {
     *pixels = NULL;
     if (!in || (!in->image == !in->pixels))
-        return cs_fail(CS_ERR_ARG, "an input is an image or normalized pixels (one of them)");
+        return error_set(CS_ERR_ARG, "an input is an image or normalized pixels (one of them)");
     if (in->image) {
         *W = in->image->width;
         *H = in->image->height;
@@ -67,13 +67,13 @@ static cs_status segment_input(const cs_model *m, const cs_input *in, const cs_s
         *w = *h = in->pixels_resolution;
         *W = in->width > 0 ? in->width : *w;
         *H = in->height > 0 ? in->height : *h;
-        if (*w <= 0) return cs_fail(CS_ERR_ARG, "pixels need their resolution (got %d)", *w);
+        if (*w <= 0) return error_set(CS_ERR_ARG, "pixels need their resolution (got %d)", *w);
     }
     if (o->window && (*w < o->window || *h < o->window))
-        return cs_fail(CS_ERR_ARG, "a %dx%d image is smaller than the %d-pixel window (give --short-side)", *w, *h,
+        return error_set(CS_ERR_ARG, "a %dx%d image is smaller than the %d-pixel window (give --short-side)", *w, *h,
                        o->window);
     if (in->image) return image_pixels(in->image, *w, *h, pixels);
-    *pixels = cs_alloc((size_t)3 * *w, (size_t)*h * sizeof(float));
+    *pixels = mem_alloc((size_t)3 * *w, (size_t)*h * sizeof(float));
     if (!*pixels) return CS_ERR_NOMEM;
     memcpy(*pixels, in->pixels, sizeof(float) * 3 * (size_t)*w * *h);
     return CS_OK;
@@ -83,7 +83,7 @@ static cs_status segment_input(const cs_model *m, const cs_input *in, const cs_s
  * output size, dilations 8 and 16. */
 static cs_status refine(const float *pixels, int h, int w, int H, int W, int steps, float *logits, int C) {
     static const int dilations[2] = {8, 16};
-    float *big = cs_alloc((size_t)3 * W, (size_t)H * sizeof(float));
+    float *big = mem_alloc((size_t)3 * W, (size_t)H * sizeof(float));
     if (!big) return CS_ERR_NOMEM;
     for (int c = 0; c < 3; c++)
         op_resize_bilinear(pixels + (size_t)c * h * w, h, w, 1, big + (size_t)c * H * W, H, W);
@@ -113,8 +113,8 @@ static cs_status segment_run(cs_model *m, cs_classes *cl, const cs_input *in, co
     r->n_classes = C;
     r->dim = names.dim;
     r->logit_scale = o.logit_scale > 0.0f ? o.logit_scale : d.logit_scale;
-    r->logits = cs_alloc(n, (size_t)C * sizeof(float));
-    r->labels = cs_alloc(n, 1);
+    r->logits = mem_alloc(n, (size_t)C * sizeof(float));
+    r->labels = mem_alloc(n, 1);
     if (!r->logits || !r->labels) s = CS_ERR_NOMEM;
     /* name_logits: every name its own class up to the labels. */
     cs_name_set run = names;
@@ -123,14 +123,14 @@ static cs_status segment_run(cs_model *m, cs_classes *cl, const cs_input *in, co
         run.name_class = NULL;
     }
     int K = run.n_classes;
-    float *lg = K == C ? r->logits : cs_alloc(n, (size_t)K * sizeof(float));
+    float *lg = K == C ? r->logits : mem_alloc(n, (size_t)K * sizeof(float));
     if (s == CS_OK && !lg) s = CS_ERR_NOMEM;
     if (s == CS_OK && !o.window) {
         int T = cs_model_num_tokens(m, h), side = (int)lround(sqrt(T - 1.0));
         r->n_tokens = T;
-        r->tokens = cs_alloc((size_t)T, (size_t)names.dim * sizeof(float));
-        r->cosine = cs_alloc((size_t)T, (size_t)C * sizeof(float));
-        float *grid = K == C ? r->cosine : cs_alloc((size_t)T, (size_t)K * sizeof(float));
+        r->tokens = mem_alloc((size_t)T, (size_t)names.dim * sizeof(float));
+        r->cosine = mem_alloc((size_t)T, (size_t)C * sizeof(float));
+        float *grid = K == C ? r->cosine : mem_alloc((size_t)T, (size_t)K * sizeof(float));
         s = r->tokens && r->cosine && grid ? cs_encode_image(m, pixels, h, mode, r->tokens) : CS_ERR_NOMEM;
         if (s == CS_OK) s = cs_segment_grid(r->tokens, T, &run, grid);
         if (s == CS_OK) op_resize_bilinear(grid, side, side, K, lg, H, W);
@@ -150,7 +150,7 @@ static cs_status segment_run(cs_model *m, cs_classes *cl, const cs_input *in, co
     if (s == CS_OK && after && o.bg_thresh > 0.0f) segment_threshold(lg, K, r->logits, C, n, &o, r->labels);
     if (lg != r->logits) cs_free(lg);
     if (s == CS_OK && arrays) {
-        r->scores = cs_alloc(n, (size_t)C * sizeof(float));
+        r->scores = mem_alloc(n, (size_t)C * sizeof(float));
         s = r->scores ? cs_segment_scores(r->logits, n, C, r->logit_scale, d.minmax, r->scores) : CS_ERR_NOMEM;
     }
     cs_free(pixels);
@@ -207,7 +207,7 @@ cs_status cs_classify(cs_model *m, cs_classes *cl, const cs_image *img, const cs
     if (s == CS_OK) s = classes_name_set(cl, m, redundant, &names);
     if (s != CS_OK) return s;
     int T = cs_model_num_tokens(m, R);
-    float *pixels = NULL, *tokens = cs_alloc((size_t)T, (size_t)names.dim * sizeof(float));
+    float *pixels = NULL, *tokens = mem_alloc((size_t)T, (size_t)names.dim * sizeof(float));
     if (!tokens) return CS_ERR_NOMEM;
     s = image_pixels(img, R, R, &pixels);
     if (s == CS_OK) s = cs_encode_image(m, pixels, R, cs_method_vision_mode(o.method), tokens);
@@ -226,7 +226,7 @@ void cs_mask_classes(const uint8_t *mask, size_t n, int C, int background, uint8
 
 void cs_explain_score(const float *maps, int C, const uint8_t *mask, size_t n, int background,
                       int64_t (*counts)[CS_EXPLAIN_STEPS][4], int64_t *pairs, int64_t *unknown) {
-    uint8_t stack[256], *present = C <= 256 ? stack : cs_alloc((size_t)C, 1);
+    uint8_t stack[256], *present = C <= 256 ? stack : mem_alloc((size_t)C, 1);
     if (!present) return; /* out of memory: the image adds nothing */
     cs_mask_classes(mask, n, C, background, present);
     for (int c = 0; c < C; c++) {

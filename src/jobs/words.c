@@ -35,7 +35,7 @@ void cs_words_result_free(cs_words_result *r) {
  * and end tokens each alone). */
 static cs_status make_units(const text_pieces *tp, cs_words_group group, cs_words_result *r) {
     int T = tp->n, U = 0;
-    r->units = cs_calloc((size_t)T, sizeof *r->units);
+    r->units = mem_calloc((size_t)T, sizeof *r->units);
     if (!r->units) return CS_ERR_NOMEM;
     for (int i = 0; i < T; U++) {
         int n = 1;
@@ -55,7 +55,7 @@ static cs_status make_units(const text_pieces *tp, cs_words_group group, cs_word
         }
         /* A word's text: its pieces' bytes decoded together, so a character
          * split between two pieces is whole again. */
-        uint8_t *joined = cs_alloc(bytes + 1, 1);
+        uint8_t *joined = mem_alloc(bytes + 1, 1);
         if (!joined) return CS_ERR_NOMEM;
         for (int k = i, at = 0; k < i + n; at += (int)tp->p[k].n_bytes, k++)
             memcpy(joined + at, tp->p[k].bytes, tp->p[k].n_bytes);
@@ -84,7 +84,7 @@ static void unit_columns(const float *sim, int rows, int T, const cs_words_resul
  * length): an insertion sort. */
 static cs_status rank_units(cs_words_result *r) {
     int U = r->n_units;
-    r->ranking = cs_alloc((size_t)U, sizeof *r->ranking);
+    r->ranking = mem_alloc((size_t)U, sizeof *r->ranking);
     if (!r->ranking) return CS_ERR_NOMEM;
     for (int u = 0; u < U; u++) {
         int k = u;
@@ -112,11 +112,11 @@ static cs_status words_one(cs_model *m, cs_tokenizer *tok, const float *tokens, 
     cs_status s = text_pieces_make(tok, caption, L, &tp);
     if (s != CS_OK) return s;
     int T = tp.n;
-    int32_t *padded = cs_calloc((size_t)L, sizeof *padded);
-    float *feat = cs_alloc((size_t)L * D, sizeof *feat);
-    float *tok_sim = cs_alloc((size_t)n_tok * T, sizeof *tok_sim);
-    float *tok_cos = cs_alloc((size_t)T, sizeof *tok_cos);
-    r->ids = cs_alloc((size_t)T, sizeof *r->ids);
+    int32_t *padded = mem_calloc((size_t)L, sizeof *padded);
+    float *feat = mem_alloc((size_t)L * D, sizeof *feat);
+    float *tok_sim = mem_alloc((size_t)n_tok * T, sizeof *tok_sim);
+    float *tok_cos = mem_alloc((size_t)T, sizeof *tok_cos);
+    r->ids = mem_alloc((size_t)T, sizeof *r->ids);
     if (!padded || !feat || !tok_sim || !tok_cos || !r->ids) s = CS_ERR_NOMEM;
     int got = 0;
     if (s == CS_OK) {
@@ -129,7 +129,7 @@ static cs_status words_one(cs_model *m, cs_tokenizer *tok, const float *tokens, 
         s = cs_text_token_features(m, padded, L, feat, &got);
     }
     if (s == CS_OK && got != T) /* the tower ends where the pieces end, by construction */
-        s = cs_fail(CS_ERR_ARG, "caption: %d tokens, but the text tower read %d", T, got);
+        s = error_set(CS_ERR_ARG, "caption: %d tokens, but the text tower read %d", T, got);
     if (s == CS_OK) {
         op_l2_normalize_rows(feat, T, D);
         r->token_features = feat;
@@ -140,8 +140,8 @@ static cs_status words_one(cs_model *m, cs_tokenizer *tok, const float *tokens, 
     if (s == CS_OK) s = cs_similarity(cls, 1, r->token_features, T, D, tok_cos);
     int U = r->n_units;
     if (s == CS_OK) {
-        r->similarity = cs_alloc((size_t)n_tok * U, sizeof(float));
-        r->maps = cs_alloc((size_t)out_h * out_w * U, sizeof(float));
+        r->similarity = mem_alloc((size_t)n_tok * U, sizeof(float));
+        r->maps = mem_alloc((size_t)out_h * out_w * U, sizeof(float));
         if (!r->similarity || !r->maps) s = CS_ERR_NOMEM;
     }
     if (s == CS_OK) {
@@ -171,11 +171,11 @@ cs_status cs_words(cs_model *m, const cs_input *in, const char *const *captions,
                    const cs_words_options *opts, cs_words_result *results) {
     cs_words_options o = opts ? *opts : cs_words_defaults();
     if (!m || !captions || !results || n < 1)
-        return cs_fail(CS_ERR_ARG, "words: needs a model, an input and at least one caption");
+        return error_set(CS_ERR_ARG, "words: needs a model, an input and at least one caption");
     if (o.group != CS_WORDS_TOKENS && o.group != CS_WORDS_WORDS)
-        return cs_fail(CS_ERR_ARG, "unknown words grouping %d (tokens or words)", (int)o.group);
+        return error_set(CS_ERR_ARG, "unknown words grouping %d (tokens or words)", (int)o.group);
     for (int i = 0; i < n; i++)
-        if (!captions[i]) return cs_fail(CS_ERR_ARG, "caption %d is NULL", i + 1);
+        if (!captions[i]) return error_set(CS_ERR_ARG, "caption %d is NULL", i + 1);
     memset(results, 0, (size_t)n * sizeof *results);
     cs_tokenizer *tok;
     cs_status s = cs_model_tokenizer(m, &tok);
@@ -185,9 +185,9 @@ cs_status cs_words(cs_model *m, const cs_input *in, const char *const *captions,
     s = input_pixels(m, in, o.resolution, &pixels, &R, &W, &H);
     const cs_config *cfg = cs_model_config(m);
     int D = cfg->embed_dim, n_tok = s == CS_OK ? cs_model_num_tokens(m, R) : 0;
-    if (s == CS_OK && n_tok <= 0) s = cs_fail(CS_ERR_ARG, "input resolution %d does not suit the model", R);
+    if (s == CS_OK && n_tok <= 0) s = error_set(CS_ERR_ARG, "input resolution %d does not suit the model", R);
     if (s == CS_OK) {
-        tokens = cs_alloc((size_t)n_tok * D, sizeof(float));
+        tokens = mem_alloc((size_t)n_tok * D, sizeof(float));
         s = tokens ? cs_encode_image(m, pixels, R, CS_VISION_SURGERY, tokens) : CS_ERR_NOMEM;
     }
     /* The CLS feature of the original path: a ViT's surgery token 0 is
@@ -195,7 +195,7 @@ cs_status cs_words(cs_model *m, const cs_input *in, const char *const *captions,
      * model runs for it. */
     const float *cls = tokens;
     if (s == CS_OK && cfg->vision_kind == CS_VISION_RESNET) {
-        plain = cs_alloc((size_t)n_tok * D, sizeof(float));
+        plain = mem_alloc((size_t)n_tok * D, sizeof(float));
         s = plain ? cs_encode_image(m, pixels, R, CS_VISION_PLAIN, plain) : CS_ERR_NOMEM;
         cls = plain;
     }
@@ -205,11 +205,11 @@ cs_status cs_words(cs_model *m, const cs_input *in, const char *const *captions,
         if (s == CS_OK) {
             r->resolution = R;
             r->n_image_tokens = n_tok;
-            r->image_tokens = cs_alloc((size_t)n_tok * D, sizeof(float));
+            r->image_tokens = mem_alloc((size_t)n_tok * D, sizeof(float));
             if (r->image_tokens) memcpy(r->image_tokens, tokens, (size_t)n_tok * D * sizeof(float));
             else s = CS_ERR_NOMEM;
         } else {
-            cs_error_prefix("caption %d", i + 1);
+            error_prefix("caption %d", i + 1);
         }
         if (s != CS_OK)
             for (int k = 0; k <= i; k++) cs_words_result_free(&results[k]);

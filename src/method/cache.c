@@ -20,7 +20,7 @@ cs_status cs_cache_dir(const char *override, char *out, size_t n) {
     if (override) snprintf(out, n, "%s", override);
     else if (xdg && *xdg) snprintf(out, n, "%s/clip-surgery", xdg);
     else if (home && *home) snprintf(out, n, "%s/.cache/clip-surgery", home);
-    else return cs_fail(CS_ERR_ARG, "neither XDG_CACHE_HOME nor HOME is set: no cache folder");
+    else return error_set(CS_ERR_ARG, "neither XDG_CACHE_HOME nor HOME is set: no cache folder");
     return CS_OK;
 }
 
@@ -34,11 +34,11 @@ static cs_status folder_identity(const char *dir, const char *cache_dir, char he
         struct stat st;
         snprintf(path, sizeof path, "%s/%s", dir, files[i]);
         if (stat(path, &st) != 0) continue;
-        cs_status s = cs_sha256_file_memo(path, cache_dir, digest);
+        cs_status s = sha256_file_memo(path, cache_dir, digest);
         if (s != CS_OK) return s;
         o += (size_t)snprintf(list + o, sizeof list - o, "%s %s\n", files[i], digest);
     }
-    if (!o) return cs_fail(CS_ERR_MISSING, "%s: no model.safetensors, vocab.json or merges.txt in the folder", dir);
+    if (!o) return error_set(CS_ERR_MISSING, "%s: no model.safetensors, vocab.json or merges.txt in the folder", dir);
     cs_sha256_bytes(list, o, hex);
     return CS_OK;
 }
@@ -46,10 +46,10 @@ static cs_status folder_identity(const char *dir, const char *cache_dir, char he
 cs_status cs_file_identity(const char *path, const char *cache_dir, char hex[65]) {
     struct stat st;
     if (stat(path, &st) != 0)
-        return cs_fail(errno == ENOENT || errno == ENOTDIR ? CS_ERR_MISSING : CS_ERR_IO,
+        return error_set(errno == ENOENT || errno == ENOTDIR ? CS_ERR_MISSING : CS_ERR_IO,
                        "%s: cannot stat: %s", path, strerror(errno));
     return S_ISDIR(st.st_mode) ? folder_identity(path, cache_dir, hex)
-                               : cs_sha256_file_memo(path, cache_dir, hex);
+                               : sha256_file_memo(path, cache_dir, hex);
 }
 
 cs_status cs_model_identity(const char *name, const char *path, const char *cache_dir, char hex[65]) {
@@ -58,7 +58,7 @@ cs_status cs_model_identity(const char *name, const char *path, const char *cach
     cs_status s = cs_file_identity(path, cache_dir, hex);
     const char *official = s == CS_OK && name ? cs_model_official_sha256(name) : NULL;
     if (official && strcmp(hex, official) != 0)
-        return cs_fail(CS_ERR_FORMAT, "%s: SHA-256 %s is not the official %s of %s", path, hex, official,
+        return error_set(CS_ERR_FORMAT, "%s: SHA-256 %s is not the official %s of %s", path, hex, official,
                        name);
     return s;
 }
@@ -90,7 +90,7 @@ int cs_cache_lookup(const char *cache_dir, const char *model_hex, int dim,
     FILE *f;
     size_t size;
     /* Only a regular file is read: a FIFO planted in the cache never blocks. */
-    if (cs_fopen_input(path, &f, &size) != CS_OK) return 0;
+    if (file_fopen_input(path, &f, &size) != CS_OK) return 0;
     char magic[8];
     int32_t d = 0;
     uint32_t crc = 0;
@@ -119,5 +119,5 @@ cs_status cs_cache_store(const char *cache_dir, const char *model_hex, int dim,
     fwrite(&d, 4, 1, af.f);
     fwrite(&crc, 4, 1, af.f);
     fwrite(emb, sizeof(float), (size_t)dim, af.f);
-    return cs_atomic_commit_now(&af);
+    return atomic_commit_now(&af);
 }

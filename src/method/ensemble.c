@@ -11,11 +11,11 @@
 #define ENSEMBLE_CHUNK_PROMPTS 1024
 
 /* "{}" in the template becomes the class name; "{{" and "}}" are literal
- * braces, as in Python's str.format. Returns a cs_alloc'ed string. */
+ * braces, as in Python's str.format. Returns a mem_alloc'ed string. */
 static char *fill_template(const char *tmpl, const char *name) {
     size_t nl = strlen(name), n = 1;
     for (const char *p = tmpl; *p; p++) n += (p[0] == '{' && p[1] == '}') ? nl : 1;
-    char *out = cs_alloc(n, 1), *o = out;
+    char *out = mem_alloc(n, 1), *o = out;
     if (!out) return NULL;
     for (const char *p = tmpl; *p; p++) {
         if (p[0] == '{' && p[1] == '}') {
@@ -37,17 +37,17 @@ cs_status ensemble_prompt_ids(cs_tokenizer *tok, const char *name, const char *c
     int per = n_templates ? n_templates : 1;
     /* Checked here, so an error points into the user's text, not into a
      * prompt the user never wrote. */
-    size_t nl = strlen(name), valid = cs_utf8_valid_prefix((const uint8_t *)name, nl);
+    size_t nl = strlen(name), valid = utf8_valid_prefix((const uint8_t *)name, nl);
     if (valid != nl)
-        return cs_fail(CS_ERR_UTF8, "class name: invalid UTF-8 at byte %zu (after '%.*s')", valid,
+        return error_set(CS_ERR_UTF8, "class name: invalid UTF-8 at byte %zu (after '%.*s')", valid,
                        (int)(valid < 64 ? valid : 64), name);
     for (int k = 0; k < per; k++) {
-        char *text = n_templates ? fill_template(templates[k], name) : cs_strdup(name);
+        char *text = n_templates ? fill_template(templates[k], name) : mem_strdup(name);
         if (!text) return CS_ERR_NOMEM;
         /* As the reference's clip.tokenize: a prompt too long is an error. */
         cs_status s = cs_tokenize_batch(tok, (const char *const *)&text, 1, context, 0,
                                         ids + (size_t)k * context);
-        if (s != CS_OK) cs_error_prefix("class '%.40s%s'", name, strlen(name) > 40 ? "..." : "");
+        if (s != CS_OK) error_prefix("class '%.40s%s'", name, strlen(name) > 40 ? "..." : "");
         cs_free(text);
         if (s != CS_OK) return s;
     }
@@ -82,14 +82,14 @@ cs_status cs_class_embeddings(cs_model *m, cs_tokenizer *tok, const char *const 
                               int n_classes, const char *const *templates, int n_templates,
                               float *out) {
     if (n_classes <= 0 || n_templates < 0 || (n_templates && !templates))
-        return cs_fail(CS_ERR_ARG, "class embeddings need classes (got %d) and templates (got %d)",
+        return error_set(CS_ERR_ARG, "class embeddings need classes (got %d) and templates (got %d)",
                        n_classes, n_templates);
     const cs_config *cfg = cs_model_config(m);
     int per = n_templates ? n_templates : 1;
     int chunk = ENSEMBLE_CHUNK_PROMPTS / per > 0 ? ENSEMBLE_CHUNK_PROMPTS / per : 1;
     if (chunk > n_classes) chunk = n_classes;
-    int32_t *ids = cs_alloc((size_t)chunk * per * cfg->context_length, sizeof(int32_t));
-    float *feat = cs_alloc((size_t)chunk * per * cfg->embed_dim, sizeof(float));
+    int32_t *ids = mem_alloc((size_t)chunk * per * cfg->context_length, sizeof(int32_t));
+    float *feat = mem_alloc((size_t)chunk * per * cfg->embed_dim, sizeof(float));
     cs_status s = ids && feat ? CS_OK : CS_ERR_NOMEM;
     for (int c0 = 0; s == CS_OK && c0 < n_classes; c0 += chunk) {
         int nc = n_classes - c0 < chunk ? n_classes - c0 : chunk;

@@ -32,13 +32,13 @@ cs_status similarity_maps_block(const float *sim, int n_tokens, int C, int first
                                 int row0, int n_rows, float *maps) {
     int side = grid_side(n_tokens);
     if (!side || C <= 0 || out_h <= 0 || out_w <= 0)
-        return cs_fail(CS_ERR_ARG, "similarity maps need 1 + side^2 tokens, classes and a size "
+        return error_set(CS_ERR_ARG, "similarity maps need 1 + side^2 tokens, classes and a size "
                        "(got %d tokens, %d classes, %dx%d)", n_tokens, C, out_w, out_h);
     if (first < 0 || n < 1 || first > C - n || row0 < 0 || n_rows < 1 || row0 > out_h - n_rows)
-        return cs_fail(CS_ERR_ARG, "map block of classes %d+%d, rows %d+%d is outside %d classes, %d rows",
+        return error_set(CS_ERR_ARG, "map block of classes %d+%d, rows %d+%d is outside %d classes, %d rows",
                        first, n, row0, n_rows, C, out_h);
     int N = side * side;
-    float *grid = cs_alloc((size_t)N * n, sizeof(float));
+    float *grid = mem_alloc((size_t)N * n, sizeof(float));
     if (!grid) return CS_ERR_NOMEM;
     for (int i = 0; i < N; i++) memcpy(grid + (size_t)i * n, sim + (size_t)(1 + i) * C + first, (size_t)n * sizeof(float));
     for (int c = 0; c < n; c++) min_max_normalize(grid + c, N, n);
@@ -68,9 +68,9 @@ static int column_points(const float *col, int side, int stride, int image_w, in
     int down = side / 2;
     if (down <= 0) return 0;
     int cells = down * down;
-    float *full = cs_alloc((size_t)side * side, sizeof(float));
-    float *small = cs_alloc((size_t)cells, sizeof(float));
-    ranked *rank = cs_alloc((size_t)cells, sizeof(ranked));
+    float *full = mem_alloc((size_t)side * side, sizeof(float));
+    float *small = mem_alloc((size_t)cells, sizeof(float));
+    ranked *rank = mem_alloc((size_t)cells, sizeof(ranked));
     if (!full || !small || !rank) {
         cs_free(full);
         cs_free(small);
@@ -111,7 +111,7 @@ static int column_points(const float *col, int side, int stride, int image_w, in
 static cs_status check_points_args(int n_tokens, int image_w, int image_h, int *side) {
     *side = grid_side(n_tokens);
     if (!*side || image_w <= 0 || image_h <= 0)
-        return cs_fail(CS_ERR_ARG, "points need 1 + side^2 tokens and an image size (got %d tokens, %dx%d)",
+        return error_set(CS_ERR_ARG, "points need 1 + side^2 tokens and an image size (got %d tokens, %dx%d)",
                        n_tokens, image_w, image_h);
     return CS_OK;
 }
@@ -122,9 +122,9 @@ cs_status cs_similarity_points(const float *sim, int n_tokens, int C, int cls, i
     *n = 0;
     cs_status s = check_points_args(n_tokens, image_w, image_h, &side);
     if (s != CS_OK) return s;
-    if (cls < 0 || cls >= C) return cs_fail(CS_ERR_ARG, "class index %d is outside 0..%d", cls, C - 1);
+    if (cls < 0 || cls >= C) return error_set(CS_ERR_ARG, "class index %d is outside 0..%d", cls, C - 1);
     int N = side * side;
-    int32_t *neg = cs_alloc((size_t)N, 2 * sizeof(int32_t));
+    int32_t *neg = mem_alloc((size_t)N, 2 * sizeof(int32_t));
     if (!neg) return CS_ERR_NOMEM;
     int num = column_points(sim + C + cls, side, C, image_w, image_h, t, points, neg);
     if (num >= 0) {
@@ -142,11 +142,11 @@ cs_status cs_combined_points(const float *sim, int n_tokens, int K, int image_w,
     *n = 0;
     cs_status s = check_points_args(n_tokens, image_w, image_h, &side);
     if (s != CS_OK) return s;
-    if (K <= 0) return cs_fail(CS_ERR_ARG, "combined points need at least one text");
+    if (K <= 0) return error_set(CS_ERR_ARG, "combined points need at least one text");
     int N = side * side;
-    float *norm = cs_alloc((size_t)N * K, sizeof(float));
-    float *mean = cs_calloc((size_t)N, sizeof(float));
-    int32_t *pos = cs_alloc((size_t)N, 2 * sizeof(int32_t));
+    float *norm = mem_alloc((size_t)N * K, sizeof(float));
+    float *mean = mem_calloc((size_t)N, sizeof(float));
+    int32_t *pos = mem_alloc((size_t)N, 2 * sizeof(int32_t));
     if (!norm || !mean || !pos) {
         s = CS_ERR_NOMEM;
         goto done;

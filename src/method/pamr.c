@@ -55,13 +55,13 @@ static void affinities(const float *px, int h, int w, const int *dil, int nd, fl
 
 cs_status cs_pamr(const float *pixels, int h, int w, const int *dil, int nd, int steps, float *logits, int C) {
     if (h <= 0 || w <= 0 || C <= 0 || nd < 1 || nd > 8 || steps < 0)
-        return cs_fail(CS_ERR_ARG, "PAMR needs an image, classes, 1..8 dilations and steps >= 0 (got %dx%d, %d, %d, %d)",
+        return error_set(CS_ERR_ARG, "PAMR needs an image, classes, 1..8 dilations and steps >= 0 (got %dx%d, %d, %d, %d)",
                        w, h, C, nd, steps);
     for (int i = 0; i < nd; i++)
-        if (dil[i] < 1) return cs_fail(CS_ERR_ARG, "PAMR dilation %d is not positive", dil[i]);
+        if (dil[i] < 1) return error_set(CS_ERR_ARG, "PAMR dilation %d is not positive", dil[i]);
     int P = 8 * nd;
     size_t n = (size_t)h * w;
-    float *aff = cs_alloc(n, (size_t)P * sizeof(float)), *next = cs_alloc(n, (size_t)C * sizeof(float));
+    float *aff = mem_alloc(n, (size_t)P * sizeof(float)), *next = mem_alloc(n, (size_t)C * sizeof(float));
     if (!aff || !next) {
         cs_free(aff);
         cs_free(next);

@@ -11,21 +11,21 @@ static int name_class(const cs_name_set *s, int i) { return s->name_class ? s->n
 
 cs_status cs_name_set_check(const cs_name_set *s) {
     if (!s || !s->emb || s->n_names <= 0 || s->dim <= 0 || s->n_classes <= 0)
-        return cs_fail(CS_ERR_ARG, "a name set needs embeddings, names, a dimension and classes");
+        return error_set(CS_ERR_ARG, "a name set needs embeddings, names, a dimension and classes");
     if (!s->name_class && s->n_names != s->n_classes)
-        return cs_fail(CS_ERR_ARG, "%d names without a class map must be %d classes", s->n_names,
+        return error_set(CS_ERR_ARG, "%d names without a class map must be %d classes", s->n_names,
                        s->n_classes);
-    int *named = cs_calloc((size_t)s->n_classes, sizeof(int));
+    int *named = mem_calloc((size_t)s->n_classes, sizeof(int));
     if (!named) return CS_ERR_NOMEM;
     cs_status st = CS_OK;
     for (int i = 0; i < s->n_names && st == CS_OK; i++) {
         int c = name_class(s, i);
-        if (c < 0 || c >= s->n_classes) st = cs_fail(CS_ERR_ARG, "name %d belongs to class %d, outside 0..%d",
+        if (c < 0 || c >= s->n_classes) st = error_set(CS_ERR_ARG, "name %d belongs to class %d, outside 0..%d",
                                                      i, c, s->n_classes - 1);
         else named[c] = 1;
     }
     for (int c = 0; c < s->n_classes && st == CS_OK; c++)
-        if (!named[c]) st = cs_fail(CS_ERR_ARG, "class %d has no name", c);
+        if (!named[c]) st = error_set(CS_ERR_ARG, "class %d has no name", c);
     cs_free(named);
     return st;
 }
@@ -52,8 +52,8 @@ cs_status cs_segment_grid(const float *tokens, int n_tokens, const cs_name_set *
     cs_status st = cs_name_set_check(s);
     if (st != CS_OK) return st;
     int side = grid_side(n_tokens), N = side * side;
-    if (!side) return cs_fail(CS_ERR_ARG, "segmentation needs 1 + side^2 tokens (got %d)", n_tokens);
-    float *sim = cs_alloc((size_t)N * s->n_names, sizeof(float));
+    if (!side) return error_set(CS_ERR_ARG, "segmentation needs 1 + side^2 tokens (got %d)", n_tokens);
+    float *sim = mem_alloc((size_t)N * s->n_names, sizeof(float));
     if (!sim) return CS_ERR_NOMEM;
     st = cs_similarity(tokens + s->dim, N, s->emb, s->n_names, s->dim, sim);
     if (st == CS_OK) cs_names_to_classes(sim, N, s, grid);
@@ -67,9 +67,9 @@ static cs_status window_grid(cs_model *m, const float *pixels, int R, cs_vision_
     int T = cs_model_num_tokens(m, R);
     *side = grid_side(T);
     *grid = NULL;
-    if (!*side) return cs_fail(CS_ERR_ARG, "resolution %d gives no square token grid", R);
-    float *tokens = cs_alloc((size_t)T, (size_t)s->dim * sizeof(float));
-    *grid = cs_alloc((size_t)T, (size_t)s->n_classes * sizeof(float));
+    if (!*side) return error_set(CS_ERR_ARG, "resolution %d gives no square token grid", R);
+    float *tokens = mem_alloc((size_t)T, (size_t)s->dim * sizeof(float));
+    *grid = mem_alloc((size_t)T, (size_t)s->n_classes * sizeof(float));
     cs_status st = tokens && *grid ? CS_OK : CS_ERR_NOMEM;
     if (st == CS_OK) st = cs_encode_image(m, pixels, R, mode, tokens);
     if (st == CS_OK) st = cs_segment_grid(tokens, T, s, *grid);
@@ -79,7 +79,7 @@ static cs_status window_grid(cs_model *m, const float *pixels, int R, cs_vision_
 
 cs_status cs_segment_logits(cs_model *m, const float *pixels, int R, cs_vision_mode mode,
                             const cs_name_set *s, int out_h, int out_w, float *logits) {
-    if (out_h <= 0 || out_w <= 0) return cs_fail(CS_ERR_ARG, "segmentation size %dx%d is empty", out_w, out_h);
+    if (out_h <= 0 || out_w <= 0) return error_set(CS_ERR_ARG, "segmentation size %dx%d is empty", out_w, out_h);
     cs_status st = cs_name_set_check(s);
     if (st != CS_OK) return st;
     float *grid;
@@ -125,15 +125,15 @@ cs_status cs_segment_logits_sliding(cs_model *m, const float *pixels, int h, int
                                     int out_h, int out_w, float *logits) {
     /* A stride above the crop would leave pixels no window covers. */
     if (crop <= 0 || stride <= 0 || stride > crop || h < crop || w < crop || out_h <= 0 || out_w <= 0)
-        return cs_fail(CS_ERR_ARG, "sliding windows need 0 < crop <= %dx%d, 0 < stride <= crop and an "
+        return error_set(CS_ERR_ARG, "sliding windows need 0 < crop <= %dx%d, 0 < stride <= crop and an "
                        "output size (got crop %d, stride %d, %dx%d)", w, h, crop, stride, out_w, out_h);
     cs_status st = cs_name_set_check(s);
     if (st != CS_OK) return st;
     int C = s->n_classes;
-    float *window = cs_alloc((size_t)3 * crop, (size_t)crop * sizeof(float));
-    float *win_logits = cs_alloc((size_t)crop * crop, (size_t)C * sizeof(float));
-    float *sum = cs_calloc((size_t)h * w, (size_t)C * sizeof(float));
-    int *count = cs_calloc((size_t)h * w, sizeof(int));
+    float *window = mem_alloc((size_t)3 * crop, (size_t)crop * sizeof(float));
+    float *win_logits = mem_alloc((size_t)crop * crop, (size_t)C * sizeof(float));
+    float *sum = mem_calloc((size_t)h * w, (size_t)C * sizeof(float));
+    int *count = mem_calloc((size_t)h * w, sizeof(int));
     if (!window || !win_logits || !sum || !count) st = CS_ERR_NOMEM;
     int rows = window_count(h, crop, stride), cols = window_count(w, crop, stride);
     for (int i = 0; i < rows && st == CS_OK; i++) {
@@ -178,7 +178,7 @@ static void minmax_classes(const float *logits, size_t n, int C, float *out) {
 
 cs_status cs_segment_scores(const float *logits, size_t n_pixels, int C, float logit_scale, int minmax,
                             float *scores) {
-    if (C <= 0 || n_pixels == 0) return cs_fail(CS_ERR_ARG, "scores need pixels and classes (got %zu, %d)",
+    if (C <= 0 || n_pixels == 0) return error_set(CS_ERR_ARG, "scores need pixels and classes (got %zu, %d)",
                                                 n_pixels, C);
     if (minmax) {
         minmax_classes(logits, n_pixels, C, scores);
@@ -224,16 +224,16 @@ void segment_area_filter(const float *class_logits, size_t n_pixels, int C, cons
 
 cs_status cs_segment_labels(const float *logits, size_t n_pixels, int C, const cs_segment_options *o,
                             uint8_t *labels) {
-    if (C <= 0 || C > 255) return cs_fail(CS_ERR_ARG, "segmentation labels need 1..255 classes (got %d)", C);
+    if (C <= 0 || C > 255) return error_set(CS_ERR_ARG, "segmentation labels need 1..255 classes (got %d)", C);
     int threshold = o && o->bg_thresh > 0.0f;
     if (threshold && (o->bg_class < 0 || o->bg_class >= C))
-        return cs_fail(CS_ERR_ARG, "background class %d is outside 0..%d", o->bg_class, C - 1);
-    if (o && !cs_method_name(o->method)) return cs_fail(CS_ERR_ARG, "unknown method %d", (int)o->method);
+        return error_set(CS_ERR_ARG, "background class %d is outside 0..%d", o->bg_class, C - 1);
+    if (o && !cs_method_name(o->method)) return error_set(CS_ERR_ARG, "unknown method %d", (int)o->method);
     cs_method_defaults d = cs_method_defaults_of(o ? o->method : CS_METHOD_SURGERY);
     float scale = threshold_scale(o);
     float *map = NULL;
     if (d.minmax) {
-        if (!(map = cs_alloc(n_pixels, (size_t)C * sizeof(float)))) return CS_ERR_NOMEM;
+        if (!(map = mem_alloc(n_pixels, (size_t)C * sizeof(float)))) return CS_ERR_NOMEM;
         minmax_classes(logits, n_pixels, C, map);
     }
     for (size_t p = 0; p < n_pixels; p++) {
@@ -252,8 +252,8 @@ cs_status cs_multilabel_scores(const float *tokens, int n_tokens, const cs_name_
                                float *scores) {
     cs_status st = cs_name_set_check(s);
     if (st != CS_OK) return st;
-    if (n_tokens < 1) return cs_fail(CS_ERR_ARG, "multi-label scores need the class token");
-    float *row = cs_alloc((size_t)s->n_names, sizeof(float));
+    if (n_tokens < 1) return error_set(CS_ERR_ARG, "multi-label scores need the class token");
+    float *row = mem_alloc((size_t)s->n_names, sizeof(float));
     if (!row) return CS_ERR_NOMEM;
     /* Row 0 of feature surgery depends on token 0 alone. */
     st = surgery ? cs_feature_surgery(tokens, 1, s->emb, s->n_names, s->dim, s->redundant, row)

@@ -6,9 +6,9 @@
 cs_status cs_similarity(const float *tokens, int n_tokens, const float *classes, int n_classes,
                         int dim, float *out) {
     if (n_tokens <= 0 || n_classes <= 0 || dim <= 0)
-        return cs_fail(CS_ERR_ARG, "similarity needs tokens, classes and a dimension (got %d, %d, %d)",
+        return error_set(CS_ERR_ARG, "similarity needs tokens, classes and a dimension (got %d, %d, %d)",
                        n_tokens, n_classes, dim);
-    float *norm = cs_alloc((size_t)n_tokens * dim, sizeof(float));
+    float *norm = mem_alloc((size_t)n_tokens * dim, sizeof(float));
     if (!norm) return CS_ERR_NOMEM;
     memcpy(norm, tokens, (size_t)n_tokens * dim * sizeof(float));
     op_l2_normalize_rows(norm, n_tokens, dim);

@@ -20,12 +20,12 @@ static void class_weights(const float *cos0, int C, float *w) {
 cs_status cs_feature_surgery(const float *tokens, int T, const float *classes, int C, int D,
                              const float *redundant, float *out) {
     if (T <= 0 || C <= 0 || D <= 0)
-        return cs_fail(CS_ERR_ARG, "feature surgery needs tokens, classes and a dimension (got %d, %d, %d)",
+        return error_set(CS_ERR_ARG, "feature surgery needs tokens, classes and a dimension (got %d, %d, %d)",
                        T, C, D);
     if (!redundant) {
         cs_status s = cs_similarity(tokens, T, classes, C, D, out);
         if (s != CS_OK) return s;
-        float *w = cs_alloc((size_t)C, sizeof(float));
+        float *w = mem_alloc((size_t)C, sizeof(float));
         if (!w) return CS_ERR_NOMEM;
         class_weights(out, C, w);
         for (int n = 0; n < T; n++) {
@@ -40,7 +40,7 @@ cs_status cs_feature_surgery(const float *tokens, int T, const float *classes, i
         cs_free(w);
         return CS_OK;
     }
-    float *diff = cs_alloc((size_t)C * D, sizeof(float));
+    float *diff = mem_alloc((size_t)C * D, sizeof(float));
     if (!diff) return CS_ERR_NOMEM;
     for (int c = 0; c < C; c++)
         for (int d = 0; d < D; d++) diff[(size_t)c * D + d] = classes[(size_t)c * D + d] - redundant[d];

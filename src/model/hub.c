@@ -42,13 +42,13 @@ const char *cs_model_official_sha256(const char *name) {
 
 cs_status hub_cache_folder(const char *cache_dir, char *out, size_t n) {
     if (cache_dir) {
-        if (!*cache_dir) return cs_fail(CS_ERR_ARG, "the cache folder name is empty");
+        if (!*cache_dir) return error_set(CS_ERR_ARG, "the cache folder name is empty");
         snprintf(out, n, "%s", cache_dir);
         return CS_OK;
     }
     const char *home = getenv("HOME");
     if (!home || !*home)
-        return cs_fail(CS_ERR_ARG, "HOME is not set; give a cache folder (--cache-dir)");
+        return error_set(CS_ERR_ARG, "HOME is not set; give a cache folder (--cache-dir)");
     snprintf(out, n, "%s/.cache/clip", home);
     return CS_OK;
 }
@@ -61,23 +61,23 @@ cs_status hub_cache_folder(const char *cache_dir, char *out, size_t n) {
 static cs_status fetch(const char *dir, const char *file, const char *url, const char *sha256,
                        int download, cs_progress_fn progress, void *ctx, char *out, size_t n) {
     if ((size_t)snprintf(out, n, "%s/%s", dir, file) >= n)
-        return cs_fail(CS_ERR_ARG, "%s/%s: path too long", dir, file);
+        return error_set(CS_ERR_ARG, "%s/%s: path too long", dir, file);
     struct stat st;
     if (stat(out, &st) == 0) {
         char memo[4096], hex[65];
-        cs_status s = cs_sha256_file_memo(out, cs_cache_dir(NULL, memo, sizeof memo) == CS_OK ? memo : NULL,
+        cs_status s = sha256_file_memo(out, cs_cache_dir(NULL, memo, sizeof memo) == CS_OK ? memo : NULL,
                                           hex);
         if (s != CS_OK) return s;
         if (!strcmp(hex, sha256)) return CS_OK;
         if (!download)
-            return cs_fail(CS_ERR_FORMAT, "%s: SHA-256 %s is not the official %s (damaged or replaced); "
+            return error_set(CS_ERR_FORMAT, "%s: SHA-256 %s is not the official %s (damaged or replaced); "
                            "delete it to download it again from %s", out, hex, sha256, url);
     } else if (!download) {
-        return cs_fail(CS_ERR_MISSING, "%s not found; download %s and put it there", out, url);
+        return error_set(CS_ERR_MISSING, "%s not found; download %s and put it there", out, url);
     }
     cs_status s = cs_mkdirs(dir);
-    if (s == CS_OK) s = cs_download(url, out, sha256, progress, ctx);
-    if (s != CS_OK) cs_error_prefix("could not fetch %s (or put the file at %s by hand)", file, out);
+    if (s == CS_OK) s = download_to_file(url, out, sha256, progress, ctx);
+    if (s != CS_OK) error_prefix("could not fetch %s (or put the file at %s by hand)", file, out);
     return s;
 }
 
@@ -87,7 +87,7 @@ cs_status cs_resolve_model(const char *name_or_path, const char *cache_dir, int 
     int i = find_model(name_or_path);
     if (i < 0 || stat(name_or_path, &st) == 0) {
         if ((size_t)snprintf(out, out_len, "%s", name_or_path) >= out_len)
-            return cs_fail(CS_ERR_ARG, "%s: path too long", name_or_path);
+            return error_set(CS_ERR_ARG, "%s: path too long", name_or_path);
         return CS_OK;
     }
     char dir[4096], url[512];

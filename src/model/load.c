@@ -24,21 +24,21 @@ static cs_status apply_hf_config(cs_model *m, const char *dir) {
     if (s != CS_OK) return s;
     cJSON *root = cJSON_Parse(text);
     cs_free(text);
-    if (!root) return cs_fail(CS_ERR_FORMAT, "%s: not valid JSON", path);
+    if (!root) return error_set(CS_ERR_FORMAT, "%s: not valid JSON", path);
     static const char *sections[2] = {"vision_config", "text_config"};
     for (int i = 0; i < 2 && s == CS_OK; i++) {
         cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, sections[i]);
         cJSON *heads = cJSON_GetObjectItemCaseSensitive(sec, "num_attention_heads");
         cJSON *act = cJSON_GetObjectItemCaseSensitive(sec, "hidden_act");
         if (cJSON_IsString(act) && strcmp(act->valuestring, "quick_gelu") != 0)
-            s = cs_fail(CS_ERR_UNSUPPORTED, "%s: %s.hidden_act '%s' is not supported (CLIP uses quick_gelu)",
+            s = error_set(CS_ERR_UNSUPPORTED, "%s: %s.hidden_act '%s' is not supported (CLIP uses quick_gelu)",
                         path, sections[i], act->valuestring);
         if (s != CS_OK || !heads) continue;
         /* valueint saturates: test the double itself. */
         if (!cJSON_IsNumber(heads) || !(heads->valuedouble >= 1 && heads->valuedouble <= 4096) ||
             heads->valuedouble != (double)(int)heads->valuedouble) {
             char *text = cJSON_PrintUnformatted(heads);
-            s = cs_fail(CS_ERR_FORMAT, "%s: %s.num_attention_heads %s is not an integer in 1..4096",
+            s = error_set(CS_ERR_FORMAT, "%s: %s.num_attention_heads %s is not an integer in 1..4096",
                         path, sections[i], text ? text : "?");
             free(text);
         } else if (i == 0) {
@@ -54,34 +54,34 @@ static cs_status apply_hf_config(cs_model *m, const char *dir) {
 static cs_status check_heads(const cs_model *m) {
     const cs_config *c = &m->cfg;
     if (c->text_heads <= 0 || c->text_width % c->text_heads)
-        return cs_fail(CS_ERR_SHAPE, "%s: text width %d is not divisible by %d heads",
+        return error_set(CS_ERR_SHAPE, "%s: text width %d is not divisible by %d heads",
                        m->table.path, c->text_width, c->text_heads);
     if (c->vision_kind == CS_VISION_VIT && (c->vision_heads <= 0 || c->vision_width % c->vision_heads))
-        return cs_fail(CS_ERR_SHAPE, "%s: vision width %d is not divisible by %d heads",
+        return error_set(CS_ERR_SHAPE, "%s: vision width %d is not divisible by %d heads",
                        m->table.path, c->vision_width, c->vision_heads);
     return CS_OK;
 }
 
 cs_status model_from_table(cs_tensor_table *table, const char *hf_dir, cs_model **out) {
     *out = NULL;
-    cs_model *m = cs_calloc(1, sizeof *m);
+    cs_model *m = mem_calloc(1, sizeof *m);
     if (!m) {
-        cs_tensors_free(table);
+        tensors_free(table);
         return CS_ERR_NOMEM;
     }
     m->table = *table;
     memset(table, 0, sizeof *table);
     m->surgery_blocks = 6;
     cs_status s = model_canonicalize_names(&m->table);
-    if (s == CS_OK) s = cs_tensors_check_unique(&m->table); /* e.g. both an HF and an OpenAI name */
+    if (s == CS_OK) s = tensors_check_unique(&m->table); /* e.g. both an HF and an OpenAI name */
     if (s == CS_OK) s = text_infer_config(m);
     if (s == CS_OK) {
-        if (cs_tensors_find(&m->table, "visual.proj")) {
+        if (tensors_find(&m->table, "visual.proj")) {
             s = vit_infer_config(m);
-        } else if (cs_tensors_find(&m->table, "visual.attnpool.c_proj.weight")) {
+        } else if (tensors_find(&m->table, "visual.attnpool.c_proj.weight")) {
             m->cfg.vision_kind = CS_VISION_RESNET;
         } else {
-            s = cs_fail(CS_ERR_MISSING, "%s: no vision tower found (neither 'visual.proj' of a ViT "
+            s = error_set(CS_ERR_MISSING, "%s: no vision tower found (neither 'visual.proj' of a ViT "
                         "nor 'visual.attnpool' of a ResNet)", m->table.path);
         }
     }
@@ -106,7 +106,7 @@ cs_status cs_model_load(const char *path, cs_model **out) {
     const char *dir = NULL;
     cs_status s = model_open_table(path, &table, &dir);
     if (s != CS_OK) {
-        cs_tensors_free(&table);
+        tensors_free(&table);
         return s;
     }
     return model_from_table(&table, dir, out);
@@ -115,7 +115,7 @@ cs_status cs_model_load(const char *path, cs_model **out) {
 cs_status cs_model_set_precision(cs_model *m, cs_precision p) {
     if (p == m->precision) return CS_OK;
     if (p != CS_PRECISION_FP32 && p != CS_PRECISION_BF16)
-        return cs_fail(CS_ERR_ARG, "unknown precision %d", (int)p);
+        return error_set(CS_ERR_ARG, "unknown precision %d", (int)p);
     transformer_free_bf16(&m->vit.tr);
     transformer_free_bf16(&m->text.tr);
     m->precision = CS_PRECISION_FP32;
@@ -137,7 +137,7 @@ void cs_model_free(cs_model *m) {
     resnet_free(m->resnet);
     model_source_free(m->source);
     ws_free(&m->ws);
-    cs_tensors_free(&m->table);
+    tensors_free(&m->table);
     cs_free(m);
 }
 
@@ -145,7 +145,7 @@ const cs_config *cs_model_config(const cs_model *m) { return &m->cfg; }
 
 cs_status cs_model_set_surgery(cs_model *m, int vit_blocks, int resnet_normalize_v) {
     if (vit_blocks < 0)
-        return cs_fail(CS_ERR_ARG, "the number of surgery blocks must be 0 or more (got %d)", vit_blocks);
+        return error_set(CS_ERR_ARG, "the number of surgery blocks must be 0 or more (got %d)", vit_blocks);
     m->surgery_blocks = vit_blocks;
     m->surgery_normalize_v = resnet_normalize_v != 0;
     return CS_OK;
@@ -160,15 +160,15 @@ cs_status cs_encode_images(cs_model *m, const float *pixels, int batch, int reso
                            cs_vision_mode mode, float *tokens) {
     int unit = m->cfg.vision_kind == CS_VISION_VIT ? m->cfg.patch_size : 32;
     if (resolution <= 0 || resolution % unit || resolution > 8192)
-        return cs_fail(CS_ERR_ARG, "input resolution %d is not a positive multiple of %d (at most 8192)",
+        return error_set(CS_ERR_ARG, "input resolution %d is not a positive multiple of %d (at most 8192)",
                        resolution, unit);
-    if ((int)mode < 0 || (int)mode > CS_VISION_GEM) return cs_fail(CS_ERR_ARG, "unknown vision mode %d", (int)mode);
+    if ((int)mode < 0 || (int)mode > CS_VISION_GEM) return error_set(CS_ERR_ARG, "unknown vision mode %d", (int)mode);
     /* The later methods' modes share their values with cs_method's. */
     if (m->cfg.vision_kind != CS_VISION_VIT && mode > CS_VISION_SURGERY)
-        return cs_fail(CS_ERR_UNSUPPORTED, "method %s needs a ViT model (this one is a ResNet)",
+        return error_set(CS_ERR_UNSUPPORTED, "method %s needs a ViT model (this one is a ResNet)",
                        cs_method_name((cs_method)mode));
     if (batch < 1 || (int64_t)batch * cs_model_num_tokens(m, resolution) > (1 << 24))
-        return cs_fail(CS_ERR_ARG, "batch of %d images at %d is out of range", batch, resolution);
+        return error_set(CS_ERR_ARG, "batch of %d images at %d is out of range", batch, resolution);
     if (m->cfg.vision_kind == CS_VISION_VIT) return vit_encode(m, pixels, batch, resolution, mode, tokens);
     /* ResNets run image by image: their convolutions are large GEMMs already. */
     size_t px = (size_t)3 * resolution * resolution;
@@ -186,10 +186,10 @@ cs_status cs_encode_image(cs_model *m, const float *pixels, int resolution, cs_v
 
 static cs_status check_text_ids(const cs_model *m, const int32_t *ids, int n, int context) {
     if (n < 0 || context <= 0 || context > m->cfg.context_length)
-        return cs_fail(CS_ERR_ARG, "text context %d is outside 1..%d", context, m->cfg.context_length);
+        return error_set(CS_ERR_ARG, "text context %d is outside 1..%d", context, m->cfg.context_length);
     for (int64_t i = 0; i < (int64_t)n * context; i++)
         if (ids[i] < 0 || ids[i] >= m->cfg.vocab_size)
-            return cs_fail(CS_ERR_ARG, "token id %d at text %lld is outside the vocabulary (0..%d)",
+            return error_set(CS_ERR_ARG, "token id %d at text %lld is outside the vocabulary (0..%d)",
                            ids[i], (long long)(i / context), m->cfg.vocab_size - 1);
     return CS_OK;
 }
@@ -224,13 +224,13 @@ static int is_openai_weight(const cs_tensor *x) {
 cs_status cs_model_save(const cs_model *m, const char *path, cs_save_dtype dtype) {
     static const cs_dtype k_file[] = {CS_DT_F32, CS_DT_F16, CS_DT_BF16};
     if ((unsigned)dtype >= sizeof k_file / sizeof *k_file)
-        return cs_fail(CS_ERR_ARG, "%s: unknown save dtype %d", path, (int)dtype);
-    const cs_tensor **list = cs_alloc((size_t)m->table.n + 1, sizeof *list);
+        return error_set(CS_ERR_ARG, "%s: unknown save dtype %d", path, (int)dtype);
+    const cs_tensor **list = mem_alloc((size_t)m->table.n + 1, sizeof *list);
     if (!list) return CS_ERR_NOMEM;
     int n = 0;
     for (int i = 0; i < m->table.n; i++)
         if (is_openai_weight(&m->table.items[i])) list[n++] = &m->table.items[i];
-    cs_status s = cs_safetensors_write(path, list, n, k_file[dtype]);
+    cs_status s = safetensors_write(path, list, n, k_file[dtype]);
     cs_free(list);
     return s;
 }

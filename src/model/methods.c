@@ -17,7 +17,7 @@ cs_status cs_method_parse(const char *name, cs_method *out) {
             *out = (cs_method)i;
             return CS_OK;
         }
-    return cs_fail(CS_ERR_ARG, "method '%s' is not one of surgery, clip, maskclip, sclip, clearclip, "
+    return error_set(CS_ERR_ARG, "method '%s' is not one of surgery, clip, maskclip, sclip, clearclip, "
                                "naclip, gem", name ? name : "");
 }
 

@@ -8,34 +8,34 @@
 
 static cs_status add_f32(cs_tensor_table *t, const char *name, int ndim, const int64_t *shape,
                          float *data) {
-    return cs_tensors_add(t, name, CS_DT_F32, ndim, shape, data,
+    return tensors_add(t, name, CS_DT_F32, ndim, shape, data,
                           (size_t)shape[0] * (ndim > 1 ? (size_t)shape[1] : 1) * sizeof(float), 1);
 }
 
 /* An alias: a second entry that shares the first one's data. */
 static cs_status alias(cs_tensor_table *t, const char *hf, const char *openai) {
-    cs_tensor *x = (cs_tensor *)cs_tensors_find(t, hf);
+    cs_tensor *x = (cs_tensor *)tensors_find(t, hf);
     if (!x) return CS_OK; /* absence is reported by the loader, under the OpenAI name */
     x->used = 1; /* consumed: the alias is what the loader binds */
     cs_tensor copy = *x;
-    return cs_tensors_add(t, openai, copy.dtype, copy.ndim, copy.shape, copy.data, copy.nbytes, 0);
+    return tensors_add(t, openai, copy.dtype, copy.ndim, copy.shape, copy.data, copy.nbytes, 0);
 }
 
 static cs_status transposed(cs_tensor_table *t, const char *hf, const char *openai) {
-    cs_tensor *x = (cs_tensor *)cs_tensors_find(t, hf);
+    cs_tensor *x = (cs_tensor *)tensors_find(t, hf);
     if (!x) return CS_OK;
     if (x->ndim != 2)
-        return cs_fail(CS_ERR_SHAPE, "%s: tensor '%s' should have 2 dimensions", t->path, hf);
+        return error_set(CS_ERR_SHAPE, "%s: tensor '%s' should have 2 dimensions", t->path, hf);
     /* Checked before any loop runs over the rows: [9e15, 0] holds nothing
      * but would take 9e15 iterations to transpose. */
     if (x->shape[0] < 1 || x->shape[1] < 1)
-        return cs_fail(CS_ERR_SHAPE, "%s: tensor '%s' has an empty dimension [%lld, %lld]", t->path,
+        return error_set(CS_ERR_SHAPE, "%s: tensor '%s' has an empty dimension [%lld, %lld]", t->path,
                        hf, (long long)x->shape[0], (long long)x->shape[1]);
     x->used = 1;
     int64_t r = x->shape[0], c = x->shape[1];
-    float *src = cs_alloc((size_t)(r * c), sizeof(float));
-    float *dst = cs_alloc((size_t)(r * c), sizeof(float));
-    cs_status s = (src && dst) ? cs_tensor_to_f32(x, src) : CS_ERR_NOMEM;
+    float *src = mem_alloc((size_t)(r * c), sizeof(float));
+    float *dst = mem_alloc((size_t)(r * c), sizeof(float));
+    cs_status s = (src && dst) ? tensor_to_f32(x, src) : CS_ERR_NOMEM;
     if (s == CS_OK)
         for (int64_t i = 0; i < r; i++)
             for (int64_t j = 0; j < c; j++) dst[j * r + i] = src[i * c + j];
@@ -56,23 +56,23 @@ static cs_status concat_qkv(cs_tensor_table *t, const char *prefix, const char *
     char name[256];
     for (int i = 0; i < 3; i++) {
         snprintf(name, sizeof name, "%s%s.%s", prefix, parts[i], suffix);
-        x[i] = cs_tensors_find(t, name);
-        if (!x[i]) return cs_fail(CS_ERR_MISSING, "%s: required tensor '%s' is missing", t->path, name);
+        x[i] = tensors_find(t, name);
+        if (!x[i]) return error_set(CS_ERR_MISSING, "%s: required tensor '%s' is missing", t->path, name);
         int want_ndim = strcmp(suffix, "weight") ? 1 : 2;
         if (x[i]->ndim != want_ndim || x[i]->shape[0] < 1 || (want_ndim == 2 && x[i]->shape[1] < 1))
-            return cs_fail(CS_ERR_SHAPE, "%s: tensor '%s' should be a non-empty %s", t->path, name,
+            return error_set(CS_ERR_SHAPE, "%s: tensor '%s' should be a non-empty %s", t->path, name,
                            want_ndim == 2 ? "matrix" : "vector");
         if (x[i]->shape[0] != x[0]->shape[0] ||
             (want_ndim == 2 && x[i]->shape[1] != x[0]->shape[1]))
-            return cs_fail(CS_ERR_SHAPE, "%s: tensor '%s' does not match the shape of '%sq_proj.%s'",
+            return error_set(CS_ERR_SHAPE, "%s: tensor '%s' does not match the shape of '%sq_proj.%s'",
                            t->path, name, prefix, suffix);
     }
     for (int i = 0; i < 3; i++) ((cs_tensor *)x[i])->used = 1;
-    int64_t each = cs_tensor_numel(x[0]);
-    float *dst = cs_alloc((size_t)(3 * each), sizeof(float));
+    int64_t each = tensor_numel(x[0]);
+    float *dst = mem_alloc((size_t)(3 * each), sizeof(float));
     if (!dst) return CS_ERR_NOMEM;
     for (int i = 0; i < 3; i++) {
-        cs_status s = cs_tensor_to_f32(x[i], dst + i * each);
+        cs_status s = tensor_to_f32(x[i], dst + i * each);
         if (s != CS_OK) {
             cs_free(dst);
             return s;
@@ -96,14 +96,14 @@ static int has_prefix(const cs_tensor_table *t, const char *prefix) {
  * which cannot say which layer is missing. */
 static int count_layers(const cs_tensor_table *t, const char *hf, cs_status *s) {
     int n = model_count_blocks(t, hf);
-    *s = n < 0 ? cs_fail(CS_ERR_LIMIT, "%s: a layer index under '%s' is over the limit of %d", t->path, hf,
+    *s = n < 0 ? error_set(CS_ERR_LIMIT, "%s: a layer index under '%s' is over the limit of %d", t->path, hf,
                                        MAX_BLOCKS)
                : CS_OK;
     char name[256];
     for (int l = 0; *s == CS_OK && l < n; l++) {
         snprintf(name, sizeof name, "%s%d.", hf, l);
         if (!has_prefix(t, name))
-            *s = cs_fail(CS_ERR_MISSING, "%s: layer %d ('%s*') is missing; the file has layers up to %d", t->path,
+            *s = error_set(CS_ERR_MISSING, "%s: layer %d ('%s*') is missing; the file has layers up to %d", t->path,
                          l, name, n - 1);
     }
     return n;
@@ -139,8 +139,8 @@ static cs_status map_layers(cs_tensor_table *t, const char *hf, const char *open
 }
 
 cs_status model_canonicalize_names(cs_tensor_table *t) {
-    if (!cs_tensors_find(t, "vision_model.embeddings.patch_embedding.weight") &&
-        !cs_tensors_find(t, "text_model.embeddings.token_embedding.weight"))
+    if (!tensors_find(t, "vision_model.embeddings.patch_embedding.weight") &&
+        !tensors_find(t, "text_model.embeddings.token_embedding.weight"))
         return CS_OK;
     static const char *pairs[][2] = {
         {"vision_model.embeddings.patch_embedding.weight", "visual.conv1.weight"},

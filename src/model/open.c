@@ -25,7 +25,7 @@ cs_load_options cs_load_defaults(void) {
                              .embedding_cache = 1};
 }
 
-static char *dup_or_null(const char *s) { return s ? cs_strdup(s) : NULL; }
+static char *dup_or_null(const char *s) { return s ? mem_strdup(s) : NULL; }
 
 void model_source_free(struct model_source *src) {
     if (!src) return;
@@ -60,16 +60,16 @@ static cs_status open_weights(const char *name, const cs_load_options *o, char *
 cs_status cs_load(const char *name, const cs_load_options *opts, cs_model **out) {
     cs_load_options o = opts ? *opts : cs_load_defaults();
     *out = NULL;
-    if (!name || !*name) return cs_fail(CS_ERR_ARG, "no model given (a name such as ViT-B/16, a file or a folder)");
+    if (!name || !*name) return error_set(CS_ERR_ARG, "no model given (a name such as ViT-B/16, a file or a folder)");
     char path[4096];
     cs_model *m = NULL;
     cs_status s = open_weights(name, &o, path, sizeof path, &m);
     if (s == CS_OK) s = cs_model_set_surgery(m, o.surgery_blocks, o.resnet_normalize_v);
     if (s == CS_OK) s = cs_model_set_precision(m, o.precision);
-    struct model_source *src = s == CS_OK ? cs_calloc(1, sizeof *src) : NULL;
+    struct model_source *src = s == CS_OK ? mem_calloc(1, sizeof *src) : NULL;
     if (s == CS_OK && !src) s = CS_ERR_NOMEM;
     if (s == CS_OK) {
-        *src = (struct model_source){.name = cs_strdup(name), .path = *path ? cs_strdup(path) : NULL,
+        *src = (struct model_source){.name = mem_strdup(name), .path = *path ? mem_strdup(path) : NULL,
                                      .cache_dir = dup_or_null(o.cache_dir), .vocab = dup_or_null(o.vocab),
                                      .download = o.download, .progress = o.progress,
                                      .progress_ctx = o.progress_ctx, .embedding_cache = o.embedding_cache};
@@ -110,7 +110,7 @@ static cs_status vocab_path(const struct model_source *src, int download, char *
     fetch_progress p = {src->progress, src->progress_ctx, "the BPE vocabulary"};
     cs_status s = cs_resolve_vocab(src->cache_dir, download && src->download, src->progress ? on_fetch : NULL, &p,
                                    out, n);
-    if (s != CS_OK) cs_error_prefix("no BPE vocabulary (give --vocab FILE)");
+    if (s != CS_OK) error_prefix("no BPE vocabulary (give --vocab FILE)");
     return s;
 }
 
@@ -122,7 +122,7 @@ cs_status cs_model_tokenizer(cs_model *m, cs_tokenizer **tok) {
         return CS_OK;
     }
     if (!src || (!src->name && !src->vocab))
-        return cs_fail(CS_ERR_MISSING, "the model has no tokenizer (open it with cs_load, or set one)");
+        return error_set(CS_ERR_MISSING, "the model has no tokenizer (open it with cs_load, or set one)");
     char path[4096];
     cs_status s = vocab_path(src, 1, path, sizeof path);
     if (s == CS_OK) s = cs_tokenizer_load(path, &src->tok);
@@ -131,7 +131,7 @@ cs_status cs_model_tokenizer(cs_model *m, cs_tokenizer **tok) {
 }
 
 void cs_model_set_tokenizer(cs_model *m, cs_tokenizer *tok) {
-    if (!m->source) m->source = cs_calloc(1, sizeof *m->source);
+    if (!m->source) m->source = mem_calloc(1, sizeof *m->source);
     if (!m->source) {
         cs_tokenizer_free(tok);
         return;
@@ -147,6 +147,6 @@ int model_source_cache_on(const cs_model *m) {
 }
 
 cs_status model_vocab_path(const cs_model *m, int download, char *out, size_t n) {
-    if (!m->source) return cs_fail(CS_ERR_MISSING, "the model was not opened with cs_load: no vocabulary known");
+    if (!m->source) return error_set(CS_ERR_MISSING, "the model was not opened with cs_load: no vocabulary known");
     return vocab_path(m->source, download, out, n);
 }

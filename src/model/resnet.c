@@ -64,13 +64,13 @@ static int count_stage_blocks(const cs_tensor_table *t, int stage) {
 
 static cs_status infer_config(cs_model *m) {
     cs_config *c = &m->cfg;
-    const cs_tensor *c1 = cs_tensors_find(&m->table, "visual.layer1.0.conv1.weight");
-    const cs_tensor *pe = cs_tensors_find(&m->table, "visual.attnpool.positional_embedding");
+    const cs_tensor *c1 = tensors_find(&m->table, "visual.layer1.0.conv1.weight");
+    const cs_tensor *pe = tensors_find(&m->table, "visual.attnpool.positional_embedding");
     if (!c1 || !pe)
-        return cs_fail(CS_ERR_MISSING, "%s: required tensor '%s' is missing", m->table.path,
+        return error_set(CS_ERR_MISSING, "%s: required tensor '%s' is missing", m->table.path,
                        c1 ? "visual.attnpool.positional_embedding" : "visual.layer1.0.conv1.weight");
     if (c1->ndim != 4 || pe->ndim != 2 || pe->shape[0] < 2)
-        return cs_fail(CS_ERR_SHAPE, "%s: 'visual.layer1.0.conv1.weight' or "
+        return error_set(CS_ERR_SHAPE, "%s: 'visual.layer1.0.conv1.weight' or "
                        "'visual.attnpool.positional_embedding' does not have a ResNet's shape",
                        m->table.path);
     c->vision_kind = CS_VISION_RESNET;
@@ -84,15 +84,15 @@ static cs_status infer_config(cs_model *m) {
     int embed = 32 * c->vision_width;
     if (c->vision_width < 2 || c->vision_width % 2 || c->vision_heads < 1 ||
         embed % c->vision_heads || (int64_t)c->grid * c->grid + 1 != pe->shape[0])
-        return cs_fail(CS_ERR_SHAPE, "%s: the ResNet tensors do not describe a CLIP ModifiedResNet "
+        return error_set(CS_ERR_SHAPE, "%s: the ResNet tensors do not describe a CLIP ModifiedResNet "
                        "(width %d, attnpool.positional_embedding [1 + G*G, 32 * width])",
                        m->table.path, c->vision_width);
     for (int s = 0; s < 4; s++) {
         if (c->resnet_layers[s] < 0)
-            return cs_fail(CS_ERR_LIMIT, "%s: more than %d blocks under 'visual.layer%d'",
+            return error_set(CS_ERR_LIMIT, "%s: more than %d blocks under 'visual.layer%d'",
                            m->table.path, MAX_STAGE_BLOCKS, s + 1);
         if (c->resnet_layers[s] == 0)
-            return cs_fail(CS_ERR_MISSING, "%s: no blocks found under 'visual.layer%d'",
+            return error_set(CS_ERR_MISSING, "%s: no blocks found under 'visual.layer%d'",
                            m->table.path, s + 1);
     }
     return CS_OK;
@@ -116,13 +116,13 @@ static cs_status load_conv(cs_model *m, const char *conv_name, const char *bn_pr
     if (s != CS_OK) return s;
     size_t n = (size_t)cin * k * k;
     c->w = (float *)w;
-    if (w == cs_tensors_find(&m->table, conv_name)->data) {
-        c->w = cs_alloc((size_t)cout * n, sizeof(float));
-        if (!c->w || cs_tensors_own(&m->table, c->w) != CS_OK) return CS_ERR_NOMEM;
+    if (w == tensors_find(&m->table, conv_name)->data) {
+        c->w = mem_alloc((size_t)cout * n, sizeof(float));
+        if (!c->w || tensors_own(&m->table, c->w) != CS_OK) return CS_ERR_NOMEM;
         memcpy(c->w, w, (size_t)cout * n * sizeof(float));
     }
-    c->b = cs_alloc((size_t)cout, sizeof(float));
-    if (!c->b || cs_tensors_own(&m->table, c->b) != CS_OK) return CS_ERR_NOMEM;
+    c->b = mem_alloc((size_t)cout, sizeof(float));
+    if (!c->b || tensors_own(&m->table, c->b) != CS_OK) return CS_ERR_NOMEM;
     op_fold_batch_norm(c->w, cout, (int)n, bn[0], bn[1], bn[2], bn[3], BN_EPS, c->b);
     return CS_OK;
 }
@@ -191,11 +191,11 @@ cs_status resnet_load(cs_model *m) {
     cs_status s = infer_config(m);
     if (s != CS_OK) return s;
     const cs_config *c = &m->cfg;
-    struct cs_resnet *r = cs_calloc(1, sizeof *r);
+    struct cs_resnet *r = mem_calloc(1, sizeof *r);
     if (!r) return CS_ERR_NOMEM;
     m->resnet = r; /* freed with the model, also on failure */
     for (int i = 0; i < 4; i++) r->n_blocks += c->resnet_layers[i];
-    r->blocks = cs_calloc((size_t)r->n_blocks, sizeof *r->blocks);
+    r->blocks = mem_calloc((size_t)r->n_blocks, sizeof *r->blocks);
     if (!r->blocks) return CS_ERR_NOMEM;
     r->embed = 32 * c->vision_width;
     r->heads = c->vision_heads;
@@ -341,9 +341,9 @@ static int trunk_forward(const cs_model *m, const float *pixels, int R, int stag
 }
 
 cs_status resnet_trunk(cs_model *m, const float *pixels, int res, int stages, float *out) {
-    if (!m->resnet) return cs_fail(CS_ERR_ARG, "ResNet trunk: the model's image tower is a ViT");
+    if (!m->resnet) return error_set(CS_ERR_ARG, "ResNet trunk: the model's image tower is a ViT");
     if (stages < 0 || stages > 4 || res <= 0 || res % 32)
-        return cs_fail(CS_ERR_ARG, "ResNet trunk: stages %d (0..4) or resolution %d (a multiple "
+        return error_set(CS_ERR_ARG, "ResNet trunk: stages %d (0..4) or resolution %d (a multiple "
                        "of 32) out of range", stages, res);
     rn_work w;
     cs_status s = work_init(&w, &m->ws, m->resnet, res);

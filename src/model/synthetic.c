@@ -38,7 +38,7 @@ static void add(builder *b, const char *name, int ndim, int64_t d0, int64_t d1, 
     if (b->status != CS_OK) return;
     int64_t shape[4] = {d0, d1, d2, d3}, n = 1;
     for (int i = 0; i < ndim; i++) n *= shape[i];
-    float *x = cs_alloc((size_t)(n ? n : 1), sizeof(float));
+    float *x = mem_alloc((size_t)(n ? n : 1), sizeof(float));
     if (!x) {
         b->status = CS_ERR_NOMEM;
         return;
@@ -47,7 +47,7 @@ static void add(builder *b, const char *name, int ndim, int64_t d0, int64_t d1, 
         b->rng = b->rng * 6364136223846793005ull + 1442695040888963407ull;
         x[i] = offset + scale * ((float)(b->rng >> 40) / (float)(1 << 24) * 2.0f - 1.0f);
     }
-    b->status = cs_tensors_add(b->t, name, CS_DT_F32, ndim, shape, x, (size_t)n * sizeof(float), 1);
+    b->status = tensors_add(b->t, name, CS_DT_F32, ndim, shape, x, (size_t)n * sizeof(float), 1);
 }
 
 static void add_ln(builder *b, const char *prefix, int w) {
@@ -157,18 +157,18 @@ cs_status cs_model_synthetic(const char *name, cs_model **out) {
     const arch *a = NULL;
     for (size_t i = 0; i < sizeof k_archs / sizeof *k_archs; i++)
         if (!strcmp(k_archs[i].name, name)) a = &k_archs[i];
-    if (!a) return cs_fail(CS_ERR_ARG, "unknown architecture '%s' (RN50, RN101, RN50x4, RN50x16, "
+    if (!a) return error_set(CS_ERR_ARG, "unknown architecture '%s' (RN50, RN101, RN50x4, RN50x16, "
                            "RN50x64, ViT-B/32, ViT-B/16, ViT-L/14, ViT-L/14@336px)", name);
     cs_tensor_table t;
     char label[64];
     snprintf(label, sizeof label, "synthetic %s", name);
-    cs_tensors_init(&t, label);
+    tensors_init(&t, label);
     builder b = {&t, 0x9e3779b97f4a7c15ull, CS_OK};
     if (a->vit_width) add_vit(&b, a);
     else add_resnet(&b, a);
     add_text(&b, a);
     if (b.status != CS_OK) {
-        cs_tensors_free(&t);
+        tensors_free(&t);
         return b.status;
     }
     return model_from_table(&t, NULL, out);

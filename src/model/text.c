@@ -35,7 +35,7 @@ cs_status text_encode(cs_model *m, const int32_t *ids, int n, int context, int e
     }
     if (total > ((size_t)1 << 30)) { /* keeps row counts within int */
         ws_release(&m->ws);
-        return cs_fail(CS_ERR_LIMIT, "%d texts are too many for one batch", n);
+        return error_set(CS_ERR_LIMIT, "%d texts are too many for one batch", n);
     }
     block_scratch s;
     cs_status st = block_scratch_init(&s, &m->ws, (int)total, longest, n, W, t->tr.heads);
@@ -91,7 +91,7 @@ cs_status text_infer_config(cs_model *m) {
     c->text_heads = c->text_width / CLIP_HEAD_DIM > 0 ? c->text_width / CLIP_HEAD_DIM : 1;
     c->text_layers = model_count_blocks(&m->table, "transformer.resblocks.");
     if (c->embed_dim < 1 || c->context_length < 1 || c->vocab_size < 1 || c->text_width < 1)
-        return cs_fail(CS_ERR_SHAPE, "%s: the text tensors have an empty dimension (embedding %d, "
+        return error_set(CS_ERR_SHAPE, "%s: the text tensors have an empty dimension (embedding %d, "
                        "context %d, vocabulary %d, width %d)", m->table.path, c->embed_dim,
                        c->context_length, c->vocab_size, c->text_width);
     return model_check_block_count(m, "transformer.resblocks.", c->text_layers);
@@ -109,11 +109,11 @@ cs_status text_load(cs_model *m) {
     if (s == CS_OK)
         s = model_load_transformer(m, "transformer.resblocks.", W, c->text_layers, c->text_heads,
                                    &m->text.tr);
-    const cs_tensor *ls = cs_tensors_find(&m->table, "logit_scale");
+    const cs_tensor *ls = tensors_find(&m->table, "logit_scale");
     m->logit_scale = 100.0f;
-    if (s == CS_OK && ls && cs_tensor_numel(ls) == 1) {
+    if (s == CS_OK && ls && tensor_numel(ls) == 1) {
         float v;
-        if (cs_tensor_to_f32(ls, &v) == CS_OK && isfinite(expf(v))) m->logit_scale = expf(v);
+        if (tensor_to_f32(ls, &v) == CS_OK && isfinite(expf(v))) m->logit_scale = expf(v);
     }
     return s;
 }

@@ -112,7 +112,7 @@ cs_status vit_encode(cs_model *m, const float *pixels, int batch, int R, cs_visi
          * need, so the message says what the input would cost. */
         double need_mb = (double)m->ws.used / (1 << 20);
         ws_release(&m->ws);
-        return cs_fail(CS_ERR_NOMEM, "%d image%s at %dx%d (%d tokens each) need %.0f MB of working "
+        return error_set(CS_ERR_NOMEM, "%d image%s at %dx%d (%d tokens each) need %.0f MB of working "
                        "memory, which could not be allocated: use a smaller resolution",
                        batch, batch == 1 ? "" : "s", R, R, T, need_mb);
     }
@@ -186,7 +186,7 @@ cs_status vit_infer_config(cs_model *m) {
         c->vision_width < 1 || pe->shape[0] < 2 || pe->shape[1] != c->vision_width ||
         (int64_t)c->grid * c->grid + 1 != pe->shape[0] || c->image_resolution == 0 ||
         c->vision_layers == 0)
-        return cs_fail(CS_ERR_SHAPE, "%s: the ViT tensors do not describe a CLIP ViT "
+        return error_set(CS_ERR_SHAPE, "%s: the ViT tensors do not describe a CLIP ViT "
                        "(conv1 [W, 3, P, P], positional_embedding [1 + G*G, W], blocks)",
                        m->table.path);
     return CS_OK;

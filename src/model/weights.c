@@ -16,7 +16,7 @@
  * them from the file now (asynchronous; a cold page cache then costs one
  * bulk read instead of a read per fault), without mapping them yet. */
 static void read_ahead(const cs_tensor_table *t, const float *w, const char *name) {
-    const cs_tensor *x = cs_tensors_find(t, name);
+    const cs_tensor *x = tensors_find(t, name);
     const uint8_t *map = t->map, *p = (const uint8_t *)w;
     if (!x || x->data != w || !map || p < map || p + x->nbytes > map + t->map_len) return;
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = (uintptr_t)p & ~(page - 1);
@@ -25,7 +25,7 @@ static void read_ahead(const cs_tensor_table *t, const float *w, const char *nam
 
 cs_status model_weight(cs_model *m, const char *name, int ndim, const int64_t *dims,
                        const float **out) {
-    cs_status s = cs_tensors_f32(&m->table, name, ndim, dims, out);
+    cs_status s = tensors_f32(&m->table, name, ndim, dims, out);
     if (s == CS_OK && m->read_ahead) read_ahead(&m->table, *out, name);
     return s;
 }
@@ -52,9 +52,9 @@ cs_status model_load_transformer(cs_model *m, const char *prefix, int width, int
     tr->width = width;
     tr->layers = layers;
     tr->heads = heads;
-    tr->blocks = cs_calloc((size_t)(layers ? layers : 1), sizeof(cs_block));
+    tr->blocks = mem_calloc((size_t)(layers ? layers : 1), sizeof(cs_block));
     if (!tr->blocks) return CS_ERR_NOMEM;
-    cs_status s = cs_tensors_own(&m->table, tr->blocks);
+    cs_status s = tensors_own(&m->table, tr->blocks);
     char p[256], name[300];
     int W = width;
     for (int l = 0; s == CS_OK && l < layers; l++) {
@@ -103,9 +103,9 @@ int model_count_blocks(const cs_tensor_table *t, const char *prefix) {
 
 cs_status model_check_block_count(const cs_model *m, const char *prefix, int n) {
     if (n < 0)
-        return cs_fail(CS_ERR_LIMIT, "%s: a block index under '%s' is over the limit of %d blocks",
+        return error_set(CS_ERR_LIMIT, "%s: a block index under '%s' is over the limit of %d blocks",
                        m->table.path, prefix, MAX_BLOCKS);
-    if (n == 0) return cs_fail(CS_ERR_MISSING, "%s: no blocks found under '%s'", m->table.path, prefix);
+    if (n == 0) return error_set(CS_ERR_MISSING, "%s: no blocks found under '%s'", m->table.path, prefix);
     return CS_OK;
 }
 
@@ -135,17 +135,17 @@ cs_status model_check_all_used(const cs_model *m) {
         if (!unused++) first = x->name;
     }
     if (!unused) return CS_OK;
-    return cs_fail(CS_ERR_FORMAT, "%s: %d tensor%s not used by the model, the first '%s' "
+    return error_set(CS_ERR_FORMAT, "%s: %d tensor%s not used by the model, the first '%s' "
                    "(renamed, misplaced or from another architecture)", m->table.path, unused,
                    unused == 1 ? " is" : "s are", first);
 }
 
 cs_status model_require(const cs_model *m, const char *name, int ndim, const cs_tensor **out) {
-    *out = cs_tensors_find(&m->table, name);
+    *out = tensors_find(&m->table, name);
     if (!*out)
-        return cs_fail(CS_ERR_MISSING, "%s: required tensor '%s' is missing", m->table.path, name);
+        return error_set(CS_ERR_MISSING, "%s: required tensor '%s' is missing", m->table.path, name);
     if ((*out)->ndim != ndim)
-        return cs_fail(CS_ERR_SHAPE, "%s: tensor '%s' has %d dimensions, expected %d",
+        return error_set(CS_ERR_SHAPE, "%s: tensor '%s' has %d dimensions, expected %d",
                        m->table.path, name, (*out)->ndim, ndim);
     return CS_OK;
 }
@@ -163,23 +163,23 @@ static int looks_like_pytorch(const char *path, const unsigned char *magic, size
 cs_status model_open_table(const char *path, cs_tensor_table *t, const char **weights_dir) {
     struct stat st;
     memset(t, 0, sizeof *t); /* the readers init it; freeing a zeroed table is a no-op */
-    if (stat(path, &st) != 0) return cs_fail(CS_ERR_MISSING, "%s: model file not found", path);
+    if (stat(path, &st) != 0) return error_set(CS_ERR_MISSING, "%s: model file not found", path);
     static _Thread_local char file[4096];
     *weights_dir = NULL;
     if (S_ISDIR(st.st_mode)) {
         snprintf(file, sizeof file, "%s/model.safetensors", path);
         *weights_dir = path;
-        return cs_safetensors_open(file, t);
+        return safetensors_open(file, t);
     }
     int fd;
     size_t size;
-    cs_status s = cs_open_input(path, &fd, &size);
+    cs_status s = file_open_input(path, &fd, &size);
     if (s != CS_OK) return s;
     unsigned char magic[8] = {0};
     ssize_t got = read(fd, magic, sizeof magic);
     close(fd);
-    if (size == 0) return cs_fail(CS_ERR_FORMAT, "%s: empty file, not a model", path);
-    if (looks_like_pytorch(path, magic, got > 0 ? (size_t)got : 0)) return cs_pytorch_open(path, t);
-    return cs_safetensors_open(path, t);
+    if (size == 0) return error_set(CS_ERR_FORMAT, "%s: empty file, not a model", path);
+    if (looks_like_pytorch(path, magic, got > 0 ? (size_t)got : 0)) return pytorch_open(path, t);
+    return safetensors_open(path, t);
 }
 

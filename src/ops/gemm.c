@@ -34,8 +34,8 @@ static int cmp_double(const void *a, const void *b) {
 
 double cs_gemm_peak_gflops(int n, int runs) {
     size_t nn = (size_t)n * n;
-    float *a = cs_alloc(nn, sizeof(float)), *b = cs_alloc(nn, sizeof(float)), *c = cs_alloc(nn, sizeof(float));
-    double *t = cs_alloc((size_t)runs, sizeof(double)), peak = 0;
+    float *a = mem_alloc(nn, sizeof(float)), *b = mem_alloc(nn, sizeof(float)), *c = mem_alloc(nn, sizeof(float));
+    double *t = mem_alloc((size_t)runs, sizeof(double)), peak = 0;
     if (a && b && c && t && runs > 0) {
         for (size_t i = 0; i < nn; i++) a[i] = b[i] = (float)(i % 7) * 0.1f;
         op_gemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n); /* warm-up */

@@ -90,7 +90,7 @@ static int pad_pairs(int pairs) { return (pairs + KPAD - 1) / KPAD * KPAD; }
 size_t op_bf16_packed_bytes(int N, int K) {
     if (N <= 0 || K <= 0 || K > INT_MAX - 2 * KPAD) return 0;
     size_t panels = ((size_t)N + NR - 1) / NR, pairs = (size_t)pad_pairs((K + 1) / 2), n;
-    if (!cs_mul_size(panels, pairs, &n) || !cs_mul_size(n, (size_t)NR * 2 * sizeof(uint16_t), &n))
+    if (!size_mul(panels, pairs, &n) || !size_mul(n, (size_t)NR * 2 * sizeof(uint16_t), &n))
         return 0;
     return n;
 }
@@ -119,10 +119,10 @@ static void pack_panel(const float *w, int N, int K, int pairs_pad, int p, uint1
 
 cs_status op_bf16_pack(const float *w, int N, int K, op_bf16_weights *out) {
     memset(out, 0, sizeof *out);
-    if (!w || N <= 0 || K <= 0) return cs_fail(CS_ERR_ARG, "bf16 pack: bad weights %d x %d", N, K);
+    if (!w || N <= 0 || K <= 0) return error_set(CS_ERR_ARG, "bf16 pack: bad weights %d x %d", N, K);
     size_t bytes = op_bf16_packed_bytes(N, K);
-    if (!bytes) return cs_fail(CS_ERR_NOMEM, "bf16 pack: %d x %d overflows", N, K);
-    uint16_t *data = cs_alloc(bytes, 1);
+    if (!bytes) return error_set(CS_ERR_NOMEM, "bf16 pack: %d x %d overflows", N, K);
+    uint16_t *data = mem_alloc(bytes, 1);
     if (!data) return CS_ERR_NOMEM;
     int pairs = (K + 1) / 2, pairs_pad = pad_pairs(pairs), panels = (N + NR - 1) / NR;
     size_t panel_len = (size_t)pairs_pad * NR * 2;

@@ -21,9 +21,9 @@ int image_mode_bytes(image_mode mode) {
 cs_status image_source_alloc(image_source *im, image_mode mode, int width, int height) {
     memset(im, 0, sizeof *im);
     size_t pixels;
-    if (width < 1 || height < 1 || !cs_mul_size((size_t)width, (size_t)height, &pixels))
-        return cs_fail(CS_ERR_NOMEM, "image of %dx%d pixels", width, height);
-    im->pixels = cs_alloc(pixels, (size_t)image_mode_bytes(mode));
+    if (width < 1 || height < 1 || !size_mul((size_t)width, (size_t)height, &pixels))
+        return error_set(CS_ERR_NOMEM, "image of %dx%d pixels", width, height);
+    im->pixels = mem_alloc(pixels, (size_t)image_mode_bytes(mode));
     if (!im->pixels) return CS_ERR_NOMEM;
     im->mode = mode;
     im->width = width;
@@ -115,7 +115,7 @@ cs_status image_source_resize(const image_source *in, int out_w, int out_h, imag
         break;
     case IMAGE_MODE_LA:
     case IMAGE_MODE_RGBA: {
-        uint8_t *pre = cs_alloc(n_in, (size_t)bytes);
+        uint8_t *pre = mem_alloc(n_in, (size_t)bytes);
         if (!pre) {
             s = CS_ERR_NOMEM;
             break;

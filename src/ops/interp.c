@@ -22,8 +22,8 @@ void op_resize_bilinear(const float *src, int in_h, int in_w, int C, float *dst,
 /* The column taps are the same for every row: computed once per call. */
 void op_resize_bilinear_window(const float *src, int in_h, int in_w, int C, float *dst, int out_h,
                                int out_w, int row0, int n_rows, int col0, int n_cols) {
-    int *x0 = cs_alloc((size_t)n_cols, 2 * sizeof(int));
-    float *lx = cs_alloc((size_t)n_cols, sizeof(float));
+    int *x0 = mem_alloc((size_t)n_cols, 2 * sizeof(int));
+    float *lx = mem_alloc((size_t)n_cols, sizeof(float));
     if (!x0 || !lx) { /* no memory for the table: the taps row by row */
         cs_free(x0);
         cs_free(lx);

@@ -23,15 +23,15 @@ static cs_status resize_to_rgb(const cs_image *in, int out_w, int out_h, uint8_t
 cs_status cs_image_resize(const cs_image *in, int out_w, int out_h, cs_image *out) {
     if (out != in) memset(out, 0, sizeof *out);
     if (!in || !in->rgb || in->width < 1 || in->height < 1)
-        return cs_fail(CS_ERR_ARG, "resize: empty input image");
+        return error_set(CS_ERR_ARG, "resize: empty input image");
     if (in->source && (in->source->width != in->width || in->source->height != in->height))
-        return cs_fail(CS_ERR_ARG, "resize: image and its source differ in size");
+        return error_set(CS_ERR_ARG, "resize: image and its source differ in size");
     if (out_w < 1 || out_h < 1)
-        return cs_fail(CS_ERR_ARG, "resize: bad output size %dx%d", out_w, out_h);
+        return error_set(CS_ERR_ARG, "resize: bad output size %dx%d", out_w, out_h);
     size_t pixels;
-    if (!cs_mul_size((size_t)out_w, (size_t)out_h, &pixels))
-        return cs_fail(CS_ERR_NOMEM, "resize: output size %dx%d overflows", out_w, out_h);
-    uint8_t *rgb = cs_alloc(pixels, 3);
+    if (!size_mul((size_t)out_w, (size_t)out_h, &pixels))
+        return error_set(CS_ERR_NOMEM, "resize: output size %dx%d overflows", out_w, out_h);
+    uint8_t *rgb = mem_alloc(pixels, 3);
     if (!rgb) return CS_ERR_NOMEM;
     cs_status s = resize_to_rgb(in, out_w, out_h, rgb);
     if (s != CS_OK) {

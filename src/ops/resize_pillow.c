@@ -105,11 +105,11 @@ static cs_status axis_filter_build(int in_size, int out_size, const pillow_filte
     double taps_d = ceil(support) * 2.0 + 1.0;
     /* No sample reads more inputs than the axis has. */
     f->taps = taps_d < (double)in_size ? (int)taps_d : in_size;
-    f->first = cs_alloc((size_t)out_size, sizeof(int));
-    f->count = cs_alloc((size_t)out_size, sizeof(int));
-    f->weights = cs_alloc((size_t)out_size * (size_t)f->taps, sizeof(int32_t));
-    f->dweights = cs_alloc((size_t)out_size * (size_t)f->taps, sizeof(double));
-    double *w = cs_alloc((size_t)f->taps, sizeof(double));
+    f->first = mem_alloc((size_t)out_size, sizeof(int));
+    f->count = mem_alloc((size_t)out_size, sizeof(int));
+    f->weights = mem_alloc((size_t)out_size * (size_t)f->taps, sizeof(int32_t));
+    f->dweights = mem_alloc((size_t)out_size * (size_t)f->taps, sizeof(double));
+    double *w = mem_alloc((size_t)f->taps, sizeof(double));
     if (!f->first || !f->count || !f->weights || !f->dweights || !w) {
         cs_free(w);
         axis_filter_free(f);
@@ -269,7 +269,7 @@ static cs_status resample_both_axes(const resampler *rs, const pillow_filter *pf
     }
     int row_begin = fy.first[0];
     int row_end = fy.first[out_h - 1] + fy.count[out_h - 1];
-    void *tmp = cs_alloc((size_t)(row_end - row_begin) * out_w, (size_t)channels * rs->sample_bytes);
+    void *tmp = mem_alloc((size_t)(row_end - row_begin) * out_w, (size_t)channels * rs->sample_bytes);
     if (tmp) {
         rs->rows(src, in_w, channels, row_begin, row_end, &fx, tmp, out_w);
         rs->columns(tmp, out_w, channels, row_begin, &fy, dst, out_h);
@@ -285,10 +285,10 @@ static cs_status resample_both_axes(const resampler *rs, const pillow_filter *pf
 static cs_status resample(const resampler *rs, op_resample filter, const void *src, int in_w, int in_h,
                           int channels, void *dst, int out_w, int out_h) {
     if ((unsigned)filter >= sizeof k_filters / sizeof *k_filters)
-        return cs_fail(CS_ERR_ARG, "resize: unknown filter %d", (int)filter);
+        return error_set(CS_ERR_ARG, "resize: unknown filter %d", (int)filter);
     const pillow_filter *pf = &k_filters[filter];
     if (in_w < 1 || in_h < 1 || out_w < 1 || out_h < 1 || channels < 1 || channels > 4)
-        return cs_fail(CS_ERR_ARG, "resize: bad sizes %dx%d -> %dx%d with %d channels", in_w,
+        return error_set(CS_ERR_ARG, "resize: bad sizes %dx%d -> %dx%d with %d channels", in_w,
                        in_h, out_w, out_h, channels);
     /* Like Pillow, skip the pass of an axis that keeps its size: at scale 1
      * both kernels weigh the sample itself 1 and its neighbours 0. */
@@ -330,7 +330,7 @@ cs_status op_resize_bicubic_i32(const int32_t *src, int in_w, int in_h, int32_t 
  * double, so its rounding is Pillow's), truncated. Returns the table of
  * source indices, or NULL when memory runs out. */
 static int *nearest_table(int in_size, int out_size) {
-    int *t = cs_alloc((size_t)out_size, sizeof(int));
+    int *t = mem_alloc((size_t)out_size, sizeof(int));
     if (!t) return NULL;
     /* Pillow computes the scale from the float source box. */
     double scale = (double)(float)in_size / out_size;
@@ -347,7 +347,7 @@ static int *nearest_table(int in_size, int out_size) {
 cs_status op_resize_nearest_u8(const uint8_t *src, int in_w, int in_h, uint8_t *dst, int out_w,
                                int out_h) {
     if (in_w < 1 || in_h < 1 || out_w < 1 || out_h < 1)
-        return cs_fail(CS_ERR_ARG, "resize: bad sizes %dx%d -> %dx%d", in_w, in_h, out_w, out_h);
+        return error_set(CS_ERR_ARG, "resize: bad sizes %dx%d -> %dx%d", in_w, in_h, out_w, out_h);
     int *xs = nearest_table(in_w, out_w), *ys = nearest_table(in_h, out_h);
     cs_status s = xs && ys ? CS_OK : CS_ERR_NOMEM;
     for (int y = 0; s == CS_OK && y < out_h; y++) {

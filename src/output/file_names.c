@@ -30,14 +30,14 @@ cs_status cs_file_stems(const char *const *texts, int n, char **out) {
     for (int i = 0; i < n; i++) out[i] = NULL;
     size_t slots = 2;
     while (slots < 2 * (size_t)n) slots *= 2;
-    stem_set set = {cs_calloc(slots, sizeof *set.slot), slots - 1};
+    stem_set set = {mem_calloc(slots, sizeof *set.slot), slots - 1};
     if (!set.slot) return CS_ERR_NOMEM;
     cs_status s = CS_OK;
     for (int i = 0; s == CS_OK && i < n; i++) {
         size_t len = strlen(texts[i]);
         if (len > STEM_MAX) len = STEM_MAX;
         size_t cap = len + 1 + SUFFIX_MAX;
-        char *stem = cs_alloc(cap, 1);
+        char *stem = mem_alloc(cap, 1);
         if (!stem) {
             s = CS_ERR_NOMEM;
             break;
@@ -48,7 +48,7 @@ cs_status cs_file_stems(const char *const *texts, int n, char **out) {
         while (s == CS_OK && (!stem[0] || *stem_slot(&set, stem))) {
             size_t used = strlen(stem);
             if (used + SUFFIX_MAX > cap) {
-                char *longer = cs_alloc(2 * cap, 1);
+                char *longer = mem_alloc(2 * cap, 1);
                 if (longer) memcpy(longer, stem, used + 1);
                 cs_free(stem);
                 stem = longer;

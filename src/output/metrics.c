@@ -5,9 +5,9 @@
 
 cs_status cs_confusion_add(int64_t *conf, int C, const uint8_t *gt, const uint8_t *pred, size_t n,
                            int ignore, int64_t *unknown) {
-    if (C <= 0 || C > 256) return cs_fail(CS_ERR_ARG, "a confusion matrix needs 1..256 classes (got %d)", C);
+    if (C <= 0 || C > 256) return error_set(CS_ERR_ARG, "a confusion matrix needs 1..256 classes (got %d)", C);
     for (size_t i = 0; i < n; i++)
-        if (pred[i] >= C) return cs_fail(CS_ERR_ARG, "predicted label %d at pixel %zu is outside 0..%d",
+        if (pred[i] >= C) return error_set(CS_ERR_ARG, "predicted label %d at pixel %zu is outside 0..%d",
                                          pred[i], i, C - 1);
     int64_t skipped = 0;
     for (size_t i = 0; i < n; i++) {
@@ -75,14 +75,14 @@ static int scored_desc(const void *a, const void *b) {
 
 cs_status cs_average_precision(const float *scores, const uint8_t *positive, int n, double *ap) {
     *ap = NAN;
-    if (n < 0) return cs_fail(CS_ERR_ARG, "average precision of %d samples", n);
+    if (n < 0) return error_set(CS_ERR_ARG, "average precision of %d samples", n);
     int64_t n_pos = 0;
     for (int i = 0; i < n; i++) {
-        if (isnan(scores[i])) return cs_fail(CS_ERR_ARG, "score %d is NaN", i);
+        if (isnan(scores[i])) return error_set(CS_ERR_ARG, "score %d is NaN", i);
         n_pos += positive[i] != 0;
     }
     if (n_pos == 0) return CS_OK;
-    scored *s = cs_alloc((size_t)n, sizeof *s);
+    scored *s = mem_alloc((size_t)n, sizeof *s);
     if (!s) return CS_ERR_NOMEM;
     for (int i = 0; i < n; i++) s[i] = (scored){scores[i], positive[i] != 0};
     qsort(s, (size_t)n, sizeof *s, scored_desc);

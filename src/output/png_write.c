@@ -8,7 +8,7 @@
 
 static cs_status check_args(const char *name, int width, int height, int channels) {
     if (width <= 0 || height <= 0 || (channels != 1 && channels != 3))
-        return cs_fail(CS_ERR_ARG, "%s: cannot write a %dx%d PNG with %d channels", name, width,
+        return error_set(CS_ERR_ARG, "%s: cannot write a %dx%d PNG with %d channels", name, width,
                        height, channels);
     return CS_OK;
 }
@@ -19,11 +19,11 @@ static cs_status png_to_stream(const char *name, FILE *f, int width, int height,
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!info) {
         png_destroy_write_struct(&png, NULL);
-        return cs_fail(CS_ERR_NOMEM, "%s: cannot start the PNG encoder", name);
+        return error_set(CS_ERR_NOMEM, "%s: cannot start the PNG encoder", name);
     }
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
-        return cs_fail(CS_ERR_IO, "%s: PNG encoding failed", name);
+        return error_set(CS_ERR_IO, "%s: PNG encoding failed", name);
     }
     png_init_io(png, f);
     /* Heatmaps are written every run and read by people: fast deflate
@@ -62,9 +62,9 @@ cs_status cs_png_encode(int width, int height, int channels, const uint8_t *pixe
     char *buf = NULL;
     size_t n = 0;
     FILE *f = open_memstream(&buf, &n);
-    if (!f) return cs_fail(CS_ERR_NOMEM, "png: cannot open a memory stream");
+    if (!f) return error_set(CS_ERR_NOMEM, "png: cannot open a memory stream");
     s = png_to_stream("png", f, width, height, channels, pixels);
-    if (fclose(f) != 0 && s == CS_OK) s = cs_fail(CS_ERR_NOMEM, "png: out of memory");
+    if (fclose(f) != 0 && s == CS_OK) s = error_set(CS_ERR_NOMEM, "png: out of memory");
     if (s != CS_OK) {
         free(buf);
         return s;

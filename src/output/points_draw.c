@@ -55,11 +55,11 @@ static void fill_star(uint8_t *rgb, int width, int height, double cx, double cy,
 cs_status cs_draw_points(uint8_t *rgb, int width, int height, const int32_t *points,
                          const uint8_t *labels, int n) {
     if (!rgb || width <= 0 || height <= 0 || n < 0 || (n > 0 && (!points || !labels)))
-        return cs_fail(CS_ERR_ARG, "cs_draw_points: no image or no points");
+        return error_set(CS_ERR_ARG, "cs_draw_points: no image or no points");
     for (int i = 0; i < n; i++)
         if (points[2 * i] < 0 || points[2 * i] >= width || points[2 * i + 1] < 0 ||
             points[2 * i + 1] >= height)
-            return cs_fail(CS_ERR_ARG, "cs_draw_points: point %d (%d, %d) is outside the %dx%d image",
+            return error_set(CS_ERR_ARG, "cs_draw_points: point %d (%d, %d) is outside the %dx%d image",
                            i, points[2 * i], points[2 * i + 1], width, height);
     int shorter = width < height ? width : height;
     double radius = fmax(4.0, 0.03 * shorter), edge = fmax(1.0, radius / 6);

@@ -29,7 +29,7 @@ static cs_status load_mask_input(const char *path, int L, float **out) {
     for (int i = 0; ok && i < a.ndim - 2; i++) ok = a.shape[i] == 1;
     if (!ok) {
         cs_array_free(&a);
-        return cs_fail(CS_ERR_SHAPE, "%s: a mask input must be float32 [%d, %d] low-res logits (as "
+        return error_set(CS_ERR_SHAPE, "%s: a mask input must be float32 [%d, %d] low-res logits (as "
                        "lowres.npy holds them, one mask)", path, L, L);
     }
     *out = a.data;
@@ -42,7 +42,7 @@ static cs_status load_mask_input(const char *path, int L, float **out) {
 static cs_status cache_path(const cs_sam_job *job, char *out, size_t n) {
     char model_hex[65], image_hex[65], key[65], both[140];
     cs_status s = cs_model_identity(NULL, job->sam_path, job->cache_dir, model_hex);
-    if (s == CS_OK) s = cs_sha256_file(job->image_path, image_hex);
+    if (s == CS_OK) s = sha256_file(job->image_path, image_hex);
     if (s != CS_OK) return s;
     snprintf(both, sizeof both, "%s\n%s", model_hex, image_hex);
     cs_sha256_bytes(both, strlen(both), key);
@@ -72,7 +72,7 @@ static void cache_store(const char *path, const cs_sam_embedding *e) {
     snprintf(dir, sizeof dir, "%s", path);
     *strrchr(dir, '/') = 0;
     size_t n = cs_sam_embedding_bytes(e);
-    char *buf = cs_alloc(n, 1);
+    char *buf = mem_alloc(n, 1);
     cs_atomic_file af;
     if (buf && cs_mkdirs(dir) == CS_OK && cs_atomic_open(&af, path) == CS_OK) {
         cs_sam_embedding_to_bytes(e, buf);
@@ -117,8 +117,8 @@ cs_status cs_sam_overlay(const cs_image *img, const uint8_t *mask, const cs_sam_
         }
     if (set->has_box) draw_box(rgb, img->width, img->height, set->box);
     if (!set->n_points) return CS_OK;
-    int32_t *pts = cs_alloc((size_t)set->n_points, 2 * sizeof(int32_t));
-    uint8_t *lab = cs_alloc((size_t)set->n_points, 1);
+    int32_t *pts = mem_alloc((size_t)set->n_points, 2 * sizeof(int32_t));
+    uint8_t *lab = mem_alloc((size_t)set->n_points, 1);
     cs_status s = pts && lab ? CS_OK : CS_ERR_NOMEM;
     for (int k = 0; s == CS_OK && k < set->n_points; k++) {
         int x = (int)set->points[2 * k], y = (int)set->points[2 * k + 1];
@@ -138,7 +138,7 @@ static cs_status write_set(const cs_image *img, const cs_sam_prompt_set *set, co
     int W = r->width, H = r->height, C = r->n_masks, best = cs_sam_best_mask(r);
     size_t HW = (size_t)W * H;
     cs_status s = cs_mkdirs(dir);
-    uint8_t *png = cs_alloc(HW, 3);
+    uint8_t *png = mem_alloc(HW, 3);
     if (s == CS_OK && !png) s = CS_ERR_NOMEM;
     if (s == CS_OK) {
         for (size_t i = 0; i < HW; i++) png[i] = r->masks[best * HW + i] ? 255 : 0;
@@ -241,22 +241,22 @@ static cs_sam_prompt to_prompt(const cs_sam_prompt_set *set, const float *mask) 
 static cs_status prepare(cs_sam *m, const cs_sam_job *job, job_state *st) {
     int n = job->n_sets, L = 4 * m->cfg.grid;
     if (n < 1 || !job->sets || !job->out_dir || !job->image_path)
-        return cs_fail(CS_ERR_ARG, "SAM job: an image, an output folder and at least one prompt set are needed");
+        return error_set(CS_ERR_ARG, "SAM job: an image, an output folder and at least one prompt set are needed");
     cs_status s = cs_image_load(job->image_path, job->image_options, &st->img);
-    st->masks = cs_calloc((size_t)n, sizeof *st->masks);
-    st->results = cs_calloc((size_t)n, sizeof *st->results);
-    st->stems = cs_calloc((size_t)n, sizeof *st->stems);
+    st->masks = mem_calloc((size_t)n, sizeof *st->masks);
+    st->results = mem_calloc((size_t)n, sizeof *st->results);
+    st->stems = mem_calloc((size_t)n, sizeof *st->stems);
     if (s == CS_OK && (!st->masks || !st->results || !st->stems)) s = CS_ERR_NOMEM;
     for (int i = 0; s == CS_OK && i < n; i++) {
         const cs_sam_prompt_set *set = &job->sets[i];
         if (set->mask_input) s = load_mask_input(set->mask_input, L, &st->masks[i]);
         cs_sam_prompt p = to_prompt(set, st->masks[i]);
         if (s == CS_OK) s = sam_check_prompt(st->img.width, st->img.height, m->cfg.grid, &p);
-        if (s != CS_OK && n > 1) cs_error_prefix("prompt set %d (%s)", i + 1, set->name ? set->name : "unnamed");
+        if (s != CS_OK && n > 1) error_prefix("prompt set %d (%s)", i + 1, set->name ? set->name : "unnamed");
     }
     /* subfolder names: each set's name, made safe and unique */
-    const char **names = cs_alloc((size_t)n, sizeof *names);
-    char (*dflt)[32] = cs_alloc((size_t)n, sizeof *dflt);
+    const char **names = mem_alloc((size_t)n, sizeof *names);
+    char (*dflt)[32] = mem_alloc((size_t)n, sizeof *dflt);
     if (s == CS_OK && (!names || !dflt)) s = CS_ERR_NOMEM;
     for (int i = 0; s == CS_OK && i < n; i++) {
         snprintf(dflt[i], sizeof dflt[i], "prompt_%d", i + 1);
@@ -327,9 +327,9 @@ cs_status cs_sam_run(cs_sam *m, const cs_sam_job *job, char **json) {
         s = cs_sam_predict(m, &st.e, &p, &st.results[i]);
     }
     written w = {NULL, 0, 1 + 6 * job->n_sets};
-    if (s == CS_OK && !(w.paths = cs_alloc((size_t)w.cap, sizeof *w.paths))) s = CS_ERR_NOMEM;
+    if (s == CS_OK && !(w.paths = mem_alloc((size_t)w.cap, sizeof *w.paths))) s = CS_ERR_NOMEM;
     if (s == CS_OK) s = write_all(job, &st, &w);
-    if (s == CS_OK && !(*json = summary(job, &st))) s = cs_fail(CS_ERR_NOMEM, "SAM job: no memory for the JSON");
+    if (s == CS_OK && !(*json = summary(job, &st))) s = error_set(CS_ERR_NOMEM, "SAM job: no memory for the JSON");
     if (s != CS_OK)
         for (int i = 0; i < w.n; i++) unlink(w.paths[i]);
     cs_free(w.paths);

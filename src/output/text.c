@@ -27,7 +27,7 @@ static PangoLayout *make_layout(cairo_t *cr, const char *markup, double px, int 
 static cs_status check_markup(const char *markup) {
     GError *err = NULL;
     if (!pango_parse_markup(markup, -1, 0, NULL, NULL, NULL, &err)) {
-        cs_status s = cs_fail(CS_ERR_ARG, "text markup: %s", err ? err->message : "invalid");
+        cs_status s = error_set(CS_ERR_ARG, "text markup: %s", err ? err->message : "invalid");
         if (err) g_error_free(err);
         return s;
     }
@@ -61,7 +61,7 @@ cs_status text_draw(uint8_t *rgb, int width, int height, int x, int y, const cha
     cairo_surface_t *surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h);
     if (cairo_surface_status(surface) != CAIRO_STATUS_SUCCESS) {
         cairo_surface_destroy(surface);
-        return cs_fail(CS_ERR_NOMEM, "text: no memory for a %dx%d surface", w, h);
+        return error_set(CS_ERR_NOMEM, "text: no memory for a %dx%d surface", w, h);
     }
     uint8_t *data = cairo_image_surface_get_data(surface);
     int stride = cairo_image_surface_get_stride(surface);
@@ -93,12 +93,12 @@ cs_status text_draw(uint8_t *rgb, int width, int height, int x, int y, const cha
 }
 
 cs_status text_append(char **buf, size_t *cap, const char *text, size_t n, int escape) {
-    if (!g_utf8_validate(text, (gssize)n, NULL)) return cs_fail(CS_ERR_UTF8, "text to draw is not UTF-8");
+    if (!g_utf8_validate(text, (gssize)n, NULL)) return error_set(CS_ERR_UTF8, "text to draw is not UTF-8");
     char *piece = escape ? g_markup_escape_text(text, (gssize)n) : g_strndup(text, n);
     size_t have = *buf ? strlen(*buf) : 0, add = strlen(piece);
     if (have + add + 1 > *cap) {
         size_t want = (have + add + 1) * 2;
-        char *grown = cs_alloc(want, 1);
+        char *grown = mem_alloc(want, 1);
         if (!grown) {
             g_free(piece);
             return CS_ERR_NOMEM;

@@ -103,7 +103,7 @@ cs_status cs_words_figure(const cs_words_result *r, const char *caption, const u
     *out = NULL;
     *out_w = *out_h = 0;
     if (!r || !caption || !r->maps || W != r->width || H != r->height)
-        return cs_fail(CS_ERR_ARG, "words figure: needs a result and an image of its map size (%dx%d)",
+        return error_set(CS_ERR_ARG, "words figure: needs a result and an image of its map size (%dx%d)",
                        r ? r->width : 0, r ? r->height : 0);
     int fig_w = W < 360 ? 360 : W;
     int margin = fig_w / 40 < 8 ? 8 : fig_w / 40;
@@ -117,7 +117,7 @@ cs_status cs_words_figure(const cs_words_result *r, const char *caption, const u
     if (s == CS_OK) s = text_measure(cap_m, px, fig_w - 2 * margin, &cw, &ch);
     if (s == CS_OK) s = text_measure(info_m, small, fig_w - 2 * margin, &iw, &ih);
     int top = margin + ch + margin / 2 + ih + margin, fig_h = top + H;
-    uint8_t *fig = s == CS_OK ? cs_alloc((size_t)fig_w * fig_h, 3) : NULL;
+    uint8_t *fig = s == CS_OK ? mem_alloc((size_t)fig_w * fig_h, 3) : NULL;
     if (s == CS_OK && !fig) s = CS_ERR_NOMEM;
     if (s == CS_OK) {
         static const uint8_t ink[3] = {0, 0, 0}, gray[3] = {80, 80, 80};
@@ -128,7 +128,7 @@ cs_status cs_words_figure(const cs_words_result *r, const char *caption, const u
                           fig_w - 2 * margin, gray);
     }
     if (s == CS_OK) {
-        uint8_t *pic = cs_alloc((size_t)W * H, 3);
+        uint8_t *pic = mem_alloc((size_t)W * H, 3);
         if (!pic) s = CS_ERR_NOMEM;
         else {
             cs_heatmap_overlay(r->maps + shown, r->n_units, (size_t)W * H, rgb, pic);

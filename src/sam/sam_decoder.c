@@ -83,8 +83,8 @@ static cs_status dense_embeddings(const cs_sam *m, const float *mask, float *den
                   c6 = {mc, G, G, E, 1, 1, 0};
     size_t n_col = op_conv2d_scratch(&c0) > op_conv2d_scratch(&c3) ? op_conv2d_scratch(&c0)
                                                                     : op_conv2d_scratch(&c3);
-    float *a = cs_alloc((size_t)mc / 4 * 4 * GG, sizeof(float)), *b = cs_alloc((size_t)mc * GG, sizeof(float));
-    float *col = cs_alloc(n_col, sizeof(float));
+    float *a = mem_alloc((size_t)mc / 4 * 4 * GG, sizeof(float)), *b = mem_alloc((size_t)mc * GG, sizeof(float));
+    float *col = mem_alloc(n_col, sizeof(float));
     if (!a || !b || !col) {
         cs_free(a);
         cs_free(b);

@@ -85,7 +85,7 @@ static cs_status attention(const float *qkv, int n_seq, int side, int D, int hea
                            const float *rel_h, const float *rel_w, float *out) {
     size_t T = (size_t)side * side, per = head_scratch(side);
     int threads = omp_get_max_threads();
-    float *scratch = cs_alloc(per, (size_t)threads * sizeof(float));
+    float *scratch = mem_alloc(per, (size_t)threads * sizeof(float));
     if (!scratch) return CS_ERR_NOMEM;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int task = 0; task < n_seq * heads; task++) {
@@ -178,8 +178,8 @@ static cs_status neck(cs_sam *m, const float *x, float *out) {
     const cs_sam_config *c = &m->cfg;
     int G = c->grid, D = c->enc_width, E = c->embed_dim;
     op_conv_shape cs = {E, G, G, E, 3, 1, 1};
-    float *a = cs_alloc((size_t)E * G * G, sizeof(float));
-    float *col = cs_alloc(op_conv2d_scratch(&cs), sizeof(float));
+    float *a = mem_alloc((size_t)E * G * G, sizeof(float));
+    float *col = mem_alloc(op_conv2d_scratch(&cs), sizeof(float));
     if (!a || !col) {
         cs_free(a);
         cs_free(col);
@@ -202,8 +202,8 @@ cs_status sam_image_encoder(cs_sam *m, const float *pixels, float *embedding) {
     const cs_sam_config *c = &m->cfg;
     int G = c->grid, D = c->enc_width, P = c->patch_size;
     size_t tokens = (size_t)G * G;
-    float *x = cs_alloc(tokens, sizeof(float) * D);
-    float *scratch = cs_alloc(sam_block_scratch(c) > tokens * 3 * P * P ? sam_block_scratch(c) : tokens * 3 * P * P,
+    float *x = mem_alloc(tokens, sizeof(float) * D);
+    float *scratch = mem_alloc(sam_block_scratch(c) > tokens * 3 * P * P ? sam_block_scratch(c) : tokens * 3 * P * P,
                               sizeof(float));
     cs_status s = x && scratch ? CS_OK : CS_ERR_NOMEM;
     if (s == CS_OK) {
@@ -235,7 +235,7 @@ void sam_free_bf16(cs_sam *m) { free_bf16(m); }
 
 cs_status cs_sam_set_precision(cs_sam *m, cs_precision p) {
     if (p != CS_PRECISION_FP32 && p != CS_PRECISION_BF16)
-        return cs_fail(CS_ERR_ARG, "unknown precision %d", (int)p);
+        return error_set(CS_ERR_ARG, "unknown precision %d", (int)p);
     if (p == m->precision) return CS_OK;
     free_bf16(m);
     m->precision = CS_PRECISION_FP32;

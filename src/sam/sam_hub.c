@@ -47,7 +47,7 @@ static void add(builder *b, const char *name, int ndim, int64_t d0, int64_t d1, 
     if (b->s != CS_OK) return;
     int64_t shape[4] = {d0, d1, d2, d3}, n = 1;
     for (int i = 0; i < ndim; i++) n *= shape[i];
-    float *x = cs_alloc((size_t)n, sizeof(float));
+    float *x = mem_alloc((size_t)n, sizeof(float));
     if (!x) {
         b->s = CS_ERR_NOMEM;
         return;
@@ -56,7 +56,7 @@ static void add(builder *b, const char *name, int ndim, int64_t d0, int64_t d1, 
         b->rng = b->rng * 6364136223846793005ull + 1442695040888963407ull;
         x[i] = offset + scale * ((float)(b->rng >> 40) / (float)(1 << 24) * 2.0f - 1.0f);
     }
-    b->s = cs_tensors_add(b->t, name, CS_DT_F32, ndim, shape, x, (size_t)n * sizeof(float), 1);
+    b->s = tensors_add(b->t, name, CS_DT_F32, ndim, shape, x, (size_t)n * sizeof(float), 1);
 }
 
 static void add_linear(builder *b, const char *prefix, int out, int in) {
@@ -167,15 +167,15 @@ static void build(builder *b, int a) {
 cs_status cs_sam_synthetic(const char *arch, cs_sam **out) {
     *out = NULL;
     int a = find_sam(arch);
-    if (a < 0) return cs_fail(CS_ERR_ARG, "unknown SAM architecture '%s' (vit_b, vit_l, vit_h)", arch);
+    if (a < 0) return error_set(CS_ERR_ARG, "unknown SAM architecture '%s' (vit_b, vit_l, vit_h)", arch);
     cs_tensor_table t;
     char label[64];
     snprintf(label, sizeof label, "synthetic:sam_%s", k_sam[a].name);
-    cs_tensors_init(&t, label);
+    tensors_init(&t, label);
     builder b = {&t, 0x5eed0000u + (uint64_t)a, t.path ? CS_OK : CS_ERR_NOMEM};
     build(&b, a);
     if (b.s != CS_OK) {
-        cs_tensors_free(&t);
+        tensors_free(&t);
         return b.s;
     }
     return sam_from_table(&t, NULL, out);
@@ -188,32 +188,32 @@ cs_status cs_sam_resolve(const char *name_or_path, const char *cache_dir, int do
     int a = find_sam(name_or_path);
     if (a < 0 || stat(name_or_path, &st) == 0) {
         if ((size_t)snprintf(out, out_len, "%s", name_or_path) >= out_len)
-            return cs_fail(CS_ERR_ARG, "%s: path too long", name_or_path);
+            return error_set(CS_ERR_ARG, "%s: path too long", name_or_path);
         return CS_OK;
     }
     char dir[4096], url[512], part[4200];
     cs_status s = hub_cache_folder(cache_dir, dir, sizeof dir);
     if (s != CS_OK) return s;
     if ((size_t)snprintf(out, out_len, "%s/%s", dir, k_sam[a].file) >= out_len)
-        return cs_fail(CS_ERR_ARG, "%s/%s: path too long", dir, k_sam[a].file);
+        return error_set(CS_ERR_ARG, "%s/%s: path too long", dir, k_sam[a].file);
     if (stat(out, &st) == 0) return CS_OK;
     snprintf(url, sizeof url, SAM_URL_BASE "%s", k_sam[a].file);
-    if (!download) return cs_fail(CS_ERR_MISSING, "%s not found; download %s and put it there", out, url);
+    if (!download) return error_set(CS_ERR_MISSING, "%s not found; download %s and put it there", out, url);
     /* Meta publishes no checksum: the download must at least load as a SAM
      * checkpoint before it takes the name. */
     snprintf(part, sizeof part, "%s.part%ld", out, (long)getpid());
     s = cs_mkdirs(dir);
-    if (s == CS_OK) s = cs_download(url, part, NULL, progress, ctx);
+    if (s == CS_OK) s = download_to_file(url, part, NULL, progress, ctx);
     if (s == CS_OK) {
         cs_sam *m;
         s = cs_sam_load(part, NULL, &m);
         cs_sam_free(m);
         if (s == CS_OK && rename(part, out) != 0)
-            s = cs_fail(CS_ERR_IO, "%s: cannot rename the download into place", out);
+            s = error_set(CS_ERR_IO, "%s: cannot rename the download into place", out);
     }
     if (s != CS_OK) {
         unlink(part);
-        cs_error_prefix("could not fetch %s (or put the file at %s by hand)", k_sam[a].file, out);
+        error_prefix("could not fetch %s (or put the file at %s by hand)", k_sam[a].file, out);
     }
     return s;
 }

@@ -21,7 +21,7 @@ static const float *bind(binder *b, const char *name, int ndim, int64_t d0, int6
                          int64_t d3) {
     const float *p = NULL;
     int64_t dims[4] = {d0, d1, d2, d3};
-    if (b->s == CS_OK) b->s = cs_tensors_f32(&b->m->table, name, ndim, dims, &p);
+    if (b->s == CS_OK) b->s = tensors_f32(&b->m->table, name, ndim, dims, &p);
     return p;
 }
 
@@ -71,7 +71,7 @@ static void bind_mlp(binder *b, const char *prefix, int in, int out, int n, sam_
     int dim = in;
     for (int i = 0; i < n && b->s == CS_OK; i++) {
         snprintf(name, sizeof name, "%s.layers.%d.weight", prefix, i);
-        const cs_tensor *t = cs_tensors_find(&b->m->table, name);
+        const cs_tensor *t = tensors_find(&b->m->table, name);
         int next = i == n - 1 ? out : (t && t->ndim == 2 ? (int)t->shape[0] : -1);
         snprintf(name, sizeof name, "%s.layers.%d", prefix, i);
         bind_linear(b, name, next, dim, 1, &mlp->layer[i]);
@@ -85,19 +85,19 @@ static int count_items(const cs_tensor_table *t, const char *prefix, const char 
     int n = 0;
     for (;; n++) {
         snprintf(name, sizeof name, "%s%d%s", prefix, n, suffix);
-        if (!cs_tensors_find(t, name)) return n;
+        if (!tensors_find(t, name)) return n;
     }
 }
 
 static const cs_tensor *need(const cs_sam *m, const char *name, int ndim, cs_status *s) {
     if (*s != CS_OK) return NULL;
-    const cs_tensor *t = cs_tensors_find(&m->table, name);
+    const cs_tensor *t = tensors_find(&m->table, name);
     if (!t) {
-        *s = cs_fail(CS_ERR_MISSING, "%s: not a SAM checkpoint (no tensor '%s')", m->table.path, name);
+        *s = error_set(CS_ERR_MISSING, "%s: not a SAM checkpoint (no tensor '%s')", m->table.path, name);
         return NULL;
     }
     if (t->ndim != ndim) {
-        *s = cs_fail(CS_ERR_SHAPE, "%s: tensor '%s' has %d dimensions, expected %d", m->table.path,
+        *s = error_set(CS_ERR_SHAPE, "%s: tensor '%s' has %d dimensions, expected %d", m->table.path,
                      name, t->ndim, ndim);
         return NULL;
     }
@@ -157,7 +157,7 @@ static cs_status infer_config(cs_sam *m, const cs_sam_load_options *opts) {
         c->n_mask_tokens > 16 || c->dec_depth < 1 || c->iou_depth < 1 || c->iou_depth > 8 ||
         c->embed_dim % c->dec_heads || c->dec_cross_dim % c->dec_heads || c->embed_dim > 1024 ||
         c->iou_hidden > 4096 || c->iou_hidden < 1)
-        return cs_fail(CS_ERR_SHAPE, "%s: the tensors do not describe a SAM model (grid %d, patch %d, "
+        return error_set(CS_ERR_SHAPE, "%s: the tensors do not describe a SAM model (grid %d, patch %d, "
                        "width %d, %d blocks, embedding %d, %d decoder heads)", m->table.path, c->grid,
                        c->patch_size, c->enc_width, c->enc_depth, c->embed_dim, c->dec_heads);
     /* Global blocks have tables 2G - 1 long, windowed ones 2 * window - 1. */
@@ -171,12 +171,12 @@ static cs_status infer_config(cs_sam *m, const cs_sam_load_options *opts) {
         int len = (int)r->shape[0];
         if (len == 2 * c->grid - 1) {
             if (c->n_global == (int)(sizeof c->global_blocks / sizeof *c->global_blocks))
-                return cs_fail(CS_ERR_LIMIT, "%s: more than 64 global blocks", m->table.path);
+                return error_set(CS_ERR_LIMIT, "%s: more than 64 global blocks", m->table.path);
             c->global_blocks[c->n_global++] = i;
         } else if (len % 2 == 1 && len > 0 && (c->window == 0 || c->window == (len + 1) / 2)) {
             c->window = (len + 1) / 2;
         } else {
-            return cs_fail(CS_ERR_SHAPE, "%s: '%s' has %d rows: neither 2*%d-1 (global) nor the "
+            return error_set(CS_ERR_SHAPE, "%s: '%s' has %d rows: neither 2*%d-1 (global) nor the "
                            "windowed blocks' length", m->table.path, name, len, c->grid);
         }
     }
@@ -192,8 +192,8 @@ static void bind_encoder(binder *b) {
     m->patch.w = bind(b, ENC "patch_embed.proj.weight", 4, D, 3, P, P);
     m->patch.b = bind(b, ENC "patch_embed.proj.bias", 1, D, 0, 0, 0);
     m->pos = bind(b, ENC "pos_embed", 4, 1, G, G, D);
-    m->blocks = cs_calloc((size_t)c->enc_depth, sizeof *m->blocks);
-    if (!m->blocks || cs_tensors_own(&m->table, m->blocks) != CS_OK) {
+    m->blocks = mem_calloc((size_t)c->enc_depth, sizeof *m->blocks);
+    if (!m->blocks || tensors_own(&m->table, m->blocks) != CS_OK) {
         b->s = CS_ERR_NOMEM;
         return;
     }
@@ -246,8 +246,8 @@ static void bind_decoder(binder *b) {
     int E = c->embed_dim, T = c->n_mask_tokens, X = c->dec_cross_dim;
     m->iou_token = bind(b, DEC "iou_token.weight", 2, 1, E, 0, 0);
     m->mask_tokens = bind(b, DEC "mask_tokens.weight", 2, T, E, 0, 0);
-    m->layers = cs_calloc((size_t)c->dec_depth, sizeof *m->layers);
-    if (!m->layers || cs_tensors_own(&m->table, m->layers) != CS_OK) {
+    m->layers = mem_calloc((size_t)c->dec_depth, sizeof *m->layers);
+    if (!m->layers || tensors_own(&m->table, m->layers) != CS_OK) {
         b->s = CS_ERR_NOMEM;
         return;
     }
@@ -285,9 +285,9 @@ static void bind_decoder(binder *b) {
 /* The image's positional encoding never changes: as rows [G*G, E], once. */
 static cs_status key_pe(cs_sam *m) {
     size_t GG = (size_t)m->cfg.grid * m->cfg.grid, E = (size_t)m->cfg.embed_dim;
-    float *chw = cs_alloc(GG * E, sizeof(float));
-    m->key_pe = cs_alloc(GG * E, sizeof(float));
-    if (!chw || !m->key_pe || cs_tensors_own(&m->table, m->key_pe) != CS_OK) {
+    float *chw = mem_alloc(GG * E, sizeof(float));
+    m->key_pe = mem_alloc(GG * E, sizeof(float));
+    if (!chw || !m->key_pe || tensors_own(&m->table, m->key_pe) != CS_OK) {
         cs_free(chw);
         return CS_ERR_NOMEM;
     }
@@ -300,9 +300,9 @@ static cs_status key_pe(cs_sam *m) {
 
 cs_status sam_from_table(cs_tensor_table *t, const cs_sam_load_options *opts, cs_sam **out) {
     *out = NULL;
-    cs_sam *m = cs_calloc(1, sizeof *m);
+    cs_sam *m = mem_calloc(1, sizeof *m);
     if (!m) {
-        cs_tensors_free(t);
+        tensors_free(t);
         return CS_ERR_NOMEM;
     }
     m->table = *t;
@@ -323,18 +323,18 @@ cs_status sam_from_table(cs_tensor_table *t, const cs_sam_load_options *opts, cs
 cs_status cs_sam_load(const char *path, const cs_sam_load_options *opts, cs_sam **out) {
     *out = NULL;
     struct stat st;
-    if (stat(path, &st) != 0) return cs_fail(CS_ERR_IO, "%s: SAM checkpoint not found", path);
-    if (S_ISDIR(st.st_mode)) return cs_fail(CS_ERR_ARG, "%s: a folder, not a SAM checkpoint file", path);
+    if (stat(path, &st) != 0) return error_set(CS_ERR_IO, "%s: SAM checkpoint not found", path);
+    if (S_ISDIR(st.st_mode)) return error_set(CS_ERR_ARG, "%s: a folder, not a SAM checkpoint file", path);
     FILE *f = fopen(path, "rb");
     unsigned char magic[4] = {0};
     size_t got = f ? fread(magic, 1, 4, f) : 0;
     if (f) fclose(f);
     cs_tensor_table t;
     memset(&t, 0, sizeof t);
-    cs_status s = got == 4 && !memcmp(magic, "PK\x03\x04", 4) ? cs_pytorch_open(path, &t)
-                                                                : cs_safetensors_open(path, &t);
+    cs_status s = got == 4 && !memcmp(magic, "PK\x03\x04", 4) ? pytorch_open(path, &t)
+                                                                : safetensors_open(path, &t);
     if (s != CS_OK) {
-        cs_tensors_free(&t);
+        tensors_free(&t);
         return s;
     }
     return sam_from_table(&t, opts, out);
@@ -344,7 +344,7 @@ void cs_sam_free(cs_sam *m) {
     if (!m) return;
     sam_free_bf16(m);
     ws_free(&m->ws);
-    cs_tensors_free(&m->table);
+    tensors_free(&m->table);
     cs_free(m);
 }
 

@@ -39,16 +39,16 @@ void sam_apply_coords(const float *xy, int n, int h, int w, int new_h, int new_w
 cs_status cs_sam_encode(cs_sam *m, const cs_image *img, cs_sam_embedding *out) {
     memset(out, 0, sizeof *out);
     if (!img || !img->rgb || img->width < 1 || img->height < 1)
-        return cs_fail(CS_ERR_ARG, "SAM: empty image");
+        return error_set(CS_ERR_ARG, "SAM: empty image");
     const cs_sam_config *c = &m->cfg;
     int S = c->image_size, nh, nw;
     sam_preprocess_shape(img->height, img->width, S, &nh, &nw);
     if (nh < 1 || nw < 1)
-        return cs_fail(CS_ERR_ARG, "SAM: a %dx%d image is too thin to resize to %d", img->width,
+        return error_set(CS_ERR_ARG, "SAM: a %dx%d image is too thin to resize to %d", img->width,
                        img->height, S);
-    cs_image small = {.width = nw, .height = nh, .rgb = cs_alloc((size_t)nw * nh, 3)};
-    float *pixels = cs_alloc((size_t)3 * S * S, sizeof(float));
-    out->data = cs_alloc((size_t)c->embed_dim * c->grid * c->grid, sizeof(float));
+    cs_image small = {.width = nw, .height = nh, .rgb = mem_alloc((size_t)nw * nh, 3)};
+    float *pixels = mem_alloc((size_t)3 * S * S, sizeof(float));
+    out->data = mem_alloc((size_t)c->embed_dim * c->grid * c->grid, sizeof(float));
     cs_status s = small.rgb && pixels && out->data ? CS_OK : CS_ERR_NOMEM;
     if (s == CS_OK)
         s = op_resize_pillow_u8(img->rgb, img->width, img->height, 3, small.rgb, nw, nh,
@@ -96,15 +96,15 @@ cs_status cs_sam_embedding_from_bytes(const cs_sam *m, const void *buf, size_t l
     memset(out, 0, sizeof *out);
     int32_t h[EMB_HEADER];
     const cs_sam_config *c = &m->cfg;
-    if (len < sizeof h) return cs_fail(CS_ERR_FORMAT, "SAM embedding: %zu bytes, too short", len);
+    if (len < sizeof h) return error_set(CS_ERR_FORMAT, "SAM embedding: %zu bytes, too short", len);
     memcpy(h, buf, sizeof h);
     int nh, nw;
     sam_preprocess_shape(h[3] > 0 ? h[3] : 1, h[2] > 0 ? h[2] : 1, c->image_size, &nh, &nw);
     size_t n = (size_t)c->embed_dim * c->grid * c->grid;
     if (h[0] != c->embed_dim || h[1] != c->grid || h[2] < 1 || h[3] < 1 || h[4] != nw ||
         h[5] != nh || len != sizeof h + n * sizeof(float))
-        return cs_fail(CS_ERR_FORMAT, "SAM embedding: header or size does not fit this model");
-    out->data = cs_alloc(n, sizeof(float));
+        return error_set(CS_ERR_FORMAT, "SAM embedding: header or size does not fit this model");
+    out->data = mem_alloc(n, sizeof(float));
     if (!out->data) return CS_ERR_NOMEM;
     memcpy(out->data, (const char *)buf + sizeof h, n * sizeof(float));
     out->dim = h[0];
@@ -118,32 +118,32 @@ cs_status cs_sam_embedding_from_bytes(const cs_sam *m, const void *buf, size_t l
 
 cs_status sam_check_prompt(int W, int H, int grid, const cs_sam_prompt *p) {
     if (p->n_points < 0 || (p->n_points > 0 && (!p->points || !p->labels)) || p->n_points > 4096)
-        return cs_fail(CS_ERR_ARG, "SAM prompt: bad point list (%d points)", p->n_points);
+        return error_set(CS_ERR_ARG, "SAM prompt: bad point list (%d points)", p->n_points);
     if (p->n_points == 0 && !p->box && !p->mask_input)
-        return cs_fail(CS_ERR_ARG, "SAM prompt: no points, box or mask input");
+        return error_set(CS_ERR_ARG, "SAM prompt: no points, box or mask input");
     for (int i = 0; i < p->n_points; i++) {
         float x = p->points[2 * i], y = p->points[2 * i + 1];
         if (!(x >= 0 && x <= W && y >= 0 && y <= H))
-            return cs_fail(CS_ERR_ARG, "SAM prompt: point %d (%g, %g) is outside the %dx%d image",
+            return error_set(CS_ERR_ARG, "SAM prompt: point %d (%g, %g) is outside the %dx%d image",
                            i + 1, x, y, W, H);
         if (p->labels[i] != 0 && p->labels[i] != 1)
-            return cs_fail(CS_ERR_ARG, "SAM prompt: point %d has label %d (1 foreground, 0 background)",
+            return error_set(CS_ERR_ARG, "SAM prompt: point %d has label %d (1 foreground, 0 background)",
                            i + 1, p->labels[i]);
     }
     if (p->box) {
         const float *b = p->box;
         for (int i = 0; i < 4; i++)
             if (!(b[i] >= 0 && b[i] <= (i % 2 ? H : W)))
-                return cs_fail(CS_ERR_ARG, "SAM prompt: box (%g, %g, %g, %g) is outside the %dx%d image",
+                return error_set(CS_ERR_ARG, "SAM prompt: box (%g, %g, %g, %g) is outside the %dx%d image",
                                b[0], b[1], b[2], b[3], W, H);
         if (b[2] < b[0] || b[3] < b[1])
-            return cs_fail(CS_ERR_ARG, "SAM prompt: box (%g, %g, %g, %g) has x1 < x0 or y1 < y0",
+            return error_set(CS_ERR_ARG, "SAM prompt: box (%g, %g, %g, %g) has x1 < x0 or y1 < y0",
                            b[0], b[1], b[2], b[3]);
     }
     if (p->mask_input)
         for (size_t i = 0; i < (size_t)16 * grid * grid; i++)
             if (!isfinite(p->mask_input[i]))
-                return cs_fail(CS_ERR_ARG, "SAM prompt: the mask input holds a NaN or infinity");
+                return error_set(CS_ERR_ARG, "SAM prompt: the mask input holds a NaN or infinity");
     return CS_OK;
 }
 
@@ -173,17 +173,17 @@ cs_status cs_sam_predict(cs_sam *m, const cs_sam_embedding *e, const cs_sam_prom
     const cs_sam_config *c = &m->cfg;
     if (!e || !e->data || e->dim != c->embed_dim || e->grid != c->grid || e->image_w < 1 || e->image_h < 1 ||
         e->input_w < 1 || e->input_h < 1 || e->input_w > c->image_size || e->input_h > c->image_size)
-        return cs_fail(CS_ERR_ARG, "SAM: the embedding does not come from this model");
+        return error_set(CS_ERR_ARG, "SAM: the embedding does not come from this model");
     cs_status s = sam_check_prompt(e->image_w, e->image_h, e->grid, p);
     if (s != CS_OK) return s;
     int T = c->n_mask_tokens, L = 4 * c->grid, C = p->multimask ? T - 1 : 1, first = p->multimask ? 1 : 0;
     size_t LL = (size_t)L * L, HW = (size_t)e->image_w * e->image_h;
-    float *coords = cs_alloc((size_t)p->n_points + 2, 2 * sizeof(float)), box[4];
-    float *masks = cs_alloc((size_t)T, LL * sizeof(float)), iou[16];
-    out->masks = cs_alloc((size_t)C, HW);
-    out->logits = cs_alloc((size_t)C * HW, sizeof(float));
-    out->iou = cs_alloc((size_t)C, sizeof(float));
-    out->lowres_logits = cs_alloc((size_t)C * LL, sizeof(float));
+    float *coords = mem_alloc((size_t)p->n_points + 2, 2 * sizeof(float)), box[4];
+    float *masks = mem_alloc((size_t)T, LL * sizeof(float)), iou[16];
+    out->masks = mem_alloc((size_t)C, HW);
+    out->logits = mem_alloc((size_t)C * HW, sizeof(float));
+    out->iou = mem_alloc((size_t)C, sizeof(float));
+    out->lowres_logits = mem_alloc((size_t)C * LL, sizeof(float));
     s = coords && masks && out->masks && out->logits && out->iou && out->lowres_logits ? CS_OK : CS_ERR_NOMEM;
     if (s == CS_OK) {
         sam_apply_coords(p->points, p->n_points, e->image_h, e->image_w, e->input_h, e->input_w, coords);

@@ -20,47 +20,47 @@ static const char *k_keys[] = {"name", "points", "labels", "box", "mask_input", 
 /* One set: every key known and well-typed. */
 static cs_status check_set(const char *path, int i, const cJSON *o, sizes *z) {
     if (!cJSON_IsObject(o))
-        return cs_fail(CS_ERR_FORMAT, "%s: prompt set %d is not a JSON object", path, i + 1);
+        return error_set(CS_ERR_FORMAT, "%s: prompt set %d is not a JSON object", path, i + 1);
     const cJSON *it;
     cJSON_ArrayForEach(it, o) {
         int known = 0;
         for (size_t k = 0; k < sizeof k_keys / sizeof *k_keys; k++) known |= !strcmp(it->string, k_keys[k]);
         if (!known)
-            return cs_fail(CS_ERR_FORMAT, "%s: prompt set %d: unknown key '%s' (name, points, labels, "
+            return error_set(CS_ERR_FORMAT, "%s: prompt set %d: unknown key '%s' (name, points, labels, "
                            "box, mask_input, multimask)", path, i + 1, it->string);
     }
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name"), *pts = cJSON_GetObjectItemCaseSensitive(o, "points");
     const cJSON *lab = cJSON_GetObjectItemCaseSensitive(o, "labels"), *box = cJSON_GetObjectItemCaseSensitive(o, "box");
     const cJSON *mask = cJSON_GetObjectItemCaseSensitive(o, "mask_input"), *mm = cJSON_GetObjectItemCaseSensitive(o, "multimask");
     if ((name && !cJSON_IsString(name)) || (mask && !cJSON_IsString(mask)) || (mm && !cJSON_IsBool(mm)))
-        return cs_fail(CS_ERR_FORMAT, "%s: prompt set %d: name and mask_input must be strings, "
+        return error_set(CS_ERR_FORMAT, "%s: prompt set %d: name and mask_input must be strings, "
                        "multimask true or false", path, i + 1);
     int n = pts ? cJSON_GetArraySize(pts) : 0;
     if (pts && (!cJSON_IsArray(pts) || n > MAX_POINTS))
-        return cs_fail(CS_ERR_FORMAT, "%s: prompt set %d: points must be a list of at most %d [x, y]",
+        return error_set(CS_ERR_FORMAT, "%s: prompt set %d: points must be a list of at most %d [x, y]",
                        path, i + 1, MAX_POINTS);
     cJSON_ArrayForEach(it, pts) {
         if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) != 2 || !cJSON_IsNumber(cJSON_GetArrayItem(it, 0)) ||
             !cJSON_IsNumber(cJSON_GetArrayItem(it, 1)))
-            return cs_fail(CS_ERR_FORMAT, "%s: prompt set %d: a point is not [x, y]", path, i + 1);
+            return error_set(CS_ERR_FORMAT, "%s: prompt set %d: a point is not [x, y]", path, i + 1);
     }
     if (lab) {
         if (!cJSON_IsArray(lab) || cJSON_GetArraySize(lab) != n)
-            return cs_fail(CS_ERR_FORMAT, "%s: prompt set %d: labels must be a list as long as points (%d)",
+            return error_set(CS_ERR_FORMAT, "%s: prompt set %d: labels must be a list as long as points (%d)",
                            path, i + 1, n);
         cJSON_ArrayForEach(it, lab) {
             if (!cJSON_IsNumber(it) || (it->valuedouble != 0 && it->valuedouble != 1))
-                return cs_fail(CS_ERR_FORMAT, "%s: prompt set %d: labels must be 1 (foreground) or 0 "
+                return error_set(CS_ERR_FORMAT, "%s: prompt set %d: labels must be 1 (foreground) or 0 "
                                "(background)", path, i + 1);
         }
     }
     if (box) {
         int ok = cJSON_IsArray(box) && cJSON_GetArraySize(box) == 4;
         cJSON_ArrayForEach(it, box) ok &= cJSON_IsNumber(it);
-        if (!ok) return cs_fail(CS_ERR_FORMAT, "%s: prompt set %d: box must be [x0, y0, x1, y1]", path, i + 1);
+        if (!ok) return error_set(CS_ERR_FORMAT, "%s: prompt set %d: box must be [x0, y0, x1, y1]", path, i + 1);
     }
     if (!n && !box && !mask)
-        return cs_fail(CS_ERR_FORMAT, "%s: prompt set %d has no points, box or mask_input", path, i + 1);
+        return error_set(CS_ERR_FORMAT, "%s: prompt set %d has no points, box or mask_input", path, i + 1);
     z->points += (size_t)n;
     z->strings += (name ? strlen(name->valuestring) + 1 : 0) + (mask ? strlen(mask->valuestring) + 1 : 0);
     return CS_OK;
@@ -110,11 +110,11 @@ cs_status cs_sam_prompts_parse(const char *text, size_t len, const char *path, i
     *sets = NULL;
     *n = 0;
     cJSON *root = cJSON_ParseWithLength(text, len);
-    if (!root) return cs_fail(CS_ERR_FORMAT, "%s: not valid JSON", path);
+    if (!root) return error_set(CS_ERR_FORMAT, "%s: not valid JSON", path);
     int count = cJSON_GetArraySize(root);
     cs_status s = CS_OK;
     if (!cJSON_IsArray(root) || count < 1 || count > MAX_SETS)
-        s = cs_fail(CS_ERR_FORMAT, "%s: expected a list of 1 to %d prompt sets", path, MAX_SETS);
+        s = error_set(CS_ERR_FORMAT, "%s: expected a list of 1 to %d prompt sets", path, MAX_SETS);
     sizes z = {0, 0};
     const cJSON *o;
     int i = 0;
@@ -123,7 +123,7 @@ cs_status cs_sam_prompts_parse(const char *text, size_t len, const char *path, i
     }
     size_t bytes = sizeof(cs_sam_prompt_set) * (size_t)count + z.points * (2 * sizeof(float) + sizeof(int32_t)) +
                    z.strings;
-    char *block = s == CS_OK ? cs_alloc(bytes, 1) : NULL;
+    char *block = s == CS_OK ? mem_alloc(bytes, 1) : NULL;
     if (s == CS_OK && !block) s = CS_ERR_NOMEM;
     if (s == CS_OK) {
         cs_sam_prompt_set *list = (cs_sam_prompt_set *)block;

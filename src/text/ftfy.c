@@ -36,7 +36,7 @@ static uint32_t char_mask(uint32_t c) {
     uint32_t m = c >= 0x20 ? table_mask(c) : 0;
     if (c >= 'a' && c <= 'z') m |= M_LOWER_AZ | M_WORD;
     else if (c >= 'A' && c <= 'Z') m |= M_UPPER_AZ | M_WORD;
-    else if (cs_py_isspace(c)) m |= M_SPACE;
+    else if (py_isspace(c)) m |= M_SPACE;
     else if (c == '_') m |= M_WORD;
     else if (c >= 0x80) {
         switch (utf8proc_category((utf8proc_int32_t)c)) {
@@ -222,8 +222,8 @@ static int alt_matches_at(const bad_alt *a, int k, const uint32_t *t, const uint
     return 1;
 }
 
-int cs_ftfy_is_bad(const uint32_t *t, size_t n) {
-    uint32_t *masks = cs_alloc(n ? n : 1, sizeof *masks);
+int ftfy_is_bad(const uint32_t *t, size_t n) {
+    uint32_t *masks = mem_alloc(n ? n : 1, sizeof *masks);
     if (!masks) return -1;
     for (size_t i = 0; i < n; i++) masks[i] = char_mask(t[i]);
     int bad = 0;
@@ -388,7 +388,7 @@ static int try_codec_as_utf8(int k, const uint8_t *encoded, size_t n, cs_u32 *ou
     /* restore_byte_a0 grows the bytes by at most half, and each byte of that
      * becomes at most 3 in replace_lossy_sequences. */
     size_t cap = 6 * n + 8;
-    uint8_t *buf = cs_alloc(cap, 1), *tmp = cs_alloc(cap, 1);
+    uint8_t *buf = mem_alloc(cap, 1), *tmp = mem_alloc(cap, 1);
     int ok = -1;
     if (buf && tmp) {
         memcpy(buf, encoded, n);
@@ -402,7 +402,7 @@ static int try_codec_as_utf8(int k, const uint8_t *encoded, size_t n, cs_u32 *ou
         }
         int variants = memchr(buf, 0xED, len) || memchr(buf, 0xC0, len);
         out->n = 0;
-        ok = cs_utf8_decode(buf, len, variants, out);
+        ok = utf8_decode(buf, len, variants, out);
     }
     cs_free(buf);
     cs_free(tmp);
@@ -428,7 +428,7 @@ static size_t utf8_detector_at(const uint32_t *m, size_t n, size_t i) {
 }
 
 static uint32_t *clue_masks(const cs_u32 *t) {
-    uint32_t *m = cs_alloc(t->n ? t->n : 1, sizeof *m);
+    uint32_t *m = mem_alloc(t->n ? t->n : 1, sizeof *m);
     if (m)
         for (size_t i = 0; i < t->n; i++) m[i] = t->p[i] >= 0x20 ? table_mask(t->p[i]) : 0;
     return m;
@@ -449,22 +449,22 @@ static cs_status decode_inconsistent_utf8(const cs_u32 *in, const uint32_t *m, c
     for (size_t i = 0; i < in->n && st == CS_OK;) {
         size_t len = utf8_detector_at(m, in->n, i);
         if (!len) {
-            st = cs_u32_push(out, in->p[i++]);
+            st = u32_push(out, in->p[i++]);
             continue;
         }
-        int bad = len < in->n ? cs_ftfy_is_bad(in->p + i, len) : 0;
+        int bad = len < in->n ? ftfy_is_bad(in->p + i, len) : 0;
         if (bad < 0) st = CS_ERR_NOMEM;
         else if (bad) {
             piece.n = 0;
-            st = cs_u32_append(&piece, in->p + i, len);
+            st = u32_append(&piece, in->p + i, len);
             if (st == CS_OK) st = fix_encoding_loop(&piece, &fixed);
-            if (st == CS_OK) st = cs_u32_append(out, fixed.p, fixed.n);
+            if (st == CS_OK) st = u32_append(out, fixed.p, fixed.n);
         } else
-            st = cs_u32_append(out, in->p + i, len);
+            st = u32_append(out, in->p + i, len);
         i += len;
     }
-    cs_u32_free(&piece);
-    cs_u32_free(&fixed);
+    u32_free(&piece);
+    u32_free(&fixed);
     return st;
 }
 
@@ -484,7 +484,7 @@ static int has_c1(const cs_u32 *t) {
  * mix-up ftfy fixes: 0 when a byte is undefined in Windows-1252. */
 static int latin1_as_windows1252(const cs_u32 *in, cs_u32 *out) {
     out->n = 0;
-    if (cs_u32_reserve(out, in->n) != CS_OK) return -1;
+    if (u32_reserve(out, in->n) != CS_OK) return -1;
     for (size_t i = 0; i < in->n; i++) {
         uint32_t c = in->p[i];
         if (c >= 0x80 && c <= 0x9F) {
@@ -498,12 +498,12 @@ static int latin1_as_windows1252(const cs_u32 *in, cs_u32 *out) {
 
 /* ftfy._fix_encoding_one_step_and_explain. */
 static cs_status fix_encoding_step(const cs_u32 *in, cs_u32 *out) {
-    if (in->n == 0 || is_ascii(in)) return cs_u32_copy(out, in);
-    int bad = cs_ftfy_is_bad(in->p, in->n);
+    if (in->n == 0 || is_ascii(in)) return u32_copy(out, in);
+    int bad = ftfy_is_bad(in->p, in->n);
     if (bad < 0) return CS_ERR_NOMEM;
-    if (!bad) return cs_u32_copy(out, in);
+    if (!bad) return u32_copy(out, in);
 
-    uint8_t *encoded = cs_alloc(in->n, 1);
+    uint8_t *encoded = mem_alloc(in->n, 1);
     if (!encoded) return CS_ERR_NOMEM;
     int latin1_possible = 0;
     for (int k = 0; k < CS_FTFY_N_CODECS; k++) {
@@ -522,7 +522,7 @@ static cs_status fix_encoding_step(const cs_u32 *in, cs_u32 *out) {
     cs_status st = CS_OK;
     if (has_utf8_clue(in, m)) {
         st = decode_inconsistent_utf8(in, m, out);
-        if (st != CS_OK || !cs_u32_equal(in, out)) {
+        if (st != CS_OK || !u32_equal(in, out)) {
             cs_free(m);
             return st;
         }
@@ -534,26 +534,26 @@ static cs_status fix_encoding_step(const cs_u32 *in, cs_u32 *out) {
     if (latin1_possible) {
         int ok = latin1_as_windows1252(in, out);
         if (ok < 0) return CS_ERR_NOMEM;
-        if (ok && !cs_u32_equal(in, out)) return CS_OK;
+        if (ok && !u32_equal(in, out)) return CS_OK;
     }
-    if (has_c1(in)) return cs_ftfy_fix_c1_controls(in, out);
-    return cs_u32_copy(out, in);
+    if (has_c1(in)) return ftfy_fix_c1_controls(in, out);
+    return u32_copy(out, in);
 }
 
 /* ftfy.fix_encoding: one step at a time until nothing changes. */
 static cs_status fix_encoding_loop(const cs_u32 *in, cs_u32 *out) {
     cs_u32 prev = {0};
-    cs_status st = cs_u32_copy(out, in);
+    cs_status st = u32_copy(out, in);
     while (st == CS_OK) {
-        cs_u32_swap(&prev, out);
+        u32_swap(&prev, out);
         st = fix_encoding_step(&prev, out);
-        if (st == CS_OK && cs_u32_equal(&prev, out)) break;
+        if (st == CS_OK && u32_equal(&prev, out)) break;
     }
-    cs_u32_free(&prev);
+    u32_free(&prev);
     return st;
 }
 
-cs_status cs_ftfy_fix_encoding(const cs_u32 *in, cs_u32 *out) { return fix_encoding_loop(in, out); }
+cs_status ftfy_fix_encoding(const cs_u32 *in, cs_u32 *out) { return fix_encoding_loop(in, out); }
 
 /* ------------------------------------------------------------ simple fixers */
 static int is_alnum_ascii(uint32_t c) {
@@ -561,7 +561,7 @@ static int is_alnum_ascii(uint32_t c) {
 }
 
 static cs_status append_html5(cs_u32 *out, const char *v) {
-    return cs_utf8_decode((const uint8_t *)v, strlen(v), 0, out) < 0 ? CS_ERR_NOMEM : CS_OK;
+    return utf8_decode((const uint8_t *)v, strlen(v), 0, out) < 0 ? CS_ERR_NOMEM : CS_OK;
 }
 
 static const char *upper_entity_lookup(const uint32_t *name, size_t n) {
@@ -588,27 +588,27 @@ static const char *upper_entity_lookup(const uint32_t *name, size_t n) {
  * name with its semicolon, an all-caps variant, or a numeric reference that
  * html.unescape decodes completely. */
 static cs_status unescape_fixup(const uint32_t *t, size_t n, cs_u32 *out) {
-    const char *v = cs_html5_lookup(t + 1, n - 1);
+    const char *v = html5_lookup(t + 1, n - 1);
     if (!v) v = upper_entity_lookup(t + 1, n - 1);
     if (v) return append_html5(out, v);
     if (t[1] == '#') {
         cs_u32 ref = {0}, dec = {0};
-        cs_status st = cs_u32_append(&ref, t, n);
-        if (st == CS_OK) st = cs_py_html_unescape(&ref, &dec);
+        cs_status st = u32_append(&ref, t, n);
+        if (st == CS_OK) st = py_html_unescape(&ref, &dec);
         int partial = 0;
         for (size_t i = 0; st == CS_OK && i < dec.n; i++) partial |= dec.p[i] == ';';
-        if (st == CS_OK) st = partial ? cs_u32_append(out, t, n) : cs_u32_append(out, dec.p, dec.n);
-        cs_u32_free(&ref);
-        cs_u32_free(&dec);
+        if (st == CS_OK) st = partial ? u32_append(out, t, n) : u32_append(out, dec.p, dec.n);
+        u32_free(&ref);
+        u32_free(&dec);
         return st;
     }
-    return cs_u32_append(out, t, n);
+    return u32_append(out, t, n);
 }
 
 /* fixes.unescape_html: HTML_ENTITY_RE is &#?[0-9A-Za-z]{1,24}; */
-cs_status cs_ftfy_unescape_html(const cs_u32 *in, cs_u32 *out) {
+cs_status ftfy_unescape_html(const cs_u32 *in, cs_u32 *out) {
     out->n = 0;
-    cs_status st = cs_u32_reserve(out, in->n);
+    cs_status st = u32_reserve(out, in->n);
     const uint32_t *t = in->p;
     size_t n = in->n;
     for (size_t i = 0; i < n && st == CS_OK;) {
@@ -624,13 +624,13 @@ cs_status cs_ftfy_unescape_html(const cs_u32 *in, cs_u32 *out) {
                 continue;
             }
         }
-        st = cs_u32_push(out, t[i++]);
+        st = u32_push(out, t[i++]);
     }
     return st;
 }
 
-cs_status cs_ftfy_fix_c1_controls(const cs_u32 *in, cs_u32 *out) {
-    cs_status st = cs_u32_copy(out, in);
+cs_status ftfy_fix_c1_controls(const cs_u32 *in, cs_u32 *out) {
+    cs_status st = u32_copy(out, in);
     for (size_t i = 0; st == CS_OK && i < out->n; i++)
         if (out->p[i] >= 0x80 && out->p[i] <= 0x9F)
             out->p[i] = cs_ftfy_codecs[CODEC_SLOPPY_1252].high[out->p[i] - 0x80];
@@ -652,9 +652,9 @@ static const struct {
     {0xFB06, {'s', 't'}},
 };
 
-cs_status cs_ftfy_fix_latin_ligatures(const cs_u32 *in, cs_u32 *out) {
+cs_status ftfy_fix_latin_ligatures(const cs_u32 *in, cs_u32 *out) {
     out->n = 0;
-    cs_status st = cs_u32_reserve(out, in->n);
+    cs_status st = u32_reserve(out, in->n);
     for (size_t i = 0; i < in->n && st == CS_OK; i++) {
         uint32_t c = in->p[i];
         size_t k = 0, count = sizeof k_ligatures / sizeof *k_ligatures;
@@ -663,11 +663,11 @@ cs_status cs_ftfy_fix_latin_ligatures(const cs_u32 *in, cs_u32 *out) {
         else
             k = count;
         if (k == count) {
-            st = cs_u32_push(out, c);
+            st = u32_push(out, c);
             continue;
         }
         for (int j = 0; j < 3 && k_ligatures[k].to[j] && st == CS_OK; j++)
-            st = cs_u32_push(out, k_ligatures[k].to[j]);
+            st = u32_push(out, k_ligatures[k].to[j]);
     }
     return st;
 }
@@ -676,29 +676,29 @@ cs_status cs_ftfy_fix_latin_ligatures(const cs_u32 *in, cs_u32 *out) {
  * NFKC form (which is how ftfy builds the map). */
 static cs_status append_nfkc_char(cs_u32 *out, uint32_t c) {
     uint8_t buf[8];
-    int len = cs_utf8_put(buf, c);
+    int len = utf8_put(buf, c);
     utf8proc_uint8_t *mapped = NULL;
     utf8proc_ssize_t r = utf8proc_map(buf, len, &mapped, UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT);
-    if (r < 0) return cs_fail(CS_ERR_NOMEM, "utf8proc: %s", utf8proc_errmsg(r));
-    int ok = cs_utf8_decode(mapped, (size_t)r, 0, out);
+    if (r < 0) return error_set(CS_ERR_NOMEM, "utf8proc: %s", utf8proc_errmsg(r));
+    int ok = utf8_decode(mapped, (size_t)r, 0, out);
     free(mapped);
     return ok < 0 ? CS_ERR_NOMEM : CS_OK;
 }
 
-cs_status cs_ftfy_fix_character_width(const cs_u32 *in, cs_u32 *out) {
+cs_status ftfy_fix_character_width(const cs_u32 *in, cs_u32 *out) {
     out->n = 0;
-    cs_status st = cs_u32_reserve(out, in->n);
+    cs_status st = u32_reserve(out, in->n);
     for (size_t i = 0; i < in->n && st == CS_OK; i++) {
         uint32_t c = in->p[i];
-        if (c == 0x3000) st = cs_u32_push(out, ' ');
+        if (c == 0x3000) st = u32_push(out, ' ');
         else if (c >= 0xFF01 && c <= 0xFFEF) st = append_nfkc_char(out, c);
-        else st = cs_u32_push(out, c);
+        else st = u32_push(out, c);
     }
     return st;
 }
 
-cs_status cs_ftfy_uncurl_quotes(const cs_u32 *in, cs_u32 *out) {
-    cs_status st = cs_u32_copy(out, in);
+cs_status ftfy_uncurl_quotes(const cs_u32 *in, cs_u32 *out) {
+    cs_status st = u32_copy(out, in);
     for (size_t i = 0; st == CS_OK && i < out->n; i++) {
         uint32_t c = out->p[i];
         if (c == 0x02BC || (c >= 0x2018 && c <= 0x201B)) out->p[i] = '\'';
@@ -707,14 +707,14 @@ cs_status cs_ftfy_uncurl_quotes(const cs_u32 *in, cs_u32 *out) {
     return st;
 }
 
-cs_status cs_ftfy_fix_line_breaks(const cs_u32 *in, cs_u32 *out) {
+cs_status ftfy_fix_line_breaks(const cs_u32 *in, cs_u32 *out) {
     out->n = 0;
-    cs_status st = cs_u32_reserve(out, in->n);
+    cs_status st = u32_reserve(out, in->n);
     for (size_t i = 0; i < in->n && st == CS_OK; i++) {
         uint32_t c = in->p[i];
         if (c == '\r' && i + 1 < in->n && in->p[i + 1] == '\n') continue; /* CRLF: keep the LF */
         if (c == '\r' || c == 0x2028 || c == 0x2029 || c == 0x85) c = '\n';
-        st = cs_u32_push(out, c);
+        st = u32_push(out, c);
     }
     return st;
 }
@@ -723,9 +723,9 @@ static int is_surrogate(uint32_t c) { return c >= 0xD800 && c <= 0xDFFF; }
 
 /* Our input is validated UTF-8 and no step makes surrogates, so this only
  * ever meets them when called directly; kept for a faithful pipeline. */
-cs_status cs_ftfy_fix_surrogates(const cs_u32 *in, cs_u32 *out) {
+cs_status ftfy_fix_surrogates(const cs_u32 *in, cs_u32 *out) {
     out->n = 0;
-    cs_status st = cs_u32_reserve(out, in->n);
+    cs_status st = u32_reserve(out, in->n);
     for (size_t i = 0; i < in->n && st == CS_OK; i++) {
         uint32_t c = in->p[i];
         if (c >= 0xD800 && c <= 0xDBFF && i + 1 < in->n && in->p[i + 1] >= 0xDC00 &&
@@ -734,7 +734,7 @@ cs_status cs_ftfy_fix_surrogates(const cs_u32 *in, cs_u32 *out) {
             i++;
         } else if (is_surrogate(c))
             c = 0xFFFD;
-        st = cs_u32_push(out, c);
+        st = u32_push(out, c);
     }
     return st;
 }
@@ -745,9 +745,9 @@ static int is_unicode_decimal(uint32_t c) {
 }
 
 /* fixes.remove_terminal_escapes: ANSI_RE is \033\[((?:\d|;)*)([a-zA-Z]) */
-cs_status cs_ftfy_remove_terminal_escapes(const cs_u32 *in, cs_u32 *out) {
+cs_status ftfy_remove_terminal_escapes(const cs_u32 *in, cs_u32 *out) {
     out->n = 0;
-    cs_status st = cs_u32_reserve(out, in->n);
+    cs_status st = u32_reserve(out, in->n);
     const uint32_t *t = in->p;
     for (size_t i = 0; i < in->n && st == CS_OK;) {
         if (t[i] == 0x1B && i + 1 < in->n && t[i + 1] == '[') {
@@ -758,7 +758,7 @@ cs_status cs_ftfy_remove_terminal_escapes(const cs_u32 *in, cs_u32 *out) {
                 continue;
             }
         }
-        st = cs_u32_push(out, t[i++]);
+        st = u32_push(out, t[i++]);
     }
     return st;
 }
@@ -769,32 +769,32 @@ static int is_removed_control(uint32_t c) {
            (c >= 0x206A && c <= 0x206F) || c == 0xFEFF || (c >= 0xFFF9 && c <= 0xFFFC);
 }
 
-cs_status cs_ftfy_remove_control_chars(const cs_u32 *in, cs_u32 *out) {
+cs_status ftfy_remove_control_chars(const cs_u32 *in, cs_u32 *out) {
     out->n = 0;
-    cs_status st = cs_u32_reserve(out, in->n);
+    cs_status st = u32_reserve(out, in->n);
     for (size_t i = 0; i < in->n && st == CS_OK; i++)
         if (!is_removed_control(in->p[i])) out->p[out->n++] = in->p[i];
     return st;
 }
 
-cs_status cs_nfc(const cs_u32 *in, cs_u32 *out) {
+cs_status unicode_nfc(const cs_u32 *in, cs_u32 *out) {
     /* Nothing below U+0300 changes under NFC: no decomposition, and the
      * combining marks start there. */
     size_t i = 0;
     while (i < in->n && in->p[i] < 0x300) i++;
-    if (i == in->n) return cs_u32_copy(out, in);
+    if (i == in->n) return u32_copy(out, in);
     char *utf8;
     size_t len;
-    cs_status st = cs_u32_to_utf8(in, &utf8, &len);
+    cs_status st = u32_to_utf8(in, &utf8, &len);
     if (st) return st;
     utf8proc_uint8_t *mapped = NULL;
     utf8proc_ssize_t r =
         utf8proc_map((const utf8proc_uint8_t *)utf8, (utf8proc_ssize_t)len, &mapped,
                      UTF8PROC_STABLE | UTF8PROC_COMPOSE);
     cs_free(utf8);
-    if (r < 0) return cs_fail(CS_ERR_NOMEM, "utf8proc NFC: %s", utf8proc_errmsg(r));
+    if (r < 0) return error_set(CS_ERR_NOMEM, "utf8proc NFC: %s", utf8proc_errmsg(r));
     out->n = 0;
-    int ok = cs_utf8_decode(mapped, (size_t)r, 0, out);
+    int ok = utf8_decode(mapped, (size_t)r, 0, out);
     free(mapped);
     return ok < 0 ? CS_ERR_NOMEM : CS_OK;
 }
@@ -806,23 +806,23 @@ typedef cs_status (*fixer_fn)(const cs_u32 *in, cs_u32 *out);
  * a round changes nothing. */
 static cs_status fix_segment(cs_u32 *text, int unescape, cs_u32 *tmp, cs_u32 *orig) {
     static const fixer_fn k_fixers[] = {
-        cs_ftfy_fix_encoding,       cs_ftfy_fix_c1_controls, cs_ftfy_fix_latin_ligatures,
-        cs_ftfy_fix_character_width, cs_ftfy_uncurl_quotes,   cs_ftfy_fix_line_breaks,
-        cs_ftfy_fix_surrogates,     cs_ftfy_remove_terminal_escapes,
-        cs_ftfy_remove_control_chars, cs_nfc,
+        ftfy_fix_encoding,       ftfy_fix_c1_controls, ftfy_fix_latin_ligatures,
+        ftfy_fix_character_width, ftfy_uncurl_quotes,   ftfy_fix_line_breaks,
+        ftfy_fix_surrogates,     ftfy_remove_terminal_escapes,
+        ftfy_remove_control_chars, unicode_nfc,
     };
     cs_status st;
     for (;;) {
-        if ((st = cs_u32_copy(orig, text))) return st;
+        if ((st = u32_copy(orig, text))) return st;
         if (unescape) {
-            if ((st = cs_ftfy_unescape_html(text, tmp))) return st;
-            cs_u32_swap(text, tmp);
+            if ((st = ftfy_unescape_html(text, tmp))) return st;
+            u32_swap(text, tmp);
         }
         for (size_t k = 0; k < sizeof k_fixers / sizeof *k_fixers; k++) {
             if ((st = k_fixers[k](text, tmp))) return st;
-            cs_u32_swap(text, tmp);
+            u32_swap(text, tmp);
         }
-        if (cs_u32_equal(text, orig)) return CS_OK;
+        if (u32_equal(text, orig)) return CS_OK;
     }
 }
 
@@ -832,7 +832,7 @@ static int contains(const uint32_t *t, size_t n, uint32_t c) {
     return 0;
 }
 
-cs_status cs_ftfy_fix_text(const cs_u32 *in, cs_u32 *out) {
+cs_status ftfy_fix_text(const cs_u32 *in, cs_u32 *out) {
     cs_u32 seg = {0}, tmp = {0}, orig = {0};
     cs_status st = CS_OK;
     int unescape = 1; /* "auto": off from the first segment that has a '<' on */
@@ -844,13 +844,13 @@ cs_status cs_ftfy_fix_text(const cs_u32 *in, cs_u32 *out) {
         if (end - pos > FTFY_MAX_SEGMENT) end = pos + FTFY_MAX_SEGMENT;
         if (contains(in->p + pos, end - pos, '<')) unescape = 0;
         seg.n = 0;
-        st = cs_u32_append(&seg, in->p + pos, end - pos);
+        st = u32_append(&seg, in->p + pos, end - pos);
         if (st == CS_OK) st = fix_segment(&seg, unescape, &tmp, &orig);
-        if (st == CS_OK) st = cs_u32_append(out, seg.p, seg.n);
+        if (st == CS_OK) st = u32_append(out, seg.p, seg.n);
         pos = end;
     }
-    cs_u32_free(&seg);
-    cs_u32_free(&tmp);
-    cs_u32_free(&orig);
+    u32_free(&seg);
+    u32_free(&tmp);
+    u32_free(&orig);
     return st;
 }

@@ -6,16 +6,16 @@
 #include <utf8proc.h>
 #include "text/tokenizer.h"
 
-int cs_regex_isspace(uint32_t c) {
+int regex_isspace(uint32_t c) {
     /* The White_Space property. */
     return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
            (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
            c == 0x205F || c == 0x3000;
 }
 
-int cs_py_isspace(uint32_t c) {
+int py_isspace(uint32_t c) {
     /* Python adds the bidirectional classes B and S: U+001C..U+001F. */
-    return cs_regex_isspace(c) || (c >= 0x1C && c <= 0x1F);
+    return regex_isspace(c) || (c >= 0x1C && c <= 0x1F);
 }
 
 /* ------------------------------------------------------------ entities */
@@ -29,7 +29,7 @@ static int entity_cmp(const uint32_t *name, size_t n, const char *key) {
     return key[i] ? -1 : 0;
 }
 
-const char *cs_html5_lookup(const uint32_t *name, size_t n) {
+const char *html5_lookup(const uint32_t *name, size_t n) {
     int lo = 0, hi = cs_n_html5_entities - 1;
     while (lo <= hi) {
         int mid = (lo + hi) / 2;
@@ -42,7 +42,7 @@ const char *cs_html5_lookup(const uint32_t *name, size_t n) {
 }
 
 static cs_status append_utf8(cs_u32 *out, const char *s) {
-    int ok = cs_utf8_decode((const uint8_t *)s, strlen(s), 0, out);
+    int ok = utf8_decode((const uint8_t *)s, strlen(s), 0, out);
     return ok < 0 ? CS_ERR_NOMEM : CS_OK;
 }
 
@@ -120,7 +120,7 @@ static size_t unescape_named_ref(const uint32_t *t, size_t n, size_t i, cs_u32 *
     if (j < n && t[j] == ';') j++;
     const uint32_t *s = t + i + 1;
     size_t len = j - (i + 1);
-    const char *v = cs_html5_lookup(s, len);
+    const char *v = html5_lookup(s, len);
     if (v) {
         *st = append_utf8(out, v);
         return j - i;
@@ -128,39 +128,39 @@ static size_t unescape_named_ref(const uint32_t *t, size_t n, size_t i, cs_u32 *
     /* The longest entity that is a prefix (at least 2 chars): those are the
      * legacy names that need no semicolon. */
     for (size_t x = len - 1; x > 1; x--) {
-        v = cs_html5_lookup(s, x);
+        v = html5_lookup(s, x);
         if (v) {
             *st = append_utf8(out, v);
-            if (*st == CS_OK) *st = cs_u32_append(out, s + x, len - x);
+            if (*st == CS_OK) *st = u32_append(out, s + x, len - x);
             return j - i;
         }
     }
-    *st = cs_u32_append(out, t + i, j - i);
+    *st = u32_append(out, t + i, j - i);
     return j - i;
 }
 
-cs_status cs_py_html_unescape(const cs_u32 *in, cs_u32 *out) {
+cs_status py_html_unescape(const cs_u32 *in, cs_u32 *out) {
     out->n = 0;
-    cs_status st = cs_u32_reserve(out, in->n);
+    cs_status st = u32_reserve(out, in->n);
     if (st) return st;
     const uint32_t *t = in->p;
     size_t n = in->n, i = 0;
     while (i < n && st == CS_OK) {
         if (t[i] != '&') {
-            st = cs_u32_push(out, t[i++]);
+            st = u32_push(out, t[i++]);
             continue;
         }
         uint64_t num;
         size_t used = parse_numeric_ref(t, n, i, &num);
         if (used) {
             uint32_t c;
-            if (numeric_charref(num, &c)) st = cs_u32_push(out, c);
+            if (numeric_charref(num, &c)) st = u32_push(out, c);
             i += used;
             continue;
         }
         used = unescape_named_ref(t, n, i, out, &st);
         if (used) i += used;
-        else st = cs_u32_push(out, t[i++]);
+        else st = u32_push(out, t[i++]);
     }
     return st;
 }
@@ -209,20 +209,20 @@ static int final_sigma(const uint32_t *t, size_t n, size_t i) {
     return j == n || !cased(t[j]);
 }
 
-cs_status cs_py_lower(const cs_u32 *in, cs_u32 *out) {
+cs_status py_lower(const cs_u32 *in, cs_u32 *out) {
     out->n = 0;
-    cs_status st = cs_u32_reserve(out, in->n);
+    cs_status st = u32_reserve(out, in->n);
     for (size_t i = 0; i < in->n && st == CS_OK; i++) {
         uint32_t c = in->p[i];
         if (c < 0x80) {
-            st = cs_u32_push(out, c >= 'A' && c <= 'Z' ? c + 32 : c);
+            st = u32_push(out, c >= 'A' && c <= 'Z' ? c + 32 : c);
         } else if (c == 0x130) { /* full mapping of SpecialCasing.txt */
             static const uint32_t i_dot[2] = {'i', 0x307};
-            st = cs_u32_append(out, i_dot, 2);
+            st = u32_append(out, i_dot, 2);
         } else if (c == 0x3A3) {
-            st = cs_u32_push(out, final_sigma(in->p, in->n, i) ? 0x3C2 : 0x3C3);
+            st = u32_push(out, final_sigma(in->p, in->n, i) ? 0x3C2 : 0x3C3);
         } else {
-            st = cs_u32_push(out, (uint32_t)utf8proc_tolower((utf8proc_int32_t)c));
+            st = u32_push(out, (uint32_t)utf8proc_tolower((utf8proc_int32_t)c));
         }
     }
     return st;

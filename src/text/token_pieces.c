@@ -29,7 +29,7 @@ static void align_to_original(const cs_u32 *raw, const cs_u32 *clean, int *map) 
                 j = k + 1;
                 break;
             }
-            if (!cs_regex_isspace(r)) skipped++;
+            if (!regex_isspace(r)) skipped++;
         }
     }
 }
@@ -54,11 +54,11 @@ static size_t invalid_subpart(const uint8_t *b, size_t n) {
 }
 
 char *text_utf8_replace(const uint8_t *b, size_t n) {
-    char *out = cs_alloc(n * 3 + 1, 1); /* each invalid byte at most one U+FFFD */
+    char *out = mem_alloc(n * 3 + 1, 1); /* each invalid byte at most one U+FFFD */
     if (!out) return NULL;
     size_t o = 0;
     for (size_t i = 0; i < n;) {
-        size_t k = cs_utf8_valid_prefix(b + i, n - i);
+        size_t k = utf8_valid_prefix(b + i, n - i);
         memcpy(out + o, b + i, k);
         o += k;
         i += k;
@@ -80,7 +80,7 @@ static void piece_offsets(const uint32_t *chars, const int *map, size_t n_chars,
     uint8_t tmp[4];
     *start = *end = -1;
     for (size_t i = 0, at = 0; i < n_chars && at < b1; i++) {
-        size_t len = (size_t)cs_utf8_put(tmp, chars[i]);
+        size_t len = (size_t)utf8_put(tmp, chars[i]);
         if (at + len > b0 && map[i] >= 0) {
             if (*start < 0 || map[i] < *start) *start = map[i];
             if (map[i] + 1 > *end) *end = map[i] + 1;
@@ -108,7 +108,7 @@ static cs_status add_piece(cs_tokenizer *tok, text_pieces *out, int32_t id, int 
     if (st) return st;
     text_piece *p = &out->p[out->n];
     p->text = text_utf8_replace(bytes, *n_bytes);
-    p->bytes = cs_alloc(*n_bytes + 1, 1);
+    p->bytes = mem_alloc(*n_bytes + 1, 1);
     if (!p->text || !p->bytes) {
         cs_free(p->text);
         cs_free(p->bytes);
@@ -131,15 +131,15 @@ static cs_status add_piece(cs_tokenizer *tok, text_pieces *out, int32_t id, int 
 static cs_status add_word_pieces(cs_tokenizer *tok, const cs_u32 *raw, const cs_u32 *clean,
                                  text_pieces *out, int limit, int *n_bpe) {
     cs_span *spans = NULL;
-    int *map = cs_alloc(clean->n + 1, sizeof *map);
-    uint8_t *word = cs_alloc(clean->n * 4 + 1, 1);
+    int *map = mem_alloc(clean->n + 1, sizeof *map);
+    uint8_t *word = mem_alloc(clean->n * 4 + 1, 1);
     size_t n_spans = 0;
-    cs_status st = map && word ? cs_clip_pretokenize(clean, &spans, &n_spans) : CS_ERR_NOMEM;
+    cs_status st = map && word ? clip_pretokenize(clean, &spans, &n_spans) : CS_ERR_NOMEM;
     if (st == CS_OK) align_to_original(raw, clean, map);
     for (size_t s = 0; st == CS_OK && s < n_spans; s++) {
         const uint32_t *chars = clean->p + spans[s].start;
         size_t n_chars = spans[s].end - spans[s].start, n = 0;
-        for (size_t i = 0; i < n_chars; i++) n += (size_t)cs_utf8_put(word + n, chars[i]);
+        for (size_t i = 0; i < n_chars; i++) n += (size_t)utf8_put(word + n, chars[i]);
         const int32_t *wids;
         size_t n_wids;
         /* wids stays valid: decoding reads the vocabulary, never the BPE cache. */
@@ -164,15 +164,15 @@ static cs_status add_word_pieces(cs_tokenizer *tok, const cs_u32 *raw, const cs_
 
 cs_status text_pieces_make(cs_tokenizer *tok, const char *text, int context, text_pieces *out) {
     memset(out, 0, sizeof *out);
-    if (!tok || !text) return cs_fail(CS_ERR_ARG, "text pieces: NULL argument");
-    if (context < 2) return cs_fail(CS_ERR_ARG, "context length %d: must be at least 2", context);
-    size_t len = strlen(text), ok = cs_utf8_valid_prefix((const uint8_t *)text, len);
-    if (ok < len) return cs_fail(CS_ERR_UTF8, "text: invalid UTF-8 at byte %zu", ok);
+    if (!tok || !text) return error_set(CS_ERR_ARG, "text pieces: NULL argument");
+    if (context < 2) return error_set(CS_ERR_ARG, "context length %d: must be at least 2", context);
+    size_t len = strlen(text), ok = utf8_valid_prefix((const uint8_t *)text, len);
+    if (ok < len) return error_set(CS_ERR_UTF8, "text: invalid UTF-8 at byte %zu", ok);
     cs_u32 raw = {0}, clean = {0};
-    if (cs_utf8_decode((const uint8_t *)text, len, 0, &raw) < 0) return CS_ERR_NOMEM;
-    cs_status st = cs_clip_clean(&raw, &clean);
-    out->p = cs_calloc((size_t)context, sizeof *out->p);
-    out->ids = cs_calloc((size_t)context, sizeof *out->ids);
+    if (utf8_decode((const uint8_t *)text, len, 0, &raw) < 0) return CS_ERR_NOMEM;
+    cs_status st = clip_clean(&raw, &clean);
+    out->p = mem_calloc((size_t)context, sizeof *out->p);
+    out->ids = mem_calloc((size_t)context, sizeof *out->ids);
     if (st == CS_OK && (!out->p || !out->ids)) st = CS_ERR_NOMEM;
     size_t unused;
     int n_bpe = 0;
@@ -203,8 +203,8 @@ cs_status text_pieces_make(cs_tokenizer *tok, const char *text, int context, tex
         for (int i = 0; i < out->n; i++)
             if (out->p[i].word >= 0) out->n_words = out->p[i].word + 1;
     }
-    cs_u32_free(&raw);
-    cs_u32_free(&clean);
+    u32_free(&raw);
+    u32_free(&clean);
     if (st) text_pieces_free(out);
     return st;
 }

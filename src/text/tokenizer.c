@@ -63,10 +63,10 @@ static cs_status str_map_init(str_map *m, size_t cap) {
     memset(m, 0, sizeof *m);
     m->n_slots = 16;
     while (m->n_slots < cap * 2) m->n_slots *= 2;
-    m->slot = cs_calloc(m->n_slots, sizeof *m->slot);
-    m->keys = cs_alloc(cap, sizeof *m->keys);
-    m->key_len = cs_alloc(cap, sizeof *m->key_len);
-    m->ids = cs_alloc(cap, sizeof *m->ids);
+    m->slot = mem_calloc(m->n_slots, sizeof *m->slot);
+    m->keys = mem_alloc(cap, sizeof *m->keys);
+    m->key_len = mem_alloc(cap, sizeof *m->key_len);
+    m->ids = mem_alloc(cap, sizeof *m->ids);
     m->cap = cap;
     if (!m->slot || !m->keys || !m->key_len || !m->ids) {
         str_map_free(m);
@@ -98,8 +98,8 @@ static cs_status str_map_put(str_map *m, const char *key, size_t len, int32_t id
         m->ids[*s - 1] = id;
         return CS_OK;
     }
-    if (m->n == m->cap) return cs_fail(CS_ERR_LIMIT, "vocabulary larger than announced");
-    char *k = cs_alloc(len + 1, 1);
+    if (m->n == m->cap) return error_set(CS_ERR_LIMIT, "vocabulary larger than announced");
+    char *k = mem_alloc(len + 1, 1);
     if (!k) return CS_ERR_NOMEM;
     memcpy(k, key, len);
     k[len] = 0;
@@ -169,7 +169,7 @@ static int byte_order(int rank) {
 }
 
 static size_t byte_symbol(int b, int end, char *buf) {
-    size_t k = (size_t)cs_utf8_put((uint8_t *)buf, byte_to_unicode(b));
+    size_t k = (size_t)utf8_put((uint8_t *)buf, byte_to_unicode(b));
     if (end) {
         memcpy(buf + k, "</w>", 4);
         k += 4;
@@ -182,7 +182,7 @@ static cs_status gunzip(const char *path, const uint8_t *data, size_t len, char 
                         size_t *out_len) {
     z_stream zs;
     memset(&zs, 0, sizeof zs);
-    if (inflateInit2(&zs, 15 + 32) != Z_OK) return cs_fail(CS_ERR_NOMEM, "%s: zlib init", path);
+    if (inflateInit2(&zs, 15 + 32) != Z_OK) return error_set(CS_ERR_NOMEM, "%s: zlib init", path);
     size_t cap = len * 4 + 1024, n = 0;
     char *buf = NULL;
     int rc = Z_OK;
@@ -195,7 +195,7 @@ static cs_status gunzip(const char *path, const uint8_t *data, size_t len, char 
                 rc = Z_MEM_ERROR;
                 break;
             }
-            char *nb = cs_alloc(cap + 1, 1);
+            char *nb = mem_alloc(cap + 1, 1);
             if (!nb) {
                 cs_free(buf);
                 inflateEnd(&zs);
@@ -218,7 +218,7 @@ static cs_status gunzip(const char *path, const uint8_t *data, size_t len, char 
     inflateEnd(&zs);
     if (rc != Z_STREAM_END) {
         cs_free(buf);
-        return cs_fail(CS_ERR_FORMAT, "%s: not a valid gzip file (%s)", path,
+        return error_set(CS_ERR_FORMAT, "%s: not a valid gzip file (%s)", path,
                        rc == Z_MEM_ERROR ? "too large" : "corrupt data");
     }
     buf[n] = 0;
@@ -244,11 +244,11 @@ static cs_status add_merge(cs_tokenizer *tok, const char *path, int line_no, con
     size_t a_len, b_len;
     const char *b;
     if (!split_merge(line, len, &a_len, &b, &b_len))
-        return cs_fail(CS_ERR_FORMAT, "%s: line %d is not a merge \"A B\"", path, line_no);
+        return error_set(CS_ERR_FORMAT, "%s: line %d is not a merge \"A B\"", path, line_no);
     int32_t left, right, merged;
     char joined[1024];
     if (a_len + b_len >= sizeof joined)
-        return cs_fail(CS_ERR_FORMAT, "%s: line %d: merge too long", path, line_no);
+        return error_set(CS_ERR_FORMAT, "%s: line %d: merge too long", path, line_no);
     memcpy(joined, line, a_len);
     memcpy(joined + a_len, b, b_len);
     /* Halves outside the vocabulary can never be formed: such a merge never
@@ -256,7 +256,7 @@ static cs_status add_merge(cs_tokenizer *tok, const char *path, int line_no, con
     if (!str_map_get(&tok->vocab, line, a_len, &left) || !str_map_get(&tok->vocab, b, b_len, &right))
         return CS_OK;
     if (!str_map_get(&tok->vocab, joined, a_len + b_len, &merged))
-        return cs_fail(CS_ERR_FORMAT, "%s: line %d: merged token '%.*s' is not in the vocabulary",
+        return error_set(CS_ERR_FORMAT, "%s: line %d: merged token '%.*s' is not in the vocabulary",
                        path, line_no, (int)(a_len + b_len), joined);
     uint64_t key = ((uint64_t)(uint32_t)left << 32 | (uint32_t)right) + 1;
     size_t mask = tok->n_merge_slots - 1, i = hash_u64(key) & mask;
@@ -283,7 +283,7 @@ static int next_line(line_iter *it, const char **line, size_t *len) {
 static cs_status alloc_merges(cs_tokenizer *tok, size_t n) {
     tok->n_merge_slots = 16;
     while (tok->n_merge_slots < n * 2) tok->n_merge_slots *= 2;
-    tok->merges = cs_calloc(tok->n_merge_slots, sizeof *tok->merges);
+    tok->merges = mem_calloc(tok->n_merge_slots, sizeof *tok->merges);
     return tok->merges ? CS_OK : CS_ERR_NOMEM;
 }
 
@@ -304,15 +304,15 @@ static cs_status load_openai(cs_tokenizer *tok, const char *path, const char *te
     /* The format is checked before anything is built from it: a version
      * header, then at least the merges CLIP uses (49408 entries in all). */
     if (memchr(text, 0, len))
-        return cs_fail(CS_ERR_FORMAT, "%s: not a BPE merges file (it holds binary data)", path);
+        return error_set(CS_ERR_FORMAT, "%s: not a BPE merges file (it holds binary data)", path);
     if (!next_line(&it, &line, &ll) || ll > 256 || !contains(line, ll, "#version"))
-        return cs_fail(CS_ERR_FORMAT, "%s: not a BPE merges file (the first line is not a "
+        return error_set(CS_ERR_FORMAT, "%s: not a BPE merges file (the first line is not a "
                        "'#version' header)", path);
     n_lines = 1;
     while (n_lines <= OPENAI_N_MERGE_LINES && next_line(&it, &line, &ll)) n_lines++;
     size_t n_merges = n_lines - 1;
     if (n_merges < OPENAI_N_MERGE_LINES)
-        return cs_fail(CS_ERR_FORMAT, "%s: %zu merge lines, fewer than the %d of CLIP's vocabulary "
+        return error_set(CS_ERR_FORMAT, "%s: %zu merge lines, fewer than the %d of CLIP's vocabulary "
                        "(49408 entries)", path, n_merges, OPENAI_N_MERGE_LINES);
     cs_status st = str_map_init(&tok->vocab, 512 + n_merges + 2);
     if (st == CS_OK) st = alloc_merges(tok, n_merges);
@@ -330,10 +330,10 @@ static cs_status load_openai(cs_tokenizer *tok, const char *path, const char *te
         size_t a_len, b_len;
         const char *b;
         if (!split_merge(line, ll, &a_len, &b, &b_len))
-            return cs_fail(CS_ERR_FORMAT, "%s: line %zu is not a merge \"A B\"", path, i + 2);
+            return error_set(CS_ERR_FORMAT, "%s: line %zu is not a merge \"A B\"", path, i + 2);
         char joined[1024];
         if (a_len + b_len >= sizeof joined)
-            return cs_fail(CS_ERR_FORMAT, "%s: line %zu: merge too long", path, i + 2);
+            return error_set(CS_ERR_FORMAT, "%s: line %zu: merge too long", path, i + 2);
         memcpy(joined, line, a_len);
         memcpy(joined + a_len, b, b_len);
         st = str_map_put(&tok->vocab, joined, a_len + b_len, id++);
@@ -358,7 +358,7 @@ static cs_status read_vocab_json(cs_tokenizer *tok, const char *path) {
     cs_free(text);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        return cs_fail(CS_ERR_FORMAT, "%s: not a JSON object", path);
+        return error_set(CS_ERR_FORMAT, "%s: not a JSON object", path);
     }
     st = str_map_init(&tok->vocab, (size_t)cJSON_GetArraySize(root));
     cJSON *item;
@@ -366,7 +366,7 @@ static cs_status read_vocab_json(cs_tokenizer *tok, const char *path) {
         if (st) break;
         if (!cJSON_IsNumber(item) || item->valuedouble < 0 || item->valuedouble > INT32_MAX ||
             item->valuedouble != (double)(int32_t)item->valuedouble)
-            st = cs_fail(CS_ERR_FORMAT, "%s: id of '%s' is not a non-negative integer", path,
+            st = error_set(CS_ERR_FORMAT, "%s: id of '%s' is not a non-negative integer", path,
                          item->string);
         else
             st = str_map_put(&tok->vocab, item->string, strlen(item->string),
@@ -399,7 +399,7 @@ static cs_status read_merges_txt(cs_tokenizer *tok, const char *path) {
 
 static cs_status load_hf_folder(cs_tokenizer *tok, const char *dir) {
     size_t n = strlen(dir) + 32;
-    char *path = cs_alloc(n, 1);
+    char *path = mem_alloc(n, 1);
     if (!path) return CS_ERR_NOMEM;
     snprintf(path, n, "%s/vocab.json", dir);
     cs_status st = read_vocab_json(tok, path);
@@ -418,12 +418,12 @@ static cs_status resolve_fixed_ids(cs_tokenizer *tok, const char *path) {
         for (int end = 0; end < 2; end++) {
             size_t k = byte_symbol(b, end, sym);
             if (!str_map_get(&tok->vocab, sym, k, end ? &tok->byte_end_id[b] : &tok->byte_id[b]))
-                return cs_fail(CS_ERR_FORMAT, "%s: byte symbol '%.*s' is not in the vocabulary",
+                return error_set(CS_ERR_FORMAT, "%s: byte symbol '%.*s' is not in the vocabulary",
                                path, (int)k, sym);
         }
     if (!str_map_get(&tok->vocab, k_sot, strlen(k_sot), &tok->sot) ||
         !str_map_get(&tok->vocab, k_eot, strlen(k_eot), &tok->eot))
-        return cs_fail(CS_ERR_FORMAT, "%s: %s or %s is not in the vocabulary", path, k_sot, k_eot);
+        return error_set(CS_ERR_FORMAT, "%s: %s or %s is not in the vocabulary", path, k_sot, k_eot);
     return CS_OK;
 }
 
@@ -447,11 +447,11 @@ static cs_status load_openai_file(cs_tokenizer *tok, const char *path) {
 }
 
 cs_status cs_tokenizer_load(const char *path, cs_tokenizer **out) {
-    if (!path || !out) return cs_fail(CS_ERR_ARG, "cs_tokenizer_load: NULL argument");
+    if (!path || !out) return error_set(CS_ERR_ARG, "cs_tokenizer_load: NULL argument");
     *out = NULL;
     struct stat sb;
-    if (stat(path, &sb) != 0) return cs_fail(CS_ERR_MISSING, "%s: no such vocabulary file or folder", path);
-    cs_tokenizer *tok = cs_calloc(1, sizeof *tok);
+    if (stat(path, &sb) != 0) return error_set(CS_ERR_MISSING, "%s: no such vocabulary file or folder", path);
+    cs_tokenizer *tok = mem_calloc(1, sizeof *tok);
     if (!tok) return CS_ERR_NOMEM;
     cs_status st = S_ISDIR(sb.st_mode) ? load_hf_folder(tok, path) : load_openai_file(tok, path);
     if (st == CS_OK) st = resolve_fixed_ids(tok, path);
@@ -494,7 +494,7 @@ static cs_status reserve_work(cs_tokenizer *tok, size_t n) {
     if (n <= tok->work_cap) return CS_OK;
     size_t cap = tok->work_cap ? tok->work_cap : 64;
     while (cap < n) cap *= 2;
-    int32_t *w = cs_alloc(cap * 2, sizeof *w);
+    int32_t *w = mem_alloc(cap * 2, sizeof *w);
     if (!w) return CS_ERR_NOMEM;
     cs_free(tok->work);
     tok->work = w;
@@ -562,7 +562,7 @@ static cs_status cache_grow_slots(word_cache *c) {
     size_t n_slots = c->n_slots ? c->n_slots * 2 : 1024;
     cache_entry *old = c->slots;
     size_t old_n = c->n_slots;
-    c->slots = cs_calloc(n_slots, sizeof *c->slots);
+    c->slots = mem_calloc(n_slots, sizeof *c->slots);
     if (!c->slots) {
         c->slots = old;
         return CS_ERR_NOMEM;
@@ -578,7 +578,7 @@ static cs_status grow_array(void **p, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return CS_OK;
     size_t n = *cap ? *cap : 4096;
     while (n < need) n *= 2;
-    void *q = cs_alloc(n, elem);
+    void *q = mem_alloc(n, elem);
     if (!q) return CS_ERR_NOMEM;
     if (*p) memcpy(q, *p, *cap * elem);
     cs_free(*p);
@@ -655,7 +655,7 @@ static cs_status build_decoder(cs_tokenizer *tok) {
     int32_t max_id = -1;
     for (size_t i = 0; i < tok->vocab.n; i++)
         if (tok->vocab.ids[i] > max_id) max_id = tok->vocab.ids[i];
-    tok->id_entry = cs_calloc((size_t)max_id + 1, sizeof *tok->id_entry);
+    tok->id_entry = mem_calloc((size_t)max_id + 1, sizeof *tok->id_entry);
     if (!tok->id_entry) return CS_ERR_NOMEM;
     tok->n_id_entry = (size_t)max_id + 1;
     for (size_t i = 0; i < tok->vocab.n; i++)
@@ -678,43 +678,43 @@ cs_status tokenizer_decode_id(cs_tokenizer *tok, int32_t id, uint8_t *bytes, siz
         if (st) return st;
     }
     if (id < 0 || (size_t)id >= tok->n_id_entry || !tok->id_entry[id])
-        return cs_fail(CS_ERR_ARG, "token id %d is not in the vocabulary", id);
+        return error_set(CS_ERR_ARG, "token id %d is not in the vocabulary", id);
     const char *key = tok->vocab.keys[tok->id_entry[id] - 1];
     size_t len = tok->vocab.key_len[tok->id_entry[id] - 1];
     *word_end = len >= 4 && !memcmp(key + len - 4, "</w>", 4);
     if (*word_end) len -= 4;
     cs_u32 cps = {0};
-    if (cs_utf8_decode((const uint8_t *)key, len, 0, &cps) <= 0) {
-        cs_u32_free(&cps);
-        return cs_fail(CS_ERR_FORMAT, "vocabulary entry of id %d is not UTF-8", id);
+    if (utf8_decode((const uint8_t *)key, len, 0, &cps) <= 0) {
+        u32_free(&cps);
+        return error_set(CS_ERR_FORMAT, "vocabulary entry of id %d is not UTF-8", id);
     }
     cs_status st = CS_OK;
     *n = 0;
     for (size_t i = 0; i < cps.n && st == CS_OK; i++) {
         int b = unicode_to_byte(cps.p[i]);
-        if (b < 0 || *n >= cap) st = cs_fail(CS_ERR_FORMAT, "vocabulary entry of id %d is not byte-level BPE", id);
+        if (b < 0 || *n >= cap) st = error_set(CS_ERR_FORMAT, "vocabulary entry of id %d is not byte-level BPE", id);
         else bytes[(*n)++] = (uint8_t)b;
     }
-    cs_u32_free(&cps);
+    u32_free(&cps);
     return st;
 }
 
 /* ------------------------------------------------------------ cleaning */
 static void strip_py(cs_u32 *t) {
     size_t a = 0, b = t->n;
-    while (a < b && cs_py_isspace(t->p[a])) a++;
-    while (b > a && cs_py_isspace(t->p[b - 1])) b--;
+    while (a < b && py_isspace(t->p[a])) a++;
+    while (b > a && py_isspace(t->p[b - 1])) b--;
     if (a) memmove(t->p, t->p + a, (b - a) * sizeof *t->p);
     t->n = b - a;
 }
 
-cs_status cs_clip_whitespace_clean(const cs_u32 *in, cs_u32 *out) {
+cs_status clip_whitespace_clean(const cs_u32 *in, cs_u32 *out) {
     out->n = 0;
-    cs_status st = cs_u32_reserve(out, in->n);
+    cs_status st = u32_reserve(out, in->n);
     if (st) return st;
     for (size_t i = 0; i < in->n;) {
-        if (cs_regex_isspace(in->p[i])) {
-            while (i < in->n && cs_regex_isspace(in->p[i])) i++;
+        if (regex_isspace(in->p[i])) {
+            while (i < in->n && regex_isspace(in->p[i])) i++;
             out->p[out->n++] = ' ';
         } else
             out->p[out->n++] = in->p[i++];
@@ -735,23 +735,23 @@ static int needs_no_fixing(const cs_u32 *t) {
 
 /* whitespace_clean(basic_clean(text)).lower(), basic_clean being
  * html.unescape(html.unescape(ftfy.fix_text(text))).strip(). */
-cs_status cs_clip_clean(const cs_u32 *in, cs_u32 *out) {
+cs_status clip_clean(const cs_u32 *in, cs_u32 *out) {
     cs_u32 a = {0};
     cs_status st;
     if (needs_no_fixing(in)) {
-        st = cs_u32_copy(&a, in);
+        st = u32_copy(&a, in);
     } else {
-        st = cs_ftfy_fix_text(in, &a);
-        if (st == CS_OK) st = cs_py_html_unescape(&a, out);
-        if (st == CS_OK) st = cs_py_html_unescape(out, &a);
+        st = ftfy_fix_text(in, &a);
+        if (st == CS_OK) st = py_html_unescape(&a, out);
+        if (st == CS_OK) st = py_html_unescape(out, &a);
     }
     if (st == CS_OK) {
         strip_py(&a);
-        st = cs_clip_whitespace_clean(&a, out);
+        st = clip_whitespace_clean(&a, out);
     }
-    if (st == CS_OK) st = cs_py_lower(out, &a);
-    if (st == CS_OK) cs_u32_swap(out, &a);
-    cs_u32_free(&a);
+    if (st == CS_OK) st = py_lower(out, &a);
+    if (st == CS_OK) u32_swap(out, &a);
+    u32_free(&a);
     return st;
 }
 
@@ -784,8 +784,8 @@ static int is_number(uint32_t c) {
  * YPOGEGRAMMENI, whose upper case is Ι) belongs to no alternative and is
  * skipped, like whitespace. */
 static int is_other(uint32_t c) {
-    if (c < 0x80) return !cs_regex_isspace(c) && !is_letter(c) && !is_number(c);
-    if (cs_regex_isspace(c) || is_letter(c) || is_number(c)) return 0;
+    if (c < 0x80) return !regex_isspace(c) && !is_letter(c) && !is_number(c);
+    if (regex_isspace(c) || is_letter(c) || is_number(c)) return 0;
     utf8proc_int32_t ci = (utf8proc_int32_t)c;
     return !is_letter((uint32_t)utf8proc_toupper(ci)) && !is_letter((uint32_t)utf8proc_tolower(ci));
 }
@@ -818,10 +818,10 @@ static size_t match_fixed(const uint32_t *t, size_t n, size_t i) {
     return 0;
 }
 
-cs_status cs_clip_pretokenize(const cs_u32 *text, cs_span **spans, size_t *n_spans) {
+cs_status clip_pretokenize(const cs_u32 *text, cs_span **spans, size_t *n_spans) {
     const uint32_t *t = text->p;
     size_t n = text->n, count = 0;
-    cs_span *out = cs_alloc(n ? n : 1, sizeof *out);
+    cs_span *out = mem_alloc(n ? n : 1, sizeof *out);
     if (!out) return CS_ERR_NOMEM;
     for (size_t i = 0; i < n;) {
         size_t len = match_fixed(t, n, i);
@@ -847,13 +847,13 @@ cs_status cs_clip_pretokenize(const cs_u32 *text, cs_span **spans, size_t *n_spa
 
 /* ------------------------------------------------------------ tokenize */
 static cs_status too_long(const char *text, size_t len, int context) {
-    return cs_fail(CS_ERR_TOO_LONG, "text \"%.*s%s\" is longer than the context length %d",
+    return error_set(CS_ERR_TOO_LONG, "text \"%.*s%s\" is longer than the context length %d",
                    (int)(len > 60 ? 60 : len), text, len > 60 ? "..." : "", context);
 }
 
 static cs_status check_utf8(const char *text, size_t len) {
-    size_t ok = cs_utf8_valid_prefix((const uint8_t *)text, len);
-    if (ok < len) return cs_fail(CS_ERR_UTF8, "text: invalid UTF-8 at byte %zu", ok);
+    size_t ok = utf8_valid_prefix((const uint8_t *)text, len);
+    if (ok < len) return error_set(CS_ERR_UTF8, "text: invalid UTF-8 at byte %zu", ok);
     return CS_OK;
 }
 
@@ -863,7 +863,7 @@ static cs_status encode_clean_text(cs_tokenizer *tok, const cs_u32 *clean, int32
                                    int limit) {
     cs_span *spans;
     size_t n_spans;
-    cs_status st = cs_clip_pretokenize(clean, &spans, &n_spans);
+    cs_status st = clip_pretokenize(clean, &spans, &n_spans);
     if (st) return st;
     uint8_t *word = NULL;
     size_t word_cap = 0;
@@ -872,7 +872,7 @@ static cs_status encode_clean_text(cs_tokenizer *tok, const cs_u32 *clean, int32
         st = grow_array((void **)&word, &word_cap, chars * 4, 1);
         if (st) break;
         size_t n = 0;
-        for (size_t i = spans[s].start; i < spans[s].end; i++) n += (size_t)cs_utf8_put(word + n, clean->p[i]);
+        for (size_t i = spans[s].start; i < spans[s].end; i++) n += (size_t)utf8_put(word + n, clean->p[i]);
         const int32_t *wids;
         size_t n_wids;
         st = word_ids(tok, word, n, &wids, &n_wids);
@@ -885,23 +885,23 @@ static cs_status encode_clean_text(cs_tokenizer *tok, const cs_u32 *clean, int32
 
 cs_status cs_tokenize_bytes(cs_tokenizer *tok, const char *text, size_t len, int context,
                             int truncate, int32_t *ids, int *n_ids) {
-    if (!tok || !text || !ids || !n_ids) return cs_fail(CS_ERR_ARG, "cs_tokenize: NULL argument");
-    if (context < 1) return cs_fail(CS_ERR_ARG, "context length %d: must be at least 1", context);
+    if (!tok || !text || !ids || !n_ids) return error_set(CS_ERR_ARG, "cs_tokenize: NULL argument");
+    if (context < 1) return error_set(CS_ERR_ARG, "context length %d: must be at least 1", context);
     cs_status st = check_utf8(text, len);
     if (st) return st;
     cs_u32 raw = {0}, clean = {0};
-    if (cs_utf8_decode((const uint8_t *)text, len, 0, &raw) < 0) return CS_ERR_NOMEM;
-    st = cs_clip_clean(&raw, &clean);
-    cs_u32_free(&raw);
+    if (utf8_decode((const uint8_t *)text, len, 0, &raw) < 0) return CS_ERR_NOMEM;
+    st = clip_clean(&raw, &clean);
+    u32_free(&raw);
     /* Room for SOT, the BPE ids and EOT; context + 1 ids prove "too long". */
-    int32_t *all = st == CS_OK ? cs_alloc((size_t)context + 1, sizeof *all) : NULL;
+    int32_t *all = st == CS_OK ? mem_alloc((size_t)context + 1, sizeof *all) : NULL;
     if (st == CS_OK && !all) st = CS_ERR_NOMEM;
     int count = 0;
     if (st == CS_OK) {
         all[count++] = tok->sot;
         st = encode_clean_text(tok, &clean, all, &count, context);
     }
-    cs_u32_free(&clean);
+    u32_free(&clean);
     if (st == CS_OK) {
         if (count < context) {
             all[count++] = tok->eot;
@@ -920,20 +920,20 @@ cs_status cs_tokenize_bytes(cs_tokenizer *tok, const char *text, size_t len, int
 
 cs_status cs_tokenize(cs_tokenizer *tok, const char *text, int context, int truncate,
                       int32_t *ids, int *n_ids) {
-    if (!text) return cs_fail(CS_ERR_ARG, "cs_tokenize: NULL text");
+    if (!text) return error_set(CS_ERR_ARG, "cs_tokenize: NULL text");
     return cs_tokenize_bytes(tok, text, strlen(text), context, truncate, ids, n_ids);
 }
 
 cs_status cs_tokenize_batch(cs_tokenizer *tok, const char *const *texts, int n, int context,
                             int truncate, int32_t *ids) {
-    if (!texts || !ids || n < 0) return cs_fail(CS_ERR_ARG, "cs_tokenize_batch: bad arguments");
-    if (context < 1) return cs_fail(CS_ERR_ARG, "context length %d: must be at least 1", context);
+    if (!texts || !ids || n < 0) return error_set(CS_ERR_ARG, "cs_tokenize_batch: bad arguments");
+    if (context < 1) return error_set(CS_ERR_ARG, "context length %d: must be at least 1", context);
     memset(ids, 0, (size_t)n * (size_t)context * sizeof *ids);
     for (int i = 0; i < n; i++) {
         int got;
         cs_status st = cs_tokenize(tok, texts[i], context, truncate, ids + (size_t)i * context, &got);
         if (st) {
-            cs_error_prefix("texts[%d]", i);
+            error_prefix("texts[%d]", i);
             return st;
         }
     }

@@ -18,27 +18,27 @@ typedef struct cs_u32 {
     size_t n, cap;
 } cs_u32;
 
-cs_status cs_u32_reserve(cs_u32 *s, size_t cap);
-cs_status cs_u32_push(cs_u32 *s, uint32_t c);
-cs_status cs_u32_append(cs_u32 *s, const uint32_t *c, size_t n);
-cs_status cs_u32_copy(cs_u32 *dst, const cs_u32 *src);
-void cs_u32_swap(cs_u32 *a, cs_u32 *b);
-void cs_u32_free(cs_u32 *s);
-int cs_u32_equal(const cs_u32 *a, const cs_u32 *b);
+cs_status u32_reserve(cs_u32 *s, size_t cap);
+cs_status u32_push(cs_u32 *s, uint32_t c);
+cs_status u32_append(cs_u32 *s, const uint32_t *c, size_t n);
+cs_status u32_copy(cs_u32 *dst, const cs_u32 *src);
+void u32_swap(cs_u32 *a, cs_u32 *b);
+void u32_free(cs_u32 *s);
+int u32_equal(const cs_u32 *a, const cs_u32 *b);
 
 /* Strict UTF-8 (as Python's decoder: no overlongs, surrogates or values past
  * U+10FFFF). Returns 1 on success, 0 when the bytes are not valid UTF-8, -1
  * when out of memory (error recorded). `variants` also accepts ftfy's
  * "utf-8-variants": C0 80 for U+0000 and CESU-8 surrogate pairs. out is
  * appended to. */
-int cs_utf8_decode(const uint8_t *b, size_t n, int variants, cs_u32 *out);
+int utf8_decode(const uint8_t *b, size_t n, int variants, cs_u32 *out);
 /* Length of the longest valid strict UTF-8 prefix of b[0..n). */
-size_t cs_utf8_valid_prefix(const uint8_t *b, size_t n);
+size_t utf8_valid_prefix(const uint8_t *b, size_t n);
 /* Append the UTF-8 encoding of c to buf (at least 4 bytes free); returns the
  * number of bytes written. */
-int cs_utf8_put(uint8_t *buf, uint32_t c);
+int utf8_put(uint8_t *buf, uint32_t c);
 /* UTF-8 of a UTF-32 text (NUL-terminated, cs_free). */
-cs_status cs_u32_to_utf8(const cs_u32 *s, char **out, size_t *len);
+cs_status u32_to_utf8(const cs_u32 *s, char **out, size_t *len);
 
 /* ------------------------------------------------------------ ftfy data */
 #define CS_FTFY_N_CODECS 10
@@ -96,48 +96,48 @@ extern const cs_char_class cs_ftfy_char_classes[]; /* sorted by code point */
 extern const int cs_n_ftfy_char_classes;
 
 /* The html5 entity named by name[0..n) (code points), or NULL. */
-const char *cs_html5_lookup(const uint32_t *name, size_t n);
+const char *html5_lookup(const uint32_t *name, size_t n);
 
 /* ------------------------------------------------------------ ftfy 6.3.1 */
 /* fix_text with the default TextFixerConfig. */
-cs_status cs_ftfy_fix_text(const cs_u32 *in, cs_u32 *out);
+cs_status ftfy_fix_text(const cs_u32 *in, cs_u32 *out);
 
 /* The individual fixers, in the order fix_and_explain applies them. */
-cs_status cs_ftfy_unescape_html(const cs_u32 *in, cs_u32 *out);
-cs_status cs_ftfy_fix_encoding(const cs_u32 *in, cs_u32 *out);
-cs_status cs_ftfy_fix_c1_controls(const cs_u32 *in, cs_u32 *out);
-cs_status cs_ftfy_fix_latin_ligatures(const cs_u32 *in, cs_u32 *out);
-cs_status cs_ftfy_fix_character_width(const cs_u32 *in, cs_u32 *out);
-cs_status cs_ftfy_uncurl_quotes(const cs_u32 *in, cs_u32 *out);
-cs_status cs_ftfy_fix_line_breaks(const cs_u32 *in, cs_u32 *out);
-cs_status cs_ftfy_fix_surrogates(const cs_u32 *in, cs_u32 *out);
-cs_status cs_ftfy_remove_terminal_escapes(const cs_u32 *in, cs_u32 *out);
-cs_status cs_ftfy_remove_control_chars(const cs_u32 *in, cs_u32 *out);
-cs_status cs_nfc(const cs_u32 *in, cs_u32 *out);
+cs_status ftfy_unescape_html(const cs_u32 *in, cs_u32 *out);
+cs_status ftfy_fix_encoding(const cs_u32 *in, cs_u32 *out);
+cs_status ftfy_fix_c1_controls(const cs_u32 *in, cs_u32 *out);
+cs_status ftfy_fix_latin_ligatures(const cs_u32 *in, cs_u32 *out);
+cs_status ftfy_fix_character_width(const cs_u32 *in, cs_u32 *out);
+cs_status ftfy_uncurl_quotes(const cs_u32 *in, cs_u32 *out);
+cs_status ftfy_fix_line_breaks(const cs_u32 *in, cs_u32 *out);
+cs_status ftfy_fix_surrogates(const cs_u32 *in, cs_u32 *out);
+cs_status ftfy_remove_terminal_escapes(const cs_u32 *in, cs_u32 *out);
+cs_status ftfy_remove_control_chars(const cs_u32 *in, cs_u32 *out);
+cs_status unicode_nfc(const cs_u32 *in, cs_u32 *out);
 
 /* ftfy.badness.is_bad: the text contains a sequence that looks like mojibake.
  * Returns 1/0, or -1 when out of memory. */
-int cs_ftfy_is_bad(const uint32_t *t, size_t n);
+int ftfy_is_bad(const uint32_t *t, size_t n);
 
 /* ------------------------------------------------------------ Python text */
-cs_status cs_py_html_unescape(const cs_u32 *in, cs_u32 *out); /* html.unescape */
-cs_status cs_py_lower(const cs_u32 *in, cs_u32 *out);         /* str.lower */
-int cs_py_isspace(uint32_t c);    /* str.isspace (and str.strip) */
-int cs_regex_isspace(uint32_t c); /* \s of the `regex` module: White_Space */
+cs_status py_html_unescape(const cs_u32 *in, cs_u32 *out); /* html.unescape */
+cs_status py_lower(const cs_u32 *in, cs_u32 *out);         /* str.lower */
+int py_isspace(uint32_t c);    /* str.isspace (and str.strip) */
+int regex_isspace(uint32_t c); /* \s of the `regex` module: White_Space */
 
 /* ------------------------------------------------------------ CLIP steps */
 /* whitespace_clean(basic_clean(text)).lower() of openai/CLIP. */
-cs_status cs_clip_clean(const cs_u32 *in, cs_u32 *out);
+cs_status clip_clean(const cs_u32 *in, cs_u32 *out);
 /* re.sub(r'\s+', ' ', text).strip() */
-cs_status cs_clip_whitespace_clean(const cs_u32 *in, cs_u32 *out);
+cs_status clip_whitespace_clean(const cs_u32 *in, cs_u32 *out);
 
 /* One match of SimpleTokenizer's pre-tokenization pattern: [start, end). */
 typedef struct cs_span {
     size_t start, end;
 } cs_span;
 
-/* regex.findall of the pattern on a cleaned text. *spans is cs_alloc'ed. */
-cs_status cs_clip_pretokenize(const cs_u32 *text, cs_span **spans, size_t *n_spans);
+/* regex.findall of the pattern on a cleaned text. *spans is mem_alloc'ed. */
+cs_status clip_pretokenize(const cs_u32 *text, cs_span **spans, size_t *n_spans);
 
 /* ------------------------------------------------------------ pieces */
 /* The ids of one pre-token (its UTF-8 bytes), as the tokenizer encodes it;

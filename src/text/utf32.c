@@ -2,14 +2,14 @@
 #include <string.h>
 #include "text/tokenizer.h"
 
-cs_status cs_u32_reserve(cs_u32 *s, size_t cap) {
+cs_status u32_reserve(cs_u32 *s, size_t cap) {
     if (cap <= s->cap) return CS_OK;
     size_t want = s->cap ? s->cap : 16;
     while (want < cap) {
-        if (want > SIZE_MAX / 8) return cs_fail(CS_ERR_NOMEM, "text buffer of %zu characters", cap);
+        if (want > SIZE_MAX / 8) return error_set(CS_ERR_NOMEM, "text buffer of %zu characters", cap);
         want *= 2;
     }
-    uint32_t *p = cs_alloc(want, sizeof *p);
+    uint32_t *p = mem_alloc(want, sizeof *p);
     if (!p) return CS_ERR_NOMEM;
     if (s->n) memcpy(p, s->p, s->n * sizeof *p);
     cs_free(s->p);
@@ -18,41 +18,41 @@ cs_status cs_u32_reserve(cs_u32 *s, size_t cap) {
     return CS_OK;
 }
 
-cs_status cs_u32_push(cs_u32 *s, uint32_t c) {
+cs_status u32_push(cs_u32 *s, uint32_t c) {
     if (s->n == s->cap) {
-        cs_status st = cs_u32_reserve(s, s->n + 1);
+        cs_status st = u32_reserve(s, s->n + 1);
         if (st) return st;
     }
     s->p[s->n++] = c;
     return CS_OK;
 }
 
-cs_status cs_u32_append(cs_u32 *s, const uint32_t *c, size_t n) {
-    cs_status st = cs_u32_reserve(s, s->n + n);
+cs_status u32_append(cs_u32 *s, const uint32_t *c, size_t n) {
+    cs_status st = u32_reserve(s, s->n + n);
     if (st) return st;
     if (n) memcpy(s->p + s->n, c, n * sizeof *c);
     s->n += n;
     return CS_OK;
 }
 
-cs_status cs_u32_copy(cs_u32 *dst, const cs_u32 *src) {
+cs_status u32_copy(cs_u32 *dst, const cs_u32 *src) {
     dst->n = 0;
-    return cs_u32_append(dst, src->p, src->n);
+    return u32_append(dst, src->p, src->n);
 }
 
-void cs_u32_swap(cs_u32 *a, cs_u32 *b) {
+void u32_swap(cs_u32 *a, cs_u32 *b) {
     cs_u32 t = *a;
     *a = *b;
     *b = t;
 }
 
-void cs_u32_free(cs_u32 *s) {
+void u32_free(cs_u32 *s) {
     cs_free(s->p);
     s->p = NULL;
     s->n = s->cap = 0;
 }
 
-int cs_u32_equal(const cs_u32 *a, const cs_u32 *b) {
+int u32_equal(const cs_u32 *a, const cs_u32 *b) {
     return a->n == b->n && (a->n == 0 || memcmp(a->p, b->p, a->n * sizeof *a->p) == 0);
 }
 
@@ -104,7 +104,7 @@ static size_t utf8_variant_sequence(const uint8_t *b, size_t n, uint32_t *cp) {
     return 0;
 }
 
-size_t cs_utf8_valid_prefix(const uint8_t *b, size_t n) {
+size_t utf8_valid_prefix(const uint8_t *b, size_t n) {
     size_t i = 0;
     uint32_t cp;
     while (i < n) {
@@ -115,8 +115,8 @@ size_t cs_utf8_valid_prefix(const uint8_t *b, size_t n) {
     return i;
 }
 
-int cs_utf8_decode(const uint8_t *b, size_t n, int variants, cs_u32 *out) {
-    if (cs_u32_reserve(out, out->n + n) != CS_OK) return -1;
+int utf8_decode(const uint8_t *b, size_t n, int variants, cs_u32 *out) {
+    if (u32_reserve(out, out->n + n) != CS_OK) return -1;
     size_t i = 0;
     while (i < n) {
         uint32_t cp;
@@ -129,7 +129,7 @@ int cs_utf8_decode(const uint8_t *b, size_t n, int variants, cs_u32 *out) {
     return 1;
 }
 
-int cs_utf8_put(uint8_t *buf, uint32_t c) {
+int utf8_put(uint8_t *buf, uint32_t c) {
     if (c < 0x80) {
         buf[0] = (uint8_t)c;
         return 1;
@@ -152,13 +152,13 @@ int cs_utf8_put(uint8_t *buf, uint32_t c) {
     return 4;
 }
 
-cs_status cs_u32_to_utf8(const cs_u32 *s, char **out, size_t *len) {
+cs_status u32_to_utf8(const cs_u32 *s, char **out, size_t *len) {
     size_t cap;
-    if (!cs_mul_size(s->n, 4, &cap)) return cs_fail(CS_ERR_NOMEM, "text of %zu characters", s->n);
-    uint8_t *buf = cs_alloc(cap + 1, 1);
+    if (!size_mul(s->n, 4, &cap)) return error_set(CS_ERR_NOMEM, "text of %zu characters", s->n);
+    uint8_t *buf = mem_alloc(cap + 1, 1);
     if (!buf) return CS_ERR_NOMEM;
     size_t k = 0;
-    for (size_t i = 0; i < s->n; i++) k += (size_t)cs_utf8_put(buf + k, s->p[i]);
+    for (size_t i = 0; i < s->n; i++) k += (size_t)utf8_put(buf + k, s->p[i]);
     buf[k] = 0;
     *out = (char *)buf;
     *len = k;

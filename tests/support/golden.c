@@ -122,16 +122,16 @@ void golden_npz_load(const char *rel, const char *entry, cs_array *out) {
     void *owned = NULL;
     const cs_zip_entry *e = NULL;
     cs_status s = cs_read_file(path, 0, &buf, &len);
-    if (s == CS_OK) s = cs_zip_open(&z, path, (const uint8_t *)buf, len);
-    if (s == CS_OK && !(e = cs_zip_find(&z, name))) s = cs_fail(CS_ERR_MISSING, "%s: no entry %s", path, name);
-    if (s == CS_OK) s = cs_zip_read(&z, e, (size_t)1 << 30, &data, &n, &owned);
-    if (s == CS_OK) s = cs_npy_parse(name, data, n, out);
+    if (s == CS_OK) s = zip_open(&z, path, (const uint8_t *)buf, len);
+    if (s == CS_OK && !(e = zip_find(&z, name))) s = error_set(CS_ERR_MISSING, "%s: no entry %s", path, name);
+    if (s == CS_OK) s = zip_read(&z, e, (size_t)1 << 30, &data, &n, &owned);
+    if (s == CS_OK) s = npy_parse(name, data, n, out);
     if (s != CS_OK) {
         fprintf(stderr, "FAIL: %s\n", cs_last_error());
         exit(1);
     }
     cs_free(owned);
-    cs_zip_close(&z);
+    zip_close(&z);
     cs_free(buf);
 }
 
