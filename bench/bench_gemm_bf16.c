@@ -13,6 +13,7 @@
 #include "base/base.h"
 #include "ops/gemm_bf16.h"
 #include "ops/ops.h"
+#include "median.h"
 
 typedef struct shape {
     const char *what;
@@ -27,16 +28,6 @@ static const shape k_shapes[] = {
     {"text W=512 qkv", 1000, 1536, 512},    {"text W=512 out", 1000, 512, 512},
     {"text W=512 fc", 1000, 2048, 512},     {"text W=512 proj", 1000, 512, 2048},
 };
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *t, int runs) {
-    qsort(t, (size_t)runs, sizeof *t, cmp_double);
-    return t[runs / 2];
-}
 
 static float frand(void) { return (float)rand() / (float)RAND_MAX - 0.5f; }
 
@@ -151,12 +142,12 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < sizeof k_shapes / sizeof k_shapes[0]; i++) {
             const shape *s = &k_shapes[i];
             bench_shape(s, runs, amx, t32, t16, tamx);
-            double a = median(t32, runs), c = median(t16, runs);
+            double a = bench_median(t32, runs), c = bench_median(t16, runs);
             double gflop = 2.0 * s->M * s->N * s->K * 1e-9;
             printf("%-18s %5d %5d %5d %3d | %8.3f %7.1f | %8.3f %7.1f %5.2fx", s->what, s->M, s->N,
                    s->K, threads, a * 1e3, gflop / a, c * 1e3, gflop / c, a / c);
             if (amx) {
-                double d = median(tamx, runs);
+                double d = bench_median(tamx, runs);
                 printf(" | %8.3f %7.1f %5.2fx", d * 1e3, gflop / d, a / d);
             }
             printf("\n");

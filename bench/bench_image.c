@@ -4,16 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "base/base.h"
+#include "median.h"
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median5(double *t) {
-    qsort(t, 5, sizeof *t, cmp_double);
-    return t[2];
-}
+static double median5(double *t) { return bench_median(t, 5); }
 
 int main(int argc, char **argv) {
     const char *path = argc > 1 ? argv[1] : NULL;

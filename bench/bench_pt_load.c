@@ -18,11 +18,7 @@
 #include "formats/tensors.h"
 #include "formats/zip.h"
 #include "hostile/gen.h"
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
+#include "median.h"
 
 static int fail(const char *what) {
     fprintf(stderr, "bench_pt_load: %s: %s\n", what, cs_last_error());
@@ -121,9 +117,8 @@ int main(int argc, char **argv) {
     if (fd >= 0) close(fd);
     unlink(pt_path);
     if (rc) return rc;
-    qsort(t_load, 5, sizeof *t_load, cmp_double);
-    qsort(t_crc, 5, sizeof *t_crc, cmp_double);
+    double load = bench_median(t_load, 5), crc = bench_median(t_crc, 5);
     printf("%s fp16 .pt, %.0f MB stored: load %.3f s, CRC-32 check %.3f s (%.0f MB/s) = %.1f%% of the load\n",
-           arch, stored / 1e6, t_load[2], t_crc[2], stored / 1e6 / t_crc[2], 100.0 * t_crc[2] / t_load[2]);
+           arch, stored / 1e6, load, crc, stored / 1e6 / crc, 100.0 * crc / load);
     return 0;
 }

@@ -16,16 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "clip_surgery.h"
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *t, int n) {
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
+#include "median.h"
 
 static size_t discard(char *p, size_t size, size_t n, void *ctx) {
     *(size_t *)ctx += size * n;
@@ -88,7 +79,7 @@ static double time_requests(const char *url, const char *image, size_t len, int 
         }
         if (i >= 0) t[i] = cs_now() - t0;
     }
-    double m = median(t, runs);
+    double m = bench_median(t, runs);
     free(t);
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
@@ -134,7 +125,7 @@ int main(int argc, char **argv) {
         if (i >= 0) t[i] = cs_now() - t0;
         cs_explain_result_free(&r);
     }
-    double lib = median(t, runs);
+    double lib = bench_median(t, runs);
     free(t);
     cs_image_free(&img);
     cs_classes_free(cl);

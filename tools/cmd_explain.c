@@ -253,9 +253,9 @@ static int check(const cli_args *a) {
         return CLI_EXIT_USAGE;
     }
     cs_method method;
-    int res;
+    int res, max_mb;
     if (!cli_method(a, &method) || !cli_int(a, "res", 0, 16, 4096, &res) ||
-        !cli_int(a, "max-output-mb", DEFAULT_MAX_OUTPUT_MB, 1, 1 << 24, &res))
+        !cli_int(a, "max-output-mb", DEFAULT_MAX_OUTPUT_MB, 1, 1 << 24, &max_mb))
         return CLI_EXIT_USAGE;
     if (cli_has(a, "no-png") && !cli_has(a, "npy")) {
         cli_error("--no-png goes with --npy (otherwise nothing would be written)");

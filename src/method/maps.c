@@ -42,7 +42,7 @@ cs_status similarity_maps_block(const float *sim, int n_tokens, int C, int first
     if (!grid) return CS_ERR_NOMEM;
     for (int i = 0; i < N; i++) memcpy(grid + (size_t)i * n, sim + (size_t)(1 + i) * C + first, (size_t)n * sizeof(float));
     for (int c = 0; c < n; c++) min_max_normalize(grid + c, N, n);
-    op_resize_bilinear_rows(grid, side, side, n, maps, out_h, out_w, row0, n_rows);
+    op_resize_bilinear_window(grid, side, side, n, maps, out_h, out_w, row0, n_rows, 0, out_w);
     cs_free(grid);
     return CS_OK;
 }

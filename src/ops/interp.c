@@ -16,7 +16,7 @@ static void source_index(int dst, int in, int out, int *i0, int *i1, float *l1) 
 
 void op_resize_bilinear(const float *src, int in_h, int in_w, int C, float *dst, int out_h,
                         int out_w) {
-    op_resize_bilinear_rows(src, in_h, in_w, C, dst, out_h, out_w, 0, out_h);
+    op_resize_bilinear_window(src, in_h, in_w, C, dst, out_h, out_w, 0, out_h, 0, out_w);
 }
 
 /* The column taps are the same for every row: computed once per call. */
@@ -58,9 +58,4 @@ void op_resize_bilinear_window(const float *src, int in_h, int in_w, int C, floa
     }
     cs_free(x0);
     cs_free(lx);
-}
-
-void op_resize_bilinear_rows(const float *src, int in_h, int in_w, int C, float *dst, int out_h,
-                             int out_w, int row0, int n_rows) {
-    op_resize_bilinear_window(src, in_h, in_w, C, dst, out_h, out_w, row0, n_rows, 0, out_w);
 }

@@ -90,12 +90,9 @@ size_t op_attention_scratch(int T, int d);
  * (channels last), dst: [out_h, out_w, C]. */
 void op_resize_bilinear(const float *src, int in_h, int in_w, int C, float *dst, int out_h,
                         int out_w);
-/* Rows row0..row0+n_rows-1 of that output (dst: [n_rows, out_w, C]), so a
- * large output can be made a block at a time. */
-void op_resize_bilinear_rows(const float *src, int in_h, int in_w, int C, float *dst, int out_h,
-                             int out_w, int row0, int n_rows);
 /* The window of rows row0.. (n_rows) and columns col0.. (n_cols) of that
- * output (dst: [n_rows, n_cols, C]): a crop without the rest. */
+ * output (dst: [n_rows, n_cols, C]): a crop without the rest, or a large
+ * output a block of rows at a time. */
 void op_resize_bilinear_window(const float *src, int in_h, int in_w, int C, float *dst, int out_h,
                                int out_w, int row0, int n_rows, int col0, int n_cols);
 
