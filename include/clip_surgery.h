@@ -1095,7 +1095,8 @@ void cs_sam_json_free(char *json);
 cs_status cs_sam_overlay(const cs_image *img, const uint8_t *mask, const cs_sam_prompt_set *set, uint8_t *rgb);
 
 /* FLOPs of the image encoder, and of the decoder for a prompt of n sparse
- * tokens (as cs_model_vision_flops counts). */
+ * tokens (as cs_model_vision_flops counts; the decoder's as it computes
+ * them, its cross attention folded when the tokens are few). */
 double cs_sam_encoder_flops(const cs_sam *m);
 double cs_sam_decoder_flops(const cs_sam *m, int n_sparse);
 

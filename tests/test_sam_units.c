@@ -241,6 +241,48 @@ static void check_prompts(cs_sam *m) {
     free(e.data);
 }
 
+/* The decoder's cross attention folded (projections on the token side) and
+ * plain (Meta's order) give the same low-res logits and IoU to rounding, on
+ * the full-size decoder; one point is folded by default, 16 points are not. */
+static void check_cross_fold(cs_sam *m) {
+    const cs_sam_config *c = cs_sam_get_config(m);
+    cs_sam_embedding e = {c->embed_dim, c->grid, 640, 480, 1024, 768, NULL};
+    size_t n = (size_t)c->embed_dim * c->grid * c->grid, LL = (size_t)16 * c->grid * c->grid;
+    e.data = malloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) e.data[i] = rnd();
+    float pts[32];
+    int32_t labels[16];
+    for (int i = 0; i < 16; i++) {
+        pts[2 * i] = 40.0f * i;
+        pts[2 * i + 1] = 30.0f * i;
+        labels[i] = i % 2;
+    }
+    CHECK(sam_cross_folds(m, c->dec_heads, 1 + c->n_mask_tokens + 2, c->dec_cross_dim));
+    CHECK(!sam_cross_folds(m, c->dec_heads, 1 + c->n_mask_tokens + 17, c->dec_cross_dim));
+    for (int n_points = 1; n_points <= 16; n_points += 15) {
+        cs_sam_prompt p = {n_points, pts, labels, NULL, NULL, 1};
+        cs_sam_result r[2];
+        for (int fold = 0; fold < 2; fold++) {
+            m->cross_fold = fold;
+            CHECK_OK(cs_sam_predict(m, &e, &p, &r[fold]));
+        }
+        m->cross_fold = -1;
+        double max_err = 0, max_ref = 0, iou_err = 0;
+        for (size_t i = 0; i < 3 * LL && r[0].lowres_logits && r[1].lowres_logits; i++) {
+            double d = fabs((double)r[0].lowres_logits[i] - r[1].lowres_logits[i]);
+            max_err = d > max_err ? d : max_err;
+            max_ref = fabs(r[0].lowres_logits[i]) > max_ref ? fabs(r[0].lowres_logits[i]) : max_ref;
+        }
+        for (int k = 0; k < 3 && r[0].iou && r[1].iou; k++) iou_err = fmax(iou_err, fabs(r[0].iou[k] - r[1].iou[k]));
+        printf("%d point(s): folded vs plain cross attention, low-res rel_err %.3g, IoU abs err %.3g\n", n_points,
+               max_err / max_ref, iou_err);
+        CHECK(max_ref > 0 && max_err / max_ref <= 1e-5 && iou_err <= 1e-5);
+        cs_sam_result_free(&r[0]);
+        cs_sam_result_free(&r[1]);
+    }
+    free(e.data);
+}
+
 static void check_not_sam(void) {
     cs_sam *m;
     CHECK_STATUS(cs_sam_load("/nonexistent/sam.pth", NULL, &m), CS_ERR_IO);
@@ -290,6 +332,7 @@ int main(void) {
     check_block(m, 0); /* windowed, 64 padded to 70 */
     check_block(m, 2); /* global */
     check_prompts(m);
+    check_cross_fold(m);
     cs_sam_free(m);
     return test_finish();
 }

@@ -78,6 +78,7 @@ struct cs_sam {
     cs_workspace ws;       /* the decoder's scratch, reused across prompts */
     cs_precision precision; /* of the encoder blocks' linear layers */
     /* tests */
+    int cross_fold;        /* -1 (default): sam_cross_folds decides; 0/1: never/always */
     sam_trace_fn trace;
     void *trace_ctx;
 };
@@ -113,6 +114,10 @@ typedef struct sam_prompt_frame {
     const float *box;      /* [4] or NULL */
     const float *mask;     /* [4G, 4G] or NULL */
 } sam_prompt_frame;
+
+/* 1 when the decoder's cross attention between n_tokens tokens and the
+ * image moves its projections to the token side (see sam_decoder.c). */
+int sam_cross_folds(const cs_sam *m, int heads, int n_tokens, int inner);
 
 /* Number of sparse tokens of a prompt (points, the pad point, box corners). */
 int sam_sparse_count(const sam_prompt_frame *p);

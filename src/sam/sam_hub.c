@@ -236,10 +236,14 @@ double cs_sam_encoder_flops(const cs_sam *m) {
 
 double cs_sam_decoder_flops(const cs_sam *m, int n_sparse) {
     const cs_sam_config *c = &m->cfg;
-    double E = c->embed_dim, X = c->dec_cross_dim, Nq = 1 + c->n_mask_tokens + n_sparse;
+    double E = c->embed_dim, X = c->dec_cross_dim, H = c->dec_heads, Nq = 1 + c->n_mask_tokens + n_sparse;
     double Nk = (double)c->grid * c->grid;
-    /* one cross attention: Nq queries on Nk keys (or the reverse) */
-    double cross = 2 * (Nq + Nk) * E * X * 2 + 4 * Nq * Nk * X;
+    /* one cross attention between the tokens and the image, either way, in
+     * the order sam_decoder.c computes it (folded: projections moved to the
+     * token side) */
+    double cross = sam_cross_folds(m, c->dec_heads, (int)Nq, c->dec_cross_dim)
+                       ? 2 * Nq * E * X * 2 + 2 * Nq * X * E * 2 + 4 * H * Nq * Nk * E
+                       : 2 * (Nq + Nk) * E * X * 2 + 4 * Nq * Nk * X;
     double f = 0;
     for (int i = 0; i < c->dec_depth; i++)
         f += 8 * Nq * E * E + 4 * Nq * Nq * E + 2 * cross + 4 * Nq * E * c->dec_mlp;

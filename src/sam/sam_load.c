@@ -306,6 +306,7 @@ cs_status sam_from_table(cs_tensor_table *t, const cs_sam_load_options *opts, cs
         return CS_ERR_NOMEM;
     }
     m->table = *t;
+    m->cross_fold = -1;
     memset(t, 0, sizeof *t);
     binder b = {m, infer_config(m, opts)};
     if (b.s == CS_OK) bind_encoder(&b);
