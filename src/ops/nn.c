@@ -1,22 +1,30 @@
 #include <math.h>
 #include "ops.h"
 
-/* exp over 16 floats at a time through glibc's libmvec, the vector expf GCC
- * itself calls under -ffast-math (which we do not use: the causal mask
- * needs infinities). Elsewhere the scalar expf. */
+/* exp and erf over 16 floats at a time through glibc's libmvec, the vector
+ * functions GCC itself calls under -ffast-math (which we do not use: the
+ * causal mask needs infinities). Elsewhere the scalar ones. */
 #if defined(__AVX512F__)
 #include <immintrin.h>
 __m512 _ZGVeN16v_expf(__m512 x);
-#define EXP_WIDTH 16
+__m512 _ZGVeN16v_erff(__m512 x);
+#define VEC_WIDTH 16
 static void exp_block(float *x) { _mm512_storeu_ps(x, _ZGVeN16v_expf(_mm512_loadu_ps(x))); }
+/* x * 0.5 * (1 + erf(x / sqrt 2)) */
+static void gelu_block(float *x) {
+    __m512 v = _mm512_loadu_ps(x), e = _ZGVeN16v_erff(_mm512_mul_ps(v, _mm512_set1_ps((float)M_SQRT1_2)));
+    _mm512_storeu_ps(x, _mm512_mul_ps(_mm512_mul_ps(v, _mm512_set1_ps(0.5f)),
+                                      _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
+}
 #else
-#define EXP_WIDTH 1
+#define VEC_WIDTH 1
 static void exp_block(float *x) { x[0] = expf(x[0]); }
+static void gelu_block(float *x) { x[0] = x[0] * 0.5f * (1.0f + erff(x[0] * (float)M_SQRT1_2)); }
 #endif
 
 void op_exp_inplace(float *x, size_t n) {
     size_t i = 0;
-    for (; i + EXP_WIDTH <= n; i += EXP_WIDTH) exp_block(x + i);
+    for (; i + VEC_WIDTH <= n; i += VEC_WIDTH) exp_block(x + i);
     for (; i < n; i++) x[i] = expf(x[i]);
 }
 
@@ -62,8 +70,10 @@ void op_quick_gelu(float *x, size_t n) {
 }
 
 void op_gelu(float *x, size_t n) {
+    size_t blocks = n / VEC_WIDTH;
 #pragma omp parallel for schedule(static) if (n > PARALLEL_MIN)
-    for (size_t i = 0; i < n; i++) x[i] = x[i] * 0.5f * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+    for (size_t k = 0; k < blocks; k++) gelu_block(x + k * VEC_WIDTH);
+    for (size_t i = blocks * VEC_WIDTH; i < n; i++) x[i] = x[i] * 0.5f * (1.0f + erff(x[i] * (float)M_SQRT1_2));
 }
 
 /* Pixel by pixel, with the channel sums of a block of pixels accumulated
@@ -93,21 +103,31 @@ void op_layer_norm_channels(float *x, int C, int HW, const float *w, const float
     }
 }
 
+/* Short rows (the decoder's image tokens over a few prompt tokens per head)
+ * go in blocks of about 256 floats, so that exp runs over long spans of the
+ * vector function. */
 void op_softmax_rows(float *x, int rows, int cols) {
-    for (int r = 0; r < rows; r++) {
-        float *xr = x + (size_t)r * cols;
-        /* OpenMP SIMD reductions vectorize the max and the sum without
-         * -ffast-math (which would also drop the infinities of masks). */
-        float m = -INFINITY;
+    int per_block = cols < 256 ? 256 / cols : 1, blocks = (rows + per_block - 1) / per_block;
+#pragma omp parallel for schedule(static) if ((size_t)rows * cols > PARALLEL_MIN)
+    for (int blk = 0; blk < blocks; blk++) {
+        int r0 = blk * per_block, r1 = r0 + per_block < rows ? r0 + per_block : rows;
+        for (int r = r0; r < r1; r++) {
+            float *xr = x + (size_t)r * cols;
+            /* OpenMP SIMD reductions vectorize the max and the sum without
+             * -ffast-math (which would also drop the infinities of masks). */
+            float m = -INFINITY;
 #pragma omp simd reduction(max : m)
-        for (int i = 0; i < cols; i++) m = xr[i] > m ? xr[i] : m;
-        for (int i = 0; i < cols; i++) xr[i] -= m;
-        op_exp_inplace(xr, (size_t)cols);
-        float sum = 0.0f;
+            for (int i = 0; i < cols; i++) m = xr[i] > m ? xr[i] : m;
+            for (int i = 0; i < cols; i++) xr[i] -= m;
+        }
+        op_exp_inplace(x + (size_t)r0 * cols, (size_t)(r1 - r0) * cols);
+        for (int r = r0; r < r1; r++) {
+            float *xr = x + (size_t)r * cols, sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-        for (int i = 0; i < cols; i++) sum += xr[i];
-        float inv = 1.0f / sum;
-        for (int i = 0; i < cols; i++) xr[i] *= inv;
+            for (int i = 0; i < cols; i++) sum += xr[i];
+            float inv = 1.0f / sum;
+            for (int i = 0; i < cols; i++) xr[i] *= inv;
+        }
     }
 }
 

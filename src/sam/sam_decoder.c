@@ -285,14 +285,14 @@ static void twoway_final(const cs_sam *m, twoway *t) {
  * sum_i x[i, y, x] W[i, o, dy, dx]. x is CHW [cin, h, w] or, with
  * rows set, tokens [h*w, cin]; W [cin, cout*4] is PyTorch's
  * [cin, cout, 2, 2]; y CHW [cout, 2h, 2w]. One GEMM (x^T W: [h*w, cout*4])
- * then a scatter, one output channel per iteration. */
+ * then a scatter, one input row per iteration. */
 static void conv_transpose2x2(const float *x, int rows, int cin, int h, int w, const float *W,
                               const float *b, int cout, float *tmp, float *y) {
     int hw = h * w, n = cout * 4;
     op_gemm(!rows, 0, hw, n, cin, 1.0f, x, rows ? cin : hw, W, n, 0.0f, tmp, n);
 #pragma omp parallel for schedule(static)
-    for (int o = 0; o < cout; o++)
-        for (int yy = 0; yy < h; yy++)
+    for (int yy = 0; yy < h; yy++) /* a row of tmp (w x n floats) stays in cache for every o */
+        for (int o = 0; o < cout; o++)
             for (int xx = 0; xx < w; xx++) {
                 const float *t = tmp + ((size_t)yy * w + xx) * n + o * 4;
                 float *d = y + ((size_t)o * 2 * h + 2 * yy) * 2 * w + 2 * xx;
