@@ -18,6 +18,7 @@
 #define SAM_ENC_LN_EPS 1e-6f /* encoder LayerNorm, LayerNorm2d */
 #define SAM_DEC_LN_EPS 1e-5f /* decoder LayerNorm (PyTorch's default) */
 #define SAM_DEFAULT_DECODER_HEADS 8
+#define SAM_MAX_GRID 256 /* image tokens per side (64 in Meta's models); windows are no wider */
 
 /* A linear layer [out, in]; w16 holds its bf16 copy under CS_PRECISION_BF16
  * (data NULL: fp32). */

@@ -39,59 +39,79 @@ static void patchify(const float *px, int S, int P, float *out) {
         }
 }
 
-/* Rows of one attention call: T = side^2 tokens whose q | k | v sit in
- * qkv [T, 3D]; the result goes to out [T, D] (before the projection). */
-typedef struct attn_job {
-    const float *qkv;
-    float *out;
-    int side, D, heads;
-    const float *rel_h, *rel_w; /* [2 side - 1, hd] */
-} attn_job;
-
-/* Floats of one head's scratch: the scores and the two relative terms. */
-static size_t head_scratch(int side) {
-    size_t T = (size_t)side * side;
-    return T * T + 2 * T * (size_t)(2 * side - 1);
-}
-
-/* One head of Meta's Attention with add_decomposed_rel_pos:
+/* Meta's Attention with add_decomposed_rel_pos on one sequence (a window,
+ * or the whole grid) of T = side^2 tokens, through the project's fused
+ * attention (op_attention: no T x T score matrix is stored):
  * logits = (q * scale) k^T + rel_h[(i,j), kh] + rel_w[(i,j), kw], where
- * rel_h[(i,j), kh] = q(i,j) . rel_pos_h[i - kh + side - 1] (q unscaled), and
- * likewise for w. q . table^T is one GEMM per table ([T, 2 side - 1]); the
- * terms are then picked out by index. */
-static void attention_head(const attn_job *j, int h, float *scratch) {
-    int s = j->side, T = s * s, D = j->D, hd = D / j->heads, R = 2 * s - 1, ld = 3 * D;
-    float *scores = scratch, *rh = scores + (size_t)T * T, *rw = rh + (size_t)T * R;
-    const float *q = j->qkv + h * hd, *k = q + D, *v = q + 2 * D;
-    op_gemm(0, 1, T, T, hd, 1.0f / sqrtf((float)hd), q, ld, k, ld, 0.0f, scores, T);
-    op_gemm(0, 1, T, R, hd, 1.0f, q, ld, j->rel_h, hd, 0.0f, rh, R);
-    op_gemm(0, 1, T, R, hd, 1.0f, q, ld, j->rel_w, hd, 0.0f, rw, R);
-    for (int qi = 0; qi < s; qi++)
-        for (int qj = 0; qj < s; qj++) {
-            size_t row = (size_t)qi * s + qj;
-            float *sc = scores + row * T;
-            const float *a = rh + row * R + qi + s - 1, *b = rw + row * R + qj + s - 1;
-            for (int ki = 0; ki < s; ki++)
-                for (int kj = 0; kj < s; kj++) sc[ki * s + kj] = (sc[ki * s + kj] + a[-ki]) + b[-kj];
+ * rel_h[(i,j), kh] = q(i,j) . rel_pos_h[i - kh + side - 1] (q unscaled),
+ * and likewise for w. q . table^T is one GEMM per head and table
+ * ([T, 2 side - 1]); the bias callback picks the terms out by index. */
+typedef struct rel_pos_bias {
+    const float *rh, *rw; /* [heads][T][R] */
+    int side, T, R;
+} rel_pos_bias;
+
+static void add_rel_pos(const void *ctx, int head, int q0, int nq, int k0, int nk, float *s, int lds) {
+    const rel_pos_bias *b = ctx;
+    int side = b->side;
+    float w_terms[2 * SAM_MAX_GRID]; /* the row's w terms in key order kw = 0.. */
+    for (int i = 0; i < nq; i++) {
+        int row = q0 + i, qi = row / side, qj = row % side;
+        const float *a = b->rh + ((size_t)head * b->T + row) * b->R + qi + side - 1;
+        const float *c = b->rw + ((size_t)head * b->T + row) * b->R + qj + side - 1;
+        for (int kw = 0; kw < side; kw++) w_terms[kw] = c[-kw];
+        float *si = s + (size_t)i * lds;
+        for (int j = 0; j < nk;) { /* one run of keys along a grid row */
+            int ki = (k0 + j) / side, kj = (k0 + j) % side, n = side - kj < nk - j ? side - kj : nk - j;
+            float h = a[-ki];
+            float *run = si + j;
+            const float *w = w_terms + kj;
+            for (int t = 0; t < n; t++) run[t] = (run[t] + h) + w[t];
+            j += n;
         }
-    op_softmax_rows(scores, T, T);
-    op_gemm(0, 0, T, hd, T, 1.0f, scores, T, v, ld, 0.0f, j->out + h * hd, D);
+    }
 }
 
-/* n_seq sequences (windows) of side^2 tokens each, every (window, head)
- * pair a task; each thread owns one head's scratch, so global attention
- * over G^2 tokens holds `threads` score matrices, never all heads'. */
+/* Floats of one sequence's attention: the relative-position tables of every
+ * head and op_attention's scratch (all threads' for a single sequence, one
+ * thread's when the windows run in parallel). */
+static size_t sequence_scratch(int side, int D, int heads, int threads) {
+    size_t T = (size_t)side * side, R = (size_t)(2 * side - 1);
+    size_t att = threads > 1 ? op_attention_scratch((int)T, D / heads) : op_attention_thread_scratch((int)T, D / heads);
+    return 2 * (size_t)heads * T * R + att;
+}
+
+/* One sequence: qkv [T, 3D] -> out [T, D] (before the projection). */
+static void sequence_attention(const float *qkv, int side, int D, int heads, const float *rel_h,
+                               const float *rel_w, float *scratch, float *out) {
+    int T = side * side, hd = D / heads, R = 2 * side - 1;
+    float *rh = scratch, *rw = rh + (size_t)heads * T * R, *att = rw + (size_t)heads * T * R;
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())
+    for (int h = 0; h < heads; h++) {
+        op_gemm(0, 1, T, R, hd, 1.0f, qkv + h * hd, 3 * D, rel_h, hd, 0.0f, rh + (size_t)h * T * R, R);
+        op_gemm(0, 1, T, R, hd, 1.0f, qkv + h * hd, 3 * D, rel_w, hd, 0.0f, rw + (size_t)h * T * R, R);
+    }
+    rel_pos_bias bias = {rh, rw, side, T, R};
+    op_attention_spec spec = {OP_ATTN_QK, 0, add_rel_pos, 0.0f, &bias};
+    op_attention(qkv, T, D, heads, &spec, att, out);
+}
+
+/* n_seq sequences (windows) of side^2 tokens each: windows in parallel,
+ * each thread with its own scratch; a single sequence (global attention)
+ * runs its heads in parallel. */
 static cs_status attention(const float *qkv, int n_seq, int side, int D, int heads,
                            const float *rel_h, const float *rel_w, float *out) {
-    size_t T = (size_t)side * side, per = head_scratch(side);
-    int threads = omp_get_max_threads();
+    size_t T = (size_t)side * side;
+    int threads = n_seq > 1 ? omp_get_max_threads() : 1;
+    size_t per = sequence_scratch(side, D, heads, n_seq > 1 ? 1 : omp_get_max_threads());
     float *scratch = mem_alloc(per, (size_t)threads * sizeof(float));
     if (!scratch) return CS_ERR_NOMEM;
+    if (n_seq == 1) sequence_attention(qkv, side, D, heads, rel_h, rel_w, scratch, out);
+    else {
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int task = 0; task < n_seq * heads; task++) {
-        int w = task / heads;
-        attn_job j = {qkv + w * T * 3 * D, out + w * T * D, side, D, heads, rel_h, rel_w};
-        attention_head(&j, task % heads, scratch + (size_t)omp_get_thread_num() * per);
+        for (int w = 0; w < n_seq; w++)
+            sequence_attention(qkv + w * T * 3 * D, side, D, heads, rel_h, rel_w,
+                               scratch + (size_t)omp_get_thread_num() * per, out + w * T * D);
     }
     cs_free(scratch);
     return CS_OK;

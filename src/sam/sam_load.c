@@ -150,7 +150,7 @@ static cs_status infer_config(cs_sam *m, const cs_sam_load_options *opts) {
     c->iou_hidden = (int)ih->shape[0];
     c->dec_heads = opts && opts->decoder_heads > 0 ? opts->decoder_heads : metadata_decoder_heads(&m->table);
     if (c->dec_heads <= 0) c->dec_heads = SAM_DEFAULT_DECODER_HEADS;
-    if (pe->shape[0] != 1 || pe->shape[1] != pe->shape[2] || c->grid < 1 || c->grid > 256 ||
+    if (pe->shape[0] != 1 || pe->shape[1] != pe->shape[2] || c->grid < 1 || c->grid > SAM_MAX_GRID ||
         patch->shape[1] != 3 || patch->shape[2] != patch->shape[3] || c->patch_size < 1 ||
         patch->shape[0] != c->enc_width || c->enc_depth < 1 || c->enc_heads < 1 ||
         c->enc_width % head_dim || c->embed_dim < 8 || c->embed_dim % 8 || c->n_mask_tokens < 2 ||
@@ -173,11 +173,12 @@ static cs_status infer_config(cs_sam *m, const cs_sam_load_options *opts) {
             if (c->n_global == (int)(sizeof c->global_blocks / sizeof *c->global_blocks))
                 return error_set(CS_ERR_LIMIT, "%s: more than 64 global blocks", m->table.path);
             c->global_blocks[c->n_global++] = i;
-        } else if (len % 2 == 1 && len > 0 && (c->window == 0 || c->window == (len + 1) / 2)) {
+        } else if (len % 2 == 1 && len > 0 && (len + 1) / 2 <= c->grid &&
+                   (c->window == 0 || c->window == (len + 1) / 2)) {
             c->window = (len + 1) / 2;
         } else {
             return error_set(CS_ERR_SHAPE, "%s: '%s' has %d rows: neither 2*%d-1 (global) nor the "
-                           "windowed blocks' length", m->table.path, name, len, c->grid);
+                           "windowed blocks' length (a window of at most the grid)", m->table.path, name, len, c->grid);
         }
     }
     return s;
