@@ -28,29 +28,22 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "base/base.h"
+#include "gemm_panels.h"
 
 #define NR OP_BF16_NR
 #define KPAD OP_BF16_KPAD
 #define MR 14            /* 14 x 2 accumulators + 2 weight vectors + 1 broadcast <= 32 zmm */
 #define KC 128           /* pairs per K block: a 128 x 32 bf16 panel slice is 16 KiB (L1) */
 #define MC (8 * MR)      /* rows per block: the packed block is 56 KiB, on the stack */
-#define SERIAL_FLOPS 4e6 /* below this a parallel region costs more than it saves */
 
 #define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
 
 /* ---------------------------------------------------------------- CPU check */
 
 static int detect_bf16(void) {
+    if (!op_avx512bw_os_supported()) return 0;
     unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE)) return 0;
-    /* XCR0: the OS must save SSE, AVX, opmask and both ZMM halves (bits 1, 2, 5, 6, 7). */
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    if ((lo & 0xE6) != 0xE6) return 0;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-    unsigned max_sub = a;
-    if (!(b & (1u << 16)) || !(b & (1u << 30))) return 0; /* AVX512F, AVX512BW */
-    if (max_sub < 1) return 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || a < 1) return 0; /* no sub-leaf 1 */
     __get_cpuid_count(7, 1, &a, &b, &c, &d);
     return (a >> 5) & 1; /* AVX512_BF16 */
 }
@@ -238,13 +231,8 @@ static const kernel_fn kernels[MR + 1] = {NULL,       kernel_1,  kernel_2,  kern
                                           kernel_5,   kernel_6,  kernel_7,  kernel_8,  kernel_9,
                                           kernel_10,  kernel_11, kernel_12, kernel_13, kernel_14};
 
-/* A rectangle of the output: rows [m0, m1), panels [p0, p1). */
-typedef struct rect {
-    int m0, m1, p0, p1;
-} rect;
-
 BF16_TARGET static void run_rect(const float *x, const op_bf16_weights *w, const float *b,
-                                 int accumulate, float *y, rect r) {
+                                 int accumulate, float *y, op_rect r) {
     _Alignas(64) uint32_t abuf[MC * KC]; /* 56 KiB: fits any thread's stack, no heap */
     int N = w->N, K = w->K, pairs = w->pairs;
     for (int i0 = r.m0; i0 < r.m1; i0 += MC) {
@@ -433,7 +421,7 @@ AMX_TARGET static void amx_store(const float *sums, int mr, float *c, int ldc, i
 }
 
 AMX_TARGET static void run_rect_amx(const float *x, const op_bf16_weights *w, const float *b,
-                                    int accumulate, float *y, rect r) {
+                                    int accumulate, float *y, op_rect r) {
     _Alignas(64) uint32_t abuf[AMX_MC * AMX_KC]; /* 64 KiB of A tiles, no heap */
     _Alignas(64) float sums[AMX_MR * NR];        /* 4 KiB */
     _Alignas(64) tile_config cfg;
@@ -471,47 +459,13 @@ AMX_TARGET static void run_rect_amx(const float *x, const op_bf16_weights *w, co
     _tile_release();
 }
 
-/* ---------------------------------------------------------------- threads */
-
-/* Split the output among up to T threads as a tm x tn grid of rectangles
- * (row tiles of `unit` rows x panels), choosing the grid whose largest
- * rectangle is smallest; ties go to fewer threads. Row tiles are the
- * kernel's (MR or AMX_MR) so no thread gets a ragged tile but the last. */
-static void choose_grid(int M, int N, int panels, int T, int unit, int *tm_out, int *tn_out) {
-    int tiles = (M + unit - 1) / unit, best_tm = 1, best_tn = 1;
-    double best = -1;
-    for (int t = 1; t <= T; t++)
-        for (int tm = 1; tm <= t; tm++) {
-            if (t % tm) continue;
-            int tn = t / tm;
-            if (tm > tiles || tn > panels) continue;
-            int rows = (tiles + tm - 1) / tm * unit, cols = (panels + tn - 1) / tn * NR;
-            double cost = (double)(rows < M ? rows : M) * (cols < N ? cols : N);
-            if (best < 0 || cost < best) best = cost, best_tm = tm, best_tn = tn;
-        }
-    *tm_out = best_tm;
-    *tn_out = best_tn;
-}
-
-static rect grid_rect(int M, int panels, int tm, int tn, int unit, int id) {
-    int tiles = (M + unit - 1) / unit, tpm = (tiles + tm - 1) / tm, ppn = (panels + tn - 1) / tn;
-    int im = id / tn, in = id % tn;
-    rect r = {im * tpm * unit, (im + 1) * tpm * unit, in * ppn, (in + 1) * ppn};
-    if (r.m1 > M) r.m1 = M;
-    if (r.p1 > panels) r.p1 = panels;
-    return r;
-}
-
-/* Every output element is summed by one thread in an order fixed by K
- * alone (the K blocks, then the kernel's own order), so the grid, and so
- * the thread count, never changes the result. */
 /* ---------------------------------------------------------------- portable kernel
  * Plain C over the same panels, for CPUs without AVX512-BF16 (and for the
  * parity tests on every CPU): x rounded to bf16 per K block as the other
  * kernels do, products of two bf16 values (exact in fp32), sums in fp32,
  * and the same bias / accumulate rules. Slower, never different in kind. */
 static void run_rect_portable(const float *x, const op_bf16_weights *w, const float *b,
-                              int accumulate, float *y, rect r) {
+                              int accumulate, float *y, op_rect r) {
     int N = w->N, K = w->K, pairs = w->pairs;
     float xb[2 * KC];
     for (int i = r.m0; i < r.m1; i++) {
@@ -540,32 +494,30 @@ static void run_rect_portable(const float *x, const op_bf16_weights *w, const fl
     }
 }
 
+/* ---------------------------------------------------------------- threads
+ * Every output element is summed by one thread in an order fixed by K
+ * alone (the K blocks, then the kernel's own order), so the grid, and so
+ * the thread count, never changes the result.
+ * The arguments of one op_linear_bf16 call, for the rectangle runners. */
+typedef struct call {
+    const float *x, *b;
+    const op_bf16_weights *w;
+    int accumulate;
+    float *y;
+    void (*run)(const float *, const op_bf16_weights *, const float *, int, float *, op_rect);
+} call;
+
+static void run_call(const void *ctx, op_rect r) {
+    const call *c = ctx;
+    c->run(c->x, c->w, c->b, c->accumulate, c->y, r);
+}
+
 void op_linear_bf16(const float *x, int M, int K, const op_bf16_weights *w, const float *b,
                     int accumulate, float *y) {
     if (M <= 0 || !w || !w->data || K != w->K) return;
     int forced = __atomic_load_n(&g_force_path, __ATOMIC_RELAXED);
     int portable = forced == OP_BF16_PATH_PORTABLE || !op_bf16_supported();
     int amx = !portable && forced != OP_BF16_PATH_AVX512 && op_bf16_amx_supported();
-    void (*run)(const float *, const op_bf16_weights *, const float *, int, float *, rect) =
-        portable ? run_rect_portable : amx ? run_rect_amx : run_rect;
-    int unit = amx ? AMX_MR : MR;
-    int T = 1;
-    if (!omp_in_parallel() && 2.0 * M * w->N * K >= SERIAL_FLOPS) T = omp_get_max_threads();
-    int tm, tn;
-    choose_grid(M, w->N, w->panels, T, unit, &tm, &tn);
-    int parts = tm * tn;
-    if (parts == 1) {
-        run(x, w, b, accumulate, y, (rect){0, M, 0, w->panels});
-        return;
-    }
-#pragma omp parallel num_threads(parts)
-    {
-        /* The runtime may hand out fewer threads than asked: loop so every
-         * rectangle is still done. */
-        int nt = omp_get_num_threads();
-        for (int id = omp_get_thread_num(); id < parts; id += nt) {
-            rect r = grid_rect(M, w->panels, tm, tn, unit, id);
-            if (r.m0 < r.m1 && r.p0 < r.p1) run(x, w, b, accumulate, y, r);
-        }
-    }
+    call c = {x, b, w, accumulate, y, portable ? run_rect_portable : amx ? run_rect_amx : run_rect};
+    op_panels_run(M, w->N, w->panels, NR, amx ? AMX_MR : MR, 2.0 * M * w->N * K, run_call, &c);
 }
