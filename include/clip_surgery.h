@@ -242,6 +242,10 @@ cs_status cs_resolve_vocab(const char *cache_dir, int download, cs_progress_fn p
 /* This machine's single-precision GEMM rate through the library's BLAS with
  * the current threads: the median of `runs` n x n x n sgemm runs, GFLOP/s. */
 double cs_gemm_peak_gflops(int n, int runs);
+/* The same for the bf16 linear layer of --precision bf16 (cs_model_set_precision):
+ * n x n x n products through its kernel (AMX, AVX512-BF16 or portable, as the
+ * model would run), the weights packed once beforehand. */
+double cs_gemm_bf16_peak_gflops(int n, int runs);
 
 /* Save the model's weights as safetensors under OpenAI names, so it can be
  * memory-mapped afterwards: F32 weights are then used in place (no copy),

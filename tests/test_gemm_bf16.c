@@ -336,5 +336,8 @@ int main(void) {
     }
     op_bf16_force_path(OP_BF16_PATH_AUTO);
     test_kernel_rounding(); /* the default choice works too */
+    /* bench's bf16 peak runs the kernel on packed weights (small here). */
+    double peak = cs_gemm_bf16_peak_gflops(128, 3);
+    CHECK_MSG(peak > 0 && isfinite(peak), "bf16 peak %g", peak);
     return test_finish();
 }
