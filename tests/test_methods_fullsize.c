@@ -177,7 +177,7 @@ static void lib_block(const cs_block *b, cs_vision_mode mode, const float *x0, f
     memcpy(x, x0, sizeof(float) * T * W);
     memcpy(x + T * W, x0, sizeof(float) * T * W);
     vit_naclip_window(5.0, &window);
-    op_attention_spec a = {OP_ATTN_QK, 0, NULL, 0, NULL};
+    op_attention_spec a = {OP_ATTN_QK, 0, NULL, 0, NULL, 0};
     switch (mode) {
     case CS_VISION_MASKCLIP: a.kind = OP_ATTN_SELF; block_forward_reduced(b, W, H, 1, len, &a, x, &s); break;
     case CS_VISION_CLEARCLIP: a.kind = OP_ATTN_QQ; block_forward_reduced(b, W, H, 1, len, &a, x, &s); break;

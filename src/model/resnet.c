@@ -425,7 +425,7 @@ static cs_status attention_pool(cs_model *m, const float *x, int T, cs_vision_mo
     float *scores = ws_take(&m->ws, op_attention_scratch(T, E / r->heads), sizeof(float));
     cs_status s = qkv && attn && scores ? CS_OK : CS_ERR_NOMEM;
     if (s == CS_OK) {
-        op_attention_spec a = {OP_ATTN_QK, 0, NULL, 0.0f, NULL};
+        op_attention_spec a = {OP_ATTN_QK, 0, NULL, 0.0f, NULL, 0};
         if (mode == CS_VISION_PLAIN) {
             for (int i = 0; i < 3; i++) project_into(x, T, E, r->proj_w[i], r->proj_b[i], i, qkv);
         } else {

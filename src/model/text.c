@@ -52,7 +52,7 @@ cs_status text_encode(cs_model *m, const int32_t *ids, int n, int context, int e
             float *xr = x + (size_t)row * W;
             for (int k = 0; k < W; k++) xr[k] = te[k] + pe[k];
         }
-    static const op_attention_spec causal = {OP_ATTN_QK, 1, NULL, 0.0f, NULL};
+    static const op_attention_spec causal = {OP_ATTN_QK, 1, NULL, 0.0f, NULL, 0};
     for (int l = 0; l < m->cfg.text_layers; l++) {
         block_forward(&t->tr.blocks[l], W, t->tr.heads, n, len, &causal, x, &s);
         MODEL_TAP(m, "text_block", l, x, (int)total, W);

@@ -104,7 +104,7 @@ void block_forward_reduced(const cs_block *b, int W, int heads, int n_seq, const
 
 void block_forward_dual(const cs_block *b, int W, int heads, int n_seq, const int *seq_len,
                         const op_attention_spec *a_new, float *x, block_scratch *s) {
-    static const op_attention_spec qk = {OP_ATTN_QK, 0, NULL, 0.0f, NULL};
+    static const op_attention_spec qk = {OP_ATTN_QK, 0, NULL, 0.0f, NULL, 0};
     int T = total_rows(n_seq, seq_len);
     block_qkv(b, T, W, x, s);
     /* Both paths read the one QKV projection of the original path's ln_1;

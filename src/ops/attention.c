@@ -1,6 +1,8 @@
 #include <math.h>
 #include <omp.h>
+#include <stdint.h>
 #include <string.h>
+#include "gemm_bf16.h"
 #include "ops.h"
 
 /* The fused attention's tiles: a query tile's BQ x BK scores (64 KB) and its
@@ -10,11 +12,33 @@
  * softmax reduces to the plain one. */
 enum { BQ = 64, BK = 256 };
 
-/* One head's operands: q and k rows of stride ldqk, v rows of stride ldv. */
+/* One head's operands: q and k rows of stride ldqk, v rows of stride ldv;
+ * bf16: the scratch where fused_head packs k and v for the bf16 kernel, or
+ * NULL for fp32. */
 typedef struct head_operands {
     const float *q, *k, *v;
     int ldqk, ldv;
+    float *bf16;
 } head_operands;
+
+static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
+
+/* Floats of the bf16 scratch: a scaled query tile, the keys packed as
+ * weights [T, d] and the values packed per key tile as weights [d, BK]
+ * (so that a tile's product with the scores is one kernel call); 16 more
+ * to align the packs to 64 bytes, as the kernel's loads need. */
+static size_t bf16_floats(int T, int d) {
+    size_t tiles = (size_t)(T + BK - 1) / BK;
+    return 16 + round16((size_t)BQ * d) + round16(op_bf16_packed_bytes(T, d) / sizeof(float)) +
+           tiles * round16(op_bf16_packed_bytes(d, T < BK ? T : BK) / sizeof(float));
+}
+
+/* The packed key tile k0.. (nk keys): its panels of the packed keys. */
+static op_bf16_weights key_tile(const op_bf16_weights *keys, int k0, int nk) {
+    op_bf16_weights t;
+    op_bf16_layout(nk, keys->K, keys->data + (size_t)(k0 / OP_BF16_NR) * keys->pairs_pad * OP_BF16_NR * 2, &t);
+    return t;
+}
 
 /* Row i of a score tile after the bias and the mask: its first n entries
  * (the keys it may see) become exp(s - new max), the rest 0; the running
@@ -47,25 +71,54 @@ static void online_softmax_row(float *s, int n, int nk, float *m, float *l, floa
  * tokens (flash-attention style): per query tile, each key tile's scores are
  * one small GEMM, softmaxed online into a running max and sum, and their
  * product with the key tile's v is accumulated; out = acc / sum at the end.
- * tile: fused_tile_floats(d) floats. */
+ * tile: fused_tile_floats(d) floats. With o->bf16 both products run through
+ * the bf16 kernel (inputs rounded to bf16, fp32 sums): k and v are packed
+ * once per head, the query tile is scaled and the scores rounded as they
+ * go in. */
 static void fused_head(const head_operands *o, int T, int d, float scale, const op_attention_spec *a,
                        int head, int accumulate, float *out, int ldo, float *tile) {
     float *s = tile, *acc = s + BQ * BK, *m = acc + (size_t)BQ * d, *l = m + BQ;
+    float *q_tile = o->bf16 ? (float *)(((uintptr_t)o->bf16 + 63) & ~(uintptr_t)63) : NULL;
+    op_bf16_weights keys = {0}, values = {0};
+    uint16_t *value_tiles = NULL;
+    size_t value_tile_len = 0;
+    if (q_tile) {
+        uint16_t *packed = (uint16_t *)(q_tile + round16((size_t)BQ * d));
+        op_bf16_pack_strided(o->k, (size_t)o->ldqk, 1, T, d, packed, &keys);
+        value_tiles = packed + round16(op_bf16_packed_bytes(T, d) / sizeof(float)) * 2;
+        value_tile_len = round16(op_bf16_packed_bytes(d, T < BK ? T : BK) / sizeof(float)) * 2;
+        for (int k0 = 0; k0 < T; k0 += BK)
+            op_bf16_pack_strided(o->v + (size_t)k0 * o->ldv, 1, (size_t)o->ldv, d, T - k0 < BK ? T - k0 : BK,
+                                 value_tiles + (size_t)(k0 / BK) * value_tile_len, &values);
+    }
     for (int q0 = 0; q0 < T; q0 += BQ) {
         int nq = T - q0 < BQ ? T - q0 : BQ, kend = a->causal ? q0 + nq : T;
         for (int i = 0; i < nq; i++) m[i] = -INFINITY, l[i] = 0.0f;
         memset(acc, 0, (size_t)nq * d * sizeof *acc);
+        if (q_tile)
+            for (int i = 0; i < nq; i++)
+                for (int j = 0; j < d; j++) q_tile[(size_t)i * d + j] = scale * o->q[(size_t)(q0 + i) * o->ldqk + j];
         for (int k0 = 0; k0 < kend; k0 += BK) {
             int nk = kend - k0 < BK ? kend - k0 : BK;
-            op_gemm(0, 1, nq, nk, d, scale, o->q + (size_t)q0 * o->ldqk, o->ldqk,
-                    o->k + (size_t)k0 * o->ldqk, o->ldqk, 0.0f, s, nk);
+            if (q_tile) {
+                op_bf16_weights kt = key_tile(&keys, k0, nk);
+                op_linear_bf16(q_tile, nq, d, &kt, NULL, 0, s);
+            } else {
+                op_gemm(0, 1, nq, nk, d, scale, o->q + (size_t)q0 * o->ldqk, o->ldqk,
+                        o->k + (size_t)k0 * o->ldqk, o->ldqk, 0.0f, s, nk);
+            }
             if (a->bias) a->bias(a->bias_ctx, head, q0, nq, k0, nk, s, nk);
             for (int i = 0; i < nq; i++) {
                 int n = a->causal ? q0 + i + 1 - k0 : nk; /* keys k0 + j <= q0 + i */
                 n = n < 0 ? 0 : n > nk ? nk : n;
                 online_softmax_row(s + (size_t)i * nk, n, nk, m + i, l + i, acc + (size_t)i * d, d);
             }
-            op_gemm(0, 0, nq, d, nk, 1.0f, s, nk, o->v + (size_t)k0 * o->ldv, o->ldv, 1.0f, acc, d);
+            if (q_tile) {
+                op_bf16_layout(d, nk, value_tiles + (size_t)(k0 / BK) * value_tile_len, &values);
+                op_linear_bf16(s, nq, nk, &values, NULL, 1, acc);
+            } else {
+                op_gemm(0, 0, nq, d, nk, 1.0f, s, nk, o->v + (size_t)k0 * o->ldv, o->ldv, 1.0f, acc, d);
+            }
         }
         for (int i = 0; i < nq; i++) {
             float inv = 1.0f / l[i], *dst = out + (size_t)(q0 + i) * ldo;
@@ -92,13 +145,13 @@ static void normalized_copy(const float *z, int ld, int T, int d, float *zn) {
  * (v, k, q). zn, z1: [T, d] scratch. */
 static void gem_head(const float *q, const float *k, const float *v, int ld, int T, int d, float t,
                      int head, float *zn, float *z1, float *tile, float *out, int ldo) {
-    static const op_attention_spec plain = {OP_ATTN_QK, 0, NULL, 0.0f, NULL};
+    static const op_attention_spec plain = {OP_ATTN_QK, 0, NULL, 0.0f, NULL, 0};
     const float *z[3] = {v, k, q};
     for (int i = 0; i < 3; i++) {
         normalized_copy(z[i], ld, T, d, zn);
-        fused_head(&(head_operands){zn, zn, zn, d, d}, T, d, t, &plain, head, 0, z1, d, tile);
+        fused_head(&(head_operands){zn, zn, zn, d, d, NULL}, T, d, t, &plain, head, 0, z1, d, tile);
         op_l2_normalize_rows(z1, T, d);
-        fused_head(&(head_operands){z1, z1, v, d, ld}, T, d, t, &plain, head, i > 0, out, ldo, tile);
+        fused_head(&(head_operands){z1, z1, v, d, ld, NULL}, T, d, t, &plain, head, i > 0, out, ldo, tile);
     }
     for (int r = 0; r < T; r++)
         for (int c = 0; c < d; c++) out[(size_t)r * ldo + c] /= 3.0f;
@@ -112,21 +165,22 @@ static void attention_head(const float *qkv, int T, int W, int d, int h, const o
     float scale = 1.0f / sqrtf((float)d);
     const float *q = qkv + h * d, *k = qkv + W + h * d, *v = qkv + 2 * W + h * d;
     float *o = out + h * d, *zn = scratch + fused_tile_floats(d), *z1 = zn + (size_t)T * d;
+    float *b16 = a->bf16 ? zn : NULL; /* GEM's buffers, which the bf16 kinds do not use */
     switch (a->kind) {
     case OP_ATTN_SELF: /* softmax of a mask that is 0 on the diagonal, -inf elsewhere */
         for (int t = 0; t < T; t++) memcpy(o + (size_t)t * W, v + (size_t)t * ld, (size_t)d * sizeof(float));
         return;
     case OP_ATTN_GEM: gem_head(q, k, v, ld, T, d, a->inv_temp, h, zn, z1, scratch, o, W); return;
     case OP_ATTN_CSA:
-        fused_head(&(head_operands){q, q, v, ld, ld}, T, d, scale, a, h, 0, o, W, scratch);
-        fused_head(&(head_operands){k, k, v, ld, ld}, T, d, scale, a, h, 1, o, W, scratch);
+        fused_head(&(head_operands){q, q, v, ld, ld, b16}, T, d, scale, a, h, 0, o, W, scratch);
+        fused_head(&(head_operands){k, k, v, ld, ld, b16}, T, d, scale, a, h, 1, o, W, scratch);
         return;
     case OP_ATTN_VV: q = k = v; break;
     case OP_ATTN_QQ: k = q; break;
     case OP_ATTN_KK: q = k; break;
     case OP_ATTN_QK: break;
     }
-    fused_head(&(head_operands){q, k, v, ld, ld}, T, d, scale, a, h, 0, o, W, scratch);
+    fused_head(&(head_operands){q, k, v, ld, ld, b16}, T, d, scale, a, h, 0, o, W, scratch);
 }
 
 /* Heads run in parallel, each on its own slice of the scratch; inside an
@@ -146,8 +200,12 @@ void op_attention(const float *qkv, int T, int W, int heads, const op_attention_
         attention_head(qkv, T, W, d, h, a, scratch + (size_t)omp_get_thread_num() * per_thread, out);
 }
 
-/* The fused kernel's tiles, and GEM's two [T, d] buffers: linear in T. */
-size_t op_attention_thread_scratch(int T, int d) { return fused_tile_floats(d) + (size_t)2 * T * d; }
+/* The fused kernel's tiles, and GEM's two [T, d] buffers or the bf16
+ * packs: linear in T. */
+size_t op_attention_thread_scratch(int T, int d) {
+    size_t gem = round16((size_t)2 * T * d), b16 = bf16_floats(T, d);
+    return fused_tile_floats(d) + (gem > b16 ? gem : b16);
+}
 
 size_t op_attention_scratch(int T, int d) {
     return (size_t)omp_get_max_threads() * op_attention_thread_scratch(T, d);

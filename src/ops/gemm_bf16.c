@@ -88,14 +88,15 @@ size_t op_bf16_packed_bytes(int N, int K) {
     return n;
 }
 
-/* One panel: rows n0..n0+NR of w (zero past N), k padded with zeros to
- * 2 * pairs_pad (the AMX kernel loads whole 16-pair tiles; the zeros meet
- * zeros in its activations, never garbage). Written in output order
- * (sequential stores); the NR source rows being read stay in cache as k
- * advances. */
-static void pack_panel(const float *w, int N, int K, int pairs_pad, int p, uint16_t *dst) {
+/* One panel: rows n0..n0+NR of w (zero past N), element (n, k) at
+ * w[n * ldn + k * ldk], k padded with zeros to 2 * pairs_pad (the AMX
+ * kernel loads whole 16-pair tiles; the zeros meet zeros in its
+ * activations, never garbage). Written in output order (sequential
+ * stores); the NR source rows being read stay in cache as k advances. */
+static void pack_panel(const float *w, size_t ldn, size_t ldk, int N, int K, int pairs_pad, int p,
+                       uint16_t *dst) {
     int rows = N - p * NR < NR ? N - p * NR : NR;
-    const float *src = w + (size_t)p * NR * K;
+    const float *src = w + (size_t)p * NR * ldn;
     for (int q = 0; q < pairs_pad; q++, dst += 2 * NR) {
         int k = 2 * q;
         if (k >= K) {
@@ -103,11 +104,20 @@ static void pack_panel(const float *w, int N, int K, int pairs_pad, int p, uint1
             continue;
         }
         for (int c = 0; c < rows; c++) {
-            dst[2 * c] = op_bf16_from_float(src[(size_t)c * K + k]);
-            dst[2 * c + 1] = k + 1 < K ? op_bf16_from_float(src[(size_t)c * K + k + 1]) : 0;
+            dst[2 * c] = op_bf16_from_float(src[c * ldn + k * ldk]);
+            dst[2 * c + 1] = k + 1 < K ? op_bf16_from_float(src[c * ldn + (k + 1) * ldk]) : 0;
         }
         for (int c = rows; c < NR; c++) dst[2 * c] = dst[2 * c + 1] = 0;
     }
+}
+
+void op_bf16_layout(int N, int K, uint16_t *data, op_bf16_weights *out) {
+    out->N = N;
+    out->K = K;
+    out->pairs = (K + 1) / 2;
+    out->pairs_pad = pad_pairs(out->pairs);
+    out->panels = (N + NR - 1) / NR;
+    out->data = data;
 }
 
 cs_status op_bf16_pack(const float *w, int N, int K, op_bf16_weights *out) {
@@ -117,18 +127,19 @@ cs_status op_bf16_pack(const float *w, int N, int K, op_bf16_weights *out) {
     if (!bytes) return error_set(CS_ERR_NOMEM, "bf16 pack: %d x %d overflows", N, K);
     uint16_t *data = mem_alloc(bytes, 1);
     if (!data) return CS_ERR_NOMEM;
-    int pairs = (K + 1) / 2, pairs_pad = pad_pairs(pairs), panels = (N + NR - 1) / NR;
-    size_t panel_len = (size_t)pairs_pad * NR * 2;
+    op_bf16_layout(N, K, data, out);
+    size_t panel_len = (size_t)out->pairs_pad * NR * 2;
     /* Load-time work (a ViT-B holds ~85M weights): use the threads unless nested. */
-#pragma omp parallel for schedule(static) if (panels > 1 && !omp_in_parallel())
-    for (int p = 0; p < panels; p++) pack_panel(w, N, K, pairs_pad, p, data + p * panel_len);
-    out->N = N;
-    out->K = K;
-    out->pairs = pairs;
-    out->pairs_pad = pairs_pad;
-    out->panels = panels;
-    out->data = data;
+#pragma omp parallel for schedule(static) if (out->panels > 1 && !omp_in_parallel())
+    for (int p = 0; p < out->panels; p++) pack_panel(w, (size_t)K, 1, N, K, out->pairs_pad, p, data + p * panel_len);
     return CS_OK;
+}
+
+void op_bf16_pack_strided(const float *w, size_t ldn, size_t ldk, int N, int K, uint16_t *data,
+                          op_bf16_weights *out) {
+    op_bf16_layout(N, K, data, out);
+    size_t panel_len = (size_t)out->pairs_pad * NR * 2;
+    for (int p = 0; p < out->panels; p++) pack_panel(w, ldn, ldk, N, K, out->pairs_pad, p, data + p * panel_len);
 }
 
 void op_bf16_free(op_bf16_weights *w) {

@@ -66,6 +66,17 @@ size_t op_bf16_packed_bytes(int N, int K);
 cs_status op_bf16_pack(const float *w, int N, int K, op_bf16_weights *out);
 void op_bf16_free(op_bf16_weights *w);
 
+/* *out describes N x K packed in data (op_bf16_packed_bytes(N, K) bytes),
+ * as op_bf16_pack lays it out. */
+void op_bf16_layout(int N, int K, uint16_t *data, op_bf16_weights *out);
+
+/* Pack an N x K operand whose element (n, k) is w[n * ldn + k * ldk] into
+ * the caller's data (op_bf16_packed_bytes(N, K) bytes, 64-byte aligned),
+ * on this thread, no allocation: for operands that change every call
+ * (attention's keys, and its values transposed). */
+void op_bf16_pack_strided(const float *w, size_t ldn, size_t ldk, int N, int K, uint16_t *data,
+                          op_bf16_weights *out);
+
 /* y[M, N] = x[M, K] w[N, K]^T + b, or y += ... with accumulate (b may be
  * NULL); N and K come from w. x is rounded to bf16, sums are fp32.
  * Threads: omp_get_max_threads(), or one inside a parallel region; the

@@ -83,7 +83,7 @@ static size_t sequence_scratch(int side, int D, int heads, int threads) {
 
 /* One sequence: qkv [T, 3D] -> out [T, D] (before the projection). */
 static void sequence_attention(const float *qkv, int side, int D, int heads, const float *rel_h,
-                               const float *rel_w, float *scratch, float *out) {
+                               const float *rel_w, int bf16, float *scratch, float *out) {
     int T = side * side, hd = D / heads, R = 2 * side - 1;
     float *rh = scratch, *rw = rh + (size_t)heads * T * R, *att = rw + (size_t)heads * T * R;
 #pragma omp parallel for schedule(static) if (!omp_in_parallel())
@@ -92,7 +92,7 @@ static void sequence_attention(const float *qkv, int side, int D, int heads, con
         op_gemm(0, 1, T, R, hd, 1.0f, qkv + h * hd, 3 * D, rel_w, hd, 0.0f, rw + (size_t)h * T * R, R);
     }
     rel_pos_bias bias = {rh, rw, side, T, R};
-    op_attention_spec spec = {OP_ATTN_QK, 0, add_rel_pos, 0.0f, &bias};
+    op_attention_spec spec = {OP_ATTN_QK, 0, add_rel_pos, 0.0f, &bias, bf16};
     op_attention(qkv, T, D, heads, &spec, att, out);
 }
 
@@ -100,17 +100,17 @@ static void sequence_attention(const float *qkv, int side, int D, int heads, con
  * each thread with its own scratch; a single sequence (global attention)
  * runs its heads in parallel. */
 static cs_status attention(const float *qkv, int n_seq, int side, int D, int heads,
-                           const float *rel_h, const float *rel_w, float *out) {
+                           const float *rel_h, const float *rel_w, int bf16, float *out) {
     size_t T = (size_t)side * side;
     int threads = n_seq > 1 ? omp_get_max_threads() : 1;
     size_t per = sequence_scratch(side, D, heads, n_seq > 1 ? 1 : omp_get_max_threads());
     float *scratch = mem_alloc(per, (size_t)threads * sizeof(float));
     if (!scratch) return CS_ERR_NOMEM;
-    if (n_seq == 1) sequence_attention(qkv, side, D, heads, rel_h, rel_w, scratch, out);
+    if (n_seq == 1) sequence_attention(qkv, side, D, heads, rel_h, rel_w, bf16, scratch, out);
     else {
 #pragma omp parallel for schedule(dynamic, 1)
         for (int w = 0; w < n_seq; w++)
-            sequence_attention(qkv + w * T * 3 * D, side, D, heads, rel_h, rel_w,
+            sequence_attention(qkv + w * T * 3 * D, side, D, heads, rel_h, rel_w, bf16,
                                scratch + (size_t)omp_get_thread_num() * per, out + w * T * D);
     }
     cs_free(scratch);
@@ -173,7 +173,8 @@ cs_status sam_encoder_block(cs_sam *m, int index, float *x, float *scratch) {
         in = win;
     }
     linear(in, (int)T, &k->qkv, qkv);
-    cs_status s = attention(qkv, n_seq, ws, D, c->enc_heads, k->rel_h, k->rel_w, att);
+    cs_status s = attention(qkv, n_seq, ws, D, c->enc_heads, k->rel_h, k->rel_w,
+                            m->precision == CS_PRECISION_BF16, att);
     if (s != CS_OK) return s;
     linear(att, (int)T, &k->proj, proj);
     char name[32];
