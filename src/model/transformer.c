@@ -58,13 +58,15 @@ static float gem_inv_temp(const float *h, int T, int W, int d) {
 /* Attention over each sequence of a packed batch (qkv [T, 3W] of s->h =
  * ln_1(x) -> out [T, W]): many sequences run in parallel, one per thread
  * (op_attention then runs its heads serially); a single sequence
- * parallelizes over heads. */
-static void attend(block_scratch *s, const float *qkv, float *out, int n_seq, const int *seq_len,
-                   int W, int heads, const op_attention_spec *a) {
+ * parallelizes over heads. The spec's bf16 holds where block b runs in
+ * bf16 (its weights packed). */
+static void attend(block_scratch *s, const cs_block *b, const float *qkv, float *out, int n_seq,
+                   const int *seq_len, int W, int heads, const op_attention_spec *a) {
     size_t *offset = s->offsets;
     for (int i = 0, off = 0; i < n_seq; off += seq_len[i], i++) offset[i] = (size_t)off;
     if (n_seq == 1) {
         op_attention_spec one = *a;
+        one.bf16 = a->bf16 && b->qkv16.data != NULL;
         if (a->kind == OP_ATTN_GEM) one.inv_temp = gem_inv_temp(s->h, seq_len[0], W, s->head_dim);
         op_attention(qkv, seq_len[0], W, heads, &one, s->scores, out);
         return;
@@ -73,6 +75,7 @@ static void attend(block_scratch *s, const float *qkv, float *out, int n_seq, co
 #pragma omp parallel for schedule(dynamic, 1)
     for (int i = 0; i < n_seq; i++) {
         op_attention_spec one = *a;
+        one.bf16 = a->bf16 && b->qkv16.data != NULL;
         if (a->kind == OP_ATTN_GEM) one.inv_temp = gem_inv_temp(s->h + offset[i] * W, seq_len[i], W, s->head_dim);
         op_attention(qkv + offset[i] * 3 * W, seq_len[i], W, heads, &one,
                      s->scores + (size_t)omp_get_thread_num() * per_thread, out + offset[i] * W);
@@ -89,7 +92,7 @@ void block_forward(const cs_block *b, int W, int heads, int n_seq, const int *se
                    const op_attention_spec *a, float *x, block_scratch *s) {
     int T = total_rows(n_seq, seq_len);
     block_qkv(b, T, W, x, s);
-    attend(s, s->qkv, s->attn, n_seq, seq_len, W, heads, a);
+    attend(s, b, s->qkv, s->attn, n_seq, seq_len, W, heads, a);
     block_linear(s->attn, T, W, b->out_w, &b->out16, b->out_b, W, 1, x);
     block_mlp(b, T, W, x, s);
 }
@@ -98,20 +101,20 @@ void block_forward_reduced(const cs_block *b, int W, int heads, int n_seq, const
                            const op_attention_spec *a, float *x, block_scratch *s) {
     int T = total_rows(n_seq, seq_len);
     block_qkv(b, T, W, x, s);
-    attend(s, s->qkv, s->attn, n_seq, seq_len, W, heads, a);
+    attend(s, b, s->qkv, s->attn, n_seq, seq_len, W, heads, a);
     block_linear(s->attn, T, W, b->out_w, &b->out16, b->out_b, W, 0, x);
 }
 
 void block_forward_dual(const cs_block *b, int W, int heads, int n_seq, const int *seq_len,
                         const op_attention_spec *a_new, float *x, block_scratch *s) {
-    static const op_attention_spec qk = {OP_ATTN_QK, 0, NULL, 0.0f, NULL, 0};
+    static const op_attention_spec qk = {OP_ATTN_QK, 0, NULL, 0.0f, NULL, 1};
     int T = total_rows(n_seq, seq_len);
     block_qkv(b, T, W, x, s);
     /* Both paths read the one QKV projection of the original path's ln_1;
      * their attention outputs sit one above the other, so one out-projection
      * GEMM of 2T rows updates both paths. */
-    attend(s, s->qkv, s->attn, n_seq, seq_len, W, heads, &qk);
-    attend(s, s->qkv, s->attn + (size_t)T * W, n_seq, seq_len, W, heads, a_new);
+    attend(s, b, s->qkv, s->attn, n_seq, seq_len, W, heads, &qk);
+    attend(s, b, s->qkv, s->attn + (size_t)T * W, n_seq, seq_len, W, heads, a_new);
     block_linear(s->attn, 2 * T, W, b->out_w, &b->out16, b->out_b, W, 1, x);
     /* The FFN runs on the original path only. */
     block_mlp(b, T, W, x, s);

@@ -73,7 +73,7 @@ static int method_blocks(const cs_model *m, cs_vision_mode mode) {
  * MaskCLIP, ClearCLIP and NACLIP. */
 static void method_block(const cs_block *b, int W, int heads, int batch, const int *len,
                          cs_vision_mode mode, const vit_window *window, float *x, block_scratch *s) {
-    op_attention_spec a = {OP_ATTN_VV, 0, NULL, 0.0f, NULL, 0};
+    op_attention_spec a = {OP_ATTN_VV, 0, NULL, 0.0f, NULL, 1};
     switch (mode) {
     case CS_VISION_GEM: a.kind = OP_ATTN_GEM; /* fall through */
     case CS_VISION_SURGERY: block_forward_dual(b, W, heads, batch, len, &a, x, s); return;
@@ -131,7 +131,7 @@ cs_status vit_encode(cs_model *m, const float *pixels, int batch, int R, cs_visi
     op_layer_norm(x, BT, W, v->ln_pre.w, v->ln_pre.b, 1e-5f, x);
     MODEL_TAP(m, "ln_pre", -1, x, BT, W);
 
-    static const op_attention_spec qk = {OP_ATTN_QK, 0, NULL, 0.0f, NULL, 0};
+    static const op_attention_spec qk = {OP_ATTN_QK, 0, NULL, 0.0f, NULL, 1};
     for (int l = 0; l < c->vision_layers; l++) {
         const cs_block *b = &v->tr.blocks[l];
         if (l < first) {

@@ -69,7 +69,8 @@ typedef struct op_attention_spec {
     op_attention_bias_fn bias; /* added to the scaled scores before the softmax, or NULL */
     float inv_temp;            /* OP_ATTN_GEM: t, the inverse temperature of its softmaxes */
     const void *bias_ctx;      /* the bias's first argument */
-    int bf16;                  /* q k^T and P v through the bf16 kernel (every kind but GEM) */
+    int bf16;                  /* q k^T and P v through the bf16 kernel (every kind but GEM;
+                                  transformer blocks: where the block runs in bf16) */
 } op_attention_spec;
 
 /* Multi-head attention core over one sequence. qkv: [T, 3W] (q | k | v, each
