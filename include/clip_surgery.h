@@ -291,10 +291,13 @@ typedef enum cs_vision_mode {
 cs_status cs_model_set_surgery(cs_model *m, int vit_blocks, int resnet_normalize_v);
 
 /* Weights of the transformer blocks' linear layers: fp32 (default, the
- * parity path) or bf16 (packed once here; fp32 accumulation; fast with
- * AMX-BF16 or AVX512-BF16, a portable kernel elsewhere). Other layers stay
- * fp32. */
-typedef enum cs_precision { CS_PRECISION_FP32 = 0, CS_PRECISION_BF16 = 1 } cs_precision;
+ * parity path), bf16 (packed once here; fp32 accumulation; fast with
+ * AMX-BF16 or AVX512-BF16, a portable kernel elsewhere) or int8 (weights
+ * quantized per output channel and packed once here, activations per token
+ * at run time, int32 sums; fast with AVX512-VNNI, a portable kernel
+ * elsewhere). Other layers (attention, LayerNorm, patch embedding, ResNet
+ * convolutions) stay fp32. */
+typedef enum cs_precision { CS_PRECISION_FP32 = 0, CS_PRECISION_BF16 = 1, CS_PRECISION_INT8 = 2 } cs_precision;
 cs_status cs_model_set_precision(cs_model *m, cs_precision p);
 
 /* Vision tower on normalized pixels [3, R, R] (R a multiple of the patch
@@ -985,7 +988,8 @@ void cs_sam_free(cs_sam *m);
 const cs_sam_config *cs_sam_get_config(const cs_sam *m);
 /* The image encoder blocks' linear layers in bf16 (packed once here, fp32
  * accumulation; the project's bf16 kernel, as cs_model_set_precision) or
- * fp32 (the default and the parity path). */
+ * fp32 (the default and the parity path). CS_PRECISION_INT8 is refused
+ * (CS_ERR_ARG). */
 cs_status cs_sam_set_precision(cs_sam *m, cs_precision p);
 
 /* Meta's checkpoint names: "vit_b", "vit_l", "vit_h" (also "sam_vit_b" and

@@ -233,28 +233,33 @@ static int embed_cat(const char *voc, const char *extra, const char *out) {
                     extra, out);
 }
 
-/* The cache key holds what the embeddings depend on: a run in bf16 never
- * gets fp32 entries, and a vocabulary replaced at the same path gets new
+/* The cache key holds what the embeddings depend on: a run in bf16 or int8
+ * never gets another precision's entries, and a vocabulary replaced at the same path gets new
  * entries (the key has its content, not its name). */
 static void test_cache_key(void) {
     char cache[1024], copy[1024];
     snprintf(cache, sizeof cache, "%s", tmp_path("xdg"));
     setenv("XDG_CACHE_HOME", cache, 1);
-    cs_array a, b, c;
+    cs_array a = {0}, b = {0}, c = {0}, d = {0};
     CHECK(embed_cat(vocab(), "", tmp_path("fp32.npy")) == 0);
     CHECK(cache_entries(cache) == 1);
     CHECK(embed_cat(vocab(), "", tmp_path("fp32_again.npy")) == 0);
     CHECK(cache_entries(cache) == 1); /* served from the cache */
     CHECK(embed_cat(vocab(), "--precision bf16", tmp_path("bf16.npy")) == 0);
     CHECK(cache_entries(cache) == 2);
+    CHECK(embed_cat(vocab(), "--precision int8", tmp_path("int8.npy")) == 0);
+    CHECK(cache_entries(cache) == 3);
     if (load_npy(tmp_path("fp32.npy"), &a) && load_npy(tmp_path("fp32_again.npy"), &b) &&
-        load_npy(tmp_path("bf16.npy"), &c)) {
+        load_npy(tmp_path("bf16.npy"), &c) && load_npy(tmp_path("int8.npy"), &d)) {
         CHECK(a.nbytes == b.nbytes && !memcmp(a.data, b.data, a.nbytes));
         CHECK(a.nbytes == c.nbytes && max_abs_diff(a.data, c.data, cs_array_numel(&a)) > 1e-5);
+        CHECK(a.nbytes == d.nbytes && max_abs_diff(a.data, d.data, cs_array_numel(&a)) > 1e-5);
+        CHECK(max_abs_diff(c.data, d.data, cs_array_numel(&a)) > 1e-5);
     }
     cs_array_free(&a);
     cs_array_free(&b);
     cs_array_free(&c);
+    cs_array_free(&d);
 
     /* The same vocabulary, recompressed: other bytes at one path, twice. */
     snprintf(copy, sizeof copy, "%s", tmp_path("vocab.txt.gz"));
@@ -262,11 +267,11 @@ static void test_cache_key(void) {
     snprintf(cmd, sizeof cmd, "gzip -dc '%s' | gzip -1 > '%s'", vocab(), copy);
     CHECK(system(cmd) == 0);
     CHECK(embed_cat(copy, "", tmp_path("v1.npy")) == 0);
-    CHECK(cache_entries(cache) == 3);
+    CHECK(cache_entries(cache) == 4);
     snprintf(cmd, sizeof cmd, "gzip -dc '%s' | gzip -9 > '%s.new' && mv '%s.new' '%s'", vocab(), copy, copy, copy);
     CHECK(system(cmd) == 0);
     CHECK(embed_cat(copy, "", tmp_path("v2.npy")) == 0);
-    CHECK(cache_entries(cache) == 4);
+    CHECK(cache_entries(cache) == 5);
     unsetenv("XDG_CACHE_HOME");
 }
 

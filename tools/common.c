@@ -139,7 +139,11 @@ int cli_precision(const cli_args *a, cs_precision *p) {
         *p = CS_PRECISION_BF16;
         return 1;
     }
-    cli_error("--precision '%s' is not fp32 or bf16", v);
+    if (!strcmp(v, "int8")) {
+        *p = CS_PRECISION_INT8;
+        return 1;
+    }
+    cli_error("--precision '%s' is not fp32, bf16 or int8", v);
     return 0;
 }
 

@@ -695,7 +695,7 @@ class _NoLockType:
 
 _NoLock = _NoLockType()  # the model's own lock already covers its tokenizer
 
-_PRECISIONS = {"fp32": 0, "bf16": 1}
+_PRECISIONS = {"fp32": 0, "bf16": 1, "int8": 2}
 
 
 def load(name, device="cpu", download_root=None, download=True, vocab=None, surgery_blocks=6,
@@ -709,7 +709,7 @@ def load(name, device="cpu", download_root=None, download=True, vocab=None, surg
     if device != "cpu":
         raise InvalidArgument(f"device: only 'cpu' is supported, got {device!r}", "bad argument")
     if precision not in _PRECISIONS:
-        raise InvalidArgument(f"precision: expected 'fp32' or 'bf16', got {precision!r}",
+        raise InvalidArgument(f"precision: expected 'fp32', 'bf16' or 'int8', got {precision!r}",
                               "bad argument")
     opts = _lib.cs_load_defaults()
     keep = []

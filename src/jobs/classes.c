@@ -248,8 +248,8 @@ static int cache_key(cs_model *m, char dir[4096], char hex[65]) {
         cs_model_identity(model_source_name(m), model_source_path(m), dir, weights) != CS_OK ||
         model_vocab_path(m, 0, vocab, sizeof vocab) != CS_OK || cs_file_identity(vocab, dir, words) != CS_OK)
         return 0;
-    int n = snprintf(key, sizeof key, "%s\n%s\n%s", weights, m->precision == CS_PRECISION_BF16 ? "bf16" : "fp32",
-                     words);
+    static const char *k_precision[] = {"fp32", "bf16", "int8"}; /* cs_precision order */
+    int n = snprintf(key, sizeof key, "%s\n%s\n%s", weights, k_precision[m->precision], words);
     cs_sha256_bytes(key, (size_t)n, hex);
     return 1;
 }

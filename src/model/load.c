@@ -114,26 +114,26 @@ cs_status cs_model_load(const char *path, cs_model **out) {
 
 cs_status cs_model_set_precision(cs_model *m, cs_precision p) {
     if (p == m->precision) return CS_OK;
-    if (p != CS_PRECISION_FP32 && p != CS_PRECISION_BF16)
+    if (p != CS_PRECISION_FP32 && p != CS_PRECISION_BF16 && p != CS_PRECISION_INT8)
         return error_set(CS_ERR_ARG, "unknown precision %d", (int)p);
-    transformer_free_bf16(&m->vit.tr);
-    transformer_free_bf16(&m->text.tr);
+    transformer_free_packed(&m->vit.tr);
+    transformer_free_packed(&m->text.tr);
     m->precision = CS_PRECISION_FP32;
     if (p == CS_PRECISION_FP32) return CS_OK;
-    cs_status s = transformer_pack_bf16(&m->text.tr);
-    if (s == CS_OK && m->cfg.vision_kind == CS_VISION_VIT) s = transformer_pack_bf16(&m->vit.tr);
+    cs_status s = transformer_pack(&m->text.tr, p);
+    if (s == CS_OK && m->cfg.vision_kind == CS_VISION_VIT) s = transformer_pack(&m->vit.tr, p);
     if (s != CS_OK) {
-        transformer_free_bf16(&m->text.tr);
+        transformer_free_packed(&m->text.tr);
         return s;
     }
-    m->precision = CS_PRECISION_BF16;
+    m->precision = p;
     return CS_OK;
 }
 
 void cs_model_free(cs_model *m) {
     if (!m) return;
-    transformer_free_bf16(&m->vit.tr);
-    transformer_free_bf16(&m->text.tr);
+    transformer_free_packed(&m->vit.tr);
+    transformer_free_packed(&m->text.tr);
     resnet_free(m->resnet);
     model_source_free(m->source);
     ws_free(&m->ws);

@@ -7,6 +7,7 @@
 #include "base/workspace.h"
 #include "formats/tensors.h"
 #include "ops/gemm_bf16.h"
+#include "ops/gemm_int8.h"
 
 typedef struct cs_layer_norm { const float *w, *b; } cs_layer_norm;
 
@@ -17,8 +18,10 @@ typedef struct cs_block {
     const float *out_w, *out_b;   /* [W, W], [W] */
     const float *fc_w, *fc_b;     /* [4W, W], [4W] */
     const float *proj_w, *proj_b; /* [W, 4W], [W] */
-    /* bf16 copies of the four weights (data NULL: fp32, the default). */
+    /* bf16 or int8 copies of the four weights (data NULL: not that
+     * precision; both NULL: fp32, the default). */
     op_bf16_weights qkv16, out16, fc16, proj16;
+    op_int8_weights qkv8, out8, fc8, proj8;
 } cs_block;
 
 typedef struct cs_transformer {

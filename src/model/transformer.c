@@ -21,10 +21,11 @@ cs_status block_scratch_init(block_scratch *s, cs_workspace *ws, int max_tokens,
 }
 
 /* One linear layer of a block: y (+)= x w^T + b in fp32, or through the
- * packed bf16 weights when the model runs in bf16. */
+ * packed bf16 or int8 weights when the model runs in that precision. */
 static void block_linear(const float *x, int M, int K, const float *w, const op_bf16_weights *w16,
-                         const float *b, int N, int accumulate, float *y) {
+                         const op_int8_weights *w8, const float *b, int N, int accumulate, float *y) {
     if (w16->data) op_linear_bf16(x, M, K, w16, b, accumulate, y);
+    else if (w8->data) op_linear_int8(x, M, K, w8, b, accumulate, y);
     else if (accumulate) op_linear_accumulate(x, M, K, w, b, N, y);
     else op_linear(x, M, K, w, b, N, y);
 }
@@ -32,15 +33,15 @@ static void block_linear(const float *x, int M, int K, const float *w, const op_
 /* x += c_proj(QuickGELU(c_fc(ln_2(x)))) */
 static void block_mlp(const cs_block *b, int T, int W, float *x, block_scratch *s) {
     op_layer_norm(x, T, W, b->ln_2.w, b->ln_2.b, 1e-5f, s->h);
-    block_linear(s->h, T, W, b->fc_w, &b->fc16, b->fc_b, 4 * W, 0, s->hidden);
+    block_linear(s->h, T, W, b->fc_w, &b->fc16, &b->fc8, b->fc_b, 4 * W, 0, s->hidden);
     op_quick_gelu(s->hidden, (size_t)T * 4 * W);
-    block_linear(s->hidden, T, 4 * W, b->proj_w, &b->proj16, b->proj_b, W, 1, x);
+    block_linear(s->hidden, T, 4 * W, b->proj_w, &b->proj16, &b->proj8, b->proj_b, W, 1, x);
 }
 
 /* qkv = in_proj(ln_1(x)) for all T rows. */
 static void block_qkv(const cs_block *b, int T, int W, const float *x, block_scratch *s) {
     op_layer_norm(x, T, W, b->ln_1.w, b->ln_1.b, 1e-5f, s->h);
-    block_linear(s->h, T, W, b->qkv_w, &b->qkv16, b->qkv_b, 3 * W, 0, s->qkv);
+    block_linear(s->h, T, W, b->qkv_w, &b->qkv16, &b->qkv8, b->qkv_b, 3 * W, 0, s->qkv);
 }
 
 /* GEM's inverse temperature for one sequence: the mean over its tokens of
@@ -93,7 +94,7 @@ void block_forward(const cs_block *b, int W, int heads, int n_seq, const int *se
     int T = total_rows(n_seq, seq_len);
     block_qkv(b, T, W, x, s);
     attend(s, b, s->qkv, s->attn, n_seq, seq_len, W, heads, a);
-    block_linear(s->attn, T, W, b->out_w, &b->out16, b->out_b, W, 1, x);
+    block_linear(s->attn, T, W, b->out_w, &b->out16, &b->out8, b->out_b, W, 1, x);
     block_mlp(b, T, W, x, s);
 }
 
@@ -102,7 +103,7 @@ void block_forward_reduced(const cs_block *b, int W, int heads, int n_seq, const
     int T = total_rows(n_seq, seq_len);
     block_qkv(b, T, W, x, s);
     attend(s, b, s->qkv, s->attn, n_seq, seq_len, W, heads, a);
-    block_linear(s->attn, T, W, b->out_w, &b->out16, b->out_b, W, 0, x);
+    block_linear(s->attn, T, W, b->out_w, &b->out16, &b->out8, b->out_b, W, 0, x);
 }
 
 void block_forward_dual(const cs_block *b, int W, int heads, int n_seq, const int *seq_len,
@@ -115,31 +116,37 @@ void block_forward_dual(const cs_block *b, int W, int heads, int n_seq, const in
      * GEMM of 2T rows updates both paths. */
     attend(s, b, s->qkv, s->attn, n_seq, seq_len, W, heads, &qk);
     attend(s, b, s->qkv, s->attn + (size_t)T * W, n_seq, seq_len, W, heads, a_new);
-    block_linear(s->attn, 2 * T, W, b->out_w, &b->out16, b->out_b, W, 1, x);
+    block_linear(s->attn, 2 * T, W, b->out_w, &b->out16, &b->out8, b->out_b, W, 1, x);
     /* The FFN runs on the original path only. */
     block_mlp(b, T, W, x, s);
 }
 
-void transformer_free_bf16(cs_transformer *tr) {
+void transformer_free_packed(cs_transformer *tr) {
     for (int l = 0; tr->blocks && l < tr->layers; l++) {
         cs_block *b = &tr->blocks[l];
-        op_bf16_free(&b->qkv16);
-        op_bf16_free(&b->out16);
-        op_bf16_free(&b->fc16);
-        op_bf16_free(&b->proj16);
+        op_bf16_weights *w16[4] = {&b->qkv16, &b->out16, &b->fc16, &b->proj16};
+        op_int8_weights *w8[4] = {&b->qkv8, &b->out8, &b->fc8, &b->proj8};
+        for (int j = 0; j < 4; j++) {
+            op_bf16_free(w16[j]);
+            op_int8_free(w8[j]);
+        }
     }
 }
 
-cs_status transformer_pack_bf16(cs_transformer *tr) {
+cs_status transformer_pack(cs_transformer *tr, cs_precision p) {
     int W = tr->width;
     cs_status s = CS_OK;
     for (int l = 0; s == CS_OK && l < tr->layers; l++) {
         cs_block *b = &tr->blocks[l];
-        s = op_bf16_pack(b->qkv_w, 3 * W, W, &b->qkv16);
-        if (s == CS_OK) s = op_bf16_pack(b->out_w, W, W, &b->out16);
-        if (s == CS_OK) s = op_bf16_pack(b->fc_w, 4 * W, W, &b->fc16);
-        if (s == CS_OK) s = op_bf16_pack(b->proj_w, W, 4 * W, &b->proj16);
+        const float *w[4] = {b->qkv_w, b->out_w, b->fc_w, b->proj_w};
+        int N[4] = {3 * W, W, 4 * W, W}, K[4] = {W, W, W, 4 * W};
+        op_bf16_weights *w16[4] = {&b->qkv16, &b->out16, &b->fc16, &b->proj16};
+        op_int8_weights *w8[4] = {&b->qkv8, &b->out8, &b->fc8, &b->proj8};
+        for (int j = 0; s == CS_OK && j < 4; j++) {
+            if (p == CS_PRECISION_BF16) s = op_bf16_pack(w[j], N[j], K[j], w16[j]);
+            else if (p == CS_PRECISION_INT8) s = op_int8_pack(w[j], N[j], K[j], w8[j]);
+        }
     }
-    if (s != CS_OK) transformer_free_bf16(tr);
+    if (s != CS_OK) transformer_free_packed(tr);
     return s;
 }

@@ -37,8 +37,9 @@ void block_forward_reduced(const cs_block *b, int W, int heads, int n_seq, const
 void block_forward_dual(const cs_block *b, int W, int heads, int n_seq, const int *seq_len,
                         const op_attention_spec *a_new, float *x, block_scratch *s);
 
-/* Pack (or free) bf16 copies of every block's linear weights. */
-cs_status transformer_pack_bf16(cs_transformer *tr);
-void transformer_free_bf16(cs_transformer *tr);
+/* Pack copies of every block's linear weights for the precision (bf16 or
+ * int8; nothing for fp32), or free whatever copies there are. */
+cs_status transformer_pack(cs_transformer *tr, cs_precision p);
+void transformer_free_packed(cs_transformer *tr);
 
 #endif

@@ -1,7 +1,7 @@
 /* The bf16 linear layer: y[M, N] (+)= x[M, K] w[N, K]^T + b with weights
  * packed once into bf16 panels, and two kernels over the same panels:
  * AMX-BF16 tiles where the CPU and OS allow them (6-9x the other on the
- * ViT shapes, bench/bench_gemm_bf16.c), else VDPBF16PS doing two products
+ * ViT shapes, bench/bench_gemm_packed.c), else VDPBF16PS doing two products
  * per fp32 lane. Only the functions marked BF16_TARGET / AMX_TARGET use
  * those instructions; the file compiles without -mavx512bf16 / -mamx-*
  * and the rest of it runs anywhere.

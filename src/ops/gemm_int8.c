@@ -196,6 +196,31 @@ VNNI_TARGET static void pack_a(const float *x, int K, int rows, int quads, uint3
     }
 }
 
+/* c[mr x nr] = fma(sums - comp, xs * scale, bias) (+ c). */
+VNNI_TARGET static void store_tile(int32_t (*sums)[NR], int mr, const float *xs, const float *scale,
+                                   const int32_t *comp, const float *bias, float *c, int ldc,
+                                   int nr, int load_c) {
+    __mmask16 m0 = tail_mask(nr), m1 = tail_mask(nr - 16);
+    __m512i comp0 = _mm512_load_si512(comp), comp1 = _mm512_load_si512(comp + 16);
+    __m512 sc0 = _mm512_load_ps(scale), sc1 = _mm512_load_ps(scale + 16);
+    __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + (size_t)i * ldc;
+        __m512 x = _mm512_set1_ps(xs[i]);
+        __m512 v0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_load_si512(sums[i]), comp0)),
+                                    _mm512_mul_ps(x, sc0), bias0);
+        __m512 v1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_load_si512(sums[i] + 16), comp1)),
+                                    _mm512_mul_ps(x, sc1), bias1);
+        if (load_c) {
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, ci));
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, ci + 16));
+        }
+        _mm512_mask_storeu_ps(ci, m0, v0);
+        _mm512_mask_storeu_ps(ci + 16, m1, v1);
+    }
+}
+
 /* One tile: acc[mr x 32] = sum over all quads of a (broadcast per row) *
  * panel, then c = fma(acc - comp, xs * scale, bias) (+ c). mr is a
  * constant in each copy. */
@@ -217,26 +242,15 @@ micro_kernel(int mr, int quads, const uint32_t *a, const int8_t *panel, const fl
             acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], ai, b1);
         }
     }
-    __mmask16 m0 = tail_mask(nr), m1 = tail_mask(nr - 16);
-    __m512i comp0 = _mm512_load_si512(comp), comp1 = _mm512_load_si512(comp + 16);
-    __m512 sc0 = _mm512_load_ps(scale), sc1 = _mm512_load_ps(scale + 16);
-    __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
-    __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+    /* The sums leave the registers before the epilogue: with its constants
+     * live across the loop GCC would spill accumulators inside it. */
+    _Alignas(64) int32_t sums[MR][NR];
 #pragma GCC unroll 14
     for (int i = 0; i < mr; i++) {
-        float *ci = c + (size_t)i * ldc;
-        __m512 x = _mm512_set1_ps(xs[i]);
-        __m512 v0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][0], comp0)),
-                                    _mm512_mul_ps(x, sc0), bias0);
-        __m512 v1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][1], comp1)),
-                                    _mm512_mul_ps(x, sc1), bias1);
-        if (load_c) {
-            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, ci));
-            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, ci + 16));
-        }
-        _mm512_mask_storeu_ps(ci, m0, v0);
-        _mm512_mask_storeu_ps(ci + 16, m1, v1);
+        _mm512_store_si512(sums[i], acc[i][0]);
+        _mm512_store_si512(sums[i] + 16, acc[i][1]);
     }
+    store_tile(sums, mr, xs, scale, comp, bias, c, ldc, nr, load_c);
 }
 
 typedef void (*kernel_fn)(int quads, const uint32_t *a, const int8_t *panel, const float *xs,

@@ -255,6 +255,7 @@ static void free_bf16(cs_sam *m) {
 void sam_free_bf16(cs_sam *m) { free_bf16(m); }
 
 cs_status cs_sam_set_precision(cs_sam *m, cs_precision p) {
+    if (p == CS_PRECISION_INT8) return error_set(CS_ERR_ARG, "SAM's encoder runs in fp32 or bf16, not int8");
     if (p != CS_PRECISION_FP32 && p != CS_PRECISION_BF16)
         return error_set(CS_ERR_ARG, "unknown precision %d", (int)p);
     if (p == m->precision) return CS_OK;
