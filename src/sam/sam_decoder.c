@@ -334,19 +334,22 @@ cs_status sam_decode(cs_sam *m, const float *embedding, const sam_prompt_frame *
     cs_workspace *ws = &m->ws;
     float *queries = ws_take(ws, (size_t)Nq * E, 4), *query_pe = ws_take(ws, (size_t)Nq * E, 4);
     float *qa = ws_take(ws, (size_t)Nq * E, 4), *hidden = ws_take(ws, (size_t)Nq * c->dec_mlp, 4);
-    float *dense = ws_take(ws, GG * E, 4), *keys = ws_take(ws, GG * E, 4);
+    /* Without a mask input the dense embedding is no_mask_embed at every
+     * pixel: added per channel below instead of stored (unless traced). */
+    int dense_stored = p->mask || m->trace;
+    float *dense = dense_stored ? ws_take(ws, GG * E, 4) : NULL, *keys = ws_take(ws, GG * E, 4);
     float *ka = ws_take(ws, GG * E, 4);
     float *tmp = ws_take(ws, rows * E, 4), *scratch = ws_take(ws, att, 4);
     float *tmp2 = ws_take(ws, 2 * GG * E, 4), *up1 = ws_take(ws, 4 * GG * (E / 4), 4);
     float *upscaled = ws_take(ws, up * E8, 4), *hyper = ws_take(ws, (size_t)T * E8, 4);
-    cs_status s = queries && query_pe && qa && hidden && dense && keys && ka && tmp &&
+    cs_status s = queries && query_pe && qa && hidden && (dense || !dense_stored) && keys && ka && tmp &&
                   scratch && tmp2 && up1 && upscaled && hyper ? CS_OK : CS_ERR_NOMEM;
-    if (s == CS_OK) s = dense_embeddings(m, p->mask, dense);
+    if (s == CS_OK && dense_stored) s = dense_embeddings(m, p->mask, dense);
     if (s != CS_OK) {
         ws_release(ws);
         return s;
     }
-    trace(m, "dense", dense, GG * E);
+    if (dense) trace(m, "dense", dense, GG * E);
     /* tokens = [iou_token, mask_tokens, sparse]; they are also the query PE */
     memcpy(queries, m->iou_token, sizeof(float) * E);
     memcpy(queries + E, m->mask_tokens, sizeof(float) * T * E);
@@ -359,7 +362,7 @@ cs_status sam_decode(cs_sam *m, const float *embedding, const sam_prompt_frame *
     for (size_t i0 = 0; i0 < GG; i0 += 32)
         for (int ch = 0; ch < E; ch++)
             for (size_t i = i0; i < i0 + 32 && i < GG; i++)
-                keys[i * E + ch] = embedding[ch * GG + i] + dense[ch * GG + i];
+                keys[i * E + ch] = embedding[ch * GG + i] + (dense ? dense[ch * GG + i] : m->no_mask[ch]);
     twoway t = {Nq, Nk, E, queries, keys, query_pe, m->key_pe, qa, ka, tmp, hidden, scratch};
     for (int i = 0; i < c->dec_depth; i++) twoway_layer(m, &m->layers[i], i == 0, &t);
     twoway_final(m, &t);

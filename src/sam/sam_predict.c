@@ -195,7 +195,12 @@ cs_status cs_sam_predict(cs_sam *m, const cs_sam_embedding *e, const cs_sam_prom
         memcpy(out->lowres_logits + k * LL, masks + (first + k) * LL, LL * sizeof(float));
         out->iou[k] = iou[first + k];
         s = postprocess(m, e, masks + (first + k) * LL, out->logits + k * HW);
-        for (size_t i = 0; s == CS_OK && i < HW; i++) out->masks[k * HW + i] = out->logits[k * HW + i] > 0.0f;
+    }
+    if (s == CS_OK) {
+        const float *logits = out->logits;
+        uint8_t *mask = out->masks;
+#pragma omp parallel for simd schedule(static) if (C * HW > 65536)
+        for (size_t i = 0; i < C * HW; i++) mask[i] = logits[i] > 0.0f;
     }
     cs_free(coords);
     cs_free(masks);
