@@ -1,6 +1,8 @@
-/* Convolution against a direct nested-loop reference on random inputs, and
+/* Convolution (fp32, and bf16 on bf16-exact inputs) against a direct
+ * nested-loop reference on random inputs, and
  * average pooling, batch-norm folding and ReLU on hand-checked cases. */
 #include <stdlib.h>
+#include "ops/gemm_bf16.h"
 #include "ops/ops.h"
 #include "test.h"
 
@@ -38,23 +40,41 @@ static void conv_reference(const op_conv_shape *s, const float *x, const float *
             }
 }
 
-static void check_conv(op_conv_shape s, int with_bias, int accumulate) {
+/* Round to the nearest bf16 value, so that the bf16 path's products are exact. */
+static void round_to_bf16(float *a, size_t n) {
+    for (size_t i = 0; i < n; i++) a[i] = op_bf16_to_float(op_bf16_from_float(a[i]));
+}
+
+/* op_conv2d, or with bf16 op_conv2d_bf16 on inputs and weights that bf16
+ * holds exactly: then only the summation order differs from the reference,
+ * so both paths meet the same bound (the bf16 path's patch rows and the
+ * transpose back are checked element for element, padding included). */
+static void check_conv(op_conv_shape s, int with_bias, int accumulate, int bf16) {
     int oh = op_conv_out_size(s.h, s.k, s.stride, s.pad);
     int ow = op_conv_out_size(s.w, s.k, s.stride, s.pad);
     size_t nx = (size_t)s.cin * s.h * s.w, nw = (size_t)s.cout * s.cin * s.k * s.k;
     size_t ny = (size_t)s.cout * oh * ow;
     float *x = random_array(nx), *w = random_array(nw), *b = random_array((size_t)s.cout);
-    float *y = random_array(ny), *scratch = random_array(op_conv2d_scratch(&s));
+    float *y = random_array(ny);
+    float *scratch = random_array(bf16 ? op_conv2d_bf16_scratch(&s) : op_conv2d_scratch(&s));
     double *ref = malloc(ny * sizeof *ref);
+    op_bf16_weights packed = {0};
+    if (bf16) {
+        round_to_bf16(x, nx);
+        round_to_bf16(w, nw);
+        CHECK_OK(op_bf16_pack(w, s.cout, s.cin * s.k * s.k, &packed));
+    }
     conv_reference(&s, x, w, with_bias ? b : NULL, ref);
     if (accumulate)
         for (size_t i = 0; i < ny; i++) ref[i] += y[i];
-    op_conv2d(&s, x, w, with_bias ? b : NULL, accumulate, scratch, y);
+    if (bf16) op_conv2d_bf16(&s, x, &packed, with_bias ? b : NULL, accumulate, scratch, y);
+    else op_conv2d(&s, x, w, with_bias ? b : NULL, accumulate, scratch, y);
     double max_err = 0;
     for (size_t i = 0; i < ny; i++) max_err = fmax(max_err, fabs(y[i] - ref[i]));
-    CHECK_MSG(max_err < 1e-4, "conv cin %d %dx%d cout %d k %d stride %d pad %d bias %d acc %d: "
-              "max error %g", s.cin, s.h, s.w, s.cout, s.k, s.stride, s.pad, with_bias, accumulate,
-              max_err);
+    CHECK_MSG(max_err < 1e-4, "conv%s cin %d %dx%d cout %d k %d stride %d pad %d bias %d acc %d: "
+              "max error %g", bf16 ? " bf16" : "", s.cin, s.h, s.w, s.cout, s.k, s.stride, s.pad,
+              with_bias, accumulate, max_err);
+    op_bf16_free(&packed);
     free(x);
     free(w);
     free(b);
@@ -73,11 +93,20 @@ static void test_conv_random(void) {
         {2, 3, 3, 2, 5, 1, 2},    {5, 13, 11, 9, 4, 3, 1},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
-        for (int mode = 0; mode < 3; mode++) check_conv(shapes[i], mode != 1, mode == 2);
+        for (int mode = 0; mode < 3; mode++) {
+            check_conv(shapes[i], mode != 1, mode == 2, 0);
+            /* bf16: the portable kernel everywhere, the CPU's own (AUTO) too. */
+            op_bf16_force_path(OP_BF16_PATH_PORTABLE);
+            check_conv(shapes[i], mode != 1, mode == 2, 1);
+            op_bf16_force_path(OP_BF16_PATH_AUTO);
+            check_conv(shapes[i], mode != 1, mode == 2, 1);
+        }
     CHECK(op_conv_out_size(224, 3, 2, 1) == 112 && op_conv_out_size(7, 3, 2, 2) == 5);
     op_conv_shape pointwise = {8, 4, 4, 16, 1, 1, 0}, padded = {2, 5, 9, 3, 3, 1, 0};
     CHECK(op_conv2d_scratch(&pointwise) == 0);
     CHECK(op_conv2d_scratch(&padded) == 2 * 9 * 3 * 7);
+    CHECK(op_conv2d_bf16_scratch(&pointwise) == 16 * (8 + 16));
+    CHECK(op_conv2d_bf16_scratch(&padded) == 3 * 7 * (2 * 9 + 3));
 }
 
 static void test_avg_pool(void) {

@@ -1,17 +1,26 @@
 /* The bf16 and int8 options' parity loss against the fp32 goldens (tiny
- * ViT: its image tokens, similarity, maps and text features): they are not
- * the parity path, so this test reports the figures and checks a sanity
- * bound per precision that catches a broken kernel, not rounding:
- *   bf16: cosine >= 0.999, max relative error <= 3e-2 (measured: <= 8e-3);
- *   int8: cosine >= 0.999, max relative error <= 8e-2 (measured: cosine
+ * ViT and tiny ResNet: image tokens plain and surgery, similarity, maps and
+ * text features): they are not the parity path, so this test reports the
+ * figures and checks a sanity bound per precision and model that catches a
+ * broken kernel, not rounding:
+ *   bf16 ViT: cosine >= 0.999, max relative error <= 3e-2 (measured: <= 8e-3);
+ *   bf16 ResNet: cosine >= 0.999, max relative error <= 5e-2 (measured:
+ *         cosine >= 0.99972, relative error <= 3.1e-2 on the surgery
+ *         similarity: 17 convolutions with folded batch norms in a row, and
+ *         the similarity subtracts nearly equal features; test_conv shows
+ *         the bf16 convolution exact up to summation order on bf16-exact
+ *         inputs);
+ *   int8 ViT: cosine >= 0.999, max relative error <= 8e-2 (measured: cosine
  *         >= 0.99964, relative error <= 3.1e-2, the largest on the text
  *         features: per-token and per-channel 8-bit steps on a model only
  *         64 wide).
  * The portable kernels run on every CPU (so both paths are tested
  * everywhere), the CPU's own kernels where it has AVX512-BF16 or AMX, and
- * AVX512-VNNI. Back in fp32 the model is on the parity path again. */
+ * AVX512-VNNI. Packing releases the fp32 weights, so going back to fp32 is
+ * refused and leaves the packed model working. */
 #include <stdlib.h>
 #include "golden.h"
+#include "model/model.h"
 #include "ops/gemm_bf16.h"
 #include "ops/gemm_int8.h"
 #include "test.h"
@@ -40,24 +49,36 @@ static void report(const bound *b, const char *rel, const float *got, int64_t n)
     cs_array_free(&g);
 }
 
-/* The model's precision on the golden inputs; the kernel is the process-wide choice. */
-static void check_precision(cs_model *m, const bound *b, const char *kernel) {
-    printf("%s kernel:\n", kernel);
+/* The model's precision on the golden inputs of one tiny model (dir
+ * "tiny-vit" or "tiny-rn", native resolution R); the kernel is the
+ * process-wide choice. */
+static void check_precision(cs_model *m, const bound *b, const char *dir, int R, const char *kernel) {
+    printf("%s, %s kernel:\n", dir, kernel);
+    char rel[128];
     cs_array px, classes, ids;
-    golden_load("inputs/synthetic_pre_64.npy", &px);
-    golden_load("tiny-vit/text_ensemble.npy", &classes);
+    snprintf(rel, sizeof rel, "inputs/synthetic_pre_%d.npy", R);
+    golden_load(rel, &px);
+    snprintf(rel, sizeof rel, "%s/text_ensemble.npy", dir);
+    golden_load(rel, &classes);
     golden_load("inputs/text_tokens.npy", &ids);
-    int T = cs_model_num_tokens(m, 64), D = 64, C = 3;
+    int T = cs_model_num_tokens(m, R), D = 64, C = 3;
     float *tok = malloc(sizeof(float) * T * D), *sim = malloc(sizeof(float) * T * C);
     float *maps = malloc(sizeof(float) * 300 * 200 * C), *feat = malloc(sizeof(float) * 10 * D);
-    CHECK_OK(cs_encode_image(m, px.data, 64, CS_VISION_SURGERY, tok));
-    report(b, "tiny-vit/synthetic_cs_tokens_64.npy", tok, (int64_t)T * D);
+    CHECK_OK(cs_encode_image(m, px.data, R, CS_VISION_PLAIN, tok));
+    snprintf(rel, sizeof rel, "%s/synthetic_clip_tokens_%d.npy", dir, R);
+    if (golden_entry(rel)) report(b, rel, tok, (int64_t)T * D);
+    CHECK_OK(cs_encode_image(m, px.data, R, CS_VISION_SURGERY, tok));
+    snprintf(rel, sizeof rel, "%s/synthetic_cs_tokens_%d.npy", dir, R);
+    report(b, rel, tok, (int64_t)T * D);
     CHECK_OK(cs_feature_surgery(tok, T, classes.data, C, D, NULL, sim));
-    report(b, "tiny-vit/synthetic_cs_similarity_64.npy", sim, (int64_t)T * C);
+    snprintf(rel, sizeof rel, "%s/synthetic_cs_similarity_%d.npy", dir, R);
+    report(b, rel, sim, (int64_t)T * C);
     CHECK_OK(cs_similarity_maps(sim, T, C, 200, 300, maps));
-    report(b, "tiny-vit/synthetic_cs_simmap_64.npy", maps, (int64_t)300 * 200 * C);
+    snprintf(rel, sizeof rel, "%s/synthetic_cs_simmap_%d.npy", dir, R);
+    report(b, rel, maps, (int64_t)300 * 200 * C);
     CHECK_OK(cs_encode_text(m, ids.data, 10, 77, feat));
-    report(b, "tiny-vit/text_features.npy", feat, 10 * D);
+    snprintf(rel, sizeof rel, "%s/text_features.npy", dir);
+    report(b, rel, feat, 10 * D);
     free(tok);
     free(sim);
     free(maps);
@@ -67,33 +88,48 @@ static void check_precision(cs_model *m, const bound *b, const char *kernel) {
     cs_array_free(&ids);
 }
 
-int main(void) {
-    static const bound k_bf16 = {"bf16", 0.999, 3e-2}, k_int8 = {"int8", 0.999, 8e-2};
+/* Load a tiny model and set the precision: the fp32 weights it packed are
+ * released (fewer table-owned buffers, the model's pointers gone). Then the
+ * portable kernel on every CPU and the CPU's own where it has one; going
+ * back to fp32 (or on to another precision) is refused and leaves the
+ * packed model working. */
+static void check_model(const char *dir, int R, cs_precision p, const bound *b) {
+    char path[128];
+    snprintf(path, sizeof path, "golden/%s/model.safetensors", dir);
     cs_model *m;
-    CHECK_OK(cs_model_load(golden_path("golden/tiny-vit/model.safetensors"), &m));
-    if (!m) return test_finish();
-    CHECK_OK(cs_model_set_precision(m, CS_PRECISION_BF16));
-    op_bf16_force_path(OP_BF16_PATH_PORTABLE);
-    check_precision(m, &k_bf16, "bf16 portable");
+    CHECK_OK(cs_model_load(golden_path(path), &m));
+    if (!m) return;
+    int owned = m->table.n_owned;
+    CHECK_OK(cs_model_set_precision(m, p));
+    const cs_block *blk = &m->text.tr.blocks[0];
+    CHECK(m->table.n_owned < owned && blk->qkv_w == NULL && (blk->qkv16.data || blk->qkv8.data));
+    printf("%s %s: %d of %d table-owned buffers released after packing\n", dir, b->name,
+           owned - m->table.n_owned, owned);
+    int bf16 = p == CS_PRECISION_BF16;
+    if (bf16) op_bf16_force_path(OP_BF16_PATH_PORTABLE);
+    else op_int8_force_path(OP_INT8_PATH_PORTABLE);
+    check_precision(m, b, dir, R, "portable");
     op_bf16_force_path(OP_BF16_PATH_AUTO);
-    if (op_bf16_supported()) check_precision(m, &k_bf16, op_bf16_amx_supported() ? "AMX-BF16" : "AVX512-BF16");
-    else printf("no AVX512-BF16 on this CPU: the portable kernel is the bf16 path\n");
-    CHECK_OK(cs_model_set_precision(m, CS_PRECISION_INT8));
-    op_int8_force_path(OP_INT8_PATH_PORTABLE);
-    check_precision(m, &k_int8, "int8 portable");
     op_int8_force_path(OP_INT8_PATH_AUTO);
-    if (op_int8_supported()) check_precision(m, &k_int8, "AVX512-VNNI");
-    else printf("no AVX512-VNNI on this CPU: the portable kernel is the int8 path\n");
-    /* Back to fp32: the parity path again, exactly. */
-    CHECK_OK(cs_model_set_precision(m, CS_PRECISION_FP32));
-    cs_array px;
-    golden_load("inputs/synthetic_pre_64.npy", &px);
-    int T = cs_model_num_tokens(m, 64);
-    float *tok = malloc(sizeof(float) * T * 64);
-    CHECK_OK(cs_encode_image(m, px.data, 64, CS_VISION_SURGERY, tok));
-    golden_check_floats("tiny-vit/synthetic_cs_tokens_64.npy", tok, (int64_t)T * 64);
-    free(tok);
-    cs_array_free(&px);
+    if (bf16 && op_bf16_supported())
+        check_precision(m, b, dir, R, op_bf16_amx_supported() ? "AMX-BF16" : "AVX512-BF16");
+    else if (!bf16 && op_int8_supported())
+        check_precision(m, b, dir, R, "AVX512-VNNI");
+    else
+        printf("no %s on this CPU: the portable kernel is the %s path\n", bf16 ? "AVX512-BF16" : "AVX512-VNNI",
+               b->name);
+    CHECK_STATUS(cs_model_set_precision(m, CS_PRECISION_FP32), CS_ERR_UNSUPPORTED);
+    CHECK_STATUS(cs_model_set_precision(m, bf16 ? CS_PRECISION_INT8 : CS_PRECISION_BF16), CS_ERR_UNSUPPORTED);
+    CHECK_OK(cs_model_set_precision(m, p));
+    check_precision(m, b, dir, R, "after the refused switches, default");
     cs_model_free(m);
+}
+
+int main(void) {
+    static const bound k_bf16 = {"bf16", 0.999, 3e-2}, k_bf16_rn = {"bf16", 0.999, 5e-2};
+    static const bound k_int8 = {"int8", 0.999, 8e-2};
+    check_model("tiny-vit", 64, CS_PRECISION_BF16, &k_bf16);
+    check_model("tiny-vit", 64, CS_PRECISION_INT8, &k_int8);
+    check_model("tiny-rn", 128, CS_PRECISION_BF16, &k_bf16_rn);
     return test_finish();
 }

@@ -188,12 +188,28 @@ static void shape_text(char *buf, size_t n, int ndim, const int64_t *dims) {
  * memory (the mapping is private and read-only, so a later read, e.g. by
  * cs_model_save, simply faults them back in from the file). Keeps the peak
  * RSS of an fp16 file near the fp32 weights alone. */
-static void release_source_pages(const cs_tensor_table *t, const cs_tensor *x) {
-    const uint8_t *map = t->map, *p = x->data;
-    if (!map || p < map || p + x->nbytes > map + t->map_len) return;
+/* Drop the pages wholly inside [p, p + nbytes) of the file's map (nothing
+ * outside it): a private read-only map re-reads them from the file if they
+ * are touched again. 1 when p lies in the map. */
+static int release_map_pages(const cs_tensor_table *t, const void *data, size_t nbytes) {
+    const uint8_t *map = t->map, *p = data;
+    if (!map || p < map || p + nbytes > map + t->map_len) return 0;
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1), hi = ((uintptr_t)p + x->nbytes) & ~(page - 1);
+    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1), hi = ((uintptr_t)p + nbytes) & ~(page - 1);
     if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    return 1;
+}
+
+void tensors_release(cs_tensor_table *t, const void *buf, size_t nbytes) {
+    if (!buf || release_map_pages(t, buf, nbytes)) return;
+    for (int i = 0; i < t->n; i++)
+        if (t->items[i].data == buf) return; /* a tensor's own data (cs_model_save reads it) */
+    for (int i = 0; i < t->n_owned; i++)
+        if (t->owned[i] == buf) {
+            cs_free(t->owned[i]);
+            t->owned[i] = t->owned[--t->n_owned];
+            return;
+        }
 }
 
 static int is_float_dtype(cs_dtype d) {
@@ -250,7 +266,7 @@ cs_status tensors_f32(cs_tensor_table *t, const char *name, int ndim, const int6
     }
     s = tensors_own(t, buf);
     if (s == CS_OK) *out = buf;
-    release_source_pages(t, x);
+    release_map_pages(t, x->data, x->nbytes);
     return s == CS_OK ? check_finite(t, name, buf, n) : s;
 }
 

@@ -43,6 +43,11 @@ cs_status tensors_add(cs_tensor_table *t, const char *name, cs_dtype dtype, int 
 
 /* Take ownership of a mem_alloc'ed buffer without adding an entry. */
 cs_status tensors_own(cs_tensor_table *t, void *buf);
+/* Give back the memory of nbytes at buf that nothing will read again (a
+ * weight packed into another layout): a buffer the table owns (a widened or
+ * folded copy) is freed; pages of the file's map are dropped (the file still
+ * holds them); a tensor's own data, which cs_model_save reads, is kept. */
+void tensors_release(cs_tensor_table *t, const void *buf, size_t nbytes);
 
 const cs_tensor *tensors_find(const cs_tensor_table *t, const char *name);
 /* CS_ERR_FORMAT naming the first name that appears twice. */

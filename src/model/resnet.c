@@ -16,8 +16,9 @@
 /* A convolution with its batch norm folded in: y = w * x + b. */
 typedef struct rn_conv {
     int cin, cout, k, stride, pad;
-    float *w; /* [cout, cin * k * k] */
+    float *w; /* [cout, cin * k * k]; NULL once packed to bf16 */
     float *b; /* [cout] */
+    op_bf16_weights w16; /* w packed for the bf16 kernel (data NULL: fp32) */
 } rn_conv;
 
 typedef struct rn_block {
@@ -34,6 +35,7 @@ struct cs_resnet {
     const float *pos_emb;  /* [1 + G*G, E] at the native grid */
     const float *proj_w[3], *proj_b[3]; /* q, k, v: [E, E], [E] */
     const float *c_w, *c_b; /* [D, E], [D] */
+    op_bf16_weights proj16[3], c16; /* bf16 packs of proj_w and c_w (data NULL: fp32) */
 };
 
 /* ---------------------------------------------------------------- loading */
@@ -103,7 +105,7 @@ static cs_status infer_config(cs_model *m) {
  * buffer the table owns; a borrowed F32 view (read-only mmap) is copied. */
 static cs_status load_conv(cs_model *m, const char *conv_name, const char *bn_prefix, int cin,
                            int cout, int k, int stride, rn_conv *c) {
-    *c = (rn_conv){cin, cout, k, stride, k / 2, NULL, NULL};
+    *c = (rn_conv){.cin = cin, .cout = cout, .k = k, .stride = stride, .pad = k / 2};
     int64_t dims[4] = {cout, cin, k, k};
     const float *w, *bn[4];
     cs_status s = model_weight(m, conv_name, 4, dims, &w);
@@ -203,8 +205,61 @@ cs_status resnet_load(cs_model *m) {
     return s == CS_OK ? load_attention_pool(m, r) : s;
 }
 
+/* Call fn on every convolution. */
+static void for_each_conv(struct cs_resnet *r, void (*fn)(rn_conv *c, void *ctx), void *ctx) {
+    for (int i = 0; i < 3; i++) fn(&r->stem[i], ctx);
+    for (int i = 0; i < r->n_blocks; i++) {
+        rn_block *b = &r->blocks[i];
+        fn(&b->conv1, ctx), fn(&b->conv2, ctx), fn(&b->conv3, ctx);
+        if (b->has_down) fn(&b->down, ctx);
+    }
+}
+
+static void conv_free_bf16(rn_conv *c, void *ctx) {
+    (void)ctx;
+    op_bf16_free(&c->w16);
+}
+
+void resnet_free_bf16(struct cs_resnet *r) {
+    if (!r) return;
+    if (r->blocks) for_each_conv(r, conv_free_bf16, NULL);
+    for (int i = 0; i < 3; i++) op_bf16_free(&r->proj16[i]);
+    op_bf16_free(&r->c16);
+}
+
+static void conv_pack_bf16(rn_conv *c, void *status) {
+    cs_status *s = status;
+    if (*s == CS_OK) *s = op_bf16_pack(c->w, c->cout, c->cin * c->k * c->k, &c->w16);
+}
+
+cs_status resnet_pack_bf16(struct cs_resnet *r, int embed_dim) {
+    cs_status s = CS_OK;
+    for_each_conv(r, conv_pack_bf16, &s);
+    for (int i = 0; s == CS_OK && i < 3; i++) s = op_bf16_pack(r->proj_w[i], r->embed, r->embed, &r->proj16[i]);
+    if (s == CS_OK) s = op_bf16_pack(r->c_w, embed_dim, r->embed, &r->c16);
+    if (s != CS_OK) resnet_free_bf16(r);
+    return s;
+}
+
+static void conv_release_fp32(rn_conv *c, void *table) {
+    tensors_release(table, c->w, (size_t)c->cout * c->cin * c->k * c->k * sizeof(float));
+    c->w = NULL;
+}
+
+void resnet_release_fp32(struct cs_resnet *r, cs_tensor_table *t, int embed_dim) {
+    for_each_conv(r, conv_release_fp32, t);
+    size_t E = (size_t)r->embed;
+    for (int i = 0; i < 3; i++) {
+        tensors_release(t, r->proj_w[i], E * E * sizeof(float));
+        r->proj_w[i] = NULL;
+    }
+    tensors_release(t, r->c_w, (size_t)embed_dim * E * sizeof(float));
+    r->c_w = NULL;
+}
+
 void resnet_free(struct cs_resnet *r) {
     if (!r) return;
+    resnet_free_bf16(r);
     cs_free(r->blocks);
     cs_free(r);
 }
@@ -227,7 +282,7 @@ static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
  * scratch so far; *side becomes the output side. */
 static void size_conv(const rn_conv *c, int *side, size_t *act, size_t *col) {
     op_conv_shape s = conv_shape(c, *side);
-    *col = max_size(*col, op_conv2d_scratch(&s));
+    *col = max_size(*col, c->w16.data ? op_conv2d_bf16_scratch(&s) : op_conv2d_scratch(&s));
     *side = op_conv_out_size(*side, c->k, c->stride, c->pad);
     *act = max_size(*act, (size_t)c->cout * *side * *side);
 }
@@ -270,7 +325,8 @@ static cs_status work_init(rn_work *w, cs_workspace *ws, const struct cs_resnet 
 static int conv_forward(const rn_conv *c, const float *x, int side, int accumulate, float *col,
                         float *y) {
     op_conv_shape s = conv_shape(c, side);
-    op_conv2d(&s, x, c->w, c->b, accumulate, col, y);
+    if (c->w16.data) op_conv2d_bf16(&s, x, &c->w16, c->b, accumulate, col, y);
+    else op_conv2d(&s, x, c->w, c->b, accumulate, col, y);
     return op_conv_out_size(side, c->k, c->stride, c->pad);
 }
 
@@ -384,10 +440,17 @@ static void pool_tokens(const float *feat, int E, int N, const float *pos, float
     op_add(x, pos, (size_t)(N + 1) * E);
 }
 
-/* Columns [E * which, E * (which + 1)) of qkv [T, 3E] = x w^T + b. */
-static void project_into(const float *x, int T, int E, const float *w, const float *b, int which,
-                         float *qkv) {
+/* Columns [E * which, E * (which + 1)) of qkv [T, 3E] = x w^T + b, in fp32
+ * or through w16 when packed (the bf16 kernel writes whole rows: into tmp
+ * [T, E] first). */
+static void project_into(const float *x, int T, int E, const float *w, const op_bf16_weights *w16,
+                         const float *b, int which, float *tmp, float *qkv) {
     float *dst = qkv + (size_t)which * E;
+    if (w16->data) {
+        op_linear_bf16(x, T, E, w16, b, 0, tmp);
+        for (int t = 0; t < T; t++) memcpy(dst + (size_t)t * 3 * E, tmp + (size_t)t * E, (size_t)E * sizeof(float));
+        return;
+    }
     for (int t = 0; t < T; t++) memcpy(dst + (size_t)t * 3 * E, b, (size_t)E * sizeof(float));
     op_gemm(0, 1, T, E, E, 1.0f, x, E, w, E, 1.0f, dst, 3 * E);
 }
@@ -427,14 +490,16 @@ static cs_status attention_pool(cs_model *m, const float *x, int T, cs_vision_mo
     if (s == CS_OK) {
         op_attention_spec a = {OP_ATTN_QK, 0, NULL, 0.0f, NULL, 0};
         if (mode == CS_VISION_PLAIN) {
-            for (int i = 0; i < 3; i++) project_into(x, T, E, r->proj_w[i], r->proj_b[i], i, qkv);
+            for (int i = 0; i < 3; i++)
+                project_into(x, T, E, r->proj_w[i], &r->proj16[i], r->proj_b[i], i, attn, qkv);
         } else {
-            project_into(x, T, E, r->proj_w[2], r->proj_b[2], 2, qkv);
+            project_into(x, T, E, r->proj_w[2], &r->proj16[2], r->proj_b[2], 2, attn, qkv);
             if (m->surgery_normalize_v) normalized_v_queries(qkv, T, E, r->heads);
             else a.kind = OP_ATTN_VV;
         }
         op_attention(qkv, T, E, r->heads, &a, scores, attn);
-        op_linear(attn, T, E, r->c_w, r->c_b, m->cfg.embed_dim, tokens);
+        if (r->c16.data) op_linear_bf16(attn, T, E, &r->c16, r->c_b, 0, tokens);
+        else op_linear(attn, T, E, r->c_w, r->c_b, m->cfg.embed_dim, tokens);
     }
     return s;
 }

@@ -133,6 +133,18 @@ void transformer_free_packed(cs_transformer *tr) {
     }
 }
 
+void transformer_release_fp32(cs_transformer *tr, cs_tensor_table *t) {
+    size_t W = (size_t)tr->width, bytes = W * W * sizeof(float);
+    for (int l = 0; tr->blocks && l < tr->layers; l++) {
+        cs_block *b = &tr->blocks[l];
+        tensors_release(t, b->qkv_w, 3 * bytes);
+        tensors_release(t, b->out_w, bytes);
+        tensors_release(t, b->fc_w, 4 * bytes);
+        tensors_release(t, b->proj_w, 4 * bytes);
+        b->qkv_w = b->out_w = b->fc_w = b->proj_w = NULL;
+    }
+}
+
 cs_status transformer_pack(cs_transformer *tr, cs_precision p) {
     int W = tr->width;
     cs_status s = CS_OK;

@@ -41,5 +41,8 @@ void block_forward_dual(const cs_block *b, int W, int heads, int n_seq, const in
  * int8; nothing for fp32), or free whatever copies there are. */
 cs_status transformer_pack(cs_transformer *tr, cs_precision p);
 void transformer_free_packed(cs_transformer *tr);
+/* After packing: give the fp32 weights back to the table (tensors_release)
+ * and forget them (NULL), so nothing reads them again. */
+void transformer_release_fp32(cs_transformer *tr, cs_tensor_table *t);
 
 #endif

@@ -2,6 +2,7 @@
  * and ReLU over single images in NCHW layout. */
 #include <math.h>
 #include <string.h>
+#include "gemm_bf16.h"
 #include "ops.h"
 
 int op_conv_out_size(int in, int k, int stride, int pad) { return (in + 2 * pad - k) / stride + 1; }
@@ -80,6 +81,68 @@ void op_conv2d(const op_conv_shape *s, const float *x, const float *w, const flo
     if (b) seed_bias(y, s->cout, (size_t)n, b, accumulate);
     float beta = b || accumulate ? 1.0f : 0.0f;
     op_gemm(0, 0, s->cout, n, K, 1.0f, w, K, col, n, beta, y, n);
+}
+
+/* Positions per block of the bf16 path's transposes: a tap's inputs for 16
+ * neighbouring positions are near-contiguous to read, and the 16 rows (or
+ * channels) written advance in step. */
+#define CONV_BLOCK 16
+
+size_t op_conv2d_bf16_scratch(const op_conv_shape *s) {
+    size_t oh = (size_t)op_conv_out_size(s->h, s->k, s->stride, s->pad);
+    size_t ow = (size_t)op_conv_out_size(s->w, s->k, s->stride, s->pad);
+    return oh * ow * ((size_t)s->cin * s->k * s->k + (size_t)s->cout);
+}
+
+/* rows [oh * ow, cin * k * k]: row p holds what output position p sees
+ * through each tap (c, ky, kx), zero in the padding; im2col transposed. */
+static void im2col_rows(const op_conv_shape *s, const float *x, int oh, int ow, float *rows) {
+    int k = s->k, st = s->stride, K = s->cin * k * k, n = oh * ow;
+    int blocks = (n + CONV_BLOCK - 1) / CONV_BLOCK;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < blocks; blk++) {
+        int p0 = blk * CONV_BLOCK, np = n - p0 < CONV_BLOCK ? n - p0 : CONV_BLOCK;
+        int oy[CONV_BLOCK], ox[CONV_BLOCK];
+        for (int i = 0; i < np; i++) oy[i] = (p0 + i) / ow, ox[i] = (p0 + i) % ow;
+        float *dst = rows + (size_t)p0 * K;
+        for (int r = 0; r < K; r++) {
+            int c = r / (k * k), ky = r / k % k, kx = r % k;
+            const float *xc = x + (size_t)c * s->h * s->w;
+            for (int i = 0; i < np; i++) {
+                int iy = oy[i] * st - s->pad + ky, ix = ox[i] * st - s->pad + kx;
+                int inside = iy >= 0 && iy < s->h && ix >= 0 && ix < s->w;
+                dst[(size_t)i * K + r] = inside ? xc[(size_t)iy * s->w + ix] : 0.0f;
+            }
+        }
+    }
+}
+
+/* y [cout, n] = t^T (or += with accumulate) for t [n, cout]. */
+static void rows_to_channels(const float *t, int n, int cout, int accumulate, float *y) {
+    int blocks = (cout + CONV_BLOCK - 1) / CONV_BLOCK;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < blocks; blk++) {
+        int o0 = blk * CONV_BLOCK, no = cout - o0 < CONV_BLOCK ? cout - o0 : CONV_BLOCK;
+        for (int p = 0; p < n; p++) {
+            const float *src = t + (size_t)p * cout + o0;
+            float *dst = y + (size_t)o0 * n + p;
+            if (accumulate)
+                for (int i = 0; i < no; i++) dst[(size_t)i * n] += src[i];
+            else
+                for (int i = 0; i < no; i++) dst[(size_t)i * n] = src[i];
+        }
+    }
+}
+
+void op_conv2d_bf16(const op_conv_shape *s, const float *x, const op_bf16_weights *w,
+                    const float *b, int accumulate, float *scratch, float *y) {
+    int oh = op_conv_out_size(s->h, s->k, s->stride, s->pad);
+    int ow = op_conv_out_size(s->w, s->k, s->stride, s->pad);
+    int n = oh * ow, K = s->cin * s->k * s->k;
+    float *rows = scratch, *t = scratch + (size_t)n * K;
+    im2col_rows(s, x, oh, ow, rows);
+    op_linear_bf16(rows, n, K, w, b, 0, t);
+    rows_to_channels(t, n, s->cout, accumulate, y);
 }
 
 void op_avg_pool(const float *x, int c, int h, int w, int k, float *y) {

@@ -117,6 +117,16 @@ size_t op_conv2d_scratch(const op_conv_shape *s);
 void op_conv2d(const op_conv_shape *s, const float *x, const float *w, const float *b,
                int accumulate, float *scratch, float *y);
 
+/* The same through the bf16 linear layer (gemm_bf16.h), w the weights
+ * [cout, cin * k * k] packed once: the patches become the activation rows
+ * ([out_h * out_w, cin * k * k], im2col transposed, the pointwise case
+ * included), the product [out_h * out_w, cout] is transposed back into y.
+ * Scratch: op_conv2d_bf16_scratch floats. */
+struct op_bf16_weights;
+size_t op_conv2d_bf16_scratch(const op_conv_shape *s);
+void op_conv2d_bf16(const op_conv_shape *s, const float *x, const struct op_bf16_weights *w,
+                    const float *b, int accumulate, float *scratch, float *y);
+
 /* Average pool with kernel = stride = k, no padding (nn.AvgPool2d(k)):
  * x [c, h, w] -> y [c, h / k, w / k] (trailing rows and columns dropped). */
 void op_avg_pool(const float *x, int c, int h, int w, int k, float *y);
