@@ -4,6 +4,7 @@
  * --merge spread a dataset over machines. */
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,50 +186,116 @@ static int save_prediction(const char *dir, const char *name, const uint8_t *lab
     return s == CS_OK ? 0 : cli_fail(s);
 }
 
-/* One image into the accumulator; returns an exit code only for failures
- * that would repeat on every image (the model, the output folder). */
-static int eval_item_run(const eval_run *r, const eval_dataset *d, int index, eval_acc *acc) {
-    const eval_item *it = &d->items[index];
-    int C = cs_classes_count(r->cl), need_mask = r->task != EVAL_MULTILABEL || it->n_labels < 0;
-    char why[1024];
-    cs_image img = {0};
+/* Images per vision-tower pass, as explain's: the jobs encode the images
+ * of a batch that share a shape together. */
+#define EVAL_BATCH 4
+
+/* A listed image, decoded with its mask, or the reason it is skipped. */
+typedef struct eval_slot {
+    int index, ok;
+    cs_image img;
     uint8_t *mask;
-    if (!load_pair(d, it, need_mask, &img, &mask, why, sizeof why)) {
-        eval_acc_skip(acc, index, it->name, why);
-        return 0;
+    char why[1024];
+} eval_slot;
+
+/* Up to EVAL_BATCH consecutive images of the run (K, K+N, ... with --shard). */
+typedef struct eval_batch {
+    const eval_run *r;
+    const eval_dataset *d;
+    int first, step, listed; /* the images first, first + step, ... below listed */
+    int n;
+    eval_slot slot[EVAL_BATCH];
+} eval_batch;
+
+/* Decode a batch's images and masks (on the decode thread, or here). */
+static void *batch_load(void *arg) {
+    eval_batch *b = arg;
+    b->n = 0;
+    for (int i = b->first; i < b->listed && b->n < EVAL_BATCH; i += b->step) {
+        eval_slot *s = &b->slot[b->n++];
+        const eval_item *it = &b->d->items[i];
+        memset(s, 0, sizeof *s);
+        s->index = i;
+        s->ok = load_pair(b->d, it, b->r->task != EVAL_MULTILABEL || it->n_labels < 0, &s->img, &s->mask, s->why,
+                          sizeof s->why);
     }
-    size_t n = (size_t)img.width * img.height;
+    return NULL;
+}
+
+static void batch_free(eval_batch *b) {
+    for (int k = 0; k < b->n; k++) {
+        cs_free(b->slot[k].mask);
+        cs_image_free(&b->slot[k].img);
+    }
+    b->n = 0;
+}
+
+/* explain: the batch's images through cs_explain together, each scored. */
+static cs_status explain_batch(const eval_run *r, eval_batch *b, eval_acc *acc) {
+    cs_explain_options o = {.resolution = r->R, .method = r->so.method, .redundant = CS_REDUNDANT_AUTO};
+    cs_input in[EVAL_BATCH];
+    cs_explain_result res[EVAL_BATCH];
+    int n = 0;
+    memset(in, 0, sizeof in);
+    for (int k = 0; k < b->n; k++)
+        if (b->slot[k].ok) in[n++].image = &b->slot[k].img;
+    cs_status s = n ? cs_explain(r->m, r->cl, in, n, &o, res) : CS_OK;
+    for (int k = 0, j = 0; s == CS_OK && k < b->n; k++) {
+        eval_slot *sl = &b->slot[k];
+        if (!sl->ok) continue;
+        cs_explain_score(res[j].maps, acc->C, sl->mask, (size_t)sl->img.width * sl->img.height, r->so.bg_class,
+                         acc->counts, acc->pairs, &acc->unknown_pixels);
+        cs_explain_result_free(&res[j++]);
+    }
+    return s;
+}
+
+/* One decoded image into the accumulator (seg, multilabel); returns an
+ * exit code only for failures that would repeat on every image (the model,
+ * the output folder). */
+static int eval_item_run(const eval_run *r, const eval_dataset *d, eval_slot *sl, eval_acc *acc) {
+    const eval_item *it = &d->items[sl->index];
+    int C = acc->C;
+    size_t n = (size_t)sl->img.width * sl->img.height;
     cs_status s = CS_OK;
     int rc = 0;
     if (r->task == EVAL_SEG) {
         uint8_t *labels = cli_xmalloc(n);
-        s = cs_segment(r->m, r->cl, &img, &r->so, labels);
-        if (s == CS_OK) s = cs_confusion_add(acc->conf, C, mask, labels, n, CS_IGNORE_LABEL, &acc->unknown_pixels);
-        if (s == CS_OK && r->save_dir) rc = save_prediction(r->save_dir, it->name, labels, img.width, img.height);
+        s = cs_segment(r->m, r->cl, &sl->img, &r->so, labels);
+        if (s == CS_OK) s = cs_confusion_add(acc->conf, C, sl->mask, labels, n, CS_IGNORE_LABEL, &acc->unknown_pixels);
+        if (s == CS_OK && r->save_dir) rc = save_prediction(r->save_dir, it->name, labels, sl->img.width, sl->img.height);
         free(labels);
-    } else if (r->task == EVAL_EXPLAIN) {
-        cs_explain_options o = {.resolution = r->R, .method = r->so.method, .redundant = CS_REDUNDANT_AUTO};
-        cs_input in = {.image = &img};
-        cs_explain_result res;
-        s = cs_explain(r->m, r->cl, &in, 1, &o, &res);
-        if (s == CS_OK)
-            cs_explain_score(res.maps, C, mask, n, r->so.bg_class, acc->counts, acc->pairs, &acc->unknown_pixels);
-        cs_explain_result_free(&res);
     } else {
         float *scores = cli_xmalloc(sizeof(float) * C);
         uint8_t *present = cli_xcalloc((size_t)C, 1);
         if (it->n_labels >= 0) label_truth(it, C, present);
-        else cs_mask_classes(mask, n, C, r->so.bg_class, present);
+        else cs_mask_classes(sl->mask, n, C, r->so.bg_class, present);
         cs_classify_options o = {.resolution = r->R, .method = r->so.method};
-        s = cs_classify(r->m, r->cl, &img, &o, scores);
-        if (s == CS_OK) eval_acc_predict(acc, index, it->name, scores, present);
+        s = cs_classify(r->m, r->cl, &sl->img, &o, scores);
+        if (s == CS_OK) eval_acc_predict(acc, sl->index, it->name, scores, present);
         free(scores);
         free(present);
     }
-    if (s != CS_OK) rc = cli_fail(s);
-    if (!rc) acc->evaluated++;
-    cs_free(mask);
-    cs_image_free(&img);
+    return s != CS_OK ? cli_fail(s) : rc;
+}
+
+/* A decoded batch into the accumulator, in the images' order (skips and
+ * predictions are listed as the one-by-one run lists them). */
+static int batch_run(const eval_run *r, const eval_dataset *d, eval_batch *b, eval_acc *acc) {
+    int rc = 0;
+    if (r->task == EVAL_EXPLAIN) {
+        cs_status s = explain_batch(r, b, acc);
+        if (s != CS_OK) return cli_fail(s);
+    }
+    for (int k = 0; k < b->n && !rc; k++) {
+        eval_slot *sl = &b->slot[k];
+        if (!sl->ok) {
+            eval_acc_skip(acc, sl->index, d->items[sl->index].name, sl->why);
+            continue;
+        }
+        if (r->task != EVAL_EXPLAIN) rc = eval_item_run(r, d, sl, acc);
+        if (!rc) acc->evaluated++;
+    }
     return rc;
 }
 
@@ -264,10 +331,26 @@ static int run_dataset(const cli_args *a, eval_run *r, eval_dataset *d, eval_acc
     }
     double started = cs_now();
     int done = 0;
-    for (int i = k; i < listed && !rc; i += step) {
-        rc = eval_item_run(r, d, i, acc);
-        progress(++done, total, started);
+    /* The next batch decodes on its own thread while this one computes: at
+     * most two batches of images in memory. */
+    eval_batch *b = cli_xcalloc(2, sizeof *b);
+    for (int j = 0; j < 2; j++) b[j] = (eval_batch){.r = r, .d = d, .step = step, .listed = listed};
+    b[0].first = k;
+    batch_load(&b[0]);
+    for (int cur = 0; b[cur].n && !rc; cur ^= 1) {
+        eval_batch *next = &b[cur ^ 1];
+        next->first = b[cur].slot[b[cur].n - 1].index + step;
+        pthread_t decoder;
+        int threaded = pthread_create(&decoder, NULL, batch_load, next) == 0;
+        rc = batch_run(r, d, &b[cur], acc);
+        if (threaded) pthread_join(decoder, NULL);
+        else batch_load(next); /* no thread to be had: decode here */
+        for (int j = 0; j < b[cur].n; j++) progress(++done, total, started);
+        batch_free(&b[cur]);
     }
+    batch_free(&b[0]);
+    batch_free(&b[1]);
+    free(b);
     return rc;
 }
 
