@@ -278,7 +278,8 @@ static void test_sliding(void) {
     CHECK_OK(cs_segment_logits(m, px.data, 64, CS_VISION_SURGERY, &names, 64, 64, a));
     CHECK_OK(cs_segment_logits_sliding(m, px.data, 64, 64, 64, 32, CS_VISION_SURGERY, &names, 64, 64, b));
     CHECK(!memcmp(a, b, n));
-    /* 32x32 windows at stride 32 tile the image: each pixel is its own window's. */
+    /* 32x32 windows at stride 32 tile the image: each pixel is its own window's
+     * (the four windows go through the tower as one batch, each alone here). */
     CHECK_OK(cs_segment_logits_sliding(m, px.data, 64, 64, 32, 32, CS_VISION_SURGERY, &names, 64, 64, b));
     float *window = malloc(sizeof(float) * 3 * 32 * 32);
     int same = 1;

@@ -120,6 +120,28 @@ static void accumulate_window(const float *win, int crop, int C, int y0, int x0,
     }
 }
 
+/* Windows per vision-tower pass: the crops share a shape, so they go
+ * through the tower as one batch (explain's and eval's batch size). */
+#define WINDOW_BATCH 4
+
+/* The n crops in px [n, 3, crop, crop] (windows at y0[k], x0[k]) through
+ * the tower as one batch, each window's logits upsampled to crop x crop and
+ * added to sum, count; tokens [n, T, D], grid [T, C] and win [crop, crop, C]
+ * are scratch. */
+static cs_status window_batch(cs_model *m, const float *px, int n, int crop, cs_vision_mode mode,
+                              const cs_name_set *s, const int *y0, const int *x0, int w, float *tokens, float *grid,
+                              float *win, float *sum, int *count) {
+    int T = cs_model_num_tokens(m, crop), side = grid_side(T);
+    cs_status st = cs_encode_images(m, px, n, crop, mode, tokens);
+    for (int k = 0; k < n && st == CS_OK; k++) {
+        st = cs_segment_grid(tokens + (size_t)k * T * s->dim, T, s, grid);
+        if (st != CS_OK) break;
+        op_resize_bilinear(grid, side, side, s->n_classes, win, crop, crop);
+        accumulate_window(win, crop, s->n_classes, y0[k], x0[k], w, sum, count);
+    }
+    return st;
+}
+
 cs_status cs_segment_logits_sliding(cs_model *m, const float *pixels, int h, int w, int crop,
                                     int stride, cs_vision_mode mode, const cs_name_set *s,
                                     int out_h, int out_w, float *logits) {
@@ -129,19 +151,27 @@ cs_status cs_segment_logits_sliding(cs_model *m, const float *pixels, int h, int
                        "output size (got crop %d, stride %d, %dx%d)", w, h, crop, stride, out_w, out_h);
     cs_status st = cs_name_set_check(s);
     if (st != CS_OK) return st;
-    int C = s->n_classes;
-    float *window = mem_alloc((size_t)3 * crop, (size_t)crop * sizeof(float));
+    int C = s->n_classes, T = cs_model_num_tokens(m, crop);
+    if (!grid_side(T)) return error_set(CS_ERR_ARG, "resolution %d gives no square token grid", crop);
+    size_t n_px = (size_t)3 * crop * crop;
+    float *px = mem_alloc(WINDOW_BATCH * n_px, sizeof(float));
+    float *tokens = mem_alloc((size_t)WINDOW_BATCH * T, (size_t)s->dim * sizeof(float));
+    float *grid = mem_alloc((size_t)T, (size_t)C * sizeof(float));
     float *win_logits = mem_alloc((size_t)crop * crop, (size_t)C * sizeof(float));
     float *sum = mem_calloc((size_t)h * w, (size_t)C * sizeof(float));
     int *count = mem_calloc((size_t)h * w, sizeof(int));
-    if (!window || !win_logits || !sum || !count) st = CS_ERR_NOMEM;
-    int rows = window_count(h, crop, stride), cols = window_count(w, crop, stride);
-    for (int i = 0; i < rows && st == CS_OK; i++) {
-        for (int j = 0; j < cols && st == CS_OK; j++) {
-            int y0 = window_start(i, h, crop, stride), x0 = window_start(j, w, crop, stride);
-            crop_pixels(pixels, h, w, y0, x0, crop, window);
-            st = cs_segment_logits(m, window, crop, mode, s, crop, crop, win_logits);
-            if (st == CS_OK) accumulate_window(win_logits, crop, C, y0, x0, w, sum, count);
+    if (!px || !tokens || !grid || !win_logits || !sum || !count) st = CS_ERR_NOMEM;
+    int rows = window_count(h, crop, stride), cols = window_count(w, crop, stride), n = 0;
+    int y0[WINDOW_BATCH], x0[WINDOW_BATCH];
+    /* Windows in row-major order, WINDOW_BATCH at a time; the sums are
+     * taken in that order, as one window at a time takes them. */
+    for (int i = 0; i < rows * cols && st == CS_OK; i++) {
+        y0[n] = window_start(i / cols, h, crop, stride);
+        x0[n] = window_start(i % cols, w, crop, stride);
+        crop_pixels(pixels, h, w, y0[n], x0[n], crop, px + n * n_px);
+        if (++n == WINDOW_BATCH || i == rows * cols - 1) {
+            st = window_batch(m, px, n, crop, mode, s, y0, x0, w, tokens, grid, win_logits, sum, count);
+            n = 0;
         }
     }
     if (st == CS_OK) {
@@ -149,7 +179,9 @@ cs_status cs_segment_logits_sliding(cs_model *m, const float *pixels, int h, int
             for (int c = 0; c < C; c++) sum[p * C + c] /= (float)count[p];
         op_resize_bilinear(sum, h, w, C, logits, out_h, out_w);
     }
-    cs_free(window);
+    cs_free(px);
+    cs_free(tokens);
+    cs_free(grid);
     cs_free(sum);
     cs_free(win_logits);
     cs_free(count);
