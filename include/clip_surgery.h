@@ -298,11 +298,12 @@ cs_status cs_model_set_surgery(cs_model *m, int vit_blocks, int resnet_normalize
  * elsewhere). bf16 also packs the ResNet convolutions and the ResNet
  * attention pool's projections. Other layers (LayerNorm, embeddings, the
  * ViT's patch embedding and final projection; int8: the ResNet trunk) stay
- * fp32. Packing releases the fp32 copies of the packed weights (widened or
- * folded buffers are freed, pages of an F32 file used in place are
+ * fp32. Packing releases each packed weight's fp32 copy as it goes (widened
+ * or folded buffers are freed, pages of an F32 file used in place are
  * dropped), so switching a bf16 or int8 model to another precision is
- * refused (CS_ERR_UNSUPPORTED): load it again. cs_model_save still writes
- * the file's own tensors. */
+ * refused (CS_ERR_UNSUPPORTED): load it again. A failure (out of memory)
+ * leaves the model in that precision, part packed, part fp32 (it still
+ * computes). cs_model_save still writes the file's own tensors. */
 typedef enum cs_precision { CS_PRECISION_FP32 = 0, CS_PRECISION_BF16 = 1, CS_PRECISION_INT8 = 2 } cs_precision;
 cs_status cs_model_set_precision(cs_model *m, cs_precision p);
 

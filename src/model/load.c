@@ -112,14 +112,9 @@ cs_status cs_model_load(const char *path, cs_model **out) {
     return model_from_table(&table, dir, out);
 }
 
-static void free_packed(cs_model *m) {
-    transformer_free_packed(&m->vit.tr);
-    transformer_free_packed(&m->text.tr);
-    resnet_free_bf16(m->resnet);
-}
-
-/* Everything is packed before any fp32 weight is released, so a failure
- * leaves the fp32 model as it was. */
+/* Each fp32 weight is released as soon as it is packed (peak memory: the
+ * model plus one weight, not plus a packed tower). A failure (out of
+ * memory) leaves the model part packed, part fp32, in that precision. */
 cs_status cs_model_set_precision(cs_model *m, cs_precision p) {
     if (p == m->precision) return CS_OK;
     if (p != CS_PRECISION_FP32 && p != CS_PRECISION_BF16 && p != CS_PRECISION_INT8)
@@ -128,23 +123,17 @@ cs_status cs_model_set_precision(cs_model *m, cs_precision p) {
         return error_set(CS_ERR_UNSUPPORTED, "%s: the model runs in %s and its fp32 weights were "
                          "released when they were packed; load it again for another precision",
                          m->table.path, m->precision == CS_PRECISION_BF16 ? "bf16" : "int8");
-    cs_status s = transformer_pack(&m->text.tr, p);
-    if (s == CS_OK && m->cfg.vision_kind == CS_VISION_VIT) s = transformer_pack(&m->vit.tr, p);
-    if (s == CS_OK && m->resnet && p == CS_PRECISION_BF16) s = resnet_pack_bf16(m->resnet, m->cfg.embed_dim);
-    if (s != CS_OK) {
-        free_packed(m);
-        return s;
-    }
-    transformer_release_fp32(&m->text.tr, &m->table);
-    transformer_release_fp32(&m->vit.tr, &m->table);
-    if (m->resnet && p == CS_PRECISION_BF16) resnet_release_fp32(m->resnet, &m->table, m->cfg.embed_dim);
     m->precision = p;
-    return CS_OK;
+    cs_status s = transformer_pack(&m->text.tr, p, &m->table);
+    if (s == CS_OK && m->cfg.vision_kind == CS_VISION_VIT) s = transformer_pack(&m->vit.tr, p, &m->table);
+    if (s == CS_OK && m->resnet && p == CS_PRECISION_BF16) s = resnet_pack_bf16(m->resnet, m->cfg.embed_dim, &m->table);
+    return s;
 }
 
 void cs_model_free(cs_model *m) {
     if (!m) return;
-    free_packed(m);
+    transformer_free_packed(&m->vit.tr);
+    transformer_free_packed(&m->text.tr);
     resnet_free(m->resnet);
     model_source_free(m->source);
     ws_free(&m->ws);

@@ -164,12 +164,10 @@ void vit_naclip_window(double sigma, vit_window *w);
 void vit_naclip_bias(const void *window, int head, int q0, int nq, int k0, int nk, float *s, int lds);
 cs_status resnet_load(cs_model *m);
 void resnet_free(struct cs_resnet *r);
-/* bf16 packs of every convolution and the attention pool's linear layers
- * (as transformer_pack_bf16), their release, and the fp32 weights' release
- * after packing (as transformer_release_fp32). */
-cs_status resnet_pack_bf16(struct cs_resnet *r, int embed_dim);
-void resnet_free_bf16(struct cs_resnet *r);
-void resnet_release_fp32(struct cs_resnet *r, cs_tensor_table *t, int embed_dim);
+/* bf16 packs of every convolution and the attention pool's linear layers,
+ * each fp32 weight released once packed (as transformer_pack); resnet_free
+ * frees them. */
+cs_status resnet_pack_bf16(struct cs_resnet *r, int embed_dim, cs_tensor_table *t);
 cs_status resnet_encode(cs_model *m, const float *pixels, int res, cs_vision_mode mode,
                         float *tokens);
 /* The ResNet trunk for tests: the stem (stages 0) or the stem and layer1..

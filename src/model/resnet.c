@@ -220,41 +220,39 @@ static void conv_free_bf16(rn_conv *c, void *ctx) {
     op_bf16_free(&c->w16);
 }
 
-void resnet_free_bf16(struct cs_resnet *r) {
+static void resnet_free_bf16(struct cs_resnet *r) {
     if (!r) return;
     if (r->blocks) for_each_conv(r, conv_free_bf16, NULL);
     for (int i = 0; i < 3; i++) op_bf16_free(&r->proj16[i]);
     op_bf16_free(&r->c16);
 }
 
-static void conv_pack_bf16(rn_conv *c, void *status) {
-    cs_status *s = status;
-    if (*s == CS_OK) *s = op_bf16_pack(c->w, c->cout, c->cin * c->k * c->k, &c->w16);
+/* Pack one weight [N, K] and give its fp32 form back to the table. */
+static cs_status pack_release(cs_tensor_table *t, float **w, int N, int K, op_bf16_weights *out) {
+    cs_status s = op_bf16_pack(*w, N, K, out);
+    if (s != CS_OK) return s;
+    tensors_release(t, *w, (size_t)N * K * sizeof(float));
+    *w = NULL;
+    return CS_OK;
 }
 
-cs_status resnet_pack_bf16(struct cs_resnet *r, int embed_dim) {
-    cs_status s = CS_OK;
-    for_each_conv(r, conv_pack_bf16, &s);
-    for (int i = 0; s == CS_OK && i < 3; i++) s = op_bf16_pack(r->proj_w[i], r->embed, r->embed, &r->proj16[i]);
-    if (s == CS_OK) s = op_bf16_pack(r->c_w, embed_dim, r->embed, &r->c16);
-    if (s != CS_OK) resnet_free_bf16(r);
-    return s;
+typedef struct pack_ctx {
+    cs_tensor_table *t;
+    cs_status s;
+} pack_ctx;
+
+static void conv_pack_bf16(rn_conv *c, void *ctx) {
+    pack_ctx *p = ctx;
+    if (p->s == CS_OK) p->s = pack_release(p->t, &c->w, c->cout, c->cin * c->k * c->k, &c->w16);
 }
 
-static void conv_release_fp32(rn_conv *c, void *table) {
-    tensors_release(table, c->w, (size_t)c->cout * c->cin * c->k * c->k * sizeof(float));
-    c->w = NULL;
-}
-
-void resnet_release_fp32(struct cs_resnet *r, cs_tensor_table *t, int embed_dim) {
-    for_each_conv(r, conv_release_fp32, t);
-    size_t E = (size_t)r->embed;
-    for (int i = 0; i < 3; i++) {
-        tensors_release(t, r->proj_w[i], E * E * sizeof(float));
-        r->proj_w[i] = NULL;
-    }
-    tensors_release(t, r->c_w, (size_t)embed_dim * E * sizeof(float));
-    r->c_w = NULL;
+cs_status resnet_pack_bf16(struct cs_resnet *r, int embed_dim, cs_tensor_table *t) {
+    pack_ctx p = {t, CS_OK};
+    for_each_conv(r, conv_pack_bf16, &p);
+    for (int i = 0; p.s == CS_OK && i < 3; i++)
+        p.s = pack_release(t, (float **)&r->proj_w[i], r->embed, r->embed, &r->proj16[i]);
+    if (p.s == CS_OK) p.s = pack_release(t, (float **)&r->c_w, embed_dim, r->embed, &r->c16);
+    return p.s;
 }
 
 void resnet_free(struct cs_resnet *r) {

@@ -133,32 +133,22 @@ void transformer_free_packed(cs_transformer *tr) {
     }
 }
 
-void transformer_release_fp32(cs_transformer *tr, cs_tensor_table *t) {
-    size_t W = (size_t)tr->width, bytes = W * W * sizeof(float);
-    for (int l = 0; tr->blocks && l < tr->layers; l++) {
-        cs_block *b = &tr->blocks[l];
-        tensors_release(t, b->qkv_w, 3 * bytes);
-        tensors_release(t, b->out_w, bytes);
-        tensors_release(t, b->fc_w, 4 * bytes);
-        tensors_release(t, b->proj_w, 4 * bytes);
-        b->qkv_w = b->out_w = b->fc_w = b->proj_w = NULL;
-    }
-}
-
-cs_status transformer_pack(cs_transformer *tr, cs_precision p) {
+cs_status transformer_pack(cs_transformer *tr, cs_precision p, cs_tensor_table *t) {
     int W = tr->width;
     cs_status s = CS_OK;
     for (int l = 0; s == CS_OK && l < tr->layers; l++) {
         cs_block *b = &tr->blocks[l];
-        const float *w[4] = {b->qkv_w, b->out_w, b->fc_w, b->proj_w};
+        const float **w[4] = {&b->qkv_w, &b->out_w, &b->fc_w, &b->proj_w};
         int N[4] = {3 * W, W, 4 * W, W}, K[4] = {W, W, W, 4 * W};
         op_bf16_weights *w16[4] = {&b->qkv16, &b->out16, &b->fc16, &b->proj16};
         op_int8_weights *w8[4] = {&b->qkv8, &b->out8, &b->fc8, &b->proj8};
         for (int j = 0; s == CS_OK && j < 4; j++) {
-            if (p == CS_PRECISION_BF16) s = op_bf16_pack(w[j], N[j], K[j], w16[j]);
-            else if (p == CS_PRECISION_INT8) s = op_int8_pack(w[j], N[j], K[j], w8[j]);
+            if (p == CS_PRECISION_BF16) s = op_bf16_pack(*w[j], N[j], K[j], w16[j]);
+            else if (p == CS_PRECISION_INT8) s = op_int8_pack(*w[j], N[j], K[j], w8[j]);
+            if (s != CS_OK) break;
+            tensors_release(t, *w[j], (size_t)N[j] * K[j] * sizeof(float));
+            *w[j] = NULL;
         }
     }
-    if (s != CS_OK) transformer_free_packed(tr);
     return s;
 }

@@ -38,11 +38,12 @@ void block_forward_dual(const cs_block *b, int W, int heads, int n_seq, const in
                         const op_attention_spec *a_new, float *x, block_scratch *s);
 
 /* Pack copies of every block's linear weights for the precision (bf16 or
- * int8; nothing for fp32), or free whatever copies there are. */
-cs_status transformer_pack(cs_transformer *tr, cs_precision p);
+ * int8; nothing for fp32), or free whatever copies there are. Each fp32
+ * weight is given back to the table t (tensors_release) and forgotten
+ * (NULL) as soon as it is packed, so packing never holds a tower in both
+ * forms; a failure leaves the blocks part packed, part fp32 (each linear
+ * layer uses whichever it has). */
+cs_status transformer_pack(cs_transformer *tr, cs_precision p, cs_tensor_table *t);
 void transformer_free_packed(cs_transformer *tr);
-/* After packing: give the fp32 weights back to the table (tensors_release)
- * and forget them (NULL), so nothing reads them again. */
-void transformer_release_fp32(cs_transformer *tr, cs_tensor_table *t);
 
 #endif
