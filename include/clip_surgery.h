@@ -295,8 +295,9 @@ cs_status cs_model_set_surgery(cs_model *m, int vit_blocks, int resnet_normalize
  * AMX-BF16 or AVX512-BF16, a portable kernel elsewhere) or int8 (weights
  * quantized per output channel and packed once here, activations per token
  * at run time, int32 sums; fast with AVX512-VNNI, a portable kernel
- * elsewhere). bf16 also packs the ResNet convolutions and the ResNet
- * attention pool's projections. Other layers (LayerNorm, embeddings, the
+ * elsewhere; the image tower only: under int8 the text tower runs in bf16,
+ * its features' outliers lose too much to per-token int8). bf16 also packs
+ * the ResNet convolutions and the ResNet attention pool's projections. Other layers (LayerNorm, embeddings, the
  * ViT's patch embedding and final projection; int8: the ResNet trunk) stay
  * fp32. Packing releases each packed weight's fp32 copy as it goes (widened
  * or folded buffers are freed, pages of an F32 file used in place are

@@ -254,7 +254,8 @@ static void test_cache_key(void) {
         CHECK(a.nbytes == b.nbytes && !memcmp(a.data, b.data, a.nbytes));
         CHECK(a.nbytes == c.nbytes && max_abs_diff(a.data, c.data, cs_array_numel(&a)) > 1e-5);
         CHECK(a.nbytes == d.nbytes && max_abs_diff(a.data, d.data, cs_array_numel(&a)) > 1e-5);
-        CHECK(max_abs_diff(c.data, d.data, cs_array_numel(&a)) > 1e-5);
+        /* Under int8 the text tower runs in bf16: bf16's numbers, its own entry. */
+        CHECK(c.nbytes == d.nbytes && !memcmp(c.data, d.data, c.nbytes));
     }
     cs_array_free(&a);
     cs_array_free(&b);

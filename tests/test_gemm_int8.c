@@ -167,7 +167,7 @@ static const shape k_shapes[] = {
 };
 #define N_SHAPES ((int)(sizeof k_shapes / sizeof k_shapes[0]))
 
-static int is_big(shape s) { return (double)s.M * s.N * s.K > 2e7; }
+static int is_big(shape s) { return (double)s.M * s.N * s.K > 5e6; }
 
 static void test_shapes(void) {
     double worst = 0;

@@ -19,7 +19,7 @@ typedef struct cli_option {
     {"model", "M", "ViT-B/16, RN50, ... (clip.load names), a .pt/.safetensors file, a folder, or synthetic:ARCH", 0}, \
     {"cache-dir", "DIR", "where named models and the vocabulary live (default ~/.cache/clip)", 0},    \
     {"threads", "N", "threads (default: all cores)", 0},                                              \
-    {"precision", "P", "fp32 (default, the reference's numbers) | bf16 | int8 (transformer linear weights in bf16 or int8; bf16 also the ResNet convolutions)", 0}
+    {"precision", "P", "fp32 (default, the reference's numbers) | bf16 | int8 (transformer linear weights in bf16, bf16 also the ResNet convolutions; int8: the ViT's, the text tower in bf16)", 0}
 #define CLI_OPTS_TEXT                                                                               \
     {"templates", "SPEC", "default (the method's 85) | none | FILE (one per line)", 0},             \
     {"vocab", "FILE", "BPE vocabulary (.txt.gz, or a folder with vocab.json + merges.txt)", 0},      \

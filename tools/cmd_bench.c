@@ -18,7 +18,7 @@ static const cli_option k_options[] = {
     {"batch", "N", "images per forward pass (default 1); figures are per image", 0},
     {"threads", "N", "threads (default: all cores)", 0},
     {"json", "FILE", "also write the figures as JSON", 0},
-    {"precision", "P", "fp32 (default) | bf16 | int8 (transformer linear weights in bf16 or int8, bf16 also the ResNet convolutions; SAM: fp32 or bf16)", 0},
+    {"precision", "P", "fp32 (default) | bf16 | int8 (transformer linear weights in bf16, bf16 also the ResNet convolutions; int8: the ViT's, the text tower in bf16; SAM: fp32 or bf16)", 0},
     CLI_OPTS_QUIET,
 };
 
