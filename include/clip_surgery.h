@@ -664,8 +664,10 @@ typedef struct cs_classify_options {
 } cs_classify_options;
 cs_classify_options cs_classify_defaults(void);
 
-/* Multi-label scores [n_classes] of one image. */
-cs_status cs_classify(cs_model *m, cs_classes *cl, const cs_image *img,
+/* Multi-label scores [n, n_classes] of n images (n >= 1): they share
+ * R x R, so the vision tower takes them 4 per pass; each row equals the
+ * image's scores alone, bit for bit. */
+cs_status cs_classify(cs_model *m, cs_classes *cl, const cs_image *img, int n,
                       const cs_classify_options *opts, float *scores);
 
 /* ---------------------------------------------------------------- multimodal visualization (words) */

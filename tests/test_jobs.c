@@ -313,12 +313,12 @@ static void test_segment_classify(cs_model *m) {
     float scores[3], ref[3], *tokens = malloc(sizeof(float) * cs_model_num_tokens(m, 64) * D);
     cs_classify_options co = cs_classify_defaults();
     co.resolution = 64;
-    CHECK_OK(cs_classify(m, cl, &img, &co, scores));
+    CHECK_OK(cs_classify(m, cl, &img, 1, &co, scores));
     CHECK_OK(cs_encode_image(m, pixels, 64, CS_VISION_SURGERY, tokens));
     CHECK_OK(cs_multilabel_scores(tokens, cs_model_num_tokens(m, 64), &names, 1, ref));
     CHECK(!memcmp(scores, ref, sizeof ref));
     co.method = CS_METHOD_CLIP;
-    CHECK_OK(cs_classify(m, cl, &img, &co, scores));
+    CHECK_OK(cs_classify(m, cl, &img, 1, &co, scores));
     CHECK_NEAR(scores[0] + scores[1] + scores[2], 1.0, 1e-5);
     cs_image_free(&small);
     cs_image_free(&img);
@@ -327,6 +327,93 @@ static void test_segment_classify(cs_model *m) {
     free(logits);
     free(pixels);
     free(tokens);
+    cs_classes_free(cl);
+}
+
+/* Several images in one call (one tower pass per 4, 5 images: a pass of 4
+ * and one of 1) give each image's results alone, bit for bit: classify
+ * (both methods), explain (maps), and the sliding windows of one image
+ * (9 windows: passes of 4, 4, 1) against its windows one by one. */
+static void test_batches(cs_model *m) {
+    enum { N = 5 };
+    static const char *files[N] = {"chelsea.png", "rocket.jpg", "chelsea.png", "rocket.jpg", "chelsea.png"};
+    cs_classes *cl = golden_classes();
+    cs_image img[N];
+    for (int i = 0; i < N; i++) {
+        char rel[128];
+        snprintf(rel, sizeof rel, "golden/inputs/%s", files[i]);
+        CHECK_OK(cs_image_load(golden_path(rel), NULL, &img[i]));
+    }
+    /* Different images in the batch: the third a mirror of the first. */
+    for (int y = 0; y < img[2].height; y++)
+        for (int x = 0; x < img[2].width / 2; x++)
+            for (int c = 0; c < 3; c++) {
+                uint8_t *row = img[2].rgb + (size_t)y * img[2].width * 3, t = row[x * 3 + c];
+                row[x * 3 + c] = row[(img[2].width - 1 - x) * 3 + c];
+                row[(img[2].width - 1 - x) * 3 + c] = t;
+            }
+    cs_classify_options co = cs_classify_defaults();
+    co.resolution = 64;
+    for (int method = 0; method < 2; method++) {
+        co.method = method ? CS_METHOD_CLIP : CS_METHOD_SURGERY;
+        float all[N * 3], one[3];
+        CHECK_OK(cs_classify(m, cl, img, N, &co, all));
+        for (int i = 0; i < N; i++) {
+            CHECK_OK(cs_classify(m, cl, &img[i], 1, &co, one));
+            CHECK_MSG(!memcmp(one, all + 3 * i, sizeof one), "classify: image %d of the batch differs", i);
+        }
+    }
+    CHECK_STATUS(cs_classify(m, cl, img, 0, &co, NULL), CS_ERR_ARG);
+    cs_input in[N];
+    memset(in, 0, sizeof in);
+    for (int i = 0; i < N; i++) in[i].image = &img[i];
+    cs_explain_options eo = cs_explain_defaults();
+    eo.resolution = 64;
+    cs_explain_result all[N], one;
+    CHECK_OK(cs_explain(m, cl, in, N, &eo, all));
+    for (int i = 0; i < N; i++) {
+        CHECK_OK(cs_explain(m, cl, &in[i], 1, &eo, &one));
+        CHECK_MSG(!memcmp(one.maps, all[i].maps, sizeof(float) * 3 * img[i].width * img[i].height),
+                  "explain: image %d of the batch differs", i);
+        cs_explain_result_free(&one);
+        cs_explain_result_free(&all[i]);
+    }
+    /* Sliding windows: 64 x 64 pixels, 32-pixel windows at stride 16. */
+    int D = cs_classes_dim(cl);
+    cs_name_set names = {.emb = cs_classes_embeddings(cl), .n_names = 3, .dim = D, .n_classes = 3};
+    float *px = malloc(sizeof(float) * 3 * 64 * 64), *win = malloc(sizeof(float) * 3 * 32 * 32);
+    float *got = malloc(sizeof(float) * 64 * 64 * 3), *sum = calloc(64 * 64 * 3, sizeof(float));
+    float *wl = malloc(sizeof(float) * 32 * 32 * 3), *want = malloc(sizeof(float) * 64 * 64 * 3);
+    int count[64 * 64] = {0};
+    cs_image small;
+    CHECK_OK(cs_image_resize(&img[1], 64, 64, &small));
+    cs_image_normalize(&small, px);
+    CHECK_OK(cs_segment_logits_sliding(m, px, 64, 64, 32, 16, CS_VISION_SURGERY, &names, 64, 64, got));
+    for (int y0 = 0; y0 <= 32; y0 += 16)
+        for (int x0 = 0; x0 <= 32; x0 += 16) {
+            for (int c = 0; c < 3; c++)
+                for (int y = 0; y < 32; y++)
+                    memcpy(win + (c * 32 + y) * 32, px + (c * 64 + y0 + y) * 64 + x0, sizeof(float) * 32);
+            CHECK_OK(cs_segment_logits(m, win, 32, CS_VISION_SURGERY, &names, 32, 32, wl));
+            for (int y = 0; y < 32; y++)
+                for (int x = 0; x < 32; x++) {
+                    for (int c = 0; c < 3; c++) sum[((y0 + y) * 64 + x0 + x) * 3 + c] += wl[(y * 32 + x) * 3 + c];
+                    count[(y0 + y) * 64 + x0 + x]++;
+                }
+        }
+    for (int p = 0; p < 64 * 64; p++)
+        for (int c = 0; c < 3; c++) sum[p * 3 + c] /= (float)count[p];
+    /* The output is the window average itself (64 x 64 to 64 x 64 is a copy). */
+    memcpy(want, sum, sizeof(float) * 64 * 64 * 3);
+    CHECK_MSG(!memcmp(got, want, sizeof(float) * 64 * 64 * 3), "sliding windows in batches differ from one by one");
+    cs_image_free(&small);
+    free(px);
+    free(win);
+    free(got);
+    free(sum);
+    free(wl);
+    free(want);
+    for (int i = 0; i < N; i++) cs_image_free(&img[i]);
     cs_classes_free(cl);
 }
 
@@ -384,6 +471,7 @@ int main(void) {
     test_single_name(m);
     test_points(m);
     test_segment_classify(m);
+    test_batches(m);
     test_errors(m);
     cs_model_free(m);
     char cmd[600];

@@ -41,7 +41,7 @@ static int classify(const cli_args *a, cs_model *m, cs_classes *cl, const cs_met
     float *scores = cli_xmalloc(sizeof(float) * C * n);
     for (int i = 0; s == CS_OK && i < n; i++) {
         o.method = methods[i];
-        s = cs_classify(m, cl, &img, &o, scores + (size_t)i * C);
+        s = cs_classify(m, cl, &img, 1, &o, scores + (size_t)i * C);
     }
     if (s == CS_OK) {
         printf("{\n  \"image\": ");

@@ -535,7 +535,7 @@ static void classify(job *j) {
     cs_status s = scores ? CS_OK : CS_ERR_NOMEM;
     for (int i = 0; s == CS_OK && i < n; i++) {
         o.method = methods[i];
-        s = cs_classify(j->m, j->cl, &j->img, &o, scores + (size_t)i * C);
+        s = cs_classify(j->m, j->cl, &j->img, 1, &o, scores + (size_t)i * C);
     }
     if (s != CS_OK) {
         free(scores);

@@ -642,7 +642,7 @@ class Model:
         opts.resolution = int(resolution or 0)
         scores = np.empty(len(cl), np.float32)
         with _ImageArg(image, allow_pixels=False) as img, self._lock, cl.lock:
-            _check(_lib.cs_classify(self._handle(), cl.handle, byref(img.img), byref(opts),
+            _check(_lib.cs_classify(self._handle(), cl.handle, byref(img.img), 1, byref(opts),
                                     _ptr(scores)))
         return scores
 

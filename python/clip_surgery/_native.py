@@ -211,7 +211,7 @@ for _name, _res, _args in [
     ("cs_points", _S, (_P, _P, POINTER(Input), POINTER(PointsOptions), POINTER(PointsResult))),
     ("cs_points_result_free", None, (POINTER(PointsResult),)),
     ("cs_classify_defaults", ClassifyOptions, ()),
-    ("cs_classify", _S, (_P, _P, POINTER(Image), POINTER(ClassifyOptions), f32p)),
+    ("cs_classify", _S, (_P, _P, POINTER(Image), c_int, POINTER(ClassifyOptions), f32p)),
     ("cs_segment_defaults", SegmentOptions, ()),
     ("cs_segment_arrays", _S, (_P, _P, POINTER(Input), POINTER(SegmentOptions),
                                POINTER(SegmentResult))),

@@ -192,12 +192,33 @@ cs_classify_options cs_classify_defaults(void) {
     return (cs_classify_options){.resolution = 0, .method = CS_METHOD_SURGERY};
 }
 
-cs_status cs_classify(cs_model *m, cs_classes *cl, const cs_image *img, const cs_classify_options *opts,
+/* Images i..i+b-1 (b <= TOWER_BATCH) through the tower as one batch, then
+ * their scores; px [b, 3, R, R] and tokens [b, T, D] are scratch. */
+static cs_status classify_batch(cs_model *m, const cs_image *img, int b, int R, cs_method method,
+                                const cs_name_set *names, float *px, float *tokens, float *scores) {
+    int T = cs_model_num_tokens(m, R);
+    size_t n_px = (size_t)3 * R * R, n_tok = (size_t)T * names->dim;
+    cs_status s = CS_OK;
+    for (int k = 0; k < b && s == CS_OK; k++) {
+        float *one = NULL;
+        s = image_pixels(&img[k], R, R, &one);
+        if (s == CS_OK) memcpy(px + k * n_px, one, sizeof(float) * n_px);
+        cs_free(one);
+    }
+    if (s == CS_OK) s = cs_encode_images(m, px, b, R, cs_method_vision_mode(method), tokens);
+    for (int k = 0; k < b && s == CS_OK; k++)
+        s = cs_multilabel_scores(tokens + k * n_tok, T, names, method == CS_METHOD_SURGERY,
+                                 scores + (size_t)k * names->n_classes);
+    return s;
+}
+
+cs_status cs_classify(cs_model *m, cs_classes *cl, const cs_image *img, int n, const cs_classify_options *opts,
                       float *scores) {
     cs_classify_options o = opts ? *opts : cs_classify_defaults();
+    if (n < 1) return error_set(CS_ERR_ARG, "classify needs at least one image");
     cs_status s = job_method(m, o.method);
     if (s != CS_OK) return s;
-    int surgery = o.method == CS_METHOD_SURGERY, R = job_resolution(m, o.resolution);
+    int R = job_resolution(m, o.resolution);
     cs_redundancy used;
     const float *redundant = NULL;
     cs_name_set names;
@@ -206,13 +227,16 @@ cs_status cs_classify(cs_model *m, cs_classes *cl, const cs_image *img, const cs
     if (s == CS_OK) s = classes_redundancy(cl, m, CS_REDUNDANT_AUTO, &used, &redundant);
     if (s == CS_OK) s = classes_name_set(cl, m, redundant, &names);
     if (s != CS_OK) return s;
-    int T = cs_model_num_tokens(m, R);
-    float *pixels = NULL, *tokens = mem_alloc((size_t)T, (size_t)names.dim * sizeof(float));
-    if (!tokens) return CS_ERR_NOMEM;
-    s = image_pixels(img, R, R, &pixels);
-    if (s == CS_OK) s = cs_encode_image(m, pixels, R, cs_method_vision_mode(o.method), tokens);
-    if (s == CS_OK) s = cs_multilabel_scores(tokens, T, &names, surgery, scores);
-    cs_free(pixels);
+    /* The images share R x R: TOWER_BATCH of them per pass. */
+    int T = cs_model_num_tokens(m, R), B = n < TOWER_BATCH ? n : TOWER_BATCH;
+    float *px = mem_alloc((size_t)B * 3 * R, (size_t)R * sizeof(float));
+    float *tokens = mem_alloc((size_t)B * T, (size_t)names.dim * sizeof(float));
+    if (!px || !tokens) s = CS_ERR_NOMEM;
+    for (int i = 0; i < n && s == CS_OK; i += B) {
+        int b = n - i < B ? n - i : B;
+        s = classify_batch(m, img + i, b, R, o.method, &names, px, tokens, scores + (size_t)i * names.n_classes);
+    }
+    cs_free(px);
     cs_free(tokens);
     return s;
 }

@@ -5,6 +5,10 @@
 
 #include "base/base.h"
 
+/* Inputs of one shape per vision-tower pass in the jobs (sliding windows,
+ * classify): enough rows for efficient GEMMs at 224, little memory. */
+#define TOWER_BATCH 4
+
 /* Token ids of a class's prompts: int32 [max(n_templates, 1), context],
  * zero padded (n_templates 0: the name alone). */
 cs_status ensemble_prompt_ids(cs_tokenizer *tok, const char *name, const char *const *templates,

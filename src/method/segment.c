@@ -120,10 +120,6 @@ static void accumulate_window(const float *win, int crop, int C, int y0, int x0,
     }
 }
 
-/* Windows per vision-tower pass: the crops share a shape, so they go
- * through the tower as one batch (explain's and eval's batch size). */
-#define WINDOW_BATCH 4
-
 /* The n crops in px [n, 3, crop, crop] (windows at y0[k], x0[k]) through
  * the tower as one batch, each window's logits upsampled to crop x crop and
  * added to sum, count; tokens [n, T, D], grid [T, C] and win [crop, crop, C]
@@ -154,22 +150,22 @@ cs_status cs_segment_logits_sliding(cs_model *m, const float *pixels, int h, int
     int C = s->n_classes, T = cs_model_num_tokens(m, crop);
     if (!grid_side(T)) return error_set(CS_ERR_ARG, "resolution %d gives no square token grid", crop);
     size_t n_px = (size_t)3 * crop * crop;
-    float *px = mem_alloc(WINDOW_BATCH * n_px, sizeof(float));
-    float *tokens = mem_alloc((size_t)WINDOW_BATCH * T, (size_t)s->dim * sizeof(float));
+    float *px = mem_alloc(TOWER_BATCH * n_px, sizeof(float));
+    float *tokens = mem_alloc((size_t)TOWER_BATCH * T, (size_t)s->dim * sizeof(float));
     float *grid = mem_alloc((size_t)T, (size_t)C * sizeof(float));
     float *win_logits = mem_alloc((size_t)crop * crop, (size_t)C * sizeof(float));
     float *sum = mem_calloc((size_t)h * w, (size_t)C * sizeof(float));
     int *count = mem_calloc((size_t)h * w, sizeof(int));
     if (!px || !tokens || !grid || !win_logits || !sum || !count) st = CS_ERR_NOMEM;
     int rows = window_count(h, crop, stride), cols = window_count(w, crop, stride), n = 0;
-    int y0[WINDOW_BATCH], x0[WINDOW_BATCH];
-    /* Windows in row-major order, WINDOW_BATCH at a time; the sums are
+    int y0[TOWER_BATCH], x0[TOWER_BATCH];
+    /* Windows in row-major order, TOWER_BATCH at a time; the sums are
      * taken in that order, as one window at a time takes them. */
     for (int i = 0; i < rows * cols && st == CS_OK; i++) {
         y0[n] = window_start(i / cols, h, crop, stride);
         x0[n] = window_start(i % cols, w, crop, stride);
         crop_pixels(pixels, h, w, y0[n], x0[n], crop, px + n * n_px);
-        if (++n == WINDOW_BATCH || i == rows * cols - 1) {
+        if (++n == TOWER_BATCH || i == rows * cols - 1) {
             st = window_batch(m, px, n, crop, mode, s, y0, x0, w, tokens, grid, win_logits, sum, count);
             n = 0;
         }

@@ -250,32 +250,42 @@ static cs_status explain_batch(const eval_run *r, eval_batch *b, eval_acc *acc) 
     return s;
 }
 
-/* One decoded image into the accumulator (seg, multilabel); returns an
- * exit code only for failures that would repeat on every image (the model,
- * the output folder). */
-static int eval_item_run(const eval_run *r, const eval_dataset *d, eval_slot *sl, eval_acc *acc) {
-    const eval_item *it = &d->items[sl->index];
-    int C = acc->C;
-    size_t n = (size_t)sl->img.width * sl->img.height;
-    cs_status s = CS_OK;
-    int rc = 0;
-    if (r->task == EVAL_SEG) {
-        uint8_t *labels = cli_xmalloc(n);
-        s = cs_segment(r->m, r->cl, &sl->img, &r->so, labels);
-        if (s == CS_OK) s = cs_confusion_add(acc->conf, C, sl->mask, labels, n, CS_IGNORE_LABEL, &acc->unknown_pixels);
-        if (s == CS_OK && r->save_dir) rc = save_prediction(r->save_dir, it->name, labels, sl->img.width, sl->img.height);
-        free(labels);
-    } else {
-        float *scores = cli_xmalloc(sizeof(float) * C);
-        uint8_t *present = cli_xcalloc((size_t)C, 1);
+/* multilabel: the batch's images through cs_classify together, each
+ * image's scores against its truth. */
+static cs_status classify_batch(const eval_run *r, const eval_dataset *d, eval_batch *b, eval_acc *acc) {
+    int C = acc->C, n = 0;
+    cs_image img[EVAL_BATCH];
+    for (int k = 0; k < b->n; k++)
+        if (b->slot[k].ok) img[n++] = b->slot[k].img;
+    float *scores = cli_xmalloc(sizeof(float) * C * EVAL_BATCH);
+    uint8_t *present = cli_xmalloc((size_t)C);
+    cs_classify_options o = {.resolution = r->R, .method = r->so.method};
+    cs_status s = n ? cs_classify(r->m, r->cl, img, n, &o, scores) : CS_OK;
+    for (int k = 0, j = 0; s == CS_OK && k < b->n; k++) {
+        eval_slot *sl = &b->slot[k];
+        const eval_item *it = &d->items[sl->index];
+        if (!sl->ok) continue;
         if (it->n_labels >= 0) label_truth(it, C, present);
-        else cs_mask_classes(sl->mask, n, C, r->so.bg_class, present);
-        cs_classify_options o = {.resolution = r->R, .method = r->so.method};
-        s = cs_classify(r->m, r->cl, &sl->img, &o, scores);
-        if (s == CS_OK) eval_acc_predict(acc, sl->index, it->name, scores, present);
-        free(scores);
-        free(present);
+        else cs_mask_classes(sl->mask, (size_t)sl->img.width * sl->img.height, C, r->so.bg_class, present);
+        eval_acc_predict(acc, sl->index, it->name, scores + (size_t)j++ * C, present);
     }
+    free(scores);
+    free(present);
+    return s;
+}
+
+/* seg: one decoded image into the accumulator; returns an exit code only
+ * for failures that would repeat on every image (the model, the output
+ * folder). */
+static int segment_item(const eval_run *r, const eval_dataset *d, eval_slot *sl, eval_acc *acc) {
+    size_t n = (size_t)sl->img.width * sl->img.height;
+    uint8_t *labels = cli_xmalloc(n);
+    int rc = 0;
+    cs_status s = cs_segment(r->m, r->cl, &sl->img, &r->so, labels);
+    if (s == CS_OK) s = cs_confusion_add(acc->conf, acc->C, sl->mask, labels, n, CS_IGNORE_LABEL, &acc->unknown_pixels);
+    if (s == CS_OK && r->save_dir)
+        rc = save_prediction(r->save_dir, d->items[sl->index].name, labels, sl->img.width, sl->img.height);
+    free(labels);
     return s != CS_OK ? cli_fail(s) : rc;
 }
 
@@ -283,8 +293,8 @@ static int eval_item_run(const eval_run *r, const eval_dataset *d, eval_slot *sl
  * predictions are listed as the one-by-one run lists them). */
 static int batch_run(const eval_run *r, const eval_dataset *d, eval_batch *b, eval_acc *acc) {
     int rc = 0;
-    if (r->task == EVAL_EXPLAIN) {
-        cs_status s = explain_batch(r, b, acc);
+    if (r->task != EVAL_SEG) {
+        cs_status s = r->task == EVAL_EXPLAIN ? explain_batch(r, b, acc) : classify_batch(r, d, b, acc);
         if (s != CS_OK) return cli_fail(s);
     }
     for (int k = 0; k < b->n && !rc; k++) {
@@ -293,7 +303,7 @@ static int batch_run(const eval_run *r, const eval_dataset *d, eval_batch *b, ev
             eval_acc_skip(acc, sl->index, d->items[sl->index].name, sl->why);
             continue;
         }
-        if (r->task != EVAL_EXPLAIN) rc = eval_item_run(r, d, sl, acc);
+        if (r->task == EVAL_SEG) rc = segment_item(r, d, sl, acc);
         if (!rc) acc->evaluated++;
     }
     return rc;
