@@ -69,7 +69,7 @@ int size_mul(size_t a, size_t b, size_t *out) {
 #define HUGE_ALLOC_BYTES ((size_t)4 << 20)
 #define HUGE_PAGE ((size_t)2 << 20)
 
-void *mem_alloc(size_t n, size_t size) {
+static void *allocate(size_t n, size_t size, size_t huge_from) {
     size_t bytes;
     if (!size_mul(n, size, &bytes) || bytes > SIZE_MAX - HUGE_PAGE) {
         error_set(CS_ERR_NOMEM, "allocation of %zu x %zu bytes overflows", n, size);
@@ -77,13 +77,17 @@ void *mem_alloc(size_t n, size_t size) {
     }
     /* aligned_alloc wants a multiple of the alignment; 0 bytes still gets a
      * unique pointer so callers need no special case. */
-    size_t align = bytes >= HUGE_ALLOC_BYTES ? HUGE_PAGE : 64;
+    size_t align = bytes >= huge_from ? HUGE_PAGE : 64;
     size_t rounded = (bytes + align - 1) & ~(align - 1);
     void *p = aligned_alloc(align, rounded ? rounded : align);
     if (!p) error_set(CS_ERR_NOMEM, "out of memory allocating %zu bytes", bytes);
     else if (align == HUGE_PAGE) madvise(p, rounded, MADV_HUGEPAGE);
     return p;
 }
+
+void *mem_alloc(size_t n, size_t size) { return allocate(n, size, HUGE_ALLOC_BYTES); }
+
+void *mem_alloc_result(size_t n, size_t size) { return allocate(n, size, SIZE_MAX); }
 
 void *mem_calloc(size_t n, size_t size) {
     void *p = mem_alloc(n, size);

@@ -180,10 +180,10 @@ cs_status cs_sam_predict(cs_sam *m, const cs_sam_embedding *e, const cs_sam_prom
     size_t LL = (size_t)L * L, HW = (size_t)e->image_w * e->image_h;
     float *coords = mem_alloc((size_t)p->n_points + 2, 2 * sizeof(float)), box[4];
     float *masks = mem_alloc((size_t)T, LL * sizeof(float)), iou[16];
-    out->masks = mem_alloc((size_t)C, HW);
-    out->logits = mem_alloc((size_t)C * HW, sizeof(float));
-    out->iou = mem_alloc((size_t)C, sizeof(float));
-    out->lowres_logits = mem_alloc((size_t)C * LL, sizeof(float));
+    out->masks = mem_alloc_result((size_t)C, HW);
+    out->logits = mem_alloc_result((size_t)C * HW, sizeof(float));
+    out->iou = mem_alloc_result((size_t)C, sizeof(float));
+    out->lowres_logits = mem_alloc_result((size_t)C * LL, sizeof(float));
     s = coords && masks && out->masks && out->logits && out->iou && out->lowres_logits ? CS_OK : CS_ERR_NOMEM;
     if (s == CS_OK) {
         sam_apply_coords(p->points, p->n_points, e->image_h, e->image_w, e->input_h, e->input_w, coords);
