@@ -35,6 +35,11 @@ cs_model *golden_model(const char *set);
 /* Load golden/<rel>; exits the test with a failure when it cannot. */
 void golden_load(const char *rel, cs_array *out);
 
+/* The comparison's two figures, in float64: max|got - ref| / max|ref| and
+ * the cosine of got and ref (got[i] against ref[index ? index[i] : i]).
+ * Returns 0 when got holds a NaN or an infinity. */
+int golden_error(const float *got, const float *ref, const int64_t *index, int64_t n, double *relerr,
+                 double *cosine);
 /* Compare float32 results with golden/<rel> under the manifest's tolerance
  * (max|a-b|/max|golden| and cosine, in float64); prints the figures. Checks
  * the element count too. Returns 1 on pass. */

@@ -8,6 +8,7 @@
  * point. */
 #include <stdlib.h>
 #include "model/model.h"
+#include "golden.h"
 #include "test.h"
 
 enum { R = 224, C = 4, CTX = 77, MAX_STAGES = 64 };
@@ -29,16 +30,9 @@ typedef struct tap_state {
 
 static void compare(const char *precision, const char *name, int layer, const float *got,
                     const float *ref, size_t n, double *cos_out) {
-    double max_err = 0, max_ref = 0, dot = 0, na = 0, nb = 0;
-    for (size_t i = 0; i < n; i++) {
-        max_err = fmax(max_err, fabs((double)got[i] - ref[i]));
-        max_ref = fmax(max_ref, fabs((double)ref[i]));
-        dot += (double)got[i] * ref[i];
-        na += (double)got[i] * got[i];
-        nb += (double)ref[i] * ref[i];
-    }
-    double cosine = dot / sqrt(na * nb + 1e-300);
-    printf("%s %-14s %3d  rel_err %.3e  cosine %.6f\n", precision, name, layer, max_err / (max_ref + 1e-30), cosine);
+    double relerr, cosine;
+    golden_error(got, ref, NULL, (int64_t)n, &relerr, &cosine);
+    printf("%s %-14s %3d  rel_err %.3e  cosine %.6f\n", precision, name, layer, relerr, cosine);
     if (cos_out) *cos_out = cosine;
 }
 

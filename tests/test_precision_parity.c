@@ -34,15 +34,8 @@ static void report(const bound *b, const char *rel, const float *got, int64_t n)
     cs_array g;
     golden_load(rel, &g);
     const float *ref = g.data;
-    double max_err = 0, max_ref = 0, dot = 0, na = 0, nb = 0;
-    for (int64_t i = 0; i < n; i++) {
-        max_err = fmax(max_err, fabs((double)got[i] - ref[i]));
-        max_ref = fmax(max_ref, fabs((double)ref[i]));
-        dot += (double)got[i] * ref[i];
-        na += (double)got[i] * got[i];
-        nb += (double)ref[i] * ref[i];
-    }
-    double relerr = max_err / max_ref, cosine = dot / sqrt(na * nb);
+    double relerr, cosine;
+    golden_error(got, ref, NULL, g.nbytes == (size_t)n * 4 ? n : 0, &relerr, &cosine);
     printf("%s %-44s rel_err %.3g  cosine %.6f\n", b->name, rel, relerr, cosine);
     CHECK_MSG(g.nbytes == (size_t)n * 4 && cosine >= b->min_cosine && relerr <= b->max_relerr, "%s %s",
               b->name, rel);

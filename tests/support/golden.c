@@ -144,6 +144,25 @@ void golden_load(const char *rel, cs_array *out) {
     }
 }
 
+int golden_error(const float *got, const float *ref, const int64_t *index, int64_t n, double *relerr,
+                 double *cosine) {
+    double max_err = 0, max_ref = 0, dot = 0, na = 0, nb = 0;
+    int finite = 1;
+    for (int64_t i = 0; i < n; i++) {
+        double a = got[i], b = ref[index ? index[i] : i];
+        if (!isfinite(a)) finite = 0;
+        double d = fabs(a - b);
+        if (d > max_err) max_err = d;
+        if (fabs(b) > max_ref) max_ref = fabs(b);
+        dot += a * b;
+        na += a * a;
+        nb += b * b;
+    }
+    *relerr = max_ref > 0 ? max_err / max_ref : max_err;
+    *cosine = (na > 0 && nb > 0) ? dot / sqrt(na * nb) : (na == nb ? 1.0 : 0.0);
+    return finite;
+}
+
 /* got[i] against ref[index ? index[i] : i] under rel's allclose tolerance;
  * prints the figures under label. */
 static int compare_allclose(const char *label, const float *got, const float *ref, const int64_t *index, int64_t n,
@@ -163,20 +182,8 @@ static int check_allclose(const char *rel, const char *label, const float *got, 
 /* got[i] against ref[index ? index[i] : i] under explicit tolerances. */
 static int compare_allclose(const char *label, const float *got, const float *ref, const int64_t *index, int64_t n,
                             double rel_tol, double cos_tol) {
-    double max_err = 0, max_ref = 0, dot = 0, na = 0, nb = 0;
-    int finite = 1;
-    for (int64_t i = 0; i < n; i++) {
-        double a = got[i], b = ref[index ? index[i] : i];
-        if (!isfinite(a)) finite = 0;
-        double d = fabs(a - b);
-        if (d > max_err) max_err = d;
-        if (fabs(b) > max_ref) max_ref = fabs(b);
-        dot += a * b;
-        na += a * a;
-        nb += b * b;
-    }
-    double relerr = max_ref > 0 ? max_err / max_ref : max_err;
-    double cosine = (na > 0 && nb > 0) ? dot / sqrt(na * nb) : (na == nb ? 1.0 : 0.0);
+    double relerr, cosine;
+    int finite = golden_error(got, ref, index, n, &relerr, &cosine);
     int ok = finite && relerr <= rel_tol && cosine >= cos_tol;
     printf("%-52s rel_err %.3g (tol %.3g)  cosine %.9f (min %.5f)%s  %s\n", label, relerr, rel_tol, cosine,
            cos_tol, index ? " [subset]" : "", ok ? "ok" : "FAIL");
