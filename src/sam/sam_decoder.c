@@ -6,6 +6,10 @@
 #include "base/workspace.h"
 #include "ops/ops.h"
 #include "sam.h"
+double g_ph[32];
+static double T0;
+#define TIC() (T0 = omp_get_wtime())
+#define TOC(i) (g_ph[i] += (omp_get_wtime() - T0) * 1e3, T0 = omp_get_wtime())
 
 static void trace(const cs_sam *m, const char *name, const float *x, size_t n) {
     if (m->trace) m->trace(m->trace_ctx, name, x, n);
@@ -128,12 +132,30 @@ int sam_cross_folds(const cs_sam *m, int heads, int n_tokens, int inner) {
     return (size_t)heads * n_tokens < (size_t)inner;
 }
 
+/* The folded path's scratch: the token side, then per thread a block's
+ * scores [I2T_BLOCK, R] and output rows [I2T_BLOCK, E]. 96 rows: small
+ * enough for L2 with the block's keys, and no divisor of the usual 16^2
+ * (tiny goldens) and 64^2 image tokens, so that the parity tests also run
+ * the shorter last block. */
+#define I2T_BLOCK 96
+
+static size_t folded_keys_scratch(int heads, int Nk, int inner, int E) {
+    size_t R = (size_t)heads * Nk;
+    return 2 * (size_t)Nk * inner + 2 * R * E + R +
+           (size_t)omp_get_max_threads() * I2T_BLOCK * (R + (size_t)E);
+}
+
 static size_t attn_scratch(const sam_attn *a, int heads, int Nq, int Nk) {
     size_t inner = (size_t)a->q.out, E = (size_t)a->q.in, few = (size_t)(Nq < Nk ? Nq : Nk);
     size_t many = (size_t)(Nq < Nk ? Nk : Nq);
     size_t plain = inner * (Nq + 2 * (size_t)Nk + Nq) + (size_t)omp_get_max_threads() * Nq * Nk;
     size_t folded = 3 * inner * few + 2 * heads * few * E + heads * few * many + heads * few;
-    return plain > folded ? plain : folded;
+    size_t need = plain > folded ? plain : folded;
+    if (Nk < Nq) {
+        size_t keys = folded_keys_scratch(heads, Nk, (int)inner, (int)E);
+        if (keys > need) need = keys;
+    }
+    return need;
 }
 
 static void attention_plain(const sam_attn *a, int heads, const float *qin, int Nq, const float *kin,
@@ -180,33 +202,47 @@ static void attention_few_queries(const sam_attn *a, int heads, const float *qin
 }
 
 /* Many queries (the image) on few keys (the tokens), folded as above: the
- * scores of a query are heads segments of Nk, column h * Nk + j. */
-static void attention_few_keys(const sam_attn *a, int heads, const float *qin, int Nq, const float *kin,
-                               int Nk, const float *vin, float *out, float *scratch) {
+ * token side once (fold_keys), then any block of image rows on its own
+ * (folded_rows). The scores of a query are heads segments of Nk, column
+ * h * Nk + j. */
+typedef struct folded_keys {
+    int heads, Nk, R, E;
+    float *kq, *vo, *kb; /* [R, E] scale k_h Wq_h; [R, E] v_h Wo_h^T; [R] scale bq_h . k_h */
+    const float *bias;   /* out_proj's bias */
+} folded_keys;
+
+static void fold_keys(const sam_attn *a, int heads, const float *kin, int Nk, const float *vin,
+                      float *scratch, folded_keys *f) {
     int inner = a->q.out, hd = inner / heads, E = a->q.in, R = heads * Nk;
-    float *k = scratch, *v = k + (size_t)Nk * inner, *kq = v + (size_t)Nk * inner,
-          *vo = kq + (size_t)R * E, *kb = vo + (size_t)R * E, *scores = kb + R;
+    float *k = scratch, *v = k + (size_t)Nk * inner;
+    *f = (folded_keys){heads, Nk, R, E, v + (size_t)Nk * inner, NULL, NULL, a->out.b};
+    f->vo = f->kq + (size_t)R * E;
+    f->kb = f->vo + (size_t)R * E;
     float scale = 1.0f / sqrtf((float)hd);
     linear(kin, Nk, &a->k, k);
     linear(vin, Nk, &a->v, v);
     for (int h = 0; h < heads; h++) {
-        /* scale k_h Wq_h, and the per-key term scale bq_h . k_h */
         op_gemm(0, 0, Nk, E, hd, scale, k + h * hd, inner, a->q.w + (size_t)h * hd * E, E, 0.0f,
-                kq + (size_t)h * Nk * E, E);
+                f->kq + (size_t)h * Nk * E, E);
         for (int j = 0; j < Nk; j++) {
             float dot = 0.0f;
             for (int d = 0; d < hd; d++) dot += a->q.b[h * hd + d] * k[(size_t)j * inner + h * hd + d];
-            kb[h * Nk + j] = scale * dot;
+            f->kb[h * Nk + j] = scale * dot;
         }
         /* v_h Wo_h^T: Wo's columns of head h */
         op_gemm(0, 1, Nk, E, hd, 1.0f, v + h * hd, inner, a->out.w + h * hd, inner, 0.0f,
-                vo + (size_t)h * Nk * E, E);
+                f->vo + (size_t)h * Nk * E, E);
     }
-    op_gemm(0, 1, Nq, R, E, 1.0f, qin, E, kq, E, 0.0f, scores, R);
-    for (int i = 0; i < Nq; i++) op_add(scores + (size_t)i * R, kb, (size_t)R);
-    op_softmax_rows(scores, Nq * heads, Nk);
-    for (int i = 0; i < Nq; i++) memcpy(out + (size_t)i * E, a->out.b, sizeof(float) * E);
-    op_gemm(0, 0, Nq, E, R, 1.0f, scores, R, vo, E, 1.0f, out, E);
+}
+
+/* n image rows q [n, E] -> out [n, E]; scores [n, R] is scratch. */
+static void folded_rows(const folded_keys *f, const float *q, int n, float *scores, float *out) {
+    int R = f->R, E = f->E;
+    for (int i = 0; i < n; i++) memcpy(scores + (size_t)i * R, f->kb, sizeof(float) * R);
+    op_gemm(0, 1, n, R, E, 1.0f, q, E, f->kq, E, 1.0f, scores, R);
+    op_softmax_rows(scores, n * f->heads, f->Nk);
+    for (int i = 0; i < n; i++) memcpy(out + (size_t)i * E, f->bias, sizeof(float) * E);
+    op_gemm(0, 0, n, E, R, 1.0f, scores, R, f->vo, E, 1.0f, out, E);
 }
 
 static void attention(const cs_sam *m, const sam_attn *a, const float *qin, int Nq, const float *kin,
@@ -214,8 +250,6 @@ static void attention(const cs_sam *m, const sam_attn *a, const float *qin, int 
     int heads = m->cfg.dec_heads, inner = a->q.out;
     if (Nq < Nk && sam_cross_folds(m, heads, Nq, inner))
         attention_few_queries(a, heads, qin, Nq, kin, Nk, vin, out, scratch);
-    else if (Nk < Nq && sam_cross_folds(m, heads, Nk, inner))
-        attention_few_keys(a, heads, qin, Nq, kin, Nk, vin, out, scratch);
     else
         attention_plain(a, heads, qin, Nq, kin, Nk, vin, out, scratch);
 }
@@ -229,7 +263,7 @@ typedef struct twoway {
     int Nq, Nk, E;
     float *queries, *keys;    /* [Nq, E], [Nk, E]: updated */
     const float *qpe, *kpe;   /* the initial tokens, the dense PE as rows */
-    float *qa, *ka, *tmp;     /* [Nq, E], [Nk, E], [max, E] */
+    float *qa, *ka, *tmp;     /* [Nq, E], [Nk, E] = keys + kpe, [max, E] */
     float *hidden;            /* [Nq, mlp] */
     float *scratch;
 } twoway;
@@ -238,11 +272,42 @@ static void norm(float *x, int rows, int E, const cs_layer_norm *ln) {
     op_layer_norm(x, rows, E, ln->w, ln->b, SAM_DEC_LN_EPS, x);
 }
 
+/* The image attends to the tokens, adds the result and normalizes
+ * (norm4), and refreshes ka = keys + kpe for the next attention. Folded,
+ * every block of I2T_BLOCK image rows goes through all of that while it is
+ * in cache, one block per thread: the token side is a few rows, so nothing
+ * is shared but the folded keys. */
+static void image_attends_tokens(const cs_sam *m, const sam_dec_layer *l, twoway *t) {
+    int Nq = t->Nq, Nk = t->Nk, E = t->E, heads = m->cfg.dec_heads;
+    add_to(t->queries, t->qpe, (size_t)Nq * E, t->qa);
+    if (!sam_cross_folds(m, heads, Nq, l->i2t.q.out)) {
+        attention_plain(&l->i2t, heads, t->ka, Nk, t->qa, Nq, t->queries, t->tmp, t->scratch);
+        op_add(t->keys, t->tmp, (size_t)Nk * E);
+        norm(t->keys, Nk, E, &l->norm4);
+        add_to(t->keys, t->kpe, (size_t)Nk * E, t->ka);
+        return;
+    }
+    folded_keys f;
+    fold_keys(&l->i2t, heads, t->qa, Nq, t->queries, t->scratch, &f);
+    float *blocks = f.kb + f.R;
+#pragma omp parallel for schedule(static)
+    for (int r0 = 0; r0 < Nk; r0 += I2T_BLOCK) {
+        int n = Nk - r0 < I2T_BLOCK ? Nk - r0 : I2T_BLOCK;
+        float *scores = blocks + (size_t)omp_get_thread_num() * I2T_BLOCK * (f.R + E);
+        float *out = scores + (size_t)I2T_BLOCK * f.R;
+        size_t at = (size_t)r0 * E, len = (size_t)n * E;
+        folded_rows(&f, t->ka + at, n, scores, out);
+        op_add(t->keys + at, out, len);
+        norm(t->keys + at, n, E, &l->norm4);
+        add_to(t->keys + at, t->kpe + at, len, t->ka + at);
+    }
+}
+
 /* TwoWayAttentionBlock. Layer 0 (skip_first_layer_pe) replaces the queries
  * with their self attention: no PE, no residual. */
 static void twoway_layer(const cs_sam *m, const sam_dec_layer *l, int first, twoway *t) {
     int Nq = t->Nq, Nk = t->Nk, E = t->E;
-    size_t nq = (size_t)Nq * E, nk = (size_t)Nk * E;
+    size_t nq = (size_t)Nq * E;
     if (first) {
         attention(m, &l->self_attn, t->queries, Nq, t->queries, Nq, t->queries, t->tmp, t->scratch);
         memcpy(t->queries, t->tmp, nq * sizeof(float));
@@ -254,7 +319,6 @@ static void twoway_layer(const cs_sam *m, const sam_dec_layer *l, int first, two
     norm(t->queries, Nq, E, &l->norm1);
     /* tokens attend to the image */
     add_to(t->queries, t->qpe, nq, t->qa);
-    add_to(t->keys, t->kpe, nk, t->ka);
     attention(m, &l->t2i, t->qa, Nq, t->ka, Nk, t->keys, t->tmp, t->scratch);
     op_add(t->queries, t->tmp, nq);
     norm(t->queries, Nq, E, &l->norm2);
@@ -263,17 +327,14 @@ static void twoway_layer(const cs_sam *m, const sam_dec_layer *l, int first, two
     op_relu(t->hidden, (size_t)Nq * l->lin1.out);
     op_linear_accumulate(t->hidden, Nq, l->lin2.in, l->lin2.w, l->lin2.b, E, t->queries);
     norm(t->queries, Nq, E, &l->norm3);
-    /* the image attends to the tokens */
-    add_to(t->queries, t->qpe, nq, t->qa);
-    attention(m, &l->i2t, t->ka, Nk, t->qa, Nq, t->queries, t->tmp, t->scratch);
-    op_add(t->keys, t->tmp, nk);
-    norm(t->keys, Nk, E, &l->norm4);
+    TIC();
+    image_attends_tokens(m, l, t);
+    TOC(4);
 }
 
 static void twoway_final(const cs_sam *m, twoway *t) {
-    size_t nq = (size_t)t->Nq * t->E, nk = (size_t)t->Nk * t->E;
+    size_t nq = (size_t)t->Nq * t->E;
     add_to(t->queries, t->qpe, nq, t->qa);
-    add_to(t->keys, t->kpe, nk, t->ka);
     attention(m, &m->final_attn, t->qa, t->Nq, t->ka, t->Nk, t->keys, t->tmp, t->scratch);
     op_add(t->queries, t->tmp, nq);
     norm(t->queries, t->Nq, t->E, &m->norm_final);
@@ -357,15 +418,22 @@ cs_status sam_decode(cs_sam *m, const float *embedding, const sam_prompt_frame *
     trace(m, "sparse", queries + (size_t)(1 + T) * E, (size_t)Ns * E);
     memcpy(query_pe, queries, sizeof(float) * Nq * E);
     /* src = embedding + dense, as rows [G*G, E]: a transpose in tiles of
-     * 32 pixels so that both sides stay in cache */
+     * 32 pixels so that both sides stay in cache; and ka = src + PE, the
+     * first attention's keys */
 #pragma omp parallel for schedule(static)
-    for (size_t i0 = 0; i0 < GG; i0 += 32)
+    for (size_t i0 = 0; i0 < GG; i0 += 32) {
+        size_t i1 = i0 + 32 < GG ? i0 + 32 : GG;
         for (int ch = 0; ch < E; ch++)
-            for (size_t i = i0; i < i0 + 32 && i < GG; i++)
+            for (size_t i = i0; i < i1; i++)
                 keys[i * E + ch] = embedding[ch * GG + i] + (dense ? dense[ch * GG + i] : m->no_mask[ch]);
+        add_to(keys + i0 * E, m->key_pe + i0 * E, (i1 - i0) * E, ka + i0 * E);
+    }
+    TIC();
     twoway t = {Nq, Nk, E, queries, keys, query_pe, m->key_pe, qa, ka, tmp, hidden, scratch};
     for (int i = 0; i < c->dec_depth; i++) twoway_layer(m, &m->layers[i], i == 0, &t);
+    TOC(6);
     twoway_final(m, &t);
+    TOC(7);
     trace(m, "hs", queries, (size_t)Nq * E);
     trace(m, "src", keys, GG * E);
     /* upscaling: keys (the image as rows) -> ConvT, LN2d, GELU, ConvT, GELU */
