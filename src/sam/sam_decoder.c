@@ -6,10 +6,6 @@
 #include "base/workspace.h"
 #include "ops/ops.h"
 #include "sam.h"
-double g_ph[32];
-static double T0;
-#define TIC() (T0 = omp_get_wtime())
-#define TOC(i) (g_ph[i] += (omp_get_wtime() - T0) * 1e3, T0 = omp_get_wtime())
 
 static void trace(const cs_sam *m, const char *name, const float *x, size_t n) {
     if (m->trace) m->trace(m->trace_ctx, name, x, n);
@@ -327,9 +323,7 @@ static void twoway_layer(const cs_sam *m, const sam_dec_layer *l, int first, two
     op_relu(t->hidden, (size_t)Nq * l->lin1.out);
     op_linear_accumulate(t->hidden, Nq, l->lin2.in, l->lin2.w, l->lin2.b, E, t->queries);
     norm(t->queries, Nq, E, &l->norm3);
-    TIC();
     image_attends_tokens(m, l, t);
-    TOC(4);
 }
 
 static void twoway_final(const cs_sam *m, twoway *t) {
@@ -428,12 +422,9 @@ cs_status sam_decode(cs_sam *m, const float *embedding, const sam_prompt_frame *
                 keys[i * E + ch] = embedding[ch * GG + i] + (dense ? dense[ch * GG + i] : m->no_mask[ch]);
         add_to(keys + i0 * E, m->key_pe + i0 * E, (i1 - i0) * E, ka + i0 * E);
     }
-    TIC();
     twoway t = {Nq, Nk, E, queries, keys, query_pe, m->key_pe, qa, ka, tmp, hidden, scratch};
     for (int i = 0; i < c->dec_depth; i++) twoway_layer(m, &m->layers[i], i == 0, &t);
-    TOC(6);
     twoway_final(m, &t);
-    TOC(7);
     trace(m, "hs", queries, (size_t)Nq * E);
     trace(m, "src", keys, GG * E);
     /* upscaling: keys (the image as rows) -> ConvT, LN2d, GELU, ConvT, GELU */
