@@ -71,7 +71,9 @@ struct cs_sam {
     sam_dec_layer *layers;
     sam_attn final_attn;
     cs_layer_norm norm_final;
-    const float *up0_w, *up0_b, *up3_w, *up3_b; /* ConvTranspose [in, out, 2, 2] */
+    /* ConvTranspose2d(k 2, s 2) weights, sub-pixel major: [in, 4, out]
+     * (PyTorch's [in, out, 2, 2] reordered at load), biases [out] */
+    const float *up0_w, *up0_b, *up3_w, *up3_b;
     cs_layer_norm up1;
     sam_mlp hyper[16];
     sam_mlp iou_head;

@@ -336,26 +336,67 @@ static void twoway_final(const cs_sam *m, twoway *t) {
 
 /* ---------------------------------------------------------------- output */
 
-/* ConvTranspose2d(k = 2, stride 2): out[o, 2y+dy, 2x+dx] = b[o] +
- * sum_i x[i, y, x] W[i, o, dy, dx]. x is CHW [cin, h, w] or, with
- * rows set, tokens [h*w, cin]; W [cin, cout*4] is PyTorch's
- * [cin, cout, 2, 2]; y CHW [cout, 2h, 2w]. One GEMM (x^T W: [h*w, cout*4])
- * then a scatter, one input row per iteration. */
-static void conv_transpose2x2(const float *x, int rows, int cin, int h, int w, const float *W,
-                              const float *b, int cout, float *tmp, float *y) {
-    int hw = h * w, n = cout * 4;
-    op_gemm(!rows, 0, hw, n, cin, 1.0f, x, rows ? cin : hw, W, n, 0.0f, tmp, n);
+/* The output upscaling, one row of its input at a time, each on one thread
+ * while it is in cache. ConvTranspose2d(k 2, s 2) is a GEMM of the row's
+ * pixels [w, cin] and the weights [cin, 4 * cout] stored sub-pixel major
+ * (sam_load), so its result is [w * 4, cout]: one row of channels per
+ * output pixel (sub-pixel s = 2 dy + dx of input pixel x), ready for
+ * LayerNorm2d, GELU and the masks' channel sums before it is scattered.
+ * Every function leaves the bias in the GEMM's C, as op_linear does. */
+static void subpixel_conv(const float *x, int w, int cin, const float *W, const float *b, int cout,
+                          float *y) {
+    for (int r = 0; r < 4 * w; r++) memcpy(y + (size_t)r * cout, b, sizeof(float) * cout);
+    op_gemm(0, 0, w, 4 * cout, cin, 1.0f, x, cin, W, 4 * cout, 1.0f, y, 4 * cout);
+}
+
+/* First stage: src rows [G*G, E] -> ConvT, LayerNorm2d, GELU -> rows of the
+ * 2G x 2G image [4*G*G, E/4] (what the second stage's GEMM reads).
+ * scratch: UPSCALE_SCRATCH floats per thread. */
+static void upscale_first(const cs_sam *m, const float *src, float *out, float *scratch) {
+    int G = m->cfg.grid, E = m->cfg.embed_dim, C = E / 4;
 #pragma omp parallel for schedule(static)
-    for (int yy = 0; yy < h; yy++) /* a row of tmp (w x n floats) stays in cache for every o */
-        for (int o = 0; o < cout; o++)
-            for (int xx = 0; xx < w; xx++) {
-                const float *t = tmp + ((size_t)yy * w + xx) * n + o * 4;
-                float *d = y + ((size_t)o * 2 * h + 2 * yy) * 2 * w + 2 * xx;
-                d[0] = t[0] + b[o];
-                d[1] = t[1] + b[o];
-                d[2 * w] = t[2] + b[o];
-                d[2 * w + 1] = t[3] + b[o];
+    for (int y = 0; y < G; y++) {
+        float *t = scratch + (size_t)omp_get_thread_num() * 4 * G * C;
+        subpixel_conv(src + (size_t)y * G * E, G, E, m->up0_w, m->up0_b, C, t);
+        op_layer_norm(t, 4 * G, C, m->up1.w, m->up1.b, SAM_ENC_LN_EPS, t);
+        op_gelu(t, (size_t)4 * G * C);
+        for (int x = 0; x < G; x++)
+            for (int s = 0; s < 4; s++)
+                memcpy(out + ((size_t)(2 * y + s / 2) * 2 * G + 2 * x + s % 2) * C,
+                       t + ((size_t)x * 4 + s) * C, sizeof(float) * C);
+    }
+}
+
+/* Second stage: rows [4*G*G, E/4] -> ConvT, GELU (the upscaled embedding,
+ * [E/8] per pixel of the 4G x 4G image), and at once every mask token's
+ * masks = hyper . upscaled -> masks [T, 4G, 4G]. upscaled CHW [E/8, 4G, 4G]
+ * is written only when asked (tracing). */
+static void upscale_second(const cs_sam *m, const float *in, const float *hyper, float *masks,
+                           float *upscaled, float *scratch) {
+    int W = 2 * m->cfg.grid, Cin = m->cfg.embed_dim / 4, C = m->cfg.embed_dim / 8;
+    int T = m->cfg.n_mask_tokens, L = 2 * W;
+    size_t LL = (size_t)L * L;
+#pragma omp parallel for schedule(static)
+    for (int y = 0; y < W; y++) {
+        float *t = scratch + (size_t)omp_get_thread_num() * 4 * W * (C + T), *mk = t + (size_t)4 * W * C;
+        subpixel_conv(in + (size_t)y * W * Cin, W, Cin, m->up3_w, m->up3_b, C, t);
+        op_gelu(t, (size_t)4 * W * C);
+        op_gemm(0, 1, 4 * W, T, C, 1.0f, t, C, hyper, C, 0.0f, mk, T);
+        for (int x = 0; x < W; x++)
+            for (int s = 0; s < 4; s++) {
+                size_t at = (size_t)(2 * y + s / 2) * L + 2 * x + s % 2, r = (size_t)x * 4 + s;
+                for (int k = 0; k < T; k++) masks[k * LL + at] = mk[r * T + k];
+                if (upscaled)
+                    for (int c = 0; c < C; c++) upscaled[c * LL + at] = t[r * C + c];
             }
+    }
+}
+
+/* Per thread: the larger of the two stages' row buffers. */
+static size_t upscale_scratch(const cs_sam_config *c) {
+    size_t G = (size_t)c->grid, E = (size_t)c->embed_dim;
+    size_t first = 4 * G * (E / 4), second = 8 * G * (E / 8 + (size_t)c->n_mask_tokens);
+    return (first > second ? first : second) * (size_t)omp_get_max_threads();
 }
 
 /* MLP with ReLU between layers: x [in] -> y [out] (vectors). */
@@ -395,10 +436,10 @@ cs_status sam_decode(cs_sam *m, const float *embedding, const sam_prompt_frame *
     float *dense = dense_stored ? ws_take(ws, GG * E, 4) : NULL, *keys = ws_take(ws, GG * E, 4);
     float *ka = ws_take(ws, GG * E, 4);
     float *tmp = ws_take(ws, rows * E, 4), *scratch = ws_take(ws, att, 4);
-    float *tmp2 = ws_take(ws, 2 * GG * E, 4), *up1 = ws_take(ws, 4 * GG * (E / 4), 4);
-    float *upscaled = ws_take(ws, up * E8, 4), *hyper = ws_take(ws, (size_t)T * E8, 4);
+    float *up1 = ws_take(ws, 4 * GG * (E / 4), 4), *up_scratch = ws_take(ws, upscale_scratch(c), 4);
+    float *upscaled = m->trace ? ws_take(ws, up * E8, 4) : NULL, *hyper = ws_take(ws, (size_t)T * E8, 4);
     cs_status s = queries && query_pe && qa && hidden && (dense || !dense_stored) && keys && ka && tmp &&
-                  scratch && tmp2 && up1 && upscaled && hyper ? CS_OK : CS_ERR_NOMEM;
+                  scratch && up1 && up_scratch && (upscaled || !m->trace) && hyper ? CS_OK : CS_ERR_NOMEM;
     if (s == CS_OK && dense_stored) s = dense_embeddings(m, p->mask, dense);
     if (s != CS_OK) {
         ws_release(ws);
@@ -427,17 +468,13 @@ cs_status sam_decode(cs_sam *m, const float *embedding, const sam_prompt_frame *
     twoway_final(m, &t);
     trace(m, "hs", queries, (size_t)Nq * E);
     trace(m, "src", keys, GG * E);
-    /* upscaling: keys (the image as rows) -> ConvT, LN2d, GELU, ConvT, GELU */
-    conv_transpose2x2(keys, 1, E, G, G, m->up0_w, m->up0_b, E / 4, tmp2, up1);
-    op_layer_norm_channels(up1, E / 4, (int)(4 * GG), m->up1.w, m->up1.b, SAM_ENC_LN_EPS);
-    op_gelu(up1, (size_t)E / 4 * 4 * GG);
-    conv_transpose2x2(up1, 0, E / 4, 2 * G, 2 * G, m->up3_w, m->up3_b, E8, tmp2, upscaled);
-    op_gelu(upscaled, up * E8);
-    trace(m, "upscaled", upscaled, up * E8);
     /* each mask token's hypernetwork weighs the upscaled channels */
     for (int i = 0; i < T; i++) mlp_vector(&m->hyper[i], queries + (size_t)(1 + i) * E, hyper + (size_t)i * E8);
     trace(m, "hyper_in", hyper, (size_t)T * E8);
-    op_gemm(0, 0, T, (int)up, E8, 1.0f, hyper, E8, upscaled, (int)up, 0.0f, masks, (int)up);
+    /* upscaling (ConvT, LN2d, GELU, ConvT, GELU) and masks = hyper . upscaled */
+    upscale_first(m, keys, up1, up_scratch);
+    upscale_second(m, up1, hyper, masks, upscaled, up_scratch);
+    if (upscaled) trace(m, "upscaled", upscaled, up * E8);
     mlp_vector(&m->iou_head, queries, iou);
     trace(m, "masks_all", masks, (size_t)T * up);
     trace(m, "iou_all", iou, (size_t)T);

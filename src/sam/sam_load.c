@@ -283,6 +283,20 @@ static void bind_decoder(binder *b) {
     bind_mlp(b, DEC "iou_prediction_head", E, T, c->iou_depth, &m->iou_head);
 }
 
+/* A ConvTranspose2d(k 2, s 2) weight [in, out, 2, 2] reordered to
+ * [in, 2 * dy + dx, out], so that the decoder's GEMM gives each output
+ * pixel its channels contiguous (LayerNorm2d and the mask product run on
+ * rows). The copy is owned by the table. */
+static cs_status subpixel_major(cs_sam *m, const float **w, int in, int out) {
+    float *r = mem_alloc((size_t)in * 4 * out, sizeof(float));
+    if (!r || tensors_own(&m->table, r) != CS_OK) return CS_ERR_NOMEM; /* tensors_own frees r */
+    for (int i = 0; i < in; i++)
+        for (int o = 0; o < out; o++)
+            for (int s = 0; s < 4; s++) r[((size_t)i * 4 + s) * out + o] = (*w)[((size_t)i * out + o) * 4 + s];
+    *w = r;
+    return CS_OK;
+}
+
 /* The image's positional encoding never changes: as rows [G*G, E], once. */
 static cs_status key_pe(cs_sam *m) {
     size_t GG = (size_t)m->cfg.grid * m->cfg.grid, E = (size_t)m->cfg.embed_dim;
@@ -314,6 +328,9 @@ cs_status sam_from_table(cs_tensor_table *t, const cs_sam_load_options *opts, cs
     if (b.s == CS_OK) bind_prompt_encoder(&b);
     if (b.s == CS_OK) bind_decoder(&b);
     if (b.s == CS_OK) b.s = key_pe(m);
+    int E = m->cfg.embed_dim;
+    if (b.s == CS_OK) b.s = subpixel_major(m, &m->up0_w, E, E / 4);
+    if (b.s == CS_OK) b.s = subpixel_major(m, &m->up3_w, E / 4, E / 8);
     if (b.s != CS_OK) {
         cs_sam_free(m);
         return b.s;
