@@ -78,7 +78,7 @@ struct cs_sam {
     sam_mlp hyper[16];
     sam_mlp iou_head;
     float *key_pe;         /* [G*G, E]: the dense PE as rows, computed once at load */
-    cs_workspace ws;       /* the decoder's scratch, reused across prompts */
+    cs_workspace ws;       /* the encoder's and decoder's scratch, reused across images and prompts */
     cs_precision precision; /* of the encoder blocks' linear layers */
     /* tests */
     int cross_fold;        /* -1 (default): sam_cross_folds decides; 0/1: never/always */
@@ -102,7 +102,7 @@ cs_status sam_image_encoder(cs_sam *m, const float *pixels, float *embedding);
 
 /* One encoder block on tokens x [G*G, D] in place; scratch of
  * sam_block_scratch floats. */
-cs_status sam_encoder_block(cs_sam *m, int index, float *x, float *scratch);
+void sam_encoder_block(cs_sam *m, int index, float *x, float *scratch);
 size_t sam_block_scratch(const cs_sam_config *c);
 
 /* Dense positional encoding [E, G, G] (get_dense_pe). */

@@ -6,6 +6,7 @@
 #include <omp.h>
 #include <stdio.h>
 #include <string.h>
+#include "base/workspace.h"
 #include "ops/ops.h"
 #include "sam.h"
 
@@ -97,24 +98,26 @@ static void sequence_attention(const float *qkv, int side, int D, int heads, con
 }
 
 /* n_seq sequences (windows) of side^2 tokens each: windows in parallel,
- * each thread with its own scratch; a single sequence (global attention)
- * runs its heads in parallel. */
-static cs_status attention(const float *qkv, int n_seq, int side, int D, int heads,
-                           const float *rel_h, const float *rel_w, int bf16, float *out) {
+ * each thread with its own part of scratch (attention_scratch floats); a
+ * single sequence (global attention) runs its heads in parallel. */
+static size_t attention_scratch(int n_seq, int side, int D, int heads) {
+    int threads = omp_get_max_threads();
+    return n_seq > 1 ? (size_t)threads * sequence_scratch(side, D, heads, 1)
+                     : sequence_scratch(side, D, heads, threads);
+}
+
+static void attention(const float *qkv, int n_seq, int side, int D, int heads, const float *rel_h,
+                      const float *rel_w, int bf16, float *scratch, float *out) {
     size_t T = (size_t)side * side;
-    int threads = n_seq > 1 ? omp_get_max_threads() : 1;
-    size_t per = sequence_scratch(side, D, heads, n_seq > 1 ? 1 : omp_get_max_threads());
-    float *scratch = mem_alloc(per, (size_t)threads * sizeof(float));
-    if (!scratch) return CS_ERR_NOMEM;
-    if (n_seq == 1) sequence_attention(qkv, side, D, heads, rel_h, rel_w, bf16, scratch, out);
-    else {
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int w = 0; w < n_seq; w++)
-            sequence_attention(qkv + w * T * 3 * D, side, D, heads, rel_h, rel_w, bf16,
-                               scratch + (size_t)omp_get_thread_num() * per, out + w * T * D);
+    if (n_seq == 1) {
+        sequence_attention(qkv, side, D, heads, rel_h, rel_w, bf16, scratch, out);
+        return;
     }
-    cs_free(scratch);
-    return CS_OK;
+    size_t per = sequence_scratch(side, D, heads, 1);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int w = 0; w < n_seq; w++)
+        sequence_attention(qkv + w * T * 3 * D, side, D, heads, rel_h, rel_w, bf16,
+                           scratch + (size_t)omp_get_thread_num() * per, out + w * T * D);
 }
 
 /* window_partition: tokens [G, G, D] zero padded to Hp = ceil(G/ws)*ws, cut
@@ -145,20 +148,26 @@ static void window_unpartition_add(const float *win, int G, int D, int ws, float
         }
 }
 
-/* Scratch floats of one block: the attention input (padded windows), qkv,
- * the attention output and its projection, the MLP's hidden layer. */
+/* Scratch floats of any block: the normalized tokens, then either the
+ * attention's input (padded windows), qkv, its output and projection and
+ * the attention's own scratch, or the MLP's hidden layer. Sized for the
+ * threads of the caller, once per image: fresh pages cost a fault and a
+ * clear each (more than a GEMM's worth of time on a VM), so nothing is
+ * allocated per block. */
 size_t sam_block_scratch(const cs_sam_config *c) {
-    size_t GG = (size_t)c->grid * c->grid, Tp = GG;
-    if (c->window) {
-        size_t padded = (size_t)((c->grid + c->window - 1) / c->window) * c->window;
-        if (padded * padded > Tp) Tp = padded * padded;
+    size_t GG = (size_t)c->grid * c->grid, D = (size_t)c->enc_width, attn = 0;
+    for (int global = 0; global < 2; global++) {
+        int side = global || !c->window ? c->grid : c->window, nw = (c->grid + side - 1) / side;
+        size_t T = (size_t)nw * nw * side * side;
+        size_t a = 6 * T * D + attention_scratch(nw * nw, side, (int)D, c->enc_heads);
+        if (a > attn) attn = a;
     }
-    size_t attn = 6 * Tp * c->enc_width, mlp = GG * c->enc_mlp;
-    return GG * c->enc_width + (attn > mlp ? attn : mlp);
+    size_t mlp = GG * c->enc_mlp;
+    return GG * D + (attn > mlp ? attn : mlp);
 }
 
 /* x [G*G, D] += attn(norm1(x)); x += mlp(norm2(x)). */
-cs_status sam_encoder_block(cs_sam *m, int index, float *x, float *scratch) {
+void sam_encoder_block(cs_sam *m, int index, float *x, float *scratch) {
     const cs_sam_config *c = &m->cfg;
     const sam_enc_block *k = &m->blocks[index];
     int G = c->grid, D = c->enc_width, ws = k->window ? k->window : G;
@@ -173,9 +182,8 @@ cs_status sam_encoder_block(cs_sam *m, int index, float *x, float *scratch) {
         in = win;
     }
     linear(in, (int)T, &k->qkv, qkv);
-    cs_status s = attention(qkv, n_seq, ws, D, c->enc_heads, k->rel_h, k->rel_w,
-                            m->precision == CS_PRECISION_BF16, att);
-    if (s != CS_OK) return s;
+    attention(qkv, n_seq, ws, D, c->enc_heads, k->rel_h, k->rel_w, m->precision == CS_PRECISION_BF16,
+              proj + T * D, att);
     linear(att, (int)T, &k->proj, proj);
     char name[32];
     snprintf(name, sizeof name, "block%02d_attn", index);
@@ -190,22 +198,25 @@ cs_status sam_encoder_block(cs_sam *m, int index, float *x, float *scratch) {
     linear_to(hid, G * G, &k->lin2, 1, x);
     snprintf(name, sizeof name, "block%02d", index);
     trace(m, name, x, (size_t)G * G * D);
-    return CS_OK;
 }
 
 /* Neck: 1x1 conv D -> E (no bias), LayerNorm2d, 3x3 conv pad 1 (no bias),
- * LayerNorm2d. x [G*G, D] tokens -> out [E, G, G]. */
-static cs_status neck(cs_sam *m, const float *x, float *out) {
+ * LayerNorm2d. x [G*G, D] tokens -> out [E, G, G]; scratch of neck_scratch
+ * floats. */
+static op_conv_shape neck_conv(const cs_sam_config *c) {
+    return (op_conv_shape){c->embed_dim, c->grid, c->grid, c->embed_dim, 3, 1, 1};
+}
+
+static size_t neck_scratch(const cs_sam_config *c) {
+    op_conv_shape cs = neck_conv(c);
+    return (size_t)c->embed_dim * c->grid * c->grid + op_conv2d_scratch(&cs);
+}
+
+static void neck(cs_sam *m, const float *x, float *scratch, float *out) {
     const cs_sam_config *c = &m->cfg;
     int G = c->grid, D = c->enc_width, E = c->embed_dim;
-    op_conv_shape cs = {E, G, G, E, 3, 1, 1};
-    float *a = mem_alloc((size_t)E * G * G, sizeof(float));
-    float *col = mem_alloc(op_conv2d_scratch(&cs), sizeof(float));
-    if (!a || !col) {
-        cs_free(a);
-        cs_free(col);
-        return CS_ERR_NOMEM;
-    }
+    op_conv_shape cs = neck_conv(c);
+    float *a = scratch, *col = a + (size_t)E * G * G;
     /* CHW [E, G*G] = W [E, D] x^T: the 1x1 conv and the transpose in one GEMM. */
     op_gemm(0, 1, E, G * G, D, 1.0f, m->neck0_w, D, x, D, 0.0f, a, G * G);
     trace(m, "neck0", a, (size_t)E * G * G);
@@ -214,29 +225,27 @@ static cs_status neck(cs_sam *m, const float *x, float *out) {
     op_conv2d(&cs, a, m->neck2_w, NULL, 0, col, out);
     trace(m, "neck2", out, (size_t)E * G * G);
     op_layer_norm_channels(out, E, G * G, m->neck3.w, m->neck3.b, SAM_ENC_LN_EPS);
-    cs_free(a);
-    cs_free(col);
-    return CS_OK;
 }
 
 cs_status sam_image_encoder(cs_sam *m, const float *pixels, float *embedding) {
     const cs_sam_config *c = &m->cfg;
     int G = c->grid, D = c->enc_width, P = c->patch_size;
-    size_t tokens = (size_t)G * G;
-    float *x = mem_alloc(tokens, sizeof(float) * D);
-    float *scratch = mem_alloc(sam_block_scratch(c) > tokens * 3 * P * P ? sam_block_scratch(c) : tokens * 3 * P * P,
-                              sizeof(float));
+    /* one scratch for the patches, the blocks and the neck in turn, from
+     * the model's workspace: a second image reuses the first's pages */
+    size_t tokens = (size_t)G * G, need = tokens * 3 * P * P;
+    if (sam_block_scratch(c) > need) need = sam_block_scratch(c);
+    if (neck_scratch(c) > need) need = neck_scratch(c);
+    float *x = ws_take(&m->ws, tokens * D, sizeof(float)), *scratch = ws_take(&m->ws, need, sizeof(float));
     cs_status s = x && scratch ? CS_OK : CS_ERR_NOMEM;
     if (s == CS_OK) {
         patchify(pixels, c->image_size, P, scratch);
         op_linear(scratch, (int)tokens, 3 * P * P, m->patch.w, m->patch.b, D, x);
         trace(m, "patch_embed", x, tokens * D);
         op_add(x, m->pos, tokens * D);
+        for (int i = 0; i < c->enc_depth; i++) sam_encoder_block(m, i, x, scratch);
+        neck(m, x, scratch, embedding);
     }
-    for (int i = 0; s == CS_OK && i < c->enc_depth; i++) s = sam_encoder_block(m, i, x, scratch);
-    if (s == CS_OK) s = neck(m, x, embedding);
-    cs_free(x);
-    cs_free(scratch);
+    ws_release(&m->ws);
     return s;
 }
 
