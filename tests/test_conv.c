@@ -45,10 +45,18 @@ static void round_to_bf16(float *a, size_t n) {
     for (size_t i = 0; i < n; i++) a[i] = op_bf16_to_float(op_bf16_from_float(a[i]));
 }
 
-/* op_conv2d, or with bf16 op_conv2d_bf16 on inputs and weights that bf16
- * holds exactly: then only the summation order differs from the reference,
- * so both paths meet the same bound (the bf16 path's patch rows and the
- * transpose back are checked element for element, padding included). */
+/* x [c, hw] -> y [hw, c] (rows = 1, the other way round: rows = hw, cols = c). */
+static void transpose(const float *x, int rows, int cols, float *y) {
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) y[(size_t)c * rows + r] = x[(size_t)r * cols + c];
+}
+
+/* op_conv2d, or with bf16 op_conv2d_bf16 (channels last: the input and the
+ * output transposed around it here) on inputs and weights that bf16 holds
+ * exactly: then only the summation order differs from the reference, so
+ * both paths meet the same bound (the bf16 path's patch rows and its
+ * weights' tap-major packing are checked element for element, padding
+ * included). */
 static void check_conv(op_conv_shape s, int with_bias, int accumulate, int bf16) {
     int oh = op_conv_out_size(s.h, s.k, s.stride, s.pad);
     int ow = op_conv_out_size(s.w, s.k, s.stride, s.pad);
@@ -62,13 +70,20 @@ static void check_conv(op_conv_shape s, int with_bias, int accumulate, int bf16)
     if (bf16) {
         round_to_bf16(x, nx);
         round_to_bf16(w, nw);
-        CHECK_OK(op_bf16_pack(w, s.cout, s.cin * s.k * s.k, &packed));
+        CHECK_OK(op_conv_pack_bf16(w, s.cout, s.cin, s.k, &packed));
     }
     conv_reference(&s, x, w, with_bias ? b : NULL, ref);
     if (accumulate)
         for (size_t i = 0; i < ny; i++) ref[i] += y[i];
-    if (bf16) op_conv2d_bf16(&s, x, &packed, with_bias ? b : NULL, accumulate, scratch, y);
-    else op_conv2d(&s, x, w, with_bias ? b : NULL, accumulate, scratch, y);
+    if (bf16) {
+        float *xt = malloc(nx * sizeof *xt), *yt = malloc(ny * sizeof *yt);
+        transpose(x, s.cin, s.h * s.w, xt);
+        transpose(y, s.cout, oh * ow, yt);
+        op_conv2d_bf16(&s, xt, &packed, with_bias ? b : NULL, accumulate, scratch, yt);
+        transpose(yt, oh * ow, s.cout, y);
+        free(xt);
+        free(yt);
+    } else op_conv2d(&s, x, w, with_bias ? b : NULL, accumulate, scratch, y);
     double max_err = 0;
     for (size_t i = 0; i < ny; i++) max_err = fmax(max_err, fabs(y[i] - ref[i]));
     CHECK_MSG(max_err < 1e-4, "conv%s cin %d %dx%d cout %d k %d stride %d pad %d bias %d acc %d: "
@@ -105,8 +120,8 @@ static void test_conv_random(void) {
     op_conv_shape pointwise = {8, 4, 4, 16, 1, 1, 0}, padded = {2, 5, 9, 3, 3, 1, 0};
     CHECK(op_conv2d_scratch(&pointwise) == 0);
     CHECK(op_conv2d_scratch(&padded) == 2 * 9 * 3 * 7);
-    CHECK(op_conv2d_bf16_scratch(&pointwise) == 16 * (8 + 16));
-    CHECK(op_conv2d_bf16_scratch(&padded) == 3 * 7 * (2 * 9 + 3));
+    CHECK(op_conv2d_bf16_scratch(&pointwise) == 0);
+    CHECK(op_conv2d_bf16_scratch(&padded) == 3 * 7 * 2 * 9);
 }
 
 static void test_avg_pool(void) {
@@ -123,6 +138,14 @@ static void test_avg_pool(void) {
     /* channel 0 top-left: (0 + 1 + 5 + 6) / 4; channel 1 bottom-right: (37 + 38 + 42 + 43) / 4 */
     CHECK(y5[0] == 3.0f && y5[1] == 5.0f && y5[2] == 13.0f && y5[3] == 15.0f);
     CHECK(y5[4] == 28.0f && y5[7] == 40.0f);
+
+    /* Channels last: the same floats, and the layout changes both ways. */
+    float x5t[2 * 25], y5t[2 * 4], back[2 * 4];
+    op_chw_to_hwc(x5, 2, 25, x5t);
+    CHECK(x5t[0] == 0.0f && x5t[1] == 25.0f && x5t[2] == 1.0f && x5t[49] == 49.0f);
+    op_avg_pool_hwc(x5t, 2, 5, 5, 2, y5t);
+    op_hwc_to_chw(y5t, 4, 2, back);
+    for (int i = 0; i < 8; i++) CHECK_MSG(back[i] == y5[i], "avg pool hwc [%d]: %g vs %g", i, back[i], y5[i]);
 }
 
 static void test_fold_batch_norm(void) {

@@ -1,7 +1,10 @@
 /* The CLIP ModifiedResNet image tower, plain and with surgery: the 3-conv
  * stem, Bottleneck blocks with anti-aliased (average-pooled) downsampling,
- * and the attention pool. Activations are NCHW, one image at a time; every
- * batch norm is folded into the convolution before it at load time. */
+ * and the attention pool. Activations are NCHW in fp32 and channels last
+ * (HWC) under bf16, one image at a time: the bf16 kernel's output rows are
+ * pixels, so each convolution's product is the next one's input as it is
+ * (1x1 convolutions multiply it directly). Every batch norm is folded into
+ * the convolution before it at load time. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,13 +230,17 @@ static void resnet_free_bf16(struct cs_resnet *r) {
     op_bf16_free(&r->c16);
 }
 
-/* Pack one weight [N, K] and give its fp32 form back to the table. */
-static cs_status pack_release(cs_tensor_table *t, float **w, int N, int K, op_bf16_weights *out) {
-    cs_status s = op_bf16_pack(*w, N, K, out);
-    if (s != CS_OK) return s;
+/* Give the fp32 form [N, K] of a weight just packed back to the table. */
+static cs_status release(cs_tensor_table *t, float **w, int N, int K, cs_status packed) {
+    if (packed != CS_OK) return packed;
     tensors_release(t, *w, (size_t)N * K * sizeof(float));
     *w = NULL;
     return CS_OK;
+}
+
+/* Pack one weight [N, K] and give its fp32 form back to the table. */
+static cs_status pack_release(cs_tensor_table *t, float **w, int N, int K, op_bf16_weights *out) {
+    return release(t, w, N, K, op_bf16_pack(*w, N, K, out));
 }
 
 typedef struct pack_ctx {
@@ -243,7 +250,9 @@ typedef struct pack_ctx {
 
 static void conv_pack_bf16(rn_conv *c, void *ctx) {
     pack_ctx *p = ctx;
-    if (p->s == CS_OK) p->s = pack_release(p->t, &c->w, c->cout, c->cin * c->k * c->k, &c->w16);
+    if (p->s == CS_OK)
+        p->s = release(p->t, &c->w, c->cout, c->cin * c->k * c->k,
+                       op_conv_pack_bf16(c->w, c->cout, c->cin, c->k, &c->w16));
 }
 
 cs_status resnet_pack_bf16(struct cs_resnet *r, int embed_dim, cs_tensor_table *t) {
@@ -263,6 +272,14 @@ void resnet_free(struct cs_resnet *r) {
 }
 
 /* ---------------------------------------------------------------- trunk */
+
+/* 1 when the trunk runs channels last: its convolutions are packed to bf16. */
+static int channels_last(const struct cs_resnet *r) { return r->stem[0].w16.data != NULL; }
+
+static void avg_pool(const struct cs_resnet *r, const float *x, int c, int side, int k, float *y) {
+    if (channels_last(r)) op_avg_pool_hwc(x, c, side, side, k, y);
+    else op_avg_pool(x, c, side, side, k, y);
+}
 
 /* Activation buffers (each holds the largest activation) and the im2col
  * scratch for one pass at one input size. */
@@ -335,9 +352,14 @@ static void swap(float **a, float **b) {
 }
 
 /* Three conv + ReLU, then a 2x2 average pool: pixels [3, R, R] ->
- * w->x [width, R/4, R/4]; returns the side. */
+ * w->x [width, R/4, R/4] (or [R/4, R/4, width] channels last); returns
+ * the side. */
 static int stem_forward(const struct cs_resnet *r, const float *pixels, int R, rn_work *w) {
     const float *in = pixels;
+    if (channels_last(r)) {
+        op_chw_to_hwc(pixels, 3, R * R, w->p);
+        in = w->p;
+    }
     float *out[3] = {w->t1, w->t2, w->t1};
     int side = R;
     for (int i = 0; i < 3; i++) {
@@ -345,14 +367,14 @@ static int stem_forward(const struct cs_resnet *r, const float *pixels, int R, r
         op_relu(out[i], (size_t)r->stem[i].cout * side * side);
         in = out[i];
     }
-    op_avg_pool(w->t1, r->stem[2].cout, side, side, 2, w->x);
+    avg_pool(r, w->t1, r->stem[2].cout, side, 2, w->x);
     return side / 2;
 }
 
 /* One Bottleneck on w->x [cin, side, side], output back in w->x; returns
  * the output side. The shortcut (x itself, or the pooled 1x1 projection)
  * is written first and conv3 accumulates onto it. */
-static int block_forward_rn(const rn_block *b, int side, rn_work *w) {
+static int block_forward_rn(const struct cs_resnet *r, const rn_block *b, int side, rn_work *w) {
     int planes = b->conv1.cout;
     conv_forward(&b->conv1, w->x, side, 0, w->col, w->t1);
     op_relu(w->t1, (size_t)planes * side * side);
@@ -361,13 +383,13 @@ static int block_forward_rn(const rn_block *b, int side, rn_work *w) {
     const float *mid = w->t2;
     int out_side = side / b->stride;
     if (b->stride > 1) {
-        op_avg_pool(w->t2, planes, side, side, b->stride, w->t1);
+        avg_pool(r, w->t2, planes, side, b->stride, w->t1);
         mid = w->t1;
     }
     if (b->has_down) {
         const float *shortcut_in = w->x;
         if (b->stride > 1) {
-            op_avg_pool(w->x, b->down.cin, side, side, b->stride, w->p);
+            avg_pool(r, w->x, b->down.cin, side, b->stride, w->p);
             shortcut_in = w->p;
         }
         conv_forward(&b->down, shortcut_in, out_side, 0, w->col, w->y);
@@ -378,8 +400,8 @@ static int block_forward_rn(const rn_block *b, int side, rn_work *w) {
     return out_side;
 }
 
-/* The stem and the first `stages` layers into w->x; returns the side and
- * sets *channels. */
+/* The stem and the first `stages` layers into w->x (channels last under
+ * bf16); returns the side and sets *channels. */
 static int trunk_forward(const cs_model *m, const float *pixels, int R, int stages, rn_work *w,
                          int *channels) {
     const struct cs_resnet *r = m->resnet;
@@ -388,7 +410,7 @@ static int trunk_forward(const cs_model *m, const float *pixels, int R, int stag
     int bi = 0;
     for (int s = 0; s < stages; s++)
         for (int i = 0; i < m->cfg.resnet_layers[s]; i++, bi++) {
-            side = block_forward_rn(&r->blocks[bi], side, w);
+            side = block_forward_rn(r, &r->blocks[bi], side, w);
             *channels = r->blocks[bi].conv3.cout;
         }
     return side;
@@ -403,7 +425,8 @@ cs_status resnet_trunk(cs_model *m, const float *pixels, int res, int stages, fl
     cs_status s = work_init(&w, &m->ws, m->resnet, res);
     if (s == CS_OK) {
         int channels, side = trunk_forward(m, pixels, res, stages, &w, &channels);
-        memcpy(out, w.x, (size_t)channels * side * side * sizeof(float));
+        if (channels_last(m->resnet)) op_hwc_to_chw(w.x, side * side, channels, out);
+        else memcpy(out, w.x, (size_t)channels * side * side * sizeof(float));
     }
     ws_release(&m->ws);
     return s;
@@ -422,16 +445,19 @@ void resnet_position_embedding(const cs_model *m, int G, float *out) {
     op_resize_bilinear(r->pos_emb + E, native, native, E, out + E, G, G);
 }
 
-/* Tokens [1 + N, E] from the trunk's [E, N] features: the spatial mean
- * first, then each position, plus the position embedding. */
-static void pool_tokens(const float *feat, int E, int N, const float *pos, float *x) {
+/* Tokens [1 + N, E] from the trunk's features ([E, N], or [N, E] when
+ * channels_last): the spatial mean first, then each position, plus the
+ * position embedding. */
+static void pool_tokens(const float *feat, int E, int N, int channels_last, const float *pos,
+                        float *x) {
+    size_t step = channels_last ? (size_t)E : 1, stride = channels_last ? 1 : (size_t)N;
 #pragma omp parallel for schedule(static)
     for (int e = 0; e < E; e++) {
-        const float *f = feat + (size_t)e * N;
+        const float *f = feat + (size_t)e * stride;
         double sum = 0.0;
         for (int n = 0; n < N; n++) {
-            sum += f[n];
-            x[(size_t)(n + 1) * E + e] = f[n];
+            sum += f[n * step];
+            x[(size_t)(n + 1) * E + e] = f[n * step];
         }
         x[e] = (float)(sum / N);
     }
@@ -518,7 +544,7 @@ cs_status resnet_encode(cs_model *m, const float *pixels, int res, cs_vision_mod
     s = x && pos ? CS_OK : CS_ERR_NOMEM;
     if (s == CS_OK) {
         resnet_position_embedding(m, G, pos);
-        pool_tokens(w.x, E, G * G, pos, x);
+        pool_tokens(w.x, E, G * G, channels_last(r), pos, x);
         s = attention_pool(m, x, T, mode, tokens);
     }
     ws_release(&m->ws);

@@ -1,7 +1,9 @@
 /* Convolution (im2col + the one GEMM), average pooling, batch-norm folding
- * and ReLU over single images in NCHW layout. */
+ * and ReLU over single images: NCHW in fp32, channels last (HWC) through
+ * the bf16 kernel, whose output rows are pixels. */
 #include <math.h>
 #include <string.h>
+#include "base/base.h"
 #include "gemm_bf16.h"
 #include "ops.h"
 
@@ -83,66 +85,61 @@ void op_conv2d(const op_conv_shape *s, const float *x, const float *w, const flo
     op_gemm(0, 0, s->cout, n, K, 1.0f, w, K, col, n, beta, y, n);
 }
 
-/* Positions per block of the bf16 path's transposes: a tap's inputs for 16
- * neighbouring positions are near-contiguous to read, and the 16 rows (or
- * channels) written advance in step. */
-#define CONV_BLOCK 16
-
 size_t op_conv2d_bf16_scratch(const op_conv_shape *s) {
+    if (is_pointwise(s)) return 0;
     size_t oh = (size_t)op_conv_out_size(s->h, s->k, s->stride, s->pad);
     size_t ow = (size_t)op_conv_out_size(s->w, s->k, s->stride, s->pad);
-    return oh * ow * ((size_t)s->cin * s->k * s->k + (size_t)s->cout);
+    return oh * ow * s->k * s->k * (size_t)s->cin;
 }
 
-/* rows [oh * ow, cin * k * k]: row p holds what output position p sees
- * through each tap (c, ky, kx), zero in the padding; im2col transposed. */
-static void im2col_rows(const op_conv_shape *s, const float *x, int oh, int ow, float *rows) {
-    int k = s->k, st = s->stride, K = s->cin * k * k, n = oh * ow;
-    int blocks = (n + CONV_BLOCK - 1) / CONV_BLOCK;
+cs_status op_conv_pack_bf16(const float *w, int cout, int cin, int k, op_bf16_weights *out) {
+    if (k == 1) return op_bf16_pack(w, cout, cin, out);
+    size_t taps = (size_t)k * k, K = taps * cin;
+    float *t = mem_alloc((size_t)cout * K, sizeof *t);
+    if (!t) {
+        memset(out, 0, sizeof *out);
+        return CS_ERR_NOMEM;
+    }
+    for (int o = 0; o < cout; o++)
+        for (int c = 0; c < cin; c++)
+            for (size_t tap = 0; tap < taps; tap++)
+                t[o * K + tap * cin + c] = w[(o * (size_t)cin + c) * taps + tap];
+    cs_status s = op_bf16_pack(t, cout, (int)K, out);
+    cs_free(t);
+    return s;
+}
+
+/* rows [oh * ow, k * k * cin] from x [h, w, cin]: row p holds, tap by tap
+ * (ky, kx), the cin channels output position p sees there (zero in the
+ * padding), one contiguous copy per tap. */
+static void im2col_hwc(const op_conv_shape *s, const float *x, int oh, int ow, float *rows) {
+    int k = s->k, st = s->stride, cin = s->cin;
+    size_t K = (size_t)k * k * cin, run = (size_t)cin * sizeof(float);
 #pragma omp parallel for schedule(static)
-    for (int blk = 0; blk < blocks; blk++) {
-        int p0 = blk * CONV_BLOCK, np = n - p0 < CONV_BLOCK ? n - p0 : CONV_BLOCK;
-        int oy[CONV_BLOCK], ox[CONV_BLOCK];
-        for (int i = 0; i < np; i++) oy[i] = (p0 + i) / ow, ox[i] = (p0 + i) % ow;
-        float *dst = rows + (size_t)p0 * K;
-        for (int r = 0; r < K; r++) {
-            int c = r / (k * k), ky = r / k % k, kx = r % k;
-            const float *xc = x + (size_t)c * s->h * s->w;
-            for (int i = 0; i < np; i++) {
-                int iy = oy[i] * st - s->pad + ky, ix = ox[i] * st - s->pad + kx;
-                int inside = iy >= 0 && iy < s->h && ix >= 0 && ix < s->w;
-                dst[(size_t)i * K + r] = inside ? xc[(size_t)iy * s->w + ix] : 0.0f;
+    for (int oy = 0; oy < oh; oy++)
+        for (int ox = 0; ox < ow; ox++) {
+            float *dst = rows + ((size_t)oy * ow + ox) * K;
+            for (int ky = 0; ky < k; ky++) {
+                int iy = oy * st - s->pad + ky;
+                for (int kx = 0; kx < k; kx++, dst += cin) {
+                    int ix = ox * st - s->pad + kx;
+                    if (iy < 0 || iy >= s->h || ix < 0 || ix >= s->w) memset(dst, 0, run);
+                    else memcpy(dst, x + ((size_t)iy * s->w + ix) * cin, run);
+                }
             }
         }
-    }
-}
-
-/* y [cout, n] = t^T (or += with accumulate) for t [n, cout]. */
-static void rows_to_channels(const float *t, int n, int cout, int accumulate, float *y) {
-    int blocks = (cout + CONV_BLOCK - 1) / CONV_BLOCK;
-#pragma omp parallel for schedule(static)
-    for (int blk = 0; blk < blocks; blk++) {
-        int o0 = blk * CONV_BLOCK, no = cout - o0 < CONV_BLOCK ? cout - o0 : CONV_BLOCK;
-        for (int p = 0; p < n; p++) {
-            const float *src = t + (size_t)p * cout + o0;
-            float *dst = y + (size_t)o0 * n + p;
-            if (accumulate)
-                for (int i = 0; i < no; i++) dst[(size_t)i * n] += src[i];
-            else
-                for (int i = 0; i < no; i++) dst[(size_t)i * n] = src[i];
-        }
-    }
 }
 
 void op_conv2d_bf16(const op_conv_shape *s, const float *x, const op_bf16_weights *w,
                     const float *b, int accumulate, float *scratch, float *y) {
     int oh = op_conv_out_size(s->h, s->k, s->stride, s->pad);
     int ow = op_conv_out_size(s->w, s->k, s->stride, s->pad);
-    int n = oh * ow, K = s->cin * s->k * s->k;
-    float *rows = scratch, *t = scratch + (size_t)n * K;
-    im2col_rows(s, x, oh, ow, rows);
-    op_linear_bf16(rows, n, K, w, b, 0, t);
-    rows_to_channels(t, n, s->cout, accumulate, y);
+    const float *rows = x;
+    if (!is_pointwise(s)) {
+        im2col_hwc(s, x, oh, ow, scratch);
+        rows = scratch;
+    }
+    op_linear_bf16(rows, oh * ow, s->k * s->k * s->cin, w, b, accumulate, y);
 }
 
 void op_avg_pool(const float *x, int c, int h, int w, int k, float *y) {
@@ -160,6 +157,36 @@ void op_avg_pool(const float *x, int c, int h, int w, int k, float *y) {
                 yc[(size_t)oy * ow + ox] = sum / area;
             }
     }
+}
+
+void op_avg_pool_hwc(const float *x, int c, int h, int w, int k, float *y) {
+    int oh = h / k, ow = w / k;
+    float area = (float)(k * k);
+#pragma omp parallel for schedule(static)
+    for (int oy = 0; oy < oh; oy++)
+        for (int ox = 0; ox < ow; ox++) {
+            float *dst = y + ((size_t)oy * ow + ox) * c;
+            for (int ch = 0; ch < c; ch++) dst[ch] = 0.0f;
+            /* The taps in the order op_avg_pool sums them: the same floats. */
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++) {
+                    const float *src = x + ((size_t)(oy * k + ky) * w + ox * k + kx) * c;
+                    for (int ch = 0; ch < c; ch++) dst[ch] += src[ch];
+                }
+            for (int ch = 0; ch < c; ch++) dst[ch] /= area;
+        }
+}
+
+void op_hwc_to_chw(const float *x, int hw, int c, float *y) {
+#pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < c; ch++)
+        for (int p = 0; p < hw; p++) y[(size_t)ch * hw + p] = x[(size_t)p * c + ch];
+}
+
+void op_chw_to_hwc(const float *x, int c, int hw, float *y) {
+#pragma omp parallel for schedule(static)
+    for (int p = 0; p < hw; p++)
+        for (int ch = 0; ch < c; ch++) y[(size_t)p * c + ch] = x[(size_t)ch * hw + p];
 }
 
 void op_fold_batch_norm(float *w, int cout, int n, const float *gamma, const float *beta,

@@ -4,6 +4,7 @@
 #define CS_OPS_H
 
 #include <stddef.h>
+#include "clip_surgery.h"
 
 /* The one GEMM wrapper (BLAS): C = alpha * op(A) op(B) + beta * C, where
  * op(X) is X or its transpose. A is M x K after op, B is K x N after op. */
@@ -117,19 +118,33 @@ size_t op_conv2d_scratch(const op_conv_shape *s);
 void op_conv2d(const op_conv_shape *s, const float *x, const float *w, const float *b,
                int accumulate, float *scratch, float *y);
 
-/* The same through the bf16 linear layer (gemm_bf16.h), w the weights
- * [cout, cin * k * k] packed once: the patches become the activation rows
- * ([out_h * out_w, cin * k * k], im2col transposed, the pointwise case
- * included), the product [out_h * out_w, cout] is transposed back into y.
- * Scratch: op_conv2d_bf16_scratch floats. */
+/* The same through the bf16 linear layer (gemm_bf16.h), channels last:
+ * x [h, w, cin], y [out_h, out_w, cout], so the kernel's output rows are
+ * the pixels and a 1x1, stride 1, unpadded convolution is the linear layer
+ * itself; otherwise the patches become the activation rows
+ * ([out_h * out_w, k * k * cin], tap by tap, each tap's channels one
+ * contiguous copy) in op_conv2d_bf16_scratch floats of scratch. w: the
+ * weights packed by op_conv_pack_bf16. */
 struct op_bf16_weights;
 size_t op_conv2d_bf16_scratch(const op_conv_shape *s);
 void op_conv2d_bf16(const op_conv_shape *s, const float *x, const struct op_bf16_weights *w,
                     const float *b, int accumulate, float *scratch, float *y);
 
+/* Pack PyTorch's conv weights [cout, cin, k, k] for op_conv2d_bf16: as
+ * [cout, k * k * cin] (taps outer, channels inner), like its patch rows. */
+cs_status op_conv_pack_bf16(const float *w, int cout, int cin, int k, struct op_bf16_weights *out);
+
 /* Average pool with kernel = stride = k, no padding (nn.AvgPool2d(k)):
  * x [c, h, w] -> y [c, h / k, w / k] (trailing rows and columns dropped). */
 void op_avg_pool(const float *x, int c, int h, int w, int k, float *y);
+
+/* The same channels last: x [h, w, c] -> y [h / k, w / k, c], each output
+ * the same float as op_avg_pool's. */
+void op_avg_pool_hwc(const float *x, int c, int h, int w, int k, float *y);
+
+/* Between channels first and last: x [hw, c] -> y [c, hw], and back. */
+void op_hwc_to_chw(const float *x, int hw, int c, float *y);
+void op_chw_to_hwc(const float *x, int c, int hw, float *y);
 
 /* Fold an eval-mode batch norm (running statistics, eps) that follows a
  * bias-free convolution into its weights and a bias, in place:
