@@ -216,7 +216,14 @@ typedef struct cs_config {
 typedef struct cs_model cs_model;
 
 /* Load a model: a .safetensors file (OpenAI/open_clip or Hugging Face names,
- * F32/F16/BF16), or a folder with model.safetensors (+ config.json). */
+ * F32/F16/BF16), or a folder with model.safetensors (+ config.json). Names
+ * and shapes are checked here; a transformer tower's weights (the text
+ * tower's, a ViT's) are checked for NaN and infinity (CS_ERR_FORMAT naming
+ * the tensor) and made ready (viewed in place, widened or packed for the
+ * precision) when the tower first runs, so a run that needs one tower
+ * never reads the other (an explain with cached class embeddings never
+ * reads the text tower). A refused tower refuses every later run the same
+ * way; the other tower still runs. ResNet towers are made ready here. */
 cs_status cs_model_load(const char *path, cs_model **out);
 void cs_model_free(cs_model *m);
 
@@ -249,7 +256,10 @@ double cs_gemm_bf16_peak_gflops(int n, int runs);
 
 /* Save the model's weights as safetensors under OpenAI names, so it can be
  * memory-mapped afterwards: F32 weights are then used in place (no copy),
- * F16 and BF16 are half the size and widened to fp32 at load. */
+ * F16 and BF16 are half the size and widened to fp32 when their tower first
+ * runs (under --precision bf16 a BF16 file's linear weights are packed
+ * straight from its bits instead). A weight holding a NaN or an infinity
+ * is refused (CS_ERR_FORMAT) and nothing is written. */
 typedef enum cs_save_dtype { CS_SAVE_F32 = 0, CS_SAVE_F16 = 1, CS_SAVE_BF16 = 2 } cs_save_dtype;
 cs_status cs_model_save(const cs_model *m, const char *path, cs_save_dtype dtype);
 
@@ -299,12 +309,16 @@ cs_status cs_model_set_surgery(cs_model *m, int vit_blocks, int resnet_normalize
  * its features' outliers lose too much to per-token int8). bf16 also packs
  * the ResNet convolutions and the ResNet attention pool's projections. Other layers (LayerNorm, embeddings, the
  * ViT's patch embedding and final projection; int8: the ResNet trunk) stay
- * fp32. Packing releases each packed weight's fp32 copy as it goes (widened
- * or folded buffers are freed, pages of an F32 file used in place are
- * dropped), so switching a bf16 or int8 model to another precision is
+ * fp32. A transformer tower is packed when it first runs (see
+ * cs_model_load; a BF16 file's bits straight into the bf16 layout, no fp32
+ * copy), a ResNet's layers here. Packing releases each packed weight's fp32
+ * copy as it goes (widened or folded buffers are freed, pages of the file
+ * are dropped), so switching a bf16 or int8 model to another precision is
  * refused (CS_ERR_UNSUPPORTED): load it again. A failure (out of memory)
- * leaves the model in that precision, part packed, part fp32 (it still
- * computes). cs_model_save still writes the file's own tensors. */
+ * while packing a ResNet leaves the model in that precision, part packed,
+ * part fp32 (it still computes); one while packing a transformer tower is
+ * that run's error, and the next run packs the rest. cs_model_save still
+ * writes the file's own tensors. */
 typedef enum cs_precision { CS_PRECISION_FP32 = 0, CS_PRECISION_BF16 = 1, CS_PRECISION_INT8 = 2 } cs_precision;
 cs_status cs_model_set_precision(cs_model *m, cs_precision p);
 

@@ -66,8 +66,10 @@ static void bf16_rounding(const char *dir) {
     CHECK(safetensors_write(path, list, 1, CS_DT_I32) == CS_ERR_ARG);
 }
 
-/* Every fp32 weight of a model loaded from an F32 file lies in the file's map. */
-static void check_in_place(const cs_model *m) {
+/* Every fp32 weight of a model loaded from an F32 file lies in the file's
+ * map (bound when the tower first runs). */
+static void check_in_place(cs_model *m) {
+    CHECK_OK(model_prepare_text(m));
     const uint8_t *lo = m->table.map, *hi = lo + m->table.map_len;
     const cs_block *b = &m->text.tr.blocks[0];
     const float *w[] = {b->qkv_w, b->out_w, b->fc_w, b->proj_w, m->text.tok_emb, m->text.proj};

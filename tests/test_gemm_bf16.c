@@ -107,6 +107,33 @@ static void test_pack_layout(void) {
     CHECK(op_bf16_packed_bytes(-1, 3) == 0);
 }
 
+/* A BF16 file's bits packed as they are (op_bf16_pack_bits, an odd
+ * address as in a file) give the bytes that widening them to fp32 and
+ * packing that gives: random values, both zeros, denormals (flushed),
+ * the largest finite values. */
+static void test_pack_bits(void) {
+    int N = 45, K = 67;
+    uint16_t *h = malloc(sizeof(uint16_t) * N * K + 1);
+    uint8_t *odd = malloc(sizeof(uint16_t) * N * K + 1);
+    float *w = malloc(sizeof(float) * N * K);
+    static const uint16_t special[] = {0x0000, 0x8000, 0x0001, 0x807f, 0x0080, 0x7f7f, 0xff7f, 0x3f80};
+    for (int i = 0; i < N * K; i++) {
+        h[i] = i < 8 ? special[i] : op_bf16_from_float(frand() * 4);
+        w[i] = op_bf16_to_float(h[i]);
+    }
+    memcpy(odd + 1, h, sizeof(uint16_t) * N * K);
+    op_bf16_weights a, b;
+    CHECK_OK(op_bf16_pack(w, N, K, &a));
+    CHECK_OK(op_bf16_pack_bits(odd + 1, N, K, &b));
+    CHECK(a.N == b.N && a.K == b.K && a.pairs_pad == b.pairs_pad && a.panels == b.panels);
+    CHECK_MSG(!memcmp(a.data, b.data, op_bf16_packed_bytes(N, K)), "bf16 bits pack differently from their fp32");
+    op_bf16_free(&a);
+    op_bf16_free(&b);
+    free(h);
+    free(odd);
+    free(w);
+}
+
 /* With w = I, y = bf16(x) exactly: this checks the kernel's own vector
  * rounding of the activations (ties, denormals, tails) bit for bit. */
 static void test_kernel_rounding(void) {
@@ -318,6 +345,7 @@ static void test_kernel(int path, const char *name) {
 int main(void) {
     test_rounding();
     test_pack_layout();
+    test_pack_bits();
     /* The portable kernel runs on every CPU (and is what one without
      * AVX512-BF16 uses): the same checks. */
     test_kernel(OP_BF16_PATH_PORTABLE, "portable");

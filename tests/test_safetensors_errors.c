@@ -76,8 +76,11 @@ static const char *rewrite(const char *name, const cs_tensor_table *src, const c
         if (nan_in && !strcmp(x->name, nan_in)) {
             unsigned char *copy = malloc(x->nbytes);
             memcpy(copy, x->data, x->nbytes);
-            copy[0] = 0x00;
-            copy[1] = 0x7e; /* F16 quiet NaN */
+            /* a quiet NaN in element 0, in the tensor's dtype */
+            static const unsigned char nan_f16[2] = {0x00, 0x7e}, nan_bf16[2] = {0xc0, 0x7f},
+                                       nan_f32[4] = {0x00, 0x00, 0xc0, 0x7f};
+            if (x->dtype == CS_DT_F32) memcpy(copy, nan_f32, 4);
+            else memcpy(copy, x->dtype == CS_DT_BF16 ? nan_bf16 : nan_f16, 2);
             fwrite(copy, 1, x->nbytes, f);
             free(copy);
         } else {
@@ -150,6 +153,44 @@ static void expect_model_error(const char *path, cs_status want, const char *pro
     CHECK_ERR_HAS(problem);
 }
 
+/* A model whose tower (vision 1, text 0) holds a NaN loads; the first run
+ * of that tower is refused with the message (and so is every later one:
+ * nothing half-prepared runs), while the other tower runs, before and
+ * after, with the same results. */
+static void expect_tower_error(const char *path, cs_precision p, int vision, const char *problem) {
+    cs_model *m;
+    CHECK_OK(cs_model_load(path, &m));
+    if (!m) return;
+    CHECK_OK(cs_model_set_precision(m, p));
+    const cs_config *c = cs_model_config(m);
+    int R = c->image_resolution, T = cs_model_num_tokens(m, R), D = c->embed_dim;
+    float *px = calloc((size_t)3 * R * R, sizeof(float));
+    float *tok[2] = {calloc((size_t)T * D, sizeof(float)), calloc((size_t)T * D, sizeof(float))};
+    float *emb[2] = {calloc((size_t)D, sizeof(float)), calloc((size_t)D, sizeof(float))};
+    int32_t ids[8] = {49406, 320, 1929, 49407};
+    for (int run = 0; run < 2; run++) {
+        if (vision) {
+            CHECK_STATUS(cs_encode_image(m, px, R, CS_VISION_SURGERY, tok[run]), CS_ERR_FORMAT);
+            CHECK_ERR_HAS(path);
+            CHECK_ERR_HAS(problem);
+            CHECK_OK(cs_encode_text(m, ids, 1, 8, emb[run]));
+        } else {
+            CHECK_OK(cs_encode_image(m, px, R, CS_VISION_SURGERY, tok[run]));
+            CHECK_STATUS(cs_encode_text(m, ids, 1, 8, emb[run]), CS_ERR_FORMAT);
+            CHECK_ERR_HAS(path);
+            CHECK_ERR_HAS(problem);
+        }
+    }
+    if (vision) CHECK(!memcmp(emb[0], emb[1], sizeof(float) * (size_t)D));
+    else CHECK(!memcmp(tok[0], tok[1], sizeof(float) * (size_t)T * D));
+    free(px);
+    free(tok[0]);
+    free(tok[1]);
+    free(emb[0]);
+    free(emb[1]);
+    cs_model_free(m);
+}
+
 static void test_model_errors(void) {
     expect_model_error(tmp_file("nothing-here.safetensors"), CS_ERR_MISSING, "not found");
     cs_tensor_table t;
@@ -180,9 +221,29 @@ static void test_model_errors(void) {
     expect_model_error(rewrite("bad-proj.safetensors", &t, NULL, "text_projection", NULL),
                        CS_ERR_SHAPE, "text_projection");
 
-    /* A NaN in a weight is refused at load, naming the tensor. */
-    expect_model_error(rewrite("nan.safetensors", &t, NULL, NULL, "visual.ln_post.bias"),
-                       CS_ERR_FORMAT, "'visual.ln_post.bias' holds 1 non-finite value");
+    /* A NaN in a weight is refused when its tower first runs, naming the
+     * tensor; the other tower runs. */
+    expect_tower_error(rewrite("nan.safetensors", &t, NULL, NULL, "visual.ln_post.bias"),
+                       CS_PRECISION_FP32, 1, "'visual.ln_post.bias' holds 1 non-finite value");
+    expect_tower_error(rewrite("nan-text.safetensors", &t, NULL, NULL, "ln_final.weight"),
+                       CS_PRECISION_FP32, 0, "'ln_final.weight' holds 1 non-finite value");
+    tensors_free(&t);
+
+    /* A BF16 file under bf16 packs its linear weights straight from the
+     * file's bits: a NaN among them is refused all the same, in either
+     * tower, and under int8 (whose text tower runs in bf16). */
+    cs_model *m;
+    CHECK_OK(cs_model_load(golden_path("golden/tiny-vit/model.safetensors"), &m));
+    CHECK_OK(cs_model_save(m, tmp_file("bf16.safetensors"), CS_SAVE_BF16));
+    cs_model_free(m);
+    CHECK_OK(safetensors_open(tmp_file("bf16.safetensors"), &t));
+    const char *text_nan = rewrite("bf16-nan-text.safetensors", &t, NULL, NULL,
+                                   "transformer.resblocks.1.mlp.c_fc.weight");
+    expect_tower_error(text_nan, CS_PRECISION_BF16, 0, "'transformer.resblocks.1.mlp.c_fc.weight' holds 1 non-finite");
+    expect_tower_error(text_nan, CS_PRECISION_INT8, 0, "'transformer.resblocks.1.mlp.c_fc.weight' holds 1 non-finite");
+    expect_tower_error(rewrite("bf16-nan-vit.safetensors", &t, NULL, NULL,
+                               "visual.transformer.resblocks.0.attn.in_proj_weight"),
+                       CS_PRECISION_BF16, 1, "'visual.transformer.resblocks.0.attn.in_proj_weight' holds 1 non-finite");
     tensors_free(&t);
 }
 

@@ -14,6 +14,7 @@
  * (rel err <= 1e-6) and all rows against the golden ln_final output times
  * the model's text_projection. */
 static void check_token_features(cs_model *m) {
+    CHECK_OK(model_prepare_text(m)); /* m->text.proj is bound at the tower's first run */
     cs_array ids, lnf;
     golden_load("inputs/text_tokens.npy", &ids);
     golden_load("tiny-vit/inter/text_ln_final.npy", &lnf);

@@ -216,23 +216,53 @@ static int is_float_dtype(cs_dtype d) {
     return d == CS_DT_F32 || d == CS_DT_F16 || d == CS_DT_BF16 || d == CS_DT_F64;
 }
 
-/* A NaN or an infinity in a weight poisons every output downstream (and a
- * JSON writer cannot even print it): refuse the file, naming the tensor.
- * One pass over the fp32 weights at load, branch-free so it vectorizes. */
-static cs_status check_finite(const cs_tensor_table *t, const char *name, const float *w, int64_t n) {
-    const uint32_t *bits = (const uint32_t *)w;
-    int64_t bad = 0;
-#pragma omp parallel for reduction(+ : bad) schedule(static) if (n > (1 << 20))
-    for (int64_t i = 0; i < n; i++) bad += (bits[i] & 0x7f800000u) == 0x7f800000u;
-    if (!bad) return CS_OK;
-    int64_t first = 0;
-    while ((bits[first] & 0x7f800000u) != 0x7f800000u) first++;
-    return error_set(CS_ERR_FORMAT, "%s: tensor '%s' holds %lld non-finite values (NaN or infinity; "
-                   "the first at element %lld)", t->path, name, (long long)bad, (long long)first);
+/* 1 where element i of x (a float dtype) is a NaN or an infinity, or
+ * (F64) beyond fp32's range: all exponent bits set for the 16- and 32-bit
+ * types, branch-free so the count below vectorizes. */
+static inline int64_t non_finite_at(const uint8_t *p, cs_dtype dt, int64_t i) {
+    uint16_t h;
+    uint32_t w;
+    double d;
+    switch (dt) {
+    case CS_DT_F32: memcpy(&w, p + 4 * i, 4); return (w & 0x7f800000u) == 0x7f800000u;
+    case CS_DT_BF16: memcpy(&h, p + 2 * i, 2); return (h & 0x7f80u) == 0x7f80u;
+    case CS_DT_F16: memcpy(&h, p + 2 * i, 2); return (h & 0x7c00u) == 0x7c00u;
+    default: memcpy(&d, p + 8 * i, 8); return !isfinite((float)d);
+    }
 }
 
-cs_status tensors_f32(cs_tensor_table *t, const char *name, int ndim, const int64_t *dims,
-                         const float **out) {
+/* One loop per dtype (the switch hoisted out) so each vectorizes. */
+static int64_t count_non_finite(const uint8_t *p, cs_dtype dt, int64_t n) {
+    int64_t bad = 0;
+    switch (dt) {
+#define COUNT(DT)                                                                           \
+    case DT:                                                                                \
+        _Pragma("omp parallel for reduction(+ : bad) schedule(static) if (n > (1 << 20))") \
+        for (int64_t i = 0; i < n; i++) bad += non_finite_at(p, DT, i);                     \
+        break;
+    COUNT(CS_DT_F32)
+    COUNT(CS_DT_BF16)
+    COUNT(CS_DT_F16)
+#undef COUNT
+    default:
+        for (int64_t i = 0; i < n; i++) bad += non_finite_at(p, dt, i);
+    }
+    return bad;
+}
+
+cs_status tensor_check_finite(const cs_tensor_table *t, const cs_tensor *x) {
+    int64_t n = tensor_numel(x);
+    int64_t bad = count_non_finite(x->data, x->dtype, n);
+    if (!bad) return CS_OK;
+    int64_t first = 0;
+    while (!non_finite_at(x->data, x->dtype, first)) first++;
+    return error_set(CS_ERR_FORMAT, "%s: tensor '%s' holds %lld non-finite values (NaN or infinity; "
+                   "the first at element %lld)", t->path, x->name, (long long)bad, (long long)first);
+}
+
+cs_status tensors_bind(cs_tensor_table *t, const char *name, int ndim, const int64_t *dims,
+                       const cs_tensor **out) {
+    *out = NULL;
     cs_tensor *x = (cs_tensor *)tensors_find(t, name);
     if (!x)
         return error_set(CS_ERR_MISSING, "%s: required tensor '%s' is missing", t->path, name);
@@ -251,11 +281,16 @@ cs_status tensors_f32(cs_tensor_table *t, const char *name, int ndim, const int6
                        name, got, want);
     }
     x->used = 1;
-    int64_t n = tensor_numel(x);
+    *out = x;
+    return CS_OK;
+}
+
+cs_status tensor_f32_view(cs_tensor_table *t, const cs_tensor *x, const float **out) {
     if (x->dtype == CS_DT_F32 && ((uintptr_t)x->data & 3) == 0) {
         *out = x->data;
-        return check_finite(t, name, *out, n);
+        return CS_OK;
     }
+    int64_t n = tensor_numel(x);
     float *buf = mem_alloc((size_t)(n ? n : 1), sizeof(float));
     if (!buf) return CS_ERR_NOMEM;
     cs_status s = tensor_to_f32(x, buf);
@@ -267,6 +302,13 @@ cs_status tensors_f32(cs_tensor_table *t, const char *name, int ndim, const int6
     s = tensors_own(t, buf);
     if (s == CS_OK) *out = buf;
     release_map_pages(t, x->data, x->nbytes);
-    return s == CS_OK ? check_finite(t, name, buf, n) : s;
+    return s;
 }
 
+cs_status tensors_f32(cs_tensor_table *t, const char *name, int ndim, const int64_t *dims,
+                         const float **out) {
+    const cs_tensor *x;
+    cs_status s = tensors_bind(t, name, ndim, dims, &x);
+    if (s == CS_OK) s = tensor_check_finite(t, x);
+    return s == CS_OK ? tensor_f32_view(t, x, out) : s;
+}

@@ -54,10 +54,22 @@ const cs_tensor *tensors_find(const cs_tensor_table *t, const char *name);
 cs_status tensors_check_unique(const cs_tensor_table *t);
 int64_t tensor_numel(const cs_tensor *x);
 
-/* Weight lookup with shape checks: an fp32 view of a named tensor (borrowed
- * when the file holds aligned F32, widened into a table-owned buffer
- * otherwise, and then the file's pages of it are dropped). ndim/dims give
- * the expected shape; a dim < 0 matches any size. */
+/* Bind a named float tensor with its shape checked (ndim/dims: the
+ * expected shape; a dim < 0 matches any size) and mark it used; its data is
+ * left as the file holds it. */
+cs_status tensors_bind(cs_tensor_table *t, const char *name, int ndim, const int64_t *dims,
+                       const cs_tensor **out);
+/* A NaN or an infinity in a weight poisons every output downstream (and a
+ * JSON writer cannot even print it): CS_ERR_FORMAT naming the tensor and
+ * the first bad element, checked on the bits the file holds (F64: also
+ * values beyond fp32's range). */
+cs_status tensor_check_finite(const cs_tensor_table *t, const cs_tensor *x);
+/* x's fp32 view (no check): borrowed when it is aligned F32, else widened
+ * into a table-owned buffer, and then the file's pages of it are dropped. */
+cs_status tensor_f32_view(cs_tensor_table *t, const cs_tensor *x, const float **out);
+
+/* tensors_bind, tensor_check_finite and tensor_f32_view in one: the
+ * checked fp32 view of a named tensor, for weights needed at load. */
 cs_status tensors_f32(cs_tensor_table *t, const char *name, int ndim, const int64_t *dims,
                          const float **out);
 

@@ -87,10 +87,15 @@ cs_status model_from_table(cs_tensor_table *table, const char *hf_dir, cs_model 
     }
     if (s == CS_OK && hf_dir) s = apply_hf_config(m, hf_dir);
     if (s == CS_OK) s = check_heads(m);
+    /* The transformer towers are bound now and prepared at their first run;
+     * a ResNet folds its batch norms into the convolutions at load. */
+    m->binding = &m->text.lazy;
     if (s == CS_OK) s = text_load(m);
     m->read_ahead = 1;
+    m->binding = m->cfg.vision_kind == CS_VISION_VIT ? &m->vit.lazy : NULL;
     if (s == CS_OK) s = m->cfg.vision_kind == CS_VISION_VIT ? vit_load(m) : resnet_load(m);
     m->read_ahead = 0;
+    m->binding = NULL;
     if (s == CS_OK) s = model_check_all_used(m);
     if (s != CS_OK) {
         cs_model_free(m);
@@ -112,9 +117,8 @@ cs_status cs_model_load(const char *path, cs_model **out) {
     return model_from_table(&table, dir, out);
 }
 
-/* Each fp32 weight is released as soon as it is packed (peak memory: the
- * model plus one weight, not plus a packed tower). A failure (out of
- * memory) leaves the model part packed, part fp32, in that precision. */
+/* The towers are packed when they first run (model_prepare_*): a switch
+ * before that costs nothing. A ResNet's convolutions are packed now. */
 cs_status cs_model_set_precision(cs_model *m, cs_precision p) {
     if (p == m->precision) return CS_OK;
     if (p != CS_PRECISION_FP32 && p != CS_PRECISION_BF16 && p != CS_PRECISION_INT8)
@@ -124,21 +128,32 @@ cs_status cs_model_set_precision(cs_model *m, cs_precision p) {
                          "released when they were packed; load it again for another precision",
                          m->table.path, m->precision == CS_PRECISION_BF16 ? "bf16" : "int8");
     m->precision = p;
-    /* int8 is for the image tower: the text tower's features carry
-     * per-channel outliers that per-token int8 steps blur (2.9% max error on
-     * a full-size synthetic ViT-B/16's text features, enough to move a map's
-     * top point), and its class embeddings are computed once and cached, so
-     * it runs in bf16. */
-    cs_status s = transformer_pack(&m->text.tr, p == CS_PRECISION_INT8 ? CS_PRECISION_BF16 : p, &m->table);
-    if (s == CS_OK && m->cfg.vision_kind == CS_VISION_VIT) s = transformer_pack(&m->vit.tr, p, &m->table);
-    if (s == CS_OK && m->resnet && p == CS_PRECISION_BF16) s = resnet_pack_bf16(m->resnet, m->cfg.embed_dim, &m->table);
-    return s;
+    m->text.lazy.ready = m->vit.lazy.ready = 0; /* a tower run in fp32 packs at its next run */
+    if (m->resnet && p == CS_PRECISION_BF16) return resnet_pack_bf16(m->resnet, m->cfg.embed_dim, &m->table);
+    return CS_OK;
+}
+
+/* int8 is for the image tower: the text tower's features carry per-channel
+ * outliers that per-token int8 steps blur (2.9% max error on a full-size
+ * synthetic ViT-B/16's text features, enough to move a map's top point),
+ * and its class embeddings are computed once and cached, so it runs in
+ * bf16. */
+cs_status model_prepare_text(cs_model *m) {
+    cs_precision p = m->precision == CS_PRECISION_INT8 ? CS_PRECISION_BF16 : m->precision;
+    return model_tower_prepare(m, &m->text.lazy, &m->text.tr, p);
+}
+
+cs_status model_prepare_vision(cs_model *m) {
+    if (m->cfg.vision_kind != CS_VISION_VIT) return CS_OK;
+    return model_tower_prepare(m, &m->vit.lazy, &m->vit.tr, m->precision);
 }
 
 void cs_model_free(cs_model *m) {
     if (!m) return;
     transformer_free_packed(&m->vit.tr);
     transformer_free_packed(&m->text.tr);
+    model_tower_free(&m->vit.lazy);
+    model_tower_free(&m->text.lazy);
     resnet_free(m->resnet);
     model_source_free(m->source);
     ws_free(&m->ws);
@@ -233,9 +248,15 @@ cs_status cs_model_save(const cs_model *m, const char *path, cs_save_dtype dtype
     const cs_tensor **list = mem_alloc((size_t)m->table.n + 1, sizeof *list);
     if (!list) return CS_ERR_NOMEM;
     int n = 0;
-    for (int i = 0; i < m->table.n; i++)
-        if (is_openai_weight(&m->table.items[i])) list[n++] = &m->table.items[i];
-    cs_status s = safetensors_write(path, list, n, k_file[dtype]);
+    cs_status s = CS_OK;
+    /* The towers check their weights when they first run; a file written
+     * from a model may not have run at all, and must not carry a NaN on. */
+    for (int i = 0; s == CS_OK && i < m->table.n; i++)
+        if (is_openai_weight(&m->table.items[i])) {
+            list[n++] = &m->table.items[i];
+            s = tensor_check_finite(&m->table, &m->table.items[i]);
+        }
+    if (s == CS_OK) s = safetensors_write(path, list, n, k_file[dtype]);
     cs_free(list);
     return s;
 }

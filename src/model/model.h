@@ -22,12 +22,33 @@ typedef struct cs_block {
      * precision; both NULL: fp32, the default). */
     op_bf16_weights qkv16, out16, fc16, proj16;
     op_int8_weights qkv8, out8, fc8, proj8;
+    const cs_tensor *linear[4]; /* the file's qkv, out, fc, proj weights: packed from these */
 } cs_block;
 
 typedef struct cs_transformer {
     int width, layers, heads;
     cs_block *blocks;
 } cs_transformer;
+
+/* A weight bound at load (name, shape), its fp32 view taken when its tower
+ * first runs; linear: a transformer block's linear weight, which a packed
+ * precision packs from the file's tensor instead (transformer_pack). */
+typedef struct model_ref {
+    const cs_tensor *x;
+    const float **f32;
+    int linear;
+} model_ref;
+
+/* The weights of a tower that is prepared at its first run, not at load
+ * (model_prepare_text, model_prepare_vision): checked for NaN and infinity,
+ * viewed or widened, packed. An explain run with cached class embeddings
+ * then never reads the text tower, and a bf16 run packs straight from the
+ * file. */
+typedef struct model_tower {
+    model_ref *refs;
+    int n, cap;
+    int ready; /* prepared for the model's precision */
+} model_tower;
 
 typedef struct cs_vit {
     const float *conv1_w;  /* [W, 3 * P * P]: the patch embedding as a linear map */
@@ -36,6 +57,7 @@ typedef struct cs_vit {
     cs_layer_norm ln_pre, ln_post;
     const float *proj;     /* [W, D] */
     cs_transformer tr;
+    model_tower lazy;
 } cs_vit;
 
 typedef struct cs_text {
@@ -44,6 +66,7 @@ typedef struct cs_text {
     cs_transformer tr;
     cs_layer_norm ln_final;
     const float *proj;     /* [W, D] */
+    model_tower lazy;
 } cs_text;
 
 struct cs_resnet; /* src/model/resnet.c */
@@ -64,7 +87,8 @@ struct cs_model {
     cs_text text;
     float logit_scale;
     int surgery_blocks;    /* ViT blocks with the dual path (default 6) */
-    int read_ahead;        /* while loading: ask the kernel to read in-place weights early */
+    int read_ahead;        /* while loading: ask the kernel to read the weights' pages early */
+    model_tower *binding;  /* while loading: the lazy tower model_weight binds into (NULL: now) */
     cs_workspace ws;       /* scratch of the forward passes, reused across calls */
     cs_precision precision;
     int surgery_normalize_v; /* ResNet surgery: q = k = v / |v| per head, scale x8 (the
@@ -101,7 +125,9 @@ cs_status model_from_table(cs_tensor_table *table, const char *hf_dir, cs_model 
 
 /* Weight lookup (weights.c). An fp32 view of a named tensor with its shape
  * checked (borrowed when the file holds aligned F32, widened into a
- * table-owned buffer otherwise); ndim/dims give the expected shape. */
+ * table-owned buffer otherwise); ndim/dims give the expected shape. While
+ * m->binding is set, only the name and shape are checked now and *out
+ * stays NULL until the tower is prepared (model_tower_prepare). */
 cs_status model_weight(cs_model *m, const char *name, int ndim, const int64_t *dims,
                        const float **out);
 cs_status model_weight_1d(cs_model *m, const char *name, int64_t a, const float **out);
@@ -128,6 +154,16 @@ cs_status model_canonicalize_names(cs_tensor_table *t);
 
 cs_status model_load_transformer(cs_model *m, const char *prefix, int width, int layers,
                                  int heads, cs_transformer *tr);
+/* Make a lazy tower usable in precision p (a no-op once it is): every
+ * weight checked for NaN and infinity on the file's bits first (a refusal
+ * changes nothing, and a later call refuses again), then the fp32 views
+ * taken and tr's linear weights packed (tr may be NULL). */
+cs_status model_tower_prepare(cs_model *m, model_tower *tw, cs_transformer *tr, cs_precision p);
+void model_tower_free(model_tower *tw);
+/* The text tower and the vision tower ready to run (load.c); each forward
+ * pass calls its own, so a tower a run does not need is never read. */
+cs_status model_prepare_text(cs_model *m);
+cs_status model_prepare_vision(cs_model *m);
 
 /* CLIP's head width, from which build_model derives the head counts. */
 #define CLIP_HEAD_DIM 64

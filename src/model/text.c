@@ -21,6 +21,8 @@ cs_status text_encode(cs_model *m, const int32_t *ids, int n, int context, int e
     const cs_text *t = &m->text;
     int W = m->cfg.text_width, D = m->cfg.embed_dim;
     if (n == 0) return CS_OK;
+    cs_status st = model_prepare_text(m);
+    if (st != CS_OK) return st;
     int *len = ws_take(&m->ws, (size_t)n, sizeof(int));
     if (!len) {
         ws_release(&m->ws);
@@ -38,7 +40,7 @@ cs_status text_encode(cs_model *m, const int32_t *ids, int n, int context, int e
         return error_set(CS_ERR_LIMIT, "%d texts are too many for one batch", n);
     }
     block_scratch s;
-    cs_status st = block_scratch_init(&s, &m->ws, (int)total, longest, n, W, t->tr.heads);
+    st = block_scratch_init(&s, &m->ws, (int)total, longest, n, W, t->tr.heads);
     float *x = ws_take(&m->ws, total * W, sizeof(float));
     float *eot = ws_take(&m->ws, (size_t)n * W, sizeof(float));
     if (st != CS_OK || !x || !eot) {

@@ -133,9 +133,28 @@ void transformer_free_packed(cs_transformer *tr) {
     }
 }
 
+/* One linear weight packed from the file's tensor x: bf16 bits as they
+ * are, anything else through its fp32 view, given back (pages of the map
+ * dropped, a widened copy freed) as soon as it is packed. */
+static cs_status pack_linear(cs_tensor_table *t, const cs_tensor *x, int N, int K, cs_precision p,
+                             op_bf16_weights *w16, op_int8_weights *w8) {
+    if (p == CS_PRECISION_BF16 && x->dtype == CS_DT_BF16) {
+        cs_status s = op_bf16_pack_bits(x->data, N, K, w16);
+        tensors_release(t, x->data, x->nbytes);
+        return s;
+    }
+    const float *w;
+    cs_status s = tensor_f32_view(t, x, &w);
+    if (s != CS_OK) return s;
+    s = p == CS_PRECISION_BF16 ? op_bf16_pack(w, N, K, w16) : op_int8_pack(w, N, K, w8);
+    tensors_release(t, w, (size_t)N * K * sizeof(float));
+    return s;
+}
+
 cs_status transformer_pack(cs_transformer *tr, cs_precision p, cs_tensor_table *t) {
     int W = tr->width;
     cs_status s = CS_OK;
+    if (p == CS_PRECISION_FP32) return CS_OK;
     for (int l = 0; s == CS_OK && l < tr->layers; l++) {
         cs_block *b = &tr->blocks[l];
         const float **w[4] = {&b->qkv_w, &b->out_w, &b->fc_w, &b->proj_w};
@@ -143,9 +162,10 @@ cs_status transformer_pack(cs_transformer *tr, cs_precision p, cs_tensor_table *
         op_bf16_weights *w16[4] = {&b->qkv16, &b->out16, &b->fc16, &b->proj16};
         op_int8_weights *w8[4] = {&b->qkv8, &b->out8, &b->fc8, &b->proj8};
         for (int j = 0; s == CS_OK && j < 4; j++) {
-            if (p == CS_PRECISION_BF16) s = op_bf16_pack(*w[j], N[j], K[j], w16[j]);
-            else if (p == CS_PRECISION_INT8) s = op_int8_pack(*w[j], N[j], K[j], w8[j]);
-            if (s != CS_OK) break;
+            if (w16[j]->data || w8[j]->data) continue; /* packed by an earlier, failed call */
+            s = pack_linear(t, b->linear[j], N[j], K[j], p, w16[j], w8[j]);
+            if (s != CS_OK || !*w[j]) continue;
+            /* an fp32 view from a run in fp32 before the switch */
             tensors_release(t, *w[j], (size_t)N[j] * K[j] * sizeof(float));
             *w[j] = NULL;
         }

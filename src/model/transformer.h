@@ -37,12 +37,14 @@ void block_forward_reduced(const cs_block *b, int W, int heads, int n_seq, const
 void block_forward_dual(const cs_block *b, int W, int heads, int n_seq, const int *seq_len,
                         const op_attention_spec *a_new, float *x, block_scratch *s);
 
-/* Pack copies of every block's linear weights for the precision (bf16 or
- * int8; nothing for fp32), or free whatever copies there are. Each fp32
- * weight is given back to the table t (tensors_release) and forgotten
- * (NULL) as soon as it is packed, so packing never holds a tower in both
- * forms; a failure leaves the blocks part packed, part fp32 (each linear
- * layer uses whichever it has). */
+/* Pack every block's linear weights for the precision (bf16 or int8;
+ * nothing for fp32) from the file's tensors (cs_block.linear), or free
+ * whatever packs there are. A BF16 file's bits are packed as they are;
+ * other weights go through their fp32 view, which is given back to the
+ * table t (tensors_release) as soon as it is packed, as is an fp32 view
+ * the block held (then NULL), so packing never holds a tower in both forms;
+ * a failure leaves the blocks part packed, part fp32 (each linear layer
+ * uses whichever it has) and a later call packs the rest. */
 cs_status transformer_pack(cs_transformer *tr, cs_precision p, cs_tensor_table *t);
 void transformer_free_packed(cs_transformer *tr);
 

@@ -99,8 +99,10 @@ cs_status vit_encode(cs_model *m, const float *pixels, int batch, int R, cs_visi
      * the original path's BT rows, then the second path's BT rows (dual-path
      * methods, from their first block on); the block scratch holds 2BT rows
      * of attention output for the dual blocks. */
+    cs_status st = model_prepare_vision(m);
+    if (st != CS_OK) return st;
     block_scratch s;
-    cs_status st = block_scratch_init(&s, &m->ws, 2 * BT, T, batch, W, v->tr.heads);
+    st = block_scratch_init(&s, &m->ws, 2 * BT, T, batch, W, v->tr.heads);
     float *patches = ws_take(&m->ws, (size_t)N * 3 * P * P, sizeof(float));
     float *x = ws_take(&m->ws, (size_t)2 * BT * W, sizeof(float));
     float *pos = ws_take(&m->ws, (size_t)T * W, sizeof(float));

@@ -12,21 +12,57 @@
 #include "model.h"
 #include "transformer.h"
 
-/* The vision tower's in-place weights are read by every run: start reading
- * them from the file now (asynchronous; a cold page cache then costs one
- * bulk read instead of a read per fault), without mapping them yet. */
-static void read_ahead(const cs_tensor_table *t, const float *w, const char *name) {
-    const cs_tensor *x = tensors_find(t, name);
-    const uint8_t *map = t->map, *p = (const uint8_t *)w;
-    if (!x || x->data != w || !map || p < map || p + x->nbytes > map + t->map_len) return;
+/* The vision tower's weights are read by every run: start reading them
+ * from the file now (asynchronous; a cold page cache then costs one bulk
+ * read instead of a read per fault), without mapping them yet. */
+static void read_ahead(const cs_tensor_table *t, const cs_tensor *x) {
+    const uint8_t *map = t->map, *p = x->data;
+    if (!map || p < map || p + x->nbytes > map + t->map_len) return;
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = (uintptr_t)p & ~(page - 1);
     madvise((void *)lo, (uintptr_t)p + x->nbytes - lo, MADV_WILLNEED);
 }
 
+static cs_status tower_add(model_tower *tw, const cs_tensor *x, const float **out) {
+    if (tw->n == tw->cap) {
+        int cap = tw->cap ? 2 * tw->cap : 64;
+        model_ref *refs = mem_alloc((size_t)cap, sizeof *refs);
+        if (!refs) return CS_ERR_NOMEM;
+        if (tw->n) memcpy(refs, tw->refs, (size_t)tw->n * sizeof *refs);
+        cs_free(tw->refs);
+        tw->refs = refs;
+        tw->cap = cap;
+    }
+    tw->refs[tw->n++] = (model_ref){x, out, 0};
+    return CS_OK;
+}
+
+void model_tower_free(model_tower *tw) {
+    cs_free(tw->refs);
+    memset(tw, 0, sizeof *tw);
+}
+
 cs_status model_weight(cs_model *m, const char *name, int ndim, const int64_t *dims,
                        const float **out) {
-    cs_status s = tensors_f32(&m->table, name, ndim, dims, out);
-    if (s == CS_OK && m->read_ahead) read_ahead(&m->table, *out, name);
+    const cs_tensor *x;
+    *out = NULL;
+    cs_status s = tensors_bind(&m->table, name, ndim, dims, &x);
+    if (s != CS_OK) return s;
+    if (m->read_ahead) read_ahead(&m->table, x);
+    if (m->binding) return tower_add(m->binding, x, out);
+    s = tensor_check_finite(&m->table, x);
+    return s == CS_OK ? tensor_f32_view(&m->table, x, out) : s;
+}
+
+cs_status model_tower_prepare(cs_model *m, model_tower *tw, cs_transformer *tr, cs_precision p) {
+    if (tw->ready) return CS_OK;
+    cs_status s = CS_OK;
+    for (int i = 0; s == CS_OK && i < tw->n; i++) s = tensor_check_finite(&m->table, tw->refs[i].x);
+    for (int i = 0; s == CS_OK && i < tw->n; i++) {
+        model_ref *r = &tw->refs[i];
+        if (!*r->f32 && !(r->linear && p != CS_PRECISION_FP32)) s = tensor_f32_view(&m->table, r->x, r->f32);
+    }
+    if (s == CS_OK && tr) s = transformer_pack(tr, p, &m->table);
+    tw->ready = s == CS_OK;
     return s;
 }
 
@@ -64,14 +100,19 @@ cs_status model_load_transformer(cs_model *m, const char *prefix, int width, int
         if (s == CS_OK) { snprintf(name, sizeof name, "%s%s", p, suffix); s = model_weight_2d(m, name, r, c, &b->field); }
 #define W1(field, suffix, r) \
         if (s == CS_OK) { snprintf(name, sizeof name, "%s%s", p, suffix); s = model_weight_1d(m, name, r, &b->field); }
-        W2(qkv_w, "attn.in_proj_weight", 3 * W, W)
+/* A linear weight: bound like the others, marked for packing. */
+#define WL(field, suffix, r, c, j) \
+        W2(field, suffix, r, c) \
+        if (s == CS_OK) { b->linear[j] = m->binding->refs[m->binding->n - 1].x; m->binding->refs[m->binding->n - 1].linear = 1; }
+        WL(qkv_w, "attn.in_proj_weight", 3 * W, W, 0)
         W1(qkv_b, "attn.in_proj_bias", 3 * W)
-        W2(out_w, "attn.out_proj.weight", W, W)
+        WL(out_w, "attn.out_proj.weight", W, W, 1)
         W1(out_b, "attn.out_proj.bias", W)
-        W2(fc_w, "mlp.c_fc.weight", 4 * W, W)
+        WL(fc_w, "mlp.c_fc.weight", 4 * W, W, 2)
         W1(fc_b, "mlp.c_fc.bias", 4 * W)
-        W2(proj_w, "mlp.c_proj.weight", W, 4 * W)
+        WL(proj_w, "mlp.c_proj.weight", W, 4 * W, 3)
         W1(proj_b, "mlp.c_proj.bias", W)
+#undef WL
 #undef W1
 #undef W2
         snprintf(name, sizeof name, "%sln_1", p);

@@ -88,15 +88,26 @@ size_t op_bf16_packed_bytes(int N, int K) {
     return n;
 }
 
+/* Element i of a weight source: fp32 rounded, or bf16 bits as they are
+ * (denormals flushed to signed zero, as op_bf16_from_float does, so both
+ * sources of one value pack the same bits). */
+static inline uint16_t source_at(const void *w, int bits, size_t i) {
+    if (!bits) return op_bf16_from_float(((const float *)w)[i]);
+    uint16_t h;
+    memcpy(&h, (const uint8_t *)w + 2 * i, 2);
+    return (h & 0x7f80) ? h : (uint16_t)(h & 0x8000);
+}
+
 /* One panel: rows n0..n0+NR of w (zero past N), element (n, k) at
- * w[n * ldn + k * ldk], k padded with zeros to 2 * pairs_pad (the AMX
- * kernel loads whole 16-pair tiles; the zeros meet zeros in its
- * activations, never garbage). Written in output order (sequential
- * stores); the NR source rows being read stay in cache as k advances. */
-static void pack_panel(const float *w, size_t ldn, size_t ldk, int N, int K, int pairs_pad, int p,
-                       uint16_t *dst) {
+ * w[n * ldn + k * ldk] (fp32, or bf16 bits), k padded with zeros to
+ * 2 * pairs_pad (the AMX kernel loads whole 16-pair tiles; the zeros meet
+ * zeros in its activations, never garbage). Written in output order
+ * (sequential stores); the NR source rows being read stay in cache as k
+ * advances. */
+static void pack_panel(const void *w, int bits, size_t ldn, size_t ldk, int N, int K, int pairs_pad,
+                       int p, uint16_t *dst) {
     int rows = N - p * NR < NR ? N - p * NR : NR;
-    const float *src = w + (size_t)p * NR * ldn;
+    size_t row0 = (size_t)p * NR * ldn;
     for (int q = 0; q < pairs_pad; q++, dst += 2 * NR) {
         int k = 2 * q;
         if (k >= K) {
@@ -104,8 +115,9 @@ static void pack_panel(const float *w, size_t ldn, size_t ldk, int N, int K, int
             continue;
         }
         for (int c = 0; c < rows; c++) {
-            dst[2 * c] = op_bf16_from_float(src[c * ldn + k * ldk]);
-            dst[2 * c + 1] = k + 1 < K ? op_bf16_from_float(src[c * ldn + (k + 1) * ldk]) : 0;
+            size_t at = row0 + c * ldn + k * ldk;
+            dst[2 * c] = source_at(w, bits, at);
+            dst[2 * c + 1] = k + 1 < K ? source_at(w, bits, at + ldk) : 0;
         }
         for (int c = rows; c < NR; c++) dst[2 * c] = dst[2 * c + 1] = 0;
     }
@@ -120,7 +132,7 @@ void op_bf16_layout(int N, int K, uint16_t *data, op_bf16_weights *out) {
     out->data = data;
 }
 
-cs_status op_bf16_pack(const float *w, int N, int K, op_bf16_weights *out) {
+static cs_status pack_source(const void *w, int bits, int N, int K, op_bf16_weights *out) {
     memset(out, 0, sizeof *out);
     if (!w || N <= 0 || K <= 0) return error_set(CS_ERR_ARG, "bf16 pack: bad weights %d x %d", N, K);
     size_t bytes = op_bf16_packed_bytes(N, K);
@@ -131,15 +143,24 @@ cs_status op_bf16_pack(const float *w, int N, int K, op_bf16_weights *out) {
     size_t panel_len = (size_t)out->pairs_pad * NR * 2;
     /* Load-time work (a ViT-B holds ~85M weights): use the threads unless nested. */
 #pragma omp parallel for schedule(static) if (out->panels > 1 && !omp_in_parallel())
-    for (int p = 0; p < out->panels; p++) pack_panel(w, (size_t)K, 1, N, K, out->pairs_pad, p, data + p * panel_len);
+    for (int p = 0; p < out->panels; p++)
+        pack_panel(w, bits, (size_t)K, 1, N, K, out->pairs_pad, p, data + p * panel_len);
     return CS_OK;
+}
+
+cs_status op_bf16_pack(const float *w, int N, int K, op_bf16_weights *out) {
+    return pack_source(w, 0, N, K, out);
+}
+
+cs_status op_bf16_pack_bits(const void *w, int N, int K, op_bf16_weights *out) {
+    return pack_source(w, 1, N, K, out);
 }
 
 void op_bf16_pack_strided(const float *w, size_t ldn, size_t ldk, int N, int K, uint16_t *data,
                           op_bf16_weights *out) {
     op_bf16_layout(N, K, data, out);
     size_t panel_len = (size_t)out->pairs_pad * NR * 2;
-    for (int p = 0; p < out->panels; p++) pack_panel(w, ldn, ldk, N, K, out->pairs_pad, p, data + p * panel_len);
+    for (int p = 0; p < out->panels; p++) pack_panel(w, 0, ldn, ldk, N, K, out->pairs_pad, p, data + p * panel_len);
 }
 
 void op_bf16_free(op_bf16_weights *w) {

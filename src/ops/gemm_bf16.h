@@ -64,6 +64,10 @@ size_t op_bf16_packed_bytes(int N, int K);
 /* Round and pack w [N, K] (PyTorch's Linear layout). On failure *out is
  * zeroed and the status says why. Free with op_bf16_free. */
 cs_status op_bf16_pack(const float *w, int N, int K, op_bf16_weights *out);
+/* The same from bf16 bits (a BF16 weight file's tensor, w only 2-byte
+ * aligned or less): the bits op_bf16_pack gives for their fp32 widening,
+ * with no fp32 copy. */
+cs_status op_bf16_pack_bits(const void *w, int N, int K, op_bf16_weights *out);
 void op_bf16_free(op_bf16_weights *w);
 
 /* *out describes N x K packed in data (op_bf16_packed_bytes(N, K) bytes),
