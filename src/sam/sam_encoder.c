@@ -120,9 +120,12 @@ static void attention(const float *qkv, int n_seq, int side, int D, int heads, c
                            scratch + (size_t)omp_get_thread_num() * per, out + w * T * D);
 }
 
-/* window_partition: tokens [G, G, D] zero padded to Hp = ceil(G/ws)*ws, cut
- * into (Hp/ws)^2 windows [ws*ws, D], row-major. */
-static void window_partition(const float *x, int G, int D, int ws, float *win) {
+/* window_partition of rows [G, G, C], padded to Hp = ceil(G/ws)*ws and cut
+ * into (Hp/ws)^2 windows [ws*ws, C], row-major; a padding row gets pad.
+ * Meta pads the normalized tokens with zeros and projects them to qkv; the
+ * encoder projects only the real tokens and pads qkv with what a zero row
+ * projects to, the bias. */
+static void window_partition(const float *x, int G, int C, int ws, const float *pad, float *win) {
     int nw = (G + ws - 1) / ws;
 #pragma omp parallel for schedule(static)
     for (int wy = 0; wy < nw; wy++)
@@ -130,36 +133,44 @@ static void window_partition(const float *x, int G, int D, int ws, float *win) {
             for (int i = 0; i < ws; i++)
                 for (int j = 0; j < ws; j++) {
                     int y = wy * ws + i, xx = wx * ws + j;
-                    float *dst = win + (((size_t)(wy * nw + wx) * ws + i) * ws + j) * D;
-                    if (y < G && xx < G) memcpy(dst, x + ((size_t)y * G + xx) * D, sizeof(float) * D);
-                    else memset(dst, 0, sizeof(float) * D);
+                    float *dst = win + (((size_t)(wy * nw + wx) * ws + i) * ws + j) * C;
+                    memcpy(dst, y < G && xx < G ? x + ((size_t)y * G + xx) * C : pad, sizeof(float) * C);
                 }
 }
 
-/* window_unpartition then the crop to G x G, added into x (the residual). */
-static void window_unpartition_add(const float *win, int G, int D, int ws, float *x) {
+/* window_unpartition then the crop to G x G: windows [n, ws*ws, C] -> rows
+ * [G*G, C]. Rows are independent through the output projection, so it
+ * runs after the crop, on the real tokens only. */
+static void window_unpartition(const float *win, int G, int C, int ws, float *x) {
     int nw = (G + ws - 1) / ws;
 #pragma omp parallel for schedule(static)
     for (int y = 0; y < G; y++)
-        for (int xx = 0; xx < G; xx++) {
-            const float *src = win + (((size_t)((y / ws) * nw + xx / ws) * ws + y % ws) * ws + xx % ws) * D;
-            float *dst = x + ((size_t)y * G + xx) * D;
-            for (int c = 0; c < D; c++) dst[c] += src[c];
-        }
+        for (int xx = 0; xx < G; xx++)
+            memcpy(x + ((size_t)y * G + xx) * C,
+                   win + (((size_t)((y / ws) * nw + xx / ws) * ws + y % ws) * ws + xx % ws) * C,
+                   sizeof(float) * C);
 }
 
-/* Scratch floats of any block: the normalized tokens, then either the
- * attention's input (padded windows), qkv, its output and projection and
- * the attention's own scratch, or the MLP's hidden layer. Sized for the
- * threads of the caller, once per image: fresh pages cost a fault and a
- * clear each (more than a GEMM's worth of time on a VM), so nothing is
+/* Scratch floats of any block: the normalized tokens; then either qkv and
+ * the attention's output (padded windows) and a spare area (the real
+ * tokens' qkv before the partition, the attention's own scratch, the
+ * traced projection: one at a time), or the MLP's hidden layer. Sized for
+ * the threads of the caller, once per image: fresh pages cost a fault and
+ * a clear each (more than a GEMM's worth of time on a VM), so nothing is
  * allocated per block. */
+static size_t block_spare(const cs_sam_config *c, int side) {
+    size_t GG = (size_t)c->grid * c->grid, D = (size_t)c->enc_width;
+    int nw = (c->grid + side - 1) / side;
+    size_t T = (size_t)nw * nw * side * side, a = attention_scratch(nw * nw, side, (int)D, c->enc_heads);
+    size_t spare = 3 * GG * D > T * D ? 3 * GG * D : T * D;
+    return spare > a ? spare : a;
+}
+
 size_t sam_block_scratch(const cs_sam_config *c) {
     size_t GG = (size_t)c->grid * c->grid, D = (size_t)c->enc_width, attn = 0;
     for (int global = 0; global < 2; global++) {
         int side = global || !c->window ? c->grid : c->window, nw = (c->grid + side - 1) / side;
-        size_t T = (size_t)nw * nw * side * side;
-        size_t a = 6 * T * D + attention_scratch(nw * nw, side, (int)D, c->enc_heads);
+        size_t T = (size_t)nw * nw * side * side, a = 4 * T * D + block_spare(c, side);
         if (a > attn) attn = a;
     }
     size_t mlp = GG * c->enc_mlp;
@@ -171,33 +182,40 @@ void sam_encoder_block(cs_sam *m, int index, float *x, float *scratch) {
     const cs_sam_config *c = &m->cfg;
     const sam_enc_block *k = &m->blocks[index];
     int G = c->grid, D = c->enc_width, ws = k->window ? k->window : G;
-    int nw = (G + ws - 1) / ws, n_seq = nw * nw;
+    int nw = (G + ws - 1) / ws, n_seq = nw * nw, GG = G * G;
     size_t T = (size_t)n_seq * ws * ws; /* tokens incl. the padding */
-    float *h = scratch, *win = h + (size_t)G * G * D, *qkv = win + T * D, *att = qkv + T * 3 * D,
-          *proj = att + T * D;
-    op_layer_norm(x, G * G, D, k->norm1.w, k->norm1.b, SAM_ENC_LN_EPS, h);
-    const float *in = h;
+    float *h = scratch, *qkv = h + (size_t)GG * D, *att = qkv + T * 3 * D, *spare = att + T * D;
+    op_layer_norm(x, GG, D, k->norm1.w, k->norm1.b, SAM_ENC_LN_EPS, h);
     if (k->window) {
-        window_partition(h, G, D, ws, win);
-        in = win;
-    }
-    linear(in, (int)T, &k->qkv, qkv);
+        linear(h, GG, &k->qkv, spare);
+        window_partition(spare, G, 3 * D, ws, k->qkv.b, qkv);
+    } else
+        linear(h, GG, &k->qkv, qkv);
     attention(qkv, n_seq, ws, D, c->enc_heads, k->rel_h, k->rel_w, m->precision == CS_PRECISION_BF16,
-              proj + T * D, att);
-    linear(att, (int)T, &k->proj, proj);
-    char name[32];
-    snprintf(name, sizeof name, "block%02d_attn", index);
-    trace(m, name, proj, T * D);
-    if (k->window) window_unpartition_add(proj, G, D, ws, x);
-    else op_add(x, proj, (size_t)G * G * D);
+              spare, att);
+    if (m->trace) { /* Meta's attention output: projected, windows and padding included */
+        char name[32];
+        snprintf(name, sizeof name, "block%02d_attn", index);
+        linear(att, (int)T, &k->proj, spare);
+        trace(m, name, spare, T * D);
+    }
+    const float *out = att;
+    if (k->window) {
+        window_unpartition(att, G, D, ws, h);
+        out = h;
+    }
+    linear_to(out, GG, &k->proj, 1, x);
     /* MLP: lin1, exact GELU, lin2 added into x. */
-    float *hid = h + (size_t)G * G * D;
-    op_layer_norm(x, G * G, D, k->norm2.w, k->norm2.b, SAM_ENC_LN_EPS, h);
-    linear(h, G * G, &k->lin1, hid);
-    op_gelu(hid, (size_t)G * G * c->enc_mlp);
-    linear_to(hid, G * G, &k->lin2, 1, x);
-    snprintf(name, sizeof name, "block%02d", index);
-    trace(m, name, x, (size_t)G * G * D);
+    float *hid = h + (size_t)GG * D;
+    op_layer_norm(x, GG, D, k->norm2.w, k->norm2.b, SAM_ENC_LN_EPS, h);
+    linear(h, GG, &k->lin1, hid);
+    op_gelu(hid, (size_t)GG * c->enc_mlp);
+    linear_to(hid, GG, &k->lin2, 1, x);
+    if (m->trace) {
+        char name[32];
+        snprintf(name, sizeof name, "block%02d", index);
+        trace(m, name, x, (size_t)GG * D);
+    }
 }
 
 /* Neck: 1x1 conv D -> E (no bias), LayerNorm2d, 3x3 conv pad 1 (no bias),
