@@ -8,9 +8,9 @@
  *
  * AVX512 blocking (per thread, over its own rectangle of the output):
  *   rows in blocks of MC, K in blocks of KC pairs: the activations of one
- *   block are rounded and packed ([tile][pair][MR] 32-bit pairs) into a
- *   stack buffer, then for each weight panel (KC x NR, L1-resident while
- *   the row tiles sweep it) the MR x NR micro-kernel runs over the tiles.
+ *   block are rounded into a stack buffer (row r's 32-bit pairs at r * KC),
+ *   then for each weight panel (KC x NR, L1-resident while the row tiles
+ *   sweep it) the MR x NR micro-kernel runs over the tiles.
  * The micro-kernel keeps MR x 2 vectors of fp32 sums in registers and per
  * pair of k broadcasts one 32-bit (two bf16) value of x per row. */
 /* syscall() (for arch_prctl) is declared only with the glibc extensions,
@@ -175,25 +175,22 @@ static inline __mmask16 tail_mask(int n) { /* first n of 16 lanes, n may be <= 0
     return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
 }
 
-/* Round rows x[0..rows) columns [k0, k1) to bf16 pairs and store them as
- * [tile][pair][MR] 32-bit words (tile = MR rows, pair stride MR) so the
- * micro-kernel broadcasts consecutive words. kc = pairs in the block; an
- * odd k1 gets a zero partner (the masked load zero-fills). Rows past
- * `rows` in the last tile are left unwritten: no kernel reads them. */
-BF16_TARGET static void pack_a(const float *x, int ldx, int rows, int k0, int k1, int kc,
-                               uint32_t *dst) {
-    _Alignas(64) uint32_t tmp[16];
+/* Round rows x[0..rows) columns [k0, k1) to bf16 pairs and store row r's
+ * pairs at dst + r * KC, whole vectors (a row stride fixed at compile time
+ * lets the micro-kernel address its MR rows as constant offsets from one
+ * pointer, and the packing stays 16 pairs per store instead of one pair
+ * per store into a pair-major tile). An odd k1 gets a zero partner (the
+ * masked load zero-fills); pairs past the block's kc are never read. */
+BF16_TARGET static void pack_a(const float *x, int ldx, int rows, int k0, int k1, uint32_t *dst) {
     for (int r = 0; r < rows; r++) {
         const float *src = x + (size_t)r * ldx;
-        uint32_t *tile = dst + (size_t)(r / MR) * kc * MR + r % MR;
+        uint32_t *row = dst + (size_t)r * KC;
         for (int k = k0, q = 0; k < k1; k += 32, q += 16) {
             int left = k1 - k;
             __m512 lo = _mm512_maskz_loadu_ps(tail_mask(left), src + k);
             __m512 hi = _mm512_maskz_loadu_ps(tail_mask(left - 16), src + k + 16);
             /* cvtne2ps: round to nearest even; the second operand fills the low half. */
-            _mm512_store_si512(tmp, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-            int n = kc - q < 16 ? kc - q : 16;
-            for (int i = 0; i < n; i++) tile[(size_t)(q + i) * MR] = tmp[i];
+            _mm512_store_si512(row + q, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
         }
     }
 }
@@ -210,10 +207,10 @@ micro_kernel(int mr, int kc, const uint32_t *a, const uint16_t *panel, float *c,
     for (int q = 0; q < kc; q++) {
         __m512bh b0 = (__m512bh)_mm512_load_si512(panel + (size_t)q * 2 * NR);
         __m512bh b1 = (__m512bh)_mm512_load_si512(panel + (size_t)q * 2 * NR + NR);
-        const uint32_t *aq = a + (size_t)q * MR;
+        const uint32_t *aq = a + q;
 #pragma GCC unroll 14
         for (int i = 0; i < mr; i++) {
-            __m512bh ai = (__m512bh)_mm512_set1_epi32((int)aq[i]);
+            __m512bh ai = (__m512bh)_mm512_set1_epi32((int)aq[i * KC]);
             acc[i][0] = _mm512_dpbf16_ps(acc[i][0], ai, b0);
             acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
         }
@@ -272,7 +269,7 @@ BF16_TARGET static void run_rect(const float *x, const op_bf16_weights *w, const
         for (int q0 = 0; q0 < pairs; q0 += KC) {
             int kc = pairs - q0 < KC ? pairs - q0 : KC;
             int k1 = 2 * (q0 + kc) < K ? 2 * (q0 + kc) : K;
-            pack_a(x + (size_t)i0 * K, K, mc, 2 * q0, k1, kc, abuf);
+            pack_a(x + (size_t)i0 * K, K, mc, 2 * q0, k1, abuf);
             int load_c = accumulate || q0 > 0;
             for (int p = r.p0; p < r.p1; p++) {
                 const uint16_t *panel = w->data + ((size_t)p * w->pairs_pad + q0) * NR * 2;
@@ -281,7 +278,7 @@ BF16_TARGET static void run_rect(const float *x, const op_bf16_weights *w, const
                 for (int t = 0; t * MR < mc; t++) {
                     int mr = mc - t * MR < MR ? mc - t * MR : MR;
                     float *c = y + (size_t)(i0 + t * MR) * N + p * NR;
-                    kernels[mr](kc, abuf + (size_t)t * kc * MR, panel, c, N, nr, bias, load_c);
+                    kernels[mr](kc, abuf + (size_t)t * MR * KC, panel, c, N, nr, bias, load_c);
                 }
             }
         }
