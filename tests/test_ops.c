@@ -35,6 +35,23 @@ static void test_softmax_gelu(void) {
     CHECK_NEAR(x[3], 1 / (1 + M_E), 1e-6);
     CHECK_NEAR(x[4], M_E / (1 + M_E), 1e-6);
     CHECK(x[5] == 0.0f);
+    /* Rows of 7 (plain max and sum loops) and of 40 (vector reductions,
+     * with a masked key) against softmax in double. */
+    for (int cols = 7; cols <= 40; cols += 33) {
+        float v[5 * 40];
+        for (int i = 0; i < 5 * cols; i++) v[i] = (float)((i * 37) % 23) * 0.7f - 6.0f;
+        v[cols + 3] = -INFINITY;
+        float got[5 * 40];
+        memcpy(got, v, sizeof(float) * 5 * cols);
+        op_softmax_rows(got, 5, cols);
+        for (int r = 0; r < 5; r++) {
+            double m = -INFINITY, sum = 0;
+            for (int i = 0; i < cols; i++) m = fmax(m, v[r * cols + i]);
+            for (int i = 0; i < cols; i++) sum += exp(v[r * cols + i] - m);
+            for (int i = 0; i < cols; i++) CHECK_NEAR(got[r * cols + i], exp(v[r * cols + i] - m) / sum, 1e-6);
+        }
+        CHECK(got[cols + 3] == 0.0f);
+    }
     /* 40 values: the vector exp path and the scalar tail both run. */
     float g[40];
     for (int i = 0; i < 40; i++) g[i] = (float)(i - 20) * 0.25f;
