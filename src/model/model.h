@@ -155,9 +155,10 @@ cs_status model_canonicalize_names(cs_tensor_table *t);
 cs_status model_load_transformer(cs_model *m, const char *prefix, int width, int layers,
                                  int heads, cs_transformer *tr);
 /* Make a lazy tower usable in precision p (a no-op once it is): every
- * weight checked for NaN and infinity on the file's bits first (a refusal
- * changes nothing, and a later call refuses again), then the fp32 views
- * taken and tr's linear weights packed (tr may be NULL). */
+ * weight checked for NaN and infinity on the file's bits (those packed in
+ * p just before each is packed), the fp32 views taken and tr's linear
+ * weights packed (tr may be NULL). A refusal leaves the tower unprepared
+ * (what was packed stays for the next call, which refuses again). */
 cs_status model_tower_prepare(cs_model *m, model_tower *tw, cs_transformer *tr, cs_precision p);
 void model_tower_free(model_tower *tw);
 /* The text tower and the vision tower ready to run (load.c); each forward

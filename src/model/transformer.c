@@ -133,18 +133,20 @@ void transformer_free_packed(cs_transformer *tr) {
     }
 }
 
-/* One linear weight packed from the file's tensor x: bf16 bits as they
- * are, anything else through its fp32 view, given back (pages of the map
+/* One linear weight packed from the file's tensor x, checked for NaN and
+ * infinity first: bf16 bits as they are, anything else through its fp32 view, given back (pages of the map
  * dropped, a widened copy freed) as soon as it is packed. */
 static cs_status pack_linear(cs_tensor_table *t, const cs_tensor *x, int N, int K, cs_precision p,
                              op_bf16_weights *w16, op_int8_weights *w8) {
+    cs_status s = tensor_check_finite(t, x); /* also brings x into the cache for the packing */
+    if (s != CS_OK) return s;
     if (p == CS_PRECISION_BF16 && x->dtype == CS_DT_BF16) {
-        cs_status s = op_bf16_pack_bits(x->data, N, K, w16);
+        s = op_bf16_pack_bits(x->data, N, K, w16);
         tensors_release(t, x->data, x->nbytes);
         return s;
     }
     const float *w;
-    cs_status s = tensor_f32_view(t, x, &w);
+    s = tensor_f32_view(t, x, &w);
     if (s != CS_OK) return s;
     s = p == CS_PRECISION_BF16 ? op_bf16_pack(w, N, K, w16) : op_int8_pack(w, N, K, w8);
     tensors_release(t, w, (size_t)N * K * sizeof(float));

@@ -38,7 +38,8 @@ void block_forward_dual(const cs_block *b, int W, int heads, int n_seq, const in
                         const op_attention_spec *a_new, float *x, block_scratch *s);
 
 /* Pack every block's linear weights for the precision (bf16 or int8;
- * nothing for fp32) from the file's tensors (cs_block.linear), or free
+ * nothing for fp32) from the file's tensors (cs_block.linear), each
+ * checked for NaN and infinity (tensor_check_finite) just before, or free
  * whatever packs there are. A BF16 file's bits are packed as they are;
  * other weights go through their fp32 view, which is given back to the
  * table t (tensors_release) as soon as it is packed, as is an fp32 view

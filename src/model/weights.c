@@ -56,7 +56,13 @@ cs_status model_weight(cs_model *m, const char *name, int ndim, const int64_t *d
 cs_status model_tower_prepare(cs_model *m, model_tower *tw, cs_transformer *tr, cs_precision p) {
     if (tw->ready) return CS_OK;
     cs_status s = CS_OK;
-    for (int i = 0; s == CS_OK && i < tw->n; i++) s = tensor_check_finite(&m->table, tw->refs[i].x);
+    /* Weights to be packed are checked by transformer_pack, each just
+     * before it is packed: checking them all first would bring every page
+     * of an F32 file in at once, and the peak RSS with it. */
+    for (int i = 0; s == CS_OK && i < tw->n; i++) {
+        model_ref *r = &tw->refs[i];
+        if (!(r->linear && p != CS_PRECISION_FP32)) s = tensor_check_finite(&m->table, r->x);
+    }
     for (int i = 0; s == CS_OK && i < tw->n; i++) {
         model_ref *r = &tw->refs[i];
         if (!*r->f32 && !(r->linear && p != CS_PRECISION_FP32)) s = tensor_f32_view(&m->table, r->x, r->f32);
