@@ -57,7 +57,7 @@ static void transpose(const float *x, int rows, int cols, float *y) {
  * both paths meet the same bound (the bf16 path's patch rows and its
  * weights' tap-major packing are checked element for element, padding
  * included). */
-static void check_conv(op_conv_shape s, int with_bias, int accumulate, int bf16) {
+static void check_conv(op_conv_shape s, int with_bias, int accumulate, int bf16, int relu) {
     int oh = op_conv_out_size(s.h, s.k, s.stride, s.pad);
     int ow = op_conv_out_size(s.w, s.k, s.stride, s.pad);
     size_t nx = (size_t)s.cin * s.h * s.w, nw = (size_t)s.cout * s.cin * s.k * s.k;
@@ -75,20 +75,22 @@ static void check_conv(op_conv_shape s, int with_bias, int accumulate, int bf16)
     conv_reference(&s, x, w, with_bias ? b : NULL, ref);
     if (accumulate)
         for (size_t i = 0; i < ny; i++) ref[i] += y[i];
+    if (relu)
+        for (size_t i = 0; i < ny; i++) ref[i] = fmax(ref[i], 0.0);
     if (bf16) {
         float *xt = malloc(nx * sizeof *xt), *yt = malloc(ny * sizeof *yt);
         transpose(x, s.cin, s.h * s.w, xt);
         transpose(y, s.cout, oh * ow, yt);
-        op_conv2d_bf16(&s, xt, &packed, with_bias ? b : NULL, accumulate, scratch, yt);
+        op_conv2d_bf16(&s, xt, &packed, with_bias ? b : NULL, accumulate, relu, scratch, yt);
         transpose(yt, oh * ow, s.cout, y);
         free(xt);
         free(yt);
     } else op_conv2d(&s, x, w, with_bias ? b : NULL, accumulate, scratch, y);
     double max_err = 0;
     for (size_t i = 0; i < ny; i++) max_err = fmax(max_err, fabs(y[i] - ref[i]));
-    CHECK_MSG(max_err < 1e-4, "conv%s cin %d %dx%d cout %d k %d stride %d pad %d bias %d acc %d: "
-              "max error %g", bf16 ? " bf16" : "", s.cin, s.h, s.w, s.cout, s.k, s.stride, s.pad,
-              with_bias, accumulate, max_err);
+    CHECK_MSG(max_err < 1e-4, "conv%s cin %d %dx%d cout %d k %d stride %d pad %d bias %d acc %d "
+              "relu %d: max error %g", bf16 ? " bf16" : "", s.cin, s.h, s.w, s.cout, s.k, s.stride,
+              s.pad, with_bias, accumulate, relu, max_err);
     op_bf16_free(&packed);
     free(x);
     free(w);
@@ -109,12 +111,13 @@ static void test_conv_random(void) {
     };
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
         for (int mode = 0; mode < 3; mode++) {
-            check_conv(shapes[i], mode != 1, mode == 2, 0);
-            /* bf16: the portable kernel everywhere, the CPU's own (AUTO) too. */
+            check_conv(shapes[i], mode != 1, mode == 2, 0, 0);
+            /* bf16: the portable kernel everywhere, the CPU's own (AUTO)
+             * too, ReLU'd in the store in turn. */
             op_bf16_force_path(OP_BF16_PATH_PORTABLE);
-            check_conv(shapes[i], mode != 1, mode == 2, 1);
+            check_conv(shapes[i], mode != 1, mode == 2, 1, (int)(i + mode) % 2);
             op_bf16_force_path(OP_BF16_PATH_AUTO);
-            check_conv(shapes[i], mode != 1, mode == 2, 1);
+            check_conv(shapes[i], mode != 1, mode == 2, 1, (int)(i + mode + 1) % 2);
         }
     CHECK(op_conv_out_size(224, 3, 2, 1) == 112 && op_conv_out_size(7, 3, 2, 2) == 5);
     op_conv_shape pointwise = {8, 4, 4, 16, 1, 1, 0}, padded = {2, 5, 9, 3, 3, 1, 0};

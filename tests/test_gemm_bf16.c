@@ -333,6 +333,40 @@ static void test_threads(void) {
     cs_free(x), cs_free(w), cs_free(yy), cs_free(y1), cs_free(y2);
 }
 
+/* op_linear_bf16_relu is op_linear_bf16 then max(y, 0), bit for bit, the
+ * accumulation included and only after the last K block (K = 543: several
+ * blocks; a negative partial sum of an early block must not be clamped). */
+static void test_relu(void) {
+    static const shape shapes[] = {{29, 97, 257}, {70, 33, 543}, {3, 40, 6}};
+    for (int i = 0; i < 3; i++)
+        for (int v = 0; v < 4; v++) {
+            shape s = shapes[i];
+            size_t nx = (size_t)s.M * s.K, nw = (size_t)s.N * s.K, ny = (size_t)s.M * s.N;
+            float *x = mem_alloc(nx, sizeof *x), *w = mem_alloc(nw, sizeof *w);
+            float *b = mem_alloc(s.N, sizeof *b), *y = mem_alloc(ny, sizeof *y);
+            float *yr = mem_alloc(ny, sizeof *yr);
+            for (size_t j = 0; j < nx; j++) x[j] = frand();
+            for (size_t j = 0; j < nw; j++) w[j] = frand() * 0.05f;
+            for (int j = 0; j < s.N; j++) b[j] = frand();
+            for (size_t j = 0; j < ny; j++) y[j] = yr[j] = frand();
+            op_bf16_weights p;
+            CHECK_OK(op_bf16_pack(w, s.N, s.K, &p));
+            op_linear_bf16(x, s.M, s.K, &p, v & 1 ? b : NULL, v >> 1, y);
+            op_linear_bf16_relu(x, s.M, s.K, &p, v & 1 ? b : NULL, v >> 1, yr);
+            int bad = 0, zeros = 0;
+            for (size_t j = 0; j < ny; j++) {
+                float want = y[j] > 0.0f ? y[j] : 0.0f;
+                bad += bits(yr[j]) != bits(want);
+                zeros += yr[j] == 0.0f;
+            }
+            CHECK_MSG(bad == 0 && zeros > 0 && zeros < (int)ny, "%s relu: M=%d N=%d K=%d bias=%d "
+                      "acc=%d: %d values differ from max(y, 0), %d zeros", g_path, s.M, s.N, s.K,
+                      v & 1, v >> 1, bad, zeros);
+            op_bf16_free(&p);
+            cs_free(x), cs_free(w), cs_free(b), cs_free(y), cs_free(yr);
+        }
+}
+
 static void test_kernel(int path, const char *name) {
     op_bf16_force_path(path);
     g_path = name;
@@ -340,6 +374,7 @@ static void test_kernel(int path, const char *name) {
     test_kernel_rounding();
     test_shapes();
     test_threads();
+    test_relu();
 }
 
 int main(void) {

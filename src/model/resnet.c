@@ -336,13 +336,19 @@ static cs_status work_init(rn_work *w, cs_workspace *ws, const struct cs_resnet 
     return w->x && w->y && w->t1 && w->t2 && w->p && w->col ? CS_OK : CS_ERR_NOMEM;
 }
 
-/* y = conv(x) (+ y when accumulating); returns the output side. */
-static int conv_forward(const rn_conv *c, const float *x, int side, int accumulate, float *col,
-                        float *y) {
+/* y = conv(x) (+ y when accumulating), then ReLU'd when relu (in the bf16
+ * kernel's store, one pass over y); returns the output side. */
+static int conv_forward(const rn_conv *c, const float *x, int side, int accumulate, int relu,
+                        float *col, float *y) {
     op_conv_shape s = conv_shape(c, side);
-    if (c->w16.data) op_conv2d_bf16(&s, x, &c->w16, c->b, accumulate, col, y);
-    else op_conv2d(&s, x, c->w, c->b, accumulate, col, y);
-    return op_conv_out_size(side, c->k, c->stride, c->pad);
+    int out = op_conv_out_size(side, c->k, c->stride, c->pad);
+    if (c->w16.data) {
+        op_conv2d_bf16(&s, x, &c->w16, c->b, accumulate, relu, col, y);
+    } else {
+        op_conv2d(&s, x, c->w, c->b, accumulate, col, y);
+        if (relu) op_relu(y, (size_t)c->cout * out * out);
+    }
+    return out;
 }
 
 static void swap(float **a, float **b) {
@@ -363,8 +369,7 @@ static int stem_forward(const struct cs_resnet *r, const float *pixels, int R, r
     float *out[3] = {w->t1, w->t2, w->t1};
     int side = R;
     for (int i = 0; i < 3; i++) {
-        side = conv_forward(&r->stem[i], in, side, 0, w->col, out[i]);
-        op_relu(out[i], (size_t)r->stem[i].cout * side * side);
+        side = conv_forward(&r->stem[i], in, side, 0, 1, w->col, out[i]);
         in = out[i];
     }
     avg_pool(r, w->t1, r->stem[2].cout, side, 2, w->x);
@@ -376,10 +381,8 @@ static int stem_forward(const struct cs_resnet *r, const float *pixels, int R, r
  * is written first and conv3 accumulates onto it. */
 static int block_forward_rn(const struct cs_resnet *r, const rn_block *b, int side, rn_work *w) {
     int planes = b->conv1.cout;
-    conv_forward(&b->conv1, w->x, side, 0, w->col, w->t1);
-    op_relu(w->t1, (size_t)planes * side * side);
-    conv_forward(&b->conv2, w->t1, side, 0, w->col, w->t2);
-    op_relu(w->t2, (size_t)planes * side * side);
+    conv_forward(&b->conv1, w->x, side, 0, 1, w->col, w->t1);
+    conv_forward(&b->conv2, w->t1, side, 0, 1, w->col, w->t2);
     const float *mid = w->t2;
     int out_side = side / b->stride;
     if (b->stride > 1) {
@@ -392,11 +395,10 @@ static int block_forward_rn(const struct cs_resnet *r, const rn_block *b, int si
             avg_pool(r, w->x, b->down.cin, side, b->stride, w->p);
             shortcut_in = w->p;
         }
-        conv_forward(&b->down, shortcut_in, out_side, 0, w->col, w->y);
+        conv_forward(&b->down, shortcut_in, out_side, 0, 0, w->col, w->y);
         swap(&w->x, &w->y);
     }
-    conv_forward(&b->conv3, mid, out_side, 1, w->col, w->x);
-    op_relu(w->x, (size_t)b->conv3.cout * out_side * out_side);
+    conv_forward(&b->conv3, mid, out_side, 1, 1, w->col, w->x);
     return out_side;
 }
 

@@ -131,7 +131,7 @@ static void im2col_hwc(const op_conv_shape *s, const float *x, int oh, int ow, f
 }
 
 void op_conv2d_bf16(const op_conv_shape *s, const float *x, const op_bf16_weights *w,
-                    const float *b, int accumulate, float *scratch, float *y) {
+                    const float *b, int accumulate, int relu, float *scratch, float *y) {
     int oh = op_conv_out_size(s->h, s->k, s->stride, s->pad);
     int ow = op_conv_out_size(s->w, s->k, s->stride, s->pad);
     const float *rows = x;
@@ -139,7 +139,8 @@ void op_conv2d_bf16(const op_conv_shape *s, const float *x, const op_bf16_weight
         im2col_hwc(s, x, oh, ow, scratch);
         rows = scratch;
     }
-    op_linear_bf16(rows, oh * ow, s->k * s->k * s->cin, w, b, accumulate, y);
+    if (relu) op_linear_bf16_relu(rows, oh * ow, s->k * s->k * s->cin, w, b, accumulate, y);
+    else op_linear_bf16(rows, oh * ow, s->k * s->k * s->cin, w, b, accumulate, y);
 }
 
 void op_avg_pool(const float *x, int c, int h, int w, int k, float *y) {

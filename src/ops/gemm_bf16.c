@@ -171,6 +171,16 @@ void op_bf16_free(op_bf16_weights *w) {
 
 /* ---------------------------------------------------------------- kernel */
 
+/* What a K block's store does besides writing acc + bias: add what y holds
+ * (accumulating, or a later K block), and clamp at zero (the last K block
+ * of a call with ReLU). */
+enum { STORE_LOAD = 1, STORE_RELU = 2 };
+
+/* The store flags of the K block starting at pair q0 of a call. */
+static int store_flags(int accumulate, int relu, int q0, int kc, int pairs) {
+    return (accumulate || q0 > 0 ? STORE_LOAD : 0) | (relu && q0 + kc >= pairs ? STORE_RELU : 0);
+}
+
 static inline __mmask16 tail_mask(int n) { /* first n of 16 lanes, n may be <= 0 or >= 16 */
     return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
 }
@@ -196,11 +206,12 @@ BF16_TARGET static void pack_a(const float *x, int ldx, int rows, int k0, int k1
 }
 
 /* acc[MR x 32] = sum over kc pairs of a (broadcast per row) * panel, then
- * c = acc (+ c if load_c) (+ bias): the first K block sets or adds to y
- * and brings the bias, later blocks add. mr is a constant in each copy. */
+ * c = acc + bias (+ c with STORE_LOAD) (clamped at 0 with STORE_RELU): the
+ * first K block sets or adds to y and brings the bias, later blocks add.
+ * mr is a constant in each copy. */
 BF16_TARGET static inline __attribute__((always_inline)) void
 micro_kernel(int mr, int kc, const uint32_t *a, const uint16_t *panel, float *c, int ldc, int nr,
-             const float *bias, int load_c) {
+             const float *bias, int store) {
     __m512 acc[MR][2];
 #pragma GCC unroll 14
     for (int i = 0; i < mr; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
@@ -222,9 +233,13 @@ micro_kernel(int mr, int kc, const uint32_t *a, const uint16_t *panel, float *c,
     for (int i = 0; i < mr; i++) {
         float *ci = c + (size_t)i * ldc;
         __m512 v0 = _mm512_add_ps(acc[i][0], bias0), v1 = _mm512_add_ps(acc[i][1], bias1);
-        if (load_c) {
+        if (store & STORE_LOAD) {
             v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, ci));
             v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, ci + 16));
+        }
+        if (store & STORE_RELU) {
+            v0 = _mm512_max_ps(v0, _mm512_setzero_ps());
+            v1 = _mm512_max_ps(v1, _mm512_setzero_ps());
         }
         _mm512_mask_storeu_ps(ci, m0, v0);
         _mm512_mask_storeu_ps(ci + 16, m1, v1);
@@ -232,15 +247,15 @@ micro_kernel(int mr, int kc, const uint32_t *a, const uint16_t *panel, float *c,
 }
 
 typedef void (*kernel_fn)(int kc, const uint32_t *a, const uint16_t *panel, float *c, int ldc,
-                          int nr, const float *bias, int load_c);
+                          int nr, const float *bias, int store);
 
 /* One copy per row count, so every loop over rows is unrolled with constant
  * register indices (a runtime mr would spill the accumulators). */
 #define KERNEL_COPY(R)                                                                        \
     BF16_TARGET static void kernel_##R(int kc, const uint32_t *a, const uint16_t *panel,     \
                                        float *c, int ldc, int nr, const float *bias,         \
-                                       int load_c) {                                         \
-        micro_kernel(R, kc, a, panel, c, ldc, nr, bias, load_c);                             \
+                                       int store) {                                          \
+        micro_kernel(R, kc, a, panel, c, ldc, nr, bias, store);                              \
     }
 KERNEL_COPY(1)
 KERNEL_COPY(2)
@@ -261,7 +276,7 @@ static const kernel_fn kernels[MR + 1] = {NULL,       kernel_1,  kernel_2,  kern
                                           kernel_10,  kernel_11, kernel_12, kernel_13, kernel_14};
 
 BF16_TARGET static void run_rect(const float *x, const op_bf16_weights *w, const float *b,
-                                 int accumulate, float *y, op_rect r) {
+                                 int accumulate, int relu, float *y, op_rect r) {
     _Alignas(64) uint32_t abuf[MC * KC]; /* 56 KiB: fits any thread's stack, no heap */
     int N = w->N, K = w->K, pairs = w->pairs;
     for (int i0 = r.m0; i0 < r.m1; i0 += MC) {
@@ -270,7 +285,7 @@ BF16_TARGET static void run_rect(const float *x, const op_bf16_weights *w, const
             int kc = pairs - q0 < KC ? pairs - q0 : KC;
             int k1 = 2 * (q0 + kc) < K ? 2 * (q0 + kc) : K;
             pack_a(x + (size_t)i0 * K, K, mc, 2 * q0, k1, abuf);
-            int load_c = accumulate || q0 > 0;
+            int store = store_flags(accumulate, relu, q0, kc, pairs);
             for (int p = r.p0; p < r.p1; p++) {
                 const uint16_t *panel = w->data + ((size_t)p * w->pairs_pad + q0) * NR * 2;
                 int nr = N - p * NR < NR ? N - p * NR : NR;
@@ -278,7 +293,7 @@ BF16_TARGET static void run_rect(const float *x, const op_bf16_weights *w, const
                 for (int t = 0; t * MR < mc; t++) {
                     int mr = mc - t * MR < MR ? mc - t * MR : MR;
                     float *c = y + (size_t)(i0 + t * MR) * N + p * NR;
-                    kernels[mr](kc, abuf + (size_t)t * MR * KC, panel, c, N, nr, bias, load_c);
+                    kernels[mr](kc, abuf + (size_t)t * MR * KC, panel, c, N, nr, bias, store);
                 }
             }
         }
@@ -429,10 +444,10 @@ AMX_TARGET static void amx_tile_1x2(int chunks, const uint32_t *a, const uint16_
     _tile_stored(1, sums + 16, NR * 4);
 }
 
-/* c[mr x nr] = sums + bias (+ c): the same order of additions as the
- * AVX512 micro-kernel's store. */
+/* c[mr x nr] = sums + bias (+ c) (clamped at 0): the same order of
+ * additions as the AVX512 micro-kernel's store. */
 AMX_TARGET static void amx_store(const float *sums, int mr, float *c, int ldc, int nr,
-                                 const float *bias, int load_c) {
+                                 const float *bias, int store) {
     __mmask16 m0 = tail_mask(nr), m1 = tail_mask(nr - 16);
     __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
     __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
@@ -440,9 +455,13 @@ AMX_TARGET static void amx_store(const float *sums, int mr, float *c, int ldc, i
         float *ci = c + (size_t)i * ldc;
         __m512 v0 = _mm512_add_ps(_mm512_load_ps(sums + i * NR), bias0);
         __m512 v1 = _mm512_add_ps(_mm512_load_ps(sums + i * NR + 16), bias1);
-        if (load_c) {
+        if (store & STORE_LOAD) {
             v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, ci));
             v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, ci + 16));
+        }
+        if (store & STORE_RELU) {
+            v0 = _mm512_max_ps(v0, _mm512_setzero_ps());
+            v1 = _mm512_max_ps(v1, _mm512_setzero_ps());
         }
         _mm512_mask_storeu_ps(ci, m0, v0);
         _mm512_mask_storeu_ps(ci + 16, m1, v1);
@@ -450,7 +469,7 @@ AMX_TARGET static void amx_store(const float *sums, int mr, float *c, int ldc, i
 }
 
 AMX_TARGET static void run_rect_amx(const float *x, const op_bf16_weights *w, const float *b,
-                                    int accumulate, float *y, op_rect r) {
+                                    int accumulate, int relu, float *y, op_rect r) {
     _Alignas(64) uint32_t abuf[AMX_MC * AMX_KC]; /* 64 KiB of A tiles, no heap */
     _Alignas(64) float sums[AMX_MR * NR];        /* 4 KiB */
     _Alignas(64) tile_config cfg;
@@ -469,7 +488,7 @@ AMX_TARGET static void run_rect_amx(const float *x, const op_bf16_weights *w, co
             int chunks = (kc + TPAIRS - 1) / TPAIRS;
             int k1 = 2 * (q0 + kc) < K ? 2 * (q0 + kc) : K;
             amx_pack_a(x + (size_t)i0 * K, K, mc, 2 * q0, k1, chunks, abuf);
-            int load_c = accumulate || q0 > 0;
+            int store = store_flags(accumulate, relu, q0, kc, pairs);
             for (int p = r.p0; p < r.p1; p++) {
                 const uint16_t *panel = w->data + ((size_t)p * w->pairs_pad + q0) * NR * 2;
                 int nr = N - p * NR < NR ? N - p * NR : NR;
@@ -480,7 +499,7 @@ AMX_TARGET static void run_rect_amx(const float *x, const op_bf16_weights *w, co
                     if (mr > TROWS) amx_tile_2x2(chunks, a, panel, sums);
                     else amx_tile_1x2(chunks, a, panel, sums);
                     amx_store(sums, mr, y + (size_t)(i0 + t * AMX_MR) * N + p * NR, N, nr, bias,
-                              load_c);
+                              store);
                 }
             }
         }
@@ -492,9 +511,10 @@ AMX_TARGET static void run_rect_amx(const float *x, const op_bf16_weights *w, co
  * Plain C over the same panels, for CPUs without AVX512-BF16 (and for the
  * parity tests on every CPU): x rounded to bf16 per K block as the other
  * kernels do, products of two bf16 values (exact in fp32), sums in fp32,
- * and the same bias / accumulate rules. Slower, never different in kind. */
+ * and the same bias / accumulate / ReLU rules. Slower, never different in
+ * kind. */
 static void run_rect_portable(const float *x, const op_bf16_weights *w, const float *b,
-                              int accumulate, float *y, op_rect r) {
+                              int accumulate, int relu, float *y, op_rect r) {
     int N = w->N, K = w->K, pairs = w->pairs;
     float xb[2 * KC];
     for (int i = r.m0; i < r.m1; i++) {
@@ -504,7 +524,7 @@ static void run_rect_portable(const float *x, const op_bf16_weights *w, const fl
             int kc = pairs - q0 < KC ? pairs - q0 : KC;
             for (int k = 0; k < 2 * kc; k++)
                 xb[k] = 2 * q0 + k < K ? op_bf16_to_float(op_bf16_from_float(xi[2 * q0 + k])) : 0.0f;
-            int load_c = accumulate || q0 > 0;
+            int store = store_flags(accumulate, relu, q0, kc, pairs);
             for (int p = r.p0; p < r.p1; p++) {
                 const uint16_t *panel = w->data + ((size_t)p * w->pairs_pad + q0) * NR * 2;
                 int nr = N - p * NR < NR ? N - p * NR : NR;
@@ -517,7 +537,10 @@ static void run_rect_portable(const float *x, const op_bf16_weights *w, const fl
                 }
                 float *c = yi + p * NR;
                 const float *bias = b && q0 == 0 ? b + p * NR : NULL;
-                for (int n = 0; n < nr; n++) c[n] = acc[n] + (bias ? bias[n] : 0.0f) + (load_c ? c[n] : 0.0f);
+                for (int n = 0; n < nr; n++) {
+                    float v = acc[n] + (bias ? bias[n] : 0.0f) + (store & STORE_LOAD ? c[n] : 0.0f);
+                    c[n] = store & STORE_RELU && !(v > 0.0f) ? 0.0f : v;
+                }
             }
         }
     }
@@ -531,22 +554,33 @@ static void run_rect_portable(const float *x, const op_bf16_weights *w, const fl
 typedef struct call {
     const float *x, *b;
     const op_bf16_weights *w;
-    int accumulate;
+    int accumulate, relu;
     float *y;
-    void (*run)(const float *, const op_bf16_weights *, const float *, int, float *, op_rect);
+    void (*run)(const float *, const op_bf16_weights *, const float *, int, int, float *, op_rect);
 } call;
 
 static void run_call(const void *ctx, op_rect r) {
     const call *c = ctx;
-    c->run(c->x, c->w, c->b, c->accumulate, c->y, r);
+    c->run(c->x, c->w, c->b, c->accumulate, c->relu, c->y, r);
 }
 
-void op_linear_bf16(const float *x, int M, int K, const op_bf16_weights *w, const float *b,
-                    int accumulate, float *y) {
+static void linear_bf16(const float *x, int M, int K, const op_bf16_weights *w, const float *b,
+                        int accumulate, int relu, float *y) {
     if (M <= 0 || !w || !w->data || K != w->K) return;
     int forced = __atomic_load_n(&g_force_path, __ATOMIC_RELAXED);
     int portable = forced == OP_BF16_PATH_PORTABLE || !op_bf16_supported();
     int amx = !portable && forced != OP_BF16_PATH_AVX512 && op_bf16_amx_supported();
-    call c = {x, b, w, accumulate, y, portable ? run_rect_portable : amx ? run_rect_amx : run_rect};
+    call c = {x, b, w, accumulate, relu, y,
+              portable ? run_rect_portable : amx ? run_rect_amx : run_rect};
     op_panels_run(M, w->N, w->panels, NR, amx ? AMX_MR : MR, 2.0 * M * w->N * K, run_call, &c);
+}
+
+void op_linear_bf16(const float *x, int M, int K, const op_bf16_weights *w, const float *b,
+                    int accumulate, float *y) {
+    linear_bf16(x, M, K, w, b, accumulate, 0, y);
+}
+
+void op_linear_bf16_relu(const float *x, int M, int K, const op_bf16_weights *w, const float *b,
+                         int accumulate, float *y) {
+    linear_bf16(x, M, K, w, b, accumulate, 1, y);
 }

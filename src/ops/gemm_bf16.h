@@ -90,4 +90,9 @@ void op_bf16_pack_strided(const float *w, size_t ldn, size_t ldk, int N, int K, 
 void op_linear_bf16(const float *x, int M, int K, const op_bf16_weights *w, const float *b,
                     int accumulate, float *y);
 
+/* The same, then y = max(y, 0) (after the accumulation), in the kernel's
+ * store: a convolution and the ReLU after it in one pass over y. */
+void op_linear_bf16_relu(const float *x, int M, int K, const op_bf16_weights *w, const float *b,
+                         int accumulate, float *y);
+
 #endif

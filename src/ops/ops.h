@@ -124,11 +124,12 @@ void op_conv2d(const op_conv_shape *s, const float *x, const float *w, const flo
  * itself; otherwise the patches become the activation rows
  * ([out_h * out_w, k * k * cin], tap by tap, each tap's channels one
  * contiguous copy) in op_conv2d_bf16_scratch floats of scratch. w: the
- * weights packed by op_conv_pack_bf16. */
+ * weights packed by op_conv_pack_bf16. relu: then y = max(y, 0), in the
+ * kernel's store. */
 struct op_bf16_weights;
 size_t op_conv2d_bf16_scratch(const op_conv_shape *s);
 void op_conv2d_bf16(const op_conv_shape *s, const float *x, const struct op_bf16_weights *w,
-                    const float *b, int accumulate, float *scratch, float *y);
+                    const float *b, int accumulate, int relu, float *scratch, float *y);
 
 /* Pack PyTorch's conv weights [cout, cin, k, k] for op_conv2d_bf16: as
  * [cout, k * k * cin] (taps outer, channels inner), like its patch rows. */
