@@ -2,9 +2,13 @@
  *  - BF16 safetensors values, widened to fp32 exactly (bit patterns of
  *    every kind: normal, negative, power of two, large, subnormal, zero);
  *  - the point prompts of images narrower than twice the pooled grid: every
- *    point inside the image, the last column at x = W - 1. */
+ *    point inside the image, the last column at x = W - 1;
+ *  - a library opened at first use (dynlib) that is missing, or lacks a
+ *    function: one line naming it and what needs it, every time. */
 #include <stdlib.h>
+#include <math.h>
 #include <unistd.h>
+#include "base/dynlib.h"
 #include "formats/tensors.h"
 #include "test.h"
 
@@ -68,8 +72,31 @@ static void test_narrow_points(void) {
     }
 }
 
+#define MISSING_FUNCS(X) X(tan)
+DYNLIB_DEFINE(g_missing, "libcs-no-such-library.so.0", "tests", MISSING_FUNCS);
+#define LIBM_FUNCS(X) X(sin)
+DYNLIB_DEFINE(g_libm, "libm.so.6", "tests", LIBM_FUNCS);
+/* a name libm does not have (the pointer's type is any function's) */
+static double cs_no_such_function(double x) { return x; }
+#define LIBM_MORE(X) X(cos) X(cs_no_such_function)
+DYNLIB_DEFINE(g_libm_more, "libm.so.6", "tests", LIBM_MORE);
+
+static void test_dynlib(void) {
+    for (int i = 0; i < 2; i++) {
+        CHECK_STATUS(dynlib_open(&g_missing), CS_ERR_UNSUPPORTED);
+        CHECK_ERR_HAS("tests need libcs-no-such-library.so.0, which could not be loaded");
+        CHECK(p_tan == NULL);
+    }
+    CHECK_OK(dynlib_open(&g_libm));
+    CHECK(p_sin && p_sin(0.0) == 0.0);
+    CHECK_STATUS(dynlib_open(&g_libm_more), CS_ERR_UNSUPPORTED);
+    CHECK_ERR_HAS("(cs_no_such_function)");
+    CHECK(cs_no_such_function(1.0) == 1.0);
+}
+
 int main(void) {
     test_bf16_values();
     test_narrow_points();
+    test_dynlib();
     return test_finish();
 }

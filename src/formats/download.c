@@ -1,5 +1,8 @@
 #include "download.h"
 
+/* curl's type-checking wrapper of curl_easy_setopt calls the function by
+ * its name; here it is called through the pointer below. */
+#define CURL_DISABLE_TYPECHECK
 #include <curl/curl.h>
 #include <errno.h>
 #include <openssl/evp.h>
@@ -7,7 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "base/dynlib.h"
 #include "base/fileio.h"
+
+/* libcurl is opened on the first download (dynlib.h). */
+#define CURL_FUNCS(X) X(curl_easy_init) X(curl_easy_setopt) X(curl_easy_perform) \
+    X(curl_easy_cleanup) X(curl_easy_strerror)
+DYNLIB_DEFINE(g_curl, "libcurl.so.4", "downloads", CURL_FUNCS);
 
 static void to_hex(const unsigned char *md, unsigned n, char *hex) {
     for (unsigned i = 0; i < n; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
@@ -107,30 +116,32 @@ static int on_progress(void *user, curl_off_t total, curl_off_t done, curl_off_t
 
 cs_status download_to_file(const char *url, const char *dest, const char *sha256_hex,
                       cs_progress_fn progress, void *ctx) {
+    cs_status s = dynlib_open(&g_curl);
+    if (s != CS_OK) return s;
     cs_atomic_file af;
-    cs_status s = cs_atomic_open(&af, dest);
+    s = cs_atomic_open(&af, dest);
     if (s != CS_OK) return s;
     transfer t = {af.f, EVP_MD_CTX_new(), progress, ctx};
-    CURL *curl = curl_easy_init();
+    CURL *curl = p_curl_easy_init();
     if (!curl || !t.md || !EVP_DigestInit_ex(t.md, EVP_sha256(), NULL)) {
-        curl_easy_cleanup(curl);
+        p_curl_easy_cleanup(curl);
         EVP_MD_CTX_free(t.md);
         cs_atomic_abort(&af);
         return error_set(CS_ERR_NOMEM, "%s: cannot start the download", url);
     }
     char curl_err[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
-    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &t);
-    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_err);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 30L);
-    CURLcode rc = curl_easy_perform(curl);
-    curl_easy_cleanup(curl);
+    p_curl_easy_setopt(curl, CURLOPT_URL, url);
+    p_curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+    p_curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
+    p_curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
+    p_curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
+    p_curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+    p_curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &t);
+    p_curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    p_curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_err);
+    p_curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 30L);
+    CURLcode rc = p_curl_easy_perform(curl);
+    p_curl_easy_cleanup(curl);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned len = 0;
     char hex[65] = "";
@@ -140,7 +151,7 @@ cs_status download_to_file(const char *url, const char *dest, const char *sha256
     if (rc != CURLE_OK) {
         cs_atomic_abort(&af);
         return error_set(CS_ERR_IO, "%s: download failed: %s", url,
-                       curl_err[0] ? curl_err : curl_easy_strerror(rc));
+                       curl_err[0] ? curl_err : p_curl_easy_strerror(rc));
     }
     if (sha256_hex && strcmp(hex, sha256_hex) != 0) {
         cs_atomic_abort(&af);
