@@ -67,14 +67,17 @@ static void bf16_rounding(const char *dir) {
 }
 
 /* Every fp32 weight of a model loaded from an F32 file lies in the file's
- * map (bound when the tower first runs). */
+ * map (bound when the tower first runs), or, with oneDNN, the linear
+ * weights are packed for it (their fp32 view then given back). */
 static void check_in_place(cs_model *m) {
     CHECK_OK(model_prepare_text(m));
     const uint8_t *lo = m->table.map, *hi = lo + m->table.map_len;
     const cs_block *b = &m->text.tr.blocks[0];
     const float *w[] = {b->qkv_w, b->out_w, b->fc_w, b->proj_w, m->text.tok_emb, m->text.proj};
+    const op_f32_weights *packed[] = {&b->qkv32, &b->out32, &b->fc32, &b->proj32, NULL, NULL};
     for (size_t i = 0; i < sizeof w / sizeof *w; i++)
-        CHECK_MSG(lo && (const uint8_t *)w[i] >= lo && (const uint8_t *)w[i] < hi,
+        CHECK_MSG((packed[i] && packed[i]->pack && !w[i]) ||
+                      (lo && (const uint8_t *)w[i] >= lo && (const uint8_t *)w[i] < hi),
                   "weight %zu of an F32 file was copied, not used in place", i);
 }
 

@@ -133,6 +133,14 @@ cs_status cs_model_set_precision(cs_model *m, cs_precision p) {
     return CS_OK;
 }
 
+/* In fp32 a tower's linear weights go into oneDNN's layout (gemm_f32.h)
+ * at its first pass, every pass then the same arithmetic (a process's
+ * results never depend on what it ran before). */
+static cs_status prepare_fp32(cs_model *m, cs_transformer *tr) {
+    if (m->precision != CS_PRECISION_FP32 || m->fp32_openblas) return CS_OK;
+    return transformer_pack(tr, CS_PRECISION_FP32, &m->table);
+}
+
 /* int8 is for the image tower: the text tower's features carry per-channel
  * outliers that per-token int8 steps blur (2.9% max error on a full-size
  * synthetic ViT-B/16's text features, enough to move a map's top point),
@@ -140,12 +148,14 @@ cs_status cs_model_set_precision(cs_model *m, cs_precision p) {
  * bf16. */
 cs_status model_prepare_text(cs_model *m) {
     cs_precision p = m->precision == CS_PRECISION_INT8 ? CS_PRECISION_BF16 : m->precision;
-    return model_tower_prepare(m, &m->text.lazy, &m->text.tr, p);
+    cs_status s = model_tower_prepare(m, &m->text.lazy, &m->text.tr, p);
+    return s == CS_OK ? prepare_fp32(m, &m->text.tr) : s;
 }
 
 cs_status model_prepare_vision(cs_model *m) {
     if (m->cfg.vision_kind != CS_VISION_VIT) return CS_OK;
-    return model_tower_prepare(m, &m->vit.lazy, &m->vit.tr, m->precision);
+    cs_status s = model_tower_prepare(m, &m->vit.lazy, &m->vit.tr, m->precision);
+    return s == CS_OK ? prepare_fp32(m, &m->vit.tr) : s;
 }
 
 void cs_model_free(cs_model *m) {

@@ -7,6 +7,7 @@
 #include "base/workspace.h"
 #include "formats/tensors.h"
 #include "ops/gemm_bf16.h"
+#include "ops/gemm_f32.h"
 #include "ops/gemm_int8.h"
 
 typedef struct cs_layer_norm { const float *w, *b; } cs_layer_norm;
@@ -18,8 +19,10 @@ typedef struct cs_block {
     const float *out_w, *out_b;   /* [W, W], [W] */
     const float *fc_w, *fc_b;     /* [4W, W], [4W] */
     const float *proj_w, *proj_b; /* [W, 4W], [W] */
-    /* bf16 or int8 copies of the four weights (data NULL: not that
-     * precision; both NULL: fp32, the default). */
+    /* The four weights packed: for oneDNN in fp32 (the *_w above then
+     * NULL), or bf16 or int8 copies (data NULL: not that precision). All
+     * empty: fp32 as stored, through OpenBLAS. */
+    op_f32_weights qkv32, out32, fc32, proj32;
     op_bf16_weights qkv16, out16, fc16, proj16;
     op_int8_weights qkv8, out8, fc8, proj8;
     const cs_tensor *linear[4]; /* the file's qkv, out, fc, proj weights: packed from these */
@@ -93,6 +96,8 @@ struct cs_model {
     cs_precision precision;
     int surgery_normalize_v; /* ResNet surgery: q = k = v / |v| per head, scale x8 (the
                                 authors' optional "resnet" setting; default off, as they run it) */
+    int fp32_openblas;       /* for tests and benchmarks: fp32 weights stay as stored, on
+                                OpenBLAS (never packed for oneDNN) */
     model_tap tap;           /* for tests: every stage's activations (NULL: none) */
     void *tap_ctx;
     struct model_source *source; /* where cs_load found it, its tokenizer (open.c), or NULL */

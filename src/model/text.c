@@ -59,7 +59,11 @@ cs_status text_encode(cs_model *m, const int32_t *ids, int n, int context, int e
      * golden model's text features by up to 55% (the weights' error: 0.8%) */
     static const op_attention_spec causal = {OP_ATTN_QK, 1, NULL, 0.0f, NULL, 0};
     for (int l = 0; l < m->cfg.text_layers; l++) {
-        block_forward(&t->tr.blocks[l], W, t->tr.heads, n, len, &causal, x, &s);
+        st = block_forward(&t->tr.blocks[l], W, t->tr.heads, n, len, &causal, x, &s);
+        if (st != CS_OK) {
+            ws_release(&m->ws);
+            return st;
+        }
         MODEL_TAP(m, "text_block", l, x, (int)total, W);
     }
     /* The rows that get ln_final and the projection: every position, or

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <omp.h>
 #include <string.h>
+#include "base/base.h"
 #include "ops/ops.h"
 #include "transformer.h"
 
@@ -20,28 +21,35 @@ cs_status block_scratch_init(block_scratch *s, cs_workspace *ws, int max_tokens,
     return s->h && s->qkv && s->attn && s->hidden && s->scores && s->offsets ? CS_OK : CS_ERR_NOMEM;
 }
 
-/* One linear layer of a block: y (+)= x w^T + b in fp32, or through the
- * packed bf16 or int8 weights when the model runs in that precision. */
-static void block_linear(const float *x, int M, int K, const float *w, const op_bf16_weights *w16,
-                         const op_int8_weights *w8, const float *b, int N, int accumulate, float *y) {
+/* One linear layer of a block: y (+)= x w^T + b through whichever form of
+ * the weight the block holds: packed bf16 or int8 (the model runs in that
+ * precision), fp32 packed for oneDNN, or fp32 as stored (OpenBLAS). */
+static cs_status block_linear(const float *x, int M, int K, const float *w, const op_f32_weights *w32,
+                              const op_bf16_weights *w16, const op_int8_weights *w8, const float *b, int N,
+                              int accumulate, float *y) {
     if (w16->data) op_linear_bf16(x, M, K, w16, b, accumulate, y);
     else if (w8->data) op_linear_int8(x, M, K, w8, b, accumulate, y);
+    else if (w32->pack) return op_linear_f32(x, M, K, w32, b, accumulate, y);
     else if (accumulate) op_linear_accumulate(x, M, K, w, b, N, y);
     else op_linear(x, M, K, w, b, N, y);
+    return CS_OK;
 }
 
+#define LINEAR(b, name) (b)->name##_w, &(b)->name##32, &(b)->name##16, &(b)->name##8, (b)->name##_b
+
 /* x += c_proj(QuickGELU(c_fc(ln_2(x)))) */
-static void block_mlp(const cs_block *b, int T, int W, float *x, block_scratch *s) {
+static cs_status block_mlp(const cs_block *b, int T, int W, float *x, block_scratch *s) {
     op_layer_norm(x, T, W, b->ln_2.w, b->ln_2.b, 1e-5f, s->h);
-    block_linear(s->h, T, W, b->fc_w, &b->fc16, &b->fc8, b->fc_b, 4 * W, 0, s->hidden);
+    cs_status st = block_linear(s->h, T, W, LINEAR(b, fc), 4 * W, 0, s->hidden);
+    if (st != CS_OK) return st;
     op_quick_gelu(s->hidden, (size_t)T * 4 * W);
-    block_linear(s->hidden, T, 4 * W, b->proj_w, &b->proj16, &b->proj8, b->proj_b, W, 1, x);
+    return block_linear(s->hidden, T, 4 * W, LINEAR(b, proj), W, 1, x);
 }
 
 /* qkv = in_proj(ln_1(x)) for all T rows. */
-static void block_qkv(const cs_block *b, int T, int W, const float *x, block_scratch *s) {
+static cs_status block_qkv(const cs_block *b, int T, int W, const float *x, block_scratch *s) {
     op_layer_norm(x, T, W, b->ln_1.w, b->ln_1.b, 1e-5f, s->h);
-    block_linear(s->h, T, W, b->qkv_w, &b->qkv16, &b->qkv8, b->qkv_b, 3 * W, 0, s->qkv);
+    return block_linear(s->h, T, W, LINEAR(b, qkv), 3 * W, 0, s->qkv);
 }
 
 /* GEM's inverse temperature for one sequence: the mean over its tokens of
@@ -89,44 +97,49 @@ static int total_rows(int n_seq, const int *seq_len) {
     return T;
 }
 
-void block_forward(const cs_block *b, int W, int heads, int n_seq, const int *seq_len,
-                   const op_attention_spec *a, float *x, block_scratch *s) {
+cs_status block_forward(const cs_block *b, int W, int heads, int n_seq, const int *seq_len,
+                        const op_attention_spec *a, float *x, block_scratch *s) {
     int T = total_rows(n_seq, seq_len);
-    block_qkv(b, T, W, x, s);
+    cs_status st = block_qkv(b, T, W, x, s);
+    if (st != CS_OK) return st;
     attend(s, b, s->qkv, s->attn, n_seq, seq_len, W, heads, a);
-    block_linear(s->attn, T, W, b->out_w, &b->out16, &b->out8, b->out_b, W, 1, x);
-    block_mlp(b, T, W, x, s);
+    st = block_linear(s->attn, T, W, LINEAR(b, out), W, 1, x);
+    return st == CS_OK ? block_mlp(b, T, W, x, s) : st;
 }
 
-void block_forward_reduced(const cs_block *b, int W, int heads, int n_seq, const int *seq_len,
-                           const op_attention_spec *a, float *x, block_scratch *s) {
+cs_status block_forward_reduced(const cs_block *b, int W, int heads, int n_seq, const int *seq_len,
+                                const op_attention_spec *a, float *x, block_scratch *s) {
     int T = total_rows(n_seq, seq_len);
-    block_qkv(b, T, W, x, s);
+    cs_status st = block_qkv(b, T, W, x, s);
+    if (st != CS_OK) return st;
     attend(s, b, s->qkv, s->attn, n_seq, seq_len, W, heads, a);
-    block_linear(s->attn, T, W, b->out_w, &b->out16, &b->out8, b->out_b, W, 0, x);
+    return block_linear(s->attn, T, W, LINEAR(b, out), W, 0, x);
 }
 
-void block_forward_dual(const cs_block *b, int W, int heads, int n_seq, const int *seq_len,
-                        const op_attention_spec *a_new, float *x, block_scratch *s) {
+cs_status block_forward_dual(const cs_block *b, int W, int heads, int n_seq, const int *seq_len,
+                             const op_attention_spec *a_new, float *x, block_scratch *s) {
     static const op_attention_spec qk = {OP_ATTN_QK, 0, NULL, 0.0f, NULL, 1};
     int T = total_rows(n_seq, seq_len);
-    block_qkv(b, T, W, x, s);
+    cs_status st = block_qkv(b, T, W, x, s);
+    if (st != CS_OK) return st;
     /* Both paths read the one QKV projection of the original path's ln_1;
      * their attention outputs sit one above the other, so one out-projection
      * GEMM of 2T rows updates both paths. */
     attend(s, b, s->qkv, s->attn, n_seq, seq_len, W, heads, &qk);
     attend(s, b, s->qkv, s->attn + (size_t)T * W, n_seq, seq_len, W, heads, a_new);
-    block_linear(s->attn, 2 * T, W, b->out_w, &b->out16, &b->out8, b->out_b, W, 1, x);
+    st = block_linear(s->attn, 2 * T, W, LINEAR(b, out), W, 1, x);
     /* The FFN runs on the original path only. */
-    block_mlp(b, T, W, x, s);
+    return st == CS_OK ? block_mlp(b, T, W, x, s) : st;
 }
 
 void transformer_free_packed(cs_transformer *tr) {
     for (int l = 0; tr->blocks && l < tr->layers; l++) {
         cs_block *b = &tr->blocks[l];
+        op_f32_weights *w32[4] = {&b->qkv32, &b->out32, &b->fc32, &b->proj32};
         op_bf16_weights *w16[4] = {&b->qkv16, &b->out16, &b->fc16, &b->proj16};
         op_int8_weights *w8[4] = {&b->qkv8, &b->out8, &b->fc8, &b->proj8};
         for (int j = 0; j < 4; j++) {
+            op_f32_free(w32[j]);
             op_bf16_free(w16[j]);
             op_int8_free(w8[j]);
         }
@@ -153,21 +166,34 @@ static cs_status pack_linear(cs_tensor_table *t, const cs_tensor *x, int N, int 
     return s;
 }
 
+/* One linear weight in the precision: fp32 into the oneDNN layout from its
+ * fp32 view w, bf16 or int8 from the file's tensor x (a pack for oneDNN
+ * from an earlier fp32 run then freed). */
+static cs_status pack_one(cs_tensor_table *t, const cs_tensor *x, const float *w, int N, int K, cs_precision p,
+                          op_f32_weights *w32, op_bf16_weights *w16, op_int8_weights *w8) {
+    if (p == CS_PRECISION_FP32) return op_f32_pack(w, N, K, w32);
+    cs_status s = pack_linear(t, x, N, K, p, w16, w8);
+    if (s == CS_OK) op_f32_free(w32);
+    return s;
+}
+
 cs_status transformer_pack(cs_transformer *tr, cs_precision p, cs_tensor_table *t) {
+    if (p == CS_PRECISION_FP32 && !op_f32_pack_available()) return CS_OK;
     int W = tr->width;
     cs_status s = CS_OK;
-    if (p == CS_PRECISION_FP32) return CS_OK;
     for (int l = 0; s == CS_OK && l < tr->layers; l++) {
         cs_block *b = &tr->blocks[l];
         const float **w[4] = {&b->qkv_w, &b->out_w, &b->fc_w, &b->proj_w};
         int N[4] = {3 * W, W, 4 * W, W}, K[4] = {W, W, W, 4 * W};
+        op_f32_weights *w32[4] = {&b->qkv32, &b->out32, &b->fc32, &b->proj32};
         op_bf16_weights *w16[4] = {&b->qkv16, &b->out16, &b->fc16, &b->proj16};
         op_int8_weights *w8[4] = {&b->qkv8, &b->out8, &b->fc8, &b->proj8};
         for (int j = 0; s == CS_OK && j < 4; j++) {
-            if (w16[j]->data || w8[j]->data) continue; /* packed by an earlier, failed call */
-            s = pack_linear(t, b->linear[j], N[j], K[j], p, w16[j], w8[j]);
+            /* packed by an earlier, failed call (whose tower took the fp32
+             * views again at this one: given back below) */
+            int done = w16[j]->data || w8[j]->data || (p == CS_PRECISION_FP32 && w32[j]->pack);
+            if (!done) s = pack_one(t, b->linear[j], *w[j], N[j], K[j], p, w32[j], w16[j], w8[j]);
             if (s != CS_OK || !*w[j]) continue;
-            /* an fp32 view from a run in fp32 before the switch */
             tensors_release(t, *w[j], (size_t)N[j] * K[j] * sizeof(float));
             *w[j] = NULL;
         }

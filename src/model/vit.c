@@ -71,19 +71,19 @@ static int method_blocks(const cs_model *m, cs_vision_mode mode) {
  * papers): the dual path of surgery and GEM, SCLIP's full block with its
  * correlative self-attention, the reduced block (no residual, no FFN) of
  * MaskCLIP, ClearCLIP and NACLIP. */
-static void method_block(const cs_block *b, int W, int heads, int batch, const int *len,
-                         cs_vision_mode mode, const vit_window *window, float *x, block_scratch *s) {
+static cs_status method_block(const cs_block *b, int W, int heads, int batch, const int *len,
+                              cs_vision_mode mode, const vit_window *window, float *x, block_scratch *s) {
     op_attention_spec a = {OP_ATTN_VV, 0, NULL, 0.0f, NULL, 1};
     switch (mode) {
     case CS_VISION_GEM: a.kind = OP_ATTN_GEM; /* fall through */
-    case CS_VISION_SURGERY: block_forward_dual(b, W, heads, batch, len, &a, x, s); return;
-    case CS_VISION_SCLIP: a.kind = OP_ATTN_CSA; block_forward(b, W, heads, batch, len, &a, x, s); return;
+    case CS_VISION_SURGERY: return block_forward_dual(b, W, heads, batch, len, &a, x, s);
+    case CS_VISION_SCLIP: a.kind = OP_ATTN_CSA; return block_forward(b, W, heads, batch, len, &a, x, s);
     case CS_VISION_MASKCLIP: a.kind = OP_ATTN_SELF; break;
     case CS_VISION_CLEARCLIP: a.kind = OP_ATTN_QQ; break;
     case CS_VISION_NACLIP: a.kind = OP_ATTN_KK, a.bias = vit_naclip_bias, a.bias_ctx = window; break;
-    default: a.kind = OP_ATTN_QK; block_forward(b, W, heads, batch, len, &a, x, s); return;
+    default: a.kind = OP_ATTN_QK; return block_forward(b, W, heads, batch, len, &a, x, s);
     }
-    block_forward_reduced(b, W, heads, batch, len, &a, x, s);
+    return block_forward_reduced(b, W, heads, batch, len, &a, x, s);
 }
 
 static int is_dual(cs_vision_mode mode) { return mode == CS_VISION_SURGERY || mode == CS_VISION_GEM; }
@@ -137,18 +137,24 @@ cs_status vit_encode(cs_model *m, const float *pixels, int batch, int R, cs_visi
     for (int l = 0; l < c->vision_layers; l++) {
         const cs_block *b = &v->tr.blocks[l];
         if (l < first) {
-            block_forward(b, W, v->tr.heads, batch, len, &qk, x, &s);
+            st = block_forward(b, W, v->tr.heads, batch, len, &qk, x, &s);
+            if (st != CS_OK) break;
             MODEL_TAP(m, "block", l, x, BT, W);
             continue;
         }
         if (l == first && is_dual(mode)) memcpy(x_new, x, (size_t)BT * W * sizeof(float));
-        method_block(b, W, v->tr.heads, batch, len, mode, &window, x, &s);
+        st = method_block(b, W, v->tr.heads, batch, len, mode, &window, x, &s);
+        if (st != CS_OK) break;
         if (is_dual(mode)) {
             MODEL_TAP(m, "block_xori", l, x, BT, W);
             MODEL_TAP(m, "block_x", l, x_new, BT, W);
         } else {
             MODEL_TAP(m, "block", l, x, BT, W);
         }
+    }
+    if (st != CS_OK) {
+        ws_release(&m->ws);
+        return st;
     }
     /* Dual-path output: surgery takes each image's class token from the
      * original path and its patch tokens from the new one; GEM takes every

@@ -67,7 +67,7 @@ cs_status model_tower_prepare(cs_model *m, model_tower *tw, cs_transformer *tr, 
         model_ref *r = &tw->refs[i];
         if (!*r->f32 && !(r->linear && p != CS_PRECISION_FP32)) s = tensor_f32_view(&m->table, r->x, r->f32);
     }
-    if (s == CS_OK && tr) s = transformer_pack(tr, p, &m->table);
+    if (s == CS_OK && tr && p != CS_PRECISION_FP32) s = transformer_pack(tr, p, &m->table);
     tw->ready = s == CS_OK;
     return s;
 }
