@@ -9,7 +9,7 @@
  * tower on 85 prompts of 12 tokens (as `clip-surgery bench`): median ms and
  * the ratio of the time to FLOPs / (2048^3 sgemm peak of this run).
  * Usage: bench_fp32_pack [ARCH [RUNS [RES...]]]   (default ViT-B/16 7 224 512)
- * Built where the library is built with oneDNN. */
+ * Exits 1 naming oneDNN where the library is built without it (-DCS_ONEDNN=ON). */
 #include <stdio.h>
 #include <stdlib.h>
 #include "base/base.h"
