@@ -342,7 +342,7 @@ static void twoway_final(const cs_sam *m, twoway *t) {
  * (sam_load), so its result is [w * 4, cout]: one row of channels per
  * output pixel (sub-pixel s = 2 dy + dx of input pixel x), ready for
  * LayerNorm2d, GELU and the masks' channel sums before it is scattered.
- * Every function leaves the bias in the GEMM's C, as op_linear does. */
+ * The bias goes in as the GEMM's C, as in op_linear. */
 static void subpixel_conv(const float *x, int w, int cin, const float *W, const float *b, int cout,
                           float *y) {
     for (int r = 0; r < 4 * w; r++) memcpy(y + (size_t)r * cout, b, sizeof(float) * cout);
@@ -351,7 +351,7 @@ static void subpixel_conv(const float *x, int w, int cin, const float *W, const 
 
 /* First stage: src rows [G*G, E] -> ConvT, LayerNorm2d, GELU -> rows of the
  * 2G x 2G image [4*G*G, E/4] (what the second stage's GEMM reads).
- * scratch: UPSCALE_SCRATCH floats per thread. */
+ * scratch: upscale_scratch floats, a part per thread. */
 static void upscale_first(const cs_sam *m, const float *src, float *out, float *scratch) {
     int G = m->cfg.grid, E = m->cfg.embed_dim, C = E / 4;
 #pragma omp parallel for schedule(static)
