@@ -11,6 +11,7 @@ cs_status block_scratch_init(block_scratch *s, cs_workspace *ws, int max_tokens,
                              int max_seqs, int width, int heads) {
     size_t T = (size_t)max_tokens, W = (size_t)width;
     s->max_seq = max_seq;
+    s->per_sequence = 0;
     s->head_dim = width / heads;
     s->offsets = ws_take(ws, (size_t)max_seqs, sizeof(size_t));
     s->h = ws_take(ws, T * W, sizeof(float));
@@ -21,35 +22,56 @@ cs_status block_scratch_init(block_scratch *s, cs_workspace *ws, int max_tokens,
     return s->h && s->qkv && s->attn && s->hidden && s->scores && s->offsets ? CS_OK : CS_ERR_NOMEM;
 }
 
-/* One linear layer of a block: y (+)= x w^T + b through whichever form of
- * the weight the block holds: packed bf16 or int8 (the model runs in that
- * precision), fp32 packed for oneDNN, or fp32 as stored (OpenBLAS). */
-static cs_status block_linear(const float *x, int M, int K, const float *w, const op_f32_weights *w32,
-                              const op_bf16_weights *w16, const op_int8_weights *w8, const float *b, int N,
-                              int accumulate, float *y) {
+/* One fp32 linear layer: through oneDNN where the weight is packed for it,
+ * else OpenBLAS on the weight as stored. */
+static cs_status linear_f32(const float *x, int M, int K, const float *w, const op_f32_weights *w32,
+                            const float *b, int N, int accumulate, float *y) {
+    if (w32->pack) return op_linear_f32(x, M, K, w32, b, accumulate, y);
+    if (accumulate) op_linear_accumulate(x, M, K, w, b, N, y);
+    else op_linear(x, M, K, w, b, N, y);
+    return CS_OK;
+}
+
+/* One linear layer of a block over the rows of n_seq sequences: y (+)= x
+ * w^T + b through whichever form of the weight the block holds: packed bf16
+ * or int8 (the model runs in that precision; their kernels round each row
+ * alone), else fp32. In fp32 with s->per_sequence, one call per sequence,
+ * so that an image in a batch gets the bits it gets alone where the BLAS
+ * rounds rows by their neighbours (op_gemm_rows_independent). */
+static cs_status block_linear(const block_scratch *s, int n_seq, const int *seq_len, const float *x,
+                              int K, const float *w, const op_f32_weights *w32, const op_bf16_weights *w16,
+                              const op_int8_weights *w8, const float *b, int N, int accumulate, float *y) {
+    int M = 0;
+    for (int i = 0; i < n_seq; i++) M += seq_len[i];
     if (w16->data) op_linear_bf16(x, M, K, w16, b, accumulate, y);
     else if (w8->data) op_linear_int8(x, M, K, w8, b, accumulate, y);
-    else if (w32->pack) return op_linear_f32(x, M, K, w32, b, accumulate, y);
-    else if (accumulate) op_linear_accumulate(x, M, K, w, b, N, y);
-    else op_linear(x, M, K, w, b, N, y);
+    else if (!s->per_sequence) return linear_f32(x, M, K, w, w32, b, N, accumulate, y);
+    else
+        for (int i = 0, off = 0; i < n_seq; off += seq_len[i], i++) {
+            cs_status st = linear_f32(x + (size_t)off * K, seq_len[i], K, w, w32, b, N, accumulate,
+                                      y + (size_t)off * N);
+            if (st != CS_OK) return st;
+        }
     return CS_OK;
 }
 
 #define LINEAR(b, name) (b)->name##_w, &(b)->name##32, &(b)->name##16, &(b)->name##8, (b)->name##_b
 
 /* x += c_proj(QuickGELU(c_fc(ln_2(x)))) */
-static cs_status block_mlp(const cs_block *b, int T, int W, float *x, block_scratch *s) {
+static cs_status block_mlp(const cs_block *b, int n_seq, const int *seq_len, int T, int W, float *x,
+                           block_scratch *s) {
     op_layer_norm(x, T, W, b->ln_2.w, b->ln_2.b, 1e-5f, s->h);
-    cs_status st = block_linear(s->h, T, W, LINEAR(b, fc), 4 * W, 0, s->hidden);
+    cs_status st = block_linear(s, n_seq, seq_len, s->h, W, LINEAR(b, fc), 4 * W, 0, s->hidden);
     if (st != CS_OK) return st;
     op_quick_gelu(s->hidden, (size_t)T * 4 * W);
-    return block_linear(s->hidden, T, 4 * W, LINEAR(b, proj), W, 1, x);
+    return block_linear(s, n_seq, seq_len, s->hidden, 4 * W, LINEAR(b, proj), W, 1, x);
 }
 
 /* qkv = in_proj(ln_1(x)) for all T rows. */
-static cs_status block_qkv(const cs_block *b, int T, int W, const float *x, block_scratch *s) {
+static cs_status block_qkv(const cs_block *b, int n_seq, const int *seq_len, int T, int W, const float *x,
+                           block_scratch *s) {
     op_layer_norm(x, T, W, b->ln_1.w, b->ln_1.b, 1e-5f, s->h);
-    return block_linear(s->h, T, W, LINEAR(b, qkv), 3 * W, 0, s->qkv);
+    return block_linear(s, n_seq, seq_len, s->h, W, LINEAR(b, qkv), 3 * W, 0, s->qkv);
 }
 
 /* GEM's inverse temperature for one sequence: the mean over its tokens of
@@ -100,36 +122,45 @@ static int total_rows(int n_seq, const int *seq_len) {
 cs_status block_forward(const cs_block *b, int W, int heads, int n_seq, const int *seq_len,
                         const op_attention_spec *a, float *x, block_scratch *s) {
     int T = total_rows(n_seq, seq_len);
-    cs_status st = block_qkv(b, T, W, x, s);
+    cs_status st = block_qkv(b, n_seq, seq_len, T, W, x, s);
     if (st != CS_OK) return st;
     attend(s, b, s->qkv, s->attn, n_seq, seq_len, W, heads, a);
-    st = block_linear(s->attn, T, W, LINEAR(b, out), W, 1, x);
-    return st == CS_OK ? block_mlp(b, T, W, x, s) : st;
+    st = block_linear(s, n_seq, seq_len, s->attn, W, LINEAR(b, out), W, 1, x);
+    return st == CS_OK ? block_mlp(b, n_seq, seq_len, T, W, x, s) : st;
 }
 
 cs_status block_forward_reduced(const cs_block *b, int W, int heads, int n_seq, const int *seq_len,
                                 const op_attention_spec *a, float *x, block_scratch *s) {
     int T = total_rows(n_seq, seq_len);
-    cs_status st = block_qkv(b, T, W, x, s);
+    cs_status st = block_qkv(b, n_seq, seq_len, T, W, x, s);
     if (st != CS_OK) return st;
     attend(s, b, s->qkv, s->attn, n_seq, seq_len, W, heads, a);
-    return block_linear(s->attn, T, W, LINEAR(b, out), W, 0, x);
+    return block_linear(s, n_seq, seq_len, s->attn, W, LINEAR(b, out), W, 0, x);
 }
 
 cs_status block_forward_dual(const cs_block *b, int W, int heads, int n_seq, const int *seq_len,
                              const op_attention_spec *a_new, float *x, block_scratch *s) {
     static const op_attention_spec qk = {OP_ATTN_QK, 0, NULL, 0.0f, NULL, 1};
     int T = total_rows(n_seq, seq_len);
-    cs_status st = block_qkv(b, T, W, x, s);
+    cs_status st = block_qkv(b, n_seq, seq_len, T, W, x, s);
     if (st != CS_OK) return st;
     /* Both paths read the one QKV projection of the original path's ln_1;
      * their attention outputs sit one above the other, so one out-projection
-     * GEMM of 2T rows updates both paths. */
+     * GEMM of 2T rows updates both paths (one per path and sequence with
+     * s->per_sequence). */
     attend(s, b, s->qkv, s->attn, n_seq, seq_len, W, heads, &qk);
     attend(s, b, s->qkv, s->attn + (size_t)T * W, n_seq, seq_len, W, heads, a_new);
-    st = block_linear(s->attn, 2 * T, W, LINEAR(b, out), W, 1, x);
+    if (s->per_sequence) {
+        st = block_linear(s, n_seq, seq_len, s->attn, W, LINEAR(b, out), W, 1, x);
+        if (st == CS_OK)
+            st = block_linear(s, n_seq, seq_len, s->attn + (size_t)T * W, W, LINEAR(b, out), W, 1,
+                              x + (size_t)T * W);
+    } else {
+        int both = 2 * T;
+        st = block_linear(s, 1, &both, s->attn, W, LINEAR(b, out), W, 1, x);
+    }
     /* The FFN runs on the original path only. */
-    return st == CS_OK ? block_mlp(b, T, W, x, s) : st;
+    return st == CS_OK ? block_mlp(b, n_seq, seq_len, T, W, x, s) : st;
 }
 
 void transformer_free_packed(cs_transformer *tr) {
@@ -178,7 +209,7 @@ static cs_status pack_one(cs_tensor_table *t, const cs_tensor *x, const float *w
 }
 
 cs_status transformer_pack(cs_transformer *tr, cs_precision p, cs_tensor_table *t) {
-    if (p == CS_PRECISION_FP32 && !op_f32_pack_available()) return CS_OK;
+    if (p == CS_PRECISION_FP32 && !op_f32_pack_pays()) return CS_OK;
     int W = tr->width;
     cs_status s = CS_OK;
     for (int l = 0; s == CS_OK && l < tr->layers; l++) {

@@ -11,6 +11,8 @@ typedef struct block_scratch {
     float *h, *qkv, *attn, *hidden, *scores;
     size_t *offsets; /* first row of each sequence of a packed batch */
     int max_seq, head_dim;
+    int per_sequence; /* fp32 linear layers one sequence at a time (see block_linear); 0 from
+                         block_scratch_init */
 } block_scratch;
 
 cs_status block_scratch_init(block_scratch *s, cs_workspace *ws, int max_tokens, int max_seq,

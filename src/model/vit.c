@@ -103,6 +103,9 @@ cs_status vit_encode(cs_model *m, const float *pixels, int batch, int R, cs_visi
     if (st != CS_OK) return st;
     block_scratch s;
     st = block_scratch_init(&s, &m->ws, 2 * BT, T, batch, W, v->tr.heads);
+    /* Each image of a batch gets the bits it gets alone, also where the BLAS
+     * rounds a row by its neighbours. */
+    s.per_sequence = !op_gemm_rows_independent();
     float *patches = ws_take(&m->ws, (size_t)N * 3 * P * P, sizeof(float));
     float *x = ws_take(&m->ws, (size_t)2 * BT * W, sizeof(float));
     float *pos = ws_take(&m->ws, (size_t)T * W, sizeof(float));
@@ -167,7 +170,10 @@ cs_status vit_encode(cs_model *m, const float *pixels, int batch, int R, cs_visi
     }
     op_layer_norm(x, BT, W, v->ln_post.w, v->ln_post.b, 1e-5f, x);
     MODEL_TAP(m, "ln_post", -1, x, BT, W);
-    op_gemm(0, 0, BT, c->embed_dim, W, 1.0f, x, W, v->proj, c->embed_dim, 0.0f, tokens, c->embed_dim);
+    int D = c->embed_dim, images = s.per_sequence ? batch : 1, rows = BT / images;
+    for (int i = 0; i < images; i++)
+        op_gemm(0, 0, rows, D, W, 1.0f, x + (size_t)i * rows * W, W, v->proj, D, 0.0f,
+                tokens + (size_t)i * rows * D, D);
     ws_release(&m->ws);
     return CS_OK;
 }

@@ -1,4 +1,6 @@
 #include <cblas.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "base/base.h"
@@ -26,6 +28,45 @@ void op_linear_accumulate(const float *x, int M, int K, const float *w, const fl
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++) y[(size_t)i * N + j] += b[j];
     op_gemm(0, 1, M, N, K, 1.0f, x, K, w, K, 1.0f, y, N);
+}
+
+/* Whether the BLAS rounds each row of a product the same whatever rows come
+ * with it. OpenBLAS's SkylakeX sgemm does; its Haswell/Zen kernels (AVX2
+ * machines) do not: a row of x w^T computed among 4 x 13 rows differs in
+ * the last bits from the same row computed among 13. Tried once per
+ * process on two small shapes (a fraction of a millisecond). */
+static pthread_once_t g_rows_once = PTHREAD_ONCE_INIT;
+static int g_rows_independent;
+
+static int rows_agree(int T, int K, int N) {
+    enum { BATCH = 4 };
+    size_t nx = (size_t)BATCH * T * K, nw = (size_t)N * K, ny = (size_t)BATCH * T * N;
+    float *x = mem_alloc(nx, sizeof(float)), *w = mem_alloc(nw, sizeof(float));
+    float *all = mem_alloc(ny, sizeof(float)), *one = mem_alloc((size_t)T * N, sizeof(float));
+    int same = 0; /* unknown (no memory): split, which is right either way */
+    if (x && w && all && one) {
+        uint32_t r = 12345;
+        for (size_t i = 0; i < nx; i++) x[i] = (float)((r = r * 1664525u + 1013904223u) >> 8) * 0x1p-24f - 0.5f;
+        for (size_t i = 0; i < nw; i++) w[i] = (float)((r = r * 1664525u + 1013904223u) >> 8) * 0x1p-24f - 0.5f;
+        op_linear(x, BATCH * T, K, w, NULL, N, all);
+        same = 1;
+        for (int b = 0; b < BATCH && same; b++) {
+            op_linear(x + (size_t)b * T * K, T, K, w, NULL, N, one);
+            same = !memcmp(one, all + (size_t)b * T * N, sizeof(float) * (size_t)T * N);
+        }
+    }
+    cs_free(x);
+    cs_free(w);
+    cs_free(all);
+    cs_free(one);
+    return same;
+}
+
+static void probe_rows(void) { g_rows_independent = rows_agree(13, 64, 48) && rows_agree(50, 256, 96); }
+
+int op_gemm_rows_independent(void) {
+    pthread_once(&g_rows_once, probe_rows);
+    return g_rows_independent;
 }
 
 static int cmp_double(const void *a, const void *b) {

@@ -40,6 +40,8 @@ int op_f32_pack_available(void) {
     return g_engine != NULL;
 }
 
+int op_f32_pack_pays(void) { return op_f32_pack_available() && __builtin_cpu_supports("avx512f"); }
+
 static cs_status dnnl_error(dnnl_status_t st, const char *what, int N, int K) {
     if (st == dnnl_out_of_memory) return CS_ERR_NOMEM;
     return error_set(CS_ERR_UNSUPPORTED, "oneDNN: %s for a %d x %d fp32 weight failed (status %d)", what, N, K,
@@ -223,6 +225,8 @@ cs_status op_linear_f32(const float *x, int M, int K, const op_f32_weights *w, c
 #else /* built without oneDNN: nothing is ever packed */
 
 int op_f32_pack_available(void) { return 0; }
+
+int op_f32_pack_pays(void) { return 0; }
 
 cs_status op_f32_pack(const float *w, int N, int K, op_f32_weights *out) {
     out->pack = NULL;

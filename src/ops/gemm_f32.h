@@ -21,6 +21,13 @@ typedef struct op_f32_weights {
 /* 1 when built with oneDNN and its CPU engine could be created. */
 int op_f32_pack_available(void);
 
+/* 1 where the models pack their fp32 linear weights: oneDNN available and
+ * the CPU has AVX-512. On an AVX2-only CPU oneDNN's fp32 matmul is its
+ * "gemm:jit" kernel, measured no faster than OpenBLAS on ViT-B/16's shapes
+ * (the MLP's first layer at 197 rows half as fast) and with more working
+ * memory (bench_dnnl_matmul; README, Performance). */
+int op_f32_pack_pays(void);
+
 /* Reorder w [N, K] (PyTorch's Linear layout) into *out. On failure *out is
  * zeroed and the status says why. Free with op_f32_free. */
 cs_status op_f32_pack(const float *w, int N, int K, op_f32_weights *out);

@@ -18,6 +18,13 @@ void op_linear(const float *x, int M, int K, const float *w, const float *b, int
 void op_linear_accumulate(const float *x, int M, int K, const float *w, const float *b, int N,
                           float *y);
 
+/* 1 when every row of op_linear's product is rounded the same whatever other
+ * rows the call holds (so a batch of images gives each image the bits it
+ * gets alone), 0 when the BLAS's kernels make a row depend on its
+ * neighbours; then callers that promise batch-independent results multiply
+ * each image's rows in a call of their own. Probed once per process. */
+int op_gemm_rows_independent(void);
+
 /* Layer norm over the last axis (PyTorch semantics, biased variance). */
 void op_layer_norm(const float *x, int rows, int dim, const float *w, const float *b, float eps,
                    float *y);
