@@ -1,9 +1,10 @@
 #include <math.h>
 #include "ops.h"
 
-/* exp and erf over 16 floats at a time through glibc's libmvec, the vector
- * functions GCC itself calls under -ffast-math (which we do not use: the
- * causal mask needs infinities). Elsewhere the scalar ones. */
+/* exp and erf over 16 (AVX-512) or 8 (AVX2) floats at a time through
+ * glibc's libmvec, the vector functions GCC itself calls under -ffast-math
+ * (which we do not use: the causal mask needs infinities). Elsewhere the
+ * scalar ones. */
 #if defined(__AVX512F__)
 #include <immintrin.h>
 __m512 _ZGVeN16v_expf(__m512 x);
@@ -15,6 +16,20 @@ static void gelu_block(float *x) {
     __m512 v = _mm512_loadu_ps(x), e = _ZGVeN16v_erff(_mm512_mul_ps(v, _mm512_set1_ps((float)M_SQRT1_2)));
     _mm512_storeu_ps(x, _mm512_mul_ps(_mm512_mul_ps(v, _mm512_set1_ps(0.5f)),
                                       _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
+}
+#elif defined(__AVX2__)
+/* The same functions 8 floats wide: on an AVX2-only CPU glibc's scalar
+ * erff took 40 ns a value against 1.6 for this one, expf 7-12 ns against
+ * 1.1 (one core, 2^16 values in [-6, 2]). */
+#include <immintrin.h>
+__m256 _ZGVdN8v_expf(__m256 x);
+__m256 _ZGVdN8v_erff(__m256 x);
+#define VEC_WIDTH 8
+static void exp_block(float *x) { _mm256_storeu_ps(x, _ZGVdN8v_expf(_mm256_loadu_ps(x))); }
+static void gelu_block(float *x) {
+    __m256 v = _mm256_loadu_ps(x), e = _ZGVdN8v_erff(_mm256_mul_ps(v, _mm256_set1_ps((float)M_SQRT1_2)));
+    _mm256_storeu_ps(x, _mm256_mul_ps(_mm256_mul_ps(v, _mm256_set1_ps(0.5f)),
+                                      _mm256_add_ps(_mm256_set1_ps(1.0f), e)));
 }
 #else
 #define VEC_WIDTH 1
