@@ -85,7 +85,7 @@ static void check_conv(op_conv_shape s, int with_bias, int accumulate, int bf16,
         transpose(yt, oh * ow, s.cout, y);
         free(xt);
         free(yt);
-    } else op_conv2d(&s, x, w, with_bias ? b : NULL, accumulate, scratch, y);
+    } else op_conv2d(&s, x, w, with_bias ? b : NULL, accumulate, relu, scratch, y);
     double max_err = 0;
     for (size_t i = 0; i < ny; i++) max_err = fmax(max_err, fabs(y[i] - ref[i]));
     CHECK_MSG(max_err < 1e-4, "conv%s cin %d %dx%d cout %d k %d stride %d pad %d bias %d acc %d "
@@ -108,10 +108,23 @@ static void test_conv_random(void) {
         {1, 1, 1, 1, 1, 1, 0},    {4, 6, 6, 3, 3, 3, 0},   {16, 12, 12, 32, 3, 1, 1},
         {2, 5, 9, 3, 3, 1, 0},    {3, 7, 7, 2, 3, 2, 2},   {8, 4, 4, 16, 1, 1, 0},
         {2, 3, 3, 2, 5, 1, 2},    {5, 13, 11, 9, 4, 3, 1},
+        /* fp32 in bands of output rows (at least 128 pixels per output
+         * channel, as in a ResNet stem; bands of 1 to 50 rows), and a
+         * wide one whole */
+        {3, 64, 48, 4, 3, 1, 1},  {5, 66, 50, 2, 3, 2, 1},  {32, 40, 36, 8, 3, 1, 1},
+        {64, 9, 7, 130, 3, 1, 1},
     };
+    int threads = cs_get_threads();
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
         for (int mode = 0; mode < 3; mode++) {
-            check_conv(shapes[i], mode != 1, mode == 2, 0, 0);
+            /* fp32 with and without the ReLU, on 1 to 3 threads (bands of
+             * rows per thread: the last one shorter, or none). */
+            for (int t = 1; t <= 3; t++) {
+                cs_set_threads(t);
+                for (int relu = 0; relu < 2; relu++)
+                    check_conv(shapes[i], mode != 1, mode == 2, 0, relu);
+            }
+            cs_set_threads(threads);
             /* bf16: the portable kernel everywhere, the CPU's own (AUTO)
              * too, ReLU'd in the store in turn. */
             op_bf16_force_path(OP_BF16_PATH_PORTABLE);
@@ -166,9 +179,9 @@ static void test_fold_batch_norm(void) {
     for (int o = 0; o < 4; o++) v[o] = fabsf(v[o]) + 0.1f;
     float *scratch = malloc(op_conv2d_scratch(&s) * sizeof(float));
     float plain[4 * 36], folded[4 * 36], fb[4];
-    op_conv2d(&s, x, wt, NULL, 0, scratch, plain);
+    op_conv2d(&s, x, wt, NULL, 0, 0, scratch, plain);
     op_fold_batch_norm(wt, 4, 27, g, bt, mu, v, 1e-5f, fb);
-    op_conv2d(&s, x, wt, fb, 0, scratch, folded);
+    op_conv2d(&s, x, wt, fb, 0, 0, scratch, folded);
     double max_err = 0;
     for (int o = 0; o < 4; o++)
         for (int i = 0; i < 36; i++) {

@@ -337,18 +337,14 @@ static cs_status work_init(rn_work *w, cs_workspace *ws, const struct cs_resnet 
 }
 
 /* y = conv(x) (+ y when accumulating), then ReLU'd when relu (in the bf16
- * kernel's store, one pass over y); returns the output side. */
+ * kernel's store; in fp32 a pass per band of rows while it is in cache, or
+ * one over y); returns the output side. */
 static int conv_forward(const rn_conv *c, const float *x, int side, int accumulate, int relu,
                         float *col, float *y) {
     op_conv_shape s = conv_shape(c, side);
-    int out = op_conv_out_size(side, c->k, c->stride, c->pad);
-    if (c->w16.data) {
-        op_conv2d_bf16(&s, x, &c->w16, c->b, accumulate, relu, col, y);
-    } else {
-        op_conv2d(&s, x, c->w, c->b, accumulate, col, y);
-        if (relu) op_relu(y, (size_t)c->cout * out * out);
-    }
-    return out;
+    if (c->w16.data) op_conv2d_bf16(&s, x, &c->w16, c->b, accumulate, relu, col, y);
+    else op_conv2d(&s, x, c->w, c->b, accumulate, relu, col, y);
+    return op_conv_out_size(side, c->k, c->stride, c->pad);
 }
 
 static void swap(float **a, float **b) {

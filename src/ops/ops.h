@@ -120,10 +120,13 @@ int op_conv_out_size(int in, int k, int stride, int pad);
  * convolution, which multiplies the input directly). */
 size_t op_conv2d_scratch(const op_conv_shape *s);
 
-/* y = conv(x) + b, or with accumulate y += conv(x) + b (b may be NULL).
- * im2col into scratch, then one GEMM. */
+/* y = conv(x) + b, or with accumulate y += conv(x) + b (b may be NULL),
+ * then y = max(y, 0) with relu. im2col into scratch, then the GEMM: one
+ * for the whole image, or, where the image has many pixels per output
+ * channel (a ResNet stem), one per band of output rows, with the band's
+ * bias and ReLU while it is in cache (conv.c). */
 void op_conv2d(const op_conv_shape *s, const float *x, const float *w, const float *b,
-               int accumulate, float *scratch, float *y);
+               int accumulate, int relu, float *scratch, float *y);
 
 /* The same through the bf16 linear layer (gemm_bf16.h), channels last:
  * x [h, w, cin], y [out_h, out_w, cout], so the kernel's output rows are

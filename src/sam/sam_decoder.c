@@ -91,13 +91,13 @@ static cs_status dense_embeddings(const cs_sam *m, const float *mask, float *den
         cs_free(col);
         return CS_ERR_NOMEM;
     }
-    op_conv2d(&c0, mask, m->md0_w, m->md0_b, 0, col, a);
+    op_conv2d(&c0, mask, m->md0_w, m->md0_b, 0, 0, col, a);
     op_layer_norm_channels(a, mc / 4, (int)(4 * GG), m->md1.w, m->md1.b, SAM_ENC_LN_EPS);
     op_gelu(a, (size_t)mc / 4 * 4 * GG);
-    op_conv2d(&c3, a, m->md3_w, m->md3_b, 0, col, b);
+    op_conv2d(&c3, a, m->md3_w, m->md3_b, 0, 0, col, b);
     op_layer_norm_channels(b, mc, (int)GG, m->md4.w, m->md4.b, SAM_ENC_LN_EPS);
     op_gelu(b, (size_t)mc * GG);
-    op_conv2d(&c6, b, m->md6_w, m->md6_b, 0, NULL, dense);
+    op_conv2d(&c6, b, m->md6_w, m->md6_b, 0, 0, NULL, dense);
     cs_free(a);
     cs_free(b);
     cs_free(col);

@@ -240,7 +240,7 @@ static void neck(cs_sam *m, const float *x, float *scratch, float *out) {
     trace(m, "neck0", a, (size_t)E * G * G);
     op_layer_norm_channels(a, E, G * G, m->neck1.w, m->neck1.b, SAM_ENC_LN_EPS);
     trace(m, "neck1", a, (size_t)E * G * G);
-    op_conv2d(&cs, a, m->neck2_w, NULL, 0, col, out);
+    op_conv2d(&cs, a, m->neck2_w, NULL, 0, 0, col, out);
     trace(m, "neck2", out, (size_t)E * G * G);
     op_layer_norm_channels(out, E, G * G, m->neck3.w, m->neck3.b, SAM_ENC_LN_EPS);
 }
