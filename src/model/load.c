@@ -147,12 +147,16 @@ static cs_status prepare_fp32(cs_model *m, cs_transformer *tr) {
  * and its class embeddings are computed once and cached, so it runs in
  * bf16. */
 cs_status model_prepare_text(cs_model *m) {
+    cs_status ready = op_gemm_ready();
+    if (ready != CS_OK) return ready;
     cs_precision p = m->precision == CS_PRECISION_INT8 ? CS_PRECISION_BF16 : m->precision;
     cs_status s = model_tower_prepare(m, &m->text.lazy, &m->text.tr, p);
     return s == CS_OK ? prepare_fp32(m, &m->text.tr) : s;
 }
 
 cs_status model_prepare_vision(cs_model *m) {
+    cs_status ready = op_gemm_ready();
+    if (ready != CS_OK) return ready;
     if (m->cfg.vision_kind != CS_VISION_VIT) return CS_OK;
     cs_status s = model_tower_prepare(m, &m->vit.lazy, &m->vit.tr, m->precision);
     return s == CS_OK ? prepare_fp32(m, &m->vit.tr) : s;

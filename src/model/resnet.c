@@ -531,7 +531,9 @@ cs_status resnet_encode(cs_model *m, const float *pixels, int res, cs_vision_mod
     const struct cs_resnet *r = m->resnet;
     int E = r->embed;
     rn_work w;
-    cs_status s = work_init(&w, &m->ws, r, res);
+    cs_status s = op_gemm_ready();
+    if (s != CS_OK) return s;
+    s = work_init(&w, &m->ws, r, res);
     if (s != CS_OK) {
         ws_release(&m->ws);
         return s;

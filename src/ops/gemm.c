@@ -1,5 +1,9 @@
 #include <cblas.h>
+#include <omp.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,10 +11,15 @@
 #include "gemm_bf16.h"
 #include "ops.h"
 
+/* Set after the first product: OpenBLAS holds its buffers from then on
+ * (op_gemm_ready). */
+static int g_blas_ran;
+
 void op_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc) {
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    __atomic_store_n(&g_blas_ran, 1, __ATOMIC_RELAXED);
 }
 
 void op_linear(const float *x, int M, int K, const float *w, const float *b, int N, float *y) {
@@ -67,6 +76,38 @@ static void probe_rows(void) { g_rows_independent = rows_agree(13, 64, 48) && ro
 int op_gemm_rows_independent(void) {
     pthread_once(&g_rows_once, probe_rows);
     return g_rows_independent;
+}
+
+/* OpenBLAS takes a buffer of about 128 MB per thread at its first product
+ * and, when malloc refuses it, retries forever (OpenBLAS 0.3.21: a process
+ * under `ulimit -v` hangs in blas_memory_alloc; OpenMathLib/OpenBLAS#5289,
+ * fixed in 0.3.30). Before the first product, then, the address space left
+ * under RLIMIT_AS must hold those buffers; once a product has run they are
+ * held and nothing needs checking. */
+#define BLAS_BUFFER_BYTES ((size_t)130 << 20)
+
+static size_t address_space_used(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    if (f) {
+        if (fscanf(f, "%lu", &pages) != 1) pages = 0;
+        fclose(f);
+    }
+    return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+cs_status op_gemm_ready(void) {
+    struct rlimit lim;
+    if (__atomic_load_n(&g_blas_ran, __ATOMIC_RELAXED) || getrlimit(RLIMIT_AS, &lim) != 0 ||
+        lim.rlim_cur == RLIM_INFINITY)
+        return CS_OK;
+    size_t used = address_space_used(), need = BLAS_BUFFER_BYTES * (size_t)omp_get_max_threads();
+    size_t left = lim.rlim_cur > used ? (size_t)lim.rlim_cur - used : 0;
+    if (left < need)
+        return error_set(CS_ERR_NOMEM, "the address-space limit (ulimit -v) leaves %zu MB, and OpenBLAS needs "
+                         "%zu MB for its buffers (about 128 MB a thread): raise the limit or use fewer threads",
+                         left >> 20, need >> 20);
+    return CS_OK;
 }
 
 static int cmp_double(const void *a, const void *b) {

@@ -25,6 +25,12 @@ void op_linear_accumulate(const float *x, int M, int K, const float *w, const fl
  * each image's rows in a call of their own. Probed once per process. */
 int op_gemm_rows_independent(void);
 
+/* CS_OK, or CS_ERR_NOMEM with a message where an address-space limit
+ * (RLIMIT_AS) leaves too little room for the BLAS's buffers before its first
+ * product (OpenBLAS would retry the allocation forever). Every model pass
+ * calls it first. */
+cs_status op_gemm_ready(void);
+
 /* Layer norm over the last axis (PyTorch semantics, biased variance). */
 void op_layer_norm(const float *x, int rows, int dim, const float *w, const float *b, float eps,
                    float *y);

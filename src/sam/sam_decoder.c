@@ -415,6 +415,8 @@ static void mlp_vector(const sam_mlp *mlp, const float *x, float *y) {
 
 cs_status sam_decode(cs_sam *m, const float *embedding, const sam_prompt_frame *p, float *masks,
                      float *iou) {
+    cs_status ready = op_gemm_ready();
+    if (ready != CS_OK) return ready;
     const cs_sam_config *c = &m->cfg;
     int G = c->grid, E = c->embed_dim, T = c->n_mask_tokens, Ns = sam_sparse_count(p);
     int Nq = 1 + T + Ns, Nk = G * G, E8 = E / 8;

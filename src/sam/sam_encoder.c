@@ -246,6 +246,8 @@ static void neck(cs_sam *m, const float *x, float *scratch, float *out) {
 }
 
 cs_status sam_image_encoder(cs_sam *m, const float *pixels, float *embedding) {
+    cs_status ready = op_gemm_ready();
+    if (ready != CS_OK) return ready;
     const cs_sam_config *c = &m->cfg;
     int G = c->grid, D = c->enc_width, P = c->patch_size;
     /* one scratch for the patches, the blocks and the neck in turn, from

@@ -42,3 +42,16 @@ if [ "$rc" -ne 1 ] || [[ "$msg" != *"4096x4096"*"MB of working memory"*"smaller 
     echo "FAIL: --res 4096 under a 1.5 GB cap: rc $rc, message '$msg'"; exit 1
 fi
 echo "ok   --res 4096 refused: $msg"
+
+# Under a tighter cap OpenBLAS (0.3.21) would retry its first product's
+# buffer allocation forever; the library checks the room left first and
+# refuses with one line, exit 1, nothing written (a hang here is a timeout).
+msg=$( (ulimit -v 500000; timeout 60 "$tool" explain --model "$model" --vocab "$shared/clip/bpe_simple_vocab_16e6.txt.gz" \
+        --image "$shared/images/chelsea.png" --classes cat --res 4096 --threads 2 --no-cache \
+        -o "$tmp/capped") 2>&1 >/dev/null)
+rc=$?
+if [ "$rc" -ne 1 ] || [[ "$msg" != *"address-space limit"*"OpenBLAS"* ]] || [ "$(printf '%s\n' "$msg" | wc -l)" -ne 1 ] ||
+   [ -e "$tmp/capped" ]; then
+    echo "FAIL: --res 4096 under a 500 MB cap: rc $rc, message '$msg'"; exit 1
+fi
+echo "ok   a cap too small for OpenBLAS's buffers refused: $msg"
