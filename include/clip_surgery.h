@@ -852,15 +852,22 @@ cs_status cs_segment_scores(const float *logits, size_t n_pixels, int n_classes,
 cs_status cs_segment_labels(const float *logits, size_t n_pixels, int n_classes,
                             const cs_segment_options *opts, uint8_t *labels);
 
-/* The segment job: class labels [img->height, img->width] of one image
- * (at most 255 classes), each pixel the class whose best name has the
- * largest raw similarity (cs_segment_logits, or the sliding windows),
- * background by probability when bg_thresh > 0. */
-cs_status cs_segment(cs_model *m, cs_classes *cl, const cs_image *img, const cs_segment_options *opts,
+/* The segment job on n images (n >= 1): class labels, image i's
+ * [img[i].height, img[i].width] after image i-1's in `labels` (at most 255
+ * classes), each pixel the class whose best name has the largest raw
+ * similarity (cs_segment_logits, or the sliding windows), background by
+ * probability when bg_thresh > 0. Whole images share R x R, so the vision
+ * tower takes them 4 per pass (sliding windows: an image's windows 4 per
+ * pass); each image's labels equal its labels alone, bit for bit. */
+cs_status cs_segment(cs_model *m, cs_classes *cl, const cs_image *img, int n, const cs_segment_options *opts,
                      uint8_t *labels);
 
-/* The segment job with every stage kept, for one input (an image, or
- * normalized pixels [3, R, R]; see cs_input): what `segment --npy` writes. */
+/* The segment job with every stage kept, for n inputs (images, or
+ * normalized pixels [3, R, R]; see cs_input): what `segment --npy` writes.
+ * Whole-image inputs go through the tower 4 at a time, those of one R in
+ * one pass (pixels of different R in passes of their own); each result
+ * equals the input's alone, bit for bit. On failure nothing is left
+ * allocated. */
 typedef struct cs_segment_result {
     int width, height, n_classes, n_tokens, dim;
     float *tokens;     /* [n_tokens, dim] the method's tokens (whole-image inference; NULL
@@ -874,7 +881,8 @@ typedef struct cs_segment_result {
     uint8_t *labels;   /* [height, width] as cs_segment */
     float logit_scale; /* the method's own (or the options' when > 0) */
 } cs_segment_result;
-cs_status cs_segment_arrays(cs_model *m, cs_classes *cl, const cs_input *in, const cs_segment_options *opts,
+/* out: n results. */
+cs_status cs_segment_arrays(cs_model *m, cs_classes *cl, const cs_input *in, int n, const cs_segment_options *opts,
                             cs_segment_result *out);
 void cs_segment_result_free(cs_segment_result *r);
 

@@ -2,7 +2,8 @@
  * cs_points, cs_segment, cs_classify, eval's scoring) as a front end calls
  * them: class lists and templates, then the tiny golden model end to end
  * against ../shared/golden, the one synonyms rule, the empty-prompt rule for
- * a single name, batches, and the errors. */
+ * a single name, batches (classify, explain, windows, segment), and the
+ * errors. */
 #include <stdlib.h>
 #include <unistd.h>
 #include "golden.h"
@@ -295,7 +296,7 @@ static void test_segment_classify(cs_model *m) {
     float *logits = malloc(sizeof(float) * W * H * 3), *pixels = malloc(sizeof(float) * 3 * 64 * 64);
     cs_segment_options so = cs_segment_defaults();
     so.resolution = 64;
-    CHECK_OK(cs_segment(m, cl, &img, &so, labels));
+    CHECK_OK(cs_segment(m, cl, &img, 1, &so, labels));
     CHECK_OK(cs_image_resize(&img, 64, 64, &small));
     cs_image_normalize(&small, pixels);
     cs_name_set names = {.emb = cs_classes_embeddings(cl), .n_names = 3, .dim = D, .n_classes = 3};
@@ -304,11 +305,11 @@ static void test_segment_classify(cs_model *m) {
     CHECK(!memcmp(labels, want, (size_t)W * H));
 
     so.bg_thresh = 0.5f; /* no background class named */
-    CHECK_STATUS(cs_segment(m, cl, &img, &so, labels), CS_ERR_ARG);
+    CHECK_STATUS(cs_segment(m, cl, &img, 1, &so, labels), CS_ERR_ARG);
     so = cs_segment_defaults();
     so.window = 32;
     so.stride = 48;
-    CHECK_STATUS(cs_segment(m, cl, &img, &so, labels), CS_ERR_ARG);
+    CHECK_STATUS(cs_segment(m, cl, &img, 1, &so, labels), CS_ERR_ARG);
 
     float scores[3], ref[3], *tokens = malloc(sizeof(float) * cs_model_num_tokens(m, 64) * D);
     cs_classify_options co = cs_classify_defaults();
@@ -417,6 +418,90 @@ static void test_batches(cs_model *m) {
     cs_classes_free(cl);
 }
 
+/* One segment result against another, every array bit for bit. */
+static int same_segment(const cs_segment_result *a, const cs_segment_result *b) {
+    size_t n = (size_t)a->width * a->height, C = (size_t)a->n_classes;
+    if (a->width != b->width || a->height != b->height || a->n_classes != b->n_classes ||
+        a->n_tokens != b->n_tokens || a->dim != b->dim || !a->tokens != !b->tokens)
+        return 0;
+    size_t T = (size_t)a->n_tokens;
+    return (!a->tokens || (!memcmp(a->tokens, b->tokens, sizeof(float) * T * a->dim) &&
+                           !memcmp(a->cosine, b->cosine, sizeof(float) * (T - 1) * C))) &&
+           !memcmp(a->logits, b->logits, sizeof(float) * n * C) && !memcmp(a->scores, b->scores, sizeof(float) * n * C) &&
+           !memcmp(a->labels, b->labels, n);
+}
+
+/* Segmentation of several inputs in one call gives each input's results
+ * alone, bit for bit: cs_segment on 5 images of different sizes (whole
+ * images at 64: a pass of 4 and one of 1; sliding windows after a short
+ * side of 48, so each image's windows in passes of their own) and
+ * cs_segment_arrays on 6 pixel inputs of two resolutions (the first 4 in
+ * two passes, 64 and 128, the tail of 2 in one), every array compared. */
+static void test_segment_batches(cs_model *m) {
+    enum { N = 5, P = 6 };
+    static const char *files[N] = {"chelsea.png", "rocket.jpg", "synthetic.png", "rocket.jpg", "chelsea.png"};
+    cs_classes *cl = golden_classes();
+    cs_image img[N];
+    size_t total = 0;
+    for (int i = 0; i < N; i++) {
+        char rel[128];
+        snprintf(rel, sizeof rel, "golden/inputs/%s", files[i]);
+        CHECK_OK(cs_image_load(golden_path(rel), NULL, &img[i]));
+        total += (size_t)img[i].width * img[i].height;
+    }
+    /* The fourth a mirror of the second: no two images alike in one pass. */
+    for (int y = 0; y < img[3].height; y++)
+        for (int x = 0; x < img[3].width / 2; x++)
+            for (int c = 0; c < 3; c++) {
+                uint8_t *row = img[3].rgb + (size_t)y * img[3].width * 3, t = row[x * 3 + c];
+                row[x * 3 + c] = row[(img[3].width - 1 - x) * 3 + c];
+                row[(img[3].width - 1 - x) * 3 + c] = t;
+            }
+    CHECK(img[0].width != img[1].width && img[1].width != img[2].width);
+    uint8_t *all = malloc(total), *one = malloc(total);
+    for (int windows = 0; windows < 2; windows++) {
+        cs_segment_options so = cs_segment_defaults();
+        so.resolution = 64;
+        if (windows) {
+            so.window = 32;
+            so.short_side = 48;
+        }
+        CHECK_OK(cs_segment(m, cl, img, N, &so, all));
+        size_t off = 0;
+        for (int i = 0; i < N; i++) {
+            CHECK_OK(cs_segment(m, cl, &img[i], 1, &so, one));
+            size_t n = (size_t)img[i].width * img[i].height;
+            CHECK_MSG(!memcmp(one, all + off, n), "segment (windows %d): image %d of the batch differs", windows, i);
+            off += n;
+        }
+    }
+    CHECK_STATUS(cs_segment(m, cl, img, 0, NULL, all), CS_ERR_ARG);
+
+    static const char *px_files[P] = {"synthetic", "chelsea", "rocket", "synthetic", "chelsea", "rocket"};
+    static const int px_res[P] = {64, 128, 64, 128, 64, 64};
+    cs_array px[P];
+    cs_input in[P];
+    for (int i = 0; i < P; i++) in[i] = pixels_input(&px[i], px_files[i], px_res[i], i == 1 ? 90 : 0, i == 1 ? 70 : 0);
+    cs_segment_result res[P], alone;
+    CHECK_OK(cs_segment_arrays(m, cl, in, P, NULL, res));
+    for (int i = 0; i < P; i++) {
+        CHECK_OK(cs_segment_arrays(m, cl, &in[i], 1, NULL, &alone));
+        CHECK_MSG(same_segment(&res[i], &alone), "segment arrays: input %d of the batch differs", i);
+        CHECK(res[i].n_tokens == cs_model_num_tokens(m, px_res[i]));
+        cs_segment_result_free(&alone);
+        cs_segment_result_free(&res[i]);
+    }
+    /* A bad input in the tail fails the call and leaves nothing allocated. */
+    in[5].pixels_resolution = 60;
+    CHECK_STATUS(cs_segment_arrays(m, cl, in, P, NULL, res), CS_ERR_ARG);
+    for (int i = 0; i < P; i++) CHECK(res[i].labels == NULL && res[i].tokens == NULL);
+    for (int i = 0; i < P; i++) cs_array_free(&px[i]);
+    for (int i = 0; i < N; i++) cs_image_free(&img[i]);
+    free(all);
+    free(one);
+    cs_classes_free(cl);
+}
+
 static void test_errors(cs_model *m) {
     cs_model *none = NULL;
     CHECK_STATUS(cs_load("/nonexistent/model.safetensors", NULL, &none), CS_ERR_MISSING);
@@ -472,6 +557,7 @@ int main(void) {
     test_points(m);
     test_segment_classify(m);
     test_batches(m);
+    test_segment_batches(m);
     test_errors(m);
     cs_model_free(m);
     char cmd[600];

@@ -86,7 +86,7 @@ static void check_options(cs_model *m, cs_classes *syn, cs_classes *flat, const 
     plain.bg_class = -1;
     cs_input in = {.image = img};
     cs_segment_result names;
-    CHECK_OK(cs_segment_arrays(m, flat, &in, &plain, &names));
+    CHECK_OK(cs_segment_arrays(m, flat, &in, 1, &plain, &names));
     if (!names.logits) return;
     const float scale = 40.0f;
     double *sorted = malloc(sizeof(double) * n);
@@ -107,7 +107,7 @@ static void check_options(cs_model *m, cs_classes *syn, cs_classes *flat, const 
     CHECK_MSG(small > 0 && area < 1.0f, "%s: both foreground classes predicted (%zu, %zu)", what, count[0], count[1]);
     for (int with_area = 0; with_area < 2; with_area++) {
         o.area_thresh = with_area ? area : 0.0f;
-        CHECK_OK(cs_segment(m, syn, img, &o, got));
+        CHECK_OK(cs_segment(m, syn, img, 1, &o, got));
         expected_labels(names.logits, n, scale, o.bg_thresh, o.area_thresh, want);
         int same = 1, below = 0, left = 0;
         for (size_t i = 0; i < n; i++) {
@@ -153,14 +153,14 @@ int main(void) {
     o.short_side = 48;
     o.max_long_side = 56;
     uint8_t *a = malloc(80 * 60), *b = malloc(80 * 60);
-    CHECK_OK(cs_segment(m, syn, &small, &o, a));
+    CHECK_OK(cs_segment(m, syn, &small, 1, &o, a));
     o.short_side = 42;
     o.max_long_side = 0;
-    CHECK_OK(cs_segment(m, syn, &small, &o, b));
+    CHECK_OK(cs_segment(m, syn, &small, 1, &o, b));
     CHECK_MSG(!memcmp(a, b, 80 * 60), "the long-side bound is not the smaller scale");
     o.short_side = 0;
     o.max_long_side = 56;
-    CHECK_STATUS(cs_segment(m, syn, &small, &o, a), CS_ERR_ARG);
+    CHECK_STATUS(cs_segment(m, syn, &small, 1, &o, a), CS_ERR_ARG);
     free(a);
     free(b);
     cs_classes_free(syn);

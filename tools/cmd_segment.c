@@ -100,7 +100,7 @@ static int segment_image(const cli_args *a, cs_model *m, const cs_segment_option
     cs_status s = cs_image_load(cli_get(a, "image"), cli_image_options(), &img);
     if (s != CS_OK) return cli_fail(s);
     uint8_t *labels = cli_xmalloc((size_t)img.width * img.height);
-    s = cs_segment(m, cl, &img, o, labels);
+    s = cs_segment(m, cl, &img, 1, o, labels);
     if (s == CS_OK) s = cs_png_write(cli_get(a, "output"), img.width, img.height, 1, labels);
     int rc = s == CS_OK ? 0 : cli_fail(s);
     if (!rc && cli_has(a, "color")) rc = write_color(cli_get(a, "color"), labels, img.width, img.height, cl);
@@ -203,7 +203,7 @@ static int segment_npy(const cli_args *a, cs_model *m, const cs_segment_options 
         in.image = &img;
     }
     cs_segment_result r = {0};
-    if (s == CS_OK) s = cs_segment_arrays(m, cl, &in, o, &r);
+    if (s == CS_OK) s = cs_segment_arrays(m, cl, &in, 1, o, &r);
     int rc = s == CS_OK ? 0 : cli_fail(s);
     const char *dir = cli_get(a, "output");
     if (!rc && (s = cs_mkdirs(dir)) != CS_OK) rc = cli_fail(s);

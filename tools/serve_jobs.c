@@ -338,7 +338,7 @@ static void segment(job *j) {
     if (load_classes(j, 0) || helper_failed(j, cli_segment_options(&j->a, j->cl, &o))) return;
     int W = j->img.width, H = j->img.height, C = cs_classes_count(j->cl);
     uint8_t *labels = malloc((size_t)W * H);
-    cs_status s = labels ? cs_segment(j->m, j->cl, &j->img, &o, labels) : CS_ERR_NOMEM;
+    cs_status s = labels ? cs_segment(j->m, j->cl, &j->img, 1, &o, labels) : CS_ERR_NOMEM;
     if (s != CS_OK) {
         free(labels);
         fail_status(j->out, s);
@@ -353,7 +353,7 @@ static void segment(job *j) {
             serve_answer_error(j->out, 400, "array '%s' is not tokens, cosine, logits, score or argmax", array);
         } else if (f < 2 && o.window) {
             serve_answer_error(j->out, 400, "array '%s': sliding windows have no whole-image tokens", array);
-        } else if ((s = cs_segment_arrays(j->m, j->cl, &j->in, &o, &r)) != CS_OK) {
+        } else if ((s = cs_segment_arrays(j->m, j->cl, &j->in, 1, &o, &r)) != CS_OK) {
             fail_status(j->out, s);
         } else {
             cs_dtype dtype;

@@ -618,7 +618,7 @@ class Model:
         r = _n.SegmentResult()
         with _ImageArg(image) as img, self._lock, cl.lock:
             inp = img.input()
-            _check(_lib.cs_segment_arrays(self._handle(), cl.handle, byref(inp), byref(opts),
+            _check(_lib.cs_segment_arrays(self._handle(), cl.handle, byref(inp), 1, byref(opts),
                                           byref(r)))
         try:
             H, W, C = r.height, r.width, r.n_classes

@@ -213,7 +213,7 @@ for _name, _res, _args in [
     ("cs_classify_defaults", ClassifyOptions, ()),
     ("cs_classify", _S, (_P, _P, POINTER(Image), c_int, POINTER(ClassifyOptions), f32p)),
     ("cs_segment_defaults", SegmentOptions, ()),
-    ("cs_segment_arrays", _S, (_P, _P, POINTER(Input), POINTER(SegmentOptions),
+    ("cs_segment_arrays", _S, (_P, _P, POINTER(Input), c_int, POINTER(SegmentOptions),
                                POINTER(SegmentResult))),
     ("cs_segment_result_free", None, (POINTER(SegmentResult),)),
     ("cs_words_defaults", WordsOptions, ()),

@@ -64,6 +64,20 @@ cs_status input_pixels(const cs_model *m, const cs_input *in, int resolution, fl
     return s;
 }
 
+cs_status encode_inputs(cs_model *m, cs_vision_mode mode, int R, int n, const float *const *pixels,
+                        float *const *tokens) {
+    if (n == 1) return cs_encode_image(m, pixels[0], R, mode, tokens[0]);
+    size_t n_px = (size_t)3 * R * R, n_tok = (size_t)cs_model_num_tokens(m, R) * m->cfg.embed_dim;
+    float *px = mem_alloc((size_t)n * n_px, sizeof(float)), *tok = mem_alloc((size_t)n * n_tok, sizeof(float));
+    cs_status s = px && tok ? CS_OK : CS_ERR_NOMEM;
+    for (int i = 0; s == CS_OK && i < n; i++) memcpy(px + i * n_px, pixels[i], sizeof(float) * n_px);
+    if (s == CS_OK) s = cs_encode_images(m, px, n, R, mode, tok);
+    for (int i = 0; s == CS_OK && i < n; i++) memcpy(tokens[i], tok + i * n_tok, sizeof(float) * n_tok);
+    cs_free(px);
+    cs_free(tok);
+    return s;
+}
+
 cs_explain_options cs_explain_defaults(void) {
     return (cs_explain_options){
         .resolution = 0, .method = CS_METHOD_SURGERY, .redundant = CS_REDUNDANT_AUTO, .no_maps = 0};
@@ -104,16 +118,16 @@ cs_status cs_explain_maps(const cs_explain_result *r, int first_class, int n_cla
                                  r->width, row0, n_rows, maps);
 }
 
-/* Encode inputs first..first+n-1 (all at resolution R) as one batch. */
+/* Encode the run of results first..first+n-1 (all at resolution R) as one pass. */
 static cs_status encode_batch(cs_model *m, cs_vision_mode mode, cs_explain_result *out, int n) {
-    int R = out[0].resolution, T = out[0].n_tokens, D = out[0].dim;
-    size_t n_px = (size_t)3 * R * R, n_tok = (size_t)T * D;
-    if (n == 1) return cs_encode_image(m, out[0].pixels, R, mode, out[0].tokens);
-    float *px = mem_alloc((size_t)n * n_px, sizeof(float)), *tok = mem_alloc((size_t)n * n_tok, sizeof(float));
+    const float **px = mem_alloc((size_t)n, sizeof *px);
+    float **tok = mem_alloc((size_t)n, sizeof *tok);
     cs_status s = px && tok ? CS_OK : CS_ERR_NOMEM;
-    for (int i = 0; s == CS_OK && i < n; i++) memcpy(px + i * n_px, out[i].pixels, sizeof(float) * n_px);
-    if (s == CS_OK) s = cs_encode_images(m, px, n, R, mode, tok);
-    for (int i = 0; s == CS_OK && i < n; i++) memcpy(out[i].tokens, tok + i * n_tok, sizeof(float) * n_tok);
+    for (int i = 0; s == CS_OK && i < n; i++) {
+        px[i] = out[i].pixels;
+        tok[i] = out[i].tokens;
+    }
+    if (s == CS_OK) s = encode_inputs(m, mode, out[0].resolution, n, px, tok);
     cs_free(px);
     cs_free(tok);
     return s;

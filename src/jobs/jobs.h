@@ -30,6 +30,10 @@ cs_status image_pixels(const cs_image *img, int w, int h, float **pixels);
  * from `resolution` or the model's, or the pixels'), and the output size. */
 cs_status input_pixels(const cs_model *m, const cs_input *in, int resolution, float **pixels, int *R,
                        int *W, int *H);
+/* n inputs of one resolution R through the vision tower in one pass:
+ * pixels[k] [3, R, R] -> tokens[k] [T, D], each equal to its tokens alone. */
+cs_status encode_inputs(cs_model *m, cs_vision_mode mode, int R, int n, const float *const *pixels,
+                        float *const *tokens);
 /* The method runs on this model: known, and a ViT for the later methods. */
 cs_status job_method(const cs_model *m, cs_method method);
 

@@ -1,5 +1,5 @@
-/* The segment and classify jobs on one decoded image, and eval's
- * per-image explain scoring. */
+/* The segment and classify jobs on n inputs (4 per tower pass), and
+ * eval's per-image explain scoring. */
 #include <math.h>
 #include <string.h>
 #include "jobs.h"
@@ -92,74 +92,116 @@ static cs_status refine(const float *pixels, int h, int w, int H, int W, int ste
     return s;
 }
 
-/* The segment job: logits (whole image: the method's tokens, their
- * per-class cosine grid, upsampled; or sliding windows), PAMR when asked,
- * labels; with `arrays`, the tokens, cosine and scores kept in r. */
-static cs_status segment_run(cs_model *m, cs_classes *cl, const cs_input *in, const cs_segment_options *opts,
-                             int arrays, cs_segment_result *r) {
-    cs_segment_options o = opts ? *opts : cs_segment_defaults();
-    memset(r, 0, sizeof *r);
-    cs_status s = check_segment(m, &o, cl);
-    cs_name_set names;
-    if (s == CS_OK) s = classes_name_set(cl, m, NULL, &names);
-    float *pixels = NULL;
-    int h = 0, w = 0, C = cs_classes_count(cl);
-    if (s == CS_OK) s = segment_input(m, in, &o, &pixels, &h, &w, &r->height, &r->width);
-    if (s != CS_OK) return s;
-    int W = r->width, H = r->height, stride = o.stride ? o.stride : (o.window / 2 > 0 ? o.window / 2 : 1);
+/* Whole image: the b inputs' tokens into r[k].tokens, the inputs of one
+ * shape (pixels[k] [3, R[k], R[k]]) through the tower in one pass. */
+static cs_status segment_encode(cs_model *m, cs_vision_mode mode, int D, float *const *pixels, const int *R, int b,
+                                cs_segment_result *r) {
+    int done[TOWER_BATCH] = {0};
+    cs_status s = CS_OK;
+    for (int k = 0; k < b && s == CS_OK; k++) {
+        r[k].n_tokens = cs_model_num_tokens(m, R[k]);
+        r[k].tokens = mem_alloc((size_t)r[k].n_tokens, (size_t)D * sizeof(float));
+        if (!r[k].tokens) s = CS_ERR_NOMEM;
+    }
+    for (int k = 0; k < b && s == CS_OK; k++) {
+        const float *px[TOWER_BATCH];
+        float *tok[TOWER_BATCH];
+        int g = 0;
+        for (int j = k; j < b; j++)
+            if (!done[j] && R[j] == R[k]) {
+                px[g] = pixels[j];
+                tok[g++] = r[j].tokens;
+                done[j] = 1;
+            }
+        if (g) s = encode_inputs(m, mode, R[k], g, px, tok);
+    }
+    return s;
+}
+
+/* One input's segment job from its tower input pixels [3, h, w] (and, for
+ * a whole image, its tokens in r): logits (the per-class cosine grid
+ * upsampled, or sliding windows), PAMR when asked, labels; with `arrays`,
+ * the tokens, cosine and scores kept in r, otherwise only the labels. */
+static cs_status segment_finish(cs_model *m, const cs_segment_options *o, const cs_name_set *names, int C,
+                                const float *pixels, int h, int w, int arrays, cs_segment_result *r) {
+    int W = r->width, H = r->height, stride = o->stride ? o->stride : (o->window / 2 > 0 ? o->window / 2 : 1);
     size_t n = (size_t)W * H;
-    cs_vision_mode mode = cs_method_vision_mode(o.method);
-    cs_method_defaults d = cs_method_defaults_of(o.method);
+    cs_vision_mode mode = cs_method_vision_mode(o->method);
+    cs_method_defaults d = cs_method_defaults_of(o->method);
     r->n_classes = C;
-    r->dim = names.dim;
-    r->logit_scale = o.logit_scale > 0.0f ? o.logit_scale : d.logit_scale;
+    r->dim = names->dim;
+    r->logit_scale = o->logit_scale > 0.0f ? o->logit_scale : d.logit_scale;
     r->logits = mem_alloc(n, (size_t)C * sizeof(float));
     r->labels = mem_alloc(n, 1);
-    if (!r->logits || !r->labels) s = CS_ERR_NOMEM;
+    cs_status s = r->logits && r->labels ? CS_OK : CS_ERR_NOMEM;
     /* name_logits: every name its own class up to the labels. */
-    cs_name_set run = names;
-    if (o.name_logits && names.n_names > names.n_classes) {
-        run.n_classes = names.n_names;
+    cs_name_set run = *names;
+    if (o->name_logits && names->n_names > names->n_classes) {
+        run.n_classes = names->n_names;
         run.name_class = NULL;
     }
     int K = run.n_classes;
     float *lg = K == C ? r->logits : mem_alloc(n, (size_t)K * sizeof(float));
     if (s == CS_OK && !lg) s = CS_ERR_NOMEM;
-    if (s == CS_OK && !o.window) {
-        int T = cs_model_num_tokens(m, h), side = (int)lround(sqrt(T - 1.0));
-        r->n_tokens = T;
-        r->tokens = mem_alloc((size_t)T, (size_t)names.dim * sizeof(float));
+    if (s == CS_OK && !o->window) {
+        int T = r->n_tokens, side = (int)lround(sqrt(T - 1.0));
         r->cosine = mem_alloc((size_t)T, (size_t)C * sizeof(float));
         float *grid = K == C ? r->cosine : mem_alloc((size_t)T, (size_t)K * sizeof(float));
-        s = r->tokens && r->cosine && grid ? cs_encode_image(m, pixels, h, mode, r->tokens) : CS_ERR_NOMEM;
-        if (s == CS_OK) s = cs_segment_grid(r->tokens, T, &run, grid);
+        s = r->cosine && grid ? cs_segment_grid(r->tokens, T, &run, grid) : CS_ERR_NOMEM;
         if (s == CS_OK) op_resize_bilinear(grid, side, side, K, lg, H, W);
-        if (s == CS_OK && K != C) cs_names_to_classes(grid, side * side, &names, r->cosine);
+        if (s == CS_OK && K != C) cs_names_to_classes(grid, side * side, names, r->cosine);
         if (grid != r->cosine) cs_free(grid);
     } else if (s == CS_OK) {
-        s = cs_segment_logits_sliding(m, pixels, h, w, o.window, stride, mode, &run, H, W, lg);
+        s = cs_segment_logits_sliding(m, pixels, h, w, o->window, stride, mode, &run, H, W, lg);
     }
-    if (s == CS_OK && o.pamr_steps > 0) s = refine(pixels, h, w, H, W, o.pamr_steps, lg, K);
-    if (s == CS_OK && K != C) cs_names_to_classes(lg, (int)n, &names, r->logits);
+    if (s == CS_OK && o->pamr_steps > 0) s = refine(pixels, h, w, H, W, o->pamr_steps, lg, K);
+    if (s == CS_OK && K != C) cs_names_to_classes(lg, (int)n, names, r->logits);
     /* With names or the area filter, the threshold comes last (below). */
-    int after = K != C || o.area_thresh > 0.0f;
-    cs_segment_options argmax = o;
+    int after = K != C || o->area_thresh > 0.0f;
+    cs_segment_options argmax = *o;
     if (after) argmax.bg_thresh = 0.0f;
     if (s == CS_OK) s = cs_segment_labels(r->logits, n, C, &argmax, r->labels);
-    if (s == CS_OK && o.area_thresh > 0.0f) segment_area_filter(r->logits, n, C, &o, r->labels);
-    if (s == CS_OK && after && o.bg_thresh > 0.0f) segment_threshold(lg, K, r->logits, C, n, &o, r->labels);
+    if (s == CS_OK && o->area_thresh > 0.0f) segment_area_filter(r->logits, n, C, o, r->labels);
+    if (s == CS_OK && after && o->bg_thresh > 0.0f) segment_threshold(lg, K, r->logits, C, n, o, r->labels);
     if (lg != r->logits) cs_free(lg);
     if (s == CS_OK && arrays) {
         r->scores = mem_alloc(n, (size_t)C * sizeof(float));
         s = r->scores ? cs_segment_scores(r->logits, n, C, r->logit_scale, d.minmax, r->scores) : CS_ERR_NOMEM;
     }
-    cs_free(pixels);
-    if (s != CS_OK || !arrays) {
-        uint8_t *labels = s == CS_OK ? r->labels : NULL;
+    if (s == CS_OK && !arrays) { /* the labels alone: the rest goes now, not after the last input */
+        uint8_t *labels = r->labels;
         r->labels = NULL;
         cs_segment_result_free(r);
         r->labels = labels;
     }
+    return s;
+}
+
+/* The segment job on n inputs, TOWER_BATCH at a time: their tower inputs,
+ * whole-image tokens (equal shapes in one pass), then each input's logits
+ * and labels. On failure every result is freed. */
+static cs_status segment_run(cs_model *m, cs_classes *cl, const cs_input *in, int n, const cs_segment_options *opts,
+                             int arrays, cs_segment_result *out) {
+    cs_segment_options o = opts ? *opts : cs_segment_defaults();
+    if (n < 1) return error_set(CS_ERR_ARG, "segment needs at least one input");
+    memset(out, 0, sizeof *out * (size_t)n);
+    cs_status s = check_segment(m, &o, cl);
+    cs_name_set names;
+    if (s == CS_OK) s = classes_name_set(cl, m, NULL, &names);
+    int C = cs_classes_count(cl);
+    for (int i = 0; i < n && s == CS_OK; i += TOWER_BATCH) {
+        int b = n - i < TOWER_BATCH ? n - i : TOWER_BATCH, h[TOWER_BATCH], w[TOWER_BATCH];
+        float *pixels[TOWER_BATCH] = {NULL};
+        cs_segment_result *r = out + i;
+        for (int k = 0; k < b && s == CS_OK; k++)
+            s = segment_input(m, &in[i + k], &o, &pixels[k], &h[k], &w[k], &r[k].height, &r[k].width);
+        /* Whole-image inputs are square: h is the shape. */
+        if (s == CS_OK && !o.window) s = segment_encode(m, cs_method_vision_mode(o.method), names.dim, pixels, h, b, r);
+        for (int k = 0; k < b && s == CS_OK; k++) s = segment_finish(m, &o, &names, C, pixels[k], h[k], w[k], arrays, &r[k]);
+        for (int k = 0; k < b; k++) cs_free(pixels[k]);
+    }
+    if (s != CS_OK)
+        for (int i = 0; i < n; i++) cs_segment_result_free(&out[i]);
     return s;
 }
 
@@ -173,18 +215,27 @@ void cs_segment_result_free(cs_segment_result *r) {
     memset(r, 0, sizeof *r);
 }
 
-cs_status cs_segment_arrays(cs_model *m, cs_classes *cl, const cs_input *in, const cs_segment_options *opts,
+cs_status cs_segment_arrays(cs_model *m, cs_classes *cl, const cs_input *in, int n, const cs_segment_options *opts,
                             cs_segment_result *out) {
-    return segment_run(m, cl, in, opts, 1, out);
+    return segment_run(m, cl, in, n, opts, 1, out);
 }
 
-cs_status cs_segment(cs_model *m, cs_classes *cl, const cs_image *img, const cs_segment_options *opts,
+cs_status cs_segment(cs_model *m, cs_classes *cl, const cs_image *img, int n, const cs_segment_options *opts,
                      uint8_t *labels) {
-    cs_input in = {.image = img};
-    cs_segment_result r;
-    cs_status s = segment_run(m, cl, &in, opts, 0, &r);
-    if (s == CS_OK) memcpy(labels, r.labels, (size_t)img->width * img->height);
-    cs_free(r.labels);
+    if (n < 1) return error_set(CS_ERR_ARG, "segment needs at least one image");
+    cs_input *in = mem_calloc((size_t)n, sizeof *in);
+    cs_segment_result *r = mem_alloc((size_t)n, sizeof *r);
+    cs_status s = in && r ? CS_OK : CS_ERR_NOMEM;
+    for (int i = 0; s == CS_OK && i < n; i++) in[i].image = &img[i];
+    if (s == CS_OK) s = segment_run(m, cl, in, n, opts, 0, r);
+    for (int i = 0; s == CS_OK && i < n; i++) {
+        size_t size = (size_t)img[i].width * img[i].height;
+        memcpy(labels, r[i].labels, size);
+        labels += size;
+        cs_free(r[i].labels);
+    }
+    cs_free(in);
+    cs_free(r);
     return s;
 }
 

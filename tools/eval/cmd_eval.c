@@ -274,38 +274,55 @@ static cs_status classify_batch(const eval_run *r, const eval_dataset *d, eval_b
     return s;
 }
 
-/* seg: one decoded image into the accumulator; returns an exit code only
- * for failures that would repeat on every image (the model, the output
- * folder). */
-static int segment_item(const eval_run *r, const eval_dataset *d, eval_slot *sl, eval_acc *acc) {
+/* seg: the batch's images through cs_segment together; *labels: theirs,
+ * one image after another. */
+static cs_status segment_batch(const eval_run *r, const eval_batch *b, uint8_t **labels) {
+    cs_image img[EVAL_BATCH];
+    size_t total = 0;
+    int n = 0;
+    for (int k = 0; k < b->n; k++)
+        if (b->slot[k].ok) {
+            img[n++] = b->slot[k].img;
+            total += (size_t)b->slot[k].img.width * b->slot[k].img.height;
+        }
+    *labels = cli_xmalloc(total ? total : 1);
+    return n ? cs_segment(r->m, r->cl, img, n, &r->so, *labels) : CS_OK;
+}
+
+/* seg: one image's labels into the accumulator (and saved); returns an
+ * exit code only for failures that would repeat on every image (the
+ * output folder). */
+static int segment_add(const eval_run *r, const eval_dataset *d, const eval_slot *sl, const uint8_t *labels,
+                       eval_acc *acc) {
     size_t n = (size_t)sl->img.width * sl->img.height;
-    uint8_t *labels = cli_xmalloc(n);
-    int rc = 0;
-    cs_status s = cs_segment(r->m, r->cl, &sl->img, &r->so, labels);
-    if (s == CS_OK) s = cs_confusion_add(acc->conf, acc->C, sl->mask, labels, n, CS_IGNORE_LABEL, &acc->unknown_pixels);
-    if (s == CS_OK && r->save_dir)
-        rc = save_prediction(r->save_dir, d->items[sl->index].name, labels, sl->img.width, sl->img.height);
-    free(labels);
-    return s != CS_OK ? cli_fail(s) : rc;
+    cs_status s = cs_confusion_add(acc->conf, acc->C, sl->mask, labels, n, CS_IGNORE_LABEL, &acc->unknown_pixels);
+    if (s != CS_OK) return cli_fail(s);
+    return r->save_dir ? save_prediction(r->save_dir, d->items[sl->index].name, labels, sl->img.width, sl->img.height)
+                       : 0;
 }
 
 /* A decoded batch into the accumulator, in the images' order (skips and
  * predictions are listed as the one-by-one run lists them). */
 static int batch_run(const eval_run *r, const eval_dataset *d, eval_batch *b, eval_acc *acc) {
-    int rc = 0;
-    if (r->task != EVAL_SEG) {
-        cs_status s = r->task == EVAL_EXPLAIN ? explain_batch(r, b, acc) : classify_batch(r, d, b, acc);
-        if (s != CS_OK) return cli_fail(s);
-    }
+    uint8_t *labels = NULL; /* seg: the batch's labels */
+    cs_status s = r->task == EVAL_EXPLAIN ? explain_batch(r, b, acc)
+                  : r->task == EVAL_MULTILABEL ? classify_batch(r, d, b, acc)
+                                               : segment_batch(r, b, &labels);
+    int rc = s == CS_OK ? 0 : cli_fail(s);
+    const uint8_t *next = labels;
     for (int k = 0; k < b->n && !rc; k++) {
         eval_slot *sl = &b->slot[k];
         if (!sl->ok) {
             eval_acc_skip(acc, sl->index, d->items[sl->index].name, sl->why);
             continue;
         }
-        if (r->task == EVAL_SEG) rc = segment_item(r, d, sl, acc);
+        if (r->task == EVAL_SEG) {
+            rc = segment_add(r, d, sl, next, acc);
+            next += (size_t)sl->img.width * sl->img.height;
+        }
         if (!rc) acc->evaluated++;
     }
+    free(labels);
     return rc;
 }
 
