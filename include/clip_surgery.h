@@ -858,16 +858,17 @@ cs_status cs_segment_labels(const float *logits, size_t n_pixels, int n_classes,
  * similarity (cs_segment_logits, or the sliding windows), background by
  * probability when bg_thresh > 0. Whole images share R x R, so the vision
  * tower takes them 4 per pass (sliding windows: an image's windows 4 per
- * pass); each image's labels equal its labels alone, bit for bit. */
+ * pass); each image's labels equal its labels alone, bit for bit (as
+ * cs_segment_arrays'). */
 cs_status cs_segment(cs_model *m, cs_classes *cl, const cs_image *img, int n, const cs_segment_options *opts,
                      uint8_t *labels);
 
 /* The segment job with every stage kept, for n inputs (images, or
  * normalized pixels [3, R, R]; see cs_input): what `segment --npy` writes.
- * Whole-image inputs go through the tower 4 at a time, those of one R in
- * one pass (pixels of different R in passes of their own); each result
- * equals the input's alone, bit for bit. On failure nothing is left
- * allocated. */
+ * Whole-image inputs are taken 4 at a time, and those of the 4 that share
+ * R go through the tower in one pass (pixels of another R in a pass of
+ * their own); each result equals the input's alone, bit for bit. On
+ * failure nothing is left allocated. */
 typedef struct cs_segment_result {
     int width, height, n_classes, n_tokens, dim;
     float *tokens;     /* [n_tokens, dim] the method's tokens (whole-image inference; NULL

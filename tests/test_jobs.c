@@ -427,8 +427,8 @@ static int same_segment(const cs_segment_result *a, const cs_segment_result *b) 
     size_t T = (size_t)a->n_tokens;
     return (!a->tokens || (!memcmp(a->tokens, b->tokens, sizeof(float) * T * a->dim) &&
                            !memcmp(a->cosine, b->cosine, sizeof(float) * (T - 1) * C))) &&
-           !memcmp(a->logits, b->logits, sizeof(float) * n * C) && !memcmp(a->scores, b->scores, sizeof(float) * n * C) &&
-           !memcmp(a->labels, b->labels, n);
+           !memcmp(a->logits, b->logits, sizeof(float) * n * C) &&
+           !memcmp(a->scores, b->scores, sizeof(float) * n * C) && !memcmp(a->labels, b->labels, n);
 }
 
 /* Segmentation of several inputs in one call gives each input's results

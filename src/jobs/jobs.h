@@ -1,5 +1,6 @@
-/* Layer 7, jobs: what a front end runs, one call per job and image
- * (explain, points, segment, classify, eval's scoring), over class sets.
+/* Layer 7, jobs: what a front end runs, one call per job (explain,
+ * classify and segment on n images; points, words, eval's scoring), over
+ * class sets.
  * Uses every layer below; front ends use only the public header. */
 #ifndef CS_JOBS_H
 #define CS_JOBS_H

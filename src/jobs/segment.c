@@ -104,6 +104,7 @@ static cs_status segment_encode(cs_model *m, cs_vision_mode mode, int D, float *
         if (!r[k].tokens) s = CS_ERR_NOMEM;
     }
     for (int k = 0; k < b && s == CS_OK; k++) {
+        if (done[k]) continue;
         const float *px[TOWER_BATCH];
         float *tok[TOWER_BATCH];
         int g = 0;
@@ -113,7 +114,7 @@ static cs_status segment_encode(cs_model *m, cs_vision_mode mode, int D, float *
                 tok[g++] = r[j].tokens;
                 done[j] = 1;
             }
-        if (g) s = encode_inputs(m, mode, R[k], g, px, tok);
+        s = encode_inputs(m, mode, R[k], g, px, tok);
     }
     return s;
 }
@@ -189,6 +190,7 @@ static cs_status segment_run(cs_model *m, cs_classes *cl, const cs_input *in, in
     cs_name_set names;
     if (s == CS_OK) s = classes_name_set(cl, m, NULL, &names);
     int C = cs_classes_count(cl);
+    cs_vision_mode mode = cs_method_vision_mode(o.method);
     for (int i = 0; i < n && s == CS_OK; i += TOWER_BATCH) {
         int b = n - i < TOWER_BATCH ? n - i : TOWER_BATCH, h[TOWER_BATCH], w[TOWER_BATCH];
         float *pixels[TOWER_BATCH] = {NULL};
@@ -196,8 +198,9 @@ static cs_status segment_run(cs_model *m, cs_classes *cl, const cs_input *in, in
         for (int k = 0; k < b && s == CS_OK; k++)
             s = segment_input(m, &in[i + k], &o, &pixels[k], &h[k], &w[k], &r[k].height, &r[k].width);
         /* Whole-image inputs are square: h is the shape. */
-        if (s == CS_OK && !o.window) s = segment_encode(m, cs_method_vision_mode(o.method), names.dim, pixels, h, b, r);
-        for (int k = 0; k < b && s == CS_OK; k++) s = segment_finish(m, &o, &names, C, pixels[k], h[k], w[k], arrays, &r[k]);
+        if (s == CS_OK && !o.window) s = segment_encode(m, mode, names.dim, pixels, h, b, r);
+        for (int k = 0; k < b && s == CS_OK; k++)
+            s = segment_finish(m, &o, &names, C, pixels[k], h[k], w[k], arrays, &r[k]);
         for (int k = 0; k < b; k++) cs_free(pixels[k]);
     }
     if (s != CS_OK)
