@@ -329,6 +329,35 @@ static void explain(job *j) {
     answer_json(j->out, o_json);
 }
 
+/* One of segment --npy's arrays: the arrays job alone (its labels are the
+ * segment job's, so the tower runs once). */
+static void segment_npy(job *j, const cs_segment_options *o) {
+    const char *array = cli_get(&j->a, "array") ? cli_get(&j->a, "array") : "logits";
+    int f = 0;
+    while (f < CLI_SEGMENT_NPY && strcmp(cli_segment_npy_names[f], array)) f++;
+    cs_segment_result r = {0};
+    cs_status s;
+    if (f == CLI_SEGMENT_NPY) {
+        serve_answer_error(j->out, 400, "array '%s' is not tokens, cosine, logits, score or argmax", array);
+    } else if (f < 2 && o->window) {
+        serve_answer_error(j->out, 400, "array '%s': sliding windows have no whole-image tokens", array);
+    } else if ((s = cs_segment_arrays(j->m, j->cl, &j->in, 1, o, &r)) != CS_OK) {
+        fail_status(j->out, s);
+    } else {
+        cs_dtype dtype;
+        int ndim;
+        int64_t shape[3];
+        void *data, *owned;
+        char name[64];
+        snprintf(name, sizeof name, "%s.npy", array);
+        if (!helper_failed(j, cli_segment_npy_array(f, &r, cs_method_defaults_of(o->method).drops_cls, &dtype,
+                                                    &ndim, shape, &data, &owned)))
+            answer_npy(j->out, name, dtype, ndim, shape, data);
+        free(owned);
+    }
+    cs_segment_result_free(&r);
+}
+
 static void segment(job *j) {
     cs_segment_options o;
     if (!format_is(j, "json") && !format_is(j, "png") && !format_is(j, "npy")) {
@@ -336,6 +365,10 @@ static void segment(job *j) {
         return;
     }
     if (load_classes(j, 0) || helper_failed(j, cli_segment_options(&j->a, j->cl, &o))) return;
+    if (format_is(j, "npy")) {
+        segment_npy(j, &o);
+        return;
+    }
     int W = j->img.width, H = j->img.height, C = cs_classes_count(j->cl);
     uint8_t *labels = malloc((size_t)W * H);
     cs_status s = labels ? cs_segment(j->m, j->cl, &j->img, 1, &o, labels) : CS_ERR_NOMEM;
@@ -344,31 +377,7 @@ static void segment(job *j) {
         fail_status(j->out, s);
         return;
     }
-    if (format_is(j, "npy")) { /* segment --npy's arrays */
-        const char *array = cli_get(&j->a, "array") ? cli_get(&j->a, "array") : "logits";
-        int f = 0;
-        while (f < CLI_SEGMENT_NPY && strcmp(cli_segment_npy_names[f], array)) f++;
-        cs_segment_result r = {0};
-        if (f == CLI_SEGMENT_NPY) {
-            serve_answer_error(j->out, 400, "array '%s' is not tokens, cosine, logits, score or argmax", array);
-        } else if (f < 2 && o.window) {
-            serve_answer_error(j->out, 400, "array '%s': sliding windows have no whole-image tokens", array);
-        } else if ((s = cs_segment_arrays(j->m, j->cl, &j->in, 1, &o, &r)) != CS_OK) {
-            fail_status(j->out, s);
-        } else {
-            cs_dtype dtype;
-            int ndim;
-            int64_t shape[3];
-            void *data, *owned;
-            char name[64];
-            snprintf(name, sizeof name, "%s.npy", array);
-            if (!helper_failed(j, cli_segment_npy_array(f, &r, cs_method_defaults_of(o.method).drops_cls, &dtype,
-                                                        &ndim, shape, &data, &owned)))
-                answer_npy(j->out, name, dtype, ndim, shape, data);
-            free(owned);
-        }
-        cs_segment_result_free(&r);
-    } else if (format_is(j, "png")) {
+    if (format_is(j, "png")) {
         uint8_t *png;
         size_t len;
         if ((s = cs_png_encode(W, H, 1, labels, &png, &len)) == CS_OK) {
