@@ -331,6 +331,17 @@ static void test_segment_classify(cs_model *m) {
     cs_classes_free(cl);
 }
 
+/* Flip an image left to right, in place. */
+static void mirror(cs_image *img) {
+    for (int y = 0; y < img->height; y++)
+        for (int x = 0; x < img->width / 2; x++)
+            for (int c = 0; c < 3; c++) {
+                uint8_t *row = img->rgb + (size_t)y * img->width * 3, t = row[x * 3 + c];
+                row[x * 3 + c] = row[(img->width - 1 - x) * 3 + c];
+                row[(img->width - 1 - x) * 3 + c] = t;
+            }
+}
+
 /* Several images in one call (one tower pass per 4, 5 images: a pass of 4
  * and one of 1) give each image's results alone, bit for bit: classify
  * (both methods), explain (maps), and the sliding windows of one image
@@ -346,13 +357,7 @@ static void test_batches(cs_model *m) {
         CHECK_OK(cs_image_load(golden_path(rel), NULL, &img[i]));
     }
     /* Different images in the batch: the third a mirror of the first. */
-    for (int y = 0; y < img[2].height; y++)
-        for (int x = 0; x < img[2].width / 2; x++)
-            for (int c = 0; c < 3; c++) {
-                uint8_t *row = img[2].rgb + (size_t)y * img[2].width * 3, t = row[x * 3 + c];
-                row[x * 3 + c] = row[(img[2].width - 1 - x) * 3 + c];
-                row[(img[2].width - 1 - x) * 3 + c] = t;
-            }
+    mirror(&img[2]);
     cs_classify_options co = cs_classify_defaults();
     co.resolution = 64;
     for (int method = 0; method < 2; method++) {
@@ -450,13 +455,7 @@ static void test_segment_batches(cs_model *m) {
         total += (size_t)img[i].width * img[i].height;
     }
     /* The fourth a mirror of the second: no two images alike in one pass. */
-    for (int y = 0; y < img[3].height; y++)
-        for (int x = 0; x < img[3].width / 2; x++)
-            for (int c = 0; c < 3; c++) {
-                uint8_t *row = img[3].rgb + (size_t)y * img[3].width * 3, t = row[x * 3 + c];
-                row[x * 3 + c] = row[(img[3].width - 1 - x) * 3 + c];
-                row[(img[3].width - 1 - x) * 3 + c] = t;
-            }
+    mirror(&img[3]);
     CHECK(img[0].width != img[1].width && img[1].width != img[2].width);
     uint8_t *all = malloc(total), *one = malloc(total);
     for (int windows = 0; windows < 2; windows++) {
