@@ -17,6 +17,34 @@ static void test_linear(void) {
     CHECK_NEAR(y[3], 6.5 + 7.5, 1e-6);
 }
 
+/* op_linear_few_rows against double sums: one row (M = 1), a point's 7
+ * tokens and the limit 8; K with and without a tail past the 8 lanes; N
+ * odd (the last output alone). A row's bits do not depend on the rows
+ * that come with it. */
+static void test_linear_few_rows(void) {
+    enum { MAXM = OP_FEW_ROWS, MAXK = 260, MAXN = 65 };
+    static float x[MAXM * MAXK], w[MAXN * MAXK], b[MAXN], y[MAXM * MAXN], alone[MAXN];
+    for (int i = 0; i < MAXM * MAXK; i++) x[i] = (float)((i * 29) % 31) / 31.0f - 0.5f;
+    for (int i = 0; i < MAXN * MAXK; i++) w[i] = (float)((i * 17) % 13) / 13.0f - 0.4f;
+    for (int i = 0; i < MAXN; i++) b[i] = 0.1f * (float)i;
+    const int Ms[] = {1, 7, 8}, Ks[] = {3, 16, 19, 260}, Ns[] = {1, 6, 65};
+    for (int a = 0; a < 3; a++)
+        for (int c = 0; c < 4; c++)
+            for (int d = 0; d < 3; d++) {
+                int M = Ms[a], K = Ks[c], N = Ns[d];
+                const float *bias = d == 1 ? NULL : b;
+                op_linear_few_rows(x, M, K, w, bias, N, y);
+                for (int i = 0; i < M; i++)
+                    for (int o = 0; o < N; o++) {
+                        double want = bias ? bias[o] : 0.0;
+                        for (int k = 0; k < K; k++) want += (double)x[i * K + k] * w[o * K + k];
+                        CHECK_NEAR(y[i * N + o], want, 2e-6 * (1 + fabs(want)) * sqrt((double)K));
+                    }
+                op_linear_few_rows(x + (size_t)(M - 1) * K, 1, K, w, bias, N, alone);
+                CHECK(memcmp(alone, y + (size_t)(M - 1) * N, sizeof(float) * N) == 0);
+            }
+}
+
 static void test_layer_norm(void) {
     /* Row (1, 2, 3, 4): mean 2.5, biased variance 1.25. */
     float x[4] = {1, 2, 3, 4}, w[4] = {1, 2, 1, 1}, b[4] = {0, 0, 1, 0}, y[4];
@@ -51,6 +79,28 @@ static void test_softmax_gelu(void) {
             for (int i = 0; i < cols; i++) CHECK_NEAR(got[r * cols + i], exp(v[r * cols + i] - m) / sum, 1e-6);
         }
         CHECK(got[cols + 3] == 0.0f);
+    }
+    /* op_softmax_groups: [rows, n, groups] with the softmax over n, for 8
+     * groups (the decoder's heads, one vector) and 70 (past the 64 the
+     * function holds at once), a masked entry among them. */
+    for (int groups = 8; groups <= 70; groups += 62) {
+        enum { ROWS = 3, N = 7 };
+        static float v[ROWS * N * 70], got[ROWS * N * 70];
+        int len = ROWS * N * groups;
+        for (int i = 0; i < len; i++) v[i] = (float)((i * 41) % 29) * 0.6f - 8.0f;
+        v[groups + 5] = -INFINITY;
+        memcpy(got, v, sizeof(float) * len);
+        op_softmax_groups(got, ROWS, N, groups);
+        for (int r = 0; r < ROWS; r++)
+            for (int g = 0; g < groups; g++) {
+                const float *vr = v + (size_t)r * N * groups + g;
+                double m = -INFINITY, sum = 0;
+                for (int j = 0; j < N; j++) m = fmax(m, vr[j * groups]);
+                for (int j = 0; j < N; j++) sum += exp(vr[j * groups] - m);
+                for (int j = 0; j < N; j++)
+                    CHECK_NEAR(got[(size_t)r * N * groups + g + j * groups], exp(vr[j * groups] - m) / sum, 1e-6);
+            }
+        CHECK(got[groups + 5] == 0.0f);
     }
     /* 40 values: the vector exp path and the scalar tail both run. */
     float g[40];
@@ -316,6 +366,7 @@ static void test_workspace(void) {
 
 int main(void) {
     test_linear();
+    test_linear_few_rows();
     test_layer_norm();
     test_softmax_gelu();
     test_attention();

@@ -14,7 +14,7 @@ static const cli_option k_options[] = {
     {"model", "M", "benchmark this model instead (name, file or folder; its load time is reported)", 0},
     {"cache-dir", "DIR", "where named models live (default ~/.cache/clip)", 0},
     {"res", "LIST", "input resolutions, comma-separated (default: each model's native one)", 0},
-    {"runs", "N", "timed runs per figure, after a warm-up (default 5)", 0},
+    {"runs", "N", "timed runs per figure, after a warm-up (default 5; a SAM prompt at least 21)", 0},
     {"batch", "N", "images per forward pass (default 1); figures are per image", 0},
     {"threads", "N", "threads (default: all cores)", 0},
     {"json", "FILE", "also write the figures as JSON", 0},
@@ -55,7 +55,9 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static void add_figure(bench *b, const char *model, const char *stage, int res, double *t, double flops) {
+/* t: n run times in seconds (sorted here). */
+static void add_figure(bench *b, const char *model, const char *stage, int res, double *t, int n,
+                       double flops) {
     if (b->n == b->cap) {
         b->cap = b->cap ? 2 * b->cap : 16;
         b->figs = cli_xrealloc(b->figs, sizeof *b->figs * (size_t)b->cap);
@@ -64,8 +66,8 @@ static void add_figure(bench *b, const char *model, const char *stage, int res, 
     snprintf(f->model, sizeof f->model, "%s", model);
     snprintf(f->stage, sizeof f->stage, "%s", stage);
     f->res = res;
-    qsort(t, (size_t)b->runs, sizeof *t, cmp_double);
-    f->median_ms = t[b->runs / 2] * 1e3;
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    f->median_ms = t[n / 2] * 1e3;
     f->min_ms = t[0] * 1e3;
     f->gflop = flops * 1e-9;
     double gflops = f->gflop / (f->median_ms * 1e-3);
@@ -90,7 +92,7 @@ static cs_status time_image(bench *b, cs_model *m, const char *name, int R) {
         }
         char stage[32];
         snprintf(stage, sizeof stage, "image %s%s", mode ? "surgery" : "plain", B > 1 ? " /img" : "");
-        if (s == CS_OK) add_figure(b, name, stage, R, t, cs_model_vision_flops(m, R, (cs_vision_mode)mode));
+        if (s == CS_OK) add_figure(b, name, stage, R, t, b->runs, cs_model_vision_flops(m, R, (cs_vision_mode)mode));
     }
     free(px);
     free(tok);
@@ -118,7 +120,7 @@ static cs_status time_text(bench *b, cs_model *m, const char *name) {
         s = cs_encode_text(m, ids, P, L, feat);
         t[r] = cs_now() - t0;
     }
-    if (s == CS_OK) add_figure(b, name, "text 85 prompts", 0, t, cs_model_text_flops(m, len, P));
+    if (s == CS_OK) add_figure(b, name, "text 85 prompts", 0, t, b->runs, cs_model_text_flops(m, len, P));
     free(ids);
     free(feat);
     free(t);
@@ -149,19 +151,24 @@ static cs_status time_sam(bench *b, const char *arch, cs_precision precision) {
         s = cs_sam_encode(m, &img, &e);
         t[r] = cs_now() - t0;
     }
-    if (s == CS_OK) add_figure(b, arch, "sam encoder", 1024, t, cs_sam_encoder_flops(m));
+    if (s == CS_OK) add_figure(b, arch, "sam encoder", 1024, t, b->runs, cs_sam_encoder_flops(m));
     float pt[2] = {500, 375};
     int32_t label = 1;
     cs_sam_prompt p = {1, pt, &label, NULL, NULL, 1};
     cs_sam_result res;
+    /* A prompt takes milliseconds: at least 21 of them, so that the median
+     * does not swing with one descheduled run as a median of 3 did. */
+    int prompt_runs = b->runs < 21 ? 21 : b->runs;
+    double *tp = cli_xmalloc(sizeof(double) * (size_t)prompt_runs);
     if (s == CS_OK && (s = cs_sam_predict(m, &e, &p, &res)) == CS_OK) cs_sam_result_free(&res); /* warm-up */
-    for (int r = 0; r < b->runs && s == CS_OK; r++) {
+    for (int r = 0; r < prompt_runs && s == CS_OK; r++) {
         double t0 = cs_now();
         s = cs_sam_predict(m, &e, &p, &res);
-        t[r] = cs_now() - t0;
+        tp[r] = cs_now() - t0;
         cs_sam_result_free(&res);
     }
-    if (s == CS_OK) add_figure(b, arch, "sam 1 prompt", 1024, t, cs_sam_decoder_flops(m, 2));
+    if (s == CS_OK) add_figure(b, arch, "sam 1 prompt", 1024, tp, prompt_runs, cs_sam_decoder_flops(m, 2));
+    free(tp);
     cs_sam_embedding_free(&e);
     free(t);
     free(img.rgb);

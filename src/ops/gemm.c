@@ -39,6 +39,50 @@ void op_linear_accumulate(const float *x, int M, int K, const float *w, const fl
     op_gemm(0, 1, M, N, K, 1.0f, x, K, w, K, 1.0f, y, N);
 }
 
+/* Eight floats as one value; GCC and Clang compile the arithmetic to one
+ * AVX register op where there is one, to two SSE ops or scalars elsewhere. */
+typedef float lanes8 __attribute__((vector_size(32)));
+
+static lanes8 load8(const float *p) {
+    lanes8 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static float sum8(lanes8 v) {
+    return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+}
+
+/* Outputs o and o + 1 (or o alone when last) of every row. */
+static void few_rows_pair(const float *x, int M, int K, const float *w, const float *b, int N, int o,
+                          float *y) {
+    int two = o + 1 < N, K8 = K & ~7;
+    const float *w0 = w + (size_t)o * K, *w1 = two ? w0 + K : w0;
+    lanes8 a0[OP_FEW_ROWS] = {0}, a1[OP_FEW_ROWS] = {0};
+    for (int k = 0; k < K8; k += 8) {
+        lanes8 v0 = load8(w0 + k), v1 = load8(w1 + k);
+        for (int i = 0; i < M; i++) {
+            lanes8 xv = load8(x + (size_t)i * K + k);
+            a0[i] += xv * v0;
+            a1[i] += xv * v1;
+        }
+    }
+    for (int i = 0; i < M; i++) {
+        float s0 = sum8(a0[i]), s1 = sum8(a1[i]);
+        for (int k = K8; k < K; k++) {
+            s0 += x[(size_t)i * K + k] * w0[k];
+            s1 += x[(size_t)i * K + k] * w1[k];
+        }
+        y[(size_t)i * N + o] = (b ? b[o] : 0.0f) + s0;
+        if (two) y[(size_t)i * N + o + 1] = (b ? b[o + 1] : 0.0f) + s1;
+    }
+}
+
+void op_linear_few_rows(const float *x, int M, int K, const float *w, const float *b, int N, float *y) {
+#pragma omp parallel for schedule(static) if ((size_t)N * K >= 65536)
+    for (int o = 0; o < N; o += 2) few_rows_pair(x, M, K, w, b, N, o, y);
+}
+
 /* Whether the BLAS rounds each row of a product the same whatever rows come
  * with it. OpenBLAS's SkylakeX sgemm does; its Haswell/Zen kernels (AVX2
  * machines) do not: a row of x w^T computed among 4 x 13 rows differs in

@@ -179,6 +179,39 @@ void op_softmax_rows(float *x, int rows, int cols) {
     }
 }
 
+/* Per row: the running max and sum of each group are lanes of one vector
+ * (the inner loops run over groups, contiguous), in the order of n as
+ * op_softmax_rows sums a short row. */
+void op_softmax_groups(float *x, int rows, int n, int groups) {
+    enum { MAX_GROUPS = 64 };
+    size_t row = (size_t)n * groups;
+#pragma omp parallel for schedule(static) if ((size_t)rows * row > PARALLEL_MIN)
+    for (int r = 0; r < rows; r++) {
+        float *xr = x + (size_t)r * row, acc[MAX_GROUPS];
+        for (int g0 = 0; g0 < groups; g0 += MAX_GROUPS) {
+            int G = groups - g0 < MAX_GROUPS ? groups - g0 : MAX_GROUPS;
+            for (int g = 0; g < G; g++) acc[g] = -INFINITY;
+            for (int j = 0; j < n; j++)
+                for (int g = 0; g < G; g++) {
+                    float v = xr[(size_t)j * groups + g0 + g];
+                    acc[g] = v > acc[g] ? v : acc[g];
+                }
+            for (int j = 0; j < n; j++)
+                for (int g = 0; g < G; g++) xr[(size_t)j * groups + g0 + g] -= acc[g];
+        }
+        op_exp_inplace(xr, row);
+        for (int g0 = 0; g0 < groups; g0 += MAX_GROUPS) {
+            int G = groups - g0 < MAX_GROUPS ? groups - g0 : MAX_GROUPS;
+            for (int g = 0; g < G; g++) acc[g] = 0.0f;
+            for (int j = 0; j < n; j++)
+                for (int g = 0; g < G; g++) acc[g] += xr[(size_t)j * groups + g0 + g];
+            for (int g = 0; g < G; g++) acc[g] = 1.0f / acc[g];
+            for (int j = 0; j < n; j++)
+                for (int g = 0; g < G; g++) xr[(size_t)j * groups + g0 + g] *= acc[g];
+        }
+    }
+}
+
 void op_l2_normalize_rows(float *x, int rows, int dim) {
     for (int r = 0; r < rows; r++) {
         float *xr = x + (size_t)r * dim;

@@ -14,6 +14,15 @@ void op_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const f
 /* Linear layer in PyTorch's layout: y[M, N] = x[M, K] w[N, K]^T + b (b may be NULL). */
 void op_linear(const float *x, int M, int K, const float *w, const float *b, int N, float *y);
 
+/* op_linear for a few rows (M <= OP_FEW_ROWS, e.g. SAM's prompt tokens):
+ * every weight row is read once from memory and meets all M rows in
+ * registers, where the BLAS would copy (pack) the whole weight matrix
+ * first. Each output a dot product in 8 lanes, then their sum: rounded
+ * differently from op_linear, but the same for a row whatever rows come with
+ * it. */
+#define OP_FEW_ROWS 8
+void op_linear_few_rows(const float *x, int M, int K, const float *w, const float *b, int N, float *y);
+
 /* Residual form: y[M, N] += x[M, K] w[N, K]^T + b (b may be NULL). */
 void op_linear_accumulate(const float *x, int M, int K, const float *w, const float *b, int N,
                           float *y);
@@ -48,6 +57,11 @@ void op_layer_norm_channels(float *x, int C, int HW, const float *w, const float
 
 /* In place softmax over each row of [rows, cols]. */
 void op_softmax_rows(float *x, int rows, int cols);
+
+/* x [rows, n, groups]: softmax over n for every row and group, e.g. the
+ * scores of many queries on a few keys with the heads interleaved
+ * (column key * heads + head), so that the groups fill vector lanes. */
+void op_softmax_groups(float *x, int rows, int n, int groups);
 
 /* In place exp of n floats (vectorized where the CPU allows). */
 void op_exp_inplace(float *x, size_t n);
