@@ -300,16 +300,18 @@ static cs_status subpixel_major(cs_sam *m, const float **w, int in, int out) {
 /* The image's positional encoding never changes: as rows [G*G, E], once. */
 static cs_status key_pe(cs_sam *m) {
     size_t GG = (size_t)m->cfg.grid * m->cfg.grid, E = (size_t)m->cfg.embed_dim;
+    /* The rows go to the table first (which frees them on failure and with
+     * the model), so that no failure below leaks them or leaves key_pe
+     * pointing at freed memory. */
+    float *rows = mem_alloc(GG * E, sizeof(float));
+    if (!rows || tensors_own(&m->table, rows) != CS_OK) return CS_ERR_NOMEM;
     float *chw = mem_alloc(GG * E, sizeof(float));
-    m->key_pe = mem_alloc(GG * E, sizeof(float));
-    if (!chw || !m->key_pe || tensors_own(&m->table, m->key_pe) != CS_OK) {
-        cs_free(chw);
-        return CS_ERR_NOMEM;
-    }
+    if (!chw) return CS_ERR_NOMEM;
     sam_dense_pe(m, chw);
     for (size_t i = 0; i < GG; i++)
-        for (size_t c = 0; c < E; c++) m->key_pe[i * E + c] = chw[c * GG + i];
+        for (size_t c = 0; c < E; c++) rows[i * E + c] = chw[c * GG + i];
     cs_free(chw);
+    m->key_pe = rows;
     return CS_OK;
 }
 
