@@ -18,17 +18,17 @@ static void test_linear(void) {
 }
 
 /* op_linear_few_rows against double sums: one row (M = 1), a point's 7
- * tokens and the limit 8; K with and without a tail past the 8 lanes; N
- * odd (the last output alone). A row's bits do not depend on the rows
- * that come with it. */
+ * tokens, the group of 8 and 19 rows (three groups); K with and without a
+ * tail past the 8 lanes; N odd (the last output alone). A row's bits do not
+ * depend on the rows that come with it. */
 static void test_linear_few_rows(void) {
-    enum { MAXM = OP_FEW_ROWS, MAXK = 260, MAXN = 65 };
+    enum { MAXM = 2 * OP_FEW_ROWS + 3, MAXK = 260, MAXN = 65 };
     static float x[MAXM * MAXK], w[MAXN * MAXK], b[MAXN], y[MAXM * MAXN], alone[MAXN];
     for (int i = 0; i < MAXM * MAXK; i++) x[i] = (float)((i * 29) % 31) / 31.0f - 0.5f;
     for (int i = 0; i < MAXN * MAXK; i++) w[i] = (float)((i * 17) % 13) / 13.0f - 0.4f;
     for (int i = 0; i < MAXN; i++) b[i] = 0.1f * (float)i;
-    const int Ms[] = {1, 7, 8}, Ks[] = {3, 16, 19, 260}, Ns[] = {1, 6, 65};
-    for (int a = 0; a < 3; a++)
+    const int Ms[] = {1, 7, OP_FEW_ROWS, MAXM}, Ks[] = {3, 16, 19, 260}, Ns[] = {1, 6, 65};
+    for (int a = 0; a < 4; a++)
         for (int c = 0; c < 4; c++)
             for (int d = 0; d < 3; d++) {
                 int M = Ms[a], K = Ks[c], N = Ns[d];

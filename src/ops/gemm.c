@@ -79,8 +79,13 @@ static void few_rows_pair(const float *x, int M, int K, const float *w, const fl
 }
 
 void op_linear_few_rows(const float *x, int M, int K, const float *w, const float *b, int N, float *y) {
+    for (int i0 = 0; i0 < M; i0 += OP_FEW_ROWS) { /* more rows: in groups, each a pass over w */
+        int m = M - i0 < OP_FEW_ROWS ? M - i0 : OP_FEW_ROWS;
+        const float *xi = x + (size_t)i0 * K;
+        float *yi = y + (size_t)i0 * N;
 #pragma omp parallel for schedule(static) if ((size_t)N * K >= 65536)
-    for (int o = 0; o < N; o += 2) few_rows_pair(x, M, K, w, b, N, o, y);
+        for (int o = 0; o < N; o += 2) few_rows_pair(xi, m, K, w, b, N, o, yi);
+    }
 }
 
 /* Whether the BLAS rounds each row of a product the same whatever rows come

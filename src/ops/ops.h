@@ -14,10 +14,10 @@ void op_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const f
 /* Linear layer in PyTorch's layout: y[M, N] = x[M, K] w[N, K]^T + b (b may be NULL). */
 void op_linear(const float *x, int M, int K, const float *w, const float *b, int N, float *y);
 
-/* op_linear for a few rows (M <= OP_FEW_ROWS, e.g. SAM's prompt tokens):
- * every weight row is read once from memory and meets all M rows in
- * registers, where the BLAS would copy (pack) the whole weight matrix
- * first. Each output a dot product in 8 lanes, then their sum: rounded
+/* op_linear for a few rows (M <= OP_FEW_ROWS, e.g. SAM's prompt tokens;
+ * more rows go in groups of that many): every weight row is read once from
+ * memory and meets all the rows in registers, where the BLAS would copy
+ * (pack) the whole weight matrix first. Each output a dot product in 8 lanes, then their sum: rounded
  * differently from op_linear, but the same for a row whatever rows come with
  * it. */
 #define OP_FEW_ROWS 8
