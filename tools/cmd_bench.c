@@ -92,7 +92,8 @@ static cs_status time_image(bench *b, cs_model *m, const char *name, int R) {
         }
         char stage[32];
         snprintf(stage, sizeof stage, "image %s%s", mode ? "surgery" : "plain", B > 1 ? " /img" : "");
-        if (s == CS_OK) add_figure(b, name, stage, R, t, b->runs, cs_model_vision_flops(m, R, (cs_vision_mode)mode));
+        if (s == CS_OK)
+            add_figure(b, name, stage, R, t, b->runs, cs_model_vision_flops(m, R, (cs_vision_mode)mode));
     }
     free(px);
     free(tok);

@@ -17,9 +17,9 @@ void op_linear(const float *x, int M, int K, const float *w, const float *b, int
 /* op_linear for a few rows (M <= OP_FEW_ROWS, e.g. SAM's prompt tokens;
  * more rows go in groups of that many): every weight row is read once from
  * memory and meets all the rows in registers, where the BLAS would copy
- * (pack) the whole weight matrix first. Each output a dot product in 8 lanes, then their sum: rounded
- * differently from op_linear, but the same for a row whatever rows come with
- * it. */
+ * (pack) the whole weight matrix first. Each output is a dot product in 8
+ * lanes, then their sum: rounded differently from op_linear, but the same
+ * for a row whatever rows come with it. */
 #define OP_FEW_ROWS 8
 void op_linear_few_rows(const float *x, int M, int K, const float *w, const float *b, int N, float *y);
 
