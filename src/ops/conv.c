@@ -65,6 +65,10 @@ static void seed_bias(float *row, int np, float b, int accumulate) {
         for (int i = 0; i < np; i++) row[i] = b;
 }
 
+/* One channel's pixels of a band, on the calling thread: op_relu opens a
+ * parallel region per call, and a band calls this once per channel
+ * (thousands of times for RN50's stem; measured 2-3% of a one-thread RN50
+ * pass when op_relu was called here instead). */
 static void relu_row(float *row, int np) {
     for (int i = 0; i < np; i++) row[i] = row[i] > 0.0f ? row[i] : 0.0f;
 }
