@@ -113,6 +113,10 @@ static void test_conv_random(void) {
          * wide one whole */
         {3, 64, 48, 4, 3, 1, 1},  {5, 66, 50, 2, 3, 2, 1},  {32, 40, 36, 8, 3, 1, 1},
         {64, 9, 7, 130, 3, 1, 1},
+        /* many output channels on few pixels: the threads split the
+         * weights' rows where the BLAS rounds rows by their neighbours
+         * (op_gemm_weights_left; 2 or 3 slices, cut at multiples of 16) */
+        {8, 5, 6, 200, 1, 1, 0},
     };
     int threads = cs_get_threads();
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)

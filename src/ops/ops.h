@@ -27,6 +27,10 @@ void op_linear_few_rows(const float *x, int M, int K, const float *w, const floa
 void op_linear_accumulate(const float *x, int M, int K, const float *w, const float *b, int N,
                           float *y);
 
+/* A convolution's product: y[N, P] = w[N, K] x[K, P] (+ beta y), the
+ * weight's N rows the output channels, x's P columns the pixels. */
+void op_gemm_weights_left(int N, int P, int K, const float *w, const float *x, float beta, float *y);
+
 /* 1 when every row of op_linear's product is rounded the same whatever other
  * rows the call holds (so a batch of images gives each image the bits it
  * gets alone), 0 when the BLAS's kernels make a row depend on its
