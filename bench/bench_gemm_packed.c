@@ -2,8 +2,9 @@
  * on the transformer shapes: y[M, N] = x[M, K] w[N, K]^T + b.
  * Usage: bench_gemm_packed [RUNS]   (default 7; the median of RUNS after a warm-up)
  * Prints, per shape and thread count, ms and GFLOP/s of op_linear (fp32,
- * OpenBLAS), op_linear_bf16 forced onto its AVX512-BF16 kernel and, where
- * the CPU has it, onto its AMX-BF16 kernel, and op_linear_int8 (AVX512-VNNI,
+ * OpenBLAS), op_linear_bf16 forced onto its AVX512-BF16 kernel (on a CPU
+ * without it, its AVX2 kernel) and, where the CPU has it, onto its AMX-BF16
+ * kernel, and op_linear_int8 (AVX512-VNNI,
  * activation quantization included), with their speed-ups over fp32,
  * measured interleaved in the same process; then the single-core
  * instruction peaks (FMA vs VDPBF16PS vs VPDPBUSD throughput, 16
@@ -32,6 +33,9 @@ static const shape k_shapes[] = {
     {"text W=512 fc", 1000, 2048, 512},     {"text W=512 proj", 1000, 512, 2048},
 };
 
+/* The vector bf16 kernel this CPU has: AVX512-BF16, else AVX2. */
+static int vector_path(void) { return op_bf16_supported() ? OP_BF16_PATH_AVX512 : OP_BF16_PATH_AVX2; }
+
 static float frand(void) { return (float)rand() / (float)RAND_MAX - 0.5f; }
 
 /* Time the paths on one shape; they are interleaved run by run so
@@ -56,7 +60,7 @@ static void bench_shape(const shape *s, int runs, int amx, int vnni, double *t32
         exit(1);
     }
     op_linear(x, s->M, s->K, w, b, s->N, y); /* warm-up: pages, caches, thread pool */
-    op_bf16_force_path(OP_BF16_PATH_AVX512);
+    op_bf16_force_path(vector_path());
     op_linear_bf16(x, s->M, s->K, &p, b, 0, y);
     if (amx) {
         op_bf16_force_path(OP_BF16_PATH_AMX);
@@ -67,7 +71,7 @@ static void bench_shape(const shape *s, int runs, int amx, int vnni, double *t32
         double t0 = cs_now();
         op_linear(x, s->M, s->K, w, b, s->N, y);
         double t1 = cs_now();
-        op_bf16_force_path(OP_BF16_PATH_AVX512);
+        op_bf16_force_path(vector_path());
         op_linear_bf16(x, s->M, s->K, &p, b, 0, y);
         double t2 = cs_now();
         t32[r] = t1 - t0;
@@ -101,6 +105,21 @@ __attribute__((target("avx512f"), noinline)) static float fma_loop(long n) {
     return _mm512_reduce_add_ps(acc[0]);
 }
 
+/* 12 accumulators: with 16 of 16 ymm registers they would spill. */
+#define PEAK_ACC_YMM 12
+
+__attribute__((target("avx2,fma"), noinline)) static float fma_loop_avx2(long n) {
+    __m256 acc[PEAK_ACC_YMM], u = _mm256_set1_ps(1.0001f), v = _mm256_set1_ps(0.9999f);
+    for (int i = 0; i < PEAK_ACC_YMM; i++) acc[i] = _mm256_set1_ps((float)i);
+    for (long k = 0; k < n; k++)
+#pragma GCC unroll 12
+        for (int i = 0; i < PEAK_ACC_YMM; i++) acc[i] = _mm256_fmadd_ps(u, v, acc[i]);
+    for (int i = 1; i < PEAK_ACC_YMM; i++) acc[0] = _mm256_add_ps(acc[0], acc[i]);
+    float lanes[8];
+    _mm256_storeu_ps(lanes, acc[0]);
+    return lanes[0];
+}
+
 __attribute__((target("avx512f,avx512bw,avx512bf16"), noinline)) static float dp_loop(long n) {
     __m512 acc[PEAK_ACC];
     __m512bh u = (__m512bh)_mm512_set1_epi32(0x3f803f80), v = (__m512bh)_mm512_set1_epi32(0x3c003c00);
@@ -128,19 +147,21 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"), noinline)) static int vnni
 static void print_peaks(void) {
     long n = 20000000;
     volatile float sink;
+    int zmm = __builtin_cpu_supports("avx512f"), flop = zmm ? 32 : 16; /* per FMA */
+    int acc = zmm ? PEAK_ACC : PEAK_ACC_YMM;
     double t0 = cs_now();
-    sink = fma_loop(n);
+    sink = zmm ? fma_loop(n) : fma_loop_avx2(n);
     double t1 = cs_now();
     sink = op_bf16_supported() ? dp_loop(n / 4) : 0;
     double t2 = cs_now();
     volatile int isink = op_int8_supported() ? vnni_loop(n / 4) : 0;
     double t3 = cs_now();
     (void)sink, (void)isink;
-    printf("\nOne-core instruction peaks (%d accumulators): FMA %.1f GFLOP/s", PEAK_ACC,
-           n * PEAK_ACC * 32.0 / (t1 - t0) * 1e-9);
+    printf("\nOne-core instruction peaks: FMA (%s, %d accumulators) %.1f GFLOP/s", zmm ? "zmm" : "ymm", acc,
+           n * acc * (double)flop / (t1 - t0) * 1e-9);
     if (op_bf16_supported())
-        printf(", VDPBF16PS %.1f GFLOP/s (%.2f of FMA)\n", n / 4 * PEAK_ACC * 64.0 / (t2 - t1) * 1e-9,
-               (n / 4 * 64.0 / (t2 - t1)) / (n * 32.0 / (t1 - t0)));
+        printf(", VDPBF16PS (%d accumulators) %.1f GFLOP/s (%.2f of FMA)\n", PEAK_ACC,
+               n / 4 * PEAK_ACC * 64.0 / (t2 - t1) * 1e-9, (n / 4 * 64.0 / (t2 - t1)) / (n * 32.0 / (t1 - t0)));
     else
         printf("\n");
     if (op_int8_supported())
@@ -151,8 +172,8 @@ static void print_peaks(void) {
 int main(int argc, char **argv) {
     int runs = argc > 1 ? atoi(argv[1]) : 7;
     if (runs < 1 || runs > 1000) runs = 7;
-    if (!op_bf16_supported()) {
-        printf("this CPU (or OS) lacks AVX512-BF16: nothing to compare\n");
+    if (!op_bf16_supported() && !op_bf16_avx2_supported()) {
+        printf("this CPU (or OS) lacks AVX512-BF16 and AVX2: nothing to compare\n");
         print_peaks();
         return 0;
     }
@@ -161,7 +182,8 @@ int main(int argc, char **argv) {
     double *tamx = mem_alloc((size_t)runs, sizeof(double)), *t8 = mem_alloc((size_t)runs, sizeof(double));
     printf("y = x w^T + b, median of %d runs; fp32 = OpenBLAS sgemm via op_linear; "
            "ratios = fp32 time / bf16 or int8 time\n", runs);
-    if (!amx) printf("this CPU (or OS) lacks AMX-BF16 tiles: AVX512-BF16 only\n");
+    if (!op_bf16_supported()) printf("this CPU (or OS) lacks AVX512-BF16: bf16 = the AVX2 kernel\n");
+    else if (!amx) printf("this CPU (or OS) lacks AMX-BF16 tiles: AVX512-BF16 only\n");
     if (!vnni) printf("this CPU (or OS) lacks AVX512-VNNI: no int8 column\n");
     printf("%-18s %5s %5s %5s %3s | %8s %7s | %8s %7s %6s | %8s %7s %6s | %8s %7s %6s\n", "shape",
            "M", "N", "K", "thr", "fp32 ms", "GFLOP/s", "bf16 ms", "GFLOP/s", "x fp32", "amx ms",

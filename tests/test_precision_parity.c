@@ -121,10 +121,12 @@ static void check_model(const char *dir, int R, cs_precision p, const bound *b) 
     op_int8_force_path(OP_INT8_PATH_AUTO);
     if (bf16 && op_bf16_supported())
         check_precision(m, b, dir, R, op_bf16_amx_supported() ? "AMX-BF16" : "AVX512-BF16");
+    else if (bf16 && op_bf16_avx2_supported())
+        check_precision(m, b, dir, R, "AVX2");
     else if (!bf16 && op_int8_supported())
         check_precision(m, b, dir, R, "AVX512-VNNI");
     else
-        printf("no %s on this CPU: the portable kernel is the %s path\n", bf16 ? "AVX512-BF16" : "AVX512-VNNI",
+        printf("no %s on this CPU: the portable kernel is the %s path\n", bf16 ? "AVX512-BF16 or AVX2" : "AVX512-VNNI",
                b->name);
     CHECK_STATUS(cs_model_set_precision(m, CS_PRECISION_FP32), CS_ERR_UNSUPPORTED);
     CHECK_STATUS(cs_model_set_precision(m, bf16 ? CS_PRECISION_INT8 : CS_PRECISION_BF16), CS_ERR_UNSUPPORTED);

@@ -1,10 +1,11 @@
 /* The bf16 linear layer: y[M, N] (+)= x[M, K] w[N, K]^T + b with weights
- * packed once into bf16 panels, and two kernels over the same panels:
+ * packed once into bf16 panels, and kernels over the same panels:
  * AMX-BF16 tiles where the CPU and OS allow them (6-9x the other on the
  * ViT shapes, bench/bench_gemm_packed.c), else VDPBF16PS doing two products
- * per fp32 lane. Only the functions marked BF16_TARGET / AMX_TARGET use
- * those instructions; the file compiles without -mavx512bf16 / -mamx-*
- * and the rest of it runs anywhere.
+ * per fp32 lane, else (AVX2 CPUs) weights widened in registers and fp32
+ * FMAs, else plain C. Only the functions marked BF16_TARGET / AMX_TARGET /
+ * AVX2_TARGET use those instructions; the file compiles without
+ * -mavx512bf16 / -mamx-* / -mavx2 and the rest of it runs anywhere.
  *
  * AVX512 blocking (per thread, over its own rectangle of the output):
  *   rows in blocks of MC, K in blocks of KC pairs: the activations of one
@@ -507,6 +508,164 @@ AMX_TARGET static void run_rect_amx(const float *x, const op_bf16_weights *w, co
     _tile_release();
 }
 
+/* ---------------------------------------------------------------- AVX2 kernel
+ *
+ * For CPUs with AVX2 and FMA but no AVX512-BF16 (Haswell to Zen 3): the
+ * same panels, each bf16 weight widened in registers (a bf16 value is the
+ * high half of its fp32: a shift or a mask of the 32-bit pair gives the
+ * even or the odd k of 8 columns), then fp32 FMAs, so the rate is about
+ * sgemm's while the weights stay packed at half the bytes (OpenBLAS
+ * re-packs fp32 weights on every call).
+ * Blocking (per thread): rows in blocks of AVX2_MC, K in blocks of AVX2_KC
+ * pairs; the block's activations are rounded to bf16 and kept as fp32
+ * (row r at r * 2 * AVX2_KC floats) in a stack buffer; then each panel
+ * slice (AVX2_KC pairs x 32 columns, 48 KiB) is swept half by half (16
+ * columns) by tiles of AVX2_MR rows: 5 x 2 accumulators + 2 weight vectors
+ * + 1 broadcast + the mask of the odd k = 14 of the 16 ymm registers (with
+ * 6 rows GCC spilled an accumulator, whose store-to-load round trip then
+ * halved the rate). K blocks of 384 pairs ran 3-8% faster than 128 on the
+ * ViT-B shapes (bench_gemm_packed, Zen 3). Per pair each row adds its even
+ * k's product, then its odd k's: a different summation order from the
+ * other kernels (VDPBF16PS adds a pair's two products to the sum). */
+
+#define AVX2_TARGET __attribute__((target("avx2,fma")))
+#define AVX2_MR 5
+#define AVX2_KC 384           /* pairs per K block: all of a ViT-B's 768 (no reload of y) */
+#define AVX2_MC (4 * AVX2_MR) /* rows per block: 60 KiB of activations on the stack */
+
+int op_bf16_avx2_supported(void) {
+    /* libgcc's check includes the OS saving the ymm state (XGETBV). */
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+/* op_bf16_from_float on 8 lanes, widened back to fp32. */
+AVX2_TARGET static inline __m256 round_bf16_8(__m256 v) {
+    __m256i u = _mm256_castps_si256(v), hi = _mm256_set1_epi32((int)0xFFFF0000u);
+    __m256i mag = _mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff));
+    __m256i nan = _mm256_cmpgt_epi32(mag, _mm256_set1_epi32(0x7f800000));
+    __m256i denormal = _mm256_cmpeq_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7f800000)), _mm256_setzero_si256());
+    __m256i flushed = _mm256_blendv_epi8(u, _mm256_and_si256(u, _mm256_set1_epi32((int)0x80000000u)), denormal);
+    __m256i odd = _mm256_and_si256(_mm256_srli_epi32(flushed, 16), _mm256_set1_epi32(1));
+    __m256i rounded = _mm256_add_epi32(flushed, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7fff)));
+    __m256i quiet = _mm256_or_si256(u, _mm256_set1_epi32(0x00400000));
+    return _mm256_castsi256_ps(_mm256_and_si256(_mm256_blendv_epi8(rounded, quiet, nan), hi));
+}
+
+static inline __m256i lanes_below(int n) { /* lanes 0..n-1 set, n may be <= 0 or >= 8 */
+    int c = n < 0 ? 0 : n > 8 ? 8 : n;
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(c), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* Rows x[0..rows) columns [k0, k1) rounded to bf16, as fp32, row r at
+ * dst + r * 2 * AVX2_KC; columns past k1 up to the block's even end are zero. */
+AVX2_TARGET static void avx2_pack_a(const float *x, int ldx, int rows, int k0, int k1, float *dst) {
+    int n = k1 - k0, padded = (n + 1) / 2 * 2;
+    for (int r = 0; r < rows; r++) {
+        const float *src = x + (size_t)r * ldx + k0;
+        float *row = dst + (size_t)r * 2 * AVX2_KC;
+        int k = 0;
+        for (; k + 8 <= n; k += 8) _mm256_storeu_ps(row + k, round_bf16_8(_mm256_loadu_ps(src + k)));
+        if (k < n) {
+            __m256i m = lanes_below(n - k);
+            _mm256_storeu_ps(row + k, round_bf16_8(_mm256_maskload_ps(src + k, m)));
+        }
+        if (padded > n) row[n] = 0.0f;
+    }
+}
+
+/* c[mr x 16] of one half panel: sums over kc pairs, then + bias (+ c)
+ * (clamped at 0), the store rules of the other kernels; nr columns valid. */
+AVX2_TARGET static inline __attribute__((always_inline)) void
+avx2_micro_kernel(int mr, int kc, const float *a, const uint16_t *half, float *c, int ldc, int nr,
+                  const float *bias, int store) {
+    __m256 acc[AVX2_MR][2];
+    const __m256i high = _mm256_set1_epi32((int)0xFFFF0000u);
+#pragma GCC unroll 5
+    for (int i = 0; i < mr; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    for (int q = 0; q < kc; q++) {
+        const __m256i *wq = (const __m256i *)(half + (size_t)q * 2 * NR);
+        __m256i w0 = _mm256_load_si256(wq), w1 = _mm256_load_si256(wq + 1);
+        __m256 e0 = _mm256_castsi256_ps(_mm256_slli_epi32(w0, 16));
+        __m256 e1 = _mm256_castsi256_ps(_mm256_slli_epi32(w1, 16));
+#pragma GCC unroll 5
+        for (int i = 0; i < mr; i++) {
+            __m256 xe = _mm256_broadcast_ss(a + (size_t)i * 2 * AVX2_KC + 2 * q);
+            acc[i][0] = _mm256_fmadd_ps(xe, e0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(xe, e1, acc[i][1]);
+        }
+        __m256 o0 = _mm256_castsi256_ps(_mm256_and_si256(w0, high));
+        __m256 o1 = _mm256_castsi256_ps(_mm256_and_si256(w1, high));
+#pragma GCC unroll 5
+        for (int i = 0; i < mr; i++) {
+            __m256 xo = _mm256_broadcast_ss(a + (size_t)i * 2 * AVX2_KC + 2 * q + 1);
+            acc[i][0] = _mm256_fmadd_ps(xo, o0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(xo, o1, acc[i][1]);
+        }
+    }
+    __m256i m0 = lanes_below(nr), m1 = lanes_below(nr - 8);
+    __m256 bias0 = bias ? _mm256_maskload_ps(bias, m0) : _mm256_setzero_ps();
+    __m256 bias1 = bias ? _mm256_maskload_ps(bias + 8, m1) : _mm256_setzero_ps();
+#pragma GCC unroll 5
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + (size_t)i * ldc;
+        __m256 v0 = _mm256_add_ps(acc[i][0], bias0), v1 = _mm256_add_ps(acc[i][1], bias1);
+        if (store & STORE_LOAD) {
+            v0 = _mm256_add_ps(v0, _mm256_maskload_ps(ci, m0));
+            v1 = _mm256_add_ps(v1, _mm256_maskload_ps(ci + 8, m1));
+        }
+        if (store & STORE_RELU) {
+            v0 = _mm256_max_ps(v0, _mm256_setzero_ps());
+            v1 = _mm256_max_ps(v1, _mm256_setzero_ps());
+        }
+        _mm256_maskstore_ps(ci, m0, v0);
+        _mm256_maskstore_ps(ci + 8, m1, v1);
+    }
+}
+
+typedef void (*avx2_kernel_fn)(int kc, const float *a, const uint16_t *half, float *c, int ldc,
+                               int nr, const float *bias, int store);
+
+#define AVX2_KERNEL_COPY(R)                                                                      \
+    AVX2_TARGET static void avx2_kernel_##R(int kc, const float *a, const uint16_t *half,        \
+                                            float *c, int ldc, int nr, const float *bias,        \
+                                            int store) {                                         \
+        avx2_micro_kernel(R, kc, a, half, c, ldc, nr, bias, store);                              \
+    }
+AVX2_KERNEL_COPY(1)
+AVX2_KERNEL_COPY(2)
+AVX2_KERNEL_COPY(3)
+AVX2_KERNEL_COPY(4)
+AVX2_KERNEL_COPY(5)
+static const avx2_kernel_fn avx2_kernels[AVX2_MR + 1] = {NULL,          avx2_kernel_1, avx2_kernel_2,
+                                                         avx2_kernel_3, avx2_kernel_4, avx2_kernel_5};
+
+AVX2_TARGET static void run_rect_avx2(const float *x, const op_bf16_weights *w, const float *b,
+                                      int accumulate, int relu, float *y, op_rect r) {
+    _Alignas(32) float abuf[AVX2_MC * 2 * AVX2_KC]; /* 60 KiB, no heap */
+    int N = w->N, K = w->K, pairs = w->pairs;
+    for (int i0 = r.m0; i0 < r.m1; i0 += AVX2_MC) {
+        int mc = r.m1 - i0 < AVX2_MC ? r.m1 - i0 : AVX2_MC;
+        for (int q0 = 0; q0 < pairs; q0 += AVX2_KC) {
+            int kc = pairs - q0 < AVX2_KC ? pairs - q0 : AVX2_KC;
+            int k1 = 2 * (q0 + kc) < K ? 2 * (q0 + kc) : K;
+            avx2_pack_a(x + (size_t)i0 * K, K, mc, 2 * q0, k1, abuf);
+            int store = store_flags(accumulate, relu, q0, kc, pairs);
+            for (int p = r.p0; p < r.p1; p++)
+                for (int h = 0; h < 2; h++) {
+                    int nr = N - p * NR - h * 16;
+                    if (nr <= 0) break;
+                    const uint16_t *half = w->data + ((size_t)p * w->pairs_pad + q0) * NR * 2 + h * 32;
+                    const float *bias = b && q0 == 0 ? b + p * NR + h * 16 : NULL;
+                    for (int t = 0; t * AVX2_MR < mc; t++) {
+                        int mr = mc - t * AVX2_MR < AVX2_MR ? mc - t * AVX2_MR : AVX2_MR;
+                        float *c = y + (size_t)(i0 + t * AVX2_MR) * N + p * NR + h * 16;
+                        avx2_kernels[mr](kc, abuf + (size_t)t * AVX2_MR * 2 * AVX2_KC, half, c, N, nr, bias, store);
+                    }
+                }
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- portable kernel
  * Plain C over the same panels, for CPUs without AVX512-BF16 (and for the
  * parity tests on every CPU): x rounded to bf16 per K block as the other
@@ -568,11 +727,12 @@ static void linear_bf16(const float *x, int M, int K, const op_bf16_weights *w, 
                         int accumulate, int relu, float *y) {
     if (M <= 0 || !w || !w->data || K != w->K) return;
     int forced = __atomic_load_n(&g_force_path, __ATOMIC_RELAXED);
-    int portable = forced == OP_BF16_PATH_PORTABLE || !op_bf16_supported();
-    int amx = !portable && forced != OP_BF16_PATH_AVX512 && op_bf16_amx_supported();
+    int avx512 = forced != OP_BF16_PATH_PORTABLE && forced != OP_BF16_PATH_AVX2 && op_bf16_supported();
+    int amx = avx512 && forced != OP_BF16_PATH_AVX512 && op_bf16_amx_supported();
+    int avx2 = !avx512 && forced != OP_BF16_PATH_PORTABLE && op_bf16_avx2_supported();
     call c = {x, b, w, accumulate, relu, y,
-              portable ? run_rect_portable : amx ? run_rect_amx : run_rect};
-    op_panels_run(M, w->N, w->panels, NR, amx ? AMX_MR : MR, 2.0 * M * w->N * K, run_call, &c);
+              amx ? run_rect_amx : avx512 ? run_rect : avx2 ? run_rect_avx2 : run_rect_portable};
+    op_panels_run(M, w->N, w->panels, NR, amx ? AMX_MR : avx2 ? AVX2_MR : MR, 2.0 * M * w->N * K, run_call, &c);
 }
 
 void op_linear_bf16(const float *x, int M, int K, const op_bf16_weights *w, const float *b,

@@ -2,10 +2,11 @@
  * own kernels, since Debian's OpenBLAS does not export cblas_sbgemm.
  * Weights are rounded to bf16 and packed once at load; activations are
  * rounded on the fly; products are accumulated in fp32 and the output is
- * fp32. Two kernels share the packed layout, chosen at run time: AMX-BF16
+ * fp32. Four kernels share the packed layout, chosen at run time: AMX-BF16
  * tiles (TDPBF16PS) where the CPU has them and the OS grants the process
- * the tile state, else AVX512-BF16 (VDPBF16PS), else a portable C kernel
- * (any CPU; slow, but the same numbers up to the summation order).
+ * the tile state, else AVX512-BF16 (VDPBF16PS), else AVX2 with FMA (each
+ * weight widened to fp32 in registers), else a portable C kernel (any CPU;
+ * slow); all the same numbers up to the summation order.
  * Internal header. */
 #ifndef CS_OPS_GEMM_BF16_H
 #define CS_OPS_GEMM_BF16_H
@@ -44,13 +45,24 @@ int op_bf16_supported(void);
  * the first call). Cached. */
 int op_bf16_amx_supported(void);
 
+/* 1 when the CPU has AVX2 and FMA and the OS saves the ymm registers. */
+int op_bf16_avx2_supported(void);
+
 /* For tests and benchmarks only: which kernel op_linear_bf16 uses.
  * AUTO (the default) takes AMX where op_bf16_amx_supported(), else
- * AVX512 where op_bf16_supported(), else the portable kernel; AVX512
- * forces the VDPBF16PS kernel; AMX asks for the tile kernel; both fall
- * back where unsupported. PORTABLE forces the C kernel on any CPU. Process
+ * AVX512 where op_bf16_supported(), else AVX2 where
+ * op_bf16_avx2_supported(), else the portable kernel; AVX512 forces the
+ * VDPBF16PS kernel; AMX asks for the tile kernel; AVX2 for the AVX2 kernel
+ * even where AVX512-BF16 is there; each falls back where unsupported.
+ * PORTABLE forces the C kernel on any CPU. Process
  * wide; set it while no other thread is inside op_linear_bf16. */
-enum { OP_BF16_PATH_AUTO = 0, OP_BF16_PATH_AVX512 = 1, OP_BF16_PATH_AMX = 2, OP_BF16_PATH_PORTABLE = 3 };
+enum {
+    OP_BF16_PATH_AUTO = 0,
+    OP_BF16_PATH_AVX512 = 1,
+    OP_BF16_PATH_AMX = 2,
+    OP_BF16_PATH_PORTABLE = 3,
+    OP_BF16_PATH_AVX2 = 4
+};
 void op_bf16_force_path(int path);
 
 /* fp32 -> bf16 with round to nearest even, the way VCVTNE2PS2BF16 does it:
