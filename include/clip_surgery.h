@@ -250,8 +250,8 @@ cs_status cs_resolve_vocab(const char *cache_dir, int download, cs_progress_fn p
  * the current threads: the median of `runs` n x n x n sgemm runs, GFLOP/s. */
 double cs_gemm_peak_gflops(int n, int runs);
 /* The same for the bf16 linear layer of --precision bf16 (cs_model_set_precision):
- * n x n x n products through its kernel (AMX, AVX512-BF16 or portable, as the
- * model would run), the weights packed once beforehand. */
+ * n x n x n products through its kernel (AMX, AVX512-BF16, AVX2 or portable, as
+ * the model would run), the weights packed once beforehand. */
 double cs_gemm_bf16_peak_gflops(int n, int runs);
 
 /* Save the model's weights as safetensors under OpenAI names, so it can be
@@ -302,7 +302,8 @@ cs_status cs_model_set_surgery(cs_model *m, int vit_blocks, int resnet_normalize
 
 /* Weights of the transformer blocks' linear layers: fp32 (default, the
  * parity path), bf16 (packed once here; fp32 accumulation; fast with
- * AMX-BF16 or AVX512-BF16, a portable kernel elsewhere) or int8 (weights
+ * AMX-BF16 or AVX512-BF16, about fp32's speed at half the weight memory
+ * with AVX2 and FMA, a portable kernel elsewhere) or int8 (weights
  * quantized per output channel and packed once here, activations per token
  * at run time, int32 sums; fast with AVX512-VNNI, a portable kernel
  * elsewhere; the image tower only: under int8 the text tower runs in bf16,
