@@ -2,6 +2,7 @@
  * nested-loop reference on random inputs, and
  * average pooling, batch-norm folding and ReLU on hand-checked cases. */
 #include <stdlib.h>
+#include <string.h>
 #include "ops/gemm_bf16.h"
 #include "ops/ops.h"
 #include "test.h"
@@ -117,6 +118,9 @@ static void test_conv_random(void) {
          * weights' rows where the BLAS rounds rows by their neighbours
          * (op_gemm_weights_left; 2 or 3 slices, cut at multiples of 16) */
         {8, 5, 6, 200, 1, 1, 0},
+        /* bf16 in bands of output rows (K = 576: bands of 16 rows, the
+         * last 8; on 1 and 2 threads, whole on 3: test_conv_bf16_bands) */
+        {64, 72, 8, 16, 3, 1, 1},
     };
     int threads = cs_get_threads();
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
@@ -142,6 +146,34 @@ static void test_conv_random(void) {
     CHECK(op_conv2d_scratch(&padded) == 2 * 9 * 3 * 7);
     CHECK(op_conv2d_bf16_scratch(&pointwise) == 0);
     CHECK(op_conv2d_bf16_scratch(&padded) == 3 * 7 * 2 * 9);
+}
+
+/* A bf16 convolution in bands gives the bits of the same convolution
+ * whole: each output's sum does not depend on the rows around it. The
+ * shape bands where it has two bands per thread (1 and 2 threads here),
+ * not on 3. */
+static void test_conv_bf16_bands(void) {
+    op_conv_shape s = {64, 72, 8, 16, 3, 1, 1};
+    size_t nx = (size_t)s.cin * s.h * s.w, nw = (size_t)s.cout * s.cin * 9, ny = (size_t)s.cout * s.h * s.w;
+    float *x = random_array(nx), *w = random_array(nw), *b = random_array((size_t)s.cout);
+    float *scratch = random_array(op_conv2d_bf16_scratch(&s)), *y[3];
+    op_bf16_weights packed;
+    CHECK_OK(op_conv_pack_bf16(w, s.cout, s.cin, 3, &packed));
+    int threads = cs_get_threads();
+    for (int t = 0; t < 3; t++) {
+        cs_set_threads(t + 1);
+        y[t] = random_array(ny);
+        op_conv2d_bf16(&s, x, &packed, b, 0, 1, scratch, y[t]);
+    }
+    cs_set_threads(threads);
+    CHECK_MSG(!memcmp(y[0], y[2], ny * sizeof(float)) && !memcmp(y[1], y[2], ny * sizeof(float)),
+              "bf16 convolution: bands and whole differ");
+    op_bf16_free(&packed);
+    free(x);
+    free(w);
+    free(b);
+    free(scratch);
+    for (int t = 0; t < 3; t++) free(y[t]);
 }
 
 static void test_avg_pool(void) {
@@ -210,6 +242,7 @@ static void test_relu(void) {
 
 int main(void) {
     test_conv_random();
+    test_conv_bf16_bands();
     test_avg_pool();
     test_fold_batch_norm();
     test_relu();

@@ -169,16 +169,16 @@ cs_status op_conv_pack_bf16(const float *w, int cout, int cin, int k, op_bf16_we
     return s;
 }
 
-/* rows [oh * ow, k * k * cin] from x [h, w, cin]: row p holds, tap by tap
- * (ky, kx), the cin channels output position p sees there (zero in the
- * padding), one contiguous copy per tap. */
-static void im2col_hwc(const op_conv_shape *s, const float *x, int oh, int ow, float *rows) {
+/* Patch rows of output rows [oy0, oy1) from x [h, w, cin], on this thread:
+ * row p (from the first of those pixels) holds, tap by tap (ky, kx), the
+ * cin channels output position p sees there (zero in the padding), one
+ * contiguous copy per tap; K = k * k * cin floats a row. */
+static void im2col_hwc(const op_conv_shape *s, const float *x, int ow, int oy0, int oy1, float *rows) {
     int k = s->k, st = s->stride, cin = s->cin;
     size_t K = (size_t)k * k * cin, run = (size_t)cin * sizeof(float);
-#pragma omp parallel for schedule(static)
-    for (int oy = 0; oy < oh; oy++)
+    for (int oy = oy0; oy < oy1; oy++)
         for (int ox = 0; ox < ow; ox++) {
-            float *dst = rows + ((size_t)oy * ow + ox) * K;
+            float *dst = rows + ((size_t)(oy - oy0) * ow + ox) * K;
             for (int ky = 0; ky < k; ky++) {
                 int iy = oy * st - s->pad + ky;
                 for (int kx = 0; kx < k; kx++, dst += cin) {
@@ -190,17 +190,57 @@ static void im2col_hwc(const op_conv_shape *s, const float *x, int oh, int ow, f
         }
 }
 
+static void linear_bf16(const float *rows, int M, int K, const op_bf16_weights *w, const float *b,
+                        int accumulate, int relu, float *y) {
+    if (relu) op_linear_bf16_relu(rows, M, K, w, b, accumulate, y);
+    else op_linear_bf16(rows, M, K, w, b, accumulate, y);
+}
+
+/* Bands under bf16: a k x k convolution whose patch matrix is large runs in
+ * bands of output rows, each thread one band at a time, its patches (about
+ * BAND_PATCHES floats, at least BF16_BAND_PIXELS pixels) gathered and
+ * multiplied while they are in the core's cache, instead of the whole patch
+ * matrix (14 MB for a ResNet stem convolution at 224) written to memory and
+ * read back. The weights are packed once, so a band costs no repacking (the
+ * kernels sweep all panels per block of rows anyway), and an output's sum
+ * does not depend on the rows around it: the same bits as unbanded. Only
+ * where there are at least two bands per thread (RN50 @224: the stem and
+ * the first two stages' 3x3 convolutions). */
+#define BF16_BAND_PIXELS 128
+
+static int bf16_band_rows(const op_conv_shape *s, int oh, int ow, int T) {
+    size_t K = (size_t)s->cin * s->k * s->k, pixels = BAND_PATCHES / K;
+    if (is_pointwise(s)) return 0;
+    if (pixels < BF16_BAND_PIXELS) pixels = BF16_BAND_PIXELS;
+    int rows = (int)((pixels + ow - 1) / ow);
+    return oh / rows >= 2 * T ? rows : 0;
+}
+
 void op_conv2d_bf16(const op_conv_shape *s, const float *x, const op_bf16_weights *w,
                     const float *b, int accumulate, int relu, float *scratch, float *y) {
     int oh = op_conv_out_size(s->h, s->k, s->stride, s->pad);
     int ow = op_conv_out_size(s->w, s->k, s->stride, s->pad);
-    const float *rows = x;
-    if (!is_pointwise(s)) {
-        im2col_hwc(s, x, oh, ow, scratch);
-        rows = scratch;
+    int K = s->k * s->k * s->cin, T = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (is_pointwise(s)) {
+        linear_bf16(x, oh * ow, K, w, b, accumulate, relu, y);
+        return;
     }
-    if (relu) op_linear_bf16_relu(rows, oh * ow, s->k * s->k * s->cin, w, b, accumulate, y);
-    else op_linear_bf16(rows, oh * ow, s->k * s->k * s->cin, w, b, accumulate, y);
+    int rows = bf16_band_rows(s, oh, ow, T);
+    if (rows) {
+        int bands = (oh + rows - 1) / rows;
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int band = 0; band < bands; band++) {
+            int oy0 = band * rows, oy1 = oy0 + rows < oh ? oy0 + rows : oh;
+            float *col = scratch + (size_t)omp_get_thread_num() * rows * ow * K;
+            im2col_hwc(s, x, ow, oy0, oy1, col);
+            /* Inside the parallel region the kernel runs on this thread alone. */
+            linear_bf16(col, (oy1 - oy0) * ow, K, w, b, accumulate, relu, y + (size_t)oy0 * ow * w->N);
+        }
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int oy = 0; oy < oh; oy++) im2col_hwc(s, x, ow, oy, oy + 1, scratch + (size_t)oy * ow * K);
+    linear_bf16(scratch, oh * ow, K, w, b, accumulate, relu, y);
 }
 
 /* dst[i] += src[i * k] for i < n. */
