@@ -78,6 +78,19 @@ static void test_rounding(void) {
     CHECK_MSG(bad == 0, "%d of 200000 random values round differently", bad);
 }
 
+/* Every stored value of a packing of w [N, K] against op_bf16_from_float,
+ * the zero padding too. */
+static int misplaced(const float *w, int N, int K, const op_bf16_weights *p) {
+    int bad = 0, NR = OP_BF16_NR;
+    for (int n = 0; n < p->panels * NR; n++)
+        for (int k = 0; k < 2 * p->pairs_pad; k++) {
+            size_t at = (((size_t)(n / NR) * p->pairs_pad + k / 2) * NR + n % NR) * 2 + k % 2;
+            uint16_t want = n < N && k < K ? op_bf16_from_float(w[(size_t)n * K + k]) : 0;
+            bad += p->data[at] != want;
+        }
+    return bad;
+}
+
 static void test_pack_layout(void) {
     int N = 37, K = 5, NR = OP_BF16_NR;
     float w[37 * 5];
@@ -89,14 +102,7 @@ static void test_pack_layout(void) {
     CHECK(op_bf16_packed_bytes(N, K) == 2 * tile_bytes);
     CHECK(op_bf16_packed_bytes(N, 2 * OP_BF16_KPAD) == 2 * tile_bytes);
     CHECK(op_bf16_packed_bytes(N, 2 * OP_BF16_KPAD + 1) == 2 * 2 * tile_bytes);
-    int bad = 0;
-    for (int n = 0; n < p.panels * NR; n++)
-        for (int k = 0; k < 2 * p.pairs_pad; k++) { /* every stored value, the zero padding too */
-            size_t at = (((size_t)(n / NR) * p.pairs_pad + k / 2) * NR + n % NR) * 2 + k % 2;
-            uint16_t got = p.data[at];
-            uint16_t want = n < N && k < K ? op_bf16_from_float(w[n * K + k]) : 0;
-            bad += got != want;
-        }
+    int bad = misplaced(w, N, K, &p);
     CHECK_MSG(bad == 0, "%d packed values misplaced", bad);
     op_bf16_free(&p);
     CHECK(p.data == NULL);
@@ -105,6 +111,22 @@ static void test_pack_layout(void) {
     CHECK_STATUS(op_bf16_pack(NULL, N, K, &p), CS_ERR_ARG);
     CHECK(p.data == NULL);
     CHECK(op_bf16_packed_bytes(-1, 3) == 0);
+
+    /* Whole panels with runs of 16 k take the vector path on AVX2 CPUs (8
+     * rows x 8 pairs transposed in registers), the rest the scalar one:
+     * both round ties, denormals, NaN and infinity alike. */
+    static const uint32_t special[] = {0x3f808000u, 0x3f818000u, 0xbf808000u, 0x00000001u, 0x807fffffu,
+                                       0x7f7f7fffu, 0x7f800000u, 0xff800000u, 0x7fc00001u, 0x7f800001u};
+    int N2 = 70, K2 = 67;
+    float *w2 = malloc(sizeof(float) * N2 * K2);
+    for (int i = 0; i < N2 * K2; i++) w2[i] = frand();
+    for (int i = 0; i < (int)(sizeof special / sizeof *special); i++)
+        for (int at = i * 37; at < N2 * K2; at += 401) memcpy(&w2[at], &special[i], sizeof *w2);
+    CHECK_OK(op_bf16_pack(w2, N2, K2, &p));
+    bad = misplaced(w2, N2, K2, &p);
+    CHECK_MSG(bad == 0, "%d packed values misplaced (70 x 67, special values)", bad);
+    op_bf16_free(&p);
+    free(w2);
 }
 
 /* A BF16 file's bits packed as they are (op_bf16_pack_bits, an odd
