@@ -45,7 +45,7 @@ run_once() {
 }
 
 echo "# $(date -u +%FT%TZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx512f|avx512_bf16|avx512_vnni|amx_bf16|amx_int8|f16c|fma)$' | tr '\n' ' ')"
+echo "# flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|f16c|avx512f|avx512_bf16|avx512_vnni|amx_bf16|amx_int8)$' | tr '\n' ' ')"
 echo "# $ARCH @$RES, --precision $PRECISION, $RUNS runs each, medians; OMP_NUM_THREADS=$OMP_NUM_THREADS"
 printf '%-6s %8s %8s %10s %9s %9s %9s %9s\n' dtype file_MB load_ms encode_ms cold_ms cold_RSS warm_ms warm_RSS
 for dtype in "$@"; do
