@@ -326,14 +326,16 @@ static int batch_run(const eval_run *r, const eval_dataset *d, eval_batch *b, ev
     return rc;
 }
 
-/* "eval: 12/100 images, 0.8 s/image, ETA 1:10" on stderr: in place on a
- * terminal, otherwise about twenty lines per run. */
+/* "eval: 12/100 images, 0.812 s/image, ETA 1:10" on stderr: in place on a
+ * terminal, otherwise about twenty lines per run. The time per image is
+ * the loop's (decoding included; loading the model and embedding the
+ * classes not): bench/eval_rate.sh reads the last line's. */
 static void progress(int done, int total, double started) {
     int tty = isatty(2), every = total / 20 > 0 ? total / 20 : 1;
     if (cli_quiet() || (!tty && done % every && done != total)) return;
     double per = done ? (cs_now() - started) / done : 0.0;
     int eta = (int)lround(per * (total - done));
-    fprintf(stderr, "%seval: %d/%d images, %.2f s/image, ETA %d:%02d%s", tty ? "\r" : "", done, total, per,
+    fprintf(stderr, "%seval: %d/%d images, %.3f s/image, ETA %d:%02d%s", tty ? "\r" : "", done, total, per,
             eta / 60, eta % 60, tty && done < total ? "" : "\n");
 }
 
