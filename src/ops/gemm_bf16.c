@@ -614,7 +614,7 @@ int op_bf16_avx2_supported(void) {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
-static inline __m256i lanes_below(int n) { /* lanes 0..n-1 set, n may be <= 0 or >= 8 */
+AVX2_TARGET static inline __m256i lanes_below(int n) { /* lanes 0..n-1 set, n may be <= 0 or >= 8 */
     int c = n < 0 ? 0 : n > 8 ? 8 : n;
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(c), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
@@ -730,8 +730,8 @@ AVX2_TARGET static void run_rect_avx2(const float *x, const op_bf16_weights *w, 
 }
 
 /* ---------------------------------------------------------------- portable kernel
- * Plain C over the same panels, for CPUs without AVX512-BF16 (and for the
- * parity tests on every CPU): x rounded to bf16 per K block as the other
+ * Plain C over the same panels, for CPUs without AVX512-BF16 or AVX2 (and
+ * for the parity tests on every CPU): x rounded to bf16 per K block as the other
  * kernels do, products of two bf16 values (exact in fp32), sums in fp32,
  * and the same bias / accumulate / ReLU rules. Slower, never different in
  * kind. */
