@@ -323,6 +323,13 @@ cs_status cs_model_set_surgery(cs_model *m, int vit_blocks, int resnet_normalize
 typedef enum cs_precision { CS_PRECISION_FP32 = 0, CS_PRECISION_BF16 = 1, CS_PRECISION_INT8 = 2 } cs_precision;
 cs_status cs_model_set_precision(cs_model *m, cs_precision p);
 
+/* 1 when this CPU runs precision p on a kernel made for it (fp32: always;
+ * bf16: AMX-BF16, AVX512-BF16, or AVX2 with FMA; int8: AVX512-VNNI), 0 when
+ * p falls back to the portable kernel there: the same results up to the
+ * summation order, several times slower than fp32 (int8 on an AVX2 CPU:
+ * about 6x). Front ends say so when asked for such a precision. */
+int cs_precision_fast(cs_precision p);
+
 /* Vision tower on normalized pixels [3, R, R] (R a multiple of the patch
  * size for ViT, of 32 for ResNets). tokens: [1+N, D], after ln_post and proj
  * (ViT) or the attention pool (ResNet); not normalized. */

@@ -135,16 +135,17 @@ int cli_precision(const cli_args *a, cs_precision *p) {
     const char *v = cli_get(a, "precision");
     *p = CS_PRECISION_FP32;
     if (!v || !strcmp(v, "fp32")) return 1;
-    if (!strcmp(v, "bf16")) {
-        *p = CS_PRECISION_BF16;
-        return 1;
+    if (!strcmp(v, "bf16")) *p = CS_PRECISION_BF16;
+    else if (!strcmp(v, "int8")) *p = CS_PRECISION_INT8;
+    else {
+        cli_error("--precision '%s' is not fp32, bf16 or int8", v);
+        return 0;
     }
-    if (!strcmp(v, "int8")) {
-        *p = CS_PRECISION_INT8;
-        return 1;
-    }
-    cli_error("--precision '%s' is not fp32, bf16 or int8", v);
-    return 0;
+    if (!cs_precision_fast(*p))
+        cli_note("clip-surgery: note: this CPU has no %s: --precision %s runs a portable kernel, several "
+                 "times slower than fp32%s", *p == CS_PRECISION_BF16 ? "AVX512-BF16 or AVX2" : "AVX512-VNNI", v,
+                 *p == CS_PRECISION_INT8 && cs_precision_fast(CS_PRECISION_BF16) ? " (bf16 runs at about fp32's speed here)" : "");
+    return 1;
 }
 
 int cli_load_model(const cli_args *a, cs_model **m) {

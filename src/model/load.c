@@ -133,6 +133,12 @@ cs_status cs_model_set_precision(cs_model *m, cs_precision p) {
     return CS_OK;
 }
 
+int cs_precision_fast(cs_precision p) {
+    if (p == CS_PRECISION_BF16) return op_bf16_supported() || op_bf16_avx2_supported();
+    if (p == CS_PRECISION_INT8) return op_int8_supported();
+    return p == CS_PRECISION_FP32;
+}
+
 /* In fp32 a tower's linear weights go into oneDNN's layout (gemm_f32.h)
  * at its first pass, every pass then the same arithmetic (a process's
  * results never depend on what it ran before). */
