@@ -4,12 +4,11 @@
  * Prints, per shape and thread count, ms and GFLOP/s of op_linear (fp32,
  * OpenBLAS), op_linear_bf16 forced onto its AVX512-BF16 kernel (on a CPU
  * without it, its AVX2 kernel) and, where the CPU has it, onto its AMX-BF16
- * kernel, and op_linear_int8 (AVX512-VNNI,
- * activation quantization included), with their speed-ups over fp32,
- * measured interleaved in the same process; then the single-core
- * instruction peaks (FMA vs VDPBF16PS vs VPDPBUSD throughput, 16
- * independent accumulators). On a shared machine expect a few % of noise
- * per cell. */
+ * kernel, and op_linear_int8 (AVX512-VNNI, activation quantization
+ * included), with their speed-ups over fp32, measured interleaved in the
+ * same process; then the single-core instruction peaks (FMA vs VDPBF16PS
+ * vs VPDPBUSD throughput, independent accumulators). On a shared machine
+ * expect a few % of noise per cell. */
 #include <immintrin.h>
 #include <stdio.h>
 #include <stdlib.h>

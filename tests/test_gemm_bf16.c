@@ -404,7 +404,7 @@ int main(void) {
     test_pack_layout();
     test_pack_bits();
     /* The portable kernel runs on every CPU (and is what one without
-     * AVX512-BF16 uses): the same checks. */
+     * AVX512-BF16 or AVX2 uses): the same checks. */
     test_kernel(OP_BF16_PATH_PORTABLE, "portable");
     if (op_bf16_avx2_supported()) test_kernel(OP_BF16_PATH_AVX2, "avx2");
     else printf("skipping the AVX2 kernel checks: this CPU (or OS) lacks AVX2 and FMA\n");

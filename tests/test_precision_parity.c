@@ -137,12 +137,12 @@ static void check_model(const char *dir, int R, cs_precision p, const bound *b) 
 
 int main(void) {
     static const bound k_bf16 = {"bf16", 0.999, 3e-2}, k_bf16_rn = {"bf16", 0.999, 5e-2};
+    static const bound k_int8 = {"int8", 0.999, 8e-2};
     /* Which precisions this CPU runs on a kernel of its own (the CLI notes the others). */
     CHECK(cs_precision_fast(CS_PRECISION_FP32) == 1);
     CHECK(cs_precision_fast(CS_PRECISION_BF16) == (op_bf16_supported() || op_bf16_avx2_supported()));
     CHECK(cs_precision_fast(CS_PRECISION_INT8) == op_int8_supported());
     CHECK(cs_precision_fast((cs_precision)7) == 0);
-    static const bound k_int8 = {"int8", 0.999, 8e-2};
     check_model("tiny-vit", 64, CS_PRECISION_BF16, &k_bf16);
     check_model("tiny-vit", 64, CS_PRECISION_INT8, &k_int8);
     check_model("tiny-rn", 128, CS_PRECISION_BF16, &k_bf16_rn);
