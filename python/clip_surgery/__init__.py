@@ -12,6 +12,7 @@ raise clip_surgery.Error carrying the library's one-line message.
 import ctypes
 import os
 import threading
+import warnings
 from ctypes import POINTER, byref, c_char_p, c_int, c_void_p
 from dataclasses import dataclass
 
@@ -722,6 +723,9 @@ def load(name, device="cpu", download_root=None, download=True, vocab=None, surg
     opts.download = int(bool(download))
     opts.surgery_blocks = int(surgery_blocks)
     opts.precision = _PRECISIONS[precision]
+    if not _lib.cs_precision_fast(opts.precision):
+        warnings.warn(f"precision={precision!r}: this CPU has no kernel of its own for it, so it runs "
+                      "a portable one, several times slower than fp32", RuntimeWarning, stacklevel=2)
     opts.embedding_cache = int(bool(embedding_cache))
     h = c_void_p()
     _check(_lib.cs_load(_bytes(name, "name"), byref(opts), byref(h)))

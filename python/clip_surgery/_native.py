@@ -167,6 +167,7 @@ for _name, _res, _args in [
     ("cs_free", None, (c_void_p,)),
     ("cs_set_threads", None, (c_int,)),
     ("cs_get_threads", c_int, ()),
+    ("cs_precision_fast", c_int, (c_int,)),
     ("cs_image_load", _S, (c_char_p, c_void_p, POINTER(Image))),
     ("cs_image_free", None, (POINTER(Image),)),
     ("cs_tokenizer_load", _S, (c_char_p, POINTER(_P))),

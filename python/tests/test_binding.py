@@ -2,6 +2,7 @@
 import os
 import subprocess
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -33,6 +34,18 @@ def test_errors_carry_the_library_message(tmp_path):
                            redundant=np.zeros(3, np.float32))
     with pytest.raises(ValueError):
         cs.load("x", device="cuda")
+
+
+def test_slow_precision_warns(golden, vocab):
+    """load warns exactly when the CPU runs the precision on the portable kernel."""
+    path = os.path.join(golden, "tiny-vit", "model.safetensors")
+    for name, value in (("bf16", 1), ("int8", 2)):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            cs.load(path, vocab=vocab, precision=name)
+        slow = [w for w in seen if issubclass(w.category, RuntimeWarning) and "portable" in str(w.message)]
+        assert len(slow) == (0 if _native.lib.cs_precision_fast(value) else 1), name
+    assert _native.lib.cs_precision_fast(0) == 1
 
 
 def test_model_errors(tiny_vit, vocab):
