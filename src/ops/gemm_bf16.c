@@ -125,11 +125,16 @@ static void pack_panel_scalar(const void *w, int bits, size_t ldn, size_t ldk, i
     }
 }
 
-#define PACK_AVX2_TARGET __attribute__((target("avx2")))
+#define AVX2_TARGET __attribute__((target("avx2,fma")))
+
+int op_bf16_avx2_supported(void) {
+    /* libgcc's check includes the OS saving the ymm state (XGETBV). */
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
 
 /* op_bf16_from_float on 8 lanes, widened back to fp32 (the AVX2 kernel's
  * activations, and packing from fp32). */
-PACK_AVX2_TARGET static inline __m256 round_bf16_8(__m256 v) {
+AVX2_TARGET static inline __m256 round_bf16_8(__m256 v) {
     __m256i u = _mm256_castps_si256(v), hi = _mm256_set1_epi32((int)0xFFFF0000u);
     __m256i mag = _mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff));
     __m256i nan = _mm256_cmpgt_epi32(mag, _mm256_set1_epi32(0x7f800000));
@@ -144,7 +149,7 @@ PACK_AVX2_TARGET static inline __m256 round_bf16_8(__m256 v) {
 /* Pair words 0..7 (elements 0..15) of a weight row as the panel holds
  * them: bf16 bits with denormals flushed to signed zero (source_at's rule),
  * or fp32 rounded, element 2j in the low half of word j. */
-PACK_AVX2_TARGET static inline __m256i row_words(const void *w, int bits, size_t at) {
+AVX2_TARGET static inline __m256i row_words(const void *w, int bits, size_t at) {
     if (bits) {
         __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)w + at));
         __m256i zero_exp = _mm256_cmpeq_epi16(_mm256_and_si256(h, _mm256_set1_epi16(0x7f80)), _mm256_setzero_si256());
@@ -163,7 +168,7 @@ PACK_AVX2_TARGET static inline __m256i row_words(const void *w, int bits, size_t
  * scalar path does the rest. 7-10x faster than the scalar path alone (a
  * ViT-B/16 tower packs 85M weights in every bf16 process). Returns the
  * first pair not done. */
-PACK_AVX2_TARGET static int pack_panel_avx2(const void *w, int bits, size_t ldn, int K, int p, uint16_t *dst) {
+AVX2_TARGET static int pack_panel_avx2(const void *w, int bits, size_t ldn, int K, int p, uint16_t *dst) {
     int done = K / 16 * 8;
     size_t row0 = (size_t)p * NR * ldn;
     for (int q0 = 0; q0 < done; q0 += 8)
@@ -191,12 +196,10 @@ PACK_AVX2_TARGET static int pack_panel_avx2(const void *w, int bits, size_t ldn,
     return done;
 }
 
-static int pack_avx2_supported(void) { return __builtin_cpu_supports("avx2"); }
-
 static void pack_panel(const void *w, int bits, size_t ldn, size_t ldk, int N, int K, int pairs_pad,
                        int p, uint16_t *dst) {
     int q0 = 0;
-    if (ldk == 1 && N - p * NR >= NR && pack_avx2_supported()) q0 = pack_panel_avx2(w, bits, ldn, K, p, dst);
+    if (ldk == 1 && N - p * NR >= NR && op_bf16_avx2_supported()) q0 = pack_panel_avx2(w, bits, ldn, K, p, dst);
     pack_panel_scalar(w, bits, ldn, ldk, N, K, pairs_pad, p, q0, dst);
 }
 
@@ -604,15 +607,9 @@ AMX_TARGET static void run_rect_amx(const float *x, const op_bf16_weights *w, co
  * k's product, then its odd k's: a different summation order from the
  * other kernels (VDPBF16PS adds a pair's two products to the sum). */
 
-#define AVX2_TARGET __attribute__((target("avx2,fma")))
 #define AVX2_MR 5
 #define AVX2_KC 384           /* pairs per K block: all of a ViT-B's 768 (no reload of y) */
 #define AVX2_MC (4 * AVX2_MR) /* rows per block: 60 KiB of activations on the stack */
-
-int op_bf16_avx2_supported(void) {
-    /* libgcc's check includes the OS saving the ymm state (XGETBV). */
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
 
 AVX2_TARGET static inline __m256i lanes_below(int n) { /* lanes 0..n-1 set, n may be <= 0 or >= 8 */
     int c = n < 0 ? 0 : n > 8 ? 8 : n;

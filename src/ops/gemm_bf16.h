@@ -45,7 +45,8 @@ int op_bf16_supported(void);
  * the first call). Cached. */
 int op_bf16_amx_supported(void);
 
-/* 1 when the CPU has AVX2 and FMA and the OS saves the ymm registers. */
+/* 1 when the CPU has AVX2 and FMA and the OS saves the ymm registers: the
+ * AVX2 kernel, and the vector path of packing, run. */
 int op_bf16_avx2_supported(void);
 
 /* For tests and benchmarks only: which kernel op_linear_bf16 uses.
