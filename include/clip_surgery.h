@@ -258,9 +258,19 @@ double cs_gemm_bf16_peak_gflops(int n, int runs);
  * memory-mapped afterwards: F32 weights are then used in place (no copy),
  * F16 and BF16 are half the size and widened to fp32 when their tower first
  * runs (under --precision bf16 a BF16 file's linear weights are packed
- * straight from its bits instead). A weight holding a NaN or an infinity
+ * straight from its bits instead). BF16_PACKED is BF16 with the
+ * transformer blocks' linear weights (both towers) stored as the bf16
+ * kernels' packed panels ("<name>.bf16_panels"): a --precision bf16 run
+ * uses them in place from the file's pages (no packing, no fresh memory to
+ * fill), other precisions unpack them when their tower first runs; only
+ * clip-surgery reads such a file. A weight holding a NaN or an infinity
  * is refused (CS_ERR_FORMAT) and nothing is written. */
-typedef enum cs_save_dtype { CS_SAVE_F32 = 0, CS_SAVE_F16 = 1, CS_SAVE_BF16 = 2 } cs_save_dtype;
+typedef enum cs_save_dtype {
+    CS_SAVE_F32 = 0,
+    CS_SAVE_F16 = 1,
+    CS_SAVE_BF16 = 2,
+    CS_SAVE_BF16_PACKED = 3
+} cs_save_dtype;
 cs_status cs_model_save(const cs_model *m, const char *path, cs_save_dtype dtype);
 
 /* A model with random weights and the real architecture of an OpenAI CLIP

@@ -2,8 +2,10 @@
  * back with the same tensors: the Hugging Face form in F16 gives exactly the
  * golden OpenAI-named F16 file's numbers (every golden weight is
  * fp16-exact), an F32 round trip keeps the parity outputs and is used in
- * place (the weights point into the file's map, no copy), and BF16 is each
- * weight rounded to nearest even. */
+ * place (the weights point into the file's map, no copy), BF16 is each
+ * weight rounded to nearest even, and a packed BF16 file gives the plain
+ * BF16 file's outputs bit for bit in bf16 (its panels used in place) and
+ * fp32, and converts back to the same bytes. */
 #include <math.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -51,7 +53,7 @@ static void bf16_rounding(const char *dir) {
     const cs_tensor *list[1] = {&x};
     char path[256];
     snprintf(path, sizeof path, "%s/bf16.safetensors", dir);
-    CHECK_OK(safetensors_write(path, list, 1, CS_DT_BF16));
+    CHECK_OK(safetensors_write(path, list, 1, CS_DT_BF16, NULL));
     cs_tensor_table t;
     CHECK_OK(safetensors_open(path, &t));
     const cs_tensor *y = tensors_find(&t, "x");
@@ -63,7 +65,7 @@ static void bf16_rounding(const char *dir) {
             CHECK_MSG(h == want[i], "bf16(%g) = 0x%04x, expected 0x%04x", in[i], h, want[i]);
         }
     tensors_free(&t);
-    CHECK(safetensors_write(path, list, 1, CS_DT_I32) == CS_ERR_ARG);
+    CHECK(safetensors_write(path, list, 1, CS_DT_I32, NULL) == CS_ERR_ARG);
 }
 
 /* Every fp32 weight of a model loaded from an F32 file lies in the file's
@@ -81,6 +83,90 @@ static void check_in_place(cs_model *m) {
                   "weight %zu of an F32 file was copied, not used in place", i);
 }
 
+static int same_bytes(const char *a, const char *b) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, b);
+    return system(cmd) == 0;
+}
+
+/* The image tower's CLIP Surgery tokens of the model at path under p (*n
+ * floats). */
+static float *encode(const char *path, cs_precision p, int *n, cs_model **keep) {
+    cs_model *m;
+    CHECK_OK(cs_model_load(path, &m));
+    if (!m) return NULL;
+    CHECK_OK(cs_model_set_precision(m, p));
+    cs_array px;
+    golden_load("inputs/synthetic_pre_64.npy", &px);
+    *n = cs_model_num_tokens(m, 64) * cs_model_config(m)->embed_dim;
+    float *tok = calloc((size_t)*n, sizeof(float));
+    CHECK_OK(cs_encode_image(m, px.data, 64, CS_VISION_SURGERY, tok));
+    cs_array_free(&px);
+    if (keep) *keep = m;
+    else cs_model_free(m);
+    return tok;
+}
+
+/* The packed file's panels: 64-byte aligned in the map, marked, named
+ * like the plain weights; a bf16 run uses them where they lie. */
+static void packed_round_trip(const char *dir) {
+    char plain[256], packed[256], back[256], again[256];
+    snprintf(plain, sizeof plain, "%s/vit-bf16.safetensors", dir);
+    snprintf(packed, sizeof packed, "%s/vit-bf16p.safetensors", dir);
+    snprintf(back, sizeof back, "%s/vit-bf16-back.safetensors", dir);
+    snprintf(again, sizeof again, "%s/vit-bf16p-again.safetensors", dir);
+    cs_model *m;
+    CHECK_OK(cs_model_load(golden_path("golden/tiny-vit/model.safetensors"), &m));
+    if (!m) return;
+    CHECK_OK(cs_model_save(m, plain, CS_SAVE_BF16));
+    CHECK_OK(cs_model_save(m, packed, CS_SAVE_BF16_PACKED));
+    int linear = 4 * (m->vit.tr.layers + m->text.tr.layers); /* qkv, out, fc, proj per block */
+    cs_model_free(m);
+
+    cs_tensor_table t;
+    CHECK_OK(safetensors_open(packed, &t));
+    int marked = 0;
+    for (int i = 0; i < t.n; i++) {
+        const cs_tensor *x = &t.items[i];
+        if (!x->bf16_panels) continue;
+        marked++;
+        CHECK_MSG((uintptr_t)x->data % 64 == 0, "panels of %s not 64-byte aligned", x->name);
+        CHECK_MSG(!strstr(x->name, ".bf16_panels"), "%s keeps the suffix", x->name);
+    }
+    CHECK_MSG(marked == linear, "%d tensors stored as panels, expected %d", marked, linear);
+    CHECK(tensors_find(&t, "visual.transformer.resblocks.0.attn.in_proj_weight")->bf16_panels);
+    CHECK(!tensors_find(&t, "visual.transformer.resblocks.0.attn.in_proj_bias")->bf16_panels);
+    tensors_free(&t);
+
+    int T1, T2;
+    for (int p = 0; p < 2; p++) {
+        cs_precision prec = p ? CS_PRECISION_FP32 : CS_PRECISION_BF16;
+        cs_model *pm = NULL;
+        float *a = encode(plain, prec, &T1, NULL), *b = encode(packed, prec, &T2, &pm);
+        CHECK_MSG(a && b && T1 == T2 && !memcmp(a, b, sizeof(float) * (size_t)T1),
+                  "packed file's %s tokens differ from the plain BF16 file's", p ? "fp32" : "bf16");
+        if (pm && prec == CS_PRECISION_BF16) {
+            const op_bf16_weights *w = &pm->vit.tr.blocks[1].fc16;
+            const uint8_t *lo = pm->table.map, *hi = lo + pm->table.map_len;
+            CHECK_MSG(w->borrowed && (const uint8_t *)w->data >= lo && (const uint8_t *)w->data < hi,
+                      "bf16 panels of a packed file were copied, not used in place");
+        }
+        cs_model_free(pm);
+        free(a);
+        free(b);
+    }
+
+    /* Back to plain BF16: the same bytes as the plain save; packed again:
+     * the same bytes as the packed file (its panels copied as they are). */
+    CHECK_OK(cs_model_load(packed, &m));
+    if (!m) return;
+    CHECK_OK(cs_model_save(m, back, CS_SAVE_BF16));
+    CHECK_OK(cs_model_save(m, again, CS_SAVE_BF16_PACKED));
+    cs_model_free(m);
+    CHECK_MSG(same_bytes(plain, back), "packed -> bf16 differs from the plain bf16 file");
+    CHECK_MSG(same_bytes(packed, again), "packed -> packed differs from the packed file");
+}
+
 int main(void) {
     char dir[] = "/tmp/cs_convert_XXXXXX", path[256];
     if (!mkdtemp(dir)) return 1;
@@ -88,10 +174,11 @@ int main(void) {
     CHECK_OK(cs_model_load(golden_path("golden/tiny-vit/hf"), &m));
     snprintf(path, sizeof path, "%s/from-hf.safetensors", dir);
     CHECK_OK(cs_model_save(m, path, CS_SAVE_F16));
-    CHECK(cs_model_save(m, path, (cs_save_dtype)3) == CS_ERR_ARG);
+    CHECK(cs_model_save(m, path, (cs_save_dtype)4) == CS_ERR_ARG);
     cs_model_free(m);
     compare_tables(path, golden_path("golden/tiny-vit/model.safetensors"));
     bf16_rounding(dir);
+    packed_round_trip(dir);
 
     CHECK_OK(cs_model_load(golden_path("golden/tiny-rn/model.safetensors"), &m));
     snprintf(path, sizeof path, "%s/rn32.safetensors", dir);

@@ -1,7 +1,8 @@
 /* The bf16 linear layer (src/ops/gemm_bf16.c):
  *  - the scalar fp32 -> bf16 rounding against an independent double-based
  *    round-half-even, plus the special values;
- *  - the packed panel layout, element by element, padding included;
+ *  - the packed panel layout, element by element, padding included; its
+ *    inverse (op_bf16_unpack) and its use in place (op_bf16_view);
  *  - for each kernel the CPU has (the portable one, everywhere; AVX512-BF16,
  *    forced; then AMX-BF16 where op_bf16_amx_supported()): the kernel's own on-the-fly rounding
  *    (through an identity weight, which makes y exactly bf16(x)), and
@@ -154,6 +155,40 @@ static void test_pack_bits(void) {
     free(h);
     free(odd);
     free(w);
+}
+
+/* Unpacking gives each weight's bf16 value back (padded shapes, an odd
+ * address as in a file); a view of packed bytes uses them in place where
+ * they are 64-byte aligned and copies them elsewhere, and is freed without
+ * freeing what it borrowed. */
+static void test_unpack_view(void) {
+    int N = 45, K = 67;
+    float *w = malloc(sizeof(float) * N * K), *back = malloc(sizeof(float) * N * K);
+    for (int i = 0; i < N * K; i++) w[i] = frand();
+    op_bf16_weights p, v;
+    CHECK_OK(op_bf16_pack(w, N, K, &p));
+    size_t bytes = op_bf16_packed_bytes(N, K);
+    uint8_t *odd = malloc(bytes + 1);
+    memcpy(odd + 1, p.data, bytes);
+    op_bf16_unpack(odd + 1, N, K, back);
+    int bad = 0;
+    for (int i = 0; i < N * K; i++) bad += back[i] != op_bf16_to_float(op_bf16_from_float(w[i]));
+    CHECK_MSG(bad == 0, "%d of %d unpacked values differ from their bf16 rounding", bad, N * K);
+
+    CHECK_OK(op_bf16_view(p.data, N, K, &v));
+    CHECK(v.borrowed && v.data == p.data && v.N == N && v.K == K && v.pairs_pad == p.pairs_pad &&
+          v.panels == p.panels);
+    op_bf16_free(&v);
+    CHECK(v.data == NULL && p.data[0] == p.data[0]); /* p's buffer still ours (ASan: not freed) */
+    CHECK_OK(op_bf16_view(odd + 1, N, K, &v));
+    CHECK(!v.borrowed && (uintptr_t)v.data % 64 == 0 && !memcmp(v.data, p.data, bytes));
+    op_bf16_free(&v);
+    CHECK_STATUS(op_bf16_view(NULL, N, K, &v), CS_ERR_ARG);
+    CHECK_STATUS(op_bf16_view(p.data, 0, K, &v), CS_ERR_ARG);
+    op_bf16_free(&p);
+    free(odd);
+    free(w);
+    free(back);
 }
 
 /* With w = I, y = bf16(x) exactly: this checks the kernel's own vector
@@ -403,6 +438,7 @@ int main(void) {
     test_rounding();
     test_pack_layout();
     test_pack_bits();
+    test_unpack_view();
     /* The portable kernel runs on every CPU (and is what one without
      * AVX512-BF16 or AVX2 uses): the same checks. */
     test_kernel(OP_BF16_PATH_PORTABLE, "portable");

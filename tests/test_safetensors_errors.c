@@ -134,6 +134,25 @@ static void test_file_errors(void) {
     expect_open_error(write_raw("fields.safetensors", "{\"w\":{\"dtype\":\"F32\"}}", 0),
                       CS_ERR_FORMAT, "needs dtype, shape and data_offsets");
 
+    /* Packed bf16 panels: BF16 [N, K], both multiples of 32, once per name. */
+    expect_open_error(write_raw("panels-dtype.safetensors",
+                                "{\"w.bf16_panels\":{\"dtype\":\"F32\",\"shape\":[32,32],\"data_offsets\":[0,4096]}}",
+                                4096),
+                      CS_ERR_FORMAT, "tensor 'w.bf16_panels': packed panels must be BF16");
+    expect_open_error(write_raw("panels-shape.safetensors",
+                                "{\"w.bf16_panels\":{\"dtype\":\"BF16\",\"shape\":[32,48],\"data_offsets\":[0,3072]}}",
+                                3072),
+                      CS_ERR_FORMAT, "multiples of 32");
+    expect_open_error(write_raw("panels-1d.safetensors",
+                                "{\"w.bf16_panels\":{\"dtype\":\"BF16\",\"shape\":[1024],\"data_offsets\":[0,2048]}}",
+                                2048),
+                      CS_ERR_FORMAT, "packed panels must be BF16 [N, K]");
+    expect_open_error(write_raw("panels-twice.safetensors",
+                                "{\"w\":{\"dtype\":\"BF16\",\"shape\":[32,32],\"data_offsets\":[0,2048]},"
+                                "\"w.bf16_panels\":{\"dtype\":\"BF16\",\"shape\":[32,32],\"data_offsets\":[2048,4096]}}",
+                                4096),
+                      CS_ERR_FORMAT, "tensor 'w' appears twice");
+
     /* A well-formed file with metadata and an empty tensor opens. */
     cs_tensor_table t;
     CHECK_OK(safetensors_open(write_raw("ok.safetensors",
@@ -142,6 +161,14 @@ static void test_file_errors(void) {
                                            "\"w\":{\"dtype\":\"BF16\",\"shape\":[2,2],\"data_offsets\":[0,8]}}", 8),
                                  &t));
     CHECK(t.n == 2 && tensors_find(&t, "w") && tensors_find(&t, "w")->ndim == 2);
+    CHECK(!tensors_find(&t, "w")->bf16_panels);
+    tensors_free(&t);
+    CHECK_OK(safetensors_open(write_raw("panels.safetensors",
+                                           "{\"w.bf16_panels\":{\"dtype\":\"BF16\",\"shape\":[64,32],"
+                                           "\"data_offsets\":[0,4096]}}", 4096),
+                                 &t));
+    CHECK(t.n == 1 && tensors_find(&t, "w") && tensors_find(&t, "w")->bf16_panels &&
+          tensors_find(&t, "w")->shape[0] == 64);
     tensors_free(&t);
 }
 

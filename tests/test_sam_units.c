@@ -292,9 +292,9 @@ static void check_not_sam(void) {
     CHECK(fd >= 0);
     close(fd);
     float w[4] = {1, 2, 3, 4};
-    cs_tensor t = {"visual.proj", CS_DT_F32, 2, {2, 2}, w, sizeof w, 0};
+    cs_tensor t = {.name = "visual.proj", .dtype = CS_DT_F32, .ndim = 2, .shape = {2, 2}, .data = w, .nbytes = sizeof w};
     const cs_tensor *list[1] = {&t};
-    CHECK_OK(safetensors_write(path, list, 1, 0));
+    CHECK_OK(safetensors_write(path, list, 1, 0, NULL));
     CHECK_STATUS(cs_sam_load(path, NULL, &m), CS_ERR_MISSING);
     CHECK_ERR_HAS("not a SAM checkpoint");
     remove(path);

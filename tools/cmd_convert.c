@@ -4,17 +4,21 @@
 
 static const cli_option k_options[] = {
     {"model", "M", "input: a clip.load name, a .pt/.safetensors file or a folder (or give it as IN)", 0},
-    {"dtype", "T", "f32 (default: used in place, no copy at load), f16 or bf16 (half the size, widened at load)", 0},
+    {"dtype", "T", "f32 (default: used in place, no copy at load), f16 or bf16 (half the size, widened at load), "
+                   "bf16-packed (bf16 with the linear layers in the bf16 kernels' layout: used in place under "
+                   "--precision bf16; only clip-surgery reads it)", 0},
     {"cache-dir", "DIR", "where named models live (default ~/.cache/clip)", 0},
     {"output", "OUT.safetensors", "output file (-o)", 0},
     CLI_OPTS_QUIET,
 };
 
 static const char k_usage[] =
-    "usage: clip-surgery convert IN -o OUT.safetensors [--dtype f32|f16|bf16]\n\n"
+    "usage: clip-surgery convert IN -o OUT.safetensors [--dtype f32|f16|bf16|bf16-packed]\n\n"
     "Writes the weights of any model clip-surgery loads (OpenAI .pt, torch.save state dicts,\n"
     "Hugging Face folders, safetensors) as safetensors with OpenAI names, to be memory-mapped later.\n"
-    "Example: clip-surgery convert ViT-B/16 -o ViT-B-16.safetensors";
+    "Example: clip-surgery convert ViT-B/16 -o ViT-B-16.safetensors\n"
+    "         clip-surgery convert ViT-B/16 --dtype bf16-packed -o ViT-B-16-bf16p.safetensors\n"
+    "         (then: clip-surgery explain --model ViT-B-16-bf16p.safetensors --precision bf16 ...)";
 
 static int run(cli_ctx *c) {
     cli_args *a = &c->a;
@@ -24,12 +28,12 @@ static int run(cli_ctx *c) {
         cli_error("convert needs one input model and -o OUT.safetensors (see --help)");
         return CLI_EXIT_USAGE;
     }
-    static const char *k_dtypes[] = {"f32", "f16", "bf16"}; /* in cs_save_dtype order */
+    static const char *k_dtypes[] = {"f32", "f16", "bf16", "bf16-packed"}; /* in cs_save_dtype order */
     int dt = dtype ? -1 : CS_SAVE_F32;
-    for (int i = 0; dtype && i < 3; i++)
+    for (int i = 0; dtype && i < 4; i++)
         if (!strcmp(dtype, k_dtypes[i])) dt = i;
     if (dt < 0) {
-        cli_error("--dtype '%s' is not f32, f16 or bf16", dtype);
+        cli_error("--dtype '%s' is not f32, f16, bf16 or bf16-packed", dtype);
         return CLI_EXIT_USAGE;
     }
     int rc = cli_load_model(a, &c->m);
@@ -40,6 +44,6 @@ static int run(cli_ctx *c) {
 
 /* The input model may be positional, so the body opens it. */
 const cli_command cmd_convert = {
-    "convert", "write a model as safetensors (OpenAI names, f32, f16 or bf16)", CLI_OPTIONS(k_options), k_usage,
+    "convert", "write a model as safetensors (OpenAI names, f32, f16, bf16 or bf16-packed)", CLI_OPTIONS(k_options), k_usage,
     CLI_POSITIONAL, NULL, run,
 };

@@ -80,7 +80,22 @@ static cs_status parse_entry(const char *path, const cJSON *item, const uint8_t 
     sp->begin = begin;
     sp->end = end;
     sp->name = name;
-    return tensors_add(out, name, dtype, ndim, shape, data + begin, bytes, 0);
+    size_t len = strlen(name), slen = strlen(TENSOR_PANELS_SUFFIX);
+    if (len <= slen || strcmp(name + len - slen, TENSOR_PANELS_SUFFIX) != 0)
+        return tensors_add(out, name, dtype, ndim, shape, data + begin, bytes, 0);
+    /* Packed panels: entered under the weight's own name, marked. */
+    char *plain = mem_strdup(name);
+    if (!plain) return CS_ERR_NOMEM;
+    plain[len - slen] = 0;
+    cs_status s = tensors_add(out, plain, dtype, ndim, shape, data + begin, bytes, 0);
+    cs_free(plain);
+    if (s != CS_OK) return s;
+    cs_tensor *x = &out->items[out->n - 1];
+    x->bf16_panels = 1;
+    if (dtype != CS_DT_BF16 || !tensor_panels_fit(x))
+        return error_set(CS_ERR_FORMAT, "%s: tensor '%s': packed panels must be BF16 [N, K] with N "
+                         "and K multiples of 32", path, name);
+    return CS_OK;
 }
 
 cs_status safetensors_parse_header(const char *path, const char *json, size_t json_len,

@@ -1,4 +1,5 @@
 #include "tensors.h"
+#include "ops/gemm_bf16.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -83,6 +84,11 @@ cs_status tensors_add(cs_tensor_table *t, const char *name, cs_dtype dtype, int 
     return CS_OK;
 }
 
+int tensor_panels_fit(const cs_tensor *x) {
+    return x->ndim == 2 && x->shape[0] > 0 && x->shape[1] > 0 && x->shape[0] <= INT32_MAX &&
+           x->shape[1] <= INT32_MAX && x->shape[0] % OP_BF16_NR == 0 && x->shape[1] % (2 * OP_BF16_KPAD) == 0;
+}
+
 const cs_tensor *tensors_find(const cs_tensor_table *t, const char *name) {
     for (int i = 0; i < t->n; i++)
         if (strcmp(t->items[i].name, name) == 0) return &t->items[i];
@@ -157,6 +163,10 @@ cs_status tensor_to_f32(const cs_tensor *x, float *out) {
     case CS_DT_F32: memcpy(out, p, (size_t)n * 4); return CS_OK;
     case CS_DT_F16: widen_f16(p, out, n); return CS_OK;
     case CS_DT_BF16:
+        if (x->bf16_panels) {
+            op_bf16_unpack(p, (int)x->shape[0], (int)x->shape[1], out);
+            return CS_OK;
+        }
         for (int64_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, p + 2 * i, 2);

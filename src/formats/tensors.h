@@ -20,6 +20,9 @@ typedef struct cs_tensor {
     const void *data; /* contiguous, row-major, little-endian */
     size_t nbytes;
     int used;         /* bound by the model loader (or consumed into another entry) */
+    int bf16_panels;  /* BF16 [N, K] held in the bf16 kernels' packed layout (a packed
+                       * file's "<name>.bf16_panels"), not row-major: tensor_to_f32
+                       * unpacks it, the bf16 kernels use it as it lies */
 } cs_tensor;
 
 typedef struct cs_tensor_table {
@@ -85,10 +88,21 @@ cs_status safetensors_open(const char *path, cs_tensor_table *out);
 cs_status safetensors_parse_header(const char *path, const char *json, size_t json_len,
                                       const uint8_t *data, size_t data_len, cs_tensor_table *out);
 
+/* The name suffix of a tensor stored in the bf16 kernels' packed layout. A
+ * plain reader (PyTorch's, or an older clip-surgery) then finds a missing
+ * weight instead of reading permuted numbers as row-major ones. Both
+ * dimensions must be multiples of 32 (every CLIP release's linear layers):
+ * the panels then hold no padding, and the shape [N, K] spans the bytes. */
+#define TENSOR_PANELS_SUFFIX ".bf16_panels"
+int tensor_panels_fit(const cs_tensor *x);
+
 /* Write tensors (any float dtype, widened or narrowed) as a safetensors file
- * of F32, F16 or BF16 tensors, atomically. */
+ * of F32, F16 or BF16 tensors, atomically. as_panels (may be NULL): 1 for
+ * each tensor to store as bf16 panels under TENSOR_PANELS_SUFFIX
+ * (tensor_panels_fit; those come first in the data section, each 64-byte
+ * aligned in a page-aligned map, so the kernels use them in place). */
 cs_status safetensors_write(const char *path, const cs_tensor *const *tensors, int n,
-                               cs_dtype dtype);
+                               cs_dtype dtype, const unsigned char *as_panels);
 
 /* PyTorch zip archives (torch.save state dicts, checkpoints wrapping one,
  * TorchScript archives such as OpenAI's .pt): tensors named by their

@@ -261,22 +261,40 @@ static int is_openai_weight(const cs_tensor *x) {
            x->dtype == CS_DT_F64;
 }
 
+/* 1 where x is a transformer block's linear weight (either tower). */
+static int is_linear_weight(const cs_model *m, const cs_tensor *x) {
+    const cs_transformer *towers[] = {&m->vit.tr, &m->text.tr};
+    for (int t = 0; t < 2; t++)
+        for (int l = 0; towers[t]->blocks && l < towers[t]->layers; l++)
+            for (int j = 0; j < 4; j++)
+                if (towers[t]->blocks[l].linear[j] == x) return 1;
+    return 0;
+}
+
 cs_status cs_model_save(const cs_model *m, const char *path, cs_save_dtype dtype) {
-    static const cs_dtype k_file[] = {CS_DT_F32, CS_DT_F16, CS_DT_BF16};
+    static const cs_dtype k_file[] = {CS_DT_F32, CS_DT_F16, CS_DT_BF16, CS_DT_BF16};
     if ((unsigned)dtype >= sizeof k_file / sizeof *k_file)
         return error_set(CS_ERR_ARG, "%s: unknown save dtype %d", path, (int)dtype);
     const cs_tensor **list = mem_alloc((size_t)m->table.n + 1, sizeof *list);
-    if (!list) return CS_ERR_NOMEM;
+    unsigned char *panels = mem_calloc((size_t)m->table.n + 1, 1);
+    if (!list || !panels) {
+        cs_free(list);
+        cs_free(panels);
+        return CS_ERR_NOMEM;
+    }
     int n = 0;
     cs_status s = CS_OK;
     /* The towers check their weights when they first run; a file written
      * from a model may not have run at all, and must not carry a NaN on. */
-    for (int i = 0; s == CS_OK && i < m->table.n; i++)
-        if (is_openai_weight(&m->table.items[i])) {
-            list[n++] = &m->table.items[i];
-            s = tensor_check_finite(&m->table, &m->table.items[i]);
-        }
-    if (s == CS_OK) s = safetensors_write(path, list, n, k_file[dtype]);
+    for (int i = 0; s == CS_OK && i < m->table.n; i++) {
+        const cs_tensor *x = &m->table.items[i];
+        if (!is_openai_weight(x)) continue;
+        panels[n] = dtype == CS_SAVE_BF16_PACKED && is_linear_weight(m, x) && tensor_panels_fit(x);
+        list[n++] = x;
+        s = tensor_check_finite(&m->table, x);
+    }
+    if (s == CS_OK) s = safetensors_write(path, list, n, k_file[dtype], panels);
     cs_free(list);
+    cs_free(panels);
     return s;
 }

@@ -18,7 +18,9 @@ static cs_status alias(cs_tensor_table *t, const char *hf, const char *openai) {
     if (!x) return CS_OK; /* absence is reported by the loader, under the OpenAI name */
     x->used = 1; /* consumed: the alias is what the loader binds */
     cs_tensor copy = *x;
-    return tensors_add(t, openai, copy.dtype, copy.ndim, copy.shape, copy.data, copy.nbytes, 0);
+    cs_status s = tensors_add(t, openai, copy.dtype, copy.ndim, copy.shape, copy.data, copy.nbytes, 0);
+    if (s == CS_OK) t->items[t->n - 1].bf16_panels = copy.bf16_panels;
+    return s;
 }
 
 static cs_status transposed(cs_tensor_table *t, const char *hf, const char *openai) {

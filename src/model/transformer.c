@@ -178,12 +178,16 @@ void transformer_free_packed(cs_transformer *tr) {
 }
 
 /* One linear weight packed from the file's tensor x, checked for NaN and
- * infinity first: bf16 bits as they are, anything else through its fp32 view, given back (pages of the map
+ * infinity first: bf16 panels used in place, bf16 bits packed as they are,
+ * anything else through its fp32 view, given back (pages of the map
  * dropped, a widened copy freed) as soon as it is packed. */
 static cs_status pack_linear(cs_tensor_table *t, const cs_tensor *x, int N, int K, cs_precision p,
                              op_bf16_weights *w16, op_int8_weights *w8) {
     cs_status s = tensor_check_finite(t, x); /* also brings x into the cache for the packing */
     if (s != CS_OK) return s;
+    /* A packed file's panels are used where they lie (its pages are the
+     * page cache's: nothing to copy, no fresh memory to fill). */
+    if (p == CS_PRECISION_BF16 && x->bf16_panels) return op_bf16_view(x->data, N, K, w16);
     if (p == CS_PRECISION_BF16 && x->dtype == CS_DT_BF16) {
         s = op_bf16_pack_bits(x->data, N, K, w16);
         tensors_release(t, x->data, x->nbytes);

@@ -245,8 +245,39 @@ void op_bf16_pack_strided(const float *w, size_t ldn, size_t ldk, int N, int K, 
 
 void op_bf16_free(op_bf16_weights *w) {
     if (!w) return;
-    cs_free(w->data);
+    if (!w->borrowed) cs_free(w->data);
     memset(w, 0, sizeof *w);
+}
+
+cs_status op_bf16_view(const void *panels, int N, int K, op_bf16_weights *out) {
+    memset(out, 0, sizeof *out);
+    size_t bytes = op_bf16_packed_bytes(N, K);
+    if (!panels || N <= 0 || K <= 0 || !bytes)
+        return error_set(CS_ERR_ARG, "bf16 view: bad weights %d x %d", N, K);
+    /* The kernels load whole panels with aligned loads. */
+    if ((uintptr_t)panels % 64 == 0) {
+        op_bf16_layout(N, K, (uint16_t *)(uintptr_t)panels, out);
+        out->borrowed = 1;
+        return CS_OK;
+    }
+    uint16_t *data = mem_alloc(bytes, 1);
+    if (!data) return CS_ERR_NOMEM;
+    memcpy(data, panels, bytes);
+    op_bf16_layout(N, K, data, out);
+    return CS_OK;
+}
+
+void op_bf16_unpack(const void *panels, int N, int K, float *out) {
+    op_bf16_weights w;
+    op_bf16_layout(N, K, NULL, &w);
+    const uint8_t *src = panels;
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) {
+            size_t at = (((size_t)(n / NR) * w.pairs_pad + (size_t)(k / 2)) * NR + (size_t)(n % NR)) * 2 + (size_t)(k % 2);
+            uint16_t h;
+            memcpy(&h, src + 2 * at, 2); /* a file's tensor may be only byte aligned */
+            out[(size_t)n * K + k] = op_bf16_to_float(h);
+        }
 }
 
 /* ---------------------------------------------------------------- kernel */

@@ -33,6 +33,7 @@ typedef struct op_bf16_weights {
     int pairs_pad;  /* pairs rounded up to OP_BF16_KPAD: the panel length */
     int panels;     /* ceil(N / NR) */
     uint16_t *data; /* panels * pairs_pad * NR * 2 values, 64-byte aligned */
+    int borrowed;   /* data lies in a weight file's map (op_bf16_view): not freed */
 } op_bf16_weights;
 
 /* 1 when the CPU has AVX512F, AVX512BW and AVX512_BF16 and the OS saves
@@ -82,6 +83,16 @@ cs_status op_bf16_pack(const float *w, int N, int K, op_bf16_weights *out);
  * with no fp32 copy. */
 cs_status op_bf16_pack_bits(const void *w, int N, int K, op_bf16_weights *out);
 void op_bf16_free(op_bf16_weights *w);
+
+/* *out over N x K weights already in the packed layout (a packed weight
+ * file's tensor, op_bf16_packed_bytes(N, K) bytes at panels): used in
+ * place where panels is 64-byte aligned (out->borrowed), else copied into
+ * an aligned buffer. */
+cs_status op_bf16_view(const void *panels, int N, int K, op_bf16_weights *out);
+
+/* The inverse of packing: out[n * K + k] (fp32) from N x K packed at panels
+ * (any alignment). */
+void op_bf16_unpack(const void *panels, int N, int K, float *out);
 
 /* *out describes N x K packed in data (op_bf16_packed_bytes(N, K) bytes),
  * as op_bf16_pack lays it out. */
