@@ -215,6 +215,21 @@ static void test_help_and_errors(void) {
     snprintf(args, sizeof args, "explain --model '%s' --image '%s' --class-embeddings '%s' --res 64 --quiet -o '%s/bf16'",
              conv, golden_path("golden/inputs/chelsea.png"), embeddings(), g_tmp);
     CHECK(run_tool(args) == 0);
+
+    /* bf16-packed: a --precision bf16 explain gives the plain bf16 file's maps. */
+    char packed[512];
+    snprintf(packed, sizeof packed, "%s/bf16p.safetensors", g_tmp);
+    snprintf(args, sizeof args, "convert '%s' --dtype bf16-packed -o '%s' --quiet", model(), packed);
+    CHECK(run_tool(args) == 0);
+    const char *files[2] = {conv, packed}, *outs[2] = {"plain", "packed"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(args, sizeof args, "explain --model '%s' --image '%s' --class-embeddings '%s' --res 64 "
+                 "--precision bf16 --npy --quiet -o '%s/%s'", files[i], golden_path("golden/inputs/chelsea.png"),
+                 embeddings(), g_tmp, outs[i]);
+        CHECK(run_tool(args) == 0);
+    }
+    snprintf(args, sizeof args, "cmp -s '%s/plain/maps.npy' '%s/packed/maps.npy'", g_tmp, g_tmp);
+    CHECK_MSG(system(args) == 0, "a bf16-packed file's maps differ from the plain bf16 file's");
 }
 
 int main(void) {
