@@ -974,12 +974,14 @@ double cs_binary_miou(const int64_t counts[4], double *fg_iou);
 /* Eval's per-image scoring. Classes present in a mask [n] (labels < C),
  * the background class left out (background < 0: none): present[c] 1 or 0. */
 void cs_mask_classes(const uint8_t *mask, size_t n, int C, int background, uint8_t *present);
-/* The explain task on one image: each class present in the mask adds its
- * map (maps [n, C], cs_explain's) to counts[c] (cs_explain_add against
+/* The explain task on one image: each class present in the mask
+ * [height x width of r] adds its map (r's, computed from its similarity a
+ * block of rows at a time: r may come from no_maps, and the classes the
+ * mask lacks are never drawn) to counts[c] (cs_explain_add against
  * mask == c, CS_IGNORE_LABEL skipped) and 1 to pairs[c]; mask labels >= C
- * other than the ignore label are counted into *unknown. */
-void cs_explain_score(const float *maps, int C, const uint8_t *mask, size_t n, int background,
-                      int64_t (*counts)[CS_EXPLAIN_STEPS][4], int64_t *pairs, int64_t *unknown);
+ * other than the ignore label are counted into *unknown. C = r->n_classes. */
+cs_status cs_explain_score(const cs_explain_result *r, const uint8_t *mask, int background,
+                           int64_t (*counts)[CS_EXPLAIN_STEPS][4], int64_t *pairs, int64_t *unknown);
 
 /* ---------------------------------------------------------------- label pictures */
 /* The PASCAL VOC colour of a label (bit-interleaved palette; 255 is the

@@ -70,17 +70,39 @@ static void test_class_lists(void) {
 
 static void test_eval_scoring(void) {
     /* Two classes and background 0 on a 2x2 mask; one ignored pixel and one
-     * unknown label. */
+     * unknown label. A 2x2 token grid drawn at 2x2 is its min-max
+     * normalized similarity: class 1's map is {0, 1, 0.375, 0.125}. */
     uint8_t mask[4] = {0, 1, CS_IGNORE_LABEL, 7}, present[2];
     cs_mask_classes(mask, 4, 2, 0, present);
     CHECK(present[0] == 0 && present[1] == 1);
-    float maps[8] = {0.1f, 0.2f, 0.9f, 1.0f, 0.5f, 0.5f, 0.0f, 0.3f};
+    float sim[10] = {9, 9, 0.1f, 0.2f, 0.9f, 1.0f, 0.5f, 0.5f, 0.0f, 0.3f};
+    cs_explain_result r = {.n_tokens = 5, .n_classes = 2, .width = 2, .height = 2, .similarity = sim};
     int64_t counts[2][CS_EXPLAIN_STEPS][4] = {{{0}}}, pairs[2] = {0}, unknown = 0;
-    cs_explain_score(maps, 2, mask, 4, 0, counts, pairs, &unknown);
+    CHECK_OK(cs_explain_score(&r, mask, 0, counts, pairs, &unknown));
     CHECK(pairs[0] == 0 && pairs[1] == 1 && unknown == 1);
+    float map1[4] = {0.0f, 1.0f, 0.375f, 0.125f};
     int64_t want[CS_EXPLAIN_STEPS][4] = {{0}};
-    cs_explain_add(maps + 1, 2, mask, 4, 1, CS_IGNORE_LABEL, want);
+    cs_explain_add(map1, 1, mask, 4, 1, CS_IGNORE_LABEL, want);
     CHECK(!memcmp(counts[1], want, sizeof want));
+    cs_explain_result empty = {0};
+    CHECK_STATUS(cs_explain_score(&empty, mask, 0, counts, pairs, &unknown), CS_ERR_ARG);
+
+    /* A mask taller than a block of rows (3 x 9000: 2 blocks): the same
+     * counts as the whole map scored at once. */
+    int W = 3, H = 9000;
+    uint8_t *tall = malloc((size_t)W * H);
+    float *whole = malloc(sizeof(float) * W * H);
+    for (int i = 0; i < W * H; i++) tall[i] = (uint8_t)(i % 7 == 0 ? 1 : i % 11 == 0 ? CS_IGNORE_LABEL : 0);
+    r.width = W;
+    r.height = H;
+    int64_t c2[2][CS_EXPLAIN_STEPS][4] = {{{0}}}, p2[2] = {0}, u2 = 0;
+    int64_t w2[CS_EXPLAIN_STEPS][4] = {{0}};
+    CHECK_OK(cs_explain_score(&r, tall, 0, c2, p2, &u2));
+    CHECK_OK(cs_explain_maps(&r, 1, 1, 0, H, whole));
+    cs_explain_add(whole, 1, tall, (size_t)W * H, 1, CS_IGNORE_LABEL, w2);
+    CHECK(p2[1] == 1 && p2[0] == 0 && u2 == 0 && !memcmp(c2[1], w2, sizeof w2));
+    free(tall);
+    free(whole);
 }
 
 static cs_classes *golden_classes(void) {
@@ -303,6 +325,17 @@ static void test_segment_classify(cs_model *m) {
     CHECK_OK(cs_segment_logits(m, pixels, 64, CS_VISION_SURGERY, &names, H, W, logits));
     CHECK_OK(cs_segment_labels(logits, (size_t)W * H, 3, NULL, want));
     CHECK(!memcmp(labels, want, (size_t)W * H));
+    /* labels alone come from blocks of rows (LABEL_BLOCK_FLOATS: this image
+     * takes several), the background threshold per pixel as on whole logits */
+    so.bg_class = 0;
+    so.bg_thresh = 0.4f;
+    CHECK_OK(cs_segment(m, cl, &img, 1, &so, labels));
+    CHECK_OK(cs_segment_labels(logits, (size_t)W * H, 3, &so, want));
+    int moved = 0;
+    for (size_t i = 0; i < (size_t)W * H; i++) moved += want[i] == 0;
+    CHECK_MSG(!memcmp(labels, want, (size_t)W * H) && moved > 0, "thresholded labels differ (%d background)", moved);
+    so.bg_class = -1;
+    so.bg_thresh = 0.0f;
 
     so.bg_thresh = 0.5f; /* no background class named */
     CHECK_STATUS(cs_segment(m, cl, &img, 1, &so, labels), CS_ERR_ARG);

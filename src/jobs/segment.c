@@ -119,6 +119,29 @@ static cs_status segment_encode(cs_model *m, cs_vision_mode mode, int D, float *
     return s;
 }
 
+/* Floats of upsampled logits per block of rows where only labels are kept:
+ * 256 KB reused, instead of a whole image's logits (16 MB for a VOC image
+ * and its 21 classes) in fresh pages per image, which the kernel zeroes. */
+#define LABEL_BLOCK_FLOATS 65536
+
+/* The labels of a whole-image input straight from its class grid [side^2,
+ * C], a block of rows at a time: the same upsampled values and per-pixel
+ * argmax as the whole logits give (argmax: cs_segment_labels' options). */
+static cs_status labels_in_blocks(const float *grid, int side, int C, int H, int W,
+                                  const cs_segment_options *argmax, uint8_t *labels) {
+    size_t row_floats = (size_t)W * C;
+    int rows = LABEL_BLOCK_FLOATS / row_floats > 0 ? (int)(LABEL_BLOCK_FLOATS / row_floats) : 1;
+    float *block = mem_alloc((size_t)rows, row_floats * sizeof(float));
+    cs_status s = block ? CS_OK : CS_ERR_NOMEM;
+    for (int y = 0; s == CS_OK && y < H; y += rows) {
+        int h = H - y < rows ? H - y : rows;
+        op_resize_bilinear_window(grid, side, side, C, block, H, W, y, h, 0, W);
+        s = cs_segment_labels(block, (size_t)h * W, C, argmax, labels + (size_t)y * W);
+    }
+    cs_free(block);
+    return s;
+}
+
 /* One input's segment job from its tower input pixels [3, h, w] (and, for
  * a whole image, its tokens in r): logits (the per-class cosine grid
  * upsampled, or sliding windows), PAMR when asked, labels; with `arrays`,
@@ -132,6 +155,21 @@ static cs_status segment_finish(cs_model *m, const cs_segment_options *o, const 
     r->n_classes = C;
     r->dim = names->dim;
     r->logit_scale = o->logit_scale > 0.0f ? o->logit_scale : d.logit_scale;
+    /* Labels alone from per-pixel steps (eval's seg): no whole logits. */
+    int names_apart = o->name_logits && names->n_names > names->n_classes;
+    if (!arrays && !o->window && !o->pamr_steps && !names_apart && !(o->area_thresh > 0.0f) && !d.minmax) {
+        int T = r->n_tokens, side = (int)lround(sqrt(T - 1.0));
+        float *grid = mem_alloc((size_t)T, (size_t)C * sizeof(float));
+        r->labels = mem_alloc(n, 1);
+        cs_status s = grid && r->labels ? cs_segment_grid(r->tokens, T, names, grid) : CS_ERR_NOMEM;
+        if (s == CS_OK) s = labels_in_blocks(grid, side, C, H, W, o, r->labels);
+        cs_free(grid);
+        uint8_t *labels = r->labels;
+        r->labels = NULL;
+        cs_segment_result_free(r);
+        r->labels = labels;
+        return s;
+    }
     r->logits = mem_alloc(n, (size_t)C * sizeof(float));
     r->labels = mem_alloc(n, 1);
     cs_status s = r->logits && r->labels ? CS_OK : CS_ERR_NOMEM;
@@ -302,16 +340,32 @@ void cs_mask_classes(const uint8_t *mask, size_t n, int C, int background, uint8
     if (background >= 0 && background < C) present[background] = 0;
 }
 
-void cs_explain_score(const float *maps, int C, const uint8_t *mask, size_t n, int background,
-                      int64_t (*counts)[CS_EXPLAIN_STEPS][4], int64_t *pairs, int64_t *unknown) {
+/* Rows of a class map scored at a time: 64 KB, reused (a whole image's
+ * maps of every class, what eval drew before, were 16 MB of fresh pages per
+ * VOC image, a tenth of its time with the kernel zeroing them). */
+#define SCORE_BLOCK_FLOATS 16384
+
+cs_status cs_explain_score(const cs_explain_result *r, const uint8_t *mask, int background,
+                           int64_t (*counts)[CS_EXPLAIN_STEPS][4], int64_t *pairs, int64_t *unknown) {
+    int C = r->n_classes, W = r->width, H = r->height;
+    if (C < 1 || W < 1 || H < 1) return error_set(CS_ERR_ARG, "explain scoring needs a result with classes and a size");
+    int rows = SCORE_BLOCK_FLOATS / W > 0 ? SCORE_BLOCK_FLOATS / W : 1;
+    size_t n = (size_t)W * H;
     uint8_t stack[256], *present = C <= 256 ? stack : mem_alloc((size_t)C, 1);
-    if (!present) return; /* out of memory: the image adds nothing */
-    cs_mask_classes(mask, n, C, background, present);
-    for (int c = 0; c < C; c++) {
+    float *block = mem_alloc((size_t)rows, (size_t)W * sizeof(float));
+    cs_status s = present && block ? CS_OK : CS_ERR_NOMEM;
+    if (s == CS_OK) cs_mask_classes(mask, n, C, background, present);
+    for (int c = 0; s == CS_OK && c < C; c++) {
         if (!present[c]) continue;
-        cs_explain_add(maps + c, C, mask, n, c, CS_IGNORE_LABEL, counts[c]);
+        for (int y = 0; s == CS_OK && y < H; y += rows) {
+            int h = H - y < rows ? H - y : rows;
+            s = cs_explain_maps(r, c, 1, y, h, block);
+            if (s == CS_OK) cs_explain_add(block, 1, mask + (size_t)y * W, (size_t)h * W, c, CS_IGNORE_LABEL, counts[c]);
+        }
         pairs[c]++;
     }
-    for (size_t i = 0; i < n; i++) *unknown += mask[i] >= C && mask[i] != CS_IGNORE_LABEL;
+    for (size_t i = 0; s == CS_OK && i < n; i++) *unknown += mask[i] >= C && mask[i] != CS_IGNORE_LABEL;
     if (present != stack) cs_free(present);
+    cs_free(block);
+    return s;
 }

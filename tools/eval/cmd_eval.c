@@ -232,7 +232,8 @@ static void batch_free(eval_batch *b) {
 
 /* explain: the batch's images through cs_explain together, each scored. */
 static cs_status explain_batch(const eval_run *r, eval_batch *b, eval_acc *acc) {
-    cs_explain_options o = {.resolution = r->R, .method = r->so.method, .redundant = CS_REDUNDANT_AUTO};
+    /* no maps: scoring draws the mask's classes only, a block at a time */
+    cs_explain_options o = {.resolution = r->R, .method = r->so.method, .redundant = CS_REDUNDANT_AUTO, .no_maps = 1};
     cs_input in[EVAL_BATCH];
     cs_explain_result res[EVAL_BATCH];
     int n = 0;
@@ -240,11 +241,12 @@ static cs_status explain_batch(const eval_run *r, eval_batch *b, eval_acc *acc) 
     for (int k = 0; k < b->n; k++)
         if (b->slot[k].ok) in[n++].image = &b->slot[k].img;
     cs_status s = n ? cs_explain(r->m, r->cl, in, n, &o, res) : CS_OK;
-    for (int k = 0, j = 0; s == CS_OK && k < b->n; k++) {
+    if (s != CS_OK) return s; /* cs_explain freed the results */
+    for (int k = 0, j = 0; k < b->n; k++) {
         eval_slot *sl = &b->slot[k];
         if (!sl->ok) continue;
-        cs_explain_score(res[j].maps, acc->C, sl->mask, (size_t)sl->img.width * sl->img.height, r->so.bg_class,
-                         acc->counts, acc->pairs, &acc->unknown_pixels);
+        if (s == CS_OK)
+            s = cs_explain_score(&res[j], sl->mask, r->so.bg_class, acc->counts, acc->pairs, &acc->unknown_pixels);
         cs_explain_result_free(&res[j++]);
     }
     return s;
