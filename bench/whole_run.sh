@@ -9,7 +9,8 @@
 # posix_fadvise DONTNEED), so it needs no root and leaves the rest of the
 # machine's cache alone; the binary and libraries stay warm.
 #
-# usage: bench/whole_run.sh [DTYPE...]     (default: f32 f16 bf16)
+# usage: bench/whole_run.sh [DTYPE...]     (default: f32 f16 bf16; any `convert --dtype`,
+#        e.g. PRECISION=bf16 bench/whole_run.sh bf16 bf16-packed)
 # env:   BIN (build/clip-surgery), ARCH (ViT-B/16), RES (224), RUNS (5),
 #        WORK (/tmp/cs-whole-run), IMAGE, VOCAB, PRECISION (fp32)
 set -eu
