@@ -66,6 +66,9 @@ static void bf16_rounding(const char *dir) {
         }
     tensors_free(&t);
     CHECK(safetensors_write(path, list, 1, CS_DT_I32, NULL) == CS_ERR_ARG);
+    unsigned char as_panels = 1; /* a 1-D tensor has no panels */
+    CHECK(safetensors_write(path, list, 1, CS_DT_BF16, &as_panels) == CS_ERR_ARG);
+    CHECK_ERR_HAS("cannot be stored as bf16 panels");
 }
 
 /* Every fp32 weight of a model loaded from an F32 file lies in the file's

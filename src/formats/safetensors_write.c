@@ -69,17 +69,21 @@ static cs_status write_data(FILE *f, const cs_tensor *x, cs_dtype dtype, int pan
 }
 
 /* The header's entry of tensor x at [offset, offset + bytes). */
-static void add_entry(cJSON *root, const cs_tensor *x, cs_dtype dtype, int panels, size_t offset,
-                      size_t bytes) {
-    char name[1024];
-    if (panels) snprintf(name, sizeof name, "%s%s", x->name, TENSOR_PANELS_SUFFIX);
+static cs_status add_entry(cJSON *root, const cs_tensor *x, cs_dtype dtype, int panels, size_t offset,
+                           size_t bytes) {
+    size_t len = strlen(x->name) + sizeof TENSOR_PANELS_SUFFIX;
+    char *name = panels ? mem_alloc(len, 1) : NULL;
+    if (panels && !name) return CS_ERR_NOMEM;
+    if (panels) snprintf(name, len, "%s%s", x->name, TENSOR_PANELS_SUFFIX);
     cJSON *e = cJSON_AddObjectToObject(root, panels ? name : x->name);
+    cs_free(name);
     cJSON_AddStringToObject(e, "dtype", dtype_name(panels ? CS_DT_BF16 : dtype));
     cJSON *shape = cJSON_AddArrayToObject(e, "shape");
     for (int d = 0; d < x->ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)x->shape[d]));
     cJSON *off = cJSON_AddArrayToObject(e, "data_offsets");
     cJSON_AddItemToArray(off, cJSON_CreateNumber((double)offset));
     cJSON_AddItemToArray(off, cJSON_CreateNumber((double)(offset + bytes)));
+    return CS_OK;
 }
 
 cs_status safetensors_write(const char *path, const cs_tensor *const *tensors, int n,
@@ -88,7 +92,7 @@ cs_status safetensors_write(const char *path, const cs_tensor *const *tensors, i
         return error_set(CS_ERR_ARG, "%s: cannot write tensors as %s (F32, F16 or BF16)", path,
                        dtype_name(dtype));
     for (int i = 0; as_panels && i < n; i++)
-        if (as_panels[i] && (!tensor_panels_fit(tensors[i]) || strlen(tensors[i]->name) > 900))
+        if (as_panels[i] && !tensor_panels_fit(tensors[i]))
             return error_set(CS_ERR_ARG, "%s: tensor '%s' cannot be stored as bf16 panels (2-D, "
                              "both sizes multiples of 32)", path, tensors[i]->name);
     /* Panels first in the data: each is a multiple of 2 KiB, so all start
@@ -103,20 +107,21 @@ cs_status safetensors_write(const char *path, const cs_tensor *const *tensors, i
                 offset += (size_t)tensor_numel(tensors[i]) * dtype_size(pass ? CS_DT_BF16 : dtype);
             }
     cJSON *root = cJSON_CreateObject();
-    for (int i = 0; i < n; i++) {
+    cs_status s = CS_OK;
+    for (int i = 0; s == CS_OK && i < n; i++) {
         int panels = as_panels && as_panels[i];
-        add_entry(root, tensors[i], dtype, panels, offsets[i],
-                  (size_t)tensor_numel(tensors[i]) * dtype_size(panels ? CS_DT_BF16 : dtype));
+        s = add_entry(root, tensors[i], dtype, panels, offsets[i],
+                      (size_t)tensor_numel(tensors[i]) * dtype_size(panels ? CS_DT_BF16 : dtype));
     }
     cs_free(offsets);
-    char *header = cJSON_PrintUnformatted(root);
+    char *header = s == CS_OK ? cJSON_PrintUnformatted(root) : NULL;
     cJSON_Delete(root);
     if (!header) return error_set(CS_ERR_NOMEM, "%s: cannot build the header", path);
     /* Spaces pad the header so the data section starts 64-byte aligned
      * (8 length bytes + header). */
     size_t hlen = strlen(header), padded = ((8 + hlen + 63) & ~(size_t)63) - 8;
     cs_atomic_file af;
-    cs_status s = cs_atomic_open(&af, path);
+    s = cs_atomic_open(&af, path);
     if (s != CS_OK) {
         cJSON_free(header);
         return s;
