@@ -80,16 +80,15 @@ static cs_status parse_entry(const char *path, const cJSON *item, const uint8_t 
     sp->begin = begin;
     sp->end = end;
     sp->name = name;
+    /* Packed panels are entered under the weight's own name, marked. */
     size_t len = strlen(name), slen = strlen(TENSOR_PANELS_SUFFIX);
-    if (len <= slen || strcmp(name + len - slen, TENSOR_PANELS_SUFFIX) != 0)
-        return tensors_add(out, name, dtype, ndim, shape, data + begin, bytes, 0);
-    /* Packed panels: entered under the weight's own name, marked. */
-    char *plain = mem_strdup(name);
-    if (!plain) return CS_ERR_NOMEM;
-    plain[len - slen] = 0;
-    cs_status s = tensors_add(out, plain, dtype, ndim, shape, data + begin, bytes, 0);
+    int panels = len > slen && strcmp(name + len - slen, TENSOR_PANELS_SUFFIX) == 0;
+    char *plain = panels ? mem_strdup(name) : NULL;
+    if (panels && !plain) return CS_ERR_NOMEM;
+    if (panels) plain[len - slen] = 0;
+    cs_status s = tensors_add(out, panels ? plain : name, dtype, ndim, shape, data + begin, bytes, 0);
     cs_free(plain);
-    if (s != CS_OK) return s;
+    if (s != CS_OK || !panels) return s;
     cs_tensor *x = &out->items[out->n - 1];
     x->bf16_panels = 1;
     if (dtype != CS_DT_BF16 || !tensor_panels_fit(x))

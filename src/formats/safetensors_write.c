@@ -68,6 +68,11 @@ static cs_status write_data(FILE *f, const cs_tensor *x, cs_dtype dtype, int pan
     return s;
 }
 
+/* Bytes of x in the file: BF16 panels, or its values in dtype. */
+static size_t stored_bytes(const cs_tensor *x, cs_dtype dtype, int panels) {
+    return (size_t)tensor_numel(x) * dtype_size(panels ? CS_DT_BF16 : dtype);
+}
+
 /* The header's entry of tensor x at [offset, offset + bytes). */
 static cs_status add_entry(cJSON *root, const cs_tensor *x, cs_dtype dtype, int panels, size_t offset,
                            size_t bytes) {
@@ -104,14 +109,13 @@ cs_status safetensors_write(const char *path, const cs_tensor *const *tensors, i
         for (int i = 0; i < n; i++)
             if ((as_panels && as_panels[i]) == pass) {
                 offsets[i] = offset;
-                offset += (size_t)tensor_numel(tensors[i]) * dtype_size(pass ? CS_DT_BF16 : dtype);
+                offset += stored_bytes(tensors[i], dtype, pass);
             }
     cJSON *root = cJSON_CreateObject();
     cs_status s = CS_OK;
     for (int i = 0; s == CS_OK && i < n; i++) {
         int panels = as_panels && as_panels[i];
-        s = add_entry(root, tensors[i], dtype, panels, offsets[i],
-                      (size_t)tensor_numel(tensors[i]) * dtype_size(panels ? CS_DT_BF16 : dtype));
+        s = add_entry(root, tensors[i], dtype, panels, offsets[i], stored_bytes(tensors[i], dtype, panels));
     }
     cs_free(offsets);
     char *header = s == CS_OK ? cJSON_PrintUnformatted(root) : NULL;

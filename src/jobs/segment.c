@@ -142,6 +142,14 @@ static cs_status labels_in_blocks(const float *grid, int side, int C, int H, int
     return s;
 }
 
+/* The labels alone: the rest of r goes now, not after the last input. */
+static void keep_labels_only(cs_segment_result *r) {
+    uint8_t *labels = r->labels;
+    r->labels = NULL;
+    cs_segment_result_free(r);
+    r->labels = labels;
+}
+
 /* One input's segment job from its tower input pixels [3, h, w] (and, for
  * a whole image, its tokens in r): logits (the per-class cosine grid
  * upsampled, or sliding windows), PAMR when asked, labels; with `arrays`,
@@ -164,10 +172,7 @@ static cs_status segment_finish(cs_model *m, const cs_segment_options *o, const 
         cs_status s = grid && r->labels ? cs_segment_grid(r->tokens, T, names, grid) : CS_ERR_NOMEM;
         if (s == CS_OK) s = labels_in_blocks(grid, side, C, H, W, o, r->labels);
         cs_free(grid);
-        uint8_t *labels = r->labels;
-        r->labels = NULL;
-        cs_segment_result_free(r);
-        r->labels = labels;
+        keep_labels_only(r);
         return s;
     }
     r->logits = mem_alloc(n, (size_t)C * sizeof(float));
@@ -207,12 +212,7 @@ static cs_status segment_finish(cs_model *m, const cs_segment_options *o, const 
         r->scores = mem_alloc(n, (size_t)C * sizeof(float));
         s = r->scores ? cs_segment_scores(r->logits, n, C, r->logit_scale, d.minmax, r->scores) : CS_ERR_NOMEM;
     }
-    if (s == CS_OK && !arrays) { /* the labels alone: the rest goes now, not after the last input */
-        uint8_t *labels = r->labels;
-        r->labels = NULL;
-        cs_segment_result_free(r);
-        r->labels = labels;
-    }
+    if (s == CS_OK && !arrays) keep_labels_only(r);
     return s;
 }
 
