@@ -218,12 +218,17 @@ typedef struct cs_model cs_model;
 /* Load a model: a .safetensors file (OpenAI/open_clip or Hugging Face names,
  * F32/F16/BF16), or a folder with model.safetensors (+ config.json). Names
  * and shapes are checked here; a transformer tower's weights (the text
- * tower's, a ViT's) are checked for NaN and infinity (CS_ERR_FORMAT naming
- * the tensor) and made ready (viewed in place, widened or packed for the
- * precision) when the tower first runs, so a run that needs one tower
+ * tower's, a ViT's) are made ready (viewed in place, widened or packed for
+ * the precision) when the tower first runs, so a run that needs one tower
  * never reads the other (an explain with cached class embeddings never
- * reads the text tower). A refused tower refuses every later run the same
- * way; the other tower still runs. ResNet towers are made ready here. */
+ * reads the text tower). The text tower's weights are checked for NaN and
+ * infinity then (CS_ERR_FORMAT naming the tensor); a ViT checks each
+ * pass's output instead, so a pass that a NaN or infinity in a weight
+ * reaches is refused the same way, naming it, and one it cannot reach (a
+ * method that skips the last block's MLP) runs; finite weights whose
+ * values overflow fp32 are refused too (CS_ERR_UNSUPPORTED). A refused
+ * tower refuses every later run it reaches the same way; the other tower
+ * still runs. ResNet towers are checked and made ready here. */
 cs_status cs_model_load(const char *path, cs_model **out);
 void cs_model_free(cs_model *m);
 

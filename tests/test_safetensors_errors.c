@@ -42,10 +42,15 @@ static void expect_open_error(const char *path, cs_status want, const char *prob
     tensors_free(&t);
 }
 
+/* How rewrite poisons its tensor: a NaN in element 0 (in the tensor's
+ * dtype), or every element 3e38 (as F32): finite, but a layer norm's
+ * weight of that size overflows fp32 in the products after it. */
+typedef enum poison { POISON_NAN, POISON_HUGE } poison;
+
 /* Rewrite a table as a safetensors file, skipping `drop`, giving `reshape`
- * the shape {n} (same bytes), and poisoning `nan_in` with a NaN. */
-static const char *rewrite(const char *name, const cs_tensor_table *src, const char *drop,
-                           const char *reshape, const char *nan_in) {
+ * the shape {n} (same bytes), and poisoning `poisoned` as `how` says. */
+static const char *rewrite_poisoned(const char *name, const cs_tensor_table *src, const char *drop,
+                                    const char *reshape, const char *poisoned, poison how) {
     static const char *dt[] = {"F32", "F16", "BF16", "F64", "I64", "I32", "U8", "BOOL"};
     size_t cap = 1 << 20, n = 0, off = 0;
     char *h = malloc(cap);
@@ -53,16 +58,18 @@ static const char *rewrite(const char *name, const cs_tensor_table *src, const c
     for (int i = 0; i < src->n; i++) {
         const cs_tensor *x = &src->items[i];
         if (drop && !strcmp(x->name, drop)) continue;
+        int huge = how == POISON_HUGE && poisoned && !strcmp(x->name, poisoned);
+        size_t nbytes = huge ? (size_t)tensor_numel(x) * sizeof(float) : x->nbytes;
         n += (size_t)snprintf(h + n, cap - n, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", n > 1 ? "," : "",
-                              x->name, dt[x->dtype]);
+                              x->name, huge ? "F32" : dt[x->dtype]);
         if (reshape && !strcmp(x->name, reshape)) {
             n += (size_t)snprintf(h + n, cap - n, "%lld,1", (long long)tensor_numel(x));
         } else {
             for (int d = 0; d < x->ndim; d++)
                 n += (size_t)snprintf(h + n, cap - n, d ? ",%lld" : "%lld", (long long)x->shape[d]);
         }
-        n += (size_t)snprintf(h + n, cap - n, "],\"data_offsets\":[%zu,%zu]}", off, off + x->nbytes);
-        off += x->nbytes;
+        n += (size_t)snprintf(h + n, cap - n, "],\"data_offsets\":[%zu,%zu]}", off, off + nbytes);
+        off += nbytes;
     }
     snprintf(h + n, cap - n, "}");
     const char *path = tmp_file(name);
@@ -73,7 +80,12 @@ static const char *rewrite(const char *name, const cs_tensor_table *src, const c
     for (int i = 0; i < src->n; i++) {
         const cs_tensor *x = &src->items[i];
         if (drop && !strcmp(x->name, drop)) continue;
-        if (nan_in && !strcmp(x->name, nan_in)) {
+        if (poisoned && !strcmp(x->name, poisoned) && how == POISON_HUGE) {
+            for (int64_t k = 0; k < tensor_numel(x); k++) {
+                float v = 3e38f;
+                fwrite(&v, sizeof v, 1, f);
+            }
+        } else if (poisoned && !strcmp(x->name, poisoned)) {
             unsigned char *copy = malloc(x->nbytes);
             memcpy(copy, x->data, x->nbytes);
             /* a quiet NaN in element 0, in the tensor's dtype */
@@ -90,6 +102,11 @@ static const char *rewrite(const char *name, const cs_tensor_table *src, const c
     fclose(f);
     free(h);
     return path;
+}
+
+static const char *rewrite(const char *name, const cs_tensor_table *src, const char *drop,
+                           const char *reshape, const char *nan_in) {
+    return rewrite_poisoned(name, src, drop, reshape, nan_in, POISON_NAN);
 }
 
 static void test_file_errors(void) {
@@ -218,6 +235,83 @@ static void expect_tower_error(const char *path, cs_precision p, int vision, con
     cs_model_free(m);
 }
 
+/* The image tower's tokens at its native resolution (NULL: refused with
+ * `want`, the message naming `problem`). */
+static float *encode_or_refuse(cs_model *m, cs_precision p, cs_vision_mode mode, cs_status want,
+                               const char *problem) {
+    CHECK_OK(cs_model_set_precision(m, p));
+    const cs_config *c = cs_model_config(m);
+    int R = c->image_resolution;
+    size_t n = (size_t)cs_model_num_tokens(m, R) * c->embed_dim;
+    float *px = malloc((size_t)3 * R * R * sizeof(float)), *tok = malloc(n * sizeof(float));
+    for (int i = 0; i < 3 * R * R; i++) px[i] = (float)(i % 17) / 8.0f - 1.0f;
+    cs_status s = cs_encode_image(m, px, R, mode, tok);
+    free(px);
+    CHECK_STATUS(s, want);
+    if (want != CS_OK) CHECK_ERR_HAS(problem);
+    if (s == CS_OK) return tok;
+    free(tok);
+    return NULL;
+}
+
+/* The image tower checks its output, not its weights before the first
+ * pass: a NaN in a weight a pass uses refuses it, naming the weight; a
+ * pass that does not use it (MaskCLIP skips the last block's MLP) gives
+ * the clean file's tokens, before and after a refused one. int8 packs
+ * checked weights (a NaN would quantize to zeros, unseen), and finite
+ * weights that overflow are refused as such. */
+static void test_image_tower_checks_output(const cs_tensor_table *t) {
+    const char *golden = golden_path("golden/tiny-vit/model.safetensors");
+    char fc[128];
+    int last = 0;
+    for (int l = 0; l < 64; l++) {
+        snprintf(fc, sizeof fc, "visual.transformer.resblocks.%d.mlp.c_fc.weight", l);
+        if (tensors_find(t, fc)) last = l;
+    }
+    snprintf(fc, sizeof fc, "visual.transformer.resblocks.%d.mlp.c_fc.weight", last);
+    const char *nan_fc = rewrite("nan-last-fc.safetensors", t, NULL, NULL, fc);
+    char problem[200];
+    snprintf(problem, sizeof problem, "'%s' holds 1 non-finite value", fc);
+    /* (a model packed for bf16 keeps that precision: one load each) */
+    const cs_precision precisions[3] = {CS_PRECISION_FP32, CS_PRECISION_BF16, CS_PRECISION_INT8};
+    for (int i = 0; i < 3; i++) {
+        cs_model *clean = NULL, *m = NULL;
+        CHECK_OK(cs_model_load(golden, &clean));
+        CHECK_OK(cs_model_load(nan_fc, &m));
+        if (!clean || !m) {
+            cs_model_free(clean);
+            cs_model_free(m);
+            return;
+        }
+        if (precisions[i] == CS_PRECISION_INT8) {
+            CHECK(!encode_or_refuse(m, CS_PRECISION_INT8, CS_VISION_MASKCLIP, CS_ERR_FORMAT, problem));
+        }
+        float *want = precisions[i] == CS_PRECISION_INT8
+                          ? NULL : encode_or_refuse(clean, precisions[i], CS_VISION_MASKCLIP, CS_OK, NULL);
+        size_t n = (size_t)cs_model_num_tokens(clean, cs_model_config(clean)->image_resolution) *
+                   cs_model_config(clean)->embed_dim;
+        for (int run = 0; want && run < 2; run++) {
+            float *got = encode_or_refuse(m, precisions[i], CS_VISION_MASKCLIP, CS_OK, NULL);
+            CHECK_MSG(got && !memcmp(want, got, n * sizeof(float)), "precision %d run %d", i, run);
+            free(got);
+            CHECK(!encode_or_refuse(m, precisions[i], CS_VISION_SURGERY, CS_ERR_FORMAT, problem));
+            CHECK_ERR_HAS(nan_fc);
+        }
+        free(want);
+        cs_model_free(m);
+        cs_model_free(clean);
+    }
+
+    const char *huge = rewrite_poisoned("huge-ln-post.safetensors", t, NULL, NULL, "visual.ln_post.weight",
+                                        POISON_HUGE);
+    cs_model *m;
+    CHECK_OK(cs_model_load(huge, &m));
+    if (!m) return;
+    CHECK(!encode_or_refuse(m, CS_PRECISION_FP32, CS_VISION_SURGERY, CS_ERR_UNSUPPORTED, "overflow"));
+    CHECK_ERR_HAS(huge);
+    cs_model_free(m);
+}
+
 static void test_model_errors(void) {
     expect_model_error(tmp_file("nothing-here.safetensors"), CS_ERR_MISSING, "not found");
     cs_tensor_table t;
@@ -254,6 +348,7 @@ static void test_model_errors(void) {
                        CS_PRECISION_FP32, 1, "'visual.ln_post.bias' holds 1 non-finite value");
     expect_tower_error(rewrite("nan-text.safetensors", &t, NULL, NULL, "ln_final.weight"),
                        CS_PRECISION_FP32, 0, "'ln_final.weight' holds 1 non-finite value");
+    test_image_tower_checks_output(&t);
     tensors_free(&t);
 
     /* A BF16 file under bf16 packs its linear weights straight from the

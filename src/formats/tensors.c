@@ -242,7 +242,7 @@ static inline int64_t non_finite_at(const uint8_t *p, cs_dtype dt, int64_t i) {
 }
 
 /* One loop per dtype (the switch hoisted out) so each vectorizes. */
-static int64_t count_non_finite(const uint8_t *p, cs_dtype dt, int64_t n) {
+int64_t count_non_finite(const uint8_t *p, cs_dtype dt, int64_t n) {
     int64_t bad = 0;
     switch (dt) {
 #define COUNT(DT)                                                                           \

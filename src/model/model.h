@@ -51,6 +51,9 @@ typedef struct model_tower {
     model_ref *refs;
     int n, cap;
     int ready; /* prepared for the model's precision */
+    /* 1: the weights are left unchecked when the tower is prepared, and
+     * each pass's output is checked instead (model_tower_check_output). */
+    int checks_output;
 } model_tower;
 
 typedef struct cs_vit {
@@ -161,10 +164,16 @@ cs_status model_load_transformer(cs_model *m, const char *prefix, int width, int
                                  int heads, cs_transformer *tr);
 /* Make a lazy tower usable in precision p (a no-op once it is): every
  * weight checked for NaN and infinity on the file's bits (those packed in
- * p just before each is packed), the fp32 views taken and tr's linear
+ * p just before each is packed; none where the tower checks its output,
+ * int8's packed ones excepted), the fp32 views taken and tr's linear
  * weights packed (tr may be NULL). A refusal leaves the tower unprepared
  * (what was packed stays for the next call, which refuses again). */
 cs_status model_tower_prepare(cs_model *m, model_tower *tw, cs_transformer *tr, cs_precision p);
+/* For a tower that checks its output: CS_OK where the n values of a pass's
+ * output are finite; otherwise the first of its weights holding a NaN or an
+ * infinity (CS_ERR_FORMAT naming it), or, where all are finite, an error
+ * saying their values overflow. */
+cs_status model_tower_check_output(const cs_model *m, const model_tower *tw, const float *out, size_t n);
 void model_tower_free(model_tower *tw);
 /* The text tower and the vision tower ready to run (load.c); each forward
  * pass calls its own, so a tower a run does not need is never read. */

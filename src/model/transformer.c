@@ -178,12 +178,14 @@ void transformer_free_packed(cs_transformer *tr) {
 }
 
 /* One linear weight packed from the file's tensor x, checked for NaN and
- * infinity first: bf16 panels used in place, bf16 bits packed as they are,
+ * infinity first where `check` says so or the precision is int8 (a row of
+ * int8 steps with a non-finite maximum is all zeros, so no NaN reaches the
+ * output to tell of it): bf16 panels used in place, bf16 bits packed as they are,
  * anything else through its fp32 view, given back (pages of the map
  * dropped, a widened copy freed) as soon as it is packed. */
-static cs_status pack_linear(cs_tensor_table *t, const cs_tensor *x, int N, int K, cs_precision p,
+static cs_status pack_linear(cs_tensor_table *t, const cs_tensor *x, int N, int K, cs_precision p, int check,
                              op_bf16_weights *w16, op_int8_weights *w8) {
-    cs_status s = tensor_check_finite(t, x); /* also brings x into the cache for the packing */
+    cs_status s = check || p == CS_PRECISION_INT8 ? tensor_check_finite(t, x) : CS_OK;
     if (s != CS_OK) return s;
     /* A packed file's panels are used where they lie (its pages are the
      * page cache's: nothing to copy, no fresh memory to fill). */
@@ -205,14 +207,14 @@ static cs_status pack_linear(cs_tensor_table *t, const cs_tensor *x, int N, int 
  * fp32 view w, bf16 or int8 from the file's tensor x (a pack for oneDNN
  * from an earlier fp32 run then freed). */
 static cs_status pack_one(cs_tensor_table *t, const cs_tensor *x, const float *w, int N, int K, cs_precision p,
-                          op_f32_weights *w32, op_bf16_weights *w16, op_int8_weights *w8) {
+                          int check, op_f32_weights *w32, op_bf16_weights *w16, op_int8_weights *w8) {
     if (p == CS_PRECISION_FP32) return op_f32_pack(w, N, K, w32);
-    cs_status s = pack_linear(t, x, N, K, p, w16, w8);
+    cs_status s = pack_linear(t, x, N, K, p, check, w16, w8);
     if (s == CS_OK) op_f32_free(w32);
     return s;
 }
 
-cs_status transformer_pack(cs_transformer *tr, cs_precision p, cs_tensor_table *t) {
+cs_status transformer_pack(cs_transformer *tr, cs_precision p, cs_tensor_table *t, int check) {
     if (p == CS_PRECISION_FP32 && !op_f32_pack_pays()) return CS_OK;
     int W = tr->width;
     cs_status s = CS_OK;
@@ -227,7 +229,7 @@ cs_status transformer_pack(cs_transformer *tr, cs_precision p, cs_tensor_table *
             /* packed by an earlier, failed call (whose tower took the fp32
              * views again at this one: given back below) */
             int done = w16[j]->data || w8[j]->data || (p == CS_PRECISION_FP32 && w32[j]->pack);
-            if (!done) s = pack_one(t, b->linear[j], *w[j], N[j], K[j], p, w32[j], w16[j], w8[j]);
+            if (!done) s = pack_one(t, b->linear[j], *w[j], N[j], K[j], p, check, w32[j], w16[j], w8[j]);
             if (s != CS_OK || !*w[j]) continue;
             tensors_release(t, *w[j], (size_t)N[j] * K[j] * sizeof(float));
             *w[j] = NULL;

@@ -42,7 +42,8 @@ cs_status block_forward_dual(const cs_block *b, int W, int heads, int n_seq, con
 /* Pack every block's linear weights for the precision, or free whatever
  * packs there are. bf16 or int8 copies from the file's tensors
  * (cs_block.linear), each checked for NaN and infinity
- * (tensor_check_finite) just before: a BF16 file's bits as they are, other
+ * (tensor_check_finite) just before where `check` is set (int8: always;
+ * a tower that checks its output instead passes 0): a BF16 file's bits as they are, other
  * weights through their fp32 view. fp32: the oneDNN layout (gemm_f32.h;
  * nothing where the library is built without oneDNN) from the blocks' fp32
  * views. Each fp32 view is given back to the table t (tensors_release) as
@@ -52,7 +53,7 @@ cs_status block_forward_dual(const cs_block *b, int W, int heads, int n_seq, con
  * part fp32 (each linear layer uses whichever it has) and a later call
  * packs the rest. The forward passes return a oneDNN failure (a new row
  * count's primitive not made: memory). */
-cs_status transformer_pack(cs_transformer *tr, cs_precision p, cs_tensor_table *t);
+cs_status transformer_pack(cs_transformer *tr, cs_precision p, cs_tensor_table *t, int check);
 void transformer_free_packed(cs_transformer *tr);
 
 #endif

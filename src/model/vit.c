@@ -175,7 +175,7 @@ cs_status vit_encode(cs_model *m, const float *pixels, int batch, int R, cs_visi
         op_gemm(0, 0, rows, D, W, 1.0f, x + (size_t)i * rows * W, W, v->proj, D, 0.0f,
                 tokens + (size_t)i * rows * D, D);
     ws_release(&m->ws);
-    return CS_OK;
+    return model_tower_check_output(m, &m->vit.lazy, tokens, (size_t)BT * D);
 }
 
 /* The ViT's configuration from its tensors' names and shapes, as openai/CLIP's
