@@ -1,6 +1,8 @@
+#include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include "gemm_bf16.h"
 #include "ops.h"
@@ -40,6 +42,160 @@ static op_bf16_weights key_tile(const op_bf16_weights *keys, int k0, int nk) {
     return t;
 }
 
+/* ---------------------------------------------------------------- fp32 tile products
+ * A tile's two fp32 products are small (at most 64 x 256 x d and 64 x d x
+ * 256). Through OpenBLAS, on the AVX2 CPUs whose kernels are its Haswell /
+ * Zen ones, a quarter of the attention's time went to copying and scaling
+ * their operands for each call (perf at 1025 tokens: itcopy, oncopy,
+ * incopy, beta 26%). There one small kernel does both instead: c[mr x 16]
+ * = alpha a b or c += a b, a's rows broadcast where they lie (the queries,
+ * the scores), b's rows 16 floats at a stride (the keys, packed once per
+ * head into panels of 16; the values read in place). 6 rows x 2 vectors =
+ * 12 accumulators + 2 of b + 1 broadcast fit the 16 ymm registers. Each
+ * sum runs over k in order, whatever the tile: the result does not depend
+ * on the threads. Elsewhere (AVX-512: OpenBLAS's own kernels are twice as
+ * wide) the products stay with op_gemm. */
+#define TILE_TARGET __attribute__((target("avx2,fma")))
+enum { TILE_MR = 6, TILE_NR = 16 };
+
+static int g_tile_kernel = -1; /* op_attention_tile_kernel */
+
+void op_attention_tile_kernel(int use) { __atomic_store_n(&g_tile_kernel, use, __ATOMIC_RELAXED); }
+
+static int tile_kernel_pays(void) {
+    int forced = __atomic_load_n(&g_tile_kernel, __ATOMIC_RELAXED);
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return avx2 && (forced < 0 ? !__builtin_cpu_supports("avx512f") : forced);
+}
+
+TILE_TARGET static inline __m256i tile_lanes_below(int n) { /* lanes 0..n-1 set */
+    int c = n < 0 ? 0 : n > 8 ? 8 : n;
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(c), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* c[mr x nr] = alpha a b (accumulate 0) or c += a b (1): a [mr x kc] at
+ * row stride lda, b [kc x 16] packed (rows of 16 floats), nr <= 16 columns
+ * of c stored. */
+TILE_TARGET static inline __attribute__((always_inline)) void
+tile_kernel(int mr, int kc, float alpha, const float *a, int lda, const float *b, float *c, int ldc, int nr,
+            int accumulate) {
+    __m256 acc[TILE_MR][2];
+#pragma GCC unroll 6
+    for (int i = 0; i < mr; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    for (int q = 0; q < kc; q++) {
+        __m256 b0 = _mm256_load_ps(b + (size_t)q * TILE_NR), b1 = _mm256_load_ps(b + (size_t)q * TILE_NR + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < mr; i++) {
+            __m256 x = _mm256_broadcast_ss(a + (size_t)i * lda + q);
+            acc[i][0] = _mm256_fmadd_ps(x, b0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(x, b1, acc[i][1]);
+        }
+    }
+    /* Masked stores only for a ragged last panel: AMD's VMASKMOVPS store is
+     * microcoded, and 12 of them cost a third of a 64-deep score tile. */
+    __m256 scale = _mm256_set1_ps(alpha);
+    if (nr == TILE_NR) {
+#pragma GCC unroll 6
+        for (int i = 0; i < mr; i++) {
+            float *ci = c + (size_t)i * ldc;
+            if (accumulate) {
+                _mm256_storeu_ps(ci, _mm256_add_ps(_mm256_loadu_ps(ci), acc[i][0]));
+                _mm256_storeu_ps(ci + 8, _mm256_add_ps(_mm256_loadu_ps(ci + 8), acc[i][1]));
+            } else {
+                _mm256_storeu_ps(ci, _mm256_mul_ps(acc[i][0], scale));
+                _mm256_storeu_ps(ci + 8, _mm256_mul_ps(acc[i][1], scale));
+            }
+        }
+        return;
+    }
+    __m256i m0 = tile_lanes_below(nr), m1 = tile_lanes_below(nr - 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + (size_t)i * ldc;
+        __m256 v0, v1;
+        if (accumulate) {
+            v0 = _mm256_add_ps(_mm256_maskload_ps(ci, m0), acc[i][0]);
+            v1 = _mm256_add_ps(_mm256_maskload_ps(ci + 8, m1), acc[i][1]);
+        } else {
+            v0 = _mm256_mul_ps(acc[i][0], scale);
+            v1 = _mm256_mul_ps(acc[i][1], scale);
+        }
+        _mm256_maskstore_ps(ci, m0, v0);
+        _mm256_maskstore_ps(ci + 8, m1, v1);
+    }
+}
+
+typedef void (*tile_kernel_fn)(int kc, float alpha, const float *a, int lda, const float *b, float *c,
+                               int ldc, int nr, int accumulate);
+
+#define TILE_KERNEL_COPY(R)                                                                        \
+    TILE_TARGET static void tile_kernel_##R(int kc, float alpha, const float *a, int lda,          \
+                                            const float *b, float *c, int ldc, int nr,             \
+                                            int accumulate) {                                      \
+        tile_kernel(R, kc, alpha, a, lda, b, c, ldc, nr, accumulate);                              \
+    }
+TILE_KERNEL_COPY(1)
+TILE_KERNEL_COPY(2)
+TILE_KERNEL_COPY(3)
+TILE_KERNEL_COPY(4)
+TILE_KERNEL_COPY(5)
+TILE_KERNEL_COPY(6)
+static const tile_kernel_fn tile_kernels[TILE_MR + 1] = {NULL,          tile_kernel_1, tile_kernel_2, tile_kernel_3,
+                                                         tile_kernel_4, tile_kernel_5, tile_kernel_6};
+
+static int round16i(int n) { return (n + TILE_NR - 1) / TILE_NR * TILE_NR; }
+
+/* z [rows, cols] (row stride ld) as panels of 16 of its rows, each [cols,
+ * 16] (z transposed; rows past `rows` zero): panel p at out + p * cols * 16.
+ * Both operands of the kernel's b come this way, packed once per head: the
+ * keys (rows = keys, so a panel is 16 keys' columns) and the values
+ * transposed (ld 1, stride ldv per row: see pack_value_panels). */
+static void pack_key_panels(const float *k, int ld, int T, int d, float *out) {
+    for (int j0 = 0; j0 < T; j0 += TILE_NR)
+        for (int c = 0; c < d; c++) {
+            float *row = out + (size_t)j0 * d + (size_t)c * TILE_NR;
+            for (int j = 0; j < TILE_NR; j++) row[j] = j0 + j < T ? k[(size_t)(j0 + j) * ld + c] : 0.0f;
+        }
+}
+
+/* Values v [T, d] (row stride ld) as panels of 16 columns, each [T, 16]
+ * (columns past d zero): panel p at out + p * T * 16. Read in place, the
+ * values' rows (3W floats apart, a multiple of 1 KiB) fall into a few L1
+ * sets and evict each other. */
+static void pack_value_panels(const float *v, int ld, int T, int d, float *out) {
+    for (int c0 = 0; c0 < d; c0 += TILE_NR)
+        for (int j = 0; j < T; j++) {
+            float *row = out + (size_t)c0 * T + (size_t)j * TILE_NR;
+            for (int c = 0; c < TILE_NR; c++) row[c] = c0 + c < d ? v[(size_t)j * ld + c0 + c] : 0.0f;
+        }
+}
+
+/* s [nq, nk] = scale q [nq, d] (row stride ldq) times the nk keys whose
+ * panels start at panels. */
+static void tile_scores(const float *q, int ldq, int nq, int d, const float *panels, int nk, float scale,
+                        float *s) {
+    for (int j0 = 0; j0 < nk; j0 += TILE_NR) {
+        const float *panel = panels + (size_t)j0 * d;
+        int nr = nk - j0 < TILE_NR ? nk - j0 : TILE_NR;
+        for (int i0 = 0; i0 < nq; i0 += TILE_MR) {
+            int mr = nq - i0 < TILE_MR ? nq - i0 : TILE_MR;
+            tile_kernels[mr](d, scale, q + (size_t)i0 * ldq, ldq, panel, s + (size_t)i0 * nk + j0, nk, nr, 0);
+        }
+    }
+}
+
+/* acc [nq, d] += s [nq, nk] times keys k0.. of the value panels (T rows each). */
+static void tile_values(const float *s, int nq, int nk, const float *panels, int T, int k0, int d, float *acc) {
+    for (int c0 = 0; c0 < d; c0 += TILE_NR) {
+        const float *panel = panels + (size_t)c0 * T + (size_t)k0 * TILE_NR;
+        int nr = d - c0 < TILE_NR ? d - c0 : TILE_NR;
+        for (int i0 = 0; i0 < nq; i0 += TILE_MR) {
+            int mr = nq - i0 < TILE_MR ? nq - i0 : TILE_MR;
+            tile_kernels[mr](nk, 1.0f, s + (size_t)i0 * nk, nk, panel, acc + (size_t)i0 * d + c0, d, nr, 1);
+        }
+    }
+}
+
 /* Row i of a score tile after the bias and the mask: its first n entries
  * (the keys it may see) become exp(s - new max), the rest 0; the running
  * max m, sum l and accumulator row acc (d floats) are rescaled to the new
@@ -71,7 +227,7 @@ static void online_softmax_row(float *s, int n, int nk, float *m, float *l, floa
  * tokens (flash-attention style): per query tile, each key tile's scores are
  * one small GEMM, softmaxed online into a running max and sum, and their
  * product with the key tile's v is accumulated; out = acc / sum at the end.
- * tile: fused_tile_floats(d) floats. With o->bf16 both products run through
+ * tile: fused_tile_floats(T, d) floats. With o->bf16 both products run through
  * the bf16 kernel (inputs rounded to bf16, fp32 sums): k and v are packed
  * once per head, the query tile is scaled and the scores rounded as they
  * go in. */
@@ -79,6 +235,14 @@ static void fused_head(const head_operands *o, int T, int d, float scale, const 
                        int head, int accumulate, float *out, int ldo, float *tile) {
     float *s = tile, *acc = s + BQ * BK, *m = acc + (size_t)BQ * d, *l = m + BQ;
     float *q_tile = o->bf16 ? (float *)(((uintptr_t)o->bf16 + 63) & ~(uintptr_t)63) : NULL;
+    /* (the panels 32-byte aligned for the kernel's loads) */
+    float *panels = (float *)(((uintptr_t)(l + BQ) + 31) & ~(uintptr_t)31);
+    float *key_panels = !q_tile && tile_kernel_pays() ? panels : NULL;
+    float *value_panels = panels + (size_t)round16i(T) * d, *q_pack = value_panels + (size_t)round16i(d) * T;
+    if (key_panels) {
+        pack_key_panels(o->k, o->ldqk, T, d, key_panels);
+        pack_value_panels(o->v, o->ldv, T, d, value_panels);
+    }
     op_bf16_weights keys = {0}, values = {0};
     uint16_t *value_tiles = NULL;
     size_t value_tile_len = 0;
@@ -95,6 +259,9 @@ static void fused_head(const head_operands *o, int T, int d, float scale, const 
         int nq = T - q0 < BQ ? T - q0 : BQ, kend = a->causal ? q0 + nq : T;
         for (int i = 0; i < nq; i++) m[i] = -INFINITY, l[i] = 0.0f;
         memset(acc, 0, (size_t)nq * d * sizeof *acc);
+        if (key_panels) /* the query tile's rows together (3W floats apart they share few L1 sets) */
+            for (int i = 0; i < nq; i++)
+                memcpy(q_pack + (size_t)i * d, o->q + (size_t)(q0 + i) * o->ldqk, (size_t)d * sizeof(float));
         if (q_tile)
             for (int i = 0; i < nq; i++)
                 for (int j = 0; j < d; j++) q_tile[(size_t)i * d + j] = scale * o->q[(size_t)(q0 + i) * o->ldqk + j];
@@ -103,6 +270,8 @@ static void fused_head(const head_operands *o, int T, int d, float scale, const 
             if (q_tile) {
                 op_bf16_weights kt = key_tile(&keys, k0, nk);
                 op_linear_bf16(q_tile, nq, d, &kt, NULL, 0, s);
+            } else if (key_panels) {
+                tile_scores(q_pack, d, nq, d, key_panels + (size_t)k0 * d, nk, scale, s);
             } else {
                 op_gemm(0, 1, nq, nk, d, scale, o->q + (size_t)q0 * o->ldqk, o->ldqk,
                         o->k + (size_t)k0 * o->ldqk, o->ldqk, 0.0f, s, nk);
@@ -116,6 +285,8 @@ static void fused_head(const head_operands *o, int T, int d, float scale, const 
             if (q_tile) {
                 op_bf16_layout(d, nk, value_tiles + (size_t)(k0 / BK) * value_tile_len, &values);
                 op_linear_bf16(s, nq, nk, &values, NULL, 1, acc);
+            } else if (key_panels) {
+                tile_values(s, nq, nk, value_panels, T, k0, d, acc);
             } else {
                 op_gemm(0, 0, nq, d, nk, 1.0f, s, nk, o->v + (size_t)k0 * o->ldv, o->ldv, 1.0f, acc, d);
             }
@@ -131,7 +302,12 @@ static void fused_head(const head_operands *o, int T, int d, float scale, const 
     }
 }
 
-static size_t fused_tile_floats(int d) { return (size_t)BQ * BK + (size_t)BQ * d + 2 * BQ; }
+/* The score tile, the accumulator, the running max and sum, and the AVX2
+ * tile kernel's key and value panels and query tile (8 floats to align). */
+static size_t fused_tile_floats(int T, int d) {
+    return (size_t)BQ * BK + (size_t)BQ * d + 2 * BQ + 8 + (size_t)round16i(T) * d + (size_t)round16i(d) * T +
+           (size_t)BQ * d;
+}
 
 /* z [T, d] (row stride ld) copied into zn and each row L2-normalized. */
 static void normalized_copy(const float *z, int ld, int T, int d, float *zn) {
@@ -164,7 +340,7 @@ static void attention_head(const float *qkv, int T, int W, int d, int h, const o
     int ld = 3 * W;
     float scale = 1.0f / sqrtf((float)d);
     const float *q = qkv + h * d, *k = qkv + W + h * d, *v = qkv + 2 * W + h * d;
-    float *o = out + h * d, *zn = scratch + fused_tile_floats(d), *z1 = zn + (size_t)T * d;
+    float *o = out + h * d, *zn = scratch + fused_tile_floats(T, d), *z1 = zn + (size_t)T * d;
     float *b16 = a->bf16 ? zn : NULL; /* GEM's buffers, which the bf16 kinds do not use */
     switch (a->kind) {
     case OP_ATTN_SELF: /* softmax of a mask that is 0 on the diagonal, -inf elsewhere */
@@ -204,7 +380,7 @@ void op_attention(const float *qkv, int T, int W, int heads, const op_attention_
  * packs: linear in T. */
 size_t op_attention_thread_scratch(int T, int d) {
     size_t gem = round16((size_t)2 * T * d), b16 = bf16_floats(T, d);
-    return fused_tile_floats(d) + (gem > b16 ? gem : b16);
+    return fused_tile_floats(T, d) + (gem > b16 ? gem : b16);
 }
 
 size_t op_attention_scratch(int T, int d) {

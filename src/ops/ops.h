@@ -118,6 +118,10 @@ void op_attention(const float *qkv, int T, int W, int heads, const op_attention_
  * dimension d. */
 size_t op_attention_thread_scratch(int T, int d);
 size_t op_attention_scratch(int T, int d);
+/* For tests and benchmarks only: 1 runs the fp32 products of op_attention
+ * through the AVX2 tile kernel wherever the CPU has AVX2 and FMA, 0 through
+ * op_gemm, -1 (the default) the kernel on AVX2 CPUs without AVX-512. */
+void op_attention_tile_kernel(int use);
 
 /* Bilinear resize with PyTorch's F.interpolate(mode="bilinear",
  * align_corners=False) semantics, no antialias. src: [in_h, in_w, C]
