@@ -708,8 +708,14 @@ avx2_micro_kernel(int mr, int kc, const float *a, const uint16_t *half, float *c
             v0 = _mm256_max_ps(v0, _mm256_setzero_ps());
             v1 = _mm256_max_ps(v1, _mm256_setzero_ps());
         }
-        _mm256_maskstore_ps(ci, m0, v0);
-        _mm256_maskstore_ps(ci + 8, m1, v1);
+        /* AMD's VMASKMOVPS store is microcoded: masked only where ragged */
+        if (nr >= 16) {
+            _mm256_storeu_ps(ci, v0);
+            _mm256_storeu_ps(ci + 8, v1);
+        } else {
+            _mm256_maskstore_ps(ci, m0, v0);
+            _mm256_maskstore_ps(ci + 8, m1, v1);
+        }
     }
 }
 
