@@ -95,11 +95,12 @@ cs_status model_from_table(cs_tensor_table *table, const char *hf_dir, cs_model 
     m->binding = m->cfg.vision_kind == CS_VISION_VIT ? &m->vit.lazy : NULL;
     /* Every run reads the image tower: a check of its weights before its
      * first pass would read them all once more (a whole ViT-B/16 explain
-     * run from an F32 file took 348 ms with it, 319 without). A NaN or infinity in a weight the pass uses shows
-     * in its output (NaN * 0 is NaN: no product, sum, norm or softmax makes
-     * it finite again), which is checked instead, and the weights then
-     * searched for the one to name. The text tower keeps the check: a run
-     * reads the embeddings of its own tokens only. */
+     * run from an F32 file took 348 ms with it, 319 without). A NaN or an
+     * infinity in a weight the pass uses shows in its output (NaN * 0 is
+     * NaN: no product, sum, norm, softmax or GELU makes it finite again),
+     * which is checked instead, and the weights then searched for the one
+     * to name. The text tower keeps the check: a run reads the embeddings
+     * of its own tokens only. */
     m->vit.lazy.checks_output = 1;
     if (s == CS_OK) s = m->cfg.vision_kind == CS_VISION_VIT ? vit_load(m) : resnet_load(m);
     m->read_ahead = 0;

@@ -180,9 +180,9 @@ void transformer_free_packed(cs_transformer *tr) {
 /* One linear weight packed from the file's tensor x, checked for NaN and
  * infinity first where `check` says so or the precision is int8 (a row of
  * int8 steps with a non-finite maximum is all zeros, so no NaN reaches the
- * output to tell of it): bf16 panels used in place, bf16 bits packed as they are,
- * anything else through its fp32 view, given back (pages of the map
- * dropped, a widened copy freed) as soon as it is packed. */
+ * output to tell of it): bf16 panels used in place, bf16 bits packed as
+ * they are, anything else through its fp32 view, given back (pages of the
+ * map dropped, a widened copy freed) as soon as it is packed. */
 static cs_status pack_linear(cs_tensor_table *t, const cs_tensor *x, int N, int K, cs_precision p, int check,
                              op_bf16_weights *w16, op_int8_weights *w8) {
     cs_status s = check || p == CS_PRECISION_INT8 ? tensor_check_finite(t, x) : CS_OK;

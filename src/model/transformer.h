@@ -42,9 +42,9 @@ cs_status block_forward_dual(const cs_block *b, int W, int heads, int n_seq, con
 /* Pack every block's linear weights for the precision, or free whatever
  * packs there are. bf16 or int8 copies from the file's tensors
  * (cs_block.linear), each checked for NaN and infinity
- * (tensor_check_finite) just before where `check` is set (int8: always;
- * a tower that checks its output instead passes 0): a BF16 file's bits as they are, other
- * weights through their fp32 view. fp32: the oneDNN layout (gemm_f32.h;
+ * (tensor_check_finite) just before where `check` is set (int8: always; a
+ * tower that checks its output instead passes 0): a BF16 file's bits as
+ * they are, other weights through their fp32 view. fp32: the oneDNN layout (gemm_f32.h;
  * nothing where the library is built without oneDNN) from the blocks' fp32
  * views. Each fp32 view is given back to the table t (tensors_release) as
  * soon as its weight is packed (then NULL), as is an fp32 view or oneDNN
