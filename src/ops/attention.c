@@ -2,7 +2,6 @@
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 #include "gemm_bf16.h"
 #include "ops.h"
@@ -48,10 +47,10 @@ static op_bf16_weights key_tile(const op_bf16_weights *keys, int k0, int nk) {
  * Zen ones, a quarter of the attention's time went to copying and scaling
  * their operands for each call (perf at 1025 tokens: itcopy, oncopy,
  * incopy, beta 26%). There one small kernel does both instead: c[mr x 16]
- * = alpha a b or c += a b, a's rows broadcast where they lie (the queries,
- * the scores), b's rows 16 floats at a stride (the keys, packed once per
- * head into panels of 16; the values read in place). 6 rows x 2 vectors =
- * 12 accumulators + 2 of b + 1 broadcast fit the 16 ymm registers. Each
+ * = alpha a b or c += a b, a's rows broadcast (the query tile, copied
+ * together; the scores), b in panels of 16 columns (the keys and the
+ * values, packed once per head). 6 rows x 2 vectors = 12 accumulators + 2
+ * of b + 1 broadcast fit the 16 ymm registers. Each
  * sum runs over k in order, whatever the tile: the result does not depend
  * on the threads. Elsewhere (AVX-512: OpenBLAS's own kernels are twice as
  * wide) the products stay with op_gemm. */
@@ -145,11 +144,8 @@ static const tile_kernel_fn tile_kernels[TILE_MR + 1] = {NULL,          tile_ker
 
 static int round16i(int n) { return (n + TILE_NR - 1) / TILE_NR * TILE_NR; }
 
-/* z [rows, cols] (row stride ld) as panels of 16 of its rows, each [cols,
- * 16] (z transposed; rows past `rows` zero): panel p at out + p * cols * 16.
- * Both operands of the kernel's b come this way, packed once per head: the
- * keys (rows = keys, so a panel is 16 keys' columns) and the values
- * transposed (ld 1, stride ldv per row: see pack_value_panels). */
+/* Keys k [T, d] (row stride ld) as panels of 16 keys, each [d, 16] (16
+ * keys transposed; keys past T zero): panel p at out + p * d * 16. */
 static void pack_key_panels(const float *k, int ld, int T, int d, float *out) {
     for (int j0 = 0; j0 < T; j0 += TILE_NR)
         for (int c = 0; c < d; c++) {
