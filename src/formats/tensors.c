@@ -242,7 +242,7 @@ static inline int64_t non_finite_at(const uint8_t *p, cs_dtype dt, int64_t i) {
 }
 
 /* One loop per dtype (the switch hoisted out) so each vectorizes. */
-int64_t count_non_finite(const uint8_t *p, cs_dtype dt, int64_t n) {
+int64_t tensor_count_non_finite(const uint8_t *p, cs_dtype dt, int64_t n) {
     int64_t bad = 0;
     switch (dt) {
 #define COUNT(DT)                                                                           \
@@ -262,7 +262,7 @@ int64_t count_non_finite(const uint8_t *p, cs_dtype dt, int64_t n) {
 
 cs_status tensor_check_finite(const cs_tensor_table *t, const cs_tensor *x) {
     int64_t n = tensor_numel(x);
-    int64_t bad = count_non_finite(x->data, x->dtype, n);
+    int64_t bad = tensor_count_non_finite(x->data, x->dtype, n);
     if (!bad) return CS_OK;
     int64_t first = 0;
     while (!non_finite_at(x->data, x->dtype, first)) first++;

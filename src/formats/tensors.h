@@ -68,7 +68,7 @@ cs_status tensors_bind(cs_tensor_table *t, const char *name, int ndim, const int
  * values beyond fp32's range). */
 cs_status tensor_check_finite(const cs_tensor_table *t, const cs_tensor *x);
 /* How many of the n values at p (a float dtype) are NaN or infinite. */
-int64_t count_non_finite(const uint8_t *p, cs_dtype dt, int64_t n);
+int64_t tensor_count_non_finite(const uint8_t *p, cs_dtype dt, int64_t n);
 /* x's fp32 view (no check): borrowed when it is aligned F32, else widened
  * into a table-owned buffer, and then the file's pages of it are dropped. */
 cs_status tensor_f32_view(cs_tensor_table *t, const cs_tensor *x, const float **out);

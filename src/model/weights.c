@@ -59,7 +59,7 @@ cs_status model_tower_prepare(cs_model *m, model_tower *tw, cs_transformer *tr, 
     /* Weights to be packed are checked by transformer_pack, each just
      * before it is packed: checking them all first would bring every page
      * of an F32 file in at once, and the peak RSS with it. */
-    for (int i = 0; s == CS_OK && !tw->checks_output && i < tw->n; i++) {
+    for (int i = 0; !tw->checks_output && s == CS_OK && i < tw->n; i++) {
         model_ref *r = &tw->refs[i];
         if (!(r->linear && p != CS_PRECISION_FP32)) s = tensor_check_finite(&m->table, r->x);
     }
@@ -76,7 +76,7 @@ cs_status model_tower_prepare(cs_model *m, model_tower *tw, cs_transformer *tr, 
  * read of the whole tower, only once the output shows that something went
  * wrong. */
 cs_status model_tower_check_output(const cs_model *m, const model_tower *tw, const float *out, size_t n) {
-    if (!tw->checks_output || !count_non_finite((const uint8_t *)out, CS_DT_F32, (int64_t)n)) return CS_OK;
+    if (!tw->checks_output || !tensor_count_non_finite((const uint8_t *)out, CS_DT_F32, (int64_t)n)) return CS_OK;
     for (int i = 0; i < tw->n; i++) {
         cs_status s = tensor_check_finite(&m->table, tw->refs[i].x);
         if (s != CS_OK) return s;

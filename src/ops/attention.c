@@ -1,8 +1,8 @@
-#include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
 #include <string.h>
+#include "avx2.h"
 #include "gemm_bf16.h"
 #include "ops.h"
 
@@ -50,11 +50,10 @@ static op_bf16_weights key_tile(const op_bf16_weights *keys, int k0, int nk) {
  * = alpha a b or c += a b, a's rows broadcast (the query tile, copied
  * together; the scores), b in panels of 16 columns (the keys and the
  * values, packed once per head). 6 rows x 2 vectors = 12 accumulators + 2
- * of b + 1 broadcast fit the 16 ymm registers. Each
- * sum runs over k in order, whatever the tile: the result does not depend
- * on the threads. Elsewhere (AVX-512: OpenBLAS's own kernels are twice as
- * wide) the products stay with op_gemm. */
-#define TILE_TARGET __attribute__((target("avx2,fma")))
+ * of b + 1 broadcast fit the 16 ymm registers. Each sum runs over k in
+ * order, whatever the tile: the result does not depend on the threads.
+ * Elsewhere (AVX-512: OpenBLAS's own kernels are twice as wide) the
+ * products stay with op_gemm. */
 enum { TILE_MR = 6, TILE_NR = 16 };
 
 static int g_tile_kernel = -1; /* op_attention_tile_kernel */
@@ -63,19 +62,13 @@ void op_attention_tile_kernel(int use) { __atomic_store_n(&g_tile_kernel, use, _
 
 static int tile_kernel_pays(void) {
     int forced = __atomic_load_n(&g_tile_kernel, __ATOMIC_RELAXED);
-    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return avx2 && (forced < 0 ? !__builtin_cpu_supports("avx512f") : forced);
-}
-
-TILE_TARGET static inline __m256i tile_lanes_below(int n) { /* lanes 0..n-1 set */
-    int c = n < 0 ? 0 : n > 8 ? 8 : n;
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(c), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return op_bf16_avx2_supported() && (forced < 0 ? !__builtin_cpu_supports("avx512f") : forced);
 }
 
 /* c[mr x nr] = alpha a b (accumulate 0) or c += a b (1): a [mr x kc] at
  * row stride lda, b [kc x 16] packed (rows of 16 floats), nr <= 16 columns
  * of c stored. */
-TILE_TARGET static inline __attribute__((always_inline)) void
+AVX2_TARGET static inline __attribute__((always_inline)) void
 tile_kernel(int mr, int kc, float alpha, const float *a, int lda, const float *b, float *c, int ldc, int nr,
             int accumulate) {
     __m256 acc[TILE_MR][2];
@@ -107,7 +100,7 @@ tile_kernel(int mr, int kc, float alpha, const float *a, int lda, const float *b
         }
         return;
     }
-    __m256i m0 = tile_lanes_below(nr), m1 = tile_lanes_below(nr - 8);
+    __m256i m0 = lanes_below(nr), m1 = lanes_below(nr - 8);
 #pragma GCC unroll 6
     for (int i = 0; i < mr; i++) {
         float *ci = c + (size_t)i * ldc;
@@ -128,7 +121,7 @@ typedef void (*tile_kernel_fn)(int kc, float alpha, const float *a, int lda, con
                                int ldc, int nr, int accumulate);
 
 #define TILE_KERNEL_COPY(R)                                                                        \
-    TILE_TARGET static void tile_kernel_##R(int kc, float alpha, const float *a, int lda,          \
+    AVX2_TARGET static void tile_kernel_##R(int kc, float alpha, const float *a, int lda,          \
                                             const float *b, float *c, int ldc, int nr,             \
                                             int accumulate) {                                      \
         tile_kernel(R, kc, alpha, a, lda, b, c, ldc, nr, accumulate);                              \

@@ -29,6 +29,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "base/base.h"
+#include "avx2.h"
 #include "gemm_panels.h"
 
 #define NR OP_BF16_NR
@@ -124,8 +125,6 @@ static void pack_panel_scalar(const void *w, int bits, size_t ldn, size_t ldk, i
         for (int c = rows; c < NR; c++) dst[2 * c] = dst[2 * c + 1] = 0;
     }
 }
-
-#define AVX2_TARGET __attribute__((target("avx2,fma")))
 
 int op_bf16_avx2_supported(void) {
     /* libgcc's check includes the OS saving the ymm state (XGETBV). */
@@ -641,11 +640,6 @@ AMX_TARGET static void run_rect_amx(const float *x, const op_bf16_weights *w, co
 #define AVX2_MR 5
 #define AVX2_KC 384           /* pairs per K block: all of a ViT-B's 768 (no reload of y) */
 #define AVX2_MC (4 * AVX2_MR) /* rows per block: 60 KiB of activations on the stack */
-
-AVX2_TARGET static inline __m256i lanes_below(int n) { /* lanes 0..n-1 set, n may be <= 0 or >= 8 */
-    int c = n < 0 ? 0 : n > 8 ? 8 : n;
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(c), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
 
 /* Rows x[0..rows) columns [k0, k1) rounded to bf16, as fp32, row r at
  * dst + r * 2 * AVX2_KC; columns past k1 up to the block's even end are zero. */
