@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,6 +36,36 @@ cs_status file_open_input(const char *path, int *fd, size_t *size) {
     if (flags >= 0) fcntl(f, F_SETFL, flags & ~O_NONBLOCK);
     *fd = f;
     *size = (size_t)st.st_size;
+    return CS_OK;
+}
+
+#define MAP_ALIGN ((size_t)2 << 20)
+
+cs_status file_map_input(const char *path, int fd, size_t size, void **map) {
+    *map = NULL;
+    /* Reserve room for an aligned start, map the file over its aligned
+     * part, and give back the slack on either side. */
+    size_t room = size > SIZE_MAX - MAP_ALIGN ? 0 : size + MAP_ALIGN;
+    uint8_t *reserved = room ? mmap(NULL, room, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : MAP_FAILED;
+    void *p;
+    if (reserved == MAP_FAILED) {
+        p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    } else {
+        uint8_t *start = (uint8_t *)(((uintptr_t)reserved + MAP_ALIGN - 1) & ~(uintptr_t)(MAP_ALIGN - 1));
+        p = mmap(start, size, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
+        if (p == MAP_FAILED) {
+            munmap(reserved, room);
+        } else {
+            size_t page = (size_t)sysconf(_SC_PAGESIZE), end = (size + page - 1) & ~(page - 1);
+            if (start > reserved) munmap(reserved, (size_t)(start - reserved));
+            if (reserved + room > start + end) munmap(start + end, (size_t)(reserved + room - start - end));
+        }
+    }
+    int e = errno;
+    close(fd);
+    if (p == MAP_FAILED) return error_set(CS_ERR_IO, "%s: cannot map: %s", path, strerror(e));
+    madvise(p, size, MADV_HUGEPAGE);
+    *map = p;
     return CS_OK;
 }
 

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "../base/fileio.h"
@@ -331,9 +330,9 @@ static cs_status map_file(const char *path, cs_tensor_table *out) {
         close(fd);
         return error_set(CS_ERR_FORMAT, "%s: empty file, not a PyTorch zip archive", path);
     }
-    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) return error_set(CS_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
+    void *map;
+    s = file_map_input(path, fd, size, &map);
+    if (s != CS_OK) return s;
     out->map = map;
     out->map_len = size;
     return CS_OK;

@@ -91,7 +91,6 @@ cs_status model_from_table(cs_tensor_table *table, const char *hf_dir, cs_model 
      * a ResNet folds its batch norms into the convolutions at load. */
     m->binding = &m->text.lazy;
     if (s == CS_OK) s = text_load(m);
-    m->read_ahead = 1;
     m->binding = m->cfg.vision_kind == CS_VISION_VIT ? &m->vit.lazy : NULL;
     /* Every run reads the image tower: a check of its weights before its
      * first pass would read them all once more (a whole ViT-B/16 explain
@@ -103,7 +102,6 @@ cs_status model_from_table(cs_tensor_table *table, const char *hf_dir, cs_model 
      * of its own tokens only. */
     m->vit.lazy.checks_output = 1;
     if (s == CS_OK) s = m->cfg.vision_kind == CS_VISION_VIT ? vit_load(m) : resnet_load(m);
-    m->read_ahead = 0;
     m->binding = NULL;
     if (s == CS_OK) s = model_check_all_used(m);
     if (s != CS_OK) {

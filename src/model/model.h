@@ -93,7 +93,6 @@ struct cs_model {
     cs_text text;
     float logit_scale;
     int surgery_blocks;    /* ViT blocks with the dual path (default 6) */
-    int read_ahead;        /* while loading: ask the kernel to read the weights' pages early */
     model_tower *binding;  /* while loading: the lazy tower model_weight binds into (NULL: now) */
     cs_workspace ws;       /* scratch of the forward passes, reused across calls */
     cs_precision precision;

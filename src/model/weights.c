@@ -5,22 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "base/fileio.h"
 #include "model.h"
 #include "transformer.h"
-
-/* The vision tower's weights are read by every run: start reading them
- * from the file now (asynchronous; a cold page cache then costs one bulk
- * read instead of a read per fault), without mapping them yet. */
-static void read_ahead(const cs_tensor_table *t, const cs_tensor *x) {
-    const uint8_t *map = t->map, *p = x->data;
-    if (!map || p < map || p + x->nbytes > map + t->map_len) return;
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = (uintptr_t)p & ~(page - 1);
-    madvise((void *)lo, (uintptr_t)p + x->nbytes - lo, MADV_WILLNEED);
-}
 
 static cs_status tower_add(model_tower *tw, const cs_tensor *x, const float **out) {
     if (tw->n == tw->cap) {
@@ -47,7 +36,6 @@ cs_status model_weight(cs_model *m, const char *name, int ndim, const int64_t *d
     *out = NULL;
     cs_status s = tensors_bind(&m->table, name, ndim, dims, &x);
     if (s != CS_OK) return s;
-    if (m->read_ahead) read_ahead(&m->table, x);
     if (m->binding) return tower_add(m->binding, x, out);
     s = tensor_check_finite(&m->table, x);
     return s == CS_OK ? tensor_f32_view(&m->table, x, out) : s;
