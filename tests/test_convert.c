@@ -73,10 +73,14 @@ static void bf16_rounding(const char *dir) {
 
 /* Every fp32 weight of a model loaded from an F32 file lies in the file's
  * map (bound when the tower first runs), or, with oneDNN, the linear
- * weights are packed for it (their fp32 view then given back). */
+ * weights are packed for it (their fp32 view then given back). The map
+ * starts on a 2 MiB boundary, so that a page cache of 2 MiB folios can be
+ * mapped in 2 MiB pages (file_map_input). */
 static void check_in_place(cs_model *m) {
     CHECK_OK(model_prepare_text(m));
     const uint8_t *lo = m->table.map, *hi = lo + m->table.map_len;
+    CHECK_MSG(lo && ((uintptr_t)lo & (((uintptr_t)2 << 20) - 1)) == 0,
+              "the weight file's map starts at %p, not on a 2 MiB boundary", (const void *)lo);
     const cs_block *b = &m->text.tr.blocks[0];
     const float *w[] = {b->qkv_w, b->out_w, b->fc_w, b->proj_w, m->text.tok_emb, m->text.proj};
     const op_f32_weights *packed[] = {&b->qkv32, &b->out32, &b->fc32, &b->proj32, NULL, NULL};
