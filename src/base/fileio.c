@@ -45,27 +45,26 @@ cs_status file_map_input(const char *path, int fd, size_t size, void **map) {
     *map = NULL;
     /* Reserve room for an aligned start, map the file over its aligned
      * part, and give back the slack on either side. */
-    size_t room = size > SIZE_MAX - MAP_ALIGN ? 0 : size + MAP_ALIGN;
-    uint8_t *reserved = room ? mmap(NULL, room, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : MAP_FAILED;
-    void *p;
-    if (reserved == MAP_FAILED) {
-        p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    } else {
-        uint8_t *start = (uint8_t *)(((uintptr_t)reserved + MAP_ALIGN - 1) & ~(uintptr_t)(MAP_ALIGN - 1));
-        p = mmap(start, size, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
-        if (p == MAP_FAILED) {
-            munmap(reserved, room);
-        } else {
-            size_t page = (size_t)sysconf(_SC_PAGESIZE), end = (size + page - 1) & ~(page - 1);
-            if (start > reserved) munmap(reserved, (size_t)(start - reserved));
-            if (reserved + room > start + end) munmap(start + end, (size_t)(reserved + room - start - end));
-        }
+    size_t room = size + MAP_ALIGN, page = (size_t)sysconf(_SC_PAGESIZE);
+    uint8_t *reserved = size < SIZE_MAX - MAP_ALIGN
+                            ? mmap(NULL, room, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                            : MAP_FAILED;
+    uint8_t *start = MAP_FAILED;
+    if (reserved != MAP_FAILED) {
+        start = (uint8_t *)(((uintptr_t)reserved + MAP_ALIGN - 1) & ~(uintptr_t)(MAP_ALIGN - 1));
+        if (mmap(start, size, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0) == MAP_FAILED) start = MAP_FAILED;
     }
     int e = errno;
     close(fd);
-    if (p == MAP_FAILED) return error_set(CS_ERR_IO, "%s: cannot map: %s", path, strerror(e));
-    madvise(p, size, MADV_HUGEPAGE);
-    *map = p;
+    if (start == MAP_FAILED) {
+        if (reserved != MAP_FAILED) munmap(reserved, room);
+        return error_set(CS_ERR_IO, "%s: cannot map: %s", path, strerror(e));
+    }
+    size_t end = (size + page - 1) & ~(page - 1);
+    if (start > reserved) munmap(reserved, (size_t)(start - reserved));
+    if (reserved + room > start + end) munmap(start + end, (size_t)(reserved + room - (start + end)));
+    madvise(start, size, MADV_HUGEPAGE);
+    *map = start;
     return CS_OK;
 }
 
