@@ -7,10 +7,11 @@
  *            can be mapped by one 2 MiB entry (what an ordinary map of a file
  *            cached in 4 KiB pages costs)
  * and how much of each was mapped in 2 MiB pages (FilePmdMapped). When the
- * library map gets none, the file's cached pages are small ones (the file
- * was just written, copied, or read ahead in 4 KiB pages): evict them
- * (dd if=FILE iflag=nocache count=0) and the next run reads it in 2 MiB
- * folios. The first run (not timed) reads a cold file in.
+ * library map gets none, the file's cached pages are small ones (read
+ * ahead in 4 KiB pages, e.g. by MADV_WILLNEED, or a file system without
+ * large folios): evict them (dd if=FILE iflag=nocache count=0) and the
+ * next run reads it in 2 MiB folios where the kernel can. The first run
+ * (not timed) reads a cold file in.
  * Usage: bench_map FILE [MB] [RUNS]   (MB default: the whole file; RUNS 9)
  * Example: build/bench_map ViT-B-16-f32.safetensors 330   (its image tower) */
 #include <fcntl.h>
