@@ -21,14 +21,13 @@ cs_status file_open_input(const char *path, int *fd, size_t *size);
 cs_status file_fopen_input(const char *path, FILE **f, size_t *size);
 
 /* Map an open input file of size > 0 read-only (private) and close fd;
- * munmap(*map, size) releases it. The map starts on
- * a 2 MiB boundary (the file's offset 0 with it) and asks for huge pages
- * (MADV_HUGEPAGE): where the kernel keeps a file's page cache in 2 MiB
- * folios (those it reads in for such a map), each of them is mapped by one
- * page-table entry instead of 512, which makes touching and unmapping the
- * ~330 MB of a ViT-B/16 image tower cost ~4 ms instead of ~45 ms (a run
- * reads them once per process; bench/bench_map.c measures it). Elsewhere
- * the advice is ignored and the map is an ordinary one. */
+ * munmap(*map, size) releases it. The map starts on a 2 MiB boundary (the
+ * file's offset 0 with it) and asks for huge pages (MADV_HUGEPAGE): where
+ * the kernel keeps a file's page cache in 2 MiB folios (those it reads in
+ * for such a map), each is mapped by one page-table entry instead of 512,
+ * so touching and unmapping the ~330 MB of a ViT-B/16 image tower, once per
+ * process, costs 2-5 ms instead of 35-45 (bench/bench_map.c measures it).
+ * Elsewhere the advice is ignored and the map is an ordinary one. */
 cs_status file_map_input(const char *path, int fd, size_t size, void **map);
 
 /* cs_atomic_commit, renamed at once even inside an output transaction: for
