@@ -11,19 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
-#include <time.h>
 #include "base/base.h"
 #include "clip_surgery.h"
 #include "ops/ops.h"
 #include "median.h"
 
 enum { WIDTH = 768, HEADS = 12 };
-
-static double now_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
-}
 
 int main(int argc, char **argv) {
     int runs = argc > 1 ? atoi(argv[1]) : 31;
@@ -53,9 +46,9 @@ int main(int argc, char **argv) {
         for (int r = -1; r < runs; r++) /* run -1: the warm-up */
             for (int path = 0; path < 2; path++) {
                 op_attention_tile_kernel(path);
-                double t0 = now_ms();
+                double t0 = 1e3 * cs_now();
                 op_attention(qkv, T, WIDTH, HEADS, &spec, scratch, out);
-                if (r >= 0) t[path][r] = now_ms() - t0;
+                if (r >= 0) t[path][r] = 1e3 * cs_now() - t0;
             }
         op_attention_tile_kernel(-1);
         /* q k^T and P v: T x T x W multiply-adds each, half of them when causal */

@@ -21,7 +21,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 #include "base/fileio.h"
 #include "clip_surgery.h"
@@ -29,12 +28,6 @@
 
 enum { MAX_RUNS = 1000 };
 #define HUGE_SIZE ((size_t)2 << 20)
-
-static double now_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
-}
 
 /* FilePmdMapped of the mapping that starts at `start`, in kB (-1 if the
  * kernel does not say). */
@@ -45,7 +38,7 @@ static long pmd_mapped_kb(const void *start) {
     long kb = -1;
     int inside = 0;
     while (fgets(line, sizeof line, f)) {
-        uintptr_t lo, hi;
+        unsigned long lo, hi;
         if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) { /* a mapping's first line */
             if (inside) break;
             inside = lo == (uintptr_t)start;
@@ -85,13 +78,13 @@ static int run_once(const char *path, int small_pages, size_t bytes, double *tou
     size_t len;
     if (map_file(path, small_pages, &map, &release, &len) != 0) return -1;
     const volatile uint8_t *p = map;
-    double t0 = now_ms();
+    double t0 = 1e3 * cs_now();
     for (size_t i = 0; i < bytes; i += 4096) *sum += p[i];
-    double t1 = now_ms();
+    double t1 = 1e3 * cs_now();
     *pmd_kb = pmd_mapped_kb(map);
-    double t2 = now_ms();
+    double t2 = 1e3 * cs_now();
     munmap(release, len);
-    *unmap = now_ms() - t2;
+    *unmap = 1e3 * cs_now() - t2;
     *touch = t1 - t0;
     return 0;
 }
